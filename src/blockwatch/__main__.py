@@ -1,0 +1,3 @@
+from blockwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Analysis: pure functions from measurements (vantage + control) to verdicts and events."""

@@ -1,0 +1,178 @@
+"""Blockpage, server-side-page and interception-CA fingerprints (data files in blockwatch/data)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SCAN_BYTES = 64 * 1024  # blockpages are small; scanning a whole news homepage wastes CPU
+_LITERAL_META = set(".^$*+?{}[]|()")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    id: str
+    kind: str  # blockpage | false_positive | server_side
+    regex: re.Pattern[str]
+    literals: tuple[str, ...]  # every match contains one of these (fast pre-filter); () = none
+    caseless: bool
+    what: str = ""
+    source: str = ""
+
+
+def _split_top(pattern: str) -> list[str]:
+    """Split on `|` outside groups and classes."""
+    out, cur, depth, i, in_class = [], "", 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            cur += pattern[i:i + 2]
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(cur)
+            cur = ""
+            i += 1
+            continue
+        cur += c
+        i += 1
+    out.append(cur)
+    return out
+
+
+def _longest_literal(branch: str) -> str:
+    best, cur, i, depth = "", "", 0, 0
+    while i < len(branch):
+        c = branch[i]
+        if c == "\\" and i + 1 < len(branch):
+            nxt = branch[i + 1]
+            if nxt.isalnum():  # \d, \s, \w ...: a class, not a literal
+                best, cur = max(best, cur, key=len), ""
+            elif depth == 0:
+                cur += nxt
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        if c in _LITERAL_META or depth > 0:
+            if c in "*?{" and cur:
+                cur = cur[:-1]  # a quantifier makes the previous character optional
+            best, cur = max(best, cur, key=len), ""
+        else:
+            cur += c
+        if c == ")":
+            depth -= 1
+        i += 1
+    return max(best, cur, key=len)
+
+
+def prefilter(pattern: str) -> tuple[tuple[str, ...], bool]:
+    """(literals, caseless): a match must contain one of the literals."""
+    m = re.match(r"^\(\?([aiLmsux]+)\)", pattern)
+    flags = m.group(1) if m else ""
+    body = pattern[m.end():] if m else pattern
+    caseless = "i" in flags
+    lits = []
+    for branch in _split_top(body):
+        lit = _longest_literal(branch)
+        if len(lit) < 3:
+            return (), caseless
+        lits.append(lit.lower() if caseless else lit)
+    return tuple(lits), caseless
+
+
+class Matcher:
+    def __init__(self, data: dict[str, Any]):
+        self.fingerprints: list[Fingerprint] = []
+        for kind in ("blockpage", "false_positive", "server_side"):
+            for e in data.get(kind, []):
+                lits, caseless = prefilter(e["pattern"])
+                self.fingerprints.append(Fingerprint(
+                    e["id"], kind, re.compile(e["pattern"]), lits, caseless,
+                    e.get("what", ""), e.get("source", "")))
+        self.by_id = {f.id: f for f in self.fingerprints}
+
+    def __call__(self, body: bytes, headers: dict[str, str], status: int | None) -> list[str]:
+        # A full news homepage is never a blockpage; scanning one costs milliseconds.
+        if len(body) > SCAN_BYTES and (status or 0) < 400:
+            return []
+        return self.match(body, headers)
+
+    def match(self, body: bytes, headers: dict[str, str]) -> list[str]:
+        head = "\r\n".join(f"{k.title() if k.islower() else k}: {v}" for k, v in headers.items())
+        text = head + "\r\n\r\n" + body[:SCAN_BYTES].decode("utf-8", errors="replace")
+        lower = text.lower()
+        hits = []
+        for f in self.fingerprints:
+            if f.literals:
+                hay = lower if f.caseless else text
+                if not any(lit in hay for lit in f.literals):
+                    continue
+            if f.regex.search(text):
+                hits.append(f.id)
+        return hits
+
+    def kinds(self, ids: list[str]) -> dict[str, list[Fingerprint]]:
+        out: dict[str, list[Fingerprint]] = {"blockpage": [], "false_positive": [], "server_side": []}
+        for i in ids:
+            f = self.by_id.get(i)
+            if f:
+                out[f.kind].append(f)
+        return out
+
+
+@cache
+def default_matcher() -> Matcher:
+    text = resources.files("blockwatch.data").joinpath("fingerprints.json").read_text("utf-8")
+    return Matcher(json.loads(text))
+
+
+@dataclass(frozen=True)
+class InterceptionCA:
+    id: str
+    country: str
+    match: dict[str, str]
+    note: str = ""
+
+    def matches(self, dn: str) -> bool:
+        attrs: dict[str, set[str]] = {}
+        for part in dn.split(", "):
+            k, _, v = part.partition("=")
+            attrs.setdefault(k.strip().upper(), set()).add(v.strip().lower())
+        return all(v.lower() in attrs.get(k.upper(), set()) for k, v in self.match.items())
+
+
+@dataclass(frozen=True)
+class Interception:
+    cas: tuple[InterceptionCA, ...]
+    block_addresses: frozenset[str]
+
+    def ca_for(self, dns_names: list[str]) -> InterceptionCA | None:
+        for dn in dns_names:
+            for ca in self.cas:
+                if ca.matches(dn):
+                    return ca
+        return None
+
+
+@cache
+def default_interception() -> Interception:
+    text = resources.files("blockwatch.data").joinpath("interception.json").read_text("utf-8")
+    data = json.loads(text)
+    return Interception(
+        tuple(InterceptionCA(c["id"], c.get("country", ""), c["match"], c.get("note", ""))
+              for c in data.get("interception_cas", [])),
+        frozenset(data.get("block_addresses", [])),
+    )

@@ -1,0 +1,361 @@
+"""Measurement + control -> verdict, confirmed, and a one-line reason a journalist understands.
+
+Pure: no I/O. The vocabulary follows OONI's web connectivity where one exists. The order of the
+checks matters: the first step that fails explains the rest (a lying resolver also breaks TLS).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from blockwatch.analysis.fingerprints import (
+    Interception,
+    Matcher,
+    default_interception,
+    default_matcher,
+)
+from blockwatch.probe import failures as F
+from blockwatch.probe.dnsprobe import is_bogon
+from blockwatch.probe.records import HttpResult, TlsHandshake, WebMeasurement
+
+VERDICTS = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
+            "throttled", "down", "inconclusive")
+# "Worst" for a target's state over its URLs: blocking above trouble above fine.
+SEVERITY = {"ok": 0, "inconclusive": 1, "down": 2, "throttled": 3, "http_diff": 4,
+            "http_failure": 5, "tcp_ip": 6, "tls": 7, "dns": 8, "http_blockpage": 9}
+BLOCKING = frozenset({"dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
+                      "throttled"})
+CERT_FAILURES = {F.SSL_UNKNOWN_AUTHORITY, F.SSL_INVALID_HOSTNAME, F.SSL_INVALID_CERTIFICATE}
+AsnLookup = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    confirmed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    throttle_factor: float = 4.0
+    throttle_min_ms: float = 1000.0  # slower than the control AND at least this slow
+    throttle_min_bytes: int = 32 * 1024  # transfer throughput is noise on tiny bodies
+    body_proportion: float = 0.7  # OONI's threshold
+
+
+def worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: SEVERITY.get(v, 0)) if verdicts else "inconclusive"
+
+
+def _addrs(addrs: list[str], n: int = 3) -> str:
+    if not addrs:
+        return "nothing"
+    s = ", ".join(addrs[:n])
+    return s + (f" and {len(addrs) - n} more" if len(addrs) > n else "")
+
+
+def _with_asn(addrs: list[str], asn: AsnLookup | None) -> str:
+    out = []
+    for a in addrs[:3]:
+        note = " (a private address)" if is_bogon(a) else ""
+        network = asn(a) if asn and not note else None
+        out.append(f"{a}{note}{f' ({network})' if network else ''}")
+    return _addrs(out + addrs[3:]) if len(addrs) > 3 else ", ".join(out)
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
+def _secs(ms: float) -> str:
+    return f"{ms / 1000:.1f} s"
+
+
+def judge(
+    v: WebMeasurement,
+    c: WebMeasurement | None,
+    *,
+    vantage_ok: bool = True,
+    control_ok: bool = True,
+    asn: AsnLookup | None = None,
+    matcher: Matcher | None = None,
+    interception: Interception | None = None,
+    settings: AnalysisSettings = AnalysisSettings(),
+) -> Judgement:
+    matcher = matcher or default_matcher()
+    interception = interception or default_interception()
+    host = v.hostname
+    if not vantage_ok:
+        return Judgement("inconclusive", False,
+                         "every canary site failed from this vantage: its own connection is down")
+    if c is None or not control_ok:
+        return Judgement("inconclusive", False,
+                         "no usable control measurement: the control's own connection failed")
+    for step in (_dns, _tcp, _tls, _http, _throttle):
+        j = step(v, c, host, asn, matcher, interception, settings)
+        if j is not None:
+            return j
+    h = v.http
+    if h is not None and h.status is not None:
+        title = f" \u201c{h.title[:60]}\u201d" if h.title else ""
+        return Judgement("ok", False, f"reachable: HTTP {h.status}{title}")
+    return Judgement("ok", False, "reachable")
+
+
+# --- DNS ---------------------------------------------------------------------------------------
+
+def _answers(m: WebMeasurement) -> list[str]:
+    return m.addresses()
+
+
+def _dns_failure(m: WebMeasurement) -> str | None:
+    """The failure of the name's lookup as a whole: None when any query gave addresses."""
+    if not m.dns or _answers(m):
+        return None
+    a = [q for q in m.dns if q.qtype == "A"] or m.dns
+    fails = [q.failure for q in a if q.failure]
+    if not fails:
+        return F.DNS_NO_ANSWER
+    # NXDOMAIN wins over a timeout from another resolver: it is a definite answer.
+    for f in (F.DNS_NXDOMAIN, F.DNS_SERVFAIL, F.DNS_REFUSED, F.DNS_NO_ANSWER):
+        if f in fails:
+            return f
+    return fails[0]
+
+
+_DNS_WORDS = {
+    F.DNS_NXDOMAIN: "NXDOMAIN (the name does not exist)",
+    F.DNS_SERVFAIL: "SERVFAIL (the resolver failed)",
+    F.DNS_REFUSED: "REFUSED",
+    F.DNS_NO_ANSWER: "no address",
+    F.DNS_TIMEOUT: "nothing (the query timed out)",
+    F.DNS_BOGUS: "a malformed reply",
+}
+
+
+def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
+    if not v.dns:  # an IP-literal URL: nothing to resolve
+        return None
+    vf, cf = _dns_failure(v), _dns_failure(c)
+    caddrs = _answers(c)
+    if vf is not None:
+        said = _DNS_WORDS.get(vf, vf)
+        if cf is not None:
+            return Judgement("down", False,
+                             f"DNS for {host} gives {said} from the vantage and "
+                             f"{_DNS_WORDS.get(cf, cf)} from the control resolvers: "
+                             "the name does not work anywhere")
+        return Judgement("dns", False,
+                         f"DNS for {host} answered {said} at the vantage; "
+                         f"the control resolvers answered {_addrs(caddrs)}")
+    vaddrs = _answers(v)
+    blocked = [a for a in vaddrs if a in interception.block_addresses]
+    if blocked:
+        return Judgement("dns", True,
+                         f"DNS for {host} answered {_addrs(blocked)}, a known block address; "
+                         f"the control resolvers answered {_addrs(caddrs)}")
+    injected = [r for q in v.dns for r in q.extra_replies if r and set(r) != set(q.answers)]
+    if cf is not None and not caddrs:
+        return None  # nothing to compare with; TCP/TLS/HTTP will tell
+    bogons = [a for a in vaddrs if is_bogon(a)]
+    if bogons and not all(is_bogon(a) for a in caddrs):
+        return Judgement("dns", False,
+                         f"DNS for {host} answered {_with_asn(bogons, None)}; "
+                         f"the control resolvers answered {_addrs(caddrs)}")
+    if _consistent(v, c, vaddrs, caddrs, asn, matcher):
+        if injected:
+            return Judgement("dns", False,
+                             f"DNS for {host} got two different replies to one query "
+                             f"({_addrs(injected[0])} and {_addrs(vaddrs)}): an on-path injector")
+        return None
+    return Judgement("dns", False,
+                     f"DNS for {host} answered {_with_asn(vaddrs, asn)}; the control resolvers "
+                     f"answered {_with_asn(caddrs, asn)}, and the vantage's addresses did not "
+                     f"prove to be {host}")
+
+
+def _consistent(v: WebMeasurement, c: WebMeasurement, vaddrs: list[str], caddrs: list[str],
+                asn: AsnLookup | None, matcher: Matcher) -> bool:
+    if set(vaddrs) & set(caddrs):
+        return True
+    if asn is not None:
+        vnets = {asn(a) for a in vaddrs} - {None}
+        cnets = {asn(a) for a in caddrs} - {None}
+        if vnets & cnets:
+            return True
+    # A returned address that completes a TLS handshake with a certificate valid for the name
+    # is the site, wherever it is (load balancing, geo-DNS, CDNs).
+    if any(t.ok and t.address in vaddrs for t in v.tls):
+        return True
+    # Plain HTTP sites: the page itself, as fetched from those addresses, is the site's page.
+    h, ch = v.http, c.http
+    if urlsplit(v.url).scheme == "http" and h is not None and ch is not None \
+            and h.status is not None and ch.status is not None:
+        return _http_match(h, ch, AnalysisSettings()) and not _blockpage(h, matcher)
+    return False
+
+
+# --- TCP ---------------------------------------------------------------------------------------
+
+def _tcp(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
+    tried = [t for t in v.tcp if t.status != "skipped"]
+    if not tried or any(t.status == "ok" for t in tried):
+        return None
+    ctried = [t for t in c.tcp if t.status != "skipped"]
+    first = tried[0]
+    if ctried and not any(t.status == "ok" for t in ctried):
+        return Judgement("down", False,
+                         f"connecting to {host} failed from the vantage ({first.failure}) and from "
+                         f"the control ({ctried[0].failure}): the site is down")
+    return Judgement("tcp_ip", False,
+                     f"connecting to {host} at {first.address}:{first.port} failed "
+                     f"({first.failure}); the control connected")
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+def _interception_ca(handshakes: list[TlsHandshake], interception: Interception):  # type: ignore[no-untyped-def]
+    names = [n for t in handshakes for cert in t.chain for n in (cert.issuer, cert.subject)]
+    return interception.ca_for(names)
+
+
+def _tls(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
+    if not v.tls:
+        return None
+    ca = _interception_ca(v.tls, interception)
+    if ca is not None:
+        issuer = next((cert.issuer for t in v.tls for cert in t.chain
+                       if ca.matches(cert.issuer) or ca.matches(cert.subject)), "")
+        return Judgement("tls", True,
+                         f"the certificate for {host} was issued by \u201c{issuer}\u201d, a known "
+                         f"state interception authority ({ca.note or ca.id})")
+    if any(t.ok for t in v.tls):
+        return None
+    first = v.tls[0]
+    ctls_ok = any(t.ok for t in c.tls)
+    if first.failure in CERT_FAILURES:
+        issuer = first.chain[0].issuer if first.chain else "unknown"
+        if not ctls_ok and any(t.failure in CERT_FAILURES for t in c.tls):
+            return Judgement("down", False,
+                             f"the certificate of {host} is invalid from the vantage and from "
+                             f"the control ({first.failure}): a problem of the site")
+        return Judgement("tls", False,
+                         f"the certificate presented for {host} is not valid ({first.failure}; "
+                         f"issuer \u201c{issuer}\u201d); the control received a valid certificate")
+    if not ctls_ok and c.tls:
+        return Judgement("down", False,
+                         f"the TLS handshake with {host} failed from the vantage ({first.failure}) "
+                         f"and from the control ({c.tls[0].failure}): the site is down")
+    how = {F.CONNECTION_RESET: "was reset after the ClientHello",
+           F.GENERIC_TIMEOUT: "stalled after the ClientHello",
+           F.EOF_ERROR: "was closed after the ClientHello"}.get(first.failure or "",
+                                                               f"failed ({first.failure})")
+    return Judgement("tls", False,
+                     f"the TLS handshake with {host} ({first.address}) {how}; TCP connected and "
+                     "the control completed the handshake")
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+def _blockpage(h: HttpResult, matcher: Matcher) -> list[str]:
+    k = matcher.kinds(h.fingerprints)
+    return [] if k["false_positive"] else [f.id for f in k["blockpage"]]
+
+
+def _title_words(t: str) -> set[str]:
+    return {w.lower() for w in t.split() if len(w) >= 5}
+
+
+def _http_match(h: HttpResult, ch: HttpResult, s: AnalysisSettings) -> bool:
+    if h.status != ch.status and not (h.status and ch.status and h.status // 100 == ch.status // 100
+                                      == 2):
+        return False
+    if h.body_sha256 == ch.body_sha256:
+        return True
+    big, small = max(h.body_length, ch.body_length), min(h.body_length, ch.body_length)
+    if big == 0 or small / big >= s.body_proportion:
+        return True
+    tw, cw = _title_words(h.title), _title_words(ch.title)
+    if cw and tw & cw:
+        return True
+    return False
+
+
+def _desc(h: HttpResult) -> str:
+    title = f" \u201c{h.title[:50]}\u201d" if h.title else ""
+    return f"HTTP {h.status}{title} ({_kb(h.body_length)})"
+
+
+def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
+    h, ch = v.http, c.http
+    if h is None:
+        return None
+    if h.status is None:
+        if ch is None or ch.status is None:
+            cfail = ch.failure if ch is not None else "not measured"
+            return Judgement("down", False,
+                             f"the site does not answer from the vantage ({h.failure}) or from "
+                             f"the control ({cfail}): the site is down")
+        return Judgement("http_failure", False,
+                         f"the HTTP request to {host} failed ({h.failure}) although the "
+                         f"connection worked; the control got HTTP {ch.status}")
+    bp = _blockpage(h, matcher)
+    if bp and not (ch is not None and set(bp) & set(_blockpage(ch, matcher))):
+        return Judgement("http_blockpage", True,
+                         f"the response for {host} is a known blockpage ({', '.join(bp[:2])})")
+    if ch is None or ch.status is None:
+        return None  # the control failed, the vantage works: reachable
+    ss_v = matcher.kinds(h.fingerprints)["server_side"]
+    ss_c = {f.id for f in matcher.kinds(ch.fingerprints)["server_side"]}
+    fresh = [f for f in ss_v if f.id not in ss_c]
+    if fresh:
+        return Judgement("http_diff", False,
+                         f"server-side, not state blocking: the site or its CDN answered the "
+                         f"vantage with {fresh[0].what or fresh[0].id} (HTTP {h.status}); the "
+                         f"control got {_desc(ch)}")
+    if h.status >= 500 and ch.status >= 500:
+        return Judgement("down", False,
+                         f"the site answers with server errors everywhere (HTTP {h.status} at the "
+                         f"vantage, {ch.status} at the control)")
+    vhost = urlsplit(h.final_url or "").hostname
+    chost = urlsplit(ch.final_url or "").hostname
+    if vhost and chost and vhost != chost and _base(vhost) != _base(chost):
+        return Judgement("http_diff", False,
+                         f"{host} redirected the vantage to {vhost}; the control ended at {chost}")
+    if not _http_match(h, ch, s):
+        return Judgement("http_diff", False,
+                         f"the vantage got {_desc(h)}; the control got {_desc(ch)}")
+    return None
+
+
+def _base(hostname: str) -> str:
+    parts = hostname.lower().removeprefix("www.").split(".")
+    return ".".join(parts[-2:])
+
+
+# --- throttling --------------------------------------------------------------------------------
+
+def _throttle(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
+    vt = [t.t_ms for t in v.tls if t.ok]
+    ct = [t.t_ms for t in c.tls if t.ok]
+    if vt and ct:
+        vm, cm = statistics.median(vt), statistics.median(ct)
+        if vm >= s.throttle_min_ms and vm >= s.throttle_factor * max(cm, 1.0):
+            return Judgement("throttled", False,
+                             f"the TLS handshake with {host} took {_secs(vm)} from the vantage "
+                             f"against {_secs(cm)} from the control")
+    h, ch = v.http, c.http
+    if h and ch and h.status and ch.status and not h.failure \
+            and min(h.body_length, ch.body_length) >= s.throttle_min_bytes \
+            and h.transfer_ms >= s.throttle_min_ms:
+        vrate = h.body_length / max(h.transfer_ms, 1.0)
+        crate = ch.body_length / max(ch.transfer_ms, 1.0)
+        if crate >= s.throttle_factor * vrate:
+            return Judgement("throttled", False,
+                             f"the page of {host} downloaded at {vrate:.0f} KB/s from the vantage "
+                             f"against {crate:.0f} KB/s from the control")
+    return None

@@ -1,0 +1,292 @@
+"""The command line (DESIGN.md is the contract). Exit codes: 0 did its job (blocks are results),
+1 runtime failure, 2 usage or configuration error, 75 queued for retry but not delivered."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from blockwatch import __version__
+from blockwatch.config import Config, ConfigError, SecretError, load
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TEMPFAIL = 0, 1, 2, 75
+log = logging.getLogger("blockwatch")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
+    # --config before or after the command: the subcommand's copy must not clobber the top one
+    default = None if top else argparse.SUPPRESS
+    p.add_argument("--config", metavar="PATH", default=default,
+                   help="configuration file (default: $BLOCKWATCH_CONFIG, else "
+                        "config/blockwatch.toml if present, else built-in defaults)")
+    p.add_argument("--log-format", choices=["text", "json"], default=default if not top else "text",
+                   help="log lines as readable text (default) or JSON")
+    p.add_argument("-v", "--verbose", action="count", default=default if not top else 0,
+                   help="more log output")
+
+
+NOT_YET = {
+    "serve": ("the collector API and the site server", 9),
+    "agent": ("the in-country agent", 9),
+    "agent-token": ("agent tokens", 9),
+    "digest": ("the daily digest", 6),
+    "alerts-test": ("a test message to every alert channel", 6),
+    "site": ("the static status site", 7),
+    "export": ("the evidence export", 8),
+    "health": ("the health report", 8),
+    "feeds": ("incident feeds", 5),
+    "incidents": ("incident listing", 5),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="blockwatch", description="Watch whether news outlets can be reached from "
+                "inside a country; link blocking to incidents; tell people.")
+    p.add_argument("--version", action="version", version=f"blockwatch {__version__}")
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        _common(sp, top=False)
+        return sp
+
+    c = cmd("check", "one probe round now, from every vantage this host can measure")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    c.add_argument("--target", action="append", metavar="NAME", help="only this target (repeat)")
+    c = cmd("run", "the daemon: probe rounds on schedule (and everything else as it is built)")
+    c.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    c = cmd("serve", "only the HTTP side: collector API for agents and the status site")
+    c.add_argument("--host")
+    c.add_argument("--port", type=int)
+    c = cmd("agent", "in-country probe that reports to a collector")
+    c.add_argument("--collector", metavar="URL")
+    c.add_argument("--token-file", metavar="F")
+    c.add_argument("--once", action="store_true")
+    c = cmd("agent-token", "make a token for a new agent")
+    c.add_argument("name", nargs="?")
+    c = cmd("verdicts", "latest verdict per target and vantage, from the database")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--target", metavar="NAME")
+    c = cmd("feeds", "pull incident feeds now")
+    c.add_argument("--json", action="store_true")
+    c = cmd("incidents", "list extracted incidents")
+    c.add_argument("--json", action="store_true")
+    c = cmd("digest", "build (and send) the daily digest")
+    c.add_argument("--send", action="store_true")
+    c.add_argument("--out", metavar="DIR")
+    c.add_argument("--since", metavar="T")
+    cmd("alerts-test", "send a test message to every configured channel")
+    c = cmd("site", "build the static status site")
+    c.add_argument("--out", metavar="DIR")
+    c = cmd("export", "evidence export for lawyers and researchers")
+    c.add_argument("--target", metavar="NAME")
+    c.add_argument("--since", metavar="T")
+    c.add_argument("--until", metavar="T")
+    c.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    c.add_argument("--out", metavar="PATH")
+    c = cmd("db", "database maintenance")
+    c.add_argument("action", choices=["upgrade", "status"], help="upgrade: apply migrations")
+    cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from blockwatch import logs
+
+    level = logging.WARNING - 10 * min(args.verbose or 0, 2)
+    if args.command == "run":
+        level = min(level, logging.INFO)
+    logs.setup(level, args.log_format)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        what, issue = NOT_YET[args.command]
+        print(f"blockwatch {args.command}: not built yet ({what}; tracked in issue {issue}). "
+              "Nothing was done.", file=sys.stderr)
+        return EXIT_FAIL
+    try:
+        cfg = load(args.config)
+        return handler(cfg, args)
+    except ConfigError as exc:
+        print(f"blockwatch: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SecretError as exc:
+        print(f"blockwatch: missing secret: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"blockwatch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `blockwatch verdicts | head`: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        log.debug("failure", exc_info=True)
+        print(f"blockwatch {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def _db(cfg: Config):  # type: ignore[no-untyped-def]
+    from blockwatch.storage import open_database
+
+    return open_database(cfg.database_url)
+
+
+def _targets(cfg: Config, only: list[str] | None = None):  # type: ignore[no-untyped-def]
+    from blockwatch.targets import load_targets
+
+    targets = load_targets(cfg.target_files)
+    if only:
+        names = {t.name.lower(): t for t in targets}
+        missing = [n for n in only if n.lower() not in names]
+        if missing:
+            raise UsageError(f"no target named {missing[0]!r} in {', '.join(map(str, cfg.target_files))}")
+        targets = [names[n.lower()] for n in only]
+    return targets
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    width = shutil.get_terminal_size((120, 24)).columns
+    cols = list(zip(headers, *rows, strict=False)) if rows else [(h,) for h in headers]
+    widths = [max(len(str(x)) for x in col) for col in cols]
+    # the last column (the reason) takes what is left of the terminal
+    fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    widths[-1] = max(20, min(widths[-1], width - fixed)) if sys.stdout.isatty() else widths[-1]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            s = str(c)
+            if i == len(cells) - 1 and len(s) > widths[i]:
+                s = s[: widths[i] - 1] + "…"
+            out.append(s.ljust(widths[i]) if i < len(cells) - 1 else s)
+        return "  ".join(out)
+
+    print(line(headers))
+    for r in rows:
+        print(line(r))
+
+
+def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.config import LocalVantage
+    from blockwatch.round import run_round
+
+    targets = _targets(cfg, args.target)
+    skipped = [v for v in cfg.settings.vantage if not isinstance(v, LocalVantage)]
+    for v in skipped:
+        print(f"blockwatch check: vantage {v.name} ({v.kind}): not built yet, skipped",
+              file=sys.stderr)
+    db = _db(cfg)
+    total = sum(len(t.urls) for t in targets) * len(
+        [v for v in cfg.settings.vantage if isinstance(v, LocalVantage)])
+    done = [0]
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(r: Any) -> None:
+        done[0] += 1
+        if args.json:
+            _emit_json(r.to_json())
+            sys.stdout.flush()
+        elif tty:
+            sys.stderr.write(f"\r{done[0]}/{total} measured")
+            sys.stderr.flush()
+
+    try:
+        report = asyncio.run(run_round(cfg, targets, db, on_result=progress))
+    finally:
+        db.close()
+    if tty:
+        sys.stderr.write("\r" + " " * 30 + "\r")
+    if not args.json:
+        rows = sorted(report.results, key=lambda r: (r.target.lower(), r.url, r.vantage))
+        _table([[r.target, r.vantage, r.verdict + (" (confirmed)" if r.confirmed else ""), r.reason]
+                for r in rows], ["TARGET", "VANTAGE", "VERDICT", "REASON"])
+    return EXIT_OK
+
+
+def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.storage import repo
+
+    db = _db(cfg)
+    try:
+        with db.read() as s:
+            rows = repo.latest_verdicts(s, target=args.target)
+    finally:
+        db.close()
+    if args.json:
+        for r in rows:
+            _emit_json(r.to_json())
+        return EXIT_OK
+    if not rows:
+        print("no verdicts yet: run `blockwatch check` or `blockwatch run`", file=sys.stderr)
+        return EXIT_OK
+    _table([[r.target, r.vantage, r.verdict + (" (confirmed)" if r.confirmed else ""),
+             (repo.iso(r.since) or "") if r.state == r.verdict else "pending",
+             r.reason] for r in rows], ["TARGET", "VANTAGE", "VERDICT", "SINCE", "REASON"])
+    return EXIT_OK
+
+
+def cmd_db(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.storage.db import Database, current_revision, head_revision, upgrade
+
+    db = Database(cfg.database_url)
+    try:
+        if args.action == "status":
+            cur = current_revision(db.engine)
+            print(f"database: {db.engine.url.render_as_string(hide_password=True)}")
+            print(f"revision: {cur or 'empty'} (newest: {head_revision()})")
+            return EXIT_OK
+        before, after = upgrade(db.engine)
+        if before == after:
+            print(f"database is up to date (revision {after})")
+        else:
+            print(f"database upgraded from {before or 'empty'} to {after}")
+        return EXIT_OK
+    finally:
+        db.close()
+
+
+def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.daemon import run_daemon
+
+    return run_daemon(cfg, once=args.once)
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "check": cmd_check,
+    "verdicts": cmd_verdicts,
+    "db": cmd_db,
+    "run": cmd_run,
+}

@@ -1,0 +1,478 @@
+"""Configuration: TOML in, validated settings out, with errors a person can act on.
+
+Rules (DESIGN.md): unknown keys are errors; paths are relative to the folder of the file that
+names them; durations read "10s"; secrets live in the environment or in files, named by keys
+ending in `_env` / `_file`, and are resolved only when the feature that needs them runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from blockwatch.durations import parse_duration
+
+ENV_VAR = "BLOCKWATCH_CONFIG"
+DEFAULT_PATH = Path("config/blockwatch.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem: where it is, what is wrong, what was expected."""
+
+    def __init__(self, file: str | None, key: str | None, problem: str, line: int | None = None):
+        self.file = file
+        self.key = key
+        self.problem = problem
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or "<built-in defaults>"
+        if self.line:
+            where += f":{self.line}"
+        if self.key:
+            where += f": {self.key}"
+        return f"{where}: {self.problem}"
+
+
+class SecretError(Exception):
+    """A secret named by `*_env` / `*_file` is missing when a feature needs it."""
+
+
+def _duration(v: Any) -> Any:
+    if isinstance(v, str):
+        return parse_duration(v)
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        raise ValueError(f"{v!r} has no unit; write a duration like \"{v}s\" or \"{v}m\"")
+    return v
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.I)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20,
+               "gb": 10**9, "gib": 2**30}
+
+
+def _size(v: Any) -> Any:
+    if isinstance(v, str):
+        m = _SIZE.match(v)
+        if not m:
+            raise ValueError(f"{v!r} is not a size; expected bytes or a size like \"512KiB\", \"5MB\"")
+        return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower() or None]
+    return v
+
+
+Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_hostport(v: str) -> str:
+    if v.startswith("https://"):
+        return v
+    host, port = split_hostport(v, 53)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"{v!r}: a resolver is an IP address with an optional port (\"1.1.1.1\", "
+            "\"1.1.1.1:53\", \"[2606:4700::1111]:53\") or a DoH URL (\"https://...\")"
+        ) from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{v!r}: port out of range")
+    return v
+
+
+def split_hostport(v: str, default_port: int) -> tuple[str, int]:
+    """"1.1.1.1:53" -> ("1.1.1.1", 53); "[::1]:53" -> ("::1", 53); "::1" -> ("::1", default)."""
+    if v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if v.count(":") == 1:
+        host, _, port = v.partition(":")
+        if not port.isdigit():
+            raise ValueError(f"{v!r}: the port must be a number")
+        return host, int(port)
+    return v, default_port
+
+
+Resolver = Annotated[str, BeforeValidator(lambda v: _check_hostport(v) if isinstance(v, str) else v)]
+
+
+def _check_ip(v: str) -> str:
+    if v:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IP address") from None
+    return v
+
+
+SourceAddress = Annotated[str, BeforeValidator(lambda v: _check_ip(v) if isinstance(v, str) else v)]
+
+
+def _check_url(v: Any) -> Any:
+    if isinstance(v, str):
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+    return v
+
+
+HttpUrl = Annotated[str, BeforeValidator(_check_url)]
+
+
+class StorageConfig(_Strict):
+    url: str = "sqlite:///blockwatch.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if v.startswith("sqlite:///") or v.startswith("postgresql+psycopg://"):
+            return v
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            raise ValueError(
+                f"{v!r}: spell the driver, \"postgresql+psycopg://user@host/db\""
+            )
+        raise ValueError(
+            f"{v!r}: expected \"sqlite:///path.db\" or \"postgresql+psycopg://user@host/db\""
+        )
+
+
+class ProbeConfig(_Strict):
+    targets: list[str] = Field(default_factory=lambda: ["probes/kz.toml"])
+    interval: Duration = timedelta(minutes=15)
+    timeout: Duration = timedelta(seconds=10)
+    concurrency: int = Field(64, ge=1, le=10000)
+    ca_bundle: str = ""
+    confirm_after: int = Field(2, ge=1, le=100)
+    canaries: list[HttpUrl] = Field(default_factory=lambda: ["https://www.wikipedia.org/"])
+    body_limit: Size = 512 * 1024
+    throttle_factor: float = Field(4.0, gt=1.0)
+    user_agent: str = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+    )
+    block_addresses: list[str] = Field(default_factory=list)
+
+
+class ControlConfig(_Strict):
+    resolvers: list[Resolver] = Field(
+        default_factory=lambda: ["1.1.1.1", "8.8.8.8:53", "https://dns.google/dns-query"],
+        min_length=1,
+    )
+    source_address: SourceAddress = ""
+
+
+class _VantageBase(_Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    country: str = Field("", pattern=r"^([A-Z]{2})?$")
+
+
+class LocalVantage(_VantageBase):
+    kind: Literal["local"]
+    resolver: Resolver = ""  # empty: the system resolver
+    source_address: SourceAddress = ""
+
+
+class ResolverVantage(_VantageBase):
+    kind: Literal["resolver"]
+    address: Resolver
+    control_name: str = "www.wikipedia.org"
+    tries: int = Field(2, ge=1, le=10)
+
+
+class OoniVantage(_VantageBase):
+    kind: Literal["ooni"]
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    api_url: HttpUrl = "https://api.ooni.io"
+    lookback: Duration = timedelta(days=7)
+    interval: Duration = timedelta(hours=1)
+
+
+class AgentVantage(_VantageBase):
+    kind: Literal["agent"]
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    asn: str = Field("", pattern=r"^(AS\d+)?$")
+
+
+Vantage = Annotated[
+    LocalVantage | ResolverVantage | OoniVantage | AgentVantage, Field(discriminator="kind")
+]
+
+
+class FeedSource(_Strict):
+    name: str = Field(min_length=1)
+    url: HttpUrl
+    language: Literal["en", "ru", "kk"] = "en"
+    interval: Duration | None = None
+
+
+class Person(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class FeedsConfig(_Strict):
+    interval: Duration = timedelta(minutes=30)
+    timeout: Duration = timedelta(seconds=30)
+    max_bytes: Size = 5 * 10**6
+    concurrency: int = Field(8, ge=1, le=256)
+    correlation_window: Duration = timedelta(hours=72)
+    source: list[FeedSource] = Field(default_factory=list)
+    person: list[Person] = Field(default_factory=list)
+
+
+class Recipient(_Strict):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    language: Literal["en", "ru"] = "en"
+    targets: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    verdicts: list[str] = Field(default_factory=list)
+    digest: bool = True
+    alerts: bool = True
+
+
+class Webhook(_Strict):
+    url: HttpUrl
+    secret_env: str = ""
+    secret_file: str = ""
+    language: Literal["en", "ru"] = "en"
+
+
+class AlertsConfig(_Strict):
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username_env: str = ""
+    smtp_password_env: str = ""
+    smtp_username_file: str = ""
+    smtp_password_file: str = ""
+    sender: str = "blockwatch@localhost"
+    digest_at: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+    group_window: Duration = timedelta(minutes=5)
+    all_clear: bool = False
+    recipient: list[Recipient] = Field(default_factory=list)
+    webhook: list[Webhook] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone, like \"Asia/Almaty\"") from None
+        return v
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body: Size = 2 * 2**20
+
+
+class SiteConfig(_Strict):
+    out: str = "reports/site"
+    base_url: str = ""
+    languages: list[Literal["en", "ru", "kk"]] = Field(default_factory=lambda: ["en", "ru"])
+    title: str = "blockwatch"
+
+
+class RetentionConfig(_Strict):
+    raw: Duration = timedelta(days=90)
+
+
+class Settings(_Strict):
+    storage: StorageConfig = StorageConfig()
+    probe: ProbeConfig = ProbeConfig()
+    control: ControlConfig = ControlConfig()
+    vantage: list[Vantage] = Field(
+        default_factory=lambda: [LocalVantage(kind="local", name="local")]
+    )
+    feeds: FeedsConfig = FeedsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    server: ServerConfig | None = None
+    site: SiteConfig = SiteConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    @model_validator(mode="after")
+    def _unique_vantages(self) -> Settings:
+        seen: set[str] = set()
+        for v in self.vantage:
+            if v.name in seen:
+                raise ValueError(f"vantage name {v.name!r} is used twice; names must be unique")
+            seen.add(v.name)
+        return self
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings plus where they came from (for relative paths and messages)."""
+
+    settings: Settings
+    path: Path | None  # None: built-in defaults
+    base_dir: Path
+
+    def resolve(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<built-in defaults>"
+
+    @property
+    def database_url(self) -> str:
+        url = self.settings.storage.url
+        if url.startswith("sqlite:///"):
+            rest = url[len("sqlite:///"):]
+            if rest and rest != ":memory:" and not rest.startswith("/"):
+                return "sqlite:///" + str(self.resolve(rest))
+        return url
+
+    @property
+    def target_files(self) -> list[Path]:
+        return [self.resolve(p) for p in self.settings.probe.targets]
+
+    def secret(self, owner: BaseModel, base: str, where: str) -> str | None:
+        """The secret named by `<base>_env` or `<base>_file` on `owner`; None when neither is set.
+
+        Raises SecretError naming the variable or file when it is set but missing.
+        """
+        env = getattr(owner, f"{base}_env", "")
+        file = getattr(owner, f"{base}_file", "")
+        if env:
+            value = os.environ.get(env)
+            if value is None or value == "":
+                raise SecretError(
+                    f"{where}.{base}_env names the environment variable {env}, which is not set"
+                )
+            return value
+        if file:
+            path = self.resolve(file)
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretError(
+                    f"{where}.{base}_file names {path}, which cannot be read: {exc.strerror}"
+                ) from None
+        return None
+
+
+def _loc_to_key(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """('vantage', 1, 'local', 'nmae') -> 'vantage[1].nmae' (dropping union tags)."""
+    out = ""
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and part in (
+            "local", "resolver", "ooni", "agent"
+        ) and node.get("kind") == part:
+            continue  # the discriminator's tag, not a key the user wrote
+        if part in ("function-after[_unique_vantages()]",):
+            continue
+        out += ("." if out else "") + str(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _find_line(text: str, key: str) -> int | None:
+    """Best effort: the line where the last component of `key` is written."""
+    last = re.split(r"[.\[]", key)[-1].rstrip("]")
+    if not last or last.isdigit():
+        return None
+    pat = re.compile(rf"^\s*\"?{re.escape(last)}\"?\s*=")
+    hits = [i + 1 for i, line in enumerate(text.splitlines()) if pat.match(line)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; config/blockwatch.toml lists every setting)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        return "kind must be one of \"local\", \"resolver\", \"ooni\", \"agent\""
+    if kind == "union_tag_not_found":
+        return "missing kind; expected one of \"local\", \"resolver\", \"ooni\", \"agent\""
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def parse(data: dict[str, Any], *, file: str | None, text: str = "") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key = _loc_to_key(tuple(first["loc"]), data)
+        line = _find_line(text, key) if text and key else None
+        problem = _describe(first)
+        for other in errors[1:6]:
+            okey = _loc_to_key(tuple(other["loc"]), data)
+            oline = _find_line(text, okey) if text and okey else None
+            problem += f"\n  also {'line ' + str(oline) + ': ' if oline else ''}{okey}: {_describe(other)}"
+        raise ConfigError(file, key or None, problem, line) from None
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the config: the given path, else $BLOCKWATCH_CONFIG, else config/blockwatch.toml if
+    present, else built-in defaults (relative paths then resolve from the working directory)."""
+    if path is None:
+        env = os.environ.get(ENV_VAR)
+        if env:
+            path = env
+        elif DEFAULT_PATH.is_file():
+            path = DEFAULT_PATH
+    if path is None:
+        return Config(Settings(), None, Path.cwd())
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), None, f"cannot read the config file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), None, "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        if m:
+            line = int(m.group(1))
+            msg = msg[: m.start()].strip()
+        raise ConfigError(str(p), None, f"invalid TOML: {msg}", line) from None
+    settings = parse(data, file=str(p), text=text)
+    return Config(settings, p, p.resolve().parent)

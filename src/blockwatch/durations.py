@@ -1,0 +1,40 @@
+"""Durations as users write them in config and on the command line: "10s", "15m", "24h", "7d"."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse "90s", "15m", "1h30m", "7d"; raise ValueError with the accepted forms."""
+    s = text.strip().lower().replace(" ", "")
+    if not s:
+        raise ValueError("empty duration; expected a number with a unit, like 10s, 15m, 24h, 7d")
+    pos = 0
+    total = 0.0
+    for m in _PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(s):
+        raise ValueError(
+            f"{text!r} is not a duration; expected a number with a unit (ms, s, m, h, d, w), "
+            "like 10s, 15m, 24h, 7d"
+        )
+    return timedelta(seconds=total)
+
+
+def format_duration(td: timedelta) -> str:
+    secs = int(td.total_seconds())
+    if secs % 86400 == 0 and secs:
+        return f"{secs // 86400}d"
+    if secs % 3600 == 0 and secs:
+        return f"{secs // 3600}h"
+    if secs % 60 == 0 and secs:
+        return f"{secs // 60}m"
+    return f"{td.total_seconds():g}s"

@@ -1,0 +1,134 @@
+"""One URL measured from one network view (a vantage or the control): DNS, then TCP and TLS
+to every address, then HTTP. Plain records out; judging is analysis's job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from blockwatch.probe import dnsprobe, httpprobe, netsteps
+from blockwatch.probe.dnsprobe import ResolverSpec
+from blockwatch.probe.records import TcpConnect, TlsHandshake, WebMeasurement
+
+MAX_ADDRESSES = 4  # per family: enough to see load balancing, bounded for huge RRsets
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """Where a measurement is taken from: which resolvers it asks and which source address
+    its connections leave from."""
+
+    name: str
+    role: str = "vantage"  # vantage | control
+    resolvers: tuple[ResolverSpec, ...] = ()
+    source_address: str | None = None
+
+
+@dataclass
+class ProbeSettings:
+    timeout: float = 10.0
+    body_limit: int = 512 * 1024
+    user_agent: str = "Mozilla/5.0"
+    ca_bundle: str | None = None
+    ipv6: bool | None = None  # None: detect once
+    matcher: httpprobe.Matcher | None = None
+    _contexts: dict[str, object] = field(default_factory=dict)
+
+    def ssl_contexts(self):  # type: ignore[no-untyped-def]
+        if not self._contexts:
+            self._contexts["v"] = netsteps.make_ssl_context(self.ca_bundle or None)
+            self._contexts["u"] = netsteps.make_ssl_context(verify=False)
+        return self._contexts["v"], self._contexts["u"]
+
+    def has_ipv6(self) -> bool:
+        if self.ipv6 is None:
+            self.ipv6 = netsteps.has_ipv6_route()
+        return self.ipv6
+
+
+def _default_port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def measure(url: str, view: NetworkView, settings: ProbeSettings,
+                  *, doh: httpx.AsyncClient | None = None) -> WebMeasurement:
+    t0 = time.perf_counter()
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = _default_port(url)
+    m = WebMeasurement(
+        url=url, vantage=view.name, role=view.role, measured_at=now_iso(),
+        uid=uuid.uuid4().hex, resolvers=[r.label for r in view.resolvers],
+        ipv6=settings.has_ipv6(), source_address=view.source_address,
+    )
+    resolvers = list(view.resolvers) or dnsprobe.system_resolvers()
+    m.resolvers = [r.label for r in resolvers]
+    m.dns = await dnsprobe.resolve_all(resolvers, host, timeout=settings.timeout,
+                                       source=view.source_address, http=doh)
+    addresses = m.addresses() if m.dns else [host]
+    v4 = [a for a in addresses if not netsteps.is_ipv6(a)][:MAX_ADDRESSES]
+    v6 = [a for a in addresses if netsteps.is_ipv6(a)][:MAX_ADDRESSES]
+    reachable = v4 + (v6 if m.ipv6 else [])
+    m.tcp = [TcpConnect(address=a, port=port, status="skipped", failure="no_ipv6_route")
+             for a in (v6 if not m.ipv6 else [])]
+    verified, unverified = settings.ssl_contexts()
+    steps = [_connect(a, port, host, parts.scheme == "https", view, settings, verified, unverified)
+             for a in reachable]
+    results = await asyncio.gather(*steps)
+    for tcp, tls in results:
+        m.tcp.append(tcp)
+        if tls is not None:
+            m.tls.append(tls)
+
+    # HTTP goes to an address that completed the connection (TLS for https), else the first one
+    # the vantage's DNS gave, so a lying resolver's address is what gets fetched.
+    preferred = [t.address for t in m.tls if t.ok] or [t.address for t in m.tcp if t.status == "ok"]
+    cache: dict[str, list[str]] = {host: preferred + [a for a in reachable if a not in preferred]}
+
+    async def resolve(name: str) -> str | None:
+        if name not in cache:
+            found = await dnsprobe.resolve_all(resolvers, name, timeout=settings.timeout,
+                                               source=view.source_address, http=doh,
+                                               qtypes=("A",) if not m.ipv6 else ("A", "AAAA"))
+            cache[name] = [a for q in found for a in q.answers] if found else [name]
+        addrs = cache[name]
+        return addrs[0] if addrs else None
+
+    client, backend = httpprobe.make_client(
+        resolve, ssl_context=verified, source=view.source_address, timeout=settings.timeout,
+        user_agent=settings.user_agent)
+    async with client:
+        m.http = await httpprobe.fetch(client, backend, url, body_limit=settings.body_limit,
+                                       match=settings.matcher)
+    m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
+    return m
+
+
+async def _connect(address: str, port: int, sni: str, tls: bool, view: NetworkView,
+                   settings: ProbeSettings, verified, unverified  # type: ignore[no-untyped-def]
+                   ) -> tuple[TcpConnect, TlsHandshake | None]:
+    return await netsteps.connect(address, port, sni if tls else None, timeout=settings.timeout,
+                                  source=view.source_address, verified=verified,
+                                  unverified=unverified)
+
+
+def doh_client(view: NetworkView, settings: ProbeSettings) -> httpx.AsyncClient | None:
+    """A client for DoH resolvers of this view (None when it has none)."""
+    if not any(r.transport == "doh" for r in view.resolvers):
+        return None
+    verified, _ = settings.ssl_contexts()
+    transport = httpx.AsyncHTTPTransport(verify=verified, local_address=view.source_address,
+                                         retries=0)
+    return httpx.AsyncClient(transport=transport, trust_env=False,
+                             headers={"user-agent": settings.user_agent})

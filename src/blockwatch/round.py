@@ -1,0 +1,209 @@
+"""One probe round: canaries, then every URL from the control and from each local vantage,
+judged and stored as results arrive (a crash mid-round loses only what was in flight)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from blockwatch.analysis.fingerprints import default_matcher
+from blockwatch.analysis.verdict import AnalysisSettings, Judgement, judge
+from blockwatch.config import Config, LocalVantage
+from blockwatch.probe.dnsprobe import ResolverSpec
+from blockwatch.probe.records import WebMeasurement
+from blockwatch.probe.runner import NetworkView, ProbeSettings, doh_client, measure
+from blockwatch.storage import Database, repo
+from blockwatch.targets import Target
+
+log = logging.getLogger(__name__)
+CONTROL = "control"
+
+
+@dataclass
+class Result:
+    target: str
+    url: str
+    vantage: str
+    verdict: str
+    confirmed: bool
+    reason: str
+    measured_at: str
+    event: str | None = None  # "ok -> tls" when this verdict confirmed a change
+
+    def to_json(self) -> dict[str, object]:
+        return {"target": self.target, "url": self.url, "vantage": self.vantage,
+                "verdict": self.verdict, "confirmed": self.confirmed, "reason": self.reason,
+                "measured_at": self.measured_at, "event": self.event}
+
+
+@dataclass
+class RoundReport:
+    round_id: str
+    results: list[Result] = field(default_factory=list)
+    vantage_ok: dict[str, bool] = field(default_factory=dict)
+    new_events: list[repo.NewEvent] = field(default_factory=list)
+
+
+def control_view(cfg: Config) -> NetworkView:
+    c = cfg.settings.control
+    return NetworkView(CONTROL, "control", tuple(ResolverSpec.parse(r) for r in c.resolvers),
+                       c.source_address or None)
+
+
+def local_views(cfg: Config) -> list[tuple[LocalVantage, NetworkView]]:
+    out = []
+    for v in cfg.settings.vantage:
+        if isinstance(v, LocalVantage):
+            res = (ResolverSpec.parse(v.resolver),) if v.resolver else ()
+            out.append((v, NetworkView(v.name, "vantage", res, v.source_address or None)))
+    return out
+
+
+def probe_settings(cfg: Config) -> ProbeSettings:
+    p = cfg.settings.probe
+    return ProbeSettings(
+        timeout=p.timeout.total_seconds(), body_limit=p.body_limit, user_agent=p.user_agent,
+        ca_bundle=str(cfg.resolve(p.ca_bundle)) if p.ca_bundle else None,
+        matcher=default_matcher(),
+    )
+
+
+def analysis_settings(cfg: Config) -> AnalysisSettings:
+    return AnalysisSettings(throttle_factor=cfg.settings.probe.throttle_factor)
+
+
+async def run_round(
+    cfg: Config,
+    targets: list[Target],
+    db: Database,
+    *,
+    settings: ProbeSettings | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    asn: Callable[[str], str | None] | None = None,
+) -> RoundReport:
+    settings = settings or probe_settings(cfg)
+    aset = analysis_settings(cfg)
+    confirm_after = cfg.settings.probe.confirm_after
+    report = RoundReport(round_id=uuid.uuid4().hex)
+    control = control_view(cfg)
+    locals_ = local_views(cfg)
+    views = [control] + [v for _, v in locals_]
+    sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
+    dohs = {v.name: doh_client(v, settings) for v in views}
+
+    async def one(url: str, view: NetworkView) -> WebMeasurement:
+        async with sem:
+            return await measure(url, view, settings, doh=dohs[view.name])
+
+    # Canaries: if every canary fails at a view, that view's round is inconclusive.
+    canaries = list(cfg.settings.probe.canaries)
+    if canaries:
+        for view in views:
+            ms = await asyncio.gather(*(one(u, view) for u in canaries))
+            report.vantage_ok[view.name] = any(m.http is not None and m.http.status is not None
+                                               for m in ms)
+    else:
+        report.vantage_ok = {v.name: True for v in views}
+    for view in views:
+        if not report.vantage_ok[view.name]:
+            log.warning("every canary failed from %s: its verdicts this round are inconclusive",
+                        view.name)
+
+    ids = await asyncio.to_thread(_prepare, db, targets, cfg)
+    queue: asyncio.Queue[tuple[Target, str, WebMeasurement, list[WebMeasurement]] | None] = \
+        asyncio.Queue()
+
+    async def url_job(t: Target, url: str) -> None:
+        c, *vs = await asyncio.gather(*(one(url, view) for view in views))
+        await queue.put((t, url, c, vs))
+
+    async def writer() -> None:
+        while True:
+            item = await queue.get()
+            batch = [item]
+            while not queue.empty() and len(batch) < 64:
+                batch.append(queue.get_nowait())
+            stop = None in batch
+            batch = [b for b in batch if b is not None]
+            if batch:
+                results, events = await asyncio.to_thread(
+                    _store, db, batch, ids, report, confirm_after, aset, asn, locals_)
+                report.results.extend(results)
+                report.new_events.extend(events)
+                if on_result:
+                    for r in results:
+                        on_result(r)
+            if stop:
+                return
+
+    wtask = asyncio.create_task(writer())
+    try:
+        await asyncio.gather(*(url_job(t, u) for t in targets for u in t.urls))
+    finally:
+        await queue.put(None)
+        await wtask
+        for c in dohs.values():
+            if c is not None:
+                await c.aclose()
+    return report
+
+
+def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict[str, int]]:
+    with db.write() as s:
+        tids = repo.sync_targets(s, targets)
+        vids = {CONTROL: repo.ensure_vantage(s, CONTROL, "control")}
+        for v, _ in local_views(cfg):
+            vids[v.name] = repo.ensure_vantage(s, v.name, "local", v.country)
+    return {"targets": tids, "vantages": vids}
+
+
+def _store(db, batch, ids, report, confirm_after, aset, asn, locals_):  # type: ignore[no-untyped-def]
+    results: list[Result] = []
+    events: list[repo.NewEvent] = []
+    with db.write() as s:
+        for t, url, c, vs in batch:
+            tid = ids["targets"].get(t.name)
+            cm = repo.add_measurement(
+                s, uid=c.uid, target_id=tid, vantage_id=ids["vantages"][CONTROL], url=url,
+                role="control", measured_at=repo.parse_time(c.measured_at), evidence=c.to_json(),
+                failure=_failure(c), round_id=report.round_id)
+            for (vconf, _view), m in zip(locals_, vs, strict=True):
+                j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
+                                     control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
+                                     settings=aset)
+                mm = repo.add_measurement(
+                    s, uid=m.uid, target_id=tid, vantage_id=ids["vantages"][vconf.name], url=url,
+                    role="vantage", measured_at=repo.parse_time(m.measured_at),
+                    evidence=m.to_json(), failure=_failure(m), round_id=report.round_id)
+                _, new = repo.record_verdict(s, measurement=mm, control_id=cm.id,
+                                             verdict=j.verdict, confirmed=j.confirmed,
+                                             reason=j.reason, confirm_after=confirm_after)
+                if new is not None:
+                    events.append(new)
+                    if j.verdict != "ok":
+                        cm.keep = True
+                results.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
+                                      m.measured_at,
+                                      f"{new.previous or 'new'} -> {new.state}" if new else None))
+    return results, events
+
+
+def _failure(m: WebMeasurement) -> str | None:
+    for q in m.dns:
+        if q.failure and not m.addresses():
+            return q.failure
+    for t in m.tcp:
+        if t.failure and t.status == "failed":
+            return t.failure
+    for h in m.tls:
+        if h.failure:
+            return h.failure
+    return m.http.failure if m.http else None
+
+
+def measured_at_dt(r: Result) -> datetime:
+    return repo.parse_time(r.measured_at)

@@ -1,0 +1,288 @@
+"""The schema. Change it only together with a new Alembic revision in migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so Alembic batch migrations on SQLite can find them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite would otherwise drop the offset silently."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# BIGINT primary keys on PostgreSQL; SQLite needs INTEGER for its rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Target(Base):
+    __tablename__ = "targets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country: Mapped[str] = mapped_column(String(2), default="")
+    category: Mapped[str] = mapped_column(String(16), default="")
+    urls: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    aliases: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Vantage(Base):
+    __tablename__ = "vantages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # local | resolver | ooni | agent | control
+    country: Mapped[str] = mapped_column(String(2), default="")
+    asn: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Measurement(Base):
+    """One URL measured from one vantage (or the control) at one moment, with raw evidence."""
+
+    __tablename__ = "measurements"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(128), unique=True)  # dedup key (ours, OONI's, agent's)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"))
+    url: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(8), default="vantage")  # vantage | control
+    round_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failure: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    evidence_sha256: Mapped[str] = mapped_column(String(64))
+    keep: Mapped[bool] = mapped_column(Boolean, default=False)  # never pruned: anomaly or change
+
+    __table_args__ = (
+        Index("ix_measurements_vantage_measured", "vantage_id", "measured_at"),
+        Index("ix_measurements_target_measured", "target_id", "measured_at"),
+        Index("ix_measurements_measured_at", "measured_at"),
+    )
+
+
+class Verdict(Base):
+    __tablename__ = "verdicts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    measurement_id: Mapped[int] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"),
+                                                unique=True)
+    control_id: Mapped[int | None] = mapped_column(
+        ForeignKey("measurements.id", ondelete="SET NULL"), nullable=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"))
+    url: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(24))
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # latest verdict per target and vantage; history of one target
+        Index("ix_verdicts_target_vantage_measured", "target_id", "vantage_id", "measured_at"),
+        Index("ix_verdicts_url_vantage_measured", "url", "vantage_id", "measured_at"),
+        Index("ix_verdicts_measured_at", "measured_at"),
+    )
+
+
+class UrlState(Base):
+    """The event state machine of one (URL, vantage): confirmed state and a pending change."""
+
+    __tablename__ = "url_states"
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"), primary_key=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
+    state: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pending: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), nullable=True)
+    last_verdict_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="SET NULL"), nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """A confirmed state of one (URL, vantage), from `started_at` until `ended_at` (open: None)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("targets.id"), nullable=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"))
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(24))
+    previous: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    verdict_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="SET NULL"), nullable=True)
+
+    __table_args__ = (
+        Index("ix_events_target_started", "target_id", "started_at"),
+        Index("ix_events_detected_at", "detected_at"),
+    )
+
+
+class Feed(Base):
+    __tablename__ = "feeds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    etag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FeedEntry(Base):
+    __tablename__ = "feed_entries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"))
+    entry_key: Mapped[str] = mapped_column(String(255))  # guid, else link, else content hash
+    title: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("feed_id", "entry_key"),
+        Index("ix_feed_entries_first_seen", "first_seen_at"),
+    )
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("feed_entries.id", ondelete="CASCADE"),
+                                          unique=True)
+    types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    outlets: Mapped[list[str]] = mapped_column(JSONType, default=list)  # target names
+    people: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # published, else first seen
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_incidents_occurred_at", "occurred_at"),)
+
+
+class Case(Base):
+    """An incident linked with a blocking event of the same outlet."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("incident_id", "event_id"),)
+
+
+class Outbox(Base):
+    """Every notification is written here first, then delivered; `key` makes it idempotent."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook | telegram
+    destination: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # alert | digest | test
+    subject: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class DailyRollup(Base):
+    """Worst state and minutes affected per target, vantage and UTC day; kept for good."""
+
+    __tablename__ = "daily_rollups"
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id"), primary_key=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    worst: Mapped[str] = mapped_column(String(24))
+    minutes_affected: Mapped[int] = mapped_column(Integer, default=0)
+    measurements: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class KeyValue(Base):
+    """Small named values that must survive restarts (import cursors, table versions)."""
+
+    __tablename__ = "kv"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,187 @@
+"""The queries that matter, as small functions over a Session."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from blockwatch.analysis import events as ev
+from blockwatch.storage.models import Event, Measurement, Target, UrlState, Vantage, Verdict
+from blockwatch.targets import Target as TargetSpec
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def evidence_hash(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def sync_targets(s: Session, targets: Iterable[TargetSpec]) -> dict[str, int]:
+    """Make the targets table match the target files; a removed target is kept, inactive."""
+    rows = {t.name: t for t in s.scalars(select(Target))}
+    seen = set()
+    for t in targets:
+        seen.add(t.name)
+        row = rows.get(t.name)
+        if row is None:
+            row = Target(name=t.name)
+            s.add(row)
+            rows[t.name] = row
+        row.country, row.category = t.country, t.category
+        row.urls, row.aliases, row.active = list(t.urls), list(t.aliases), True
+    for name, row in rows.items():
+        if name not in seen:
+            row.active = False
+    s.flush()
+    return {name: row.id for name, row in rows.items()}
+
+
+def ensure_vantage(s: Session, name: str, kind: str, country: str = "", asn: str = "") -> int:
+    row = s.scalar(select(Vantage).where(Vantage.name == name))
+    if row is None:
+        row = Vantage(name=name, kind=kind, country=country, asn=asn, created_at=utcnow())
+        s.add(row)
+        s.flush()
+    else:
+        if country and row.country != country:
+            row.country = country
+        if asn and row.asn != asn:
+            row.asn = asn
+        if row.kind != kind:
+            row.kind = kind
+    return row.id
+
+
+def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: int, url: str,
+                    role: str, measured_at: datetime, evidence: dict[str, Any],
+                    failure: str | None = None, round_id: str | None = None,
+                    keep: bool = False) -> Measurement:
+    m = Measurement(uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
+                    measured_at=measured_at, evidence=evidence,
+                    evidence_sha256=evidence_hash(evidence), failure=failure,
+                    round_id=round_id, keep=keep)
+    s.add(m)
+    s.flush()
+    return m
+
+
+def measurement_exists(s: Session, uid: str) -> bool:
+    return s.scalar(select(Measurement.id).where(Measurement.uid == uid)) is not None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    id: int
+    target_id: int | None
+    vantage_id: int
+    url: str
+    state: str
+    previous: str | None
+
+
+def record_verdict(s: Session, *, measurement: Measurement, control_id: int | None, verdict: str,
+                   confirmed: bool, reason: str, confirm_after: int) -> tuple[Verdict, NewEvent | None]:
+    """Store a verdict and advance the (URL, vantage) state machine; returns the new event, if
+    this verdict confirmed one."""
+    v = Verdict(measurement_id=measurement.id, control_id=control_id,
+                target_id=measurement.target_id, vantage_id=measurement.vantage_id,
+                url=measurement.url, verdict=verdict, confirmed=confirmed, reason=reason,
+                measured_at=measurement.measured_at)
+    s.add(v)
+    s.flush()
+    st = s.get(UrlState, (measurement.url, measurement.vantage_id))
+    if st is None:
+        st = UrlState(url=measurement.url, vantage_id=measurement.vantage_id,
+                      target_id=measurement.target_id, pending_count=0, updated_at=utcnow())
+        s.add(st)
+    cur = ev.UrlState(st.state, st.since, st.pending, st.pending_count or 0, st.pending_since)
+    nxt, tr = ev.step(cur, verdict, measurement.measured_at, confirm_after)
+    st.state, st.since, st.pending = nxt.state, nxt.since, nxt.pending
+    st.pending_count, st.pending_since = nxt.pending_count, nxt.pending_since
+    st.target_id = measurement.target_id
+    st.last_verdict_id = v.id
+    st.last_seen_at = measurement.measured_at
+    st.updated_at = utcnow()
+    new = None
+    if tr is not None:
+        if st.event_id is not None:
+            old = s.get(Event, st.event_id)
+            if old is not None and old.ended_at is None:
+                old.ended_at = tr.started_at
+        e = Event(target_id=measurement.target_id, vantage_id=measurement.vantage_id,
+                  url=measurement.url, state=tr.state, previous=tr.previous, confirmed=confirmed,
+                  reason=reason, started_at=tr.started_at, detected_at=tr.detected_at,
+                  verdict_id=v.id)
+        s.add(e)
+        s.flush()
+        st.event_id = e.id
+        measurement.keep = True
+        new = NewEvent(e.id, e.target_id, e.vantage_id, e.url, e.state, e.previous)
+    if verdict not in ("ok",):
+        measurement.keep = True
+    return v, new
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    target: str
+    url: str
+    vantage: str
+    verdict: str
+    confirmed: bool
+    reason: str
+    measured_at: datetime
+    state: str | None
+    since: datetime | None
+    country: str
+    kind: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "url": self.url, "vantage": self.vantage,
+                "verdict": self.verdict, "confirmed": self.confirmed, "reason": self.reason,
+                "measured_at": iso(self.measured_at), "state": self.state,
+                "since": iso(self.since), "country": self.country, "vantage_kind": self.kind}
+
+
+def latest_verdicts(s: Session, *, target: str | None = None) -> list[VerdictRow]:
+    """The newest verdict per (URL, vantage), with the confirmed state and since when."""
+    q = (
+        select(Verdict, Target.name, Vantage.name, Vantage.country, Vantage.kind, UrlState)
+        .select_from(UrlState)
+        .join(Verdict, Verdict.id == UrlState.last_verdict_id)
+        .join(Vantage, Vantage.id == Verdict.vantage_id)
+        .outerjoin(Target, Target.id == Verdict.target_id)
+        .where(Vantage.kind != "control")
+        .order_by(Target.name, Verdict.url, Vantage.name)
+    )
+    if target is not None:
+        q = q.where(Target.name == target)
+    out = []
+    for v, tname, vname, country, kind, st in s.execute(q):
+        out.append(VerdictRow(tname or "", v.url, vname, v.verdict, v.confirmed, v.reason,
+                              v.measured_at, st.state if st else None,
+                              st.since if st else None, country, kind))
+    return out
