@@ -90,13 +90,14 @@ class _Strict(BaseModel):
 def _check_hostport(v: str) -> str:
     if v.startswith("https://"):
         return v
-    host, port = split_hostport(v, 53)
+    host, port = split_hostport(v.removeprefix("tcp://"), 53)
     try:
         ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(
             f"{v!r}: a resolver is an IP address with an optional port (\"1.1.1.1\", "
-            "\"1.1.1.1:53\", \"[2606:4700::1111]:53\") or a DoH URL (\"https://...\")"
+            "\"1.1.1.1:53\", \"[2606:4700::1111]:53\"), \"tcp://\" and one of those, "
+            "or a DoH URL (\"https://...\")"
         ) from None
     if not 0 < port < 65536:
         raise ValueError(f"{v!r}: port out of range")
@@ -338,7 +339,7 @@ class Config:
 
     def resolve(self, p: str) -> Path:
         path = Path(p).expanduser()
-        return path if path.is_absolute() else (self.base_dir / path)
+        return path if path.is_absolute() else Path(os.path.normpath(self.base_dir / path))
 
     @property
     def source(self) -> str:

@@ -1,0 +1,84 @@
+"""Shared fixtures: databases (real SQLite and the real PostgreSQL server), configs, the lab."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from blockwatch.config import Config, load
+from blockwatch.storage import Database, open_database
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import lab` (the in-process network lab)
+
+from lab.fixtures import *  # noqa: E402, F403  (the `lab` fixtures)
+
+PG_URL = os.environ.get("BLOCKWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema in the PostgreSQL test database, dropped afterwards. A missing server is
+    a failure, not a skip: the PostgreSQL backend is a product feature."""
+    schema = f"bw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'blockwatch.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'blockwatch.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def any_db(any_db_url: str) -> Iterator[Database]:
+    """The same test on SQLite and on PostgreSQL."""
+    db = open_database(any_db_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> Iterator[Database]:
+    d = open_database(sqlite_url)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """write_config(toml_text, targets=None) -> Config; relative paths resolve in tmp_path."""
+
+    def make(body: str, *, targets: str | None = None, name: str = "blockwatch.toml") -> Config:
+        if targets is not None:
+            (tmp_path / "targets.toml").write_text(targets, encoding="utf-8")
+        p = tmp_path / name
+        p.write_text(body, encoding="utf-8")
+        return load(p)
+
+    return make
