@@ -175,6 +175,17 @@ class ProbeConfig(_Strict):
         "(KHTML, like Gecko) Chrome/130.0 Safari/537.36"
     )
     block_addresses: list[str] = Field(default_factory=list)
+    allow_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_networks", "block_addresses")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for n in v:
+            try:
+                ipaddress.ip_network(n, strict=False)
+            except ValueError:
+                raise ValueError(f"{n!r} is not an IP address or network like \"10.0.0.0/8\"") from None
+        return v
 
 
 class ControlConfig(_Strict):

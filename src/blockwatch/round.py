@@ -4,13 +4,14 @@ judged and stored as results arrive (a crash mid-round loses only what was in fl
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from blockwatch.analysis.fingerprints import default_matcher
+from blockwatch.analysis.fingerprints import default_interception, default_matcher
 from blockwatch.analysis.verdict import AnalysisSettings, Judgement, judge
 from blockwatch.config import Config, LocalVantage
 from blockwatch.probe.dnsprobe import ResolverSpec
@@ -69,6 +70,7 @@ def probe_settings(cfg: Config) -> ProbeSettings:
         timeout=p.timeout.total_seconds(), body_limit=p.body_limit, user_agent=p.user_agent,
         ca_bundle=str(cfg.resolve(p.ca_bundle)) if p.ca_bundle else None,
         matcher=default_matcher(),
+        allow_networks=tuple(ipaddress.ip_network(n, strict=False) for n in p.allow_networks),
     )
 
 
@@ -87,6 +89,7 @@ async def run_round(
 ) -> RoundReport:
     settings = settings or probe_settings(cfg)
     aset = analysis_settings(cfg)
+    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
     confirm_after = cfg.settings.probe.confirm_after
     report = RoundReport(round_id=uuid.uuid4().hex)
     control = control_view(cfg)
@@ -131,7 +134,7 @@ async def run_round(
             batch = [b for b in batch if b is not None]
             if batch:
                 results, events = await asyncio.to_thread(
-                    _store, db, batch, ids, report, confirm_after, aset, asn, locals_)
+                    _store, db, batch, ids, report, confirm_after, aset, asn, locals_, interception)
                 report.results.extend(results)
                 report.new_events.extend(events)
                 if on_result:
@@ -161,7 +164,7 @@ def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict
     return {"targets": tids, "vantages": vids}
 
 
-def _store(db, batch, ids, report, confirm_after, aset, asn, locals_):  # type: ignore[no-untyped-def]
+def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, interception):  # type: ignore[no-untyped-def]
     results: list[Result] = []
     events: list[repo.NewEvent] = []
     with db.write() as s:
@@ -174,7 +177,7 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_):  # type: 
             for (vconf, _view), m in zip(locals_, vs, strict=True):
                 j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
                                      control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
-                                     settings=aset)
+                                     settings=aset, interception=interception)
                 mm = repo.add_measurement(
                     s, uid=m.uid, target_id=tid, vantage_id=ids["vantages"][vconf.name], url=url,
                     role="vantage", measured_at=repo.parse_time(m.measured_at),

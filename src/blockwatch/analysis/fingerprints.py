@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -157,7 +158,18 @@ class InterceptionCA:
 @dataclass(frozen=True)
 class Interception:
     cas: tuple[InterceptionCA, ...]
-    block_addresses: frozenset[str]
+    block_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def with_block_addresses(self, extra: list[str]) -> Interception:
+        nets = tuple(ipaddress.ip_network(a, strict=False) for a in extra)
+        return Interception(self.cas, self.block_networks + nets)
+
+    def is_block_address(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in n for n in self.block_networks if n.version == ip.version)
 
     def ca_for(self, dns_names: list[str]) -> InterceptionCA | None:
         for dn in dns_names:
@@ -174,5 +186,5 @@ def default_interception() -> Interception:
     return Interception(
         tuple(InterceptionCA(c["id"], c.get("country", ""), c["match"], c.get("note", ""))
               for c in data.get("interception_cas", [])),
-        frozenset(data.get("block_addresses", [])),
+        tuple(ipaddress.ip_network(a, strict=False) for a in data.get("block_addresses", [])),
     )

@@ -18,7 +18,6 @@ from blockwatch.analysis.fingerprints import (
     default_matcher,
 )
 from blockwatch.probe import failures as F
-from blockwatch.probe.dnsprobe import is_bogon
 from blockwatch.probe.records import HttpResult, TlsHandshake, WebMeasurement
 
 VERDICTS = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
@@ -58,10 +57,10 @@ def _addrs(addrs: list[str], n: int = 3) -> str:
     return s + (f" and {len(addrs) - n} more" if len(addrs) > n else "")
 
 
-def _with_asn(addrs: list[str], asn: AsnLookup | None) -> str:
+def _with_asn(addrs: list[str], asn: AsnLookup | None, bogons: frozenset[str] = frozenset()) -> str:
     out = []
     for a in addrs[:3]:
-        note = " (a private address)" if is_bogon(a) else ""
+        note = " (a private address)" if a in bogons else ""
         network = asn(a) if asn and not note else None
         out.append(f"{a}{note}{f' ({network})' if network else ''}")
     return _addrs(out + addrs[3:]) if len(addrs) > 3 else ", ".join(out)
@@ -153,7 +152,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
                          f"DNS for {host} answered {said} at the vantage; "
                          f"the control resolvers answered {_addrs(caddrs)}")
     vaddrs = _answers(v)
-    blocked = [a for a in vaddrs if a in interception.block_addresses]
+    blocked = [a for a in vaddrs if interception.is_block_address(a)]
     if blocked:
         return Judgement("dns", True,
                          f"DNS for {host} answered {_addrs(blocked)}, a known block address; "
@@ -161,10 +160,12 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
     injected = [r for q in v.dns for r in q.extra_replies if r and set(r) != set(q.answers)]
     if cf is not None and not caddrs:
         return None  # nothing to compare with; TCP/TLS/HTTP will tell
-    bogons = [a for a in vaddrs if is_bogon(a)]
-    if bogons and not all(is_bogon(a) for a in caddrs):
+    vbogons = frozenset(a for q in v.dns for a in q.bogons)
+    cbogons = frozenset(a for q in c.dns for a in q.bogons)
+    bogons = [a for a in vaddrs if a in vbogons]
+    if bogons and not all(a in cbogons for a in caddrs):
         return Judgement("dns", False,
-                         f"DNS for {host} answered {_with_asn(bogons, None)}; "
+                         f"DNS for {host} answered {_with_asn(bogons, None, vbogons)}; "
                          f"the control resolvers answered {_addrs(caddrs)}")
     if _consistent(v, c, vaddrs, caddrs, asn, matcher):
         if injected:
@@ -173,7 +174,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
                              f"({_addrs(injected[0])} and {_addrs(vaddrs)}): an on-path injector")
         return None
     return Judgement("dns", False,
-                     f"DNS for {host} answered {_with_asn(vaddrs, asn)}; the control resolvers "
+                     f"DNS for {host} answered {_with_asn(vaddrs, asn, vbogons)}; the control resolvers "
                      f"answered {_with_asn(caddrs, asn)}, and the vantage's addresses did not "
                      f"prove to be {host}")
 

@@ -25,12 +25,16 @@ from blockwatch.probe import failures as F
 from blockwatch.probe.records import DnsQuery
 
 
-def is_bogon(address: str) -> bool:
-    """Addresses no public site lives at: private, loopback, link-local, reserved, unspecified."""
+def is_bogon(address: str, allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+             ) -> bool:
+    """Addresses no public site lives at: private, loopback, link-local, reserved, unspecified
+    (unless inside an explicitly allowed network: an intranet, a test lab)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return True
+    if any(ip in net for net in allow if net.version == ip.version):
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return (

@@ -4,6 +4,7 @@ to every address, then HTTP. Plain records out; judging is analysis's job."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ class ProbeSettings:
     user_agent: str = "Mozilla/5.0"
     ca_bundle: str | None = None
     ipv6: bool | None = None  # None: detect once
+    # Private/loopback networks that may be connected to (an intranet, a test lab). Other bogon
+    # answers are evidence of DNS tampering and are never connected to: from a VPS they would
+    # reach the provider's internal network.
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     matcher: httpprobe.Matcher | None = None
     _contexts: dict[str, object] = field(default_factory=dict)
 
@@ -76,12 +81,17 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     m.resolvers = [r.label for r in resolvers]
     m.dns = await dnsprobe.resolve_all(resolvers, host, timeout=settings.timeout,
                                        source=view.source_address, http=doh)
+    for q in m.dns:
+        q.bogons = [a for a in q.answers if dnsprobe.is_bogon(a, settings.allow_networks)]
+    bogons = {a for q in m.dns for a in q.bogons}
     addresses = m.addresses() if m.dns else [host]
-    v4 = [a for a in addresses if not netsteps.is_ipv6(a)][:MAX_ADDRESSES]
-    v6 = [a for a in addresses if netsteps.is_ipv6(a)][:MAX_ADDRESSES]
+    v4 = [a for a in addresses if not netsteps.is_ipv6(a) and a not in bogons][:MAX_ADDRESSES]
+    v6 = [a for a in addresses if netsteps.is_ipv6(a) and a not in bogons][:MAX_ADDRESSES]
     reachable = v4 + (v6 if m.ipv6 else [])
-    m.tcp = [TcpConnect(address=a, port=port, status="skipped", failure="no_ipv6_route")
-             for a in (v6 if not m.ipv6 else [])]
+    m.tcp = [TcpConnect(address=a, port=port, status="skipped", failure="bogon_address")
+             for a in addresses if a in bogons]
+    m.tcp += [TcpConnect(address=a, port=port, status="skipped", failure="no_ipv6_route")
+              for a in (v6 if not m.ipv6 else [])]
     verified, unverified = settings.ssl_contexts()
     steps = [_connect(a, port, host, parts.scheme == "https", view, settings, verified, unverified)
              for a in reachable]
@@ -101,7 +111,9 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
             found = await dnsprobe.resolve_all(resolvers, name, timeout=settings.timeout,
                                                source=view.source_address, http=doh,
                                                qtypes=("A",) if not m.ipv6 else ("A", "AAAA"))
-            cache[name] = [a for q in found for a in q.answers] if found else [name]
+            cache[name] = ([a for q in found for a in q.answers
+                            if not dnsprobe.is_bogon(a, settings.allow_networks)]
+                           if found else [name])
         addrs = cache[name]
         return addrs[0] if addrs else None
 

@@ -1,0 +1,381 @@
+"""What a notification says: plain records in, subject + text + HTML (or a webhook body) out.
+
+Pure: no database, no network. Feed titles, outlet names, reasons and links come from hostile
+sources (feeds, sites under test), so every HTML template autoescapes and links are only made
+clickable for http(s) URLs; subjects are flattened to one line of plain text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from blockwatch.analysis.verdict import BLOCKING
+
+LANGUAGES = ("en", "ru")
+MAX_ITEMS = 50  # per message: a storm of changes still makes one readable message
+SUBJECT_MAX = 160
+KIND_ORDER = {"blocked": 0, "case": 1, "unblocked": 2, "down": 3, "recovered": 4, "silent": 5,
+              "back": 6}
+
+
+# --- records -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IncidentInfo:
+    title: str
+    link: str
+    source: str  # the feed's name
+    types: tuple[str, ...] = ()
+    outlets: tuple[str, ...] = ()
+    occurred_at: datetime | None = None
+    linked: bool = False  # part of a case (correlated with blocking)
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    """One thing worth telling: a state change, a new case, or a vantage that fell silent."""
+
+    kind: str  # blocked | unblocked | down | recovered | silent | back | case
+    ref: str  # "e12", "c3", "s<vantage>@<time>": stable, used in idempotency keys
+    at: datetime  # when it began (an event's started_at; a silent vantage's last sighting)
+    detected_at: datetime  # when blockwatch became sure
+    target: str = ""
+    country: str = ""  # the target's country
+    vantage: str = ""
+    vantage_country: str = ""
+    url: str = ""
+    state: str = ""
+    previous: str | None = None
+    reason: str = ""
+    confirmed: bool = False
+    incident: IncidentInfo | None = None
+
+
+def classify(state: str, previous: str | None) -> str | None:
+    """The alert kind of an event (state change), or None when it is not worth an alert."""
+    if state in BLOCKING:
+        return "blocked"  # also a change of method (dns -> tls): still blocked, say how now
+    if state == "down":
+        return "down"
+    if state == "ok":
+        if previous in BLOCKING:
+            return "unblocked"
+        if previous == "down":
+            return "recovered"
+    return None  # first observation "ok", or an inconclusive state
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A recipient's filters; empty lists match everything."""
+
+    targets: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    verdicts: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, targets: Iterable[str] = (), countries: Iterable[str] = (),
+           verdicts: Iterable[str] = ()) -> Filter:
+        return cls(frozenset(t.casefold() for t in targets),
+                   frozenset(c.upper() for c in countries),
+                   frozenset(v.casefold() for v in verdicts))
+
+
+def item_matches(f: Filter, item: AlertItem) -> bool:
+    """Targets filter outlets; countries match the outlet's or the vantage's country; verdicts
+    match the verdict names involved (state or, for an unblock, the previous one) or the alert
+    kind itself ("blocked", "case", "silent", ...). Vantage items (silent/back) concern no outlet,
+    so a targets filter does not hide them."""
+    if f.targets and item.target and item.target.casefold() not in f.targets:
+        return False
+    if f.countries and not ({item.country, item.vantage_country} & f.countries):
+        return False
+    if f.verdicts:
+        tokens = {item.kind, item.state, item.previous or ""}
+        if not tokens & f.verdicts:
+            return False
+    return True
+
+
+# --- strings, templates, formatting ------------------------------------------------------------
+
+@cache
+def catalog(lang: str) -> dict[str, Any]:
+    if lang not in LANGUAGES:
+        lang = "en"
+    path = resources.files("blockwatch").joinpath("templates", "alerts", "i18n", f"{lang}.toml")
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) URLs become links: a feed's `javascript:` link survives autoescaping."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url.strip()
+
+
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def oneline(text: object, limit: int = 300) -> str:
+    """Hostile text flattened to one line (no header or layout injection), bounded."""
+    s = _SPACE.sub(" ", _CONTROL.sub(" ", str(text or ""))).strip()
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def fmt_time(dt: datetime | None, tz: str) -> str:
+    if dt is None:
+        return ""
+    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+@cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("blockwatch", "templates/alerts"),
+        # *.html escapes everything; the plain-text part (*.txt) is not HTML and needs none
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["oneline"] = oneline
+    env.filters["safe_url"] = safe_url
+    return env
+
+
+def render(name: str, kind: str, **ctx: Any) -> str:
+    return _env().get_template(f"{name}.{kind}").render(**ctx)
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str
+
+
+def _method(item: AlertItem, t: dict[str, Any]) -> str:
+    if item.kind == "blocked" and item.state:
+        return f" ({t['verdict'].get(item.state, item.state)})"
+    return ""
+
+
+def _label(item: AlertItem, t: dict[str, Any]) -> str:
+    return item.target or item.vantage
+
+
+def sort_items(items: Iterable[AlertItem]) -> list[AlertItem]:
+    return sorted(items, key=lambda i: (KIND_ORDER.get(i.kind, 9), i.target.casefold(), i.vantage,
+                                        i.url, i.ref))
+
+
+def alert_subject(items: Sequence[AlertItem], lang: str) -> str:
+    t = catalog(lang)
+    if len(items) == 1:
+        i = items[0]
+        s = t["text"]["alert_subject_one"].format(
+            target=_label(i, t), kind=t["kind"][i.kind], method=_method(i, t),
+            vantage=i.vantage)
+    else:
+        names: list[str] = []
+        for i in items:
+            label = f"{_label(i, t)} {t['kind'][i.kind]}"
+            if label not in names:
+                names.append(label)
+        shown = ", ".join(names[:3])
+        if len(names) > 3:
+            shown += " " + t["text"]["and_more"].format(count=len(names) - 3)
+        s = t["text"]["alert_subject_many"].format(count=len(items), names=shown)
+    return oneline(s, SUBJECT_MAX)
+
+
+def compose_alert(items: Sequence[AlertItem], lang: str, tz: str) -> Message:
+    items = sort_items(items)
+    t = catalog(lang)
+    ctx = {"t": t, "items": items[:MAX_ITEMS], "more": max(0, len(items) - MAX_ITEMS),
+           "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "lang": lang}
+    return Message(alert_subject(items, lang), render("alert", "txt", **ctx),
+                   render("alert", "html", **ctx))
+
+
+def compose_test(lang: str, tz: str, now: datetime) -> Message:
+    t = catalog(lang)
+    ctx = {"t": t, "tz": tz, "now": fmt_time(now, tz), "lang": lang}
+    return Message(t["text"]["test_subject"], render("test", "txt", **ctx),
+                   render("test", "html", **ctx))
+
+
+# --- the digest --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BlockedVantage:
+    vantage: str
+    vantage_country: str
+    url: str
+    state: str
+    since: datetime | None
+    reason: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class BlockedTarget:
+    target: str
+    country: str
+    rows: tuple[BlockedVantage, ...]
+
+    @property
+    def since(self) -> datetime | None:
+        times = [r.since for r in self.rows if r.since]
+        return min(times) if times else None
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    name: str
+    failures: int
+    last_error: str
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SilentVantage:
+    name: str
+    kind: str
+    country: str
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DigestData:
+    since: datetime
+    until: datetime
+    blocked: tuple[BlockedTarget, ...] = ()
+    began: tuple[AlertItem, ...] = ()
+    ended: tuple[AlertItem, ...] = ()
+    incidents: tuple[IncidentInfo, ...] = ()
+    feeds: tuple[FeedProblem, ...] = ()
+    silent: tuple[SilentVantage, ...] = ()
+    countries: dict[str, str] = field(default_factory=dict)  # target -> country, for filters
+
+    @property
+    def quiet(self) -> bool:
+        return not (self.blocked or self.began or self.ended or self.incidents or self.feeds
+                    or self.silent)
+
+
+def filter_digest(d: DigestData, f: Filter) -> DigestData:
+    """A recipient's view: outlets and changes pass the filter; feeds and vantages (the health of
+    blockwatch itself) are shown to everyone."""
+    if f == Filter():
+        return d
+    blocked = []
+    for b in d.blocked:
+        rows = tuple(r for r in b.rows if item_matches(f, AlertItem(
+            kind="blocked", ref="", at=d.until, detected_at=d.until, target=b.target,
+            country=b.country, vantage=r.vantage, vantage_country=r.vantage_country,
+            state=r.state)))
+        if rows:
+            blocked.append(replace(b, rows=rows))
+
+    def incident_ok(i: IncidentInfo) -> bool:
+        if f.targets and not {o.casefold() for o in i.outlets} & f.targets:
+            return False
+        if f.countries and not {d.countries.get(o, "") for o in i.outlets} & f.countries:
+            return False
+        return True
+
+    return replace(d, blocked=tuple(blocked),
+                   began=tuple(i for i in d.began if item_matches(f, i)),
+                   ended=tuple(i for i in d.ended if item_matches(f, i)),
+                   incidents=tuple(i for i in d.incidents if incident_ok(i)))
+
+
+def digest_date(d: DigestData, tz: str) -> str:
+    return d.until.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d")
+
+
+def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
+    t = catalog(lang)
+    date = digest_date(d, tz)
+    if d.blocked:
+        subject = t["text"]["digest_subject_blocked"].format(date=date, count=len(d.blocked))
+    elif d.quiet:
+        subject = t["text"]["digest_subject_quiet"].format(date=date)
+    else:
+        subject = t["text"]["digest_subject_other"].format(date=date)
+    ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "date": date,
+           "lang": lang, "blocking": BLOCKING}
+    return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
+                   render("digest", "html", **ctx))
+
+
+# --- keys and webhook bodies -------------------------------------------------------------------
+
+KEY_MAX = 255
+
+
+def outbox_key(*parts: str) -> str:
+    """"alert:email:desk@example.org:e12,e13"; hashed when it would not fit the column."""
+    key = ":".join(parts)
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"{parts[0]}:{parts[1]}:sha256:{digest}"
+
+
+def refs(items: Iterable[AlertItem]) -> str:
+    return ",".join(sorted({i.ref for i in items}))
+
+
+def message_id(key: str, sender: str) -> str:
+    """Derived from the idempotency key: a duplicate (see README) carries the same Message-ID."""
+    domain = sender.rpartition("@")[2] or "blockwatch.invalid"
+    return f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}@{domain}>"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def item_json(item: AlertItem) -> dict[str, Any]:
+    out: dict[str, Any] = _jsonable(asdict(item))
+    if item.incident is None:
+        out.pop("incident")
+    return out
+
+
+def webhook_body(key: str, kind: str, items: Sequence[AlertItem], msg: Message,
+                 created_at: datetime, lang: str) -> dict[str, Any]:
+    """`text` makes Slack/Mattermost-style hooks show something without a translator; `items`
+    is for programs. `id` is stable across retries: receivers deduplicate on it."""
+    return {"id": key, "type": kind, "created_at": _jsonable(created_at), "language": lang,
+            "subject": msg.subject, "text": msg.text,
+            "items": [item_json(i) for i in sort_items(items)]}

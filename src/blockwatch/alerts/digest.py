@@ -1,0 +1,170 @@
+"""The daily digest: gather a period from the database (`collect`), then compose per recipient.
+
+`queue_digest` is safe to call as often as the daemon likes: it queues today's digest once, when
+the configured local time has come (so a daemon that was down at 07:00 sends it on start-up),
+and covers the time since the previous digest (no gap, no overlap after downtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session
+
+from blockwatch.alerts import compose as C
+from blockwatch.alerts.outbox import enqueue
+from blockwatch.alerts.scan import event_item, incident_info, vantage_status
+from blockwatch.analysis.verdict import BLOCKING
+from blockwatch.config import Config
+from blockwatch.storage import Database
+from blockwatch.storage.models import (
+    Case,
+    Event,
+    Feed,
+    FeedEntry,
+    Incident,
+    KeyValue,
+    Outbox,
+    Target,
+    UrlState,
+    Vantage,
+    Verdict,
+)
+
+DIGEST_KEY = "alerts.digest"
+MAX_ROWS = 500
+MAX_CATCH_UP = timedelta(days=7)
+
+
+def _active(t: type[Target]) -> ColumnElement[bool]:
+    # a URL without a target row still counts; a target removed from the lists does not
+    return (t.id.is_(None)) | (t.active.is_(True))
+
+
+def _blocked_now(s: Session) -> tuple[C.BlockedTarget, ...]:
+    q = (select(UrlState, Target, Vantage, Verdict, Event)
+         .join(Vantage, Vantage.id == UrlState.vantage_id)
+         .outerjoin(Target, Target.id == UrlState.target_id)
+         .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
+         .outerjoin(Event, Event.id == UrlState.event_id)
+         .where(UrlState.state.in_(sorted(BLOCKING)), Vantage.kind != "control")
+         .where(_active(Target)))
+    groups: dict[tuple[str, str], list[C.BlockedVantage]] = {}
+    for st, t, v, verdict, ev in s.execute(q):
+        # the latest verdict says why now, if it still agrees; else the confirming event's reason
+        if verdict is not None and verdict.verdict == st.state:
+            reason, confirmed = verdict.reason, verdict.confirmed
+        else:
+            reason, confirmed = (ev.reason, ev.confirmed) if ev else ("", False)
+        key = (t.name if t else st.url, t.country if t else "")
+        groups.setdefault(key, []).append(C.BlockedVantage(
+            vantage=v.name, vantage_country=v.country, url=st.url, state=st.state or "",
+            since=st.since, reason=reason, confirmed=confirmed))
+    return tuple(C.BlockedTarget(name, country, tuple(sorted(rows, key=lambda r: (r.vantage, r.url))))
+                 for (name, country), rows in sorted(groups.items(), key=lambda kv: kv[0][0].casefold()))
+
+
+def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.DigestData:
+    began, ended = [], []
+    q = (select(Event, Target, Vantage).join(Vantage, Vantage.id == Event.vantage_id)
+         .outerjoin(Target, Target.id == Event.target_id)
+         .where(Event.detected_at >= since, Event.detected_at < until, Vantage.kind != "control")
+         .order_by(Event.detected_at, Event.id).limit(MAX_ROWS))
+    for e, t, v in s.execute(q):
+        kind = C.classify(e.state, e.previous)
+        if kind in ("blocked", "down"):
+            began.append(event_item(e, t, v, kind))
+        elif kind in ("unblocked", "recovered"):
+            ended.append(event_item(e, t, v, kind))
+    linked = exists().where(Case.incident_id == Incident.id)
+    q2 = (select(Incident, FeedEntry, Feed, linked.label("linked"))
+          .join(FeedEntry, FeedEntry.id == Incident.entry_id)
+          .join(Feed, Feed.id == FeedEntry.feed_id)
+          .where(Incident.created_at >= since, Incident.created_at < until)
+          .order_by(Incident.occurred_at, Incident.id).limit(MAX_ROWS))
+    incidents = tuple(incident_info(i, en, f, bool(lk)) for i, en, f, lk in s.execute(q2))
+    configured = {f.name for f in cfg.settings.feeds.source}
+    feeds = tuple(
+        C.FeedProblem(f.name, f.consecutive_failures, f.last_error or "", f.last_success_at)
+        for f in s.scalars(select(Feed).where(Feed.consecutive_failures > 0).order_by(Feed.name))
+        if not configured or f.name in configured)
+    silent = tuple(C.SilentVantage(v.name, v.kind, v.country, v.last_seen_at)
+                   for v in vantage_status(s, cfg, until) if v.silent)
+    countries = {t.name: t.country for t in s.scalars(select(Target))}
+    return C.DigestData(since=since, until=until, blocked=_blocked_now(s), began=tuple(began),
+                        ended=tuple(ended), incidents=incidents, feeds=feeds, silent=silent,
+                        countries=countries)
+
+
+def languages_in_use(cfg: Config) -> list[str]:
+    """The recipients' languages, first-mentioned first; English when nobody is configured."""
+    out: list[str] = []
+    for r in cfg.settings.alerts.recipient:
+        if r.language not in out:
+            out.append(r.language)
+    return out or ["en"]
+
+
+def queue_for_recipients(s: Session, cfg: Config, data: C.DigestData, key_prefix: str,
+                         now: datetime, *, force: bool) -> list[int]:
+    """One digest row per recipient (filtered to their view); `force` sends quiet digests too.
+    Returns the ids of the rows written."""
+    a = cfg.settings.alerts
+    keys = []
+    for r in a.recipient:
+        if not r.digest:
+            continue
+        view = C.filter_digest(data, C.Filter.of(r.targets, r.countries, r.verdicts))
+        if view.quiet and not (force or a.all_clear):
+            continue
+        msg = C.compose_digest(view, r.language, a.timezone)
+        key = C.outbox_key(key_prefix, "email", r.email)
+        enqueue(s, key=key, channel="email", destination=r.email, kind="digest",
+                subject=msg.subject, now=now,
+                payload={"text": msg.text, "html": msg.html, "language": r.language,
+                         "message_id": C.message_id(key, a.sender)})
+        keys.append(key)
+    return list(s.scalars(select(Outbox.id).where(Outbox.key.in_(keys)))) if keys else []
+
+
+def scheduled_time(cfg: Config, now: datetime) -> datetime:
+    """Today's digest time (local `digest_at` in `timezone`), as an aware datetime."""
+    a = cfg.settings.alerts
+    tz = ZoneInfo(a.timezone)
+    hh, mm = (int(x) for x in a.digest_at.split(":"))
+    return datetime.combine(now.astimezone(tz).date(), time(hh, mm), tzinfo=tz)
+
+
+def queue_digest_sync(cfg: Config, db: Database, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    due = scheduled_time(cfg, now)
+    if now < due:
+        return 0
+    date = due.date().isoformat()
+    with db.write() as s:
+        kv = s.get(KeyValue, DIGEST_KEY, with_for_update=True)
+        last = dict(kv.value) if kv else {}
+        if last.get("date", "") >= date:
+            return 0  # today's is queued (or was skipped as quiet) already
+        since = now - timedelta(hours=24)
+        if last.get("until"):
+            prev = datetime.fromisoformat(last["until"])
+            if now - MAX_CATCH_UP <= prev < now:
+                since = prev
+        data = collect(s, cfg, since, now)
+        ids = queue_for_recipients(s, cfg, data, f"digest:{date}", now, force=False)
+        value = {"date": date, "until": now.isoformat()}
+        if kv is None:
+            s.add(KeyValue(key=DIGEST_KEY, value=value, updated_at=now))
+        else:
+            kv.value, kv.updated_at = value, now
+        return len(ids)
+
+
+async def queue_digest(cfg: Config, db: Database, now: datetime | None = None) -> int:
+    """The daemon's job: call it every few minutes (and at start-up); it queues the day's digest
+    once `digest_at` has passed. Follow it with `deliver_outbox`."""
+    return await asyncio.to_thread(queue_digest_sync, cfg, db, now)

@@ -1,0 +1,136 @@
+"""Build the static site: roll up due days, read a snapshot, render every file in memory (pure),
+then write only what changed, each file atomically (a web server reading the folder mid-build
+never sees a half-written page), and remove files an earlier build made that are gone now."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from blockwatch.site.load import load_snapshot
+from blockwatch.site.model import SiteModel, build_model, status_json
+from blockwatch.site.render import (
+    SiteInfo,
+    render_badge,
+    render_feed,
+    render_incidents,
+    render_index,
+    render_target,
+)
+from blockwatch.site.rollup import rollup_due
+from blockwatch.storage import Database
+
+MANIFEST = ".blockwatch-site"  # the files the last build wrote; only those are ever removed
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    out_dir: Path
+    pages: int  # HTML pages
+    files: int  # every file of the site
+    bytes: int  # their total size
+    written: int  # files whose content changed in this build
+    removed: int  # files of an earlier build that are gone now
+    rollups: int  # daily rollup rows written before rendering
+    index_bytes: int  # the first language's index.html, the page phones load first
+
+    def summary(self) -> str:
+        return (f"wrote the status site to {self.out_dir}: {self.pages} pages, {self.files} files, "
+                f"{self.bytes / 1024:.0f} KiB ({self.written} changed, {self.removed} removed; "
+                f"index {self.index_bytes / 1024:.1f} KiB)")
+
+
+def site_info(title: str, base_url: str, languages: list[str] | tuple[str, ...]) -> SiteInfo:
+    base = base_url.strip()
+    if base and not base.endswith("/"):
+        base += "/"
+    langs = tuple(dict.fromkeys(languages)) or ("en",)
+    return SiteInfo(title=title, base_url=base, languages=langs)
+
+
+def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
+    """Pure: every file of the site, by its path relative to the site's root."""
+    files: dict[str, bytes] = {}
+    first = info.languages[0]
+    # the root index is the first language's index (no extra hop on a slow link), links
+    # pointing into that language's folder
+    files["index.html"] = render_index(m, info, first, root="").encode()
+    for lang in info.languages:
+        files[f"{lang}/index.html"] = render_index(m, info, lang).encode()
+        files[f"{lang}/incidents.html"] = render_incidents(m, info, lang).encode()
+        files[f"{lang}/feed.xml"] = render_feed(m, info, lang)
+        for s in m.statuses:
+            files[f"{lang}/t/{s.slug}.html"] = render_target(m, info, lang, s.target.id).encode()
+            files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.state, lang).encode()
+    files["feed.xml"] = files[f"{first}/feed.xml"]
+    files["status.json"] = (json.dumps(status_json(m, title=info.title, languages=list(info.languages)),
+                                       ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return files
+
+
+def _safe_rel(p: str) -> bool:
+    pp = PurePosixPath(p)
+    return bool(p) and not pp.is_absolute() and ".." not in pp.parts and p != MANIFEST
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # served by a web server running as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_site(out_dir: Path, files: dict[str, bytes]) -> tuple[int, int]:
+    """Write changed files and remove stale ones; returns (written, removed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for rel, data in sorted(files.items()):
+        path = out_dir / rel
+        try:
+            if path.stat().st_size == len(data) and path.read_bytes() == data:
+                continue  # unchanged: keep its mtime, so caches and rsync see nothing new
+        except FileNotFoundError:
+            pass
+        _write_atomic(path, data)
+        written += 1
+    removed = 0
+    manifest = out_dir / MANIFEST
+    try:
+        old = manifest.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        old = []
+    for rel in old:
+        if rel in files or not _safe_rel(rel):
+            continue
+        try:
+            (out_dir / rel).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    _write_atomic(manifest, ("\n".join(sorted(files)) + "\n").encode())
+    return written, removed
+
+
+def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
+                       now: datetime | None = None) -> BuildReport:
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    rolled = rollup_due(db, now)
+    with db.read() as s:
+        snap = load_snapshot(s, now)
+    model = build_model(snap)
+    files = render_site(model, info)
+    written, removed = write_site(out_dir, files)
+    return BuildReport(out_dir=out_dir, pages=sum(1 for p in files if p.endswith(".html")),
+                       files=len(files), bytes=sum(len(b) for b in files.values()),
+                       written=written, removed=removed, rollups=rolled,
+                       index_bytes=len(files[f"{info.languages[0]}/index.html"]))

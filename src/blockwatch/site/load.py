@@ -1,0 +1,200 @@
+"""Read what the site shows out of the database into plain records (the only I/O of a build
+besides writing files). Core selects, not ORM objects: 500 targets x 4 vantages x 90 days is
+180k rollup rows, and ORM identity-map overhead would dominate the build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from blockwatch.storage.models import (
+    Case,
+    DailyRollup,
+    Event,
+    Feed,
+    FeedEntry,
+    Incident,
+    Measurement,
+    Target,
+    UrlState,
+    Vantage,
+    Verdict,
+)
+
+HISTORY_DAYS = 90
+EVENT_DAYS = 365  # closed events older than this are left off the pages and the feed
+MAX_INCIDENTS = 300
+
+
+@dataclass(frozen=True)
+class TargetRec:
+    id: int
+    name: str
+    urls: tuple[str, ...]
+    country: str
+    category: str
+
+
+@dataclass(frozen=True)
+class VantageRec:
+    id: int
+    name: str  # never rendered for an agent: see model.public_vantages
+    kind: str
+    country: str
+    asn: str
+
+
+@dataclass(frozen=True)
+class UrlStateRec:
+    target_id: int
+    vantage_id: int
+    url: str
+    state: str | None
+    since: datetime | None
+    last_seen_at: datetime | None
+    verdict: str | None  # the latest verdict (may differ from the confirmed state: pending)
+    verdict_confirmed: bool
+    verdict_reason: str
+    event_confirmed: bool
+    event_reason: str
+
+
+@dataclass(frozen=True)
+class RollupRec:
+    target_id: int
+    vantage_id: int
+    day: date
+    worst: str
+    minutes: int
+    measurements: int
+
+
+@dataclass(frozen=True)
+class EventRec:
+    id: int
+    target_id: int
+    vantage_id: int
+    url: str
+    state: str
+    previous: str | None
+    confirmed: bool
+    reason: str
+    started_at: datetime
+    detected_at: datetime
+    ended_at: datetime | None
+    measured_at: datetime | None
+    evidence_sha256: str | None
+
+    @property
+    def updated(self) -> datetime:
+        return max(self.detected_at, self.ended_at) if self.ended_at else self.detected_at
+
+
+@dataclass(frozen=True)
+class IncidentRec:
+    id: int
+    title: str
+    link: str
+    source: str
+    types: tuple[str, ...]
+    outlets: tuple[str, ...]
+    people: tuple[str, ...]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseRec:
+    id: int
+    incident_id: int
+    event_id: int
+    created_at: datetime
+
+
+@dataclass
+class Snapshot:
+    now: datetime
+    targets: list[TargetRec] = field(default_factory=list)
+    vantages: dict[int, VantageRec] = field(default_factory=dict)
+    states: list[UrlStateRec] = field(default_factory=list)
+    rollups: list[RollupRec] = field(default_factory=list)
+    events: list[EventRec] = field(default_factory=list)
+    incidents: list[IncidentRec] = field(default_factory=list)
+    cases: list[CaseRec] = field(default_factory=list)
+
+
+def load_snapshot(s: Session, now: datetime) -> Snapshot:
+    snap = Snapshot(now=now)
+    snap.targets = [
+        TargetRec(i, n, tuple(u or ()), c or "", cat or "")
+        for i, n, u, c, cat in s.execute(
+            select(Target.id, Target.name, Target.urls, Target.country, Target.category)
+            .where(Target.active.is_(True)).order_by(Target.name))
+    ]
+    tids = {t.id for t in snap.targets}
+    # the control is never a vantage on the public page: dropped here, before anything renders
+    snap.vantages = {
+        i: VantageRec(i, n, k, c or "", a or "")
+        for i, n, k, c, a in s.execute(
+            select(Vantage.id, Vantage.name, Vantage.kind, Vantage.country, Vantage.asn)
+            .where(Vantage.kind != "control").order_by(Vantage.id))
+    }
+    vids = set(snap.vantages)
+    ev = aliased(Event)
+    q = (
+        select(UrlState.target_id, UrlState.vantage_id, UrlState.url, UrlState.state,
+               UrlState.since, UrlState.last_seen_at, Verdict.verdict, Verdict.confirmed,
+               Verdict.reason, ev.confirmed, ev.reason)
+        .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
+        .outerjoin(ev, ev.id == UrlState.event_id)
+        .order_by(UrlState.target_id, UrlState.vantage_id, UrlState.url)
+    )
+    for row in s.execute(q):
+        if row[0] in tids and row[1] in vids:
+            snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                                           bool(row[7]), row[8] or "", bool(row[9]), row[10] or ""))
+    first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
+    for t, v, d, w, m, n in s.execute(
+            select(DailyRollup.target_id, DailyRollup.vantage_id, DailyRollup.day,
+                   DailyRollup.worst, DailyRollup.minutes_affected, DailyRollup.measurements)
+            .where(DailyRollup.day >= first_day, DailyRollup.day <= now.date())):
+        if t in tids and v in vids:
+            snap.rollups.append(RollupRec(t, v, d, w, m or 0, n or 0))
+    since = now - timedelta(days=EVENT_DAYS)
+    q = (
+        select(Event.id, Event.target_id, Event.vantage_id, Event.url, Event.state, Event.previous,
+               Event.confirmed, Event.reason, Event.started_at, Event.detected_at, Event.ended_at,
+               Verdict.measured_at, Measurement.evidence_sha256)
+        .outerjoin(Verdict, Verdict.id == Event.verdict_id)
+        .outerjoin(Measurement, Measurement.id == Verdict.measurement_id)
+        .where(or_(Event.ended_at.is_(None), Event.ended_at >= since))
+        .order_by(Event.started_at.desc(), Event.id.desc())
+    )
+    for r in s.execute(q):
+        if r[1] in tids and r[2] in vids:
+            snap.events.append(EventRec(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7] or "",
+                                        r[8], r[9], r[10], r[11], r[12]))
+    q = (
+        select(Incident.id, FeedEntry.title, FeedEntry.link, Feed.name, Incident.types,
+               Incident.outlets, Incident.people, Incident.occurred_at)
+        .join(FeedEntry, FeedEntry.id == Incident.entry_id)
+        .join(Feed, Feed.id == FeedEntry.feed_id)
+        .order_by(Incident.occurred_at.desc(), Incident.id.desc())
+        .limit(MAX_INCIDENTS)
+    )
+    snap.incidents = [
+        IncidentRec(i, ti or "", li or "", src or "", tuple(ty or ()), tuple(o or ()),
+                    tuple(p or ()), at)
+        for i, ti, li, src, ty, o, p, at in s.execute(q)
+    ]
+    iids = {i.id for i in snap.incidents}
+    eids = {e.id for e in snap.events}
+    snap.cases = [
+        CaseRec(i, inc, e, at)
+        for i, inc, e, at in s.execute(
+            select(Case.id, Case.incident_id, Case.event_id, Case.created_at).order_by(Case.id))
+        if inc in iids and e in eids
+    ]
+    return snap

@@ -1,0 +1,397 @@
+"""Page models: pure functions from a Snapshot (plain records) to what the pages show.
+
+Privacy is decided here, once: `public_vantages` is the only place that turns a vantage into
+something displayable, and an agent's name never leaves it (only country, ASN and an ordinal).
+The control vantage never reaches this module (load.py drops it).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from blockwatch.analysis.verdict import SEVERITY
+from blockwatch.site import i18n
+from blockwatch.site.load import (
+    HISTORY_DAYS,
+    CaseRec,
+    EventRec,
+    IncidentRec,
+    RollupRec,
+    Snapshot,
+    TargetRec,
+    UrlStateRec,
+    VantageRec,
+)
+
+STALE_AFTER = timedelta(days=2)  # OONI data for one URL can be a day old; older is "no recent"
+KIND_ORDER = {"agent": 0, "ooni": 1, "resolver": 2, "local": 3}
+MAX_EVENTS_PER_TARGET = 100
+FEED_ENTRIES = 100
+
+
+def sev(state: str | None) -> int:
+    return -1 if state is None else SEVERITY.get(state, 0)
+
+
+def worst_of(states: list[str | None]) -> str | None:
+    known = [s for s in states if s is not None]
+    return max(known, key=sev) if known else None
+
+
+# --- vantages ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PublicVantage:
+    key: str  # "n1", "n2": anchors and CSS hooks, never derived from the name
+    kind: str
+    country: str
+    asn: str
+    name: str | None  # None for an agent: its name identifies a volunteer
+    ordinal: int = 1  # second agent in the same country and network: "(volunteer 2)"
+
+    def label(self, lang: str) -> str:
+        if self.name is not None:
+            return self.name
+        who = i18n.t(lang, "volunteer") + (f" {self.ordinal}" if self.ordinal > 1 else "")
+        net = self.asn or i18n.t(lang, "network_unknown")
+        return f"{self.country or '??'} \u00b7 {net} ({who})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"vantage": self.label("en"), "kind": self.kind, "country": self.country,
+                "asn": self.asn}
+
+
+def public_vantages(vantages: dict[int, VantageRec]) -> dict[int, PublicVantage]:
+    ordered = sorted(vantages.values(),
+                     key=lambda v: (KIND_ORDER.get(v.kind, 9), v.country, v.asn, v.name, v.id))
+    out: dict[int, PublicVantage] = {}
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    # agents in the same country and network are numbered by id, not by name: stable, and the
+    # numbering itself leaks nothing about who they are
+    for v in sorted(ordered, key=lambda v: v.id):
+        if v.kind == "agent":
+            seen[(v.country, v.asn)] += 1
+    ordinal: dict[tuple[str, str], int] = defaultdict(int)
+    agent_ord: dict[int, int] = {}
+    for v in sorted(vantages.values(), key=lambda v: v.id):
+        if v.kind == "agent":
+            ordinal[(v.country, v.asn)] += 1
+            agent_ord[v.id] = ordinal[(v.country, v.asn)]
+    for i, v in enumerate(ordered, 1):
+        if v.kind == "agent":
+            n = agent_ord[v.id] if seen[(v.country, v.asn)] > 1 else 1
+            out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn, None, n)
+        else:
+            out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn, v.name)
+    return out
+
+
+# --- slugs and links ---------------------------------------------------------------------------
+
+_TRANSLIT = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r",
+     "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya", "a", "g",
+     "q", "ng", "o", "u", "u", "h", "i"], strict=True))
+
+
+def slugify(name: str) -> str:
+    s = "".join(_TRANSLIT.get(c, c) for c in name.lower())
+    s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return s[:60].strip("-")
+
+
+def slugs(targets: list[TargetRec]) -> dict[int, str]:
+    """Stable file names: from the name; a clash or an empty slug gets the target's id."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+    for t in sorted(targets, key=lambda t: t.id):
+        base = slugify(t.name) or "outlet"
+        s = base if base not in used else f"{base}-{t.id}"
+        while s in used:
+            s = f"{s}-{t.id}"
+        used.add(s)
+        out[t.id] = s
+    return out
+
+
+def safe_href(url: str) -> str | None:
+    """Only http(s) links: an escaped `javascript:` URL is still a script when clicked."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+# --- current state -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    vantage: PublicVantage
+    state: str | None
+    since: datetime | None
+    last_checked: datetime | None
+    confirmed: bool
+    reason: str
+    pending: str | None  # the latest verdict when it differs from the confirmed state
+    stale: bool
+    urls: tuple[UrlStateRec, ...]
+
+
+def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime) -> Cell:
+    """A target's state at one vantage: the worst of its URLs' confirmed states. Since when:
+    for a problem, the earliest start among URLs in that state (it has held at least that
+    long); for "reachable", the latest (every URL has been reachable since then)."""
+    state = worst_of([u.state for u in urls])
+    in_state = [u for u in urls if u.state == state and u.state is not None]
+    sinces = [u.since for u in in_state if u.since is not None]
+    since = (max(sinces) if state == "ok" else min(sinces)) if sinces else None
+    seen = [u.last_seen_at for u in urls if u.last_seen_at is not None]
+    last = max(seen) if seen else None
+    confirmed = any(u.event_confirmed for u in in_state)
+    fresh = [u for u in in_state if u.verdict == state and u.verdict_reason]
+    reason = fresh[0].verdict_reason if fresh else next((u.event_reason for u in in_state
+                                                          if u.event_reason), "")
+    pend = worst_of([u.verdict for u in urls
+                     if u.verdict not in (None, "inconclusive") and u.verdict != u.state])
+    if pend is not None and sev(pend) <= sev(state) and state is not None:
+        pend = None  # a URL recovering while another is still worse: nothing new to say
+    stale = last is None or now - last > STALE_AFTER
+    return Cell(vantage, state, since, last, confirmed, reason, pend, stale, tuple(urls))
+
+
+# --- history -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    state: str | None  # None: no measurements that day
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive days in the same state: the bar stays small (a few segments per outlet
+    instead of 90 cells) while every day stays described in its text alternative."""
+
+    state: str | None
+    start: date
+    end: date
+    days: int
+    minutes: int
+
+
+def window(today: date, n: int = HISTORY_DAYS) -> list[date]:
+    return [today - timedelta(days=n - 1 - i) for i in range(n)]
+
+
+def days_from(rollups: list[RollupRec], days: list[date]) -> list[Day]:
+    """Per day: the worst state over the given rollups and the most minutes any one vantage was
+    affected (the most affected network, not a sum: networks overlap in time)."""
+    worst: dict[date, str] = {}
+    minutes: dict[date, int] = defaultdict(int)
+    for r in rollups:
+        if r.day not in worst or sev(r.worst) > sev(worst[r.day]):
+            worst[r.day] = r.worst
+        minutes[r.day] = max(minutes[r.day], r.minutes)
+    return [Day(d, worst.get(d), minutes.get(d, 0)) for d in days]
+
+
+def segments(days: list[Day]) -> list[Segment]:
+    out: list[Segment] = []
+    for d in days:
+        if out and out[-1].state == d.state:
+            last = out[-1]
+            out[-1] = Segment(last.state, last.start, d.day, last.days + 1, last.minutes + d.minutes)
+        else:
+            out.append(Segment(d.state, d.day, d.day, 1, d.minutes))
+    return out
+
+
+def category_counts(days: list[Day]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for d in days:
+        counts[i18n.category(d.state)] += 1
+    return dict(counts)
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TargetStatus:
+    target: TargetRec
+    slug: str
+    state: str | None
+    since: datetime | None
+    confirmed: bool
+    cells: tuple[Cell | None, ...]  # aligned with SiteModel.columns
+    days: tuple[Day, ...]
+    bar: tuple[Segment, ...]
+
+    @property
+    def problem(self) -> bool:
+        return i18n.category(self.state) in ("blocked", "interfered", "throttled")
+
+
+@dataclass(frozen=True)
+class VantageHistory:
+    vantage: PublicVantage
+    days: tuple[Day, ...]
+    bar: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class TargetDetail:
+    status: TargetStatus
+    history: tuple[VantageHistory, ...]
+    events: tuple[EventRec, ...]
+    cases_by_event: dict[int, list[IncidentRec]]
+    incidents: tuple[tuple[IncidentRec, bool], ...]  # (incident, linked by a case)
+
+
+@dataclass
+class SiteModel:
+    now: datetime
+    columns: list[PublicVantage]
+    vantages: dict[int, PublicVantage]
+    statuses: list[TargetStatus]
+    details: dict[int, TargetDetail]
+    incidents: list[IncidentRec]
+    incident_events: dict[int, list[EventRec]]
+    events: list[EventRec]
+    cases: list[CaseRec]
+    targets_by_name: dict[str, TargetStatus] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[TargetStatus]:
+        return [s for s in self.statuses if s.problem]
+
+
+def build_model(snap: Snapshot) -> SiteModel:
+    now = snap.now
+    today = now.date()
+    pv = public_vantages(snap.vantages)
+    slug = slugs(snap.targets)
+    by_tv: dict[tuple[int, int], list[UrlStateRec]] = defaultdict(list)
+    for st in snap.states:
+        by_tv[(st.target_id, st.vantage_id)].append(st)
+    # a column per vantage that has a current state for some outlet; a vantage silent for longer
+    # than a month keeps its history on the outlet pages but leaves the index
+    col_ids = {v for (_, v), urls in by_tv.items()
+               if any(u.last_seen_at and now - u.last_seen_at <= timedelta(days=30) for u in urls)}
+    columns = sorted((pv[v] for v in col_ids), key=lambda p: int(p.key[1:]))
+    col_vid = {pv[v].key: v for v in col_ids}
+    roll_by_t: dict[int, list[RollupRec]] = defaultdict(list)
+    for r in snap.rollups:
+        roll_by_t[r.target_id].append(r)
+    ev_by_t: dict[int, list[EventRec]] = defaultdict(list)
+    for e in snap.events:
+        ev_by_t[e.target_id].append(e)
+    inc_by_id = {i.id: i for i in snap.incidents}
+    ev_by_id = {e.id: e for e in snap.events}
+    cases_by_event: dict[int, list[IncidentRec]] = defaultdict(list)
+    incident_events: dict[int, list[EventRec]] = defaultdict(list)
+    for c in snap.cases:
+        cases_by_event[c.event_id].append(inc_by_id[c.incident_id])
+        incident_events[c.incident_id].append(ev_by_id[c.event_id])
+    days = window(today)
+    statuses: list[TargetStatus] = []
+    details: dict[int, TargetDetail] = {}
+    for t in snap.targets:
+        cells: list[Cell | None] = []
+        for col in columns:
+            urls = by_tv.get((t.id, col_vid[col.key]))
+            cells.append(cell_of(col, urls, now) if urls else None)
+        present = [c for c in cells if c is not None and c.state is not None]
+        state = worst_of([c.state for c in present])
+        in_state = [c for c in present if c.state == state]
+        sinces = [c.since for c in in_state if c.since]
+        since = (max(sinces) if state == "ok" else min(sinces)) if sinces else None
+        rolls = roll_by_t.get(t.id, [])
+        tdays = days_from(rolls, days)
+        status = TargetStatus(t, slug[t.id], state, since, any(c.confirmed for c in in_state),
+                              tuple(cells), tuple(tdays), tuple(segments(tdays)))
+        statuses.append(status)
+        per_v: dict[int, list[RollupRec]] = defaultdict(list)
+        for r in rolls:
+            per_v[r.vantage_id].append(r)
+        hist = []
+        for vid in sorted(per_v, key=lambda v: int(pv[v].key[1:])):
+            vdays = days_from(per_v[vid], days)
+            hist.append(VantageHistory(pv[vid], tuple(vdays), tuple(segments(vdays))))
+        tev = ev_by_t.get(t.id, [])[:MAX_EVENTS_PER_TARGET]
+        linked = {i.id: i for e in tev for i in cases_by_event.get(e.id, [])}
+        mentioned = [i for i in snap.incidents
+                     if i.id not in linked and t.name.casefold() in {o.casefold() for o in i.outlets}]
+        incs = sorted([(i, True) for i in linked.values()] + [(i, False) for i in mentioned],
+                      key=lambda p: (p[0].occurred_at, p[0].id), reverse=True)
+        details[t.id] = TargetDetail(status, tuple(hist), tuple(tev),
+                                     {e.id: cases_by_event[e.id] for e in tev if e.id in cases_by_event},
+                                     tuple(incs))
+    model = SiteModel(now, columns, pv, statuses, details, list(snap.incidents),
+                      dict(incident_events), list(snap.events), list(snap.cases))
+    model.targets_by_name = {s.target.name.casefold(): s for s in statuses}
+    return model
+
+
+# --- status.json -------------------------------------------------------------------------------
+
+def _iso(dt: datetime | None) -> str | None:
+    from blockwatch.storage.repo import iso
+
+    return iso(dt)
+
+
+def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, object]:
+    """The current state, for scripts and other sites. Agent vantages appear by country and
+    network only, exactly as on the pages."""
+    lang = languages[0]
+    targets = []
+    for s in m.statuses:
+        vs = []
+        for c in s.cells:
+            if c is None:
+                continue
+            vs.append({**c.vantage.to_json(), "state": c.state, "status": i18n.category(c.state),
+                       "confirmed": c.confirmed, "since": _iso(c.since),
+                       "last_checked": _iso(c.last_checked), "stale": c.stale,
+                       "pending": c.pending, "reason": c.reason,
+                       "urls": [{"url": u.url, "state": u.state, "since": _iso(u.since)}
+                                for u in c.urls]})
+        targets.append({
+            "name": s.target.name, "country": s.target.country, "category": s.target.category,
+            "state": s.state, "status": i18n.category(s.state), "confirmed": s.confirmed,
+            "since": _iso(s.since), "page": f"{lang}/t/{s.slug}.html",
+            "badge": f"{lang}/badge/{s.slug}.svg", "vantages": vs,
+        })
+    return {"generated_at": _iso(m.now), "title": title,
+            "vantages": [v.to_json() for v in m.columns], "targets": targets}
+
+
+# --- feed --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedItem:
+    kind: str  # event | case
+    id: int
+    updated: datetime
+    published: datetime
+    event: EventRec
+    incident: IncidentRec | None = None
+
+
+def feed_items(m: SiteModel) -> list[FeedItem]:
+    items = [FeedItem("event", e.id, e.updated, e.detected_at, e) for e in m.events]
+    inc = {i.id: i for i in m.incidents}
+    ev = {e.id: e for e in m.events}
+    items += [FeedItem("case", c.id, c.created_at, c.created_at, ev[c.event_id],
+                       inc[c.incident_id]) for c in m.cases]
+    items.sort(key=lambda i: (i.updated, i.kind, i.id), reverse=True)
+    return items[:FEED_ENTRIES]

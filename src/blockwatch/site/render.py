@@ -1,0 +1,237 @@
+"""Pages, badges and the Atom feed as strings/bytes from a SiteModel. Pure (templates are read
+once). Everything from feeds and probed sites goes through Jinja2 autoescaping (HTML and SVG) or
+ElementTree (Atom): nothing is ever marked safe but our own CSS."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from blockwatch.site import i18n
+from blockwatch.site.model import (
+    Day,
+    FeedItem,
+    PublicVantage,
+    Segment,
+    SiteModel,
+    category_counts,
+    feed_items,
+    safe_href,
+)
+from blockwatch.storage.repo import iso
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "site"
+CODE = {"ok": "o", "blocked": "b", "interfered": "i", "throttled": "t", "down": "d",
+        "unknown": "u", "nodata": "n"}
+COUNT_ORDER = ("blocked", "interfered", "throttled", "down", "unknown", "ok", "nodata")
+LEGEND = ("ok", "dns", "http_diff", "throttled", "down", "inconclusive", None)
+BADGE_COLOR = {"ok": "#1a7f37", "blocked": "#b71c1c", "interfered": "#a84300",
+               "throttled": "#a84300", "down": "#303f9f", "unknown": "#616161",
+               "nodata": "#616161"}
+TAG_YEAR = 2026  # part of every Atom id: never change it, or every reader sees new entries
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def code(state: str | None) -> str:
+    return CODE[i18n.category(state)]
+
+
+def sym(state: str | None) -> str:
+    return i18n.SYMBOL[i18n.category(state)]
+
+
+@dataclass(frozen=True)
+class Lang:
+    """The words and formats of one language, handed to the templates as `L`."""
+
+    code: str
+    today: date
+
+    def t(self, key: str, **kw: object) -> str:
+        return i18n.t(self.code, key, **kw)
+
+    def word(self, state: str | None) -> str:
+        return i18n.word(self.code, state)
+
+    def how(self, state: str | None) -> str:
+        return i18n.how(self.code, state)
+
+    def day(self, d: date) -> str:
+        return i18n.fmt_day(self.code, d)
+
+    def short(self, dt: datetime) -> str:
+        return i18n.fmt_short(self.code, dt.date(), self.today)
+
+    def time(self, dt: datetime) -> str:
+        return i18n.fmt_time(self.code, dt)
+
+    def dur(self, delta: timedelta) -> str:
+        return i18n.fmt_duration(self.code, delta)
+
+    def mins(self, n: int) -> str:
+        return i18n.fmt_minutes(self.code, n)
+
+    def vlabel(self, v: PublicVantage) -> str:
+        return v.label(self.code)
+
+    def bar_label(self, days: tuple[Day, ...]) -> str:
+        counts = category_counts(list(days))
+        parts = [f"{self.t('days', n=counts[c])} {i18n.cat_word(self.code, c)}"
+                 for c in COUNT_ORDER if counts.get(c)]
+        return self.t("bar_label", parts=", ".join(parts))
+
+    def seg(self, s: Segment) -> str:
+        rng = self.day(s.start) if s.start == s.end else f"{self.day(s.start)} \u2013 {self.day(s.end)}"
+        w = f"{self.word(s.state)} ({self.how(s.state)})"
+        if i18n.category(s.state) in ("ok", "nodata", "unknown") and not s.minutes:
+            return self.t("seg_ok", range=rng, word=w)
+        return self.t("seg", range=rng, word=w, minutes=self.mins(s.minutes))
+
+
+@cache
+def _css() -> str:
+    css = (TEMPLATES / "site.css").read_text(encoding="utf-8")
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    return re.sub(r"\s*\n\s*", "", css)
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    env.globals.update(code=code, sym=sym, iso=iso, safe_href=safe_href,
+                       lang_names=i18n.LANG_NAMES,
+                       css=Markup(_css()))  # noqa: S704  (our own constant file, not input)
+    return env
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    title: str
+    base_url: str  # "" or ending in "/"
+    languages: tuple[str, ...]
+
+
+def _common(m: SiteModel, info: SiteInfo, lang: str, root: str, page: str) -> dict[str, object]:
+    return {"lang": lang, "L": Lang(lang, m.now.date()), "root": root, "page": page,
+            "title": info.title, "languages": info.languages, "now": m.now,
+            "base_url": info.base_url, "vantages": m.vantages}
+
+
+def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../") -> str:
+    return environment().get_template("index.html").render(
+        **_common(m, info, lang, root, "index.html"), statuses=m.statuses, columns=m.columns,
+        problems=m.problems, legend=LEGEND)
+
+
+def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> str:
+    d = m.details[target_id]
+    affected = [(day, h.vantage) for h in d.history for day in reversed(h.days)
+                if i18n.category(day.state) not in ("ok", "nodata")]
+    affected.sort(key=lambda p: p[0].day, reverse=True)
+    return environment().get_template("target.html").render(
+        **_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), d=d, affected=affected)
+
+
+def render_incidents(m: SiteModel, info: SiteInfo, lang: str) -> str:
+    return environment().get_template("incidents.html").render(
+        **_common(m, info, lang, "../", "incidents.html"), incidents=m.incidents,
+        incident_events=m.incident_events, by_name=m.targets_by_name,
+        slug_of={s.target.id: s.slug for s in m.statuses},
+        names={s.target.id: s.target.name for s in m.statuses})
+
+
+def _text_width(s: str) -> int:
+    # Verdana 11px averages ~7px a character; wide enough for Cyrillic, never clipped
+    return int(len(s) * 7 + 12)
+
+
+def render_badge(name: str, state: str | None, lang: str) -> str:
+    value = f"{sym(state)} {i18n.word(lang, state)}"
+    lw, rw = _text_width(name), _text_width(value)
+    return environment().get_template("badge.svg").render(
+        label=name, value=value, lw=lw, rw=rw, w=lw + rw,
+        color=BADGE_COLOR[i18n.category(state)])
+
+
+# --- Atom --------------------------------------------------------------------------------------
+
+def tag_host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "blockwatch.invalid"
+
+
+def entry_id(host: str, kind: str, n: int) -> str:
+    """Stable across builds and languages: tag:<host>,2026:event/123."""
+    return f"tag:{host},{TAG_YEAR}:{kind}/{n}"
+
+
+def _link(info: SiteInfo, path: str) -> str:
+    return urljoin(info.base_url, path) if info.base_url else path
+
+
+def render_feed(m: SiteModel, info: SiteInfo, lang: str) -> bytes:
+    L = Lang(lang, m.now.date())
+    host = tag_host(info.base_url)
+    items = feed_items(m)
+    ET.register_namespace("", ATOM)
+
+    def el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+        e = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        if text is not None:
+            e.text = text
+        return e
+
+    feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": lang})
+    el(feed, "id", entry_id(host, "feed", 0).replace("/0", f"/{lang}"))
+    el(feed, "title", L.t("feed_title", title=info.title))
+    # the feed changes only when an entry does: readers and caches see no churn between rounds
+    el(feed, "updated", iso(items[0].updated if items else m.now) or "")
+    author = el(feed, "author")
+    el(author, "name", info.title)
+    el(feed, "link", rel="self", href=_link(info, f"{lang}/feed.xml"))
+    el(feed, "link", rel="alternate", type="text/html", href=_link(info, f"{lang}/index.html"))
+    slug_of = {s.target.id: s.slug for s in m.statuses}
+    name_of = {s.target.id: s.target.name for s in m.statuses}
+    for it in items:
+        _entry(el, feed, it, m, info, L, host, slug_of, name_of)
+    ET.indent(feed, space=" ")
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
+
+
+def _entry(el, feed, it: FeedItem, m: SiteModel, info: SiteInfo, L: Lang, host: str,  # type: ignore[no-untyped-def]
+           slug_of: dict[int, str], name_of: dict[int, str]) -> None:
+    e = it.event
+    v = L.vlabel(m.vantages[e.vantage_id])
+    name = name_of.get(e.target_id, "")
+    word = f"{L.word(e.state)} ({L.how(e.state)})"
+    entry = el(feed, "entry")
+    el(entry, "id", entry_id(host, it.kind, it.id))
+    if it.kind == "event":
+        title = (L.t("event_ended", name=name, word=word, vantage=v, when=L.time(e.ended_at))
+                 if e.ended_at else L.t("event_entry", name=name, word=word, vantage=v))
+        href = _link(info, f"{L.code}/t/{slug_of.get(e.target_id, '')}.html#event-{e.id}")
+        lines = [f"{L.t('since', when=L.time(e.started_at))}"
+                 + (f" {L.t('until', when=L.time(e.ended_at))}" if e.ended_at else ""),
+                 e.url, e.reason,
+                 L.t("confirmed_yes" if e.confirmed else "confirmed_no")]
+    else:
+        inc = it.incident
+        assert inc is not None
+        title = L.t("case_entry", name=name, word=L.word(e.state), vantage=v)
+        href = _link(info, f"{L.code}/incidents.html#incident-{inc.id}")
+        lines = [inc.title, safe_href(inc.link) or "", f"{L.t('source')}: {inc.source}",
+                 L.t("event_entry", name=name, word=word, vantage=v)]
+    el(entry, "title", title)
+    el(entry, "updated", iso(it.updated) or "")
+    el(entry, "published", iso(it.published) or "")
+    el(entry, "link", rel="alternate", type="text/html", href=href)
+    el(entry, "category", term=e.state)
+    el(entry, "content", "\n".join(x for x in lines if x), type="text")
