@@ -153,7 +153,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("blockwatch", "templates/alerts"),
         # *.html escapes everything; the plain-text part (*.txt) is not HTML and needs none
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=True),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                             disabled_extensions=("txt",), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -192,7 +193,10 @@ def sort_items(items: Iterable[AlertItem]) -> list[AlertItem]:
 
 def alert_subject(items: Sequence[AlertItem], lang: str) -> str:
     t = catalog(lang)
-    if len(items) == 1:
+    if len(items) == 1 and not items[0].target:
+        i = items[0]
+        s = t["text"]["alert_subject_vantage"].format(kind=t["kind"][i.kind], vantage=i.vantage)
+    elif len(items) == 1:
         i = items[0]
         s = t["text"]["alert_subject_one"].format(
             target=_label(i, t), kind=t["kind"][i.kind], method=_method(i, t),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,6 +19,7 @@ from blockwatch.config import Config, SecretError
 from blockwatch.storage import Database
 
 log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -39,12 +40,12 @@ def _now() -> datetime:
 
 
 def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
-               report: DeliveryReport) -> None:
+               report: DeliveryReport, clock: Clock) -> None:
     """One email, synchronously (runs in a worker thread)."""
     recipients = {r.email.casefold() for r in cfg.settings.alerts.recipient}
     if row.kind != "test" and row.destination.casefold() not in recipients:
         err = "the recipient is no longer in [[alerts.recipient]]; not sent"
-        outbox.mark_failed(db, row, err, _now(), permanent=True)
+        outbox.mark_failed(db, row, err, clock(), permanent=True)
         report.failed.append((row.key, err))
         return
     p = row.payload
@@ -52,15 +53,15 @@ def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
                              text=p["text"], html=p["html"], message_id=p["message_id"],
                              date=row.created_at, lang=p.get("language", "en"))
     try:
-        mail.send(st, msg, before_commit=lambda: outbox.mark_sending(db, row.id, _now()),
-                  on_accepted=lambda: outbox.mark_sent(db, row.id, _now()))
+        mail.send(st, msg, before_commit=lambda: outbox.mark_sending(db, row.id, clock()),
+                  on_accepted=lambda: outbox.mark_sent(db, row.id, clock()))
     except mail.DeliveryError as exc:
         if exc.uncertain:
             outbox.mark_uncertain(db, row.id, str(exc))
             report.uncertain.append((row.key, str(exc)))
             log.warning("outbox %s: %s; not resent (at most once)", row.key, exc)
             return
-        status = outbox.mark_failed(db, row, str(exc), _now(), permanent=exc.permanent)
+        status = outbox.mark_failed(db, row, str(exc), clock(), permanent=exc.permanent)
         (report.failed if status == outbox.FAILED else report.retry).append((row.key, str(exc)))
         log.warning("outbox %s: %s (%s)", row.key, exc,
                     "given up" if status == outbox.FAILED else "will retry")
@@ -69,30 +70,30 @@ def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
 
 
 async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: Row,
-                       report: DeliveryReport) -> None:
+                       report: DeliveryReport, clock: Clock) -> None:
     hooks = {w.url: (i, w) for i, w in enumerate(cfg.settings.alerts.webhook)}
     if row.destination not in hooks:
         err = "the webhook is no longer in [[alerts.webhook]]; not sent"
-        await asyncio.to_thread(outbox.mark_failed, db, row, err, _now(), permanent=True)
+        await asyncio.to_thread(outbox.mark_failed, db, row, err, clock(), permanent=True)
         report.failed.append((row.key, err))
         return
     i, w = hooks[row.destination]
     try:
         secret = cfg.secret(w, "secret", f"alerts.webhook[{i}]")
     except SecretError as exc:
-        await asyncio.to_thread(outbox.release, db, [row], str(exc), _now())
+        await asyncio.to_thread(outbox.release, db, [row], str(exc), clock())
         report.secret_errors.append(str(exc))
         report.retry.append((row.key, str(exc)))
         return
     try:
         await hook.post(http, row.destination, row.payload, key=row.key, secret=secret)
     except mail.DeliveryError as exc:
-        status = await asyncio.to_thread(outbox.mark_failed, db, row, str(exc), _now(),
+        status = await asyncio.to_thread(outbox.mark_failed, db, row, str(exc), clock(),
                                          permanent=exc.permanent)
         (report.failed if status == outbox.FAILED else report.retry).append((row.key, str(exc)))
         log.warning("outbox %s: %s", row.key, exc)
         return
-    await asyncio.to_thread(outbox.mark_sent, db, row.id, _now())
+    await asyncio.to_thread(outbox.mark_sent, db, row.id, clock())
     report.sent.append(row.key)
 
 
@@ -101,7 +102,13 @@ async def deliver(cfg: Config, db: Database, *, ids: Iterable[int] | None = None
                   ssl_context: ssl.SSLContext | None = None) -> DeliveryReport:
     """Deliver due rows (only `ids` when given). Missing secrets are reported, not raised: the
     other channels still go out."""
-    now = now or _now()
+    fixed = now
+
+    def clock() -> datetime:
+        # a given `now` (tests, a replay) is the clock for the whole batch
+        return fixed if fixed is not None else _now()
+
+    now = clock()
     report = DeliveryReport()
     await asyncio.to_thread(outbox.expire_sending, db, now)
     rows = await asyncio.to_thread(outbox.claim, db, now, ids=ids, limit=limit)
@@ -121,11 +128,11 @@ async def deliver(cfg: Config, db: Database, *, ids: Iterable[int] | None = None
             report.retry.extend((r.key, str(exc)) for r in emails)
         else:
             for r in emails:
-                await asyncio.to_thread(_email_row, cfg, db, st, r, report)
+                await asyncio.to_thread(_email_row, cfg, db, st, r, report, clock)
     if hooks:
         async with hook.client() as http:
             for r in hooks:
-                await _webhook_row(cfg, db, http, r, report)
+                await _webhook_row(cfg, db, http, r, report, clock)
     return report
 
 

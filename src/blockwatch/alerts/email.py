@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import Policy
 from email.utils import format_datetime
 from typing import Any
 
@@ -65,13 +66,22 @@ def build_message(*, sender: str, to: str, subject: str, text: str, html: str, m
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
-    msg["Content-Language"] = lang
     # RFC 3834: vacation responders and ticket systems must not answer (or loop)
     msg["Auto-Submitted"] = "auto-generated"
     # quoted-printable keeps Cyrillic 7-bit clean for servers without 8BITMIME
     msg.set_content(text, cte="quoted-printable")
     msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    msg["Content-Language"] = lang  # after the parts: making multipart moves Content-* down
     return msg
+
+
+def _policy(msg: EmailMessage) -> Policy:
+    # The stdlib folder sometimes breaks an ASCII subject right after "Subject:", which readers
+    # show with a leading space; ASCII subjects (at most 160 characters) need no folding, and
+    # RFC 5322 allows 998. Non-ASCII ones become encoded words, folded at 78 as usual.
+    if str(msg["Subject"]).isascii():
+        return SMTP_POLICY.clone(max_line_length=998)
+    return SMTP_POLICY
 
 
 def _quote_periods(data: bytes) -> bytes:
@@ -134,7 +144,7 @@ def send(st: SmtpSettings, msg: EmailMessage, *, before_commit: Callable[[], Non
         code, reply = conn.getreply()
         if code != 354:
             raise _reply_error("DATA", code, reply)
-        body = _quote_periods(msg.as_bytes(policy=SMTP_POLICY))
+        body = _quote_periods(msg.as_bytes(policy=_policy(msg)))
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         conn.send(body)

@@ -67,8 +67,9 @@ def enqueue(s: Session, *, key: str, channel: str, destination: str, kind: str, 
                   next_attempt_at=now)
     dialect = s.get_bind().dialect.name
     ins = pg_insert(Outbox) if dialect == "postgresql" else sqlite_insert(Outbox)
-    result = s.execute(ins.values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.id)
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped row
+    return s.execute(stmt).scalar() is not None
 
 
 def backoff(attempts: int) -> timedelta:

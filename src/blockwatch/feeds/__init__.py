@@ -1,9 +1,7 @@
 """Incident feeds: fetch (httpx) -> parse (feedparser) -> extract (rules) -> store -> correlate.
 
 fetch and store do I/O; parse, extract and correlate are pure functions over plain records.
-The entry points for the daemon and the command line are in `blockwatch.feeds.commands`.
+Entry points for the command line and the daemon: `blockwatch.feeds.commands` (cmd_feeds,
+cmd_incidents, poll_feeds, link_cases). Nothing is imported here, so that the pure modules load
+without httpx or the database.
 """
-
-from blockwatch.feeds.commands import PollSummary, cmd_feeds, cmd_incidents, link_cases, poll_feeds
-
-__all__ = ["PollSummary", "cmd_feeds", "cmd_incidents", "link_cases", "poll_feeds"]

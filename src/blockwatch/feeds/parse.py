@@ -125,29 +125,28 @@ def decode(data: bytes, content_type: str | None = None) -> tuple[str, str]:
 
 # --- DOCTYPE neutralisation ----------------------------------------------------------------------
 
+_DOCTYPE_SPECIAL = re.compile(r"[\"'\[\]>]|<!--")
+
+
 def _doctype_end(text: str, i: int) -> int:
     """Index just past the `>` that closes the DOCTYPE starting at i; quotes, the internal
     subset `[...]` and comments inside it may all hold a `>`."""
-    n, depth, quote = len(text), 0, ""
+    n, depth = len(text), 0
     j = i + len("<!DOCTYPE")
-    while j < n:
-        c = text[j]
-        if quote:
-            if c == quote:
-                quote = ""
-        elif text.startswith("<!--", j):
-            k = text.find("-->", j + 4)
+    while (m := _DOCTYPE_SPECIAL.search(text, j)) is not None:
+        tok, j = m.group(0), m.end()
+        if tok == "<!--":
+            k = text.find("-->", j)
             j = n if k < 0 else k + 3
-            continue
-        elif c in "\"'":
-            quote = c
-        elif c == "[":
+        elif tok in "\"'":
+            k = text.find(tok, j)
+            j = n if k < 0 else k + 1
+        elif tok == "[":
             depth += 1
-        elif c == "]":
+        elif tok == "]":
             depth = max(0, depth - 1)
-        elif c == ">" and depth == 0:
-            return j + 1
-        j += 1
+        elif depth == 0:  # ">"
+            return j
     return n  # unterminated: everything after it is part of the broken DOCTYPE
 
 

@@ -4,6 +4,8 @@ also bounds decompression."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import html
 import re
@@ -34,6 +36,55 @@ class NoAddress(httpcore.ConnectError):
     pass
 
 
+class OpenedStream(httpcore.AsyncNetworkStream):
+    """An asyncio connection the TCP/TLS step already opened (and, for https, already shook
+    hands on, with the same trust store and SNI), handed to httpcore so the HTTP request does
+    not pay for a second connection and handshake."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._reader, self._writer = reader, writer
+        # httpcore re-wraps our exceptions and the errno is lost on the way: keep the original
+        self.error: BaseException | None = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            self.error = exc
+            raise httpcore.ReadTimeout("timed out reading") from None
+        except OSError as exc:
+            self.error = exc
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError as exc:
+            self.error = exc
+            raise httpcore.WriteTimeout("timed out writing") from None
+        except OSError as exc:
+            self.error = exc
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await self._writer.wait_closed()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return self  # the handshake happened in the TLS step
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return self._reader.at_eof() or bool(self._reader._buffer)
+        return self._writer.get_extra_info(info)
+
+
 class PinnedBackend(httpcore.AsyncNetworkBackend):
     """Connects to the address our own DNS step chose for a host, not the system resolver's."""
 
@@ -41,10 +92,24 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self._inner = httpcore.AnyIOBackend()
         self._resolve = resolve
         self.last_address: str | None = None
+        # (host, port) -> (address, an already opened connection) for the first request
+        self.opened: dict[tuple[str, int], tuple[str, OpenedStream]] = {}
+        self.used: list[OpenedStream] = []
+
+    def classify(self, exc: BaseException) -> str:
+        for stream in self.used:
+            if stream.error is not None:
+                return F.classify(stream.error)
+        return F.classify(exc)
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+        ready = self.opened.pop((host, port), None)
+        if ready is not None:
+            self.last_address = ready[0]
+            self.used.append(ready[1])
+            return ready[1]
         address = await self._resolve(host)
         if address is None:
             raise NoAddress(f"no address for {host}")
@@ -150,7 +215,7 @@ async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             hop.failure = res.failure = (
                 F.DNS_NO_ANSWER if isinstance(exc.__cause__ or exc.__context__, NoAddress)
-                or "no address for" in str(exc) else F.classify(exc)
+                or "no address for" in str(exc) else backend.classify(exc)
             )
             hop.address = backend.last_address
             hop.t_ms = _ms(h0)
@@ -174,7 +239,7 @@ async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
         res.headers = {k.lower(): v for k, v in resp.headers.items()}
         res.ttfb_ms = ttfb
         b0 = time.perf_counter()
-        body, truncated, failure = await _read_body(resp, body_limit)
+        body, truncated, failure = await _read_body(resp, body_limit, backend)
         res.transfer_ms = _ms(b0)
         hop.t_ms = _ms(h0)
         res.body_truncated = truncated
@@ -194,7 +259,8 @@ async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
     return res
 
 
-async def _read_body(resp: httpx.Response, limit: int) -> tuple[bytes, bool, str | None]:
+async def _read_body(resp: httpx.Response, limit: int, backend: PinnedBackend | None = None
+                     ) -> tuple[bytes, bool, str | None]:
     decoder = _Decoder(resp.headers.get("content-encoding", ""))
     parts: list[bytes] = []
     size = 0
@@ -211,7 +277,7 @@ async def _read_body(resp: httpx.Response, limit: int) -> tuple[bytes, bool, str
                 truncated = True
                 break
     except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-        failure = F.classify(exc)
+        failure = backend.classify(exc) if backend else F.classify(exc)
     except zlib.error:
         failure = F.HTTP_PROTOCOL_ERROR
     finally:

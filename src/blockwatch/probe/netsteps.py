@@ -34,6 +34,8 @@ def make_ssl_context(ca_bundle: str | None = None, *, verify: bool = True) -> ss
     ctx = ssl.create_default_context()
     if ca_bundle:
         ctx.load_verify_locations(cafile=ca_bundle)
+    # what the HTTP step (httpcore) would offer, so every handshake looks the same
+    ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
 
@@ -118,23 +120,26 @@ async def tcp_connect(address: str, port: int, *, timeout: float, source: str | 
 
 async def connect(
     address: str, port: int, sni: str | None, *, timeout: float, source: str | None,
-    verified: ssl.SSLContext, unverified: ssl.SSLContext,
-) -> tuple[TcpConnect, TlsHandshake | None]:
+    verified: ssl.SSLContext, unverified: ssl.SSLContext, keep: bool = False,
+) -> tuple[TcpConnect, TlsHandshake | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
     """TCP connect, then (with an SNI) a TLS handshake over the same connection, verifying
     against the trust store. When verification fails, shake hands again without verifying, to
-    keep the chain the server presented as evidence."""
+    keep the chain the server presented as evidence. With `keep`, a connection that worked is
+    returned open for the HTTP step."""
     tcp = TcpConnect(address=address, port=port, status="ok")
     t0 = time.perf_counter()
     try:
-        _, writer = await _open(address, port, source, timeout)
+        reader, writer = await _open(address, port, source, timeout)
     except (OSError, TimeoutError) as exc:
         tcp.status, tcp.failure = "failed", F.classify(exc)
         tcp.t_ms = round((time.perf_counter() - t0) * 1000, 2)
-        return tcp, None
+        return tcp, None, None
     tcp.t_ms = round((time.perf_counter() - t0) * 1000, 2)
     if sni is None:
+        if keep:
+            return tcp, None, (reader, writer)
         await _close(writer)
-        return tcp, None
+        return tcp, None, None
     rec = TlsHandshake(address=address, port=port, sni=sni)
     t1 = time.perf_counter()
     try:
@@ -148,11 +153,13 @@ async def connect(
         if rec.verify_error is not None:
             rec.chain, rec.version, rec.cipher = await _unverified_chain(
                 address, port, sni, timeout=timeout, source=source, ctx=unverified)
-        return tcp, rec
+        return tcp, rec, None
     rec.t_ms = round((time.perf_counter() - t1) * 1000, 2)
     _describe(rec, writer)
+    if keep:
+        return tcp, rec, (reader, writer)
     await _close(writer)
-    return tcp, rec
+    return tcp, rec, None
 
 
 def _describe(rec: TlsHandshake, writer: asyncio.StreamWriter) -> None:

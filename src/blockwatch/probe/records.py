@@ -3,7 +3,7 @@ and posted by agents, and analysis reads nothing else."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -120,7 +120,7 @@ class WebMeasurement:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(self)  # dataclasses.asdict deep-copies every leaf: 5x slower
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> WebMeasurement:
@@ -136,3 +136,13 @@ class WebMeasurement:
             h["hops"] = [HttpHop(**x) for x in h.get("hops", [])]
             d["http"] = HttpResult(**h)
         return cls(**d)
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj

@@ -15,7 +15,7 @@ import httpx
 
 from blockwatch.probe import dnsprobe, httpprobe, netsteps
 from blockwatch.probe.dnsprobe import ResolverSpec
-from blockwatch.probe.records import TcpConnect, TlsHandshake, WebMeasurement
+from blockwatch.probe.records import TcpConnect, WebMeasurement
 
 MAX_ADDRESSES = 4  # per family: enough to see load balancing, bounded for huge RRsets
 
@@ -93,16 +93,23 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     m.tcp += [TcpConnect(address=a, port=port, status="skipped", failure="no_ipv6_route")
               for a in (v6 if not m.ipv6 else [])]
     verified, unverified = settings.ssl_contexts()
-    steps = [_connect(a, port, host, parts.scheme == "https", view, settings, verified, unverified)
-             for a in reachable]
-    results = await asyncio.gather(*steps)
-    for tcp, tls in results:
+    https = parts.scheme == "https"
+    results = await asyncio.gather(*(
+        netsteps.connect(a, port, host if https else None, timeout=settings.timeout,
+                         source=view.source_address, verified=verified, unverified=unverified,
+                         keep=True)
+        for a in reachable))
+    opened: list[tuple[str, object]] = []
+    for tcp, tls, conn in results:
         m.tcp.append(tcp)
         if tls is not None:
             m.tls.append(tls)
+        if conn is not None:
+            opened.append((tcp.address, conn))
 
     # HTTP goes to an address that completed the connection (TLS for https), else the first one
-    # the vantage's DNS gave, so a lying resolver's address is what gets fetched.
+    # the vantage's DNS gave, so a lying resolver's address is what gets fetched. The first
+    # request reuses that connection; the others are closed.
     preferred = [t.address for t in m.tls if t.ok] or [t.address for t in m.tcp if t.status == "ok"]
     cache: dict[str, list[str]] = {host: preferred + [a for a in reachable if a not in preferred]}
 
@@ -120,19 +127,18 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     client, backend = httpprobe.make_client(
         resolve, ssl_context=verified, source=view.source_address, timeout=settings.timeout,
         user_agent=settings.user_agent)
+    for address, (reader, writer) in opened:  # type: ignore[misc]
+        if preferred and address == preferred[0] and (host, port) not in backend.opened:
+            backend.opened[(host, port)] = (address, httpprobe.OpenedStream(reader, writer))
+        else:
+            writer.close()
     async with client:
         m.http = await httpprobe.fetch(client, backend, url, body_limit=settings.body_limit,
                                        match=settings.matcher)
+    for _, stream in backend.opened.values():  # unused (the request never went out)
+        await stream.aclose()
     m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
     return m
-
-
-async def _connect(address: str, port: int, sni: str, tls: bool, view: NetworkView,
-                   settings: ProbeSettings, verified, unverified  # type: ignore[no-untyped-def]
-                   ) -> tuple[TcpConnect, TlsHandshake | None]:
-    return await netsteps.connect(address, port, sni if tls else None, timeout=settings.timeout,
-                                  source=view.source_address, verified=verified,
-                                  unverified=unverified)
 
 
 def doh_client(view: NetworkView, settings: ProbeSettings) -> httpx.AsyncClient | None:

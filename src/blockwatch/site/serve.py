@@ -30,16 +30,18 @@ class SiteHandler(SimpleHTTPRequestHandler):
         ".svg": "image/svg+xml",
     }
 
-    def translate_path(self, path: str) -> str:
-        local = super().translate_path(path)  # already drops "..", but not symlinks
+    def _allowed(self, local: str) -> bool:
         root = os.path.realpath(self.directory)
-        real = os.path.realpath(local)
-        rel = os.path.relpath(real, root)
+        rel = os.path.relpath(os.path.realpath(local), root)
         hidden = any(p.startswith(".") for p in Path(rel).parts if p != ".")
-        if rel.startswith("..") or os.path.isabs(rel) or hidden:
-            return os.path.join(root, "\0missing")  # an impossible name: a plain 404
-        # keep the unresolved path's trailing slash, which the base class uses for redirects
-        return local
+        return not (rel == ".." or rel.startswith(".." + os.sep) or hidden)
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        # translate_path already drops "..", but not symlinks out of the folder
+        if not self._allowed(self.translate_path(self.path)):
+            self.send_error(404, "Not found")
+            return None
+        return super().send_head()
 
     def list_directory(self, path: str | os.PathLike[str]) -> None:  # type: ignore[override]
         self.send_error(404, "Not found")

@@ -1,0 +1,129 @@
+"""Benchmark: one `check` round of N target URLs against the lab, every network step (DNS
+answer, TLS handshake, HTTP response) delayed 50 ms, concurrency 100.
+
+The lab runs in a separate process so its CPU is not counted as the prober's. Reports wall time,
+CPU ms per URL (all steps, vantage and control), peak RSS, and the ideal: the larger of the
+latency bound and the CPU bound.
+
+    .venv/bin/python benchmarks/bench_check.py [--urls 1000] [--latency 0.05] [--concurrency 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+LAB_SCRIPT = """
+import asyncio, json, sys
+sys.path.insert(0, {tests!r})
+from lab import Lab
+
+async def main():
+    async with Lab(latency={latency}) as lab:
+        await lab.add_sites([f"site{{i:04d}}.test" for i in range({n})])
+        info = dict(https_port=lab.https_port, vantage_resolver=lab.vantage_resolver,
+                    control_resolver=lab.control_resolver, ca=str(lab.ca_pem_path),
+                    urls=[lab.url(f"site{{i:04d}}.test") for i in range({n})])
+        print(json.dumps(info), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--urls", type=int, default=1000)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--concurrency", type=int, default=100)
+    args = ap.parse_args()
+
+    lab = subprocess.Popen([sys.executable, "-c", LAB_SCRIPT.format(
+        tests=str(ROOT / "tests"), latency=args.latency, n=args.urls)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert lab.stdout is not None
+    info = json.loads(lab.stdout.readline())
+    try:
+        run(info, args)
+    finally:
+        assert lab.stdin is not None
+        lab.stdin.close()
+        lab.wait(timeout=30)
+
+
+def run(info: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    from blockwatch.config import load
+    from blockwatch.round import run_round
+    from blockwatch.storage import open_database
+    from blockwatch.targets import load_targets
+
+    tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
+    (tmp / "targets.toml").write_text("".join(
+        f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(info["urls"])))
+    (tmp / "c.toml").write_text(f"""
+[storage]
+url = "sqlite:///bench.db"
+[probe]
+targets = ["targets.toml"]
+timeout = "10s"
+concurrency = {args.concurrency}
+canaries = []
+ca_bundle = "{info['ca']}"
+allow_networks = ["127.0.0.0/8"]
+[control]
+resolvers = ["{info['control_resolver']}"]
+source_address = "127.0.3.1"
+[[vantage]]
+name = "kz"
+kind = "local"
+resolver = "{info['vantage_resolver']}"
+source_address = "127.0.2.1"
+""")
+    cfg = load(tmp / "c.toml")
+    targets = load_targets(cfg.target_files)
+    db = open_database(cfg.database_url)
+    # warm-up: imports, SSL contexts and the fingerprint table load once per process; a
+    # daemon pays them at start, not per round
+    asyncio.run(run_round(cfg, targets[:20], db))
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    report = asyncio.run(run_round(cfg, targets, db))
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    db.close()
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    n = len(report.results)
+    verdicts: dict[str, int] = {}
+    for r in report.results:
+        verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+    measurements = 2 * n  # control + vantage per URL
+    # delayed steps of one measurement: DNS answer, TLS handshake of the connect step, and the
+    # HTTP request's own TLS handshake and response
+    delays_per_measurement = 4
+    latency_bound = measurements / args.concurrency * delays_per_measurement * args.latency
+    cpu_bound = cpu / 1.0  # one event loop: one core
+    ideal = max(latency_bound, cpu_bound)
+    print(json.dumps({
+        "urls": n, "verdicts": verdicts, "concurrency": args.concurrency,
+        "latency_s": args.latency, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "cpu_ms_per_url": round(cpu * 1000 / n, 2),
+        "peak_rss_mb": round(r1.ru_maxrss / 1024, 1),
+        "latency_bound_s": round(latency_bound, 2), "cpu_bound_s": round(cpu_bound, 2),
+        "ideal_s": round(ideal, 2), "wall_over_ideal": round(wall / ideal, 2),
+    }, indent=1))
+    os.environ.setdefault("BW_BENCH_DONE", "1")
+
+
+if __name__ == "__main__":
+    main()

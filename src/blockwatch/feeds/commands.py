@@ -1,0 +1,267 @@
+"""`blockwatch feeds`, `blockwatch incidents` and the poll the daemon schedules.
+
+Wiring (cli.py): COMMANDS["feeds"] = cmd_feeds; COMMANDS["incidents"] = cmd_incidents.
+Daemon: `await poll_feeds(cfg, db)` every `feeds.interval` (a source's own `interval` is honoured
+through its next attempt time); `link_cases(cfg, db)` after a probe round links new events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from blockwatch.config import Config, FeedSource
+from blockwatch.feeds import store
+from blockwatch.feeds.extract import Matcher
+from blockwatch.feeds.fetch import fetch_feed, make_client, next_attempt
+from blockwatch.feeds.parse import parse_feed
+from blockwatch.storage import Database, open_database
+
+log = logging.getLogger(__name__)
+
+# A poll that starts a little before a feed's next attempt time still takes it: the daemon's
+# tick and the time stored at the end of the previous fetch differ by the fetch's duration.
+DUE_SLACK = timedelta(seconds=60)
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class FeedResult:
+    feed: str
+    url: str
+    status: str  # ok | not_modified | failed | skipped
+    new_entries: int = 0
+    new_incidents: int = 0
+    new_cases: int = 0
+    entries: int = 0  # entries in the document
+    error: str | None = None
+    note: str | None = None  # cut at the size cap, ill-formed but recovered, not due yet
+    next_attempt_at: datetime | None = None
+    incident_ids: list[int] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"feed": self.feed, "url": self.url, "status": self.status,
+                "new_entries": self.new_entries, "new_incidents": self.new_incidents,
+                "new_cases": self.new_cases, "entries": self.entries, "error": self.error,
+                "note": self.note, "next_attempt_at": iso(self.next_attempt_at)}
+
+
+@dataclass
+class PollSummary:
+    feeds: list[FeedResult]
+    new_cases: list[tuple[int, int]]
+
+    @property
+    def failed(self) -> list[FeedResult]:
+        return [f for f in self.feeds if f.status == "failed"]
+
+    @property
+    def new_incidents(self) -> int:
+        return sum(f.new_incidents for f in self.feeds)
+
+
+def build_matcher(cfg: Config) -> Matcher:
+    from blockwatch.targets import load_targets
+
+    return Matcher(load_targets(cfg.target_files), cfg.settings.feeds.person)
+
+
+async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
+                     client: httpx.AsyncClient | None = None, now: datetime | None = None,
+                     matcher: Matcher | None = None) -> PollSummary:
+    """Fetch every due feed (every feed with `force`), store new entries and incidents, link
+    cases. A failing feed is a result (FeedResult.status "failed"), never an exception."""
+    fc = cfg.settings.feeds
+    sources = list(fc.source)
+    if not sources:
+        return PollSummary([], [])
+    matcher = matcher or build_matcher(cfg)
+    started = now or datetime.now(UTC)
+    states = await asyncio.to_thread(_sync, db, sources)
+    timeout = fc.timeout.total_seconds()
+    own_client = client is None
+    client = client or make_client(concurrency=fc.concurrency, timeout=timeout)
+    sem = asyncio.Semaphore(fc.concurrency)
+    write_lock = asyncio.Lock()  # one writer at a time: SQLite has one write lock anyway
+
+    async def one(src: FeedSource) -> FeedResult:
+        st = states[src.name]
+        interval = src.interval or fc.interval
+        if not force and st.next_attempt_at and st.next_attempt_at > started + DUE_SLACK:
+            why = (f"backing off after {st.consecutive_failures} failures ({st.last_error})"
+                   if st.consecutive_failures else "not due yet")
+            return FeedResult(src.name, src.url, "skipped", note=why, next_attempt_at=st.next_attempt_at)
+        async with sem:
+            at = now or datetime.now(UTC)
+            res = await fetch_feed(client, src.url, etag=st.etag, last_modified=st.last_modified,
+                                   max_bytes=fc.max_bytes, timeout=timeout)
+        if res.status == "not_modified":
+            nxt = next_attempt(at, interval, 0)
+            async with write_lock:
+                await asyncio.to_thread(_write, db, store.record_success, st.id, at=at,
+                                        etag=res.etag, last_modified=res.last_modified,
+                                        next_attempt_at=nxt)
+            return FeedResult(src.name, src.url, "not_modified", note="not modified since last poll",
+                              next_attempt_at=nxt)
+        error = res.error
+        parsed = None
+        if res.status == "ok":
+            parsed = await asyncio.to_thread(parse_feed, res.content, res.content_type,
+                                             drop_last=res.truncated)
+            if not parsed.entries and not parsed.version:
+                ctype = (res.content_type or "no content type").split(";")[0]
+                error = f"not a feed ({ctype}, {len(res.content)} bytes)"
+        if error is not None or parsed is None:
+            error = error or "failed"
+            nxt = next_attempt(at, interval, st.consecutive_failures + 1)
+            async with write_lock:
+                await asyncio.to_thread(_write, db, store.record_failure, st.id, at=at, error=error,
+                                        next_attempt_at=nxt)
+            log.warning("feed %s (%s): %s", src.name, src.url, error)
+            return FeedResult(src.name, src.url, "failed", error=error, next_attempt_at=nxt)
+        notes = []
+        if res.truncated:
+            notes.append(f"cut at {fc.max_bytes} bytes (feeds.max_bytes); the last entry was dropped")
+        if parsed.bozo:
+            notes.append(f"ill-formed, {len(parsed.entries)} entries recovered ({parsed.bozo})")
+        nxt = next_attempt(at, interval, 0)
+        async with write_lock:
+            stored = await asyncio.to_thread(_store_ok, db, st.id, parsed.entries, matcher, at,
+                                             res.etag, res.last_modified, nxt)
+        return FeedResult(src.name, src.url, "ok", stored.new_entries, len(stored.incident_ids),
+                          entries=len(parsed.entries), note="; ".join(notes) or None,
+                          next_attempt_at=nxt, incident_ids=stored.incident_ids)
+
+    try:
+        results = await asyncio.gather(*(one(src) for src in sources))
+    finally:
+        if own_client:
+            await client.aclose()
+    new_cases = await asyncio.to_thread(_link, db, fc.correlation_window, now or datetime.now(UTC))
+    by_incident = {i: r for r in results for i in r.incident_ids}
+    for inc_id, _ in new_cases:
+        if inc_id in by_incident:
+            by_incident[inc_id].new_cases += 1
+    return PollSummary(list(results), new_cases)
+
+
+def _sync(db: Database, sources: list[FeedSource]) -> dict[str, store.FeedState]:
+    with db.write() as s:
+        return store.sync_feeds(s, sources)
+
+
+def _write(db: Database, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with db.write() as s:
+        return fn(s, *args, **kwargs)
+
+
+def _store_ok(db: Database, feed_id: int, entries: Any, matcher: Matcher, at: datetime,
+              etag: str | None, last_modified: str | None, nxt: datetime) -> store.Stored:
+    # entries and the feed's new validators in one transaction: a crash between them must not
+    # leave an ETag that would hide entries never stored
+    with db.write() as s:
+        stored = store.store_entries(s, feed_id, entries, matcher, now=at)
+        store.record_success(s, feed_id, at=at, etag=etag, last_modified=last_modified,
+                             next_attempt_at=nxt)
+        return stored
+
+
+def _link(db: Database, window: timedelta, now: datetime) -> list[tuple[int, int]]:
+    with db.write() as s:
+        return store.link_cases(s, window=window, now=now)
+
+
+def link_cases(cfg: Config, db: Database, *, now: datetime | None = None) -> list[tuple[int, int]]:
+    """Link incidents with blocking events (for the daemon, after a probe round found events)."""
+    return _link(db, cfg.settings.feeds.correlation_window, now or datetime.now(UTC))
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    for r in [headers, *rows]:
+        print("  ".join([c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]).rstrip())
+
+
+def cmd_feeds(cfg: Config, args: argparse.Namespace) -> int:
+    """Pull every configured feed now (backoff is ignored: a person asked). Exit 0 even when
+    feeds failed: a failing feed is a result, reported with its reason."""
+    if not cfg.settings.feeds.source:
+        print(f"no feeds configured: add [[feeds.source]] tables (name, url, language) to "
+              f"{cfg.source}; config/blockwatch.toml lists candidates", file=sys.stderr)
+        return 0
+    db = open_database(cfg.database_url)
+    try:
+        summary = asyncio.run(poll_feeds(cfg, db, force=True))
+    finally:
+        db.close()
+    if getattr(args, "json", False):
+        for f in summary.feeds:
+            _emit(f.to_json())
+        return 0
+    rows = []
+    for f in summary.feeds:
+        what = f.error if f.status == "failed" else (f.note or "")
+        rows.append([f.feed, f.status, str(f.new_entries), str(f.new_incidents), str(f.new_cases),
+                     what])
+    _table(rows, ["FEED", "STATUS", "NEW", "INCIDENTS", "CASES", "NOTE"])
+    failed = summary.failed
+    print(f"\n{sum(f.new_entries for f in summary.feeds)} new entries, {summary.new_incidents} new "
+          f"incidents, {len(summary.new_cases)} new cases; "
+          f"{len(failed)} of {len(summary.feeds)} feeds failed"
+          + (": " + ", ".join(f.feed for f in failed) if failed else ""))
+    return 0
+
+
+def incident_json(r: store.IncidentRow) -> dict[str, Any]:
+    return {
+        "title": r.title, "url": r.url, "published": iso(r.published),
+        "first_seen": iso(r.first_seen), "occurred_at": iso(r.occurred_at), "feed": r.feed,
+        "outlets": list(r.outlets), "people": list(r.people), "types": list(r.types),
+        "linked_events": [{"id": e.id, "target": e.target, "vantage": e.vantage, "state": e.state,
+                           "started_at": iso(e.started_at)} for e in r.linked_events],
+    }
+
+
+def cmd_incidents(cfg: Config, args: argparse.Namespace) -> int:
+    """Incidents, newest first: a table, or JSON lines with `--json`."""
+    db = open_database(cfg.database_url)
+    try:
+        with db.read() as s:
+            rows = store.list_incidents(s, limit=getattr(args, "limit", None))
+    finally:
+        db.close()
+    if getattr(args, "json", False):
+        for r in rows:
+            _emit(incident_json(r))
+        return 0
+    if not rows:
+        print("no incidents yet: run `blockwatch feeds` (or `blockwatch run`) with feeds configured",
+              file=sys.stderr)
+        return 0
+    table = []
+    for r in rows:
+        about = ", ".join([*r.outlets, *r.people]) or "-"
+        linked = ", ".join(f"{e.target} {e.state}@{e.vantage}" for e in r.linked_events) or "-"
+        when = (iso(r.occurred_at) or "")[:16].replace("T", " ") + "Z"
+        table.append([when, r.feed, ",".join(r.types), about, linked, r.title])
+    _table(table, ["DATE (UTC)", "FEED", "TYPES", "ABOUT", "BLOCKING", "TITLE"])
+    return 0

@@ -1,0 +1,235 @@
+"""The database edge of the feeds: small functions over a Session (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from blockwatch.config import FeedSource
+from blockwatch.feeds.correlate import BLOCKING_STATES, EventRef, IncidentRef, match_cases
+from blockwatch.feeds.extract import Matcher
+from blockwatch.feeds.parse import ParsedEntry
+from blockwatch.storage.models import Case, Event, Feed, FeedEntry, Incident, Target, Vantage
+
+# A published time further ahead than this is a broken clock or a typo in the feed: such an
+# entry is dated when it was first seen, so it cannot be linked to events that never happen.
+FUTURE_SLACK = timedelta(days=1)
+
+
+def _insert(s: Session, model: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's dialect: two pollers (two processes on
+    PostgreSQL) may store the same entry; the second one must not fail."""
+    dialect = s.get_bind().dialect.name
+    return (postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+            ).on_conflict_do_nothing()
+
+
+@dataclass
+class FeedState:
+    id: int
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    consecutive_failures: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+def sync_feeds(s: Session, sources: Sequence[FeedSource]) -> dict[str, FeedState]:
+    """A Feed row per configured source (matched by name). A changed URL starts afresh: the old
+    validators and failures belong to the old address."""
+    rows = {f.name: f for f in s.scalars(select(Feed).where(Feed.name.in_([x.name for x in sources])))}
+    out: dict[str, FeedState] = {}
+    for src in sources:
+        row = rows.get(src.name)
+        if row is None:
+            row = Feed(name=src.name, url=src.url, language=src.language, consecutive_failures=0)
+            s.add(row)
+        elif row.url != src.url:
+            row.url = src.url
+            row.etag = row.last_modified = row.last_error = row.next_attempt_at = None
+            row.consecutive_failures = 0
+        row.language = src.language
+        s.flush()
+        out[src.name] = FeedState(row.id, row.name, row.url, row.etag, row.last_modified,
+                                  row.consecutive_failures or 0, row.next_attempt_at, row.last_error)
+    return out
+
+
+def record_failure(s: Session, feed_id: int, *, at: datetime, error: str,
+                   next_attempt_at: datetime) -> None:
+    row = s.get(Feed, feed_id)
+    assert row is not None
+    row.last_attempt_at = at
+    row.consecutive_failures = (row.consecutive_failures or 0) + 1
+    row.last_error = error[:2000]
+    row.next_attempt_at = next_attempt_at
+
+
+def failures(s: Session, feed_id: int) -> int:
+    row = s.get(Feed, feed_id)
+    return (row.consecutive_failures or 0) if row else 0
+
+
+def record_success(s: Session, feed_id: int, *, at: datetime, etag: str | None,
+                   last_modified: str | None, next_attempt_at: datetime) -> None:
+    row = s.get(Feed, feed_id)
+    assert row is not None
+    row.last_attempt_at = row.last_success_at = at
+    row.consecutive_failures = 0
+    row.last_error = None
+    row.next_attempt_at = next_attempt_at
+    # validators are server-chosen text; bound them so a hostile header cannot bloat the row
+    row.etag = etag[:1000] if etag else None
+    row.last_modified = last_modified[:200] if last_modified else None
+
+
+@dataclass
+class Stored:
+    new_entries: int = 0
+    incident_ids: list[int] = field(default_factory=list)
+
+
+def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matcher: Matcher, *,
+                  now: datetime) -> Stored:
+    """Insert the entries this feed has not stored yet (by entry key) and an Incident for each
+    new one that is an incident. Entries already stored are left as they are."""
+    entries = list(entries)
+    keys = [e.key for e in entries]
+    known: set[str] = set()
+    for i in range(0, len(keys), 500):  # bounded IN lists
+        known.update(s.scalars(select(FeedEntry.entry_key).where(
+            FeedEntry.feed_id == feed_id, FeedEntry.entry_key.in_(keys[i:i + 500]))))
+    out = Stored()
+    for e in entries:
+        if e.key in known:
+            continue
+        known.add(e.key)
+        entry_id = s.execute(
+            _insert(s, FeedEntry).values(
+                feed_id=feed_id, entry_key=e.key, title=e.title, link=e.link, summary=e.summary,
+                published_at=e.published_at, first_seen_at=now, content_sha256=e.content_sha256,
+            ).returning(FeedEntry.id)
+        ).scalar()
+        if entry_id is None:
+            continue  # another poller stored it a moment ago
+        out.new_entries += 1
+        x = matcher.extract(e.title, e.summary)
+        if not x.is_incident:
+            continue
+        occurred = e.published_at if e.published_at and e.published_at <= now + FUTURE_SLACK else now
+        incident_id = s.execute(
+            _insert(s, Incident).values(
+                entry_id=entry_id, types=list(x.types), outlets=list(x.outlets),
+                people=list(x.people), occurred_at=occurred, created_at=now,
+            ).returning(Incident.id)
+        ).scalar()
+        if incident_id is not None:
+            out.incident_ids.append(incident_id)
+    return out
+
+
+def link_cases(s: Session, *, window: timedelta, now: datetime,
+               since: datetime | None = None) -> list[tuple[int, int]]:
+    """Create the missing Case rows for incidents (occurred since `since`, or all) and blocking
+    events of the same outlet within `window`. Returns the new (incident id, event id) pairs;
+    running it again creates nothing."""
+    q = select(Incident.id, Incident.outlets, Incident.occurred_at)
+    if since is not None:
+        q = q.where(Incident.occurred_at >= since)
+    incidents = [IncidentRef(i, tuple(o or ()), t) for i, o, t in s.execute(q) if o]
+    if not incidents:
+        return []
+    names = sorted({o for inc in incidents for o in inc.outlets})
+    targets = dict(s.execute(select(Target.id, Target.name).where(Target.name.in_(names))).tuples())
+    if not targets:
+        return []
+    lo = min(i.occurred_at for i in incidents) - window
+    hi = max(i.occurred_at for i in incidents) + window
+    events = [
+        EventRef(eid, targets[tid], state, started)
+        for eid, tid, state, started in s.execute(
+            select(Event.id, Event.target_id, Event.state, Event.started_at).where(
+                Event.target_id.in_(list(targets)), Event.state.in_(sorted(BLOCKING_STATES)),
+                Event.started_at >= lo, Event.started_at <= hi))
+    ]
+    pairs = match_cases(incidents, events, window)
+    if not pairs:
+        return []
+    ids = sorted({p[0] for p in pairs})
+    existing: set[tuple[int, int]] = set()
+    for i in range(0, len(ids), 500):
+        existing.update(s.execute(select(Case.incident_id, Case.event_id).where(
+            Case.incident_id.in_(ids[i:i + 500]))).tuples())
+    new = []
+    for inc_id, ev_id in pairs:
+        if (inc_id, ev_id) in existing:
+            continue
+        r = s.execute(_insert(s, Case).values(incident_id=inc_id, event_id=ev_id, created_at=now)
+                      .returning(Case.id)).scalar()
+        if r is not None:
+            new.append((inc_id, ev_id))
+    return new
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkedEvent:
+    id: int
+    target: str
+    vantage: str
+    state: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    id: int
+    title: str
+    url: str
+    published: datetime | None
+    first_seen: datetime
+    occurred_at: datetime
+    feed: str
+    outlets: tuple[str, ...]
+    people: tuple[str, ...]
+    types: tuple[str, ...]
+    linked_events: tuple[LinkedEvent, ...]
+
+
+def list_incidents(s: Session, *, limit: int | None = None) -> list[IncidentRow]:
+    """Incidents, newest first, with the blocking events linked to them."""
+    q = (select(Incident, FeedEntry, Feed.name)
+         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
+         .join(Feed, Feed.id == FeedEntry.feed_id)
+         .order_by(Incident.occurred_at.desc(), Incident.id.desc()))
+    if limit:
+        q = q.limit(limit)
+    rows = list(s.execute(q).tuples())
+    ids = [inc.id for inc, _, _ in rows]
+    links: dict[int, list[LinkedEvent]] = {}
+    for i in range(0, len(ids), 500):
+        for inc_id, ev, tname, vname in s.execute(
+            select(Case.incident_id, Event, Target.name, Vantage.name)
+            .join(Event, Event.id == Case.event_id)
+            .join(Vantage, Vantage.id == Event.vantage_id)
+            .outerjoin(Target, Target.id == Event.target_id)
+            .where(Case.incident_id.in_(ids[i:i + 500]))
+            .order_by(Event.started_at, Event.id)
+        ).tuples():
+            links.setdefault(inc_id, []).append(
+                LinkedEvent(ev.id, tname or "", vname, ev.state, ev.started_at))
+    return [
+        IncidentRow(inc.id, entry.title, entry.link, entry.published_at, entry.first_seen_at,
+                    inc.occurred_at, feed, tuple(inc.outlets or ()), tuple(inc.people or ()),
+                    tuple(inc.types or ()), tuple(links.get(inc.id, ())))
+        for inc, entry, feed in rows
+    ]
