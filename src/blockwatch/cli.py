@@ -200,17 +200,18 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
-    from blockwatch.config import LocalVantage
+    from blockwatch.config import LocalVantage, ResolverVantage
+    from blockwatch.resolver_round import run_resolver_round
     from blockwatch.round import run_round
 
     targets = _targets(cfg, args.target)
-    skipped = [v for v in cfg.settings.vantage if not isinstance(v, LocalVantage)]
+    skipped = [v for v in cfg.settings.vantage if not isinstance(v, LocalVantage | ResolverVantage)]
     for v in skipped:
         print(f"blockwatch check: vantage {v.name} ({v.kind}): not built yet, skipped",
               file=sys.stderr)
     db = _db(cfg)
     total = sum(len(t.urls) for t in targets) * len(
-        [v for v in cfg.settings.vantage if isinstance(v, LocalVantage)])
+        [v for v in cfg.settings.vantage if isinstance(v, LocalVantage | ResolverVantage)])
     done = [0]
     tty = sys.stderr.isatty() and not args.json
 
@@ -223,8 +224,13 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r{done[0]}/{total} measured")
             sys.stderr.flush()
 
+    async def both():  # type: ignore[no-untyped-def]
+        report = await run_round(cfg, targets, db, on_result=progress)
+        report.results += await run_resolver_round(cfg, targets, db, on_result=progress)
+        return report
+
     try:
-        report = asyncio.run(run_round(cfg, targets, db, on_result=progress))
+        report = asyncio.run(both())
     finally:
         db.close()
     if tty:

@@ -94,6 +94,8 @@ async def run_round(
     report = RoundReport(round_id=uuid.uuid4().hex)
     control = control_view(cfg)
     locals_ = local_views(cfg)
+    if not locals_:
+        return report
     views = [control] + [v for _, v in locals_]
     sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
     dohs = {v.name: doh_client(v, settings) for v in views}

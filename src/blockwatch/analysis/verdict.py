@@ -105,6 +105,36 @@ def judge(
     return Judgement("ok", False, "reachable")
 
 
+def judge_dns(
+    v: WebMeasurement,
+    c: WebMeasurement | None,
+    *,
+    resolver_ok: bool = True,
+    resolver_problem: str = "",
+    asn: AsnLookup | None = None,
+    matcher: Matcher | None = None,
+    interception: Interception | None = None,
+) -> Judgement:
+    """A resolver vantage's verdict: only `ok`, `dns` or `inconclusive`. Asking a resolver from
+    outside says nothing about TCP, TLS or HTTP inside the country, so it never pretends to."""
+    matcher = matcher or default_matcher()
+    interception = interception or default_interception()
+    host = v.hostname
+    if not resolver_ok:
+        return Judgement("inconclusive", False,
+                         f"the resolver failed its control queries ({resolver_problem}): "
+                         "no evidence either way")
+    if c is None or (not _answers(c) and _dns_failure(c) != F.DNS_NXDOMAIN):
+        return Judgement("inconclusive", False, "the control resolvers gave no answer to compare with")
+    j = _dns(v, c, host, asn, matcher, interception, AnalysisSettings())
+    if j is None:
+        return Judgement("ok", False, f"DNS for {host} answered {_addrs(_answers(v))}, consistent "
+                                      "with the control resolvers")
+    if j.verdict != "dns":
+        return Judgement("inconclusive", False, j.reason)
+    return j
+
+
 # --- DNS ---------------------------------------------------------------------------------------
 
 def _answers(m: WebMeasurement) -> list[str]:

@@ -148,7 +148,7 @@ def link_cases(s: Session, *, window: timedelta, now: datetime,
     if not incidents:
         return []
     names = sorted({o for inc in incidents for o in inc.outlets})
-    targets = dict(s.execute(select(Target.id, Target.name).where(Target.name.in_(names))).tuples())
+    targets = dict(s.execute(select(Target.id, Target.name).where(Target.name.in_(names))))
     if not targets:
         return []
     lo = min(i.occurred_at for i in incidents) - window
@@ -167,7 +167,7 @@ def link_cases(s: Session, *, window: timedelta, now: datetime,
     existing: set[tuple[int, int]] = set()
     for i in range(0, len(ids), 500):
         existing.update(s.execute(select(Case.incident_id, Case.event_id).where(
-            Case.incident_id.in_(ids[i:i + 500]))).tuples())
+            Case.incident_id.in_(ids[i:i + 500]))))
     new = []
     for inc_id, ev_id in pairs:
         if (inc_id, ev_id) in existing:
@@ -213,7 +213,7 @@ def list_incidents(s: Session, *, limit: int | None = None) -> list[IncidentRow]
          .order_by(Incident.occurred_at.desc(), Incident.id.desc()))
     if limit:
         q = q.limit(limit)
-    rows = list(s.execute(q).tuples())
+    rows = list(s.execute(q))
     ids = [inc.id for inc, _, _ in rows]
     links: dict[int, list[LinkedEvent]] = {}
     for i in range(0, len(ids), 500):
@@ -224,7 +224,7 @@ def list_incidents(s: Session, *, limit: int | None = None) -> list[IncidentRow]
             .outerjoin(Target, Target.id == Event.target_id)
             .where(Case.incident_id.in_(ids[i:i + 500]))
             .order_by(Event.started_at, Event.id)
-        ).tuples():
+        ):
             links.setdefault(inc_id, []).append(
                 LinkedEvent(ev.id, tname or "", vname, ev.state, ev.started_at))
     return [

@@ -1,0 +1,157 @@
+"""Resolver vantages: ask an in-country resolver from here for each target's A and AAAA records,
+the way Censored Planet's Satellite does, and compare with the control resolvers.
+
+A control name is asked before and after the targets; a resolver that fails it is inconclusive
+for the round, never evidence of blocking. Addresses the resolver gives that the control's do
+not are checked with a TLS handshake from here (SNI = the name): a valid certificate proves
+them to be the site."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from blockwatch.analysis.fingerprints import default_interception
+from blockwatch.analysis.verdict import judge_dns
+from blockwatch.config import Config, ResolverVantage
+from blockwatch.probe import dnsprobe, netsteps
+from blockwatch.probe.dnsprobe import ResolverSpec
+from blockwatch.probe.records import DnsQuery, WebMeasurement
+from blockwatch.probe.runner import ProbeSettings, doh_client, now_iso
+from blockwatch.round import CONTROL, Result, control_view, probe_settings
+from blockwatch.storage import Database, repo
+from blockwatch.targets import Target
+
+LINGER = 0.25  # seconds to keep listening after a reply: an on-path injector answers twice
+RETRY_FAILURES = {"dns_timeout", "dns_servfail_error", "dns_refused_error", "dns_bogus_reply"}
+
+
+async def _ask(spec: ResolverSpec, name: str, qtype: str, *, tries: int, settings: ProbeSettings
+               ) -> DnsQuery:
+    q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER)
+    for _ in range(tries - 1):
+        if q.failure not in RETRY_FAILURES:
+            break
+        q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER)
+    return q
+
+
+async def _control_name_ok(spec: ResolverSpec, name: str, tries: int, settings: ProbeSettings
+                           ) -> tuple[bool, str]:
+    q = await _ask(spec, name, "A", tries=tries, settings=settings)
+    if q.answers:
+        return True, ""
+    return False, f"{name}: {q.failure or 'no answer'}"
+
+
+async def run_resolver_round(
+    cfg: Config, targets: list[Target], db: Database, *,
+    settings: ProbeSettings | None = None,
+    asn: Callable[[str], str | None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    vantages = [v for v in cfg.settings.vantage if isinstance(v, ResolverVantage)]
+    if not vantages:
+        return []
+    settings = settings or probe_settings(cfg)
+    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
+    control = control_view(cfg)
+    doh = doh_client(control, settings)
+    verified, unverified = settings.ssl_contexts()
+    sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
+    round_id = uuid.uuid4().hex
+    hosts = sorted({urlsplit(u).hostname or "" for t in targets for u in t.urls} - {""})
+    results: list[Result] = []
+    try:
+        # the control resolvers' view of every name, once per round
+        async def control_dns(host: str) -> list[DnsQuery]:
+            async with sem:
+                return await dnsprobe.resolve_all(list(control.resolvers), host,
+                                                  timeout=settings.timeout,
+                                                  source=control.source_address, http=doh)
+        cdns = dict(zip(hosts, await asyncio.gather(*(control_dns(h) for h in hosts)), strict=True))
+        for vconf in vantages:
+            spec = ResolverSpec.parse(vconf.address)
+            before = await _control_name_ok(spec, vconf.control_name, vconf.tries, settings)
+
+            async def one(host: str, spec: ResolverSpec = spec, vconf: ResolverVantage = vconf
+                          ) -> list[DnsQuery]:
+                async with sem:
+                    return list(await asyncio.gather(
+                        *(_ask(spec, host, t, tries=vconf.tries, settings=settings)
+                          for t in ("A", "AAAA"))))
+
+            vdns = dict(zip(hosts, await asyncio.gather(*(one(h) for h in hosts)), strict=True))
+            after = await _control_name_ok(spec, vconf.control_name, vconf.tries, settings)
+            ok = before[0] and after[0]
+            problem = before[1] or after[1]
+
+            # addresses only this resolver gave: do they prove to be the site? (from here)
+            async def prove(host: str, addresses: list[str], port: int) -> list:  # type: ignore[type-arg]
+                async with sem:
+                    out = await asyncio.gather(*(
+                        netsteps.connect(a, port, host, timeout=settings.timeout,
+                                         source=control.source_address, verified=verified,
+                                         unverified=unverified) for a in addresses))
+                    return [tls for _, tls, _ in out if tls is not None]
+
+            judged = []
+            for t in targets:
+                for url in t.urls:
+                    parts = urlsplit(url)
+                    host = parts.hostname or ""
+                    v = WebMeasurement(url=url, vantage=vconf.name, role="vantage",
+                                       measured_at=now_iso(), uid=uuid.uuid4().hex,
+                                       resolvers=[spec.label], dns=vdns[host])
+                    c = WebMeasurement(url=url, vantage=CONTROL, role="control",
+                                       measured_at=v.measured_at, uid=uuid.uuid4().hex,
+                                       resolvers=[r.label for r in control.resolvers],
+                                       dns=cdns[host])
+                    for q in v.dns + c.dns:
+                        q.bogons = [a for a in q.answers
+                                    if dnsprobe.is_bogon(a, settings.allow_networks)]
+                    caddrs = set(c.addresses())
+                    vbog = {a for q in v.dns for a in q.bogons}
+                    extra = [a for a in v.addresses() if a not in caddrs and a not in vbog
+                             and not netsteps.is_ipv6(a)][:4]
+                    if ok and extra:
+                        port = parts.port or 443  # a valid certificate on 443 proves the site
+                        v.tls = await prove(host, extra, port)
+                    j = judge_dns(v, c, resolver_ok=ok, resolver_problem=problem, asn=asn,
+                                  interception=interception)
+                    judged.append((t, url, v, c, j))
+            results += await asyncio.to_thread(_store, db, cfg, vconf, judged, round_id)
+    finally:
+        if doh is not None:
+            await doh.aclose()
+    if on_result:
+        for r in results:
+            on_result(r)
+    return results
+
+
+def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, round_id: str  # type: ignore[type-arg]
+           ) -> list[Result]:
+    out = []
+    with db.write() as s:
+        tids = repo.sync_targets(s, [t for t, *_ in judged]) if judged else {}
+        vid = repo.ensure_vantage(s, vconf.name, "resolver", vconf.country)
+        cid = repo.ensure_vantage(s, CONTROL, "control")
+        for t, url, v, c, j in judged:
+            cm = repo.add_measurement(s, uid=c.uid, target_id=tids.get(t.name), vantage_id=cid,
+                                      url=url, role="control",
+                                      measured_at=repo.parse_time(c.measured_at),
+                                      evidence=c.to_json(), round_id=round_id)
+            m = repo.add_measurement(s, uid=v.uid, target_id=tids.get(t.name), vantage_id=vid,
+                                     url=url, role="vantage",
+                                     measured_at=repo.parse_time(v.measured_at),
+                                     evidence=v.to_json(), round_id=round_id,
+                                     failure=next((q.failure for q in v.dns if q.failure), None))
+            _, new = repo.record_verdict(s, measurement=m, control_id=cm.id, verdict=j.verdict,
+                                         confirmed=j.confirmed, reason=j.reason,
+                                         confirm_after=cfg.settings.probe.confirm_after)
+            out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
+                              v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None))
+    return out
