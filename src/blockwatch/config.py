@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from blockwatch.durations import parse_duration
+from blockwatch.hostport import split_hostport
 
 ENV_VAR = "BLOCKWATCH_CONFIG"
 DEFAULT_PATH = Path("config/blockwatch.toml")
@@ -102,19 +103,6 @@ def _check_hostport(v: str) -> str:
     if not 0 < port < 65536:
         raise ValueError(f"{v!r}: port out of range")
     return v
-
-
-def split_hostport(v: str, default_port: int) -> tuple[str, int]:
-    """"1.1.1.1:53" -> ("1.1.1.1", 53); "[::1]:53" -> ("::1", 53); "::1" -> ("::1", default)."""
-    if v.startswith("["):
-        host, _, rest = v[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if v.count(":") == 1:
-        host, _, port = v.partition(":")
-        if not port.isdigit():
-            raise ValueError(f"{v!r}: the port must be a number")
-        return host, int(port)
-    return v, default_port
 
 
 Resolver = Annotated[str, BeforeValidator(lambda v: _check_hostport(v) if isinstance(v, str) else v)]

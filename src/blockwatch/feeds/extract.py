@@ -330,7 +330,8 @@ _TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
     "harassment": _rx(
         r"harass\w*", r"intimidat\w*", r"threat(?:s|ened|ening)?", r"pressure on", r"summoned",
         r"interrogat\w*", r"questioned", r"smear\w*", r"persecut\w*", r"surveillance",
-        r"давлени\w*", r"давят", r"предостережени\w*", r"преследовани\w*", r"преследу\w*", r"угроз\w*", r"угрожа\w*",
+        r"давлени\w*", r"давят", r"предостережени\w*", r"преследовани\w*", r"преследу\w*",
+        r"угроз\w*", r"угрожа\w*",
         r"запугива\w*", r"травл\w*", r"допрос\w*", r"вызвал\w* (?:в|на) (?:полици|допрос|прокуратур)\w*",
         r"кудала\w*", r"кысым\w*", r"коркыт\w*", r"жауап\w* шакыр\w*", r"тергеу\w* шакыр\w*",
         r"коркыту\w*",

@@ -148,7 +148,7 @@ def link_cases(s: Session, *, window: timedelta, now: datetime,
     if not incidents:
         return []
     names = sorted({o for inc in incidents for o in inc.outlets})
-    targets = dict(s.execute(select(Target.id, Target.name).where(Target.name.in_(names))))
+    targets = dict(s.execute(select(Target.id, Target.name).where(Target.name.in_(names))).all())
     if not targets:
         return []
     lo = min(i.occurred_at for i in incidents) - window

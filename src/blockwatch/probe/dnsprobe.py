@@ -20,7 +20,7 @@ import dns.rdatatype
 import dns.resolver
 import httpx
 
-from blockwatch.config import split_hostport
+from blockwatch.hostport import split_hostport
 from blockwatch.probe import failures as F
 from blockwatch.probe.records import DnsQuery
 
