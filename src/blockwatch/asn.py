@@ -325,7 +325,10 @@ def _load_index(p: Path) -> AsnTable | None:
 
 
 def table_path(cfg: Config) -> Path:
-    """Where the table lives: next to an SQLite database; else in `data/` beside the config."""
+    """Where the table lives: `[asn] file`, else next to an SQLite database, else in `data/`
+    beside the config."""
+    if cfg.settings.asn.file:
+        return cfg.resolve(cfg.settings.asn.file)
     url = cfg.database_url
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         return Path(url[len("sqlite:///"):]).parent / FILENAME

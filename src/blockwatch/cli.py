@@ -200,12 +200,13 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
-    from blockwatch.config import LocalVantage, ResolverVantage
+    from blockwatch.config import LocalVantage, OoniVantage, ResolverVantage
     from blockwatch.resolver_round import run_resolver_round
     from blockwatch.round import run_round
 
     targets = _targets(cfg, args.target)
-    skipped = [v for v in cfg.settings.vantage if not isinstance(v, LocalVantage | ResolverVantage)]
+    skipped = [v for v in cfg.settings.vantage
+               if not isinstance(v, LocalVantage | ResolverVantage | OoniVantage)]
     for v in skipped:
         print(f"blockwatch check: vantage {v.name} ({v.kind}): not built yet, skipped",
               file=sys.stderr)
@@ -224,9 +225,21 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r{done[0]}/{total} measured")
             sys.stderr.flush()
 
+    from blockwatch.asn import AsnLookup, table_path
+    from blockwatch.ooni import check_results, import_all
+
+    lookup = AsnLookup(table_path(cfg)).lookup if cfg.settings.asn.enabled else None
+
     async def both():  # type: ignore[no-untyped-def]
-        report = await run_round(cfg, targets, db, on_result=progress)
-        report.results += await run_resolver_round(cfg, targets, db, on_result=progress)
+        report = await run_round(cfg, targets, db, on_result=progress, asn=lookup)
+        report.results += await run_resolver_round(cfg, targets, db, on_result=progress, asn=lookup)
+        for rep in await import_all(cfg, db, targets):
+            for p in rep.problems:
+                print(f"blockwatch check: {rep.vantage}: {p}", file=sys.stderr)
+            for d in check_results([rep], latest_only=True):
+                line = _OoniLine(d)
+                report.results.append(line)
+                progress(line)
         return report
 
     try:
@@ -240,6 +253,18 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         _table([[r.target, r.vantage, r.verdict + (" (confirmed)" if r.confirmed else ""), r.reason]
                 for r in rows], ["TARGET", "VANTAGE", "VERDICT", "REASON"])
     return EXIT_OK
+
+
+class _OoniLine:
+    """An imported OONI verdict shaped like a round's Result for printing."""
+
+    def __init__(self, d: dict[str, Any]):
+        self.d = d
+        for k in ("target", "url", "vantage", "verdict", "confirmed", "reason", "measured_at"):
+            setattr(self, k, d.get(k))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.d
 
 
 def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:

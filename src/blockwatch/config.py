@@ -301,6 +301,13 @@ class SiteConfig(_Strict):
     title: str = "blockwatch"
 
 
+class AsnConfig(_Strict):
+    enabled: bool = True
+    url: HttpUrl = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"
+    file: str = ""  # empty: next to the SQLite database, else data/ beside this config
+    max_age: Duration = timedelta(days=7)
+
+
 class RetentionConfig(_Strict):
     raw: Duration = timedelta(days=90)
 
@@ -317,6 +324,7 @@ class Settings(_Strict):
     server: ServerConfig | None = None
     site: SiteConfig = SiteConfig()
     retention: RetentionConfig = RetentionConfig()
+    asn: AsnConfig = AsnConfig()
 
     @model_validator(mode="after")
     def _unique_vantages(self) -> Settings:
