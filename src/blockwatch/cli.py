@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from blockwatch import __version__
@@ -47,13 +48,6 @@ NOT_YET = {
     "serve": ("the collector API and the site server", 9),
     "agent": ("the in-country agent", 9),
     "agent-token": ("agent tokens", 9),
-    "digest": ("the daily digest", 6),
-    "alerts-test": ("a test message to every alert channel", 6),
-    "site": ("the static status site", 7),
-    "export": ("the evidence export", 8),
-    "health": ("the health report", 8),
-    "feeds": ("incident feeds", 5),
-    "incidents": ("incident listing", 5),
 }
 
 
@@ -90,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c = cmd("incidents", "list extracted incidents")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--limit", type=int, default=200, help="newest N (default 200)")
     c = cmd("digest", "build (and send) the daily digest")
     c.add_argument("--send", action="store_true")
     c.add_argument("--out", metavar="DIR")
@@ -102,10 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--since", metavar="T")
     c.add_argument("--until", metavar="T")
     c.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    c.add_argument("--out", metavar="PATH")
+    c.add_argument("--out", metavar="PATH", help="default: reports/export/<target>-<time>.<format>")
+    c.add_argument("--include-agent-names", action="store_true",
+                   help="name agent vantages (default: only their country and network)")
     c = cmd("db", "database maintenance")
     c.add_argument("action", choices=["upgrade", "status"], help="upgrade: apply migrations")
-    cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
+    c = cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
+    c.add_argument("--json", action="store_true")
     return p
 
 
@@ -309,13 +307,100 @@ def cmd_db(cfg: Config, args: argparse.Namespace) -> int:
         db.close()
 
 
+def _lazy(module: str, name: str) -> Callable[[Config, argparse.Namespace], int]:
+    """Commands of the feature packages, imported only when used (start-up stays fast)."""
+
+    def run(cfg: Config, args: argparse.Namespace) -> int:
+        import importlib
+
+        fn: Callable[[Config, argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name)
+        return fn(cfg, args)
+
+    return run
+
+
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.daemon import run_daemon
 
     return run_daemon(cfg, once=args.once)
 
 
+def parse_when(text: str, now: datetime) -> datetime:
+    """ISO 8601 (UTC unless it says otherwise) or a duration back from now ("48h", "7d")."""
+    from blockwatch.durations import parse_duration
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{text!r} is neither a time (2026-11-01T00:00Z) nor a duration (48h)") \
+            from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.health import check_health
+
+    db = _db(cfg)
+    try:
+        h = check_health(cfg, db, datetime.now(UTC))
+    finally:
+        db.close()
+    if args.json:
+        _emit_json({"healthy": h.healthy, "problems": h.problems, "jobs": h.jobs,
+                    "outbox": h.outbox, "vantages": h.vantages})
+    else:
+        _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
+                 f"{j['lag_s']}s" if j["lag_s"] is not None else "-",
+                 "OVERDUE" if j["overdue"] else (j["error"] or "ok")] for j in h.jobs],
+               ["JOB", "LAST RUN", "LAST OK", "LAG", "STATUS"])
+        print(f"outbox: {h.outbox.get('pending', 0)} pending, "
+              f"{h.outbox.get('undeliverable_over_1h', 0)} undeliverable for over an hour")
+        for v in h.vantages:
+            print(f"vantage {v['vantage']} ({v['kind']}): last seen {v['last_seen'] or 'never'}"
+                  f"{' SILENT' if v['silent'] else ''}")
+        print("healthy" if h.healthy else "UNHEALTHY: " + "; ".join(h.problems))
+    return EXIT_OK if h.healthy else EXIT_FAIL
+
+
+def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from blockwatch.export import slug, write_export
+
+    if not args.target:
+        raise UsageError("--target NAME is required (the evidence of one target)")
+    now = datetime.now(UTC)
+    since = parse_when(args.since, now) if args.since else None
+    until = parse_when(args.until, now) if args.until else None
+    out = Path(args.out) if args.out else Path("reports/export") / (
+        f"{slug(args.target)}-{now.strftime('%Y%m%dT%H%M%SZ')}.{args.format}")
+    db = _db(cfg)
+    try:
+        try:
+            res = write_export(db, args.target, out, fmt=args.format, since=since, until=until,
+                               reveal_agents=args.include_agent_names)
+        except LookupError:
+            raise UsageError(f"no target named {args.target!r} in the database") from None
+    finally:
+        db.close()
+    print(f"wrote {res.records} records to {res.path} ({res.size} bytes)")
+    print(f"sha256 {res.sha256}  (manifest: {res.manifest})")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "feeds": _lazy("blockwatch.feeds.commands", "cmd_feeds"),
+    "incidents": _lazy("blockwatch.feeds.commands", "cmd_incidents"),
+    "digest": _lazy("blockwatch.alerts.commands", "cmd_digest"),
+    "alerts-test": _lazy("blockwatch.alerts.commands", "cmd_alerts_test"),
+    "site": _lazy("blockwatch.site.commands", "cmd_site"),
+    "health": cmd_health,
+    "export": cmd_export,
     "check": cmd_check,
     "verdicts": cmd_verdicts,
     "db": cmd_db,

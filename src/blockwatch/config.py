@@ -243,6 +243,11 @@ class FeedsConfig(_Strict):
     person: list[Person] = Field(default_factory=list)
 
 
+ALERT_FILTER_NAMES = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
+                      "throttled", "down", "inconclusive", "blocked", "unblocked", "recovered",
+                      "silent", "back", "case")
+
+
 class Recipient(_Strict):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     language: Literal["en", "ru"] = "en"
@@ -251,6 +256,15 @@ class Recipient(_Strict):
     verdicts: list[str] = Field(default_factory=list)
     digest: bool = True
     alerts: bool = True
+
+    @field_validator("verdicts")
+    @classmethod
+    def _known_verdicts(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in ALERT_FILTER_NAMES:
+                raise ValueError(f"{name!r} is not a verdict or alert kind; expected one of "
+                                 + ", ".join(ALERT_FILTER_NAMES))
+        return v
 
 
 class Webhook(_Strict):

@@ -1,5 +1,9 @@
-"""`blockwatch run`: the scheduler in one process. Jobs are rebuilt from config at every start
-(no persistent job store: PITFALLS.md); what must survive a restart lives in the database."""
+"""`blockwatch run`: every job in one process on an asyncio scheduler (APScheduler 3).
+
+Jobs are rebuilt from config at every start (no persistent job store: PITFALLS.md); what must
+survive a restart lives in the database (measurements, state machines, outbox, cursors). Every
+job is `max_instances=1` and `coalesce=True`: never two runs of one job at once, and a backlog
+of missed runs collapses into one. Intervals are anchored to the wall clock."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from blockwatch.config import Config
+from blockwatch.config import Config, OoniVantage
 from blockwatch.storage import Database, open_database
 from blockwatch.storage.models import JobRun
 
@@ -20,7 +26,17 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 20.0
 
 
-def record_job(db: Database, name: str, *, started: datetime, ok: bool, error: str | None) -> None:
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    interval: timedelta
+    fn: Callable[[], Awaitable[None]]
+    jitter: float = 0.0
+    run_at_start: bool = True
+
+
+def record_job(db: Database, name: str, *, started: datetime, ok: bool, error: str | None,
+               interval: timedelta | None = None) -> None:
     with db.write() as s:
         row = s.get(JobRun, name)
         if row is None:
@@ -34,17 +50,129 @@ def record_job(db: Database, name: str, *, started: datetime, ok: bool, error: s
             row.last_error = None
         else:
             row.last_error = error
+    if interval is not None:
+        from blockwatch.storage import repo
+
+        with db.write() as s:
+            repo.set_kv(s, f"job_interval:{name}", interval.total_seconds())
 
 
 class Daemon:
-    def __init__(self, cfg: Config, db: Database):
+    def __init__(self, cfg: Config, db: Database, *, now: Callable[[], datetime] | None = None):
         self.cfg = cfg
         self.db = db
+        self.now = now or (lambda: datetime.now(UTC))
         self.stopping = asyncio.Event()
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.asn: Any = None
+        self.after_round: asyncio.Event = asyncio.Event()
 
-    def job(self, name: str, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    # --- the jobs ------------------------------------------------------------------------------
+
+    async def probe_round(self) -> None:
+        from blockwatch.resolver_round import run_resolver_round
+        from blockwatch.round import run_round
+        from blockwatch.targets import load_targets
+
+        targets = load_targets(self.cfg.target_files)
+        lookup = self.asn.lookup if self.asn is not None else None
+        report = await run_round(self.cfg, targets, self.db, asn=lookup)
+        results = report.results + await run_resolver_round(self.cfg, targets, self.db, asn=lookup)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        events = sum(1 for r in results if r.event)
+        log.info("probe round %s: %d verdicts %s; %d new events", report.round_id[:8],
+                 len(results), counts, events)
+        # link incidents to new blocks now, send alerts now rather than at the next alerts
+        # tick, and show it all on the site
+        from blockwatch.feeds.commands import link_cases
+
+        await asyncio.to_thread(link_cases, self.cfg, self.db)
+        await self._alerts()
+        await self._site()
+
+    def ooni_job(self, v: OoniVantage) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            from blockwatch.ooni import import_ooni
+            from blockwatch.targets import load_targets
+
+            rep = await import_ooni(self.cfg, self.db, v, load_targets(self.cfg.target_files))
+            log.info("OONI import %s: %s", v.name, rep.summary())
+            if rep.problems:
+                raise RuntimeError("; ".join(rep.problems[:3]))
+        return job
+
+    async def asn_refresh(self) -> None:
+        from blockwatch.asn import refresh_if_stale
+
+        a = self.cfg.settings.asn
+        res = await refresh_if_stale(self.asn.path, a.max_age, url=a.url)
+        log.info("ASN table: %s", res.status)
+        if res.status == "downloaded":
+            await asyncio.to_thread(self.asn.reload)
+        if res.status == "failed":
+            raise RuntimeError(f"ASN table refresh failed: {getattr(res, 'problem', '')}")
+
+    async def feeds(self) -> None:
+        from blockwatch.feeds.commands import poll_feeds
+
+        summary = await poll_feeds(self.cfg, self.db)
+        log.info("feeds: %s", summary)
+        await self._alerts()
+
+    async def _alerts(self) -> None:
+        from blockwatch.alerts import deliver_outbox, queue_alerts, queue_digest
+
+        if not (self.cfg.settings.alerts.recipient or self.cfg.settings.alerts.webhook):
+            return
+        await queue_alerts(self.cfg, self.db)
+        await queue_digest(self.cfg, self.db)
+        await deliver_outbox(self.cfg, self.db)
+
+    async def alerts(self) -> None:
+        await self._alerts()
+
+    async def _site(self) -> None:
+        from blockwatch.site.commands import build_site
+
+        await asyncio.to_thread(build_site, self.cfg, self.db)
+
+    async def site(self) -> None:
+        await self._site()
+
+    async def maintenance(self) -> None:
+        from blockwatch.retention import prune
+        from blockwatch.site.rollup import rollup_due
+
+        rolled = await asyncio.to_thread(rollup_due, self.db)
+        pruned = await asyncio.to_thread(prune, self.db, self.cfg.settings.retention.raw,
+                                         self.now())
+        log.info("maintenance: %d rollup rows; %d raw measurements past retention removed",
+                 rolled, pruned)
+
+    # --- wiring --------------------------------------------------------------------------------
+
+    def jobs(self) -> list[JobSpec]:
+        s = self.cfg.settings
+        interval = s.probe.interval
+        out = [JobSpec("probe", interval, self.probe_round,
+                       jitter=min(60.0, interval.total_seconds() / 10))]
+        for v in s.vantage:
+            if isinstance(v, OoniVantage):
+                out.append(JobSpec(f"ooni:{v.name}", v.interval, self.ooni_job(v)))
+        if s.asn.enabled:
+            out.append(JobSpec("asn", timedelta(days=1), self.asn_refresh))
+        if s.feeds.source:
+            out.append(JobSpec("feeds", s.feeds.interval, self.feeds))
+        if s.alerts.recipient or s.alerts.webhook:
+            out.append(JobSpec("alerts", timedelta(minutes=1), self.alerts))
+        out.append(JobSpec("site", timedelta(hours=1), self.site, run_at_start=False))
+        out.append(JobSpec("maintenance", timedelta(days=1), self.maintenance))
+        return out
+
+    def wrap(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
         async def wrapper() -> None:
             if self.stopping.is_set():
                 return
@@ -54,58 +182,74 @@ class Daemon:
             started = datetime.now(UTC)
             ok, error = True, None
             try:
-                await fn()
+                await spec.fn()
             except asyncio.CancelledError:
                 ok, error = False, "stopped before it finished"
                 raise
             except Exception as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
-                log.exception("job %s failed", name)
+                log.exception("job %s failed", spec.name)
             finally:
                 self.running.discard(task)
-                await asyncio.to_thread(record_job, self.db, name, started=started, ok=ok,
-                                        error=error)
+                await asyncio.to_thread(record_job, self.db, spec.name, started=started, ok=ok,
+                                        error=error, interval=spec.interval)
         return wrapper
 
-    async def probe_round(self) -> None:
-        from blockwatch.round import run_round
-        from blockwatch.targets import load_targets
-
-        targets = load_targets(self.cfg.target_files)
-        report = await run_round(self.cfg, targets, self.db)
-        counts: dict[str, int] = {}
-        for r in report.results:
-            counts[r.verdict] = counts.get(r.verdict, 0) + 1
-        log.info("probe round %s: %d verdicts %s; %d new events", report.round_id[:8],
-                 len(report.results), counts, len(report.new_events))
+    def schedule(self) -> None:
+        for spec in self.jobs():
+            secs = spec.interval.total_seconds()
+            self.scheduler.add_job(
+                self.wrap(spec), IntervalTrigger(seconds=secs, jitter=spec.jitter or None),
+                id=spec.name, name=spec.name, max_instances=1, coalesce=True,
+                misfire_grace_time=max(1, int(secs)),
+                next_run_time=datetime.now(UTC) if spec.run_at_start else None,
+            )
 
     async def run(self, *, once: bool = False) -> None:
+        if self.cfg.settings.asn.enabled:
+            from blockwatch.asn import AsnLookup, table_path
+
+            self.asn = AsnLookup(table_path(self.cfg))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        interval = self.cfg.settings.probe.interval.total_seconds()
-        probe = self.job("probe", self.probe_round)
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (RuntimeError, ValueError):  # not the main thread (embedded, tests)
+                break
         if once:
-            await probe()
+            probe = next(j for j in self.jobs() if j.name == "probe")
+            await self.wrap(probe)()
             return
-        self.scheduler.add_job(
-            probe, IntervalTrigger(seconds=interval, jitter=min(60, interval / 10)),
-            id="probe", max_instances=1, coalesce=True, misfire_grace_time=int(interval),
-            next_run_time=datetime.now(UTC),
-        )
+        self.schedule()
         self.scheduler.start()
-        log.info("blockwatch running: probe rounds every %s; stop with SIGTERM or Ctrl-C",
-                 self.cfg.settings.probe.interval)
+        server = None
+        if self.cfg.settings.server is not None:
+            server = asyncio.create_task(self._serve())
+        log.info("blockwatch running: %s", ", ".join(
+            f"{j.name} every {j.interval}" for j in self.jobs()))
         await self.stopping.wait()
         await self._drain()
+        if server is not None:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+
+    async def _serve(self) -> None:
+        try:
+            from blockwatch.collector.commands import serve_forever
+        except ImportError:  # pragma: no cover - the [server] extra is not installed
+            log.error("[server] is configured but the server extra is not installed: "
+                      "pip install 'blockwatch[server]'")
+            return
+        await serve_forever(self.cfg, self.db, self.stopping)
 
     def _on_signal(self, sig: int) -> None:
         log.info("received %s: stopping", signal.Signals(sig).name)
         self.stopping.set()
 
     async def _drain(self) -> None:
-        # APScheduler's shutdown cancels running coroutine jobs: pause, drain our own work
-        # within a bound, and only then shut it down (PITFALLS.md).
+        # APScheduler's shutdown cancels running coroutine jobs: pause, let our own work finish
+        # within a bound (a probe round stores results as they arrive, so cutting it short loses
+        # only what was in flight), and only then shut it down (PITFALLS.md).
         if self.scheduler.running:
             self.scheduler.pause()
         if self.running:

@@ -189,8 +189,8 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
                                              reason=j.reason, confirm_after=confirm_after)
                 if new is not None:
                     events.append(new)
-                    if j.verdict != "ok":
-                        cm.keep = True
+                if j.verdict != "ok" or new is not None:
+                    cm.keep = True  # the control is half of the evidence of an anomaly
                 results.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
                                       m.measured_at,
                                       f"{new.previous or 'new'} -> {new.state}" if new else None))

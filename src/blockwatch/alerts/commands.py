@@ -118,7 +118,7 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
             return EXIT_USAGE
         # an explicit --send goes out even on a quiet day; the key names the period, so a second
         # run is a second digest, while a retry of this one is not
-        prefix = f"digest:{since.isoformat(timespec='seconds')}/{now.isoformat(timespec='seconds')}"
+        prefix = f"digest:{since.isoformat(timespec='seconds')}/{now.isoformat(timespec='microseconds')}"
         with db.write() as s:
             ids = queue_for_recipients(s, cfg, data, prefix, now, force=True)
         rep = asyncio.run(deliver(cfg, db, ids=ids))

@@ -72,6 +72,17 @@ class PollSummary:
     def new_incidents(self) -> int:
         return sum(f.new_incidents for f in self.feeds)
 
+    def __str__(self) -> str:
+        # one log line for the daemon: counts, and the failures with their reasons
+        by_status: dict[str, int] = {}
+        for f in self.feeds:
+            by_status[f.status] = by_status.get(f.status, 0) + 1
+        states = ", ".join(f"{n} {k}" for k, n in sorted(by_status.items())) or "none"
+        failed = "; ".join(f"{f.feed}: {f.error}" for f in self.failed)
+        return (f"{len(self.feeds)} feeds ({states}); {sum(f.new_entries for f in self.feeds)} new "
+                f"entries, {self.new_incidents} new incidents, {len(self.new_cases)} new cases"
+                + (f"; failed: {failed}" if failed else ""))
+
 
 def build_matcher(cfg: Config) -> Matcher:
     from blockwatch.targets import load_targets

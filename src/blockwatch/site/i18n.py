@@ -7,6 +7,7 @@ Russian (which every reader in Kazakhstan also reads), never to an empty string.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 LANG_NAMES = {"en": "English", "ru": "Русский", "kk": "Қазақша"}
 
@@ -242,6 +243,7 @@ def _fallbacks(lang: str) -> list[str]:
     return [lang, "ru", "en"] if lang == "kk" else [lang, "en"]
 
 
+@lru_cache(maxsize=4096)
 def t(lang: str, key: str, **kw: object) -> str:
     for code in _fallbacks(lang):
         s = STRINGS.get(code, {}).get(key)
@@ -254,6 +256,7 @@ def category(state: str | None) -> str:
     return CATEGORY.get(state, "unknown")
 
 
+@lru_cache(maxsize=4096)
 def word(lang: str, state: str | None) -> str:
     return cat_word(lang, category(state))
 
@@ -266,6 +269,7 @@ def cat_word(lang: str, cat: str) -> str:
     return cat
 
 
+@lru_cache(maxsize=4096)
 def how(lang: str, state: str | None) -> str:
     if state is None:
         return word(lang, None)
@@ -276,11 +280,13 @@ def how(lang: str, state: str | None) -> str:
     return state
 
 
+@lru_cache(maxsize=4096)
 def fmt_day(lang: str, d: date, *, year: bool = True) -> str:
     m = MONTHS.get(lang, MONTHS["en"])[d.month - 1]
     return f"{d.day} {m} {d.year}" if year else f"{d.day} {m}"
 
 
+@lru_cache(maxsize=4096)
 def fmt_short(lang: str, d: date, today: date) -> str:
     """5 Mar (this year), 5 Mar 2025 (another year): short enough for a phone's table cell."""
     return fmt_day(lang, d, year=d.year != today.year)
@@ -290,6 +296,7 @@ def fmt_time(lang: str, dt: datetime) -> str:
     return f"{fmt_day(lang, dt.date())} {dt:%H:%M} UTC"
 
 
+@lru_cache(maxsize=4096)
 def fmt_duration(lang: str, delta: timedelta) -> str:
     d_u, h_u, m_u = UNITS.get(lang, UNITS["en"])
     mins = max(0, int(delta.total_seconds() // 60))

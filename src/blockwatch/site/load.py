@@ -156,7 +156,8 @@ def load_snapshot(s: Session, now: datetime) -> Snapshot:
             snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                            bool(row[7]), row[8] or "", bool(row[9]), row[10] or ""))
     first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
-    for t, v, d, w, m, n in s.execute(
+    # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
+    for t, v, d, w, m, n in s.connection().execute(
             select(DailyRollup.target_id, DailyRollup.vantage_id, DailyRollup.day,
                    DailyRollup.worst, DailyRollup.minutes_affected, DailyRollup.measurements)
             .where(DailyRollup.day >= first_day, DailyRollup.day <= now.date())):

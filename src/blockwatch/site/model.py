@@ -12,6 +12,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from blockwatch.analysis.verdict import SEVERITY
@@ -169,15 +170,13 @@ def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime) -> C
 
 # --- history -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Day:
+class Day(NamedTuple):  # tuples: 500 outlets x 4 vantages x 90 days of them per build
     day: date
     state: str | None  # None: no measurements that day
     minutes: int
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """Consecutive days in the same state: the bar stays small (a few segments per outlet
     instead of 90 cells) while every day stays described in its text alternative."""
 
@@ -196,22 +195,31 @@ def days_from(rollups: list[RollupRec], days: list[date]) -> list[Day]:
     """Per day: the worst state over the given rollups and the most minutes any one vantage was
     affected (the most affected network, not a sum: networks overlap in time)."""
     worst: dict[date, str] = {}
-    minutes: dict[date, int] = defaultdict(int)
+    minutes: dict[date, int] = {}
     for r in rollups:
-        if r.day not in worst or sev(r.worst) > sev(worst[r.day]):
+        w = worst.get(r.day)
+        if w is None or SEVERITY.get(r.worst, 0) > SEVERITY.get(w, 0):
             worst[r.day] = r.worst
-        minutes[r.day] = max(minutes[r.day], r.minutes)
+        if r.minutes > minutes.get(r.day, 0):
+            minutes[r.day] = r.minutes
     return [Day(d, worst.get(d), minutes.get(d, 0)) for d in days]
 
 
-def segments(days: list[Day]) -> list[Segment]:
+def segments(days: list[Day], *, by_category: bool = False) -> list[Segment]:
+    """Runs of days. `by_category` merges e.g. DNS and TLS days into one "blocked" run: the
+    index shows only the category (its hover text has no room for how), so it needs fewer."""
     out: list[Segment] = []
+    key = i18n.category if by_category else (lambda s: s)
+    prev = object()
     for d in days:
-        if out and out[-1].state == d.state:
+        k = key(d.state)
+        if out and k == prev:
             last = out[-1]
-            out[-1] = Segment(last.state, last.start, d.day, last.days + 1, last.minutes + d.minutes)
+            state = last.state if sev(last.state) >= sev(d.state) else d.state
+            out[-1] = Segment(state, last.start, d.day, last.days + 1, last.minutes + d.minutes)
         else:
             out.append(Segment(d.state, d.day, d.day, 1, d.minutes))
+        prev = k
     return out
 
 
@@ -233,7 +241,8 @@ class TargetStatus:
     confirmed: bool
     cells: tuple[Cell | None, ...]  # aligned with SiteModel.columns
     days: tuple[Day, ...]
-    bar: tuple[Segment, ...]
+    bar: tuple[Segment, ...]  # exact states, for the outlet's page
+    bar_index: tuple[Segment, ...]  # by category, for the index
 
     @property
     def problem(self) -> bool:
@@ -301,6 +310,10 @@ def build_model(snap: Snapshot) -> SiteModel:
     for c in snap.cases:
         cases_by_event[c.event_id].append(inc_by_id[c.incident_id])
         incident_events[c.incident_id].append(ev_by_id[c.event_id])
+    mentions: dict[str, list[IncidentRec]] = defaultdict(list)
+    for inc in snap.incidents:
+        for o in {o.casefold() for o in inc.outlets}:
+            mentions[o].append(inc)
     days = window(today)
     statuses: list[TargetStatus] = []
     details: dict[int, TargetDetail] = {}
@@ -317,7 +330,8 @@ def build_model(snap: Snapshot) -> SiteModel:
         rolls = roll_by_t.get(t.id, [])
         tdays = days_from(rolls, days)
         status = TargetStatus(t, slug[t.id], state, since, any(c.confirmed for c in in_state),
-                              tuple(cells), tuple(tdays), tuple(segments(tdays)))
+                              tuple(cells), tuple(tdays), tuple(segments(tdays)),
+                              tuple(segments(tdays, by_category=True)))
         statuses.append(status)
         per_v: dict[int, list[RollupRec]] = defaultdict(list)
         for r in rolls:
@@ -328,8 +342,7 @@ def build_model(snap: Snapshot) -> SiteModel:
             hist.append(VantageHistory(pv[vid], tuple(vdays), tuple(segments(vdays))))
         tev = ev_by_t.get(t.id, [])[:MAX_EVENTS_PER_TARGET]
         linked = {i.id: i for e in tev for i in cases_by_event.get(e.id, [])}
-        mentioned = [i for i in snap.incidents
-                     if i.id not in linked and t.name.casefold() in {o.casefold() for o in i.outlets}]
+        mentioned = [i for i in mentions.get(t.name.casefold(), []) if i.id not in linked]
         incs = sorted([(i, True) for i in linked.values()] + [(i, False) for i in mentioned],
                       key=lambda p: (p[0].occurred_at, p[0].id), reverse=True)
         details[t.id] = TargetDetail(status, tuple(hist), tuple(tev),

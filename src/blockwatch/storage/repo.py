@@ -13,7 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis import events as ev
-from blockwatch.storage.models import Event, Measurement, Target, UrlState, Vantage, Verdict
+from blockwatch.storage.models import (
+    Event,
+    KeyValue,
+    Measurement,
+    Target,
+    UrlState,
+    Vantage,
+    Verdict,
+)
 from blockwatch.targets import Target as TargetSpec
 
 
@@ -124,6 +132,7 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
     st.target_id = measurement.target_id
     st.last_verdict_id = v.id
     st.last_seen_at = measurement.measured_at
+    _touch_vantage(s, measurement.vantage_id, measurement.measured_at)
     st.updated_at = utcnow()
     new = None
     if tr is not None:
@@ -143,6 +152,12 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
     if verdict not in ("ok",):
         measurement.keep = True
     return v, new
+
+
+def _touch_vantage(s: Session, vantage_id: int, at: datetime) -> None:
+    row = s.get(Vantage, vantage_id)  # identity map: one SELECT per vantage per transaction
+    if row is not None and (row.last_seen_at is None or row.last_seen_at < at):
+        row.last_seen_at = at
 
 
 @dataclass(frozen=True)
@@ -185,3 +200,16 @@ def latest_verdicts(s: Session, *, target: str | None = None) -> list[VerdictRow
                               v.measured_at, st.state if st else None,
                               st.since if st else None, country, kind))
     return out
+
+
+def set_kv(s: Session, key: str, value: Any) -> None:
+    row = s.get(KeyValue, key)
+    if row is None:
+        s.add(KeyValue(key=key, value=value, updated_at=utcnow()))
+    else:
+        row.value, row.updated_at = value, utcnow()
+
+
+def get_kv(s: Session, key: str, default: Any = None) -> Any:
+    row = s.get(KeyValue, key)
+    return default if row is None else row.value

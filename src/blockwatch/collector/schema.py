@@ -1,0 +1,172 @@
+"""The wire format of the agent API: pydantic models mirroring probe/records.py, so a bad
+upload gets a 422 naming the field instead of a 500 from a dataclass constructor.
+
+Unknown keys are ignored (not rejected): volunteers upgrade their agents at their own pace, and a
+newer agent with an extra evidence field must not have its queue refused forever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Bounds keep one upload from making the collector build huge objects; the byte limit
+# (`server.max_body`) is the outer bound.
+Short = Annotated[str, Field(max_length=512)]
+Text = Annotated[str, Field(max_length=8192)]
+Failure = Annotated[str | None, Field(max_length=256)]
+FUTURE_SLACK = timedelta(minutes=10)  # agents' clocks drift; a day ahead is a bug
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DnsQueryIn(_In):
+    resolver: Short
+    transport: Short
+    qname: Short
+    qtype: Short
+    rcode: Short | None = None
+    answers: list[Short] = Field(default_factory=list, max_length=256)
+    ttls: list[int] = Field(default_factory=list, max_length=256)
+    cnames: list[Short] = Field(default_factory=list, max_length=64)
+    bogons: list[Short] = Field(default_factory=list, max_length=256)
+    extra_replies: list[list[Short]] = Field(default_factory=list, max_length=16)
+    failure: Failure = None
+    t_ms: float = 0.0
+
+
+class TcpConnectIn(_In):
+    address: Short
+    port: int = Field(ge=0, le=65535)
+    status: Short
+    failure: Failure = None
+    t_ms: float = 0.0
+
+
+class CertInfoIn(_In):
+    subject: Text
+    issuer: Text
+    not_before: Short
+    not_after: Short
+    sha256: Short
+    san: list[Short] = Field(default_factory=list, max_length=1024)
+
+
+class TlsHandshakeIn(_In):
+    address: Short
+    port: int = Field(ge=0, le=65535)
+    sni: Short
+    failure: Failure = None
+    verify_error: Text | None = None
+    version: Short | None = None
+    cipher: Short | None = None
+    chain: list[CertInfoIn] = Field(default_factory=list, max_length=16)
+    t_ms: float = 0.0
+
+
+class HttpHopIn(_In):
+    url: Text
+    address: Short | None = None
+    status: int | None = None
+    headers: list[list[Text]] = Field(default_factory=list, max_length=256)
+    location: Text | None = None
+    failure: Failure = None
+    t_ms: float = 0.0
+
+
+class HttpResultIn(_In):
+    hops: list[HttpHopIn] = Field(default_factory=list, max_length=32)
+    final_url: Text | None = None
+    status: int | None = None
+    headers: dict[str, Text] = Field(default_factory=dict)
+    title: Text = ""
+    body_length: int = Field(0, ge=0)
+    body_sha256: Short | None = None
+    body_truncated: bool = False
+    body_excerpt: Annotated[str, Field(max_length=65536)] | None = None
+    fingerprints: list[Short] = Field(default_factory=list, max_length=64)
+    failure: Failure = None
+    t_ms: float = 0.0
+    ttfb_ms: float = 0.0
+    transfer_ms: float = 0.0
+
+
+class MeasurementIn(_In):
+    """One `WebMeasurement.to_json()` plus what only the agent knows about its round."""
+
+    url: Annotated[str, Field(max_length=2048)]
+    uid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,63}$")]
+    measured_at: Short
+    vantage: Short = ""  # ignored: the token says who the agent is
+    role: Short = "vantage"  # ignored: an agent's measurement is always a vantage's
+    resolvers: list[Short] = Field(default_factory=list, max_length=16)
+    dns: list[DnsQueryIn] = Field(default_factory=list, max_length=64)
+    tcp: list[TcpConnectIn] = Field(default_factory=list, max_length=64)
+    tls: list[TlsHandshakeIn] = Field(default_factory=list, max_length=64)
+    http: HttpResultIn | None = None
+    ipv6: bool = False
+    source_address: Short | None = None  # dropped on arrival: it is the volunteer's address
+    t_ms: float = 0.0
+    round_id: Annotated[str, Field(max_length=64)] | None = None
+    vantage_ok: bool = Field(True, description="false when every canary failed in the agent's round")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http:// or https:// URL")
+        return v
+
+    @field_validator("measured_at")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        try:
+            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("not an ISO 8601 time like 2025-01-31T12:00:00.000Z") from None
+        if t.tzinfo is None:
+            raise ValueError("the time needs a UTC offset (\"Z\")")
+        if t - datetime.now(UTC) > FUTURE_SLACK:
+            raise ValueError("the time is in the future: check the agent's clock")
+        return v
+
+
+class MeasurementBatch(_In):
+    measurements: list[MeasurementIn] = Field(min_length=1, max_length=2000)
+    asn: Annotated[str, Field(pattern=r"^AS\d{1,10}$")] | None = Field(
+        None, description="the agent's network, when its operator set it (e.g. AS9198)")
+    agent_version: Short | None = None
+
+
+class Rejected(BaseModel):
+    uid: str
+    error: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected] = Field(default_factory=list)
+
+
+class TargetOut(BaseModel):
+    name: str
+    urls: list[str]
+
+
+class ProbeOut(BaseModel):
+    timeout_seconds: float
+    body_limit: int
+    interval_seconds: float
+    user_agent: str
+
+
+class TargetsOut(BaseModel):
+    targets: list[TargetOut]
+    canaries: list[str]
+    probe: ProbeOut

@@ -1,0 +1,113 @@
+"""Running the collector: uvicorn inside an asyncio loop we own (for `serve` and for `run`),
+SIGHUP to re-read the configuration, SIGTERM for a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from blockwatch.collector.app import create_app
+from blockwatch.collector.state import CollectorState
+from blockwatch.config import Config
+from blockwatch.storage import Database
+
+log = logging.getLogger(__name__)
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the owner of the loop (the daemon, `serve`)
+    decides when to stop, and SIGHUP must not stop anything."""
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def main_loop(self) -> None:
+        self.ready.set()  # startup finished: the sockets listen
+        await super().main_loop()
+
+    async def run(self, sockets: list[socket.socket] | None) -> None:
+        try:
+            await self.serve(sockets=sockets)
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind; in a daemon that is our call
+            raise RuntimeError("the collector could not start (address in use?)") from None
+
+
+def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan="off", log_config=None,
+        # no access log: it would record every agent's and reader's address
+        access_log=False, proxy_headers=False, server_header=False, date_header=True,
+        timeout_keep_alive=30, timeout_graceful_shutdown=10,
+    )
+
+
+def listen_address(cfg: Config, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    srv = cfg.settings.server
+    return (host or (srv.host if srv else DEFAULT_HOST),
+            port or (srv.port if srv else DEFAULT_PORT))
+
+
+async def serve_forever(cfg: Config, db: Database, stop_event: asyncio.Event, *,
+                        host: str | None = None, port: int | None = None,
+                        sockets: list[socket.socket] | None = None,
+                        state: CollectorState | None = None,
+                        started: asyncio.Event | None = None) -> None:
+    """Serve until `stop_event` is set. Installs a SIGHUP handler (config reload) when running
+    in the main thread; `sockets` lets a caller (tests) pass an already bound socket."""
+    if state is None:
+        state = await asyncio.to_thread(CollectorState.create, cfg, db)
+    app = create_app(state)
+    h, p = listen_address(cfg, host, port)
+    server = _Server(uvicorn_config(app, h, p))
+    loop = asyncio.get_running_loop()
+    hup = False
+    with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(state)))
+        hup = True
+    task = asyncio.create_task(server.run(sockets))
+    ready = asyncio.create_task(server.ready.wait())
+    try:
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not server.ready.is_set():
+            ready.cancel()
+            task.result()  # bind errors and the like surface here
+            raise RuntimeError("the collector stopped while starting")
+        log.warning("collector listening on %s:%d", *_bound(server, h, p))
+        if started is not None:
+            started.set()
+        stopper = asyncio.create_task(stop_event.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _bound(server: uvicorn.Server, host: str, port: int) -> tuple[str, int]:
+    for s in getattr(server, "servers", []):
+        for sock in s.sockets:
+            name = sock.getsockname()
+            return name[0], name[1]
+    return host, port
+
+
+async def _reload(state: CollectorState) -> None:
+    log.warning("SIGHUP: re-reading the configuration")
+    await asyncio.to_thread(state.reload)

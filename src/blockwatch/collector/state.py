@@ -1,0 +1,105 @@
+"""What the collector knows from its configuration: agent tokens, target URLs, probe settings.
+Swapped as a whole on reload (SIGHUP), so a request sees either the old or the new set."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from blockwatch.analysis.fingerprints import Interception, default_interception
+from blockwatch.analysis.verdict import AnalysisSettings
+from blockwatch.config import AgentVantage, Config, load
+from blockwatch.probe.runner import NetworkView, ProbeSettings
+from blockwatch.round import CONTROL, analysis_settings, control_view, probe_settings
+from blockwatch.storage import Database, repo
+from blockwatch.targets import Target, load_targets
+
+log = logging.getLogger(__name__)
+
+
+def token_hash(token: str) -> str:
+    """What `[[vantage]] token_sha256` holds: SHA-256 (hex) of the token's text, stripped."""
+    return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cfg: Config
+    agents: tuple[AgentVantage, ...]
+    targets: tuple[Target, ...]
+    url_targets: dict[str, int | None]  # URL -> target id (what agents may report)
+    vantage_ids: dict[str, int]  # agent name (and "control") -> vantages.id
+    control: NetworkView
+    settings: ProbeSettings
+    analysis: AnalysisSettings
+    interception: Interception
+    confirm_after: int
+
+    def authenticate(self, authorization: str | None) -> AgentVantage | None:
+        """The agent whose token this is, or None. Every configured hash is compared in
+        constant time, so the answer's timing says nothing about which prefix matched."""
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        digest = token_hash(token).encode()
+        found = None
+        for a in self.agents:
+            if hmac.compare_digest(digest, a.token_sha256.encode()):
+                found = a
+        return found
+
+
+def build_snapshot(cfg: Config, db: Database, *, settings: ProbeSettings | None = None) -> Snapshot:
+    targets = load_targets(cfg.target_files)
+    agents = tuple(v for v in cfg.settings.vantage if isinstance(v, AgentVantage))
+    with db.write() as s:
+        tids = repo.sync_targets(s, targets)
+        vids = {CONTROL: repo.ensure_vantage(s, CONTROL, "control")}
+        for a in agents:
+            vids[a.name] = repo.ensure_vantage(s, a.name, "agent", a.country, a.asn)
+    url_targets: dict[str, int | None] = {}
+    for t in targets:
+        for u in t.urls:
+            url_targets.setdefault(u, tids.get(t.name))
+    return Snapshot(
+        cfg=cfg, agents=agents, targets=tuple(targets), url_targets=url_targets, vantage_ids=vids,
+        control=control_view(cfg), settings=settings or probe_settings(cfg),
+        analysis=analysis_settings(cfg),
+        interception=default_interception().with_block_addresses(cfg.settings.probe.block_addresses),
+        confirm_after=cfg.settings.probe.confirm_after,
+    )
+
+
+@dataclass
+class CollectorState:
+    db: Database
+    snapshot: Snapshot
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, cfg: Config, db: Database, *, settings: ProbeSettings | None = None) -> CollectorState:
+        return cls(db, build_snapshot(cfg, db, settings=settings))
+
+    def reload(self, cfg: Config | None = None) -> bool:
+        """Re-read the configuration (SIGHUP). A broken file is logged and the running set kept:
+        a typo must not lock every agent out."""
+        with self._lock:
+            old = self.snapshot
+            try:
+                if cfg is None:
+                    cfg = load(old.cfg.path) if old.cfg.path else old.cfg
+                new = build_snapshot(cfg, self.db)
+            except Exception as exc:
+                log.error("configuration reload failed, keeping the running one: %s", exc)
+                return False
+            self.snapshot = new
+        before = {a.name for a in old.agents}
+        after = {a.name for a in new.agents}
+        log.warning("configuration reloaded: %d agents (%d added, %d removed), %d target URLs",
+                    len(after), len(after - before), len(before - after), len(new.url_targets))
+        return True

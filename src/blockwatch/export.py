@@ -1,0 +1,136 @@
+"""`blockwatch export`: the evidence of one target for a period, for lawyers and researchers.
+Every record carries its raw measurement, the SHA-256 stored with it, and a SHA-256 of the
+record itself; a manifest carries the SHA-256 of the whole file."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from blockwatch import __version__
+from blockwatch.storage import Database, repo
+from blockwatch.storage.models import Measurement, Target, Vantage, Verdict
+
+CSV_FIELDS = ["uid", "target", "url", "vantage", "vantage_kind", "country", "asn", "role",
+              "measured_at", "verdict", "confirmed", "reason", "control_uid", "evidence_sha256",
+              "record_sha256", "evidence"]
+
+
+def public_vantage(name: str, kind: str, country: str, asn: str, *, reveal: bool) -> str:
+    """Agents are people: their names stay out of exports unless asked for."""
+    if kind == "agent" and not reveal:
+        return f"agent:{country or '??'}:{asn or 'AS?'}"
+    return name
+
+
+def records(db: Database, target: str, since: datetime | None, until: datetime | None, *,
+            reveal_agents: bool = False) -> Iterator[dict[str, Any]]:
+    ctl = aliased(Measurement)
+    with db.read() as s:
+        t = s.scalar(select(Target).where(Target.name == target))
+        if t is None:
+            raise LookupError(target)
+        q = (select(Measurement, Vantage, Verdict, ctl.uid)
+             .join(Vantage, Vantage.id == Measurement.vantage_id)
+             .outerjoin(Verdict, Verdict.measurement_id == Measurement.id)
+             .outerjoin(ctl, ctl.id == Verdict.control_id)
+             .where(Measurement.target_id == t.id)
+             .order_by(Measurement.measured_at, Measurement.id))
+        if since is not None:
+            q = q.where(Measurement.measured_at >= since)
+        if until is not None:
+            q = q.where(Measurement.measured_at < until)
+        for m, v, verdict, control_uid in s.execute(q).yield_per(500):
+            rec: dict[str, Any] = {
+                "uid": m.uid, "target": t.name, "url": m.url,
+                "vantage": public_vantage(v.name, v.kind, v.country, v.asn, reveal=reveal_agents),
+                "vantage_kind": v.kind, "country": v.country, "asn": v.asn, "role": m.role,
+                "measured_at": repo.iso(m.measured_at),
+                "verdict": verdict.verdict if verdict else None,
+                "confirmed": verdict.confirmed if verdict else None,
+                "reason": verdict.reason if verdict else None,
+                "control_uid": control_uid,
+                "evidence_sha256": m.evidence_sha256,
+                "evidence": m.evidence,
+            }
+            if v.kind == "agent" and not reveal_agents:
+                rec["evidence"] = _strip_agent(rec["evidence"])
+            rec["record_sha256"] = repo.evidence_hash({k: rec[k] for k in rec
+                                                        if k != "record_sha256"})
+            yield rec
+
+
+def _strip_agent(evidence: Any) -> Any:
+    if isinstance(evidence, dict) and "vantage" in evidence:
+        evidence = {**evidence, "vantage": "agent", "source_address": None}
+    return evidence
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Path
+    records: int
+    sha256: str
+    size: int
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "target"
+
+
+def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datetime | None,
+                 until: datetime | None, reveal_agents: bool = False) -> ExportResult:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    h = hashlib.sha256()
+    n = 0
+    with tmp.open("wb") as f:
+        if fmt == "csv":
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+            w.writeheader()
+            for rec in records(db, target, since, until, reveal_agents=reveal_agents):
+                row = dict(rec)
+                row["evidence"] = repo.canonical_json(rec["evidence"])
+                w.writerow(row)
+                n += 1
+                if buf.tell() > 1 << 20:
+                    _flush(buf, f, h)
+            _flush(buf, f, h)
+        else:
+            for rec in records(db, target, since, until, reveal_agents=reveal_agents):
+                data = (json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n").encode()
+                f.write(data)
+                h.update(data)
+                n += 1
+    tmp.replace(out)
+    digest = h.hexdigest()
+    manifest = out.with_name(out.name + ".manifest.json")
+    manifest.write_text(json.dumps({
+        "file": out.name, "sha256": digest, "size": out.stat().st_size, "records": n,
+        "format": fmt, "target": target, "since": repo.iso(since), "until": repo.iso(until),
+        "generated_at": repo.iso(datetime.now(UTC)), "generator": f"blockwatch {__version__}",
+        "agent_names": "included" if reveal_agents else "withheld",
+        "verify": f"sha256sum {out.name}  # must print {digest}",
+    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return ExportResult(out, manifest, n, digest, out.stat().st_size)
+
+
+def _flush(buf: io.StringIO, f: Any, h: Any) -> None:
+    data = buf.getvalue().encode("utf-8")
+    f.write(data)
+    h.update(data)
+    buf.seek(0)
+    buf.truncate()

@@ -1,0 +1,28 @@
+"""Retention: raw measurements older than `retention.raw` go, except the evidence of every
+anomaly and every state change (`keep`); daily rollups are kept for good."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from blockwatch.storage import Database
+from blockwatch.storage.models import Measurement
+
+BATCH = 5000  # short write transactions: the prober keeps writing meanwhile
+
+
+def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
+    cutoff = now - keep_for
+    total = 0
+    while True:
+        with db.write() as s:
+            ids = s.scalars(select(Measurement.id)
+                            .where(Measurement.measured_at < cutoff, Measurement.keep.is_(False))
+                            .limit(BATCH)).all()
+            if not ids:
+                return total
+            # verdicts go with their measurement (ON DELETE CASCADE)
+            s.execute(delete(Measurement).where(Measurement.id.in_(ids)))
+            total += len(ids)

@@ -1,0 +1,262 @@
+"""`blockwatch run` wiring, SIGTERM mid-round in a real subprocess, restart continuity, health,
+export and retention."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lab import CONTROL, VANTAGE, Behaviour, Lab
+from sqlalchemy import func, select
+
+from blockwatch.cli import main
+from blockwatch.config import Config, load
+from blockwatch.daemon import Daemon, record_job
+from blockwatch.health import check_health
+from blockwatch.retention import prune
+from blockwatch.storage import open_database, repo
+from blockwatch.storage.models import Event, JobRun, Measurement, Outbox, UrlState, Verdict
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def lab_config(lab: Lab, tmp_path: Path, *, names: list[str], extra: str = "",
+               timeout: str = "1s") -> Config:
+    (tmp_path / "t.toml").write_text("".join(
+        f'[[target]]\nname = "{n}"\nurls = ["{lab.url(n)}"]\n' for n in names))
+    (tmp_path / "c.toml").write_text(f"""
+[storage]
+url = "sqlite:///bw.db"
+[probe]
+targets = ["t.toml"]
+interval = "15m"
+timeout = "{timeout}"
+canaries = []
+ca_bundle = "{lab.ca_pem_path}"
+allow_networks = ["127.0.0.0/8"]
+[control]
+resolvers = ["{lab.control_resolver}"]
+source_address = "{CONTROL}"
+[[vantage]]
+name = "kz"
+kind = "local"
+resolver = "{lab.vantage_resolver}"
+source_address = "{VANTAGE}"
+[asn]
+enabled = false
+[site]
+out = "site"
+{extra}
+""")
+    return load(tmp_path / "c.toml")
+
+
+def test_jobs_follow_the_config(write_config) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config("""
+[probe]
+interval = "10m"
+[[vantage]]
+name = "vps"
+kind = "local"
+[[vantage]]
+name = "ooni-kz"
+kind = "ooni"
+country = "KZ"
+interval = "2h"
+[[feeds.source]]
+name = "F"
+url = "https://example.org/feed"
+[[alerts.recipient]]
+email = "desk@example.org"
+""")
+    db = open_database(cfg.database_url)
+    d = Daemon(cfg, db)
+    jobs = {j.name: j for j in d.jobs()}
+    assert set(jobs) == {"probe", "ooni:ooni-kz", "asn", "feeds", "alerts", "site", "maintenance"}
+    assert jobs["probe"].interval == timedelta(minutes=10) and jobs["probe"].jitter == 60.0
+    assert jobs["ooni:ooni-kz"].interval == timedelta(hours=2)
+    assert jobs["feeds"].interval == timedelta(minutes=30)
+    db.close()
+
+
+async def test_scheduler_wiring_with_a_controlled_clock(write_config) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config('[probe]\ninterval = "15m"\n[asn]\nenabled = false\n')
+    db = open_database(cfg.database_url)
+    d = Daemon(cfg, db)
+    d.schedule()  # not started: inspect what would run
+    jobs = {j.id: j for j in d.scheduler.get_jobs()}
+    assert set(jobs) == {"probe", "site", "maintenance"}
+    probe = jobs["probe"]
+    # never two runs of one job at once; a backlog of missed runs collapses into one
+    assert probe.max_instances == 1 and probe.coalesce is True
+    assert probe.misfire_grace_time == 900
+    trig = probe.trigger
+    trig.jitter = None  # deterministic for the clock test
+    start = trig.start_date
+    # the schedule keeps to the wall clock: after a 47-minute stall the next run is on the grid
+    nxt = trig.get_next_fire_time(None, start + timedelta(minutes=47))
+    assert nxt == start + timedelta(minutes=60)
+    assert jobs["site"].next_run_time is None or jobs["site"].next_run_time > datetime.now(UTC)
+    db.close()
+
+
+async def test_sigterm_mid_round_stops_cleanly_and_a_restart_continues(lab: Lab, tmp_path: Path) -> None:
+    names = [f"s{i}.test" for i in range(6)]
+    for n in names[:-1]:
+        await lab.add_site(n)
+    # one site stalls after the ClientHello: the round is in the middle when SIGTERM arrives
+    slow = await lab.add_site(names[-1], vantage=Behaviour.tls_stall_after_hello)
+    cfg = lab_config(lab, tmp_path, names=names, timeout="4s")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "blockwatch", "--config", str(cfg.path), "run",
+        stderr=asyncio.subprocess.PIPE, env=env)
+    await slow.wait_for_connections(2, timeout=30)  # the stalled handshake is under way
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stderr is not None
+    err = (await asyncio.wait_for(proc.stderr.read(), timeout=40)).decode()
+    code = await asyncio.wait_for(proc.wait(), timeout=10)
+    assert code == 0, err
+    assert "received SIGTERM: stopping" in err and "blockwatch stopped" in err
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        stored = s.scalar(select(func.count()).select_from(Verdict)) or 0
+        run = s.get(JobRun, "probe")
+    assert stored == len(names)  # the round in flight finished within the grace period
+    assert run is not None and run.runs == 1
+    db.close()
+    # a restart continues: the pending change of the stalled site is confirmed, not restarted
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "blockwatch", "--config", str(cfg.path), "run", "--once",
+        stderr=asyncio.subprocess.PIPE, env=env)
+    _, err2 = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err2.decode()
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        evs = s.scalars(select(Event).where(Event.url == lab.url(names[-1]))).all()
+        assert [e.state for e in evs] == ["tls"]
+        assert s.scalar(select(func.count()).select_from(Verdict)) == 2 * len(names)
+    db.close()
+
+
+def test_health(write_config) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config('[probe]\ninterval = "15m"\n[[vantage]]\nname = "vps"\nkind = "local"\n')
+    db = open_database(cfg.database_url)
+    now = T0 + timedelta(hours=2)
+    h = check_health(cfg, db, now)
+    assert not h.healthy and "no job has run yet" in h.problems[0]
+    record_job(db, "probe", started=now - timedelta(minutes=10), ok=True, error=None,
+               interval=timedelta(minutes=15))
+    with db.write() as s:
+        vid = repo.ensure_vantage(s, "vps", "local")
+        m = repo.add_measurement(s, uid="m1", target_id=None, vantage_id=vid, url="https://a.kz/",
+                                 role="vantage", measured_at=now - timedelta(minutes=10),
+                                 evidence={})
+        repo.record_verdict(s, measurement=m, control_id=None, verdict="ok", confirmed=False,
+                            reason="", confirm_after=2)
+    # record_job stamps real time; judge relative to it
+    real_now = datetime.now(UTC)
+    with db.write() as s:
+        for st in s.scalars(select(UrlState)):
+            st.last_seen_at = real_now - timedelta(minutes=5)
+    h = check_health(cfg, db, real_now)
+    assert h.healthy, h.problems
+    # a job overdue by more than two intervals
+    h = check_health(cfg, db, real_now + timedelta(minutes=50))
+    assert not h.healthy and any("job probe is overdue" in p for p in h.problems)
+    assert any("vantage vps (local) silent" in p for p in h.problems)
+    # an alert undeliverable for over an hour
+    with db.write() as s:
+        s.add(Outbox(key="k", channel="email", destination="d@example.org", kind="alert",
+                     payload={}, status="pending", attempts=5, created_at=real_now - timedelta(hours=2),
+                     next_attempt_at=real_now))
+    h = check_health(cfg, db, real_now)
+    assert not h.healthy and any("undeliverable" in p for p in h.problems)
+    db.close()
+
+
+def test_health_command_exit_codes(write_config, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config('[probe]\ninterval = "15m"\n')
+    assert main(["--config", str(cfg.path), "health", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["healthy"] is False and out["problems"]
+
+
+def _seed(cfg: Config) -> None:
+    from blockwatch.targets import Target
+
+    db = open_database(cfg.database_url)
+    with db.write() as s:
+        tids = repo.sync_targets(s, [Target("Ratel.kz", ("https://ratel.kz/",))])
+        cid = repo.ensure_vantage(s, "control", "control")
+        aid = repo.ensure_vantage(s, "almaty-volunteer-anna", "agent", "KZ", "AS9198")
+        for i, verdict in enumerate(["ok", "tls", "tls"]):
+            at = T0 + timedelta(minutes=15 * i)
+            c = repo.add_measurement(s, uid=f"c{i}", target_id=tids["Ratel.kz"], vantage_id=cid,
+                                     url="https://ratel.kz/", role="control", measured_at=at,
+                                     evidence={"role": "control", "i": i})
+            m = repo.add_measurement(s, uid=f"a{i}", target_id=tids["Ratel.kz"], vantage_id=aid,
+                                     url="https://ratel.kz/", role="vantage", measured_at=at,
+                                     evidence={"vantage": "almaty-volunteer-anna", "i": i,
+                                               "source_address": "100.64.1.2"})
+            repo.record_verdict(s, measurement=m, control_id=c.id, verdict=verdict,
+                                confirmed=False, reason=f"r{i} <b>", confirm_after=2)
+    db.close()
+
+
+def test_export_jsonl_with_manifest(write_config, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config("")
+    _seed(cfg)
+    out = tmp_path / "ev.jsonl"
+    assert main(["--config", str(cfg.path), "export", "--target", "Ratel.kz", "--since",
+                 "2026-11-01T00:10:00Z", "--out", str(out)]) == 0
+    data = out.read_bytes()
+    manifest = json.loads((tmp_path / "ev.jsonl.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["records"] == 4 and manifest["agent_names"] == "withheld"
+    recs = [json.loads(x) for x in data.decode().splitlines()]
+    assert [(r["role"], r["verdict"]) for r in recs] == [
+        ("control", None), ("vantage", "tls"), ("control", None), ("vantage", "tls")]
+    a = recs[1]
+    assert a["vantage"] == "agent:KZ:AS9198" and a["control_uid"] == "c1"
+    assert "almaty-volunteer-anna" not in data.decode() and "100.64.1.2" not in data.decode()
+    # each record's hash covers the record itself
+    body = {k: v for k, v in a.items() if k != "record_sha256"}
+    assert a["record_sha256"] == repo.evidence_hash(body)
+
+
+def test_export_csv_and_errors(write_config, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config("")
+    _seed(cfg)
+    out = tmp_path / "ev.csv"
+    assert main(["--config", str(cfg.path), "export", "--target", "Ratel.kz", "--format", "csv",
+                 "--out", str(out), "--include-agent-names"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and rows[1]["vantage"] == "almaty-volunteer-anna"
+    assert json.loads(rows[1]["evidence"])["i"] == 0
+    assert main(["--config", str(cfg.path), "export", "--target", "Nope"]) == 2
+    assert main(["--config", str(cfg.path), "export", "--target", "Ratel.kz", "--since", "yesterday"]) == 2
+
+
+def test_retention_keeps_anomalies_and_changes(write_config) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config("")
+    _seed(cfg)
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        kept = {m.uid for m in s.scalars(select(Measurement).where(Measurement.keep))}
+    assert {"a1", "a2"} <= kept and "a0" not in kept  # ok measurements are not special
+    removed = prune(db, timedelta(days=30), T0 + timedelta(days=31))
+    with db.read() as s:
+        left = {m.uid for m in s.scalars(select(Measurement))}
+        verdicts = s.scalar(select(func.count()).select_from(Verdict))
+    assert removed == len({"a0", "c0", "c1", "c2", "a1", "a2"} - kept)
+    assert left == kept and verdicts == len(kept & {"a0", "a1", "a2"})
+    db.close()
