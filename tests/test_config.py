@@ -133,3 +133,9 @@ def test_missing_target_file_is_a_config_error(write_config, capsys) -> None:  #
     assert main(["--config", str(cfg.path), "verdicts"]) == 0  # verdicts needs no targets
     assert main(["--config", str(cfg.path), "check"]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_file_is_valid(path: Path) -> None:
+    cfg = C.load(path)
+    assert cfg.settings.probe.confirm_after >= 1
