@@ -1,0 +1,180 @@
+"""The daily digest (content, schedule, files) and the two commands, against aiosmtpd/respx."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import select
+
+import test_alerts_support as support
+from blockwatch.alerts import compose as C
+from blockwatch.alerts.commands import cmd_alerts_test, cmd_digest, default_out, parse_since
+from blockwatch.alerts.digest import collect, queue_digest
+from blockwatch.storage.models import Feed, Outbox
+from test_alerts_support import (
+    HOSTILE_TITLE,
+    T0,
+    add_event,
+    add_incident,
+    add_target,
+    add_vantage,
+    cfg_for,
+    config_text,
+    free_port,
+    parts,
+)
+
+# the shared fixtures, by name (pytest finds fixtures in the test module)
+smtp = support.smtp
+
+RATEL, VLAST = "https://ratel.kz/", "https://vlast.kz/"
+
+
+def busy_day(db, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    """Ratel blocked since yesterday (still), Vlast blocked and unblocked today, an incident, a
+    failing feed, a silent agent."""
+    ratel = add_target(db, "Ratel.kz", RATEL)
+    vlast = add_target(db, "Vlast.kz", VLAST)
+    vps = add_vantage(db, "vps", kind="local", country="", last_seen_at=now)
+    agent = add_vantage(db, "almaty-1", last_seen_at=now - timedelta(hours=5))
+    e = add_event(db, ratel, vps, RATEL, "http_blockpage", "ok", now - timedelta(hours=30),
+                  reason="the response is a known blockpage (kz-mic)", confirmed=True)
+    add_event(db, vlast, vps, VLAST, "tls", "ok", now - timedelta(hours=6),
+              reason="connection reset after the TLS ClientHello")
+    add_event(db, vlast, vps, VLAST, "ok", "tls", now - timedelta(hours=2))
+    add_incident(db, title=HOSTILE_TITLE, link="https://adilet.example/case?a=1&b=2",
+                 outlets=["Ratel.kz"], at=now - timedelta(hours=3), event_id=e)
+    with db.write() as s:
+        s.add(Feed(name="Broken feed", url="https://example.org/x", consecutive_failures=4,
+                   last_error="HTTP 503 from example.org", last_success_at=None))
+    del agent
+
+
+def test_collect_and_compose(db, write_config) -> None:
+    cfg = write_config(config_text(2525))
+    now = T0
+    busy_day(db, now)
+    with db.read() as s:
+        d = collect(s, cfg, now - timedelta(hours=24), now)
+    assert [b.target for b in d.blocked] == ["Ratel.kz"]
+    (row,) = d.blocked[0].rows
+    assert row.vantage == "vps" and row.state == "http_blockpage" and row.confirmed
+    assert row.since == now - timedelta(hours=30, minutes=15)
+    assert [(i.target, i.kind) for i in d.began] == [("Vlast.kz", "blocked")]
+    assert [(i.target, i.kind) for i in d.ended] == [("Vlast.kz", "unblocked")]
+    (inc,) = d.incidents
+    assert inc.linked and inc.outlets == ("Ratel.kz",) and inc.source == "Adil Soz"
+    assert [f.name for f in d.feeds] == ["Broken feed"]
+    assert [v.name for v in d.silent] == ["almaty-1"]
+    assert not d.quiet
+
+    m = C.compose_digest(d, "en", "Asia/Almaty")
+    assert m.subject == "blockwatch digest 2026-11-27: 1 outlet(s) blocked"
+    assert "== Blocked now ==" in m.text and "* Ratel.kz, since 2026-11-26 01:45" in m.text
+    assert "the response is a known blockpage (kz-mic)" in m.text
+    assert "Vlast.kz: reachable again" in m.text
+    assert "HTTP 503 from example.org" in m.text and "almaty-1 (agent, KZ)" in m.text
+    assert "<script>" not in m.html and "&lt;script&gt;" in m.html
+    assert 'href="https://adilet.example/case?a=1&amp;b=2"' in m.html
+    ru = C.compose_digest(d, "ru", "Asia/Almaty")
+    assert ru.subject == "blockwatch, сводка за 2026-11-27: заблокировано изданий: 1"
+    assert "Заблокировано сейчас" in ru.text
+    # a recipient who only follows Vlast.kz sees no Ratel block, but still the system's health
+    view = C.filter_digest(d, C.Filter.of(targets=["Vlast.kz"]))
+    assert view.blocked == () and view.incidents == () and view.feeds == d.feeds
+
+
+async def test_queue_digest_schedule_and_idempotency(db, write_config) -> None:
+    cfg = write_config(config_text(2525))  # digest_at 07:00 Asia/Almaty = 02:00 UTC
+    busy_day(db, T0)
+    day = datetime(2026, 11, 27, tzinfo=UTC)
+    assert await queue_digest(cfg, db, day + timedelta(hours=1, minutes=59)) == 0  # not yet
+    assert await queue_digest(cfg, db, day + timedelta(hours=2)) == 2
+    assert await queue_digest(cfg, db, day + timedelta(hours=9)) == 0  # once a day
+    with db.read() as s:
+        keys = sorted(s.scalars(select(Outbox.key)))
+    assert keys == ["digest:2026-11-27:email:desk@example.org",
+                    "digest:2026-11-27:email:ru@example.org"]
+    # the next day's covers the time since this one; started late, it still goes out
+    assert await queue_digest(cfg, db, day + timedelta(days=1, hours=5)) == 2
+
+
+async def test_quiet_day_all_clear_is_optional(db, write_config) -> None:
+    day = datetime(2026, 11, 27, 2, tzinfo=UTC)
+    quiet = write_config(config_text(2525))
+    assert await queue_digest(quiet, db, day) == 0
+    loud = write_config(config_text(2525, extra="all_clear = true"), name="b.toml")
+    assert await queue_digest(loud, db, day + timedelta(days=1)) == 2
+    with db.read() as s:
+        subjects = set(s.scalars(select(Outbox.subject)))
+    assert "blockwatch digest 2026-11-28: all clear" in subjects
+
+
+def test_parse_since() -> None:
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    assert parse_since("48h", now, "UTC") == now - timedelta(hours=48)
+    assert parse_since("2026-11-26T07:00", now, "Asia/Almaty") == datetime(2026, 11, 26, 2,
+                                                                            tzinfo=UTC)
+    assert parse_since("2026-11-26T07:00Z", now, "Asia/Almaty").hour == 7
+    with pytest.raises(ValueError, match="48h"):
+        parse_since("yesterday", now, "UTC")
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"send": False, "out": None, "since": None, **kw})
+
+
+def test_cmd_digest_writes_files_per_language(db, write_config, tmp_path, capsys) -> None:
+    cfg = write_config(config_text(2525))
+    busy_day(db, datetime.now(UTC))
+    out = tmp_path / "digests"
+    assert cmd_digest(cfg, _args(out=str(out), since="48h")) == 0
+    names = sorted(p.name for p in out.iterdir())
+    date = names[0][:10]
+    assert names == [f"{date}.html", f"{date}.ru.html", f"{date}.ru.txt", f"{date}.txt"]
+    assert "Blocked now" in (out / f"{date}.txt").read_text()  # the first language in use
+    assert "Заблокировано сейчас" in (out / f"{date}.ru.html").read_text()
+    assert str(out / f"{date}.html") in capsys.readouterr().out
+    assert cmd_digest(cfg, _args(out=str(out), since="tomorrow")) == 2
+    assert default_out(cfg) == tmp_path / "reports" / "digests"  # beside reports/site
+
+
+def test_cmd_digest_send(db, smtp, write_config, tmp_path) -> None:
+    cfg = cfg_for(write_config, smtp)
+    assert cmd_digest(cfg, _args(out=str(tmp_path / "d"), send=True)) == 0
+    assert sorted(str(m["To"]) for m in smtp.handler.messages) == ["desk@example.org",
+                                                                   "ru@example.org"]
+    text, _ = parts(smtp.handler.messages[0])
+    assert "All clear" in text or "Всё спокойно" in text  # an explicit --send sends quiet days
+    smtp.handler.replies = ["451 busy", "451 busy"]
+    assert cmd_digest(cfg, _args(out=str(tmp_path / "d"), send=True)) == 75
+    with db.read() as s:
+        assert len(s.scalars(select(Outbox).where(Outbox.status == "pending")).all()) == 2
+
+
+@respx.mock
+def test_cmd_alerts_test(db, smtp, write_config, monkeypatch, capsys) -> None:
+    hook = respx.post("https://chat.example.org/hook").mock(return_value=httpx.Response(200))
+    cfg = cfg_for(write_config, smtp,
+                  webhooks='[[alerts.webhook]]\nurl = "https://chat.example.org/hook"\n')
+    assert cmd_alerts_test(cfg, argparse.Namespace()) == 0
+    assert len(smtp.handler.messages) == 2 and hook.call_count == 1
+    assert {str(m["Subject"]) for m in smtp.handler.messages} == {
+        "blockwatch: test message", "blockwatch: тестовое сообщение"}
+    out = capsys.readouterr().out
+    assert "email desk@example.org: delivered" in out and "webhook https://chat" in out
+    # the server is down: queued for retry
+    down = write_config(config_text(free_port()), name="down.toml")
+    assert cmd_alerts_test(down, argparse.Namespace()) == 75
+    # a missing secret: a configuration error naming it
+    monkeypatch.delenv("BW_TEST_NOT_SET", raising=False)
+    nosecret = write_config(config_text(smtp.port, extra='smtp_password_env = "BW_TEST_NOT_SET"'),
+                            name="nosecret.toml")
+    assert cmd_alerts_test(nosecret, argparse.Namespace()) == 2
+    assert "BW_TEST_NOT_SET" in capsys.readouterr().err
+    empty = write_config(config_text(2525, recipients=""), name="empty.toml")
+    assert cmd_alerts_test(empty, argparse.Namespace()) == 2

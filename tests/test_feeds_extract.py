@@ -1,0 +1,163 @@
+"""Extraction: a labelled table of headlines in English, Russian and Kazakh, positives and
+negatives, against a fixed target list and two (fictional) journalists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blockwatch.config import Person
+from blockwatch.feeds.extract import Matcher, normalise
+from blockwatch.targets import load_targets
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+PEOPLE = [
+    Person(name="Aigul Saparova", aliases=["Айгуль Сапарова", "Сапарова", "Айгүл Сапарова"]),
+    Person(name="Yerlan Kassymov", aliases=["Ерлан Касымов", "Kassymov"]),
+]
+AZ = {"Azattyq", "Azattyq (Russian)"}
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_targets([FIXTURES / "targets.toml"]), PEOPLE)
+
+
+# (headline, outlets, people, types, is an incident)
+TABLE: list[tuple[str, set[str], set[str], set[str], bool]] = [
+    # --- English
+    ("Kazakhstan: Ratel.kz journalist detained in Almaty", {"Ratel.kz"}, set(), {"detention"}, True),
+    ("Vlast.kz website blocked across Kazakhstan, users report", {"Vlast.kz"}, set(), {"blocking"}, True),
+    ("Police raid the newsroom of KazTAG", {"KazTAG"}, set(), {"raid"}, True),
+    ("Criminal case opened against Orda.kz editor", {"Orda.kz"}, set(), {"criminal_case"}, True),
+    ("Azattyq correspondent fined for covering rally", {"Azattyq"}, set(), {"fine"}, True),
+    ("Azattyq Ruhy editor beaten by unknown attackers", {"Azattyq Ruhy"}, set(), {"assault"}, True),
+    ("Mobile internet shut down in Zhanaozen amid protests", set(), set(), {"shutdown"}, True),
+    ("ARTICLE 19 condemns harassment of Kursiv reporters", {"ARTICLE 19", "Kursiv"}, set(),
+     {"harassment"}, True),
+    ("Article 19 of the Constitution guarantees freedom of speech", set(), set(), set(), False),
+    ("The ratel, or honey badger, is famously fearless", set(), set(), set(), False),
+    ("Aigul Saparova arrested after Facebook post", set(), {"Aigul Saparova"}, {"arrest"}, True),
+    ("Court fines journalist Yerlan Kassymov over 'false information'", set(), {"Yerlan Kassymov"},
+     {"fine"}, True),
+    ("Current Time reporter questioned by police in Astana", {"Current Time"}, set(),
+     {"harassment"}, True),
+    ("What is the current time in Almaty?", set(), set(), set(), False),
+    ("Human Rights Watch: Kazakhstan must stop persecuting journalists", {"Human Rights Watch"},
+     set(), {"harassment"}, True),
+    ("Lada.kz launches a new mobile app", {"Lada.kz"}, set(), set(), False),
+    ("Block of flats collapses in Almaty", set(), set(), set(), False),
+    ("Everything is fine, says the minister", set(), set(), set(), False),
+    ("Flight to Astana delayed by four hours", set(), set(), set(), False),
+    ("Man detained for stealing a car in Shymkent", set(), set(), {"detention"}, False),
+    ("Uralskaya Nedelya website inaccessible for a week", {"Uralskaya Nedelya"}, set(),
+     {"blocking"}, True),
+    ("Vlast reporter harassed online after investigation", {"Vlast.kz"}, set(), {"harassment"}, True),
+    ("Power cuts hit Almaty", set(), set(), set(), False),
+    ("The authorities blocked dozens of Telegram channels", set(), set(), {"blocking"}, True),
+    ("Journalists threatened after reporting on Qantar events", set(), set(), {"harassment"}, True),
+    ("Kassymov's home searched by police", set(), {"Yerlan Kassymov"}, {"raid"}, True),
+    # --- Russian
+    ("Журналиста Рателя задержали в Алматы", {"Ratel.kz"}, set(), {"detention"}, True),
+    ("Ратель сообщил о блокировке сайта", {"Ratel.kz"}, set(), {"blocking"}, True),
+    ("Власти заблокировали доступ к YouTube", set(), set(), {"blocking"}, True),
+    ("Власти Казахстана ограничили доступ к мессенджерам", set(), set(), {"blocking"}, True),
+    ("Сайт издания «Власть» недоступен в Казахстане", {"Vlast.kz"}, set(), {"blocking"}, True),
+    ("Журналистка Власти вызвана на допрос", {"Vlast.kz"}, set(), {"harassment"}, True),
+    ("Главный редактор Vlast.kz оштрафован на 100 МРП", {"Vlast.kz"}, set(), {"fine"}, True),
+    ("У местной власти новые планы по благоустройству", set(), set(), set(), False),
+    ("В отношении редакции КазТАГ возбуждено уголовное дело", {"KazTAG"}, set(),
+     {"criminal_case"}, True),
+    ("В офисе Orda.kz прошёл обыск", {"Orda.kz"}, set(), {"raid"}, True),
+    ("Корреспондента Радио Азаттык избили в Жанаозене", AZ, set(), {"assault"}, True),
+    ("В стране отключили мобильный интернет", set(), set(), {"shutdown"}, True),
+    ("Рейс в Астану задерживается: задержка составила три часа", set(), set(), set(), False),
+    ("Журналист устал от бесконечных проверок", set(), set(), set(), False),
+    ("Айгуль Сапаровой назначили штраф", set(), {"Aigul Saparova"}, {"fine"}, True),
+    ("Суд арестовал Ерлана Касымова на 10 суток", set(), {"Yerlan Kassymov"}, {"arrest"}, True),
+    ("Сапарова: на меня давят из-за публикаций", set(), {"Aigul Saparova"}, {"harassment"}, True),
+    ("Журналистов «Курсива» преследуют за расследование", {"Kursiv"}, set(), {"harassment"}, True),
+    ("Курсив и полужирный: как оформлять текст", set(), set(), set(), False),
+    ("Прокуратура вынесла предостережение редакции Уральской недели", {"Uralskaya Nedelya"}, set(),
+     {"harassment"}, True),
+    ("Сайт Lada.kz заблокирован по решению суда", {"Lada.kz"}, set(), {"blocking"}, True),
+    ("В Алматы задержаны активисты, освещавшие митинг", set(), set(), {"detention"}, True),
+    ("Полиция провела рейд по ночным клубам", set(), set(), set(), False),
+    ("Human Rights Watch призвала освободить журналиста", {"Human Rights Watch"}, set(), set(), False),
+    ("Хьюман Райтс Вотч: в Казахстане преследуют блогеров", {"Human Rights Watch"}, set(),
+     {"harassment"}, True),
+    ("Сотрудники КНБ изъяли технику у журналистов Орда.kz", {"Orda.kz"}, set(), {"raid"}, True),
+    ("Блогер приговорён к 5 годам за пост в Facebook", set(), set(), {"arrest"}, True),
+    ("Медоед, или ратель, — бесстрашный зверь", set(), set(), set(), False),
+    ("ЖУРНАЛИСТ РАТЕЛЯ ЗАДЕРЖАН", {"Ratel.kz"}, set(), {"detention"}, True),
+    ("ВЛАСТИ ЗАБЛОКИРОВАЛИ САЙТ", set(), set(), {"blocking"}, True),
+    ("Власть сменила министра информации", set(), set(), set(), False),
+    # --- Kazakh
+    ("Азаттық тілшісі Алматыда ұсталды", AZ, set(), {"detention"}, True),
+    ("Сөз азаттығы күні атап өтілді", set(), set(), set(), False),
+    ("Ел азаттығы үшін күрескен батырлар еске алынды", set(), set(), set(), False),
+    ("Ratel.kz сайты бұғатталды", {"Ratel.kz"}, set(), {"blocking"}, True),
+    ("Vlast.kz редакциясында тінту жүргізілді", {"Vlast.kz"}, set(), {"raid"}, True),
+    ("Журналиске қатысты қылмыстық іс қозғалды", set(), set(), {"criminal_case"}, True),
+    ("Блогерге 200 мың теңге айыппұл салынды", set(), set(), {"fine"}, True),
+    ("Рательдің тілшісі сотқа шақырылды", {"Ratel.kz"}, set(), set(), False),
+    ("Қазақстанда мобильді интернет өшірілді", set(), set(), {"shutdown"}, True),
+    ("Айгүл Сапарова қамауға алынды", set(), {"Aigul Saparova"}, {"arrest"}, True),
+    ("Азаттық радиосының журналисіне шабуыл жасалды", {"Azattyq"}, set(), {"assault"}, True),
+    ("Тілшінің үйінде тінту жүрді", set(), set(), {"raid"}, True),
+    ("Azattyq Ruhy басылымының редакторына қысым көрсетілді", {"Azattyq Ruhy"}, set(),
+     {"harassment"}, True),
+    ("Азаттық рухы газетінің тілшісі ұсталды", {"Azattyq Ruhy"}, set(), {"detention"}, True),
+    ("Мемлекеттік билік жаңа заң қабылдады", set(), set(), set(), False),
+    ("Күн ашық, жаңбыр жаумайды", set(), set(), set(), False),
+    ("Ұсталған журналист босатылды", set(), set(), {"detention"}, True),
+    ("Лада көлігі жол апатына ұшырады", set(), set(), set(), False),
+    ("Азаттык тилшиси усталды", AZ, set(), {"detention"}, True),  # typed without Kazakh letters
+]
+
+
+def test_table_is_big_and_balanced() -> None:
+    assert len(TABLE) >= 60
+    positives = sum(1 for row in TABLE if row[4])
+    assert 20 <= positives <= len(TABLE) - 20
+
+
+@pytest.mark.parametrize(("headline", "outlets", "people", "types", "incident"), TABLE,
+                         ids=[row[0][:40] for row in TABLE])
+def test_headline(matcher: Matcher, headline: str, outlets: set[str], people: set[str],
+                  types: set[str], incident: bool) -> None:
+    x = matcher.extract(headline)
+    assert set(x.outlets) == outlets
+    assert set(x.people) == people
+    assert set(x.types) == types
+    assert x.is_incident is incident
+
+
+def test_vlast_trap_in_a_summary(matcher: Matcher) -> None:
+    # the common-word rule also holds when the word sits in the body, next to a domain form of
+    # another outlet
+    x = matcher.extract("Сайт Ratel.kz недоступен", "Власти пока не прокомментировали блокировку.")
+    assert x.outlets == ("Ratel.kz",)
+
+
+def test_summary_counts(matcher: Matcher) -> None:
+    x = matcher.extract("Новости недели", "Редактора издания «Власть» задержали утром.")
+    assert x.outlets == ("Vlast.kz",) and x.types == ("detention",) and x.is_incident
+
+
+def test_domain_inside_url_and_www(matcher: Matcher) -> None:
+    x = matcher.extract("Доступ ограничен к https://www.ratel.kz/news/2026/11/10/123")
+    assert x.outlets == ("Ratel.kz",)
+    assert matcher.extract("notratel.kz is another site").outlets == ()
+
+
+def test_normalise_keeps_offsets() -> None:
+    for s in ("İstanbul Ёлка Қазақ «Власть»", "ǅ ß ﬁ"):
+        assert len(normalise(s)) == len(s)
+    assert normalise("Қамшы «Ёж»") == 'камшы "еж"'
+
+
+def test_no_targets_no_people() -> None:
+    x = Matcher().extract("Журналиста задержали")
+    assert x.outlets == () and x.people == () and x.types == ("detention",) and x.is_incident
