@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 20.0
 
 
+class JobProblem(Exception):
+    """An expected failure of a job (a feed or API down): logged without a traceback."""
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str
@@ -101,7 +105,7 @@ class Daemon:
             rep = await import_ooni(self.cfg, self.db, v, load_targets(self.cfg.target_files))
             log.info("OONI import %s: %s", v.name, rep.summary())
             if rep.problems:
-                raise RuntimeError("; ".join(rep.problems[:3]))
+                raise JobProblem("; ".join(rep.problems[:3]))
         return job
 
     async def asn_refresh(self) -> None:
@@ -113,7 +117,7 @@ class Daemon:
         if res.status == "downloaded":
             await asyncio.to_thread(self.asn.reload)
         if res.status == "failed":
-            raise RuntimeError(f"ASN table refresh failed: {getattr(res, 'problem', '')}")
+            raise JobProblem(f"ASN table refresh failed: {res.detail}")
 
     async def feeds(self) -> None:
         from blockwatch.feeds.commands import poll_feeds
@@ -186,6 +190,9 @@ class Daemon:
             except asyncio.CancelledError:
                 ok, error = False, "stopped before it finished"
                 raise
+            except JobProblem as exc:
+                ok, error = False, str(exc)
+                log.warning("job %s: %s", spec.name, exc)
             except Exception as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
                 log.exception("job %s failed", spec.name)

@@ -35,3 +35,4 @@ def setup(level: int = logging.WARNING, fmt: str = "text") -> None:
     # httpx logs every request at INFO: far too loud for a prober
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))

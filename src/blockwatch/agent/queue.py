@@ -33,6 +33,17 @@ class Queue:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                         "uid TEXT UNIQUE NOT NULL, body TEXT NOT NULL, queued_at REAL NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS plan (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                        "body TEXT NOT NULL, saved_at REAL NOT NULL)")
+
+    def save_plan(self, plan: dict[str, Any]) -> None:
+        """The collector's last target list: measured from while the collector is unreachable."""
+        self.db.execute("INSERT OR REPLACE INTO plan (id, body, saved_at) VALUES (1, ?, ?)",
+                        (json.dumps(plan), time.time()))
+
+    def load_plan(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT body FROM plan WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
 
     def close(self) -> None:
         self.db.close()

@@ -36,6 +36,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API = "/api/v1"
+DEFAULT_MAX_BODY = 2 * 2**20  # ServerConfig's default, for `run` without a [server] table
+DRAIN_FACTOR = 4  # a refused body up to 4x the limit is read to the end so the 413 arrives
 AUTHENTICATED = {f"{API}/measurements", f"{API}/targets"}
 
 
@@ -46,6 +48,19 @@ async def _reply(send: Send, status: int, detail: str, extra: list[tuple[bytes, 
         # the unread rest of the request is still on the wire: this connection cannot be reused
         (b"connection", b"close"), *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _discard(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body, up to `budget` bytes. A client still writing
+    when the server closes gets a reset instead of the 413 (and would retry the same batch
+    forever); past the budget, protecting the server wins."""
+    while budget > 0:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return
+        budget -= len(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            return
 
 
 class Guard:
@@ -76,9 +91,12 @@ class Guard:
         if scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        limit = snap.cfg.settings.server.max_body if snap.cfg.settings.server else 2 * 2**20
+        limit = snap.cfg.settings.server.max_body if snap.cfg.settings.server else DEFAULT_MAX_BODY
+        too_big = f"request body larger than {limit} bytes; send smaller batches"
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _reply(send, 413, f"request body larger than {limit} bytes; send smaller batches")
+            if length.isdigit() and int(length) <= DRAIN_FACTOR * limit:
+                await _discard(receive, DRAIN_FACTOR * limit)
+            await _reply(send, 413, too_big)
             return
         chunks: list[bytes] = []
         size = 0
@@ -89,7 +107,9 @@ class Guard:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _reply(send, 413, f"request body larger than {limit} bytes; send smaller batches")
+                if msg.get("more_body", False):
+                    await _discard(receive, DRAIN_FACTOR * limit - size)
+                await _reply(send, 413, too_big)
                 return
             chunks.append(chunk)
             if not msg.get("more_body", False):
@@ -129,6 +149,9 @@ def _validation_errors(request: Request, exc: RequestValidationError) -> JSONRes
     # FastAPI's default echoes every bad input back (a whole measurement each): keep where and why
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
               for e in exc.errors()[:20]]
+    if errors and errors[0]["type"] == "json_invalid":
+        return JSONResponse({"detail": errors, "fields": f"body (not JSON: error at character "
+                                                          f"{errors[0]['loc'][-1]})"}, status_code=422)
     fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in errors[:5])
     return JSONResponse({"detail": errors, "fields": fields}, status_code=422)
 
@@ -158,7 +181,9 @@ def create_app(state: CollectorState) -> Any:
     async def get_targets() -> Any:
         snap = state.snapshot
         p = snap.cfg.settings.probe
+        srv = snap.cfg.settings.server
         return {"targets": [{"name": t.name, "urls": list(t.urls)} for t in snap.targets],
+                "max_body": srv.max_body if srv else DEFAULT_MAX_BODY,
                 "canaries": list(p.canaries),
                 "probe": {"timeout_seconds": p.timeout.total_seconds(), "body_limit": p.body_limit,
                           "interval_seconds": p.interval.total_seconds(), "user_agent": p.user_agent}}

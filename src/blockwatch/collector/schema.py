@@ -168,5 +168,6 @@ class ProbeOut(BaseModel):
 
 class TargetsOut(BaseModel):
     targets: list[TargetOut]
+    max_body: int = Field(description="largest upload accepted, in bytes: batch below it")
     canaries: list[str]
     probe: ProbeOut

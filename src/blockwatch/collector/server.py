@@ -46,9 +46,11 @@ class _Server(uvicorn.Server):
             raise RuntimeError("the collector could not start (address in use?)") from None
 
 
-def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Any, host: str, port: int, *, ssl_certfile: str | None = None,
+                   ssl_keyfile: str | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=host, port=port, lifespan="off", log_config=None,
+        ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
         # no access log: it would record every agent's and reader's address
         access_log=False, proxy_headers=False, server_header=False, date_header=True,
         timeout_keep_alive=30, timeout_graceful_shutdown=10,
@@ -65,14 +67,16 @@ async def serve_forever(cfg: Config, db: Database, stop_event: asyncio.Event, *,
                         host: str | None = None, port: int | None = None,
                         sockets: list[socket.socket] | None = None,
                         state: CollectorState | None = None,
-                        started: asyncio.Event | None = None) -> None:
+                        started: asyncio.Event | None = None,
+                        ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
     """Serve until `stop_event` is set. Installs a SIGHUP handler (config reload) when running
-    in the main thread; `sockets` lets a caller (tests) pass an already bound socket."""
+    in the main thread; `sockets` lets a caller (tests) pass an already bound socket. With a
+    certificate and key (PEM) it serves HTTPS itself, for agents that pin its key."""
     if state is None:
         state = await asyncio.to_thread(CollectorState.create, cfg, db)
     app = create_app(state)
     h, p = listen_address(cfg, host, port)
-    server = _Server(uvicorn_config(app, h, p))
+    server = _Server(uvicorn_config(app, h, p, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
     loop = asyncio.get_running_loop()
     hup = False
     with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
