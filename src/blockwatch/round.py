@@ -167,33 +167,43 @@ def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict
 
 
 def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, interception):  # type: ignore[no-untyped-def]
+    """One transaction per batch: the measurements in one INSERT, then the verdicts and the
+    state machines (repo.record_verdicts)."""
     results: list[Result] = []
     events: list[repo.NewEvent] = []
+    rows = []
+    judged = []
+    for t, url, c, vs in batch:
+        tid = ids["targets"].get(t.name)
+        cm = repo.new_measurement(
+            uid=c.uid, target_id=tid, vantage_id=ids["vantages"][CONTROL], url=url,
+            role="control", measured_at=repo.parse_time(c.measured_at), evidence=c.to_json(),
+            failure=_failure(c), round_id=report.round_id)
+        rows.append(cm)
+        for (vconf, _view), m in zip(locals_, vs, strict=True):
+            j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
+                                 control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
+                                 settings=aset, interception=interception)
+            mm = repo.new_measurement(
+                uid=m.uid, target_id=tid, vantage_id=ids["vantages"][vconf.name], url=url,
+                role="vantage", measured_at=repo.parse_time(m.measured_at),
+                evidence=m.to_json(), failure=_failure(m), round_id=report.round_id)
+            rows.append(mm)
+            judged.append((t, url, vconf, m, mm, cm, j))
     with db.write() as s:
-        for t, url, c, vs in batch:
-            tid = ids["targets"].get(t.name)
-            cm = repo.add_measurement(
-                s, uid=c.uid, target_id=tid, vantage_id=ids["vantages"][CONTROL], url=url,
-                role="control", measured_at=repo.parse_time(c.measured_at), evidence=c.to_json(),
-                failure=_failure(c), round_id=report.round_id)
-            for (vconf, _view), m in zip(locals_, vs, strict=True):
-                j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
-                                     control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
-                                     settings=aset, interception=interception)
-                mm = repo.add_measurement(
-                    s, uid=m.uid, target_id=tid, vantage_id=ids["vantages"][vconf.name], url=url,
-                    role="vantage", measured_at=repo.parse_time(m.measured_at),
-                    evidence=m.to_json(), failure=_failure(m), round_id=report.round_id)
-                _, new = repo.record_verdict(s, measurement=mm, control_id=cm.id,
-                                             verdict=j.verdict, confirmed=j.confirmed,
-                                             reason=j.reason, confirm_after=confirm_after)
-                if new is not None:
-                    events.append(new)
-                if j.verdict != "ok" or new is not None:
-                    cm.keep = True  # the control is half of the evidence of an anomaly
-                results.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
-                                      m.measured_at,
-                                      f"{new.previous or 'new'} -> {new.state}" if new else None))
+        s.add_all(rows)
+        s.flush()
+        recorded = repo.record_verdicts(s, [repo.VerdictInput(mm, cm.id, j.verdict, j.confirmed,
+                                                              j.reason)
+                                            for _, _, _, _, mm, cm, j in judged], confirm_after)
+        for (t, url, vconf, m, _mm, cm, j), (_, new) in zip(judged, recorded, strict=True):
+            if new is not None:
+                events.append(new)
+            if j.verdict != "ok" or new is not None:
+                cm.keep = True  # the control is half of the evidence of an anomaly
+            results.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
+                                  m.measured_at,
+                                  f"{new.previous or 'new'} -> {new.state}" if new else None))
     return results, events
 
 
