@@ -158,3 +158,28 @@ def test_sqlite_writers_wait_for_each_other(sqlite_url: str) -> None:
         assert len(s.scalars(select(Measurement)).all()) == 100
     db1.close()
     db2.close()
+
+
+def test_upgrade_from_an_older_revision_keeps_data(any_db_url: str) -> None:
+    from alembic import command
+
+    from blockwatch.storage.db import _alembic_config, make_engine
+
+    engine = make_engine(any_db_url)
+    cfg = _alembic_config(engine)
+    command.upgrade(cfg, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO vantages (name, kind, country, asn, created_at) "
+                          "VALUES ('vps', 'local', '', '', :t)"), {"t": T0.replace(tzinfo=None)})
+    engine.dispose()
+    db = open_database(any_db_url)  # any command brings the schema up to date by itself
+    try:
+        assert current_revision(db.engine) == head_revision() != "0001"
+        with db.read() as s:
+            assert s.execute(text("SELECT name FROM vantages")).scalars().all() == ["vps"]
+        from sqlalchemy import inspect
+
+        assert "ix_daily_rollups_day" in {i["name"] for i in inspect(db.engine).get_indexes("daily_rollups")}
+    finally:
+        db.close()

@@ -268,6 +268,9 @@ class DailyRollup(Base):
     minutes_affected: Mapped[int] = mapped_column(Integer, default=0)
     measurements: Mapped[int] = mapped_column(Integer, default=0)
 
+    # the site reads the last 90 days of every target; the primary key starts with target
+    __table_args__ = (Index("ix_daily_rollups_day", "day"),)
+
 
 class JobRun(Base):
     __tablename__ = "job_runs"
