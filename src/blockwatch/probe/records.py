@@ -86,6 +86,7 @@ class HttpResult:
     t_ms: float = 0.0  # request start to end of body
     ttfb_ms: float = 0.0
     transfer_ms: float = 0.0
+    not_attempted: bool = False  # no address completed the connection: nothing to ask
 
 
 @dataclass

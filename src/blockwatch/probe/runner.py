@@ -15,7 +15,7 @@ import httpx
 
 from blockwatch.probe import dnsprobe, httpprobe, netsteps
 from blockwatch.probe.dnsprobe import ResolverSpec
-from blockwatch.probe.records import TcpConnect, WebMeasurement
+from blockwatch.probe.records import HttpHop, HttpResult, TcpConnect, WebMeasurement
 
 MAX_ADDRESSES = 4  # per family: enough to see load balancing, bounded for huge RRsets
 
@@ -132,9 +132,21 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
             backend.opened[(host, port)] = (address, httpprobe.OpenedStream(reader, writer))
         else:
             writer.close()
+    # When every address was tried and none completed the connection (TCP, or TLS for https),
+    # an HTTP request can only fail the same way after another full timeout: record that
+    # instead of waiting for it.
+    tried_tcp = [t for t in m.tcp if t.status != "skipped"]
+    dead = (m.dns and tried_tcp and not any(t.status == "ok" for t in tried_tcp)) or (
+        https and m.tls and not any(t.ok for t in m.tls))
     async with client:
-        m.http = await httpprobe.fetch(client, backend, url, body_limit=settings.body_limit,
-                                       match=settings.matcher)
+        if dead:
+            first = next((t.failure for t in m.tls if t.failure), None) or next(
+                (t.failure for t in tried_tcp if t.failure), None)
+            m.http = HttpResult(failure=first, hops=[HttpHop(url=url, failure=first)],
+                                not_attempted=True)
+        else:
+            m.http = await httpprobe.fetch(client, backend, url, body_limit=settings.body_limit,
+                                           match=settings.matcher)
     for _, stream in backend.opened.values():  # unused (the request never went out)
         await stream.aclose()
     m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
