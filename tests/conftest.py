@@ -16,7 +16,7 @@ from blockwatch.storage import Database, open_database
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import lab` (the in-process network lab)
 
-from lab.fixtures import *  # noqa: E402, F403  (the `lab` fixtures)
+from lab.fixtures import *  # noqa: F403  (the `lab` fixtures)
 
 PG_URL = os.environ.get("BLOCKWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent

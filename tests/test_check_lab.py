@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import CONTROL, DNS, ISSUER_KZ, ISSUER_ROGUE, VANTAGE, Behaviour, Lab
 from sqlalchemy import select
 
 from blockwatch.config import Config, load
 from blockwatch.round import Result, run_round
 from blockwatch.storage import open_database, repo
 from blockwatch.storage.models import Event, Measurement
+from lab import CONTROL, DNS, ISSUER_KZ, ISSUER_ROGUE, VANTAGE, Behaviour, Lab
 
 FORTINET_BLOCKPAGE = (b"<html><head><title>Web Filter Violation</title></head><body>"
                       b"<h1>FortiGuard Web Filtering</h1><p>The page you have requested has been "
@@ -159,7 +158,7 @@ async def test_known_block_address_is_confirmed(lab: Lab, tmp_path: Path) -> Non
 async def test_load_balanced_dns_with_a_valid_certificate_is_ok(lab: Lab, tmp_path: Path) -> None:
     site = await lab.add_site("ratel.test", body=ARTICLE)
     # a second server of the same site at another address (a load balancer's other node)
-    twin = await lab._new_host(site.host.modes, primary=False)  # noqa: SLF001
+    twin = await lab._new_host(site.host.modes, primary=False)
     twin.add(site)
     lab.vantage_dns.set("ratel.test", DNS.answer([twin.address]))
     r = await check(await scenario(lab, tmp_path))
@@ -185,7 +184,8 @@ async def test_connect_timeout_is_tcp_ip(lab: Lab, tmp_path: Path) -> None:
     (Behaviour.tls_reset_after_hello, "reset after the ClientHello"),
     (Behaviour.tls_stall_after_hello, "stalled after the ClientHello"),
 ])
-async def test_tls_interference_after_client_hello(lab: Lab, tmp_path: Path, behaviour: Any, how: str) -> None:
+async def test_tls_interference_after_client_hello(lab: Lab, tmp_path: Path, behaviour: Any,
+                                                   how: str) -> None:
     site = await lab.add_site("ratel.test", vantage=behaviour(sni="ratel.test"))
     r = await check(await scenario(lab, tmp_path))
     assert (r.verdict, r.confirmed) == ("tls", False)
@@ -205,7 +205,8 @@ async def test_state_interception_certificate_is_confirmed(lab: Lab, tmp_path: P
     (Behaviour.mitm(issuer=ISSUER_ROGUE), "ssl_unknown_authority"),
     (Behaviour.wrong_name(cert_name="other.test"), "ssl_invalid_hostname"),
 ])
-async def test_invalid_certificate_at_vantage_only(lab: Lab, tmp_path: Path, behaviour: Any, failure: str) -> None:
+async def test_invalid_certificate_at_vantage_only(lab: Lab, tmp_path: Path, behaviour: Any,
+                                                   failure: str) -> None:
     await lab.add_site("ratel.test", vantage=behaviour)
     r = await check(await scenario(lab, tmp_path))
     assert (r.verdict, r.confirmed) == ("tls", False) and failure in r.reason

@@ -99,7 +99,7 @@ def test_secrets_resolve_only_when_needed(write_config, tmp_path: Path,  # type:
         cfg.secret(cfg.settings.alerts, "smtp_password", "alerts")
     monkeypatch.setenv("BW_TEST_PW", "s3cret")
     assert cfg.secret(cfg.settings.alerts, "smtp_password", "alerts") == "s3cret"
-    with pytest.raises(C.SecretError, match="user.txt"):
+    with pytest.raises(C.SecretError, match=r"user\.txt"):
         cfg.secret(cfg.settings.alerts, "smtp_username", "alerts")
     (tmp_path / "user.txt").write_text("bw-user\n")
     assert cfg.secret(cfg.settings.alerts, "smtp_username", "alerts") == "bw-user"

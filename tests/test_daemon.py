@@ -13,8 +13,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from lab import CONTROL, VANTAGE, Behaviour, Lab
 from sqlalchemy import func, select
 
 from blockwatch.cli import main
@@ -24,6 +22,7 @@ from blockwatch.health import check_health
 from blockwatch.retention import prune
 from blockwatch.storage import open_database, repo
 from blockwatch.storage.models import Event, JobRun, Measurement, Outbox, UrlState, Verdict
+from lab import CONTROL, VANTAGE, Behaviour, Lab
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

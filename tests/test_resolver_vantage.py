@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import DNS, Behaviour, Lab
 from sqlalchemy import select
 
 from blockwatch.config import Config, load
@@ -13,6 +12,7 @@ from blockwatch.round import Result
 from blockwatch.storage import open_database
 from blockwatch.storage.models import Measurement, Vantage
 from blockwatch.targets import load_targets
+from lab import DNS, Behaviour, Lab
 
 
 async def scenario(lab: Lab, tmp_path: Path, tries: int = 2) -> Config:
@@ -99,7 +99,7 @@ async def test_unproven_address_is_dns(lab: Lab, tmp_path: Path) -> None:
 
 async def test_other_address_with_valid_certificate_is_ok(lab: Lab, tmp_path: Path) -> None:
     site = await lab.add_site("ratel.test")
-    twin = await lab._new_host(site.host.modes, primary=False)  # noqa: SLF001
+    twin = await lab._new_host(site.host.modes, primary=False)
     twin.add(site)
     lab.vantage_dns.set("ratel.test", DNS.answer([twin.address]))
     r = await run(await scenario(lab, tmp_path))
