@@ -12,10 +12,13 @@ import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blockwatch import __version__
-from blockwatch.config import Config, ConfigError, SecretError, load
+
+if TYPE_CHECKING:
+    # imported where used: the agent must not load pydantic, the ORM or the server
+    from blockwatch.config import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TEMPFAIL = 0, 1, 2, 75
 log = logging.getLogger("blockwatch")
@@ -44,13 +47,6 @@ def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="more log output")
 
 
-NOT_YET = {
-    "serve": ("the collector API and the site server", 9),
-    "agent": ("the in-country agent", 9),
-    "agent-token": ("agent tokens", 9),
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="blockwatch", description="Watch whether news outlets can be reached from "
                 "inside a country; link blocking to incidents; tell people.")
@@ -71,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("serve", "only the HTTP side: collector API for agents and the status site")
     c.add_argument("--host")
     c.add_argument("--port", type=int)
+    c.add_argument("--workers", type=int, default=1,
+                   help="processes accepting on one socket (judging is CPU work)")
+    from blockwatch.agent.main import add_arguments
+
     c = cmd("agent", "in-country probe that reports to a collector")
-    c.add_argument("--collector", metavar="URL")
-    c.add_argument("--token-file", metavar="F")
-    c.add_argument("--once", action="store_true")
-    c = cmd("agent-token", "make a token for a new agent")
-    c.add_argument("name", nargs="?")
+    add_arguments(c)
+    c = cmd("agent-token", "make a token for a new agent and print its [[vantage]] lines")
+    c.add_argument("name", help="the agent's vantage name, e.g. almaty-1")
     c = cmd("verdicts", "latest verdict per target and vantage, from the database")
     c.add_argument("--json", action="store_true")
     c.add_argument("--target", metavar="NAME")
@@ -119,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    handler = COMMANDS.get(args.command)
-    if handler is None:
-        what, issue = NOT_YET[args.command]
-        print(f"blockwatch {args.command}: not built yet ({what}; tracked in issue {issue}). "
-              "Nothing was done.", file=sys.stderr)
-        return EXIT_FAIL
+    if args.command == "agent":  # the agent needs no config file and stays small
+        from blockwatch.agent.main import agent_main
+
+        return agent_main(args)
+    from blockwatch.config import ConfigError, SecretError, load
+
+    handler = COMMANDS[args.command]
     try:
         cfg = load(args.config)
         return handler(cfg, args)
@@ -206,8 +205,8 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     skipped = [v for v in cfg.settings.vantage
                if not isinstance(v, LocalVantage | ResolverVantage | OoniVantage)]
     for v in skipped:
-        print(f"blockwatch check: vantage {v.name} ({v.kind}): not built yet, skipped",
-              file=sys.stderr)
+        print(f"blockwatch check: vantage {v.name} ({v.kind}) reports through the collector "
+              "(`blockwatch serve`); `check` does not measure it", file=sys.stderr)
     db = _db(cfg)
     total = sum(len(t.urls) for t in targets) * len(
         [v for v in cfg.settings.vantage if isinstance(v, LocalVantage | ResolverVantage)])
@@ -399,6 +398,8 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "digest": _lazy("blockwatch.alerts.commands", "cmd_digest"),
     "alerts-test": _lazy("blockwatch.alerts.commands", "cmd_alerts_test"),
     "site": _lazy("blockwatch.site.commands", "cmd_site"),
+    "serve": _lazy("blockwatch.collector.commands", "cmd_serve"),
+    "agent-token": _lazy("blockwatch.collector.commands", "cmd_agent_token"),
     "health": cmd_health,
     "export": cmd_export,
     "check": cmd_check,

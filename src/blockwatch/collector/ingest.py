@@ -8,14 +8,17 @@ unit-of-work flush per measurement, which caps ingest far below what 50 agents p
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -60,6 +63,7 @@ class Item:
     round_id: str | None
     control: Control | None = None
     judgement: Judgement | None = None
+    evidence: dict[str, Any] | None = None  # m.to_json(), when the caller already has it
 
 
 @dataclass
@@ -206,8 +210,10 @@ class Ingestor:
             data = mi.model_dump(exclude={"vantage_ok", "round_id"})
             data.update(vantage=agent.name, role="vantage", source_address=None)
             m = WebMeasurement.from_json(data)
+            # `data` has exactly to_json()'s shape (the models mirror the records), without
+            # rebuilding it from the dataclasses
             items.append(Item(m, uid, repo.parse_time(m.measured_at), snap.url_targets[mi.url],
-                              mi.vantage_ok, mi.round_id))
+                              mi.vantage_ok, mi.round_id, evidence=data))
         known = await asyncio.to_thread(_known_uids, self.state.db, [it.uid for it in items]) \
             if items else set()
         fresh = [it for it in items if it.uid not in known]
@@ -232,7 +238,7 @@ def judge_items(snap: Snapshot, items: Sequence[Item]) -> None:
         c = it.control
         it.judgement = judge(it.m, c.m if c else None, vantage_ok=it.vantage_ok,
                              control_ok=c is not None, settings=snap.analysis,
-                             interception=snap.interception)
+                             interception=snap.interception, asn=snap.asn)
 
 
 def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[Item],
@@ -256,16 +262,17 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
     """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage."""
     rows = []
     for it in items:
-        evidence = it.m.to_json()
+        evidence = it.evidence if it.evidence is not None else it.m.to_json()
         j = it.judgement
         assert j is not None
+        # canonical JSON once: hashed here, and reused as the stored text on PostgreSQL
+        ev_text = repo.canonical_json(evidence)
         rows.append({"uid": it.uid, "target_id": it.target_id, "vantage_id": vantage_id,
                      "url": it.m.url, "role": "vantage", "round_id": it.round_id,
                      "measured_at": it.at, "failure": _failure(it.m), "evidence": evidence,
-                     "evidence_sha256": repo.evidence_hash(evidence), "keep": j.verdict != "ok"})
-    ins = (_insert(db, M).on_conflict_do_nothing(index_elements=["uid"])
-           .returning(M.c.id, M.c.uid))
-    new_ids = {r.uid: r.id for r in s.execute(ins, rows)}
+                     "evidence_sha256": hashlib.sha256(ev_text.encode("utf-8")).hexdigest(),
+                     "keep": j.verdict != "ok", "_evidence_text": ev_text})
+    new_ids = _insert_measurements(db, s, rows)
     # the state machine reads verdicts in time order, whatever order the batch came in
     fresh = sorted((it for it in items if it.uid in new_ids), key=lambda it: it.at)
     if not fresh:
@@ -276,17 +283,8 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
               "verdict": it.judgement.verdict, "confirmed": it.judgement.confirmed,  # type: ignore[union-attr]
               "reason": it.judgement.reason, "measured_at": it.at}  # type: ignore[union-attr]
              for it in fresh]
-    vids = list(s.scalars(V.insert().returning(V.c.id, sort_by_parameter_order=True), vrows))
-
-    urls = sorted({it.m.url for it in fresh})
-    # Create missing state rows first, then lock them all: two uploads touching one
-    # (URL, vantage) then take turns instead of overwriting each other's step.
-    s.execute(_insert(db, S).on_conflict_do_nothing(index_elements=["url", "vantage_id"]),
-              [{"url": u, "vantage_id": vantage_id, "pending_count": 0, "updated_at": now} for u in urls])
-    q = select(S).where(S.c.vantage_id == vantage_id, S.c.url.in_(urls)).order_by(S.c.url)
-    if db.dialect == "postgresql":
-        q = q.with_for_update()
-    states = {r.url: dict(r._mapping) for r in s.execute(q)}
+    vids = _insert_verdicts(db, s, vrows)
+    states = _lock_states(db, s, vantage_id, sorted({it.m.url for it in fresh}), now)
 
     events: list[repo.NewEvent] = []
     keep_ids: list[int] = []
@@ -318,11 +316,115 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
         events.append(repo.NewEvent(eid, it.target_id, vantage_id, it.m.url, tr.state, tr.previous))
     if keep_ids:
         s.execute(update(M).where(M.c.id.in_(keep_ids)).values(keep=True))
-    cols = ("state", "since", "pending", "pending_count", "pending_since", "target_id",
-            "last_verdict_id", "last_seen_at", "updated_at", "event_id")
+    _update_states(db, s, vantage_id, states)
+    return StoreResult(len(fresh), len(items) - len(fresh), events)
+
+
+# --- the four bulk statements: portable SQLAlchemy, and PostgreSQL with one JSON parameter ----
+# SQLAlchemy's multi-row VALUES for 100 measurements carries ~1,100 parameters; psycopg parses
+# such a statement anew on every call (not cached), which cost more than the inserts did.
+# jsonb_to_recordset takes the whole batch as one parameter of a short, prepared statement.
+
+STATE_COLS = ("state", "since", "pending", "pending_count", "pending_since", "target_id",
+              "last_verdict_id", "last_seen_at", "updated_at", "event_id")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    raise TypeError(type(v).__name__)
+
+
+def _rows_param(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+_PG_MEASUREMENTS = text("""
+INSERT INTO measurements (uid, target_id, vantage_id, url, role, round_id, measured_at, failure,
+                          evidence, evidence_sha256, keep)
+SELECT x.uid, x.target_id, x.vantage_id, x.url, x.role, x.round_id, x.measured_at, x.failure,
+       x.evidence, x.evidence_sha256, x.keep
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+    uid text, target_id int, vantage_id int, url text, role text, round_id text,
+    measured_at timestamptz, failure text, evidence jsonb, evidence_sha256 text, keep boolean)
+ON CONFLICT (uid) DO NOTHING
+RETURNING id, uid""")
+
+_PG_VERDICTS = text("""
+INSERT INTO verdicts (measurement_id, control_id, target_id, vantage_id, url, verdict, confirmed,
+                      reason, measured_at)
+SELECT x.measurement_id, x.control_id, x.target_id, x.vantage_id, x.url, x.verdict, x.confirmed,
+       x.reason, x.measured_at
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+    measurement_id bigint, control_id bigint, target_id int, vantage_id int, url text,
+    verdict text, confirmed boolean, reason text, measured_at timestamptz)
+RETURNING id, measurement_id""")
+
+_PG_STATES_NEW = text("""
+INSERT INTO url_states (url, vantage_id, pending_count, updated_at)
+SELECT u, :vid, 0, :now FROM unnest(CAST(:urls AS text[])) AS u
+ON CONFLICT (url, vantage_id) DO NOTHING""")
+
+_PG_STATES_LOCK = text("""
+SELECT * FROM url_states WHERE vantage_id = :vid AND url = ANY(CAST(:urls AS text[]))
+ORDER BY url FOR UPDATE""")
+
+_PG_STATES_UPDATE = text("""
+UPDATE url_states AS s SET state = x.state, since = x.since, pending = x.pending,
+    pending_count = x.pending_count, pending_since = x.pending_since, target_id = x.target_id,
+    last_verdict_id = x.last_verdict_id, last_seen_at = x.last_seen_at,
+    updated_at = x.updated_at, event_id = x.event_id
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+    url text, state text, since timestamptz, pending text, pending_count int,
+    pending_since timestamptz, target_id int, last_verdict_id bigint, last_seen_at timestamptz,
+    updated_at timestamptz, event_id bigint)
+WHERE s.url = x.url AND s.vantage_id = :vid""")
+
+
+def _insert_measurements(db: Database, s: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    if db.dialect == "postgresql":
+        parts = []
+        for r in rows:
+            plain = {k: v for k, v in r.items() if k not in ("evidence", "_evidence_text")}
+            parts.append(json.dumps(plain, default=_json_default, separators=(",", ":"))[:-1]
+                         + ',"evidence":' + r["_evidence_text"] + "}")
+        param = "[" + ",".join(parts) + "]"
+        return {r.uid: r.id for r in s.execute(_PG_MEASUREMENTS, {"rows": param})}
+    ins = (_insert(db, M).on_conflict_do_nothing(index_elements=["uid"])
+           .returning(M.c.id, M.c.uid))
+    return {r.uid: r.id for r in s.execute(
+        ins, [{k: v for k, v in r.items() if k != "_evidence_text"} for r in rows])}
+
+
+def _insert_verdicts(db: Database, s: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Verdict ids in the order of `rows`."""
+    if db.dialect == "postgresql":
+        by_m = {r.measurement_id: r.id for r in s.execute(_PG_VERDICTS, {"rows": _rows_param(rows)})}
+        return [by_m[r["measurement_id"]] for r in rows]
+    return list(s.scalars(V.insert().returning(V.c.id, sort_by_parameter_order=True), rows))
+
+
+def _lock_states(db: Database, s: Session, vantage_id: int, urls: list[str],
+                 now: datetime) -> dict[str, dict[str, Any]]:
+    """The state rows of these URLs, created when missing, then locked: two uploads touching one
+    (URL, vantage) take turns instead of overwriting each other's step."""
+    if db.dialect == "postgresql":
+        s.execute(_PG_STATES_NEW, {"vid": vantage_id, "now": now, "urls": urls})
+        rows = s.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": urls})
+        return {r.url: {c: getattr(r, c) for c in ("url", *STATE_COLS)} for r in rows}
+    s.execute(_insert(db, S).on_conflict_do_nothing(index_elements=["url", "vantage_id"]),
+              [{"url": u, "vantage_id": vantage_id, "pending_count": 0, "updated_at": now} for u in urls])
+    q = select(S).where(S.c.vantage_id == vantage_id, S.c.url.in_(urls)).order_by(S.c.url)
+    return {r.url: dict(r._mapping) for r in s.execute(q)}
+
+
+def _update_states(db: Database, s: Session, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
+    if db.dialect == "postgresql":
+        rows = [{"url": url, **{c: st[c] for c in STATE_COLS}} for url, st in states.items()]
+        s.execute(_PG_STATES_UPDATE, {"rows": _rows_param(rows), "vid": vantage_id})
+        return
     s.connection().execute(
         update(S).where(S.c.url == bindparam("k_url"), S.c.vantage_id == bindparam("k_vid"))
-        .values({c: bindparam("v_" + c) for c in cols}),
-        [{**{"v_" + c: st[c] for c in cols}, "k_url": url, "k_vid": vantage_id}
+        .values({c: bindparam("v_" + c) for c in STATE_COLS}),
+        [{**{"v_" + c: st[c] for c in STATE_COLS}, "k_url": url, "k_vid": vantage_id}
          for url, st in states.items()])
-    return StoreResult(len(fresh), len(items) - len(fresh), events)

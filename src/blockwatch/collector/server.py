@@ -115,3 +115,57 @@ def _bound(server: uvicorn.Server, host: str, port: int) -> tuple[str, int]:
 async def _reload(state: CollectorState) -> None:
     log.warning("SIGHUP: re-reading the configuration")
     await asyncio.to_thread(state.reload)
+
+
+def serve_workers(cfg: Config, *, host: str | None, port: int | None, workers: int) -> int:
+    """`serve --workers N`: N processes accepting on one listening socket. Judging is CPU work
+    under one GIL, so one process tops out at a few hundred measurements per second; the
+    database (PostgreSQL) already arbitrates between processes (unique uids, locked state
+    rows). SIGHUP and SIGTERM are passed on to every worker."""
+    import os
+
+    from blockwatch.storage import open_database
+
+    h, p = listen_address(cfg, host, port)
+    sock = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((h, p))
+    sock.listen(2048)
+    open_database(cfg.database_url).close()  # migrations once, before any worker starts
+    pids: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own loop, engine and caches
+            code = 0
+            try:
+                db = open_database(cfg.database_url, upgrade_schema=False)
+
+                async def main(db: Database = db) -> None:
+                    stop = asyncio.Event()
+                    loop = asyncio.get_running_loop()
+                    for sig in (signal.SIGTERM, signal.SIGINT):
+                        loop.add_signal_handler(sig, stop.set)
+                    await serve_forever(cfg, db, stop, sockets=[sock])
+
+                asyncio.run(main())
+                db.close()
+            except BaseException:
+                log.exception("collector worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    sock.close()
+
+    def forward(sig: int, _frame: Any) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    failed = 0
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        failed += os.waitstatus_to_exitcode(status) != 0
+    return 1 if failed else 0

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from blockwatch.analysis.fingerprints import Interception, default_interception
@@ -18,6 +19,35 @@ from blockwatch.storage import Database, repo
 from blockwatch.targets import Target, load_targets
 
 log = logging.getLogger(__name__)
+
+
+class MemoInterception:
+    """`Interception` with `ca_for` remembered per chain of names: it parses every DN against
+    every known CA (~0.3 ms per chain, the largest single cost of judging an upload), while
+    real chains repeat the same few issuers. judge() uses only these two methods."""
+
+    MAX = 20_000
+
+    def __init__(self, inner: Interception):
+        self.inner = inner
+        self._ca: dict[tuple[str, ...], object] = {}
+
+    def is_block_address(self, address: str) -> bool:
+        return self.inner.is_block_address(address)
+
+    def ca_for(self, dns_names: list[str]) -> object:
+        key = tuple(dns_names)
+        try:
+            return self._ca[key]
+        except KeyError:
+            pass
+        if len(self._ca) >= self.MAX:
+            self._ca.clear()
+        found = self._ca[key] = self.inner.ca_for(dns_names)
+        return found
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
 
 
 def token_hash(token: str) -> str:
@@ -35,8 +65,9 @@ class Snapshot:
     control: NetworkView
     settings: ProbeSettings
     analysis: AnalysisSettings
-    interception: Interception
+    interception: Interception | MemoInterception
     confirm_after: int
+    asn: Callable[[str], str | None] | None = None  # the IP-to-ASN table, when there is one
 
     def authenticate(self, authorization: str | None) -> AgentVantage | None:
         """The agent whose token this is, or None. Every configured hash is compared in
@@ -70,9 +101,21 @@ def build_snapshot(cfg: Config, db: Database, *, settings: ProbeSettings | None 
         cfg=cfg, agents=agents, targets=tuple(targets), url_targets=url_targets, vantage_ids=vids,
         control=control_view(cfg), settings=settings or probe_settings(cfg),
         analysis=analysis_settings(cfg),
-        interception=default_interception().with_block_addresses(cfg.settings.probe.block_addresses),
+        interception=MemoInterception(
+            default_interception().with_block_addresses(cfg.settings.probe.block_addresses)),
         confirm_after=cfg.settings.probe.confirm_after,
+        asn=_asn_lookup(cfg),
     )
+
+
+def _asn_lookup(cfg: Config) -> Callable[[str], str | None] | None:
+    """The same network comparison as local rounds: DNS answers in the control's network are
+    consistent (the daemon downloads the table; without it, lookups return None)."""
+    if not cfg.settings.asn.enabled:
+        return None
+    from blockwatch.asn import AsnLookup, table_path
+
+    return AsnLookup(table_path(cfg)).lookup
 
 
 @dataclass

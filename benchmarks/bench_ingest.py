@@ -1,0 +1,213 @@
+"""Collector ingest throughput: 50 simulated agents post batches of pre-built measurements at
+once to a real uvicorn collector (its own process) backed by the PostgreSQL server. Controls
+are pre-seeded, so this measures ingest + judge + store, not probing.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--agents 50] [--batches 10] [--batch 100]
+
+Needs the PostgreSQL server (BLOCKWATCH_TEST_PG_URL, default postgresql+psycopg://postgres@
+127.0.0.1:5432/test); works in a fresh schema that is dropped afterwards."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+
+from blockwatch.collector.commands import new_token
+from blockwatch.collector.state import token_hash
+from blockwatch.probe.records import (
+    CertInfo,
+    DnsQuery,
+    HttpHop,
+    HttpResult,
+    TcpConnect,
+    TlsHandshake,
+    WebMeasurement,
+)
+from blockwatch.round import CONTROL
+from blockwatch.storage import open_database, repo
+from blockwatch.storage.models import Event, Measurement, Verdict
+
+PG_URL = os.environ.get("BLOCKWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+N_URLS = 200
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def measurement(url: str, i: int, at: datetime, *, role: str, blocked: bool = False) -> WebMeasurement:
+    """A realistic record: two DNS queries, a TCP connect, a TLS handshake with a two-certificate
+    chain, one HTTP hop (about 2.5 KB of JSON)."""
+    host = url.split("/")[2]
+    addr = f"198.51.100.{i % 250 + 1}"
+    chain = [CertInfo(subject=f"CN={host}", issuer="CN=R11, O=Let's Encrypt, C=US",
+                      not_before="2025-01-01T00:00:00Z", not_after="2026-04-01T00:00:00Z",
+                      sha256=f"{i:064x}", san=[host, f"www.{host}"]),
+             CertInfo(subject="CN=R11, O=Let's Encrypt, C=US", issuer="CN=ISRG Root X1, O=ISRG, C=US",
+                      not_before="2024-03-13T00:00:00Z", not_after="2027-03-12T23:59:59Z",
+                      sha256="ab" * 32, san=[])]
+    tls = TlsHandshake(address=addr, port=443, sni=host, version="TLSv1.3",
+                       cipher="TLS_AES_256_GCM_SHA384", chain=chain, t_ms=35.2)
+    if blocked:
+        tls = TlsHandshake(address=addr, port=443, sni=host, failure="connection_reset", t_ms=20.1)
+    headers = {"content-type": "text/html; charset=utf-8", "server": "nginx", "cache-control": "max-age=60"}
+    http = None if blocked else HttpResult(
+        hops=[HttpHop(url=url, address=addr, status=200, headers=[[k, v] for k, v in headers.items()],
+                      t_ms=80.0)],
+        final_url=url, status=200, headers=headers, title=f"{host}: independent news",
+        body_length=84211, body_sha256=f"{i * 7:064x}", t_ms=120.5, ttfb_ms=60.0, transfer_ms=60.5)
+    return WebMeasurement(
+        url=url, vantage="agent", role=role, measured_at=iso(at), uid=uuid.uuid4().hex,
+        resolvers=["system (192.168.1.1)"],
+        dns=[DnsQuery(resolver="system (192.168.1.1)", transport="udp", qname=host, qtype="A",
+                      rcode="NOERROR", answers=[addr], ttls=[300], t_ms=12.0),
+             DnsQuery(resolver="system (192.168.1.1)", transport="udp", qname=host, qtype="AAAA",
+                      rcode="NOERROR", t_ms=11.0)],
+        tcp=[TcpConnect(address=addr, port=443, status="ok", t_ms=18.3)],
+        tls=[tls], http=http, t_ms=210.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run(args: argparse.Namespace) -> None:
+    schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    proc = None
+    tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
+    try:
+        urls = [f"https://site{i:03d}.bench/" for i in range(N_URLS)]
+        (tmp / "targets.toml").write_text("".join(
+            f'[[target]]\nname = "Site {i}"\nurls = ["{u}"]\n' for i, u in enumerate(urls)))
+        toks = {f"agent-{i:02d}": new_token() for i in range(args.agents)}
+        vantages = "".join(f'[[vantage]]\nname = "{n}"\nkind = "agent"\ncountry = "KZ"\n'
+                           f'token_sha256 = "{token_hash(t)}"\n' for n, t in toks.items())
+        port = free_port()
+        (tmp / "blockwatch.toml").write_text(
+            f'[storage]\nurl = "{url}"\n[probe]\ntargets = ["targets.toml"]\ncanaries = []\n'
+            f'[control]\nresolvers = ["127.0.0.1:9"]\n[server]\nhost = "127.0.0.1"\nport = {port}\n'
+            f'max_body = "4MiB"\n{vantages}')
+        db = open_database(url)
+        now = datetime.now(UTC)
+        with db.write() as s:
+            cid = repo.ensure_vantage(s, CONTROL, "control")
+            for i, u in enumerate(urls):
+                c = measurement(u, i, now, role="control")
+                repo.add_measurement(s, uid=c.uid, target_id=None, vantage_id=cid, url=u, role="control",
+                                     measured_at=now, evidence=c.to_json())
+        # pre-built bodies: every agent posts `batches` rounds of `batch` URLs; 5% blocked
+        bodies: dict[str, list[bytes]] = {}
+        n = 0
+        for a, name in enumerate(toks):
+            out = []
+            for b in range(args.batches):
+                ms = []
+                for k in range(args.batch):
+                    i = (b * args.batch + k) % N_URLS
+                    at = now + timedelta(seconds=b)
+                    m = measurement(urls[i], i, at, role="vantage", blocked=(i + a) % 20 == 0).to_json()
+                    m["round_id"] = f"{name}-{b}"
+                    ms.append(m)
+                out.append(json.dumps({"measurements": ms}).encode())
+                n += len(ms)
+            bodies[name] = out
+        print(f"{n} measurements in {args.agents * args.batches} uploads of {args.batch}, "
+              f"{sum(len(x) for v in bodies.values() for x in v) / n / 1024:.1f} KB each")
+
+        proc = subprocess.Popen([sys.executable, "-c", (
+            "import argparse, logging, sys\n"
+            "from blockwatch.collector.commands import cmd_serve\n"
+            "from blockwatch.config import load\n"
+            "logging.basicConfig(level=logging.WARNING)\n"
+            "sys.exit(cmd_serve(load(sys.argv[1]), argparse.Namespace(host=None, port=None, "
+            "workers=int(sys.argv[2]))))\n"),
+            str(tmp / "blockwatch.toml"), str(args.workers)])
+        async with httpx.AsyncClient() as probe:
+            for _ in range(200):
+                try:
+                    if (await probe.get(f"http://127.0.0.1:{port}/api/v1/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise SystemExit("the collector did not start")
+
+        latencies: list[float] = []
+
+        async def agent(name: str) -> tuple[int, int]:
+            acc = dup = 0
+            async with httpx.AsyncClient(timeout=120, headers={
+                    "authorization": f"Bearer {toks[name]}", "content-type": "application/json"}) as c:
+                for body in bodies[name]:
+                    t = time.perf_counter()
+                    r = await c.post(f"http://127.0.0.1:{port}/api/v1/measurements", content=body)
+                    latencies.append(time.perf_counter() - t)
+                    r.raise_for_status()
+                    acc += r.json()["accepted"]
+                    dup += r.json()["duplicates"]
+            return acc, dup
+
+        t0 = time.perf_counter()
+        res = await asyncio.gather(*(agent(nm) for nm in toks))
+        wall = time.perf_counter() - t0
+        accepted = sum(a for a, _ in res)
+        latencies.sort()
+        print(f"ingested {accepted} measurements (verdicts included) in {wall:.2f} s: "
+              f"{accepted / wall:,.0f} measurements/s with {args.agents} concurrent agents, "
+              f"{args.workers} collector process(es)")
+        print(f"upload latency: median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+              f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms")
+        with db.read() as s:
+            nv = s.scalar(select(func.count()).select_from(Verdict))
+            nm = s.scalar(select(func.count()).select_from(Measurement).where(Measurement.role == "vantage"))
+            ne = s.scalar(select(func.count()).select_from(Event))
+        print(f"stored: {nm} measurements, {nv} verdicts, {ne} events")
+        assert nv == nm == n == accepted, (nv, nm, n, accepted)
+        # re-delivery of one agent's uploads: all duplicates
+        name = next(iter(toks))
+        t0 = time.perf_counter()
+        _, dup = await agent(name)
+        print(f"re-delivery of {dup} measurements acknowledged as duplicates in "
+              f"{time.perf_counter() - t0:.2f} s")
+        db.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--workers", type=int, default=1, help="collector processes (serve --workers)")
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The collector's bulk store must give exactly what `repo.record_verdict` gives, row by row:
+the same verdicts, state machine, events and kept evidence (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from blockwatch.analysis.verdict import Judgement
+from blockwatch.collector.ingest import Item, bulk_record
+from blockwatch.probe.records import WebMeasurement
+from blockwatch.storage import Database, repo
+from blockwatch.storage.models import Event, Measurement, UrlState, Verdict
+
+SEQ = ["ok", "ok", "tls", "inconclusive", "tls", "ok", "dns", "dns", "dns", "ok", "tls", "ok", "ok"]
+URLS = ["https://a.test/", "https://b.test/"]
+
+
+def _m(url: str, at: datetime) -> WebMeasurement:
+    return WebMeasurement(url=url, vantage="x", role="vantage",
+                          measured_at=at.isoformat().replace("+00:00", "Z"), uid=uuid.uuid4().hex)
+
+
+def _snapshot(db: Database, vid: int) -> dict[str, Any]:
+    with db.read() as s:
+        states = [(st.url, st.state, st.since, st.pending, st.pending_count, st.pending_since,
+                   st.last_seen_at)
+                  for st in s.scalars(select(UrlState).where(UrlState.vantage_id == vid)
+                                      .order_by(UrlState.url))]
+        events = [(e.url, e.previous, e.state, e.confirmed, e.reason, e.started_at, e.detected_at,
+                   e.ended_at)
+                  for e in s.scalars(select(Event).where(Event.vantage_id == vid).order_by(Event.id))]
+        verdicts = [(v.url, v.verdict, v.measured_at)
+                    for v in s.scalars(select(Verdict).where(Verdict.vantage_id == vid).order_by(Verdict.id))]
+        keep = [(m.url, m.measured_at, m.keep)
+                for m in s.scalars(select(Measurement).where(Measurement.vantage_id == vid)
+                                   .order_by(Measurement.measured_at, Measurement.url))]
+        # the open event of each state row is the newest event of that URL
+        open_ok = all(
+            st.event_id == max((e.id for e in s.scalars(select(Event).where(
+                Event.vantage_id == vid, Event.url == st.url))), default=None)
+            for st in s.scalars(select(UrlState).where(UrlState.vantage_id == vid)))
+    return {"states": states, "events": sorted(events, key=lambda e: (e[0], e[5], e[6])),
+            "verdicts": sorted(verdicts, key=lambda v: (v[2], v[0])),
+            "keep": keep, "open_ok": open_ok}
+
+
+def test_bulk_store_matches_record_verdict(any_db: Database) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    rounds = [(t0 + timedelta(minutes=15 * i), v) for i, v in enumerate(SEQ)]
+    with any_db.write() as s:
+        ref = repo.ensure_vantage(s, "reference", "agent", "KZ")
+        bulk = repo.ensure_vantage(s, "bulk", "agent", "KZ")
+    # the reference: one record_verdict per measurement, as round.py stores
+    with any_db.write() as s:
+        for at, verdict in rounds:
+            for url in URLS:
+                mm = repo.add_measurement(s, uid=uuid.uuid4().hex, target_id=None, vantage_id=ref,
+                                          url=url, role="vantage", measured_at=at, evidence={})
+                repo.record_verdict(s, measurement=mm, control_id=None, verdict=verdict, confirmed=False,
+                                    reason=f"r {verdict}", confirm_after=2)
+    # the bulk path: uneven batches, each in shuffled order (the store sorts by time)
+    items = [Item(_m(url, at), f"bulk/{uuid.uuid4().hex}", at, None, True, None,
+                  judgement=Judgement(verdict, False, f"r {verdict}"))
+             for at, verdict in rounds for url in URLS]
+    for lo, hi in [(0, 5), (5, 6), (6, 15), (15, len(items))]:
+        batch = list(reversed(items[lo:hi]))
+        with any_db.write() as s:
+            bulk_record(any_db, s, bulk, batch, 2, repo.utcnow())
+    a, b = _snapshot(any_db, ref), _snapshot(any_db, bulk)
+    assert a["states"] == b["states"]
+    assert a["events"] == b["events"] and len(a["events"]) == 2 * 4
+    assert a["verdicts"] == b["verdicts"]
+    assert [k[2] for k in a["keep"]] == [k[2] for k in b["keep"]]
+    assert a["open_ok"] and b["open_ok"]
+    # re-delivering a batch changes nothing
+    with any_db.write() as s:
+        res = bulk_record(any_db, s, bulk, items[:4], 2, repo.utcnow())
+    assert (res.accepted, res.duplicates) == (0, 4)
+    assert _snapshot(any_db, bulk) == b
