@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -146,6 +146,17 @@ def default_matcher() -> Matcher:
     return Matcher(json.loads(text))
 
 
+@lru_cache(maxsize=4096)
+def _dn_attrs(dn: str) -> dict[str, frozenset[str]]:
+    """"CN=x, O=y" -> {"CN": {"x"}, "O": {"y"}} (lower-cased values); the same issuers recur in
+    every round, so parse each once."""
+    attrs: dict[str, set[str]] = {}
+    for part in dn.split(", "):
+        k, _, v = part.partition("=")
+        attrs.setdefault(k.strip().upper(), set()).add(v.strip().lower())
+    return {k: frozenset(v) for k, v in attrs.items()}
+
+
 @dataclass(frozen=True)
 class InterceptionCA:
     id: str
@@ -154,11 +165,8 @@ class InterceptionCA:
     note: str = ""
 
     def matches(self, dn: str) -> bool:
-        attrs: dict[str, set[str]] = {}
-        for part in dn.split(", "):
-            k, _, v = part.partition("=")
-            attrs.setdefault(k.strip().upper(), set()).add(v.strip().lower())
-        return all(v.lower() in attrs.get(k.upper(), set()) for k, v in self.match.items())
+        attrs = _dn_attrs(dn)
+        return all(v.lower() in attrs.get(k.upper(), frozenset()) for k, v in self.match.items())
 
 
 @dataclass(frozen=True)
