@@ -264,6 +264,17 @@ class _OoniLine:
         return self.d
 
 
+def _since(r: Any) -> str:
+    """The confirmed state's start; a verdict that differs is a change not yet confirmed."""
+    from blockwatch.storage import repo
+
+    if r.state is None:
+        return "-"
+    if r.state == r.verdict:
+        return repo.iso(r.since) or ""
+    return f"{r.state} since {repo.iso(r.since)}; changing?"
+
+
 def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.storage import repo
 
@@ -281,7 +292,7 @@ def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
         print("no verdicts yet: run `blockwatch check` or `blockwatch run`", file=sys.stderr)
         return EXIT_OK
     _table([[r.target, r.vantage, r.verdict + (" (confirmed)" if r.confirmed else ""),
-             (repo.iso(r.since) or "") if r.state == r.verdict else "pending",
+             _since(r),
              r.reason] for r in rows], ["TARGET", "VANTAGE", "VERDICT", "SINCE", "REASON"])
     return EXIT_OK
 
