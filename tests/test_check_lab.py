@@ -166,6 +166,17 @@ async def test_load_balanced_dns_with_a_valid_certificate_is_ok(lab: Lab, tmp_pa
     assert any(c.local[0] == twin.address for c in site.connections if c.source == VANTAGE)
 
 
+async def test_sni_filtering_at_an_unfamiliar_address_is_tls_not_dns(lab: Lab, tmp_path: Path) -> None:
+    # geo-DNS gave the vantage another node of the site, and the censor resets the handshake:
+    # nothing proves the address wrong, the reset after the ClientHello is the evidence
+    site = await lab.add_site("ratel.test", vantage=Behaviour.tls_reset_after_hello(sni="ratel.test"))
+    twin = await lab._new_host(site.host.modes, primary=False)
+    twin.add(site)
+    lab.vantage_dns.set("ratel.test", DNS.answer([twin.address]))
+    r = await check(await scenario(lab, tmp_path))
+    assert r.verdict == "tls" and "reset after the ClientHello" in r.reason
+
+
 async def test_ip_blocking_same_network(lab: Lab, tmp_path: Path) -> None:
     await lab.add_site("ratel.test", vantage=Behaviour.refuse)
     cfg = await scenario(lab, tmp_path)

@@ -197,7 +197,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
         return Judgement("dns", False,
                          f"DNS for {host} answered {_with_asn(bogons, None, vbogons)}; "
                          f"the control resolvers answered {_addrs(caddrs)}")
-    if _consistent(v, c, vaddrs, caddrs, asn, matcher):
+    if _consistent(v, c, vaddrs, caddrs, asn, matcher) or _tls_interference_only(v):
         if injected:
             return Judgement("dns", False,
                              f"DNS for {host} got two different replies to one query "
@@ -228,6 +228,15 @@ def _consistent(v: WebMeasurement, c: WebMeasurement, vaddrs: list[str], caddrs:
             and h.status is not None and ch.status is not None:
         return _http_match(h, ch, AnalysisSettings()) and not _blockpage(h, matcher)
     return False
+
+
+def _tls_interference_only(v: WebMeasurement) -> bool:
+    """Unfamiliar addresses that connect but whose every TLS handshake is reset or stalled after
+    the ClientHello: the handshake never got far enough to prove or disprove the address, and
+    that pattern is SNI filtering (Kazakhstan's commonest technique), so TLS explains it."""
+    connected = [t for t in v.tcp if t.status == "ok"]
+    return bool(connected and v.tls) and all(
+        t.failure in (F.CONNECTION_RESET, F.GENERIC_TIMEOUT, F.EOF_ERROR) for t in v.tls)
 
 
 # --- TCP ---------------------------------------------------------------------------------------
