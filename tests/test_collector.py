@@ -83,6 +83,27 @@ async def test_upload_is_judged_against_a_control_and_stored(lab: Lab, tmp_path:
             assert [(e.previous, e.state) for e in evs] == [(None, "tls")]
 
 
+async def test_collector_without_connectivity_judges_inconclusive(lab: Lab, tmp_path: Path,
+                                                                  pg_url: str) -> None:
+    # the collector's own canary is unreachable from the control's network: its controls say
+    # nothing, so an agent's failure must not be called "down" (nor blocking)
+    await lab.add_site("canary.test", control=Behaviour.refuse)
+    await lab.add_site("ratel.test", behaviour=Behaviour.tls_reset_after_hello)
+    url = lab.url("ratel.test")
+    tok = tokens("almaty-1")
+    cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url],
+                                 canaries=[lab.url("canary.test")])
+    m = await vantage_measurement(lab, url)
+    async with running_collector(cfg) as c, httpx.AsyncClient() as http:
+        r = await http.post(f"{c.url}/api/v1/measurements", headers=auth(tok["almaty-1"]),
+                            json={"measurements": [m]})
+        assert r.status_code == 200, r.text
+        with c.db.read() as s:
+            v = s.scalar(select(Verdict))
+            assert v is not None and v.verdict == "inconclusive"
+            assert "control" in v.reason
+
+
 async def test_redelivery_is_acknowledged_not_doubled(lab: Lab, tmp_path: Path, pg_url: str) -> None:
     await lab.add_site("ratel.test")
     url = lab.url("ratel.test")

@@ -20,7 +20,7 @@ from lab import CONTROL, Lab
 
 def write_collector_config(tmp_path: Path, lab: Lab, db_url: str, *, agents: dict[str, str],
                            urls: list[str], max_body: str = "256KiB", asn: dict[str, str] | None = None,
-                           name: str = "blockwatch.toml") -> Config:
+                           name: str = "blockwatch.toml", canaries: list[str] | None = None) -> Config:
     targets = "".join(f'[[target]]\nname = "Site {i}"\nurls = ["{u}"]\ncountry = "KZ"\n\n'
                       for i, u in enumerate(urls))
     (tmp_path / "targets.toml").write_text(targets, encoding="utf-8")
@@ -34,7 +34,7 @@ url = "{db_url}"
 [probe]
 targets = ["targets.toml"]
 timeout = "2s"
-canaries = []
+canaries = {_toml_list(canaries or [])}
 ca_bundle = "{lab.ca_pem_path}"
 allow_networks = ["127.0.0.0/8"]
 [control]
@@ -46,6 +46,10 @@ port = 8080
 max_body = "{max_body}"
 {vantages}""", encoding="utf-8")
     return load(tmp_path / name)
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{x}"' for x in items) + "]"
 
 
 def free_socket() -> socket.socket:

@@ -35,6 +35,7 @@ from blockwatch.storage.models import Event, Measurement, UrlState, Vantage, Ver
 
 log = logging.getLogger(__name__)
 
+HEALTH_TTL = 300.0  # seconds between checks of the collector's own canaries
 CONTROL_WINDOW = timedelta(minutes=10)  # a control this close in time to the agent's is reused
 CACHE_URLS = 5000  # URLs whose recent controls stay in memory
 
@@ -62,6 +63,7 @@ class Item:
     vantage_ok: bool
     round_id: str | None
     control: Control | None = None
+    control_ok: bool = True  # the collector's own connection worked (its canaries answered)
     judgement: Judgement | None = None
     evidence: dict[str, Any] | None = None  # m.to_json(), when the caller already has it
 
@@ -87,6 +89,29 @@ class Controls:
         self._recent: OrderedDict[str, list[Control]] = OrderedDict()
         self._loaded: dict[str, float] = {}  # URL -> monotonic time its DB rows were read
         self._inflight: dict[str, asyncio.Future[Control]] = {}
+        self._health: tuple[float, bool] | None = None
+        self._health_lock = asyncio.Lock()
+
+    async def healthy(self, snap: Snapshot) -> bool:
+        """Whether the collector's own network works (any canary answers), checked at most every
+        few minutes: when it does not, its controls say nothing and agents' failures must not be
+        called "down"."""
+        canaries = list(snap.cfg.settings.probe.canaries)
+        if not canaries:
+            return True
+        async with self._health_lock:
+            now = time.monotonic()
+            if self._health is not None and now - self._health[0] < HEALTH_TTL:
+                return self._health[1]
+            ms = await asyncio.gather(*(measure(u, snap.control, snap.settings) for u in canaries),
+                                      return_exceptions=True)
+            ok = any(not isinstance(m, BaseException) and m.http is not None
+                     and m.http.status is not None for m in ms)
+            if not ok:
+                log.warning("every canary failed from the collector: agents' verdicts are "
+                            "inconclusive until its connection works")
+            self._health = (now, ok)
+            return ok
 
     def _pick(self, url: str, at: datetime) -> Control | None:
         best = None
@@ -219,6 +244,9 @@ class Ingestor:
         fresh = [it for it in items if it.uid not in known]
         if fresh:
             await self.controls.for_items(snap, fresh)
+            if not await self.controls.healthy(snap):
+                for it in fresh:
+                    it.control_ok = False
         asn = agent.asn or batch.asn or ""
         result = await asyncio.to_thread(store_batch, self.state.db, snap, vid, fresh, asn)
         if result.events:
@@ -237,7 +265,7 @@ def judge_items(snap: Snapshot, items: Sequence[Item]) -> None:
     for it in items:
         c = it.control
         it.judgement = judge(it.m, c.m if c else None, vantage_ok=it.vantage_ok,
-                             control_ok=c is not None, settings=snap.analysis,
+                             control_ok=c is not None and it.control_ok, settings=snap.analysis,
                              interception=snap.interception, asn=snap.asn)
 
 
