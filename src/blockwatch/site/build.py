@@ -4,6 +4,7 @@ never sees a half-written page), and remove files an earlier build made that are
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -125,10 +126,18 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
                        now: datetime | None = None) -> BuildReport:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     rolled = rollup_due(db, now)
-    with db.read() as s:
-        snap = load_snapshot(s, now)
-    model = build_model(snap)
-    files = render_site(model, info)
+    # The build allocates millions of short-lived objects and creates no cycles worth chasing:
+    # the cyclic collector's passes over the growing heap cost a third of the build time.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with db.read() as s:
+            snap = load_snapshot(s, now)
+        model = build_model(snap)
+        files = render_site(model, info)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     written, removed = write_site(out_dir, files)
     return BuildReport(out_dir=out_dir, pages=sum(1 for p in files if p.endswith(".html")),
                        files=len(files), bytes=sum(len(b) for b in files.values()),
