@@ -4,10 +4,12 @@ judged and stored as results arrive (a crash mid-round loses only what was in fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import ipaddress
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,6 +80,21 @@ def analysis_settings(cfg: Config) -> AnalysisSettings:
     return AnalysisSettings(throttle_factor=cfg.settings.probe.throttle_factor)
 
 
+@contextlib.contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """A round allocates hundreds of thousands of short-lived objects; with the default
+    threshold (700) the cyclic collector runs thousands of times over a large heap. Measured:
+    about a fifth of a round's CPU. Raised for the round, restored after."""
+    old = gc.get_threshold()
+    gc.freeze()  # what exists before the round (modules, config, tables) is not re-scanned
+    gc.set_threshold(50_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 async def run_round(
     cfg: Config,
     targets: list[Target],
@@ -86,6 +103,19 @@ async def run_round(
     settings: ProbeSettings | None = None,
     on_result: Callable[[Result], None] | None = None,
     asn: Callable[[str], str | None] | None = None,
+) -> RoundReport:
+    with fewer_gc_passes():
+        return await _run_round(cfg, targets, db, settings=settings, on_result=on_result, asn=asn)
+
+
+async def _run_round(
+    cfg: Config,
+    targets: list[Target],
+    db: Database,
+    *,
+    settings: ProbeSettings | None,
+    on_result: Callable[[Result], None] | None,
+    asn: Callable[[str], str | None] | None,
 ) -> RoundReport:
     settings = settings or probe_settings(cfg)
     aset = analysis_settings(cfg)
