@@ -316,6 +316,10 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
 
     events: list[repo.NewEvent] = []
     keep_ids: list[int] = []
+    new_events: list[dict[str, Any]] = []
+    made: list[tuple[Item, Any]] = []
+    opened: dict[str, int] = {}  # URL -> index in new_events of its newest event
+    closes: list[dict[str, Any]] = []
     for it, verdict_id in zip(fresh, vids, strict=True):
         j = it.judgement
         assert j is not None
@@ -329,19 +333,32 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
                   updated_at=now)
         if tr is None:
             continue
-        if st["event_id"] is not None:
-            s.execute(update(E).where(E.c.id == st["event_id"], E.c.ended_at.is_(None))
-                      .values(ended_at=tr.started_at))
-        eid = s.scalar(E.insert().returning(E.c.id).values(
-            target_id=it.target_id, vantage_id=vantage_id, url=it.m.url, state=tr.state,
-            previous=tr.previous, confirmed=j.confirmed, reason=j.reason,
-            started_at=tr.started_at, detected_at=tr.detected_at, verdict_id=verdict_id))
-        assert eid is not None
-        st["event_id"] = eid
+        # events are inserted together after the loop (one statement, not one round trip each)
+        if it.m.url in opened:
+            new_events[opened[it.m.url]]["ended_at"] = tr.started_at
+        elif st["event_id"] is not None:
+            closes.append({"eid": st["event_id"], "ended": tr.started_at})
+        opened[it.m.url] = len(new_events)
+        new_events.append({
+            "target_id": it.target_id, "vantage_id": vantage_id, "url": it.m.url,
+            "state": tr.state, "previous": tr.previous, "confirmed": j.confirmed,
+            "reason": j.reason, "started_at": tr.started_at, "detected_at": tr.detected_at,
+            "ended_at": None, "verdict_id": verdict_id})
+        made.append((it, tr))
         keep_ids.append(new_ids[it.uid])
         if j.verdict != "ok" and it.control is not None:
             keep_ids.append(it.control.id)  # the evidence an event rests on is never pruned
-        events.append(repo.NewEvent(eid, it.target_id, vantage_id, it.m.url, tr.state, tr.previous))
+    if closes:
+        s.execute(update(E).where(E.c.id == bindparam("eid"), E.c.ended_at.is_(None))
+                  .values(ended_at=bindparam("ended")), closes)
+    if new_events:
+        eids = list(s.scalars(E.insert().returning(E.c.id, sort_by_parameter_order=True),
+                              new_events))
+        for (it, tr), eid in zip(made, eids, strict=True):
+            events.append(repo.NewEvent(eid, it.target_id, vantage_id, it.m.url, tr.state,
+                                        tr.previous))
+        for url, idx in opened.items():
+            states[url]["event_id"] = eids[idx]
     if keep_ids:
         s.execute(update(M).where(M.c.id.in_(keep_ids)).values(keep=True))
     _update_states(db, s, vantage_id, states)
