@@ -314,6 +314,11 @@ async def test_events_across_rounds(lab: Lab, tmp_path: Path) -> None:
         evs = s.scalars(select(Event).order_by(Event.id)).all()
         assert [(e.previous, e.state) for e in evs] == [(None, "ok"), ("ok", "tls"), ("tls", "ok")]
         assert evs[1].ended_at == evs[2].started_at and evs[2].ended_at is None
+        # retention keeps the evidence of anomalies and changes, with their controls
+        kept = {(m.role, m.round_id) for m in s.scalars(select(Measurement).where(Measurement.keep))}
+        rounds = [m.round_id for m in s.scalars(select(Measurement).where(Measurement.role == "vantage")
+                                                .order_by(Measurement.id))]
+        assert kept == {(role, rounds[i]) for i in (1, 2, 3, 5) for role in ("vantage", "control")}
     db.close()
 
 
