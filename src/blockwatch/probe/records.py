@@ -3,7 +3,7 @@ and posted by agents, and analysis reads nothing else."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -139,9 +139,14 @@ class WebMeasurement:
         return cls(**d)
 
 
+_LEAF = (str, int, float, bool, type(None))
+
+
 def _plain(obj: Any) -> Any:
-    if is_dataclass(obj):
-        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, _LEAF):
+        return obj
+    if hasattr(obj, "__dataclass_fields__"):  # our records: plain dataclasses, fields in __dict__
+        return {k: _plain(v) for k, v in obj.__dict__.items()}
     if isinstance(obj, list | tuple):
         return [_plain(x) for x in obj]
     if isinstance(obj, dict):
