@@ -4,12 +4,10 @@ judged and stored as results arrive (a crash mid-round loses only what was in fl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import ipaddress
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +16,7 @@ from sqlalchemy import insert, update
 from blockwatch.analysis.fingerprints import default_interception, default_matcher
 from blockwatch.analysis.verdict import AnalysisSettings, Judgement, judge
 from blockwatch.config import Config, LocalVantage
+from blockwatch.gctune import fewer_gc_passes
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.runner import NetworkView, ProbeSettings, doh_client, measure
@@ -81,21 +80,6 @@ def probe_settings(cfg: Config) -> ProbeSettings:
 
 def analysis_settings(cfg: Config) -> AnalysisSettings:
     return AnalysisSettings(throttle_factor=cfg.settings.probe.throttle_factor)
-
-
-@contextlib.contextmanager
-def fewer_gc_passes() -> Iterator[None]:
-    """A round allocates hundreds of thousands of short-lived objects; with the default
-    threshold (700) the cyclic collector runs thousands of times over a large heap. Measured:
-    about a fifth of a round's CPU. Raised for the round, restored after."""
-    old = gc.get_threshold()
-    gc.freeze()  # what exists before the round (modules, config, tables) is not re-scanned
-    gc.set_threshold(50_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 async def run_round(
@@ -218,7 +202,7 @@ def _row(m: WebMeasurement, *, url: str, role: str, target_id: int | None, vanta
     evidence = m.to_json()
     return _Row(url, vantage_id, target_id, at, {
         "uid": m.uid, "target_id": target_id, "vantage_id": vantage_id, "url": url, "role": role,
-        "round_id": round_id, "measured_at": at, "failure": _failure(m), "evidence": evidence,
+        "round_id": round_id, "measured_at": at, "failure": m.failure(), "evidence": evidence,
         "evidence_sha256": repo.evidence_hash(evidence), "keep": False})
 
 
@@ -265,18 +249,4 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
     return results, events
 
 
-def _failure(m: WebMeasurement) -> str | None:
-    for q in m.dns:
-        if q.failure and not m.addresses():
-            return q.failure
-    for t in m.tcp:
-        if t.failure and t.status == "failed":
-            return t.failure
-    for h in m.tls:
-        if h.failure:
-            return h.failure
-    return m.http.failure if m.http else None
 
-
-def measured_at_dt(r: Result) -> datetime:
-    return repo.parse_time(r.measured_at)

@@ -29,7 +29,7 @@ from blockwatch.collector.state import CollectorState, Snapshot
 from blockwatch.config import AgentVantage
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.runner import measure
-from blockwatch.round import CONTROL, _failure
+from blockwatch.round import CONTROL
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import Event, Measurement, UrlState, Vantage, Verdict
 
@@ -203,7 +203,7 @@ def _store_control(db: Database, snap: Snapshot, url: str, m: WebMeasurement) ->
         row = repo.add_measurement(
             s, uid=m.uid, target_id=snap.url_targets.get(url), vantage_id=snap.vantage_ids[CONTROL],
             url=url, role="control", measured_at=repo.parse_time(m.measured_at),
-            evidence=m.to_json(), failure=_failure(m))
+            evidence=m.to_json(), failure=m.failure())
         return row.id
 
 
@@ -297,7 +297,7 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
         ev_text = repo.canonical_json(evidence)
         rows.append({"uid": it.uid, "target_id": it.target_id, "vantage_id": vantage_id,
                      "url": it.m.url, "role": "vantage", "round_id": it.round_id,
-                     "measured_at": it.at, "failure": _failure(it.m), "evidence": evidence,
+                     "measured_at": it.at, "failure": it.m.failure(), "evidence": evidence,
                      "evidence_sha256": hashlib.sha256(ev_text.encode("utf-8")).hexdigest(),
                      "keep": j.verdict != "ok", "_evidence_text": ev_text})
     new_ids = _insert_measurements(db, s, rows)

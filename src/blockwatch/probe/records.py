@@ -120,6 +120,19 @@ class WebMeasurement:
                     out.append(a)
         return out
 
+    def failure(self) -> str | None:
+        """The first step that failed: what a row's `failure` column summarises."""
+        for q in self.dns:
+            if q.failure and not self.addresses():
+                return q.failure
+        for t in self.tcp:
+            if t.failure and t.status == "failed":
+                return t.failure
+        for h in self.tls:
+            if h.failure:
+                return h.failure
+        return self.http.failure if self.http else None
+
     def to_json(self) -> dict[str, Any]:
         return _plain(self)  # dataclasses.asdict deep-copies every leaf: 5x slower
 
