@@ -199,7 +199,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.config import LocalVantage, OoniVantage, ResolverVantage
     from blockwatch.resolver_round import run_resolver_round
-    from blockwatch.round import run_round
+    from blockwatch.round import probe_settings, run_round
 
     targets = _targets(cfg, args.target)
     skipped = [v for v in cfg.settings.vantage
@@ -228,8 +228,11 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     lookup = AsnLookup(table_path(cfg)).lookup if cfg.settings.asn.enabled else None
 
     async def both():  # type: ignore[no-untyped-def]
-        report = await run_round(cfg, targets, db, on_result=progress, asn=lookup)
-        report.results += await run_resolver_round(cfg, targets, db, on_result=progress, asn=lookup)
+        settings = probe_settings(cfg)  # one trust store load for both kinds of round
+        report = await run_round(cfg, targets, db, on_result=progress, asn=lookup,
+                                 settings=settings)
+        report.results += await run_resolver_round(cfg, targets, db, on_result=progress,
+                                                   asn=lookup, settings=settings)
         for rep in await import_all(cfg, db, targets):
             for p in rep.problems:
                 print(f"blockwatch check: {rep.vantage}: {p}", file=sys.stderr)

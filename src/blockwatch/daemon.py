@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from blockwatch.config import Config, OoniVantage
-from blockwatch.storage import Database, open_database
+from blockwatch.storage import Database, open_database, repo
 from blockwatch.storage.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,7 @@ def record_job(db: Database, name: str, *, started: datetime, ok: bool, error: s
             row.last_error = None
         else:
             row.last_error = error
-    if interval is not None:
-        from blockwatch.storage import repo
-
-        with db.write() as s:
+        if interval is not None:  # what `health` measures the lag against
             repo.set_kv(s, f"job_interval:{name}", interval.total_seconds())
 
 
@@ -70,19 +67,22 @@ class Daemon:
         self.running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.asn: Any = None
-        self.after_round: asyncio.Event = asyncio.Event()
+        self.settings: Any = None  # ProbeSettings, made at the first round
 
     # --- the jobs ------------------------------------------------------------------------------
 
     async def probe_round(self) -> None:
         from blockwatch.resolver_round import run_resolver_round
-        from blockwatch.round import run_round
+        from blockwatch.round import probe_settings, run_round
         from blockwatch.targets import load_targets
 
         targets = load_targets(self.cfg.target_files)
         lookup = self.asn.lookup if self.asn is not None else None
-        report = await run_round(self.cfg, targets, self.db, asn=lookup)
-        results = report.results + await run_resolver_round(self.cfg, targets, self.db, asn=lookup)
+        if self.settings is None:  # trust store and IPv6 route: read once, not every round
+            self.settings = probe_settings(self.cfg)
+        report = await run_round(self.cfg, targets, self.db, asn=lookup, settings=self.settings)
+        results = report.results + await run_resolver_round(
+            self.cfg, targets, self.db, asn=lookup, settings=self.settings)
         counts: dict[str, int] = {}
         for r in results:
             counts[r.verdict] = counts.get(r.verdict, 0) + 1
@@ -94,8 +94,8 @@ class Daemon:
         from blockwatch.feeds.commands import link_cases
 
         await asyncio.to_thread(link_cases, self.cfg, self.db)
-        await self._alerts()
-        await self._site()
+        await self.alerts()
+        await self.site()
 
     def ooni_job(self, v: OoniVantage) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
@@ -124,9 +124,9 @@ class Daemon:
 
         summary = await poll_feeds(self.cfg, self.db)
         log.info("feeds: %s", summary)
-        await self._alerts()
+        await self.alerts()
 
-    async def _alerts(self) -> None:
+    async def alerts(self) -> None:
         from blockwatch.alerts import deliver_outbox, queue_alerts, queue_digest
 
         if not (self.cfg.settings.alerts.recipient or self.cfg.settings.alerts.webhook):
@@ -135,16 +135,10 @@ class Daemon:
         await queue_digest(self.cfg, self.db)
         await deliver_outbox(self.cfg, self.db)
 
-    async def alerts(self) -> None:
-        await self._alerts()
-
-    async def _site(self) -> None:
+    async def site(self) -> None:
         from blockwatch.site.commands import build_site
 
         await asyncio.to_thread(build_site, self.cfg, self.db)
-
-    async def site(self) -> None:
-        await self._site()
 
     async def maintenance(self) -> None:
         from blockwatch.retention import prune

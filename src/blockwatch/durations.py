@@ -28,13 +28,3 @@ def parse_duration(text: str) -> timedelta:
         )
     return timedelta(seconds=total)
 
-
-def format_duration(td: timedelta) -> str:
-    secs = int(td.total_seconds())
-    if secs % 86400 == 0 and secs:
-        return f"{secs // 86400}d"
-    if secs % 3600 == 0 and secs:
-        return f"{secs // 3600}h"
-    if secs % 60 == 0 and secs:
-        return f"{secs // 60}m"
-    return f"{td.total_seconds():g}s"

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from blockwatch.alerts.outbox import backlog
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import JobRun, Outbox, UrlState, Vantage
@@ -48,12 +49,10 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
             if overdue:
                 h.problems.append(f"job {name} is overdue: last ran {repo.iso(last)}, "
                                   f"every {interval}")
-        pending = s.scalar(select(func.count()).select_from(Outbox)
-                           .where(Outbox.status.in_(("pending", "sending")))) or 0
         stuck = s.scalar(select(func.count()).select_from(Outbox)
                          .where(Outbox.status.in_(("pending", "sending", "failed")),
                                 Outbox.created_at < now - timedelta(hours=1))) or 0
-        h.outbox = {"pending": pending, "undeliverable_over_1h": stuck}
+        h.outbox = {**backlog(s, now), "undeliverable_over_1h": stuck}
         if stuck:
             h.problems.append(f"{stuck} alert(s) undeliverable for over an hour")
         # scheduled vantages must report every round; OONI is as sporadic as its volunteers

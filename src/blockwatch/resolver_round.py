@@ -139,19 +139,22 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
         tids = repo.sync_targets(s, [t for t, *_ in judged]) if judged else {}
         vid = repo.ensure_vantage(s, vconf.name, "resolver", vconf.country)
         cid = repo.ensure_vantage(s, CONTROL, "control")
-        for t, url, v, c, j in judged:
-            cm = repo.add_measurement(s, uid=c.uid, target_id=tids.get(t.name), vantage_id=cid,
-                                      url=url, role="control",
-                                      measured_at=repo.parse_time(c.measured_at),
+        pairs = []
+        for t, url, v, c, _j in judged:
+            tid = tids.get(t.name)
+            cm = repo.add_measurement(s, uid=c.uid, target_id=tid, vantage_id=cid, url=url,
+                                      role="control", measured_at=repo.parse_time(c.measured_at),
                                       evidence=c.to_json(), round_id=round_id)
-            m = repo.add_measurement(s, uid=v.uid, target_id=tids.get(t.name), vantage_id=vid,
-                                     url=url, role="vantage",
-                                     measured_at=repo.parse_time(v.measured_at),
+            m = repo.add_measurement(s, uid=v.uid, target_id=tid, vantage_id=vid, url=url,
+                                     role="vantage", measured_at=repo.parse_time(v.measured_at),
                                      evidence=v.to_json(), round_id=round_id,
                                      failure=next((q.failure for q in v.dns if q.failure), None))
-            _, new = repo.record_verdict(s, measurement=m, control_id=cm.id, verdict=j.verdict,
-                                         confirmed=j.confirmed, reason=j.reason,
-                                         confirm_after=cfg.settings.probe.confirm_after)
+            pairs.append((m, cm))
+        recorded = repo.record_verdicts(
+            s, [repo.VerdictInput(m, cm.id, j.verdict, j.confirmed, j.reason)
+                for (m, cm), (*_, j) in zip(pairs, judged, strict=True)],
+            cfg.settings.probe.confirm_after)
+        for (t, url, v, _c, j), (_, new) in zip(judged, recorded, strict=True):
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
                               v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None))
     return out

@@ -124,11 +124,11 @@ def judge_dns(
         return Judgement("inconclusive", False,
                          f"the resolver failed its control queries ({resolver_problem}): "
                          "no evidence either way")
-    if c is None or (not _answers(c) and _dns_failure(c) != F.DNS_NXDOMAIN):
+    if c is None or (not c.addresses() and _dns_failure(c) != F.DNS_NXDOMAIN):
         return Judgement("inconclusive", False, "the control resolvers gave no answer to compare with")
     j = _dns(v, c, host, asn, matcher, interception, AnalysisSettings())
     if j is None:
-        return Judgement("ok", False, f"DNS for {host} answered {_addrs(_answers(v))}, consistent "
+        return Judgement("ok", False, f"DNS for {host} answered {_addrs(v.addresses())}, consistent "
                                       "with the control resolvers")
     if j.verdict != "dns":
         return Judgement("inconclusive", False, j.reason)
@@ -137,13 +137,9 @@ def judge_dns(
 
 # --- DNS ---------------------------------------------------------------------------------------
 
-def _answers(m: WebMeasurement) -> list[str]:
-    return m.addresses()
-
-
 def _dns_failure(m: WebMeasurement) -> str | None:
     """The failure of the name's lookup as a whole: None when any query gave addresses."""
-    if not m.dns or _answers(m):
+    if not m.dns or m.addresses():
         return None
     a = [q for q in m.dns if q.qtype == "A"] or m.dns
     fails = [q.failure for q in a if q.failure]
@@ -170,7 +166,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
     if not v.dns:  # an IP-literal URL: nothing to resolve
         return None
     vf, cf = _dns_failure(v), _dns_failure(c)
-    caddrs = _answers(c)
+    caddrs = c.addresses()
     if vf is not None:
         said = _DNS_WORDS.get(vf, vf)
         if cf is not None:
@@ -181,7 +177,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
         return Judgement("dns", False,
                          f"DNS for {host} answered {said} at the vantage; "
                          f"the control resolvers answered {_addrs(caddrs)}")
-    vaddrs = _answers(v)
+    vaddrs = v.addresses()
     blocked = [a for a in vaddrs if interception.is_block_address(a)]
     if blocked:
         return Judgement("dns", True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import socket
 import ssl
@@ -105,19 +104,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
             await writer.wait_closed()
 
 
-async def tcp_connect(address: str, port: int, *, timeout: float, source: str | None) -> TcpConnect:
-    rec = TcpConnect(address=address, port=port, status="ok")
-    t0 = time.perf_counter()
-    try:
-        _, writer = await _open(address, port, source, timeout)
-    except (OSError, TimeoutError) as exc:
-        rec.status, rec.failure = "failed", F.classify(exc)
-    else:
-        await _close(writer)
-    rec.t_ms = round((time.perf_counter() - t0) * 1000, 2)
-    return rec
-
-
 async def connect(
     address: str, port: int, sni: str | None, *, timeout: float, source: str | None,
     verified: ssl.SSLContext, unverified: ssl.SSLContext, keep: bool = False,
@@ -190,4 +176,4 @@ def is_ipv6(address: str) -> bool:
     return ":" in address
 
 
-__all__ = ["connect", "errno", "has_ipv6_route", "make_ssl_context", "tcp_connect"]
+__all__ = ["connect", "has_ipv6_route", "make_ssl_context"]

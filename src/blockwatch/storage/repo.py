@@ -96,16 +96,6 @@ def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: 
     return m
 
 
-def new_measurement(*, uid: str, target_id: int | None, vantage_id: int, url: str, role: str,
-                    measured_at: datetime, evidence: dict[str, Any], failure: str | None = None,
-                    round_id: str | None = None, keep: bool = False) -> Measurement:
-    """A Measurement row to add in bulk (`add_all` + one flush)."""
-    return Measurement(uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
-                       measured_at=measured_at, evidence=evidence,
-                       evidence_sha256=evidence_hash(evidence), failure=failure,
-                       round_id=round_id, keep=keep)
-
-
 def measurement_exists(s: Session, uid: str) -> bool:
     return s.scalar(select(Measurement.id).where(Measurement.uid == uid)) is not None
 
