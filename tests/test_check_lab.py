@@ -345,3 +345,32 @@ async def test_check_command_json_lines(lab: Lab, tmp_path: Path, capfd: pytest.
     assert code == 0 and "TARGET" in table and "Ratel.kz" in table and "tls" in table
 
 
+
+
+async def test_checking_one_target_leaves_the_others_listed(lab: Lab, tmp_path: Path) -> None:
+    from blockwatch.cli import main
+    from blockwatch.storage.models import Target as TargetRow
+
+    await lab.add_site("ratel.test")
+    await lab.add_site("vlast.test")
+    cfg = await scenario(lab, tmp_path)
+    (tmp_path / "targets.toml").write_text(
+        f'[[target]]\nname = "Ratel.kz"\nurls = ["{lab.url("ratel.test")}"]\n\n'
+        f'[[target]]\nname = "Vlast.kz"\nurls = ["{lab.url("vlast.test")}"]\n', encoding="utf-8")
+    assert await asyncio.to_thread(main, ["--config", str(cfg.path), "check", "--json"]) == 0
+    assert await asyncio.to_thread(
+        main, ["--config", str(cfg.path), "check", "--json", "--target", "Ratel.kz"]) == 0
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        # the site and the digest list active targets only: a partial check must not hide any
+        assert {t.name: t.active for t in s.scalars(select(TargetRow))} == {
+            "Ratel.kz": True, "Vlast.kz": True}
+    db.close()
+    (tmp_path / "targets.toml").write_text(
+        f'[[target]]\nname = "Ratel.kz"\nurls = ["{lab.url("ratel.test")}"]\n', encoding="utf-8")
+    assert await asyncio.to_thread(main, ["--config", str(cfg.path), "check", "--json"]) == 0
+    db = open_database(cfg.database_url)
+    with db.read() as s:  # removed from the files: kept, no longer shown
+        assert {t.name: t.active for t in s.scalars(select(TargetRow))} == {
+            "Ratel.kz": True, "Vlast.kz": False}
+    db.close()

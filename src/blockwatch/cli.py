@@ -157,15 +157,12 @@ def _db(cfg: Config):  # type: ignore[no-untyped-def]
     return open_database(cfg.database_url)
 
 
-def _targets(cfg: Config, only: list[str] | None = None):  # type: ignore[no-untyped-def]
-    from blockwatch.targets import load_targets
-
-    targets = load_targets(cfg.target_files)
+def _select(targets, only: list[str] | None, where: str):  # type: ignore[no-untyped-def]
     if only:
         names = {t.name.lower(): t for t in targets}
         missing = [n for n in only if n.lower() not in names]
         if missing:
-            raise UsageError(f"no target named {missing[0]!r} in {', '.join(map(str, cfg.target_files))}")
+            raise UsageError(f"no target named {missing[0]!r} in {where}")
         targets = [names[n.lower()] for n in only]
     return targets
 
@@ -200,14 +197,19 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.config import LocalVantage, OoniVantage, ResolverVantage
     from blockwatch.resolver_round import run_resolver_round
     from blockwatch.round import probe_settings, run_round
+    from blockwatch.storage import repo
+    from blockwatch.targets import load_targets
 
-    targets = _targets(cfg, args.target)
+    everything = load_targets(cfg.target_files)
+    targets = _select(everything, args.target, ", ".join(map(str, cfg.target_files)))
     skipped = [v for v in cfg.settings.vantage
                if not isinstance(v, LocalVantage | ResolverVantage | OoniVantage)]
     for v in skipped:
         print(f"blockwatch check: vantage {v.name} ({v.kind}) reports through the collector "
               "(`blockwatch serve`); `check` does not measure it", file=sys.stderr)
     db = _db(cfg)
+    with db.write() as s:  # the files are the truth, even when only some targets are measured
+        repo.sync_targets(s, everything)
     total = sum(len(t.urls) for t in targets) * len(
         [v for v in cfg.settings.vantage if isinstance(v, LocalVantage | ResolverVantage)])
     done = [0]

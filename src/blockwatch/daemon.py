@@ -58,6 +58,12 @@ def record_job(db: Database, name: str, *, started: datetime, ok: bool, error: s
             repo.set_kv(s, f"job_interval:{name}", interval.total_seconds())
 
 
+def _sync_all_targets(db: Database, targets: list[Any]) -> None:
+    """The target files are the truth: a target removed from them stops being shown."""
+    with db.write() as s:
+        repo.sync_targets(s, targets)
+
+
 class Daemon:
     def __init__(self, cfg: Config, db: Database, *, now: Callable[[], datetime] | None = None):
         self.cfg = cfg
@@ -77,6 +83,7 @@ class Daemon:
         from blockwatch.targets import load_targets
 
         targets = load_targets(self.cfg.target_files)
+        await asyncio.to_thread(_sync_all_targets, self.db, targets)
         lookup = self.asn.lookup if self.asn is not None else None
         if self.settings is None:  # trust store and IPv6 route: read once, not every round
             self.settings = probe_settings(self.cfg)

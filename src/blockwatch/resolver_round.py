@@ -136,7 +136,7 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
            ) -> list[Result]:
     out = []
     with db.write() as s:
-        tids = repo.sync_targets(s, [t for t, *_ in judged]) if judged else {}
+        tids = repo.sync_targets(s, [t for t, *_ in judged], retire_others=False) if judged else {}
         vid = repo.ensure_vantage(s, vconf.name, "resolver", vconf.country)
         cid = repo.ensure_vantage(s, CONTROL, "control")
         pairs = []

@@ -176,7 +176,8 @@ async def _run_round(
 
 def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict[str, int]]:
     with db.write() as s:
-        tids = repo.sync_targets(s, targets)
+        # the target files themselves are synced by the caller that loaded all of them
+        tids = repo.sync_targets(s, targets, retire_others=False)
         vids = {CONTROL: repo.ensure_vantage(s, CONTROL, "control")}
         for v, _ in local_views(cfg):
             vids[v.name] = repo.ensure_vantage(s, v.name, "local", v.country)

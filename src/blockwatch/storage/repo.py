@@ -47,8 +47,11 @@ def evidence_hash(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
-def sync_targets(s: Session, targets: Iterable[TargetSpec]) -> dict[str, int]:
-    """Make the targets table match the target files; a removed target is kept, inactive."""
+def sync_targets(s: Session, targets: Iterable[TargetSpec], *, retire_others: bool = True
+                 ) -> dict[str, int]:
+    """Make the targets table match the target files; a removed target is kept, inactive.
+    With `retire_others=False` (a round of only some targets: `check --target`) the others are
+    left as they are."""
     rows = {t.name: t for t in s.scalars(select(Target))}
     seen = set()
     for t in targets:
@@ -61,7 +64,7 @@ def sync_targets(s: Session, targets: Iterable[TargetSpec]) -> dict[str, int]:
         row.country, row.category = t.country, t.category
         row.urls, row.aliases, row.active = list(t.urls), list(t.aliases), True
     for name, row in rows.items():
-        if name not in seen:
+        if retire_others and name not in seen:
             row.active = False
     s.flush()
     return {name: row.id for name, row in rows.items()}
