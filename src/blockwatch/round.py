@@ -200,11 +200,9 @@ class _Row:
 def _row(m: WebMeasurement, *, url: str, role: str, target_id: int | None, vantage_id: int,
          round_id: str) -> _Row:
     at = repo.parse_time(m.measured_at)
-    evidence = m.to_json()
-    return _Row(url, vantage_id, target_id, at, {
-        "uid": m.uid, "target_id": target_id, "vantage_id": vantage_id, "url": url, "role": role,
-        "round_id": round_id, "measured_at": at, "failure": m.failure(), "evidence": evidence,
-        "evidence_sha256": repo.evidence_hash(evidence), "keep": False})
+    return _Row(url, vantage_id, target_id, at, repo.measurement_values(
+        uid=m.uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
+        measured_at=at, evidence=m.to_json(), failure=m.failure(), round_id=round_id))
 
 
 def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, interception):  # type: ignore[no-untyped-def]

@@ -86,14 +86,23 @@ def ensure_vantage(s: Session, name: str, kind: str, country: str = "", asn: str
     return row.id
 
 
+def measurement_values(*, uid: str, target_id: int | None, vantage_id: int, url: str,
+                       role: str, measured_at: datetime, evidence: dict[str, Any],
+                       failure: str | None = None, round_id: str | None = None,
+                       keep: bool = False) -> dict[str, Any]:
+    """A measurements row (for the ORM or a bulk Core INSERT), its evidence hashed."""
+    return {"uid": uid, "target_id": target_id, "vantage_id": vantage_id, "url": url,
+            "role": role, "round_id": round_id, "measured_at": measured_at, "failure": failure,
+            "evidence": evidence, "evidence_sha256": evidence_hash(evidence), "keep": keep}
+
+
 def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: int, url: str,
                     role: str, measured_at: datetime, evidence: dict[str, Any],
                     failure: str | None = None, round_id: str | None = None,
                     keep: bool = False) -> Measurement:
-    m = Measurement(uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
-                    measured_at=measured_at, evidence=evidence,
-                    evidence_sha256=evidence_hash(evidence), failure=failure,
-                    round_id=round_id, keep=keep)
+    m = Measurement(**measurement_values(
+        uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
+        measured_at=measured_at, evidence=evidence, failure=failure, round_id=round_id, keep=keep))
     s.add(m)
     s.flush()
     return m
