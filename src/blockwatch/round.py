@@ -123,9 +123,10 @@ async def _run_round(
 
     # Canaries: if every canary fails at a view, that view's round is inconclusive.
     canaries = list(cfg.settings.probe.canaries)
-    if canaries:
-        for view in views:
-            ms = await asyncio.gather(*(one(u, view) for u in canaries))
+    if canaries:  # every view at once: a dead view's canary timeouts run in parallel
+        per_view = await asyncio.gather(*(asyncio.gather(*(one(u, view) for u in canaries))
+                                          for view in views))
+        for view, ms in zip(views, per_view, strict=True):
             report.vantage_ok[view.name] = any(m.http is not None and m.http.status is not None
                                                for m in ms)
     else:
