@@ -1,23 +1,20 @@
-"""HTTP(S) step: GET through at most 10 redirects, connecting to addresses chosen by the
-vantage's own DNS (so a lying resolver's address is what gets fetched), with a body cap that
-also bounds decompression."""
+"""HTTP(S) step: GET through at most 10 redirects, over connections our TCP/TLS step opened to
+addresses chosen by the vantage's own DNS (so a lying resolver's address is what gets fetched),
+with a body cap that also bounds decompression."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import html
 import re
-import ssl
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
-import httpcore
-import httpx
+import h11
 
 from blockwatch.probe import failures as F
 from blockwatch.probe.records import HttpHop, HttpResult
@@ -32,119 +29,128 @@ Resolve = Callable[[str], Awaitable[str | None]]
 Matcher = Callable[[bytes, dict[str, str], int | None], list[str]]
 
 
-class NoAddress(httpcore.ConnectError):
-    pass
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# Opens a connection to (host, port), with TLS when asked: (address, stream or None, failure)
+Connect = Callable[[str, int, bool], Awaitable[tuple[str | None, Stream | None, str | None]]]
 
 
-class OpenedStream(httpcore.AsyncNetworkStream):
-    """An asyncio connection the TCP/TLS step already opened (and, for https, already shook
-    hands on, with the same trust store and SNI), handed to httpcore so the HTTP request does
-    not pay for a second connection and handshake."""
+class _Failed(Exception):
+    def __init__(self, failure: str):
+        super().__init__(failure)
+        self.failure = failure
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader, self._writer = reader, writer
-        # httpcore re-wraps our exceptions and the errno is lost on the way: keep the original
-        self.error: BaseException | None = None
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+class _Exchange:
+    """One HTTP/1.1 request and response on an open connection, spoken with h11 (the protocol
+    engine under httpx). httpx itself is not used here: its client, pool and URL machinery cost
+    more CPU per probe than the request did, and every connection comes from our own TCP/TLS
+    step anyway (pinned to the vantage's DNS answer, same SNI and trust store)."""
+
+    def __init__(self, stream: Stream, timeout: float):
+        self.reader, self.writer = stream
+        self.timeout = timeout
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
+        self.eof = False
+
+    def send(self, target: str, headers: list[tuple[str, str]]) -> None:
         try:
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
-        except TimeoutError as exc:
-            self.error = exc
-            raise httpcore.ReadTimeout("timed out reading") from None
-        except OSError as exc:
-            self.error = exc
-            raise httpcore.ReadError(str(exc)) from exc
+            data = self.h11.send(h11.Request(method="GET", target=target, headers=headers))
+            data += self.h11.send(h11.EndOfMessage())  # type: ignore[operator]
+        except h11.LocalProtocolError as exc:  # a URL h11 will not put on the wire
+            raise _Failed(F.HTTP_PROTOCOL_ERROR) from exc
+        self.writer.write(data)  # type: ignore[arg-type]
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                self._writer.write(buffer)
-                await self._writer.drain()
-        except TimeoutError as exc:
-            self.error = exc
-            raise httpcore.WriteTimeout("timed out writing") from None
-        except OSError as exc:
-            self.error = exc
-            raise httpcore.WriteError(str(exc)) from exc
+    async def next(self) -> Any:
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise _Failed(F.EOF_ERROR if self.eof else F.HTTP_PROTOCOL_ERROR) from exc
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.ConnectionClosed):
+                    raise _Failed(F.EOF_ERROR)
+                return event
+            try:
+                async with asyncio.timeout(self.timeout):
+                    data = await self.reader.read(65536)
+            except (OSError, TimeoutError, EOFError) as exc:
+                raise _Failed(F.classify(exc)) from exc
+            self.eof = not data
+            self.h11.receive_data(data)
 
-    async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1):
-                await self._writer.wait_closed()
+    async def response(self) -> h11.Response:
+        while True:
+            event = await self.next()
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):  # 1xx: wait for the real one
+                raise _Failed(F.HTTP_PROTOCOL_ERROR)
 
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        return self  # the handshake happened in the TLS step
+    async def body(self, limit: int, encoding: str) -> tuple[bytes, bool, str | None]:
+        """The decoded body under the cap (the wire is capped too: a body that decodes to
+        nothing must still end)."""
+        decoder = _Decoder(encoding)
+        parts: list[bytes] = []
+        size = wire = 0
+        truncated = False
+        failure = None
+        while True:
+            try:
+                event = await self.next()
+            except _Failed as exc:
+                failure = exc.failure
+                break
+            if not isinstance(event, h11.Data):
+                break  # EndOfMessage
+            wire += len(event.data)
+            try:
+                out = decoder.feed(bytes(event.data), limit - size)
+            except zlib.error:
+                failure = F.HTTP_PROTOCOL_ERROR
+                break
+            parts.append(out)
+            size += len(out)
+            if size >= limit or wire > limit * 4:
+                truncated = True
+                break
+        return b"".join(parts), truncated, failure
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return self._reader.at_eof() or bool(self._reader._buffer)
-        return self._writer.get_extra_info(info)
-
-
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects to the address our own DNS step chose for a host, not the system resolver's."""
-
-    def __init__(self, resolve: Resolve):
-        self._inner = httpcore.AnyIOBackend()
-        self._resolve = resolve
-        self.last_address: str | None = None
-        # (host, port) -> (address, an already opened connection) for the first request
-        self.opened: dict[tuple[str, int], tuple[str, OpenedStream]] = {}
-        self.used: list[OpenedStream] = []
-
-    def classify(self, exc: BaseException) -> str:
-        for stream in self.used:
-            if stream.error is not None:
-                return F.classify(stream.error)
-        return F.classify(exc)
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        ready = self.opened.pop((host, port), None)
-        if ready is not None:
-            self.last_address = ready[0]
-            self.used.append(ready[1])
-            return ready[1]
-        address = await self._resolve(host)
-        if address is None:
-            raise NoAddress(f"no address for {host}")
-        self.last_address = address
-        if local_address and (":" in local_address) != (":" in address):
-            local_address = None
-        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Any = None) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used by probes")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    def close(self) -> None:
+        self.writer.close()
 
 
-def make_client(resolve: Resolve, *, ssl_context: ssl.SSLContext, source: str | None,
-                timeout: float, user_agent: str) -> tuple[httpx.AsyncClient, PinnedBackend]:
-    """A fresh client per probe: pooled connections would carry one SNI to another name
-    (PITFALLS.md) and blur per-step timings."""
-    backend = PinnedBackend(resolve)
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context, retries=0)
-    # httpx has no public hook for the network backend; the pool is built the same way it
-    # builds it, plus our backend.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=ssl_context, max_keepalive_connections=0, http1=True, http2=False,
-        local_address=source, network_backend=backend, retries=0,
-    )
-    client = httpx.AsyncClient(
-        transport=transport, trust_env=False, follow_redirects=False,
-        timeout=httpx.Timeout(timeout),
-        headers={"user-agent": user_agent, "accept": "text/html,application/xhtml+xml,*/*;q=0.8",
-                 "accept-language": "ru,kk;q=0.9,en;q=0.8", "accept-encoding": "gzip, deflate"},
-    )
-    return client, backend
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+_SAFE = "/%:@!$&'()*+,;=-._~?#[]"
+
+
+def _target(parts: SplitResult) -> str:
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return quote(target, safe=_SAFE)  # non-ASCII and spaces percent-encoded, as browsers do
+
+
+def _host_header(host: str, port: int, https: bool) -> str:
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port == (443 if https else 80) else f"{host}:{port}"
+
+
+def request_headers(host: str, user_agent: str) -> list[tuple[str, str]]:
+    return [("host", host), ("user-agent", user_agent),
+            ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+            ("accept-language", "ru,kk;q=0.9,en;q=0.8"), ("accept-encoding", "gzip, deflate"),
+            ("connection", "close")]
 
 
 def extract_title(body: bytes) -> str:
@@ -200,8 +206,11 @@ class _Decoder:
             return self._z.decompress(data, room)
 
 
-async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
-                body_limit: int, match: Matcher | None = None) -> HttpResult:
+async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], connect: Connect,
+                body_limit: int, user_agent: str, timeout: float, match: Matcher | None = None
+                ) -> HttpResult:
+    """GET `url`, following redirects. A connection in `opened` (the TCP/TLS step's) is used for
+    its (host, port) first; other hops get theirs from `connect`."""
     res = HttpResult()
     t0 = time.perf_counter()
     current = url
@@ -209,37 +218,56 @@ async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
         hop = HttpHop(url=current)
         res.hops.append(hop)
         h0 = time.perf_counter()
+        parts = urlsplit(current)
+        https = parts.scheme == "https"
+        host = parts.hostname or ""
         try:
-            req = client.build_request("GET", current)
-            resp = await client.send(req, stream=True)
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            hop.failure = res.failure = (
-                F.DNS_NO_ANSWER if isinstance(exc.__cause__ or exc.__context__, NoAddress)
-                or "no address for" in str(exc) else backend.classify(exc)
-            )
-            hop.address = backend.last_address
-            hop.t_ms = _ms(h0)
+            port = parts.port or (443 if https else 80)
+        except ValueError:  # a port out of range in a Location header
+            hop.failure = res.failure = F.HTTP_PROTOCOL_ERROR
             break
-        hop.address = backend.last_address
-        hop.status = resp.status_code
-        hop.headers = [[k, v] for k, v in resp.headers.multi_items()]
-        ttfb = _ms(h0)
-        if resp.status_code in _REDIRECTS and "location" in resp.headers:
-            await resp.aclose()
-            hop.location = urljoin(current, resp.headers["location"])
-            hop.t_ms = _ms(h0)
-            if urlsplit(hop.location).scheme not in ("http", "https"):
-                res.failure = F.HTTP_PROTOCOL_ERROR
+        ready = opened.pop((host, port), None)
+        if ready is not None:
+            hop.address, stream = ready
+        else:
+            hop.address, stream, failure = await connect(host, port, https)
+            if stream is None:
+                hop.failure = res.failure = failure or F.UNKNOWN
+                hop.t_ms = _ms(h0)
                 break
-            current = hop.location
-            continue
-        # final response: read the body under the cap
-        res.final_url = current
-        res.status = resp.status_code
-        res.headers = {k.lower(): v for k, v in resp.headers.items()}
-        res.ttfb_ms = ttfb
-        b0 = time.perf_counter()
-        body, truncated, failure = await _read_body(resp, body_limit, backend)
+        ex = _Exchange(stream, timeout)
+        try:
+            try:
+                ex.send(_target(parts), request_headers(_host_header(host, port, https), user_agent))
+                resp = await ex.response()
+            except _Failed as exc:
+                hop.failure = res.failure = exc.failure
+                hop.t_ms = _ms(h0)
+                break
+            pairs = [(_text(k), _text(v)) for k, v in resp.headers]
+            headers: dict[str, str] = {}
+            for k, v in pairs:
+                headers[k] = f"{headers[k]}, {v}" if k in headers else v
+            hop.status = resp.status_code
+            hop.headers = [[k, v] for k, v in pairs]
+            ttfb = _ms(h0)
+            if resp.status_code in _REDIRECTS and "location" in headers:
+                hop.location = urljoin(current, headers["location"].strip())
+                hop.t_ms = _ms(h0)
+                if urlsplit(hop.location).scheme not in ("http", "https"):
+                    res.failure = F.HTTP_PROTOCOL_ERROR
+                    break
+                current = hop.location
+                continue
+            # final response: read the body under the cap
+            res.final_url = current
+            res.status = resp.status_code
+            res.headers = headers
+            res.ttfb_ms = ttfb
+            b0 = time.perf_counter()
+            body, truncated, failure = await ex.body(body_limit, headers.get("content-encoding", ""))
+        finally:
+            ex.close()
         res.transfer_ms = _ms(b0)
         hop.t_ms = _ms(h0)
         res.body_truncated = truncated
@@ -257,32 +285,6 @@ async def fetch(client: httpx.AsyncClient, backend: PinnedBackend, url: str, *,
         res.failure = F.HTTP_TOO_MANY_REDIRECTS
     res.t_ms = _ms(t0)
     return res
-
-
-async def _read_body(resp: httpx.Response, limit: int, backend: PinnedBackend | None = None
-                     ) -> tuple[bytes, bool, str | None]:
-    decoder = _Decoder(resp.headers.get("content-encoding", ""))
-    parts: list[bytes] = []
-    size = 0
-    wire = 0
-    truncated = False
-    failure = None
-    try:
-        async for chunk in resp.aiter_raw():
-            wire += len(chunk)
-            out = decoder.feed(chunk, limit - size)
-            parts.append(out)
-            size += len(out)
-            if size >= limit or wire > limit * 4:
-                truncated = True
-                break
-    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-        failure = backend.classify(exc) if backend else F.classify(exc)
-    except zlib.error:
-        failure = F.HTTP_PROTOCOL_ERROR
-    finally:
-        await resp.aclose()
-    return b"".join(parts), truncated, failure
 
 
 def _ms(t0: float) -> float:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from blockwatch.probe import dnsprobe, httpprobe, netsteps
+from blockwatch.probe import failures as F
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import HttpHop, HttpResult, TcpConnect, WebMeasurement
 
@@ -99,7 +100,7 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
                          source=view.source_address, verified=verified, unverified=unverified,
                          keep=True)
         for a in reachable))
-    opened: list[tuple[str, object]] = []
+    opened: list[tuple[str, httpprobe.Stream]] = []
     for tcp, tls, conn in results:
         m.tcp.append(tcp)
         if tls is not None:
@@ -124,31 +125,39 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
         addrs = cache[name]
         return addrs[0] if addrs else None
 
-    client, backend = httpprobe.make_client(
-        resolve, ssl_context=verified, source=view.source_address, timeout=settings.timeout,
-        user_agent=settings.user_agent)
-    for address, (reader, writer) in opened:  # type: ignore[misc]
-        if preferred and address == preferred[0] and (host, port) not in backend.opened:
-            backend.opened[(host, port)] = (address, httpprobe.OpenedStream(reader, writer))
+    async def connect(name: str, port: int, tls: bool
+                      ) -> tuple[str | None, httpprobe.Stream | None, str | None]:
+        address = await resolve(name)
+        if address is None:
+            return None, None, F.DNS_NO_ANSWER
+        tcp, hs, conn = await netsteps.connect(
+            address, port, name if tls else None, timeout=settings.timeout,
+            source=view.source_address, verified=verified, unverified=unverified, keep=True)
+        return address, conn, (hs.failure if hs is not None and hs.failure else tcp.failure)
+
+    opened_for_http: dict[tuple[str, int], tuple[str, httpprobe.Stream]] = {}
+    for address, conn in opened:
+        if preferred and address == preferred[0] and (host, port) not in opened_for_http:
+            opened_for_http[(host, port)] = (address, conn)
         else:
-            writer.close()
+            conn[1].close()
     # When every address was tried and none completed the connection (TCP, or TLS for https),
     # an HTTP request can only fail the same way after another full timeout: record that
     # instead of waiting for it.
     tried_tcp = [t for t in m.tcp if t.status != "skipped"]
     dead = (m.dns and tried_tcp and not any(t.status == "ok" for t in tried_tcp)) or (
         https and m.tls and not any(t.ok for t in m.tls))
-    async with client:
-        if dead:
-            first = next((t.failure for t in m.tls if t.failure), None) or next(
-                (t.failure for t in tried_tcp if t.failure), None)
-            m.http = HttpResult(failure=first, hops=[HttpHop(url=url, failure=first)],
-                                not_attempted=True)
-        else:
-            m.http = await httpprobe.fetch(client, backend, url, body_limit=settings.body_limit,
-                                           match=settings.matcher)
-    for _, stream in backend.opened.values():  # unused (the request never went out)
-        await stream.aclose()
+    if dead:
+        first = next((t.failure for t in m.tls if t.failure), None) or next(
+            (t.failure for t in tried_tcp if t.failure), None)
+        m.http = HttpResult(failure=first, hops=[HttpHop(url=url, failure=first)],
+                            not_attempted=True)
+    else:
+        m.http = await httpprobe.fetch(url, opened=opened_for_http, connect=connect,
+                                       body_limit=settings.body_limit, user_agent=settings.user_agent,
+                                       timeout=settings.timeout, match=settings.matcher)
+    for _, (_, writer) in opened_for_http.values():  # unused (the request never went out)
+        writer.close()
     m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
     return m
 
