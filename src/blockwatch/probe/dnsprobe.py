@@ -6,11 +6,16 @@ needs another HTTP package (PITFALLS.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import ipaddress
+import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import dns.asyncquery
+import dns.entropy
 import dns.exception
 import dns.flags
 import dns.message
@@ -97,36 +102,119 @@ async def query(
 ) -> DnsQuery:
     """One query. With `linger` > 0 on UDP, keep listening after the first reply to catch a
     second one (on-path injection answers twice)."""
-    rec = DnsQuery(resolver=spec.label, transport=spec.transport, qname=qname, qtype=qtype)
+    return (await query_types(spec, qname, (qtype,), timeout=timeout, source=source, http=http,
+                              linger=linger))[0]
+
+
+async def query_types(
+    spec: ResolverSpec,
+    qname: str,
+    qtypes: tuple[str, ...],
+    *,
+    timeout: float,
+    source: str | None = None,
+    http: httpx.AsyncClient | None = None,
+    linger: float = 0.0,
+) -> list[DnsQuery]:
+    """One query per type to one resolver, concurrently (over UDP: from one socket)."""
+    recs = [DnsQuery(resolver=spec.label, transport=spec.transport, qname=qname, qtype=t)
+            for t in qtypes]
+    queries = _queries(qname, qtypes)
+    t0 = time.perf_counter()
+    if spec.transport == "udp":
+        outcomes = await _udp(queries, spec.host, spec.port, timeout, source, linger)
+    else:
+        outcomes = await asyncio.gather(*(_stream(spec, q.message(), timeout, source, http)
+                                          for q in queries))
+    for rec, query, (reply, extra, done) in zip(recs, queries, outcomes, strict=True):
+        if isinstance(reply, dns.message.Message) and reply.flags & dns.flags.TC:
+            try:  # truncated over UDP: ask again over TCP, as a stub resolver would
+                reply = await dns.asyncquery.tcp(query.message(), spec.host, timeout=timeout,
+                                                 port=spec.port, source=source)
+            except Exception as exc:  # classified below like any other failure
+                reply = exc
+            done = time.perf_counter()
+        rec.extra_replies = [_addresses(r, rec.qtype)[0] for r in extra]
+        if isinstance(reply, BaseException):
+            rec.failure = _failure(reply)
+        else:
+            _fill(rec, reply, rec.qtype)
+        rec.t_ms = round((done - t0) * 1000, 2)
+    return recs
+
+
+@dataclass(frozen=True)
+class _Query:
+    id: int
+    wire: bytes
+    question: bytes  # the question section, its name lower-cased: what a reply must echo
+
+    def message(self) -> dns.message.Message:
+        return dns.message.from_wire(self.wire)
+
+    def answered_by(self, reply: bytes) -> bool:
+        """What dnspython's `is_response` checks, on the wire: QR set, opcode QUERY, the same
+        question (names compare without case), or none on an error rcode."""
+        if len(reply) < 12 or not reply[2] & 0x80 or reply[2] & 0x78:
+            return False
+        if reply[4:6] == b"\0\0":
+            return reply[3] & 0x0F in (1, 2, 4, 5)  # FORMERR SERVFAIL NOTIMP REFUSED
+        n = len(self.question)
+        q = reply[12:12 + n]
+        return reply[4:6] == b"\0\1" and q[:-4].lower() == self.question[:-4] and q[-4:] == self.question[-4:]
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(qname: str, qtype: str) -> tuple[bytes, bytes]:
+    """A query's wire form after its id, and its question section. Built by dnspython once per
+    name and type (the vantage and the control ask the same): building one cost more CPU than
+    sending it."""
     msg = dns.message.make_query(qname, qtype, use_edns=True)
     msg.flags |= dns.flags.RD
-    t0 = time.perf_counter()
+    wire = msg.to_wire()
+    end = 12 + len(msg.question[0].name.to_wire()) + 4
+    return wire[2:], wire[12:end - 4].lower() + wire[end - 4:end]
+
+
+def _queries(qname: str, qtypes: tuple[str, ...]) -> list[_Query]:
+    out: list[_Query] = []
+    for t in qtypes:
+        rest, question = _template(qname, t)
+        qid = dns.entropy.random_16()
+        while any(q.id == qid for q in out):  # replies are told apart by id
+            qid = dns.entropy.random_16()
+        out.append(_Query(qid, qid.to_bytes(2, "big") + rest, question))
+    return out
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, dns.exception.Timeout | TimeoutError | httpx.TimeoutException):
+        return F.DNS_TIMEOUT
+    if isinstance(exc, dns.exception.DNSException | ValueError):
+        return F.DNS_BOGUS  # a malformed or unusable reply
+    if isinstance(exc, httpx.HTTPError | OSError):
+        return F.classify(exc)
+    raise exc
+
+
+Outcome = tuple["dns.message.Message | BaseException", list[dns.message.Message], float]
+
+
+async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, source: str | None,
+                  http: httpx.AsyncClient | None) -> Outcome:
+    """TCP or DoH: (reply or the exception, no extras, when it ended)."""
+    reply: dns.message.Message | BaseException
     try:
         if spec.transport == "doh":
             if http is None:
                 raise RuntimeError("DoH needs an httpx client")
             reply = await _doh(http, spec.url, msg, timeout)
-        elif spec.transport == "tcp":
+        else:
             reply = await dns.asyncquery.tcp(msg, spec.host, timeout=timeout, port=spec.port,
                                              source=source)
-        else:
-            reply, extra = await _udp(msg, spec.host, spec.port, timeout, source, linger)
-            rec.extra_replies = [_addresses(r, qtype)[0] for r in extra]
-            if reply.flags & dns.flags.TC:
-                reply = await dns.asyncquery.tcp(msg, spec.host, timeout=timeout, port=spec.port,
-                                                 source=source)
-    except dns.exception.Timeout:
-        rec.failure = F.DNS_TIMEOUT
-    except (dns.exception.DNSException, ValueError):
-        rec.failure = F.DNS_BOGUS  # a malformed or unusable reply
-    except httpx.TimeoutException:
-        rec.failure = F.DNS_TIMEOUT
-    except (httpx.HTTPError, OSError) as exc:
-        rec.failure = F.classify(exc)
-    else:
-        _fill(rec, reply, qtype)
-    rec.t_ms = round((time.perf_counter() - t0) * 1000, 2)
-    return rec
+    except (dns.exception.DNSException, ValueError, httpx.HTTPError, OSError) as exc:
+        reply = exc
+    return reply, [], time.perf_counter()
 
 
 def _fill(rec: DnsQuery, reply: dns.message.Message, qtype: str) -> None:
@@ -162,39 +250,83 @@ def _addresses(reply: dns.message.Message, qtype: str) -> tuple[list[str], list[
     return addrs, ttls, cnames
 
 
-async def _udp(
-    msg: dns.message.Message, host: str, port: int, timeout: float, source: str | None,
-    linger: float,
-) -> tuple[dns.message.Message, list[dns.message.Message]]:
-    import socket
+class _Replies(asyncio.DatagramProtocol):
+    """The replies to some queries on one connected UDP socket, told apart by id and question.
+    A datagram for another id, or for another question, is dropped (as dnspython's
+    `ignore_unexpected` does); once a query has its reply, later ones are kept as extras."""
 
-    import dns.asyncbackend
+    def __init__(self, queries: list[_Query]):
+        loop = asyncio.get_running_loop()
+        self.waiting: dict[int, tuple[_Query, asyncio.Future[dns.message.Message],
+                                      list[dns.message.Message]]] = {
+            q.id: (q, loop.create_future(), []) for q in queries}
+        self.done: dict[int, float] = {}  # id -> when its first reply came
 
-    backend = dns.asyncbackend.get_default_backend()
-    af = socket.AF_INET6 if ":" in host else socket.AF_INET
-    src = (source, 0) if source else None
-    sock = await backend.make_socket(af, socket.SOCK_DGRAM, 0, src, None)
-    async with sock:
-        expiration = time.time() + timeout
-        await dns.asyncquery.send_udp(sock, msg, (host, port), expiration)
-        first = await _receive(sock, msg, host, port, expiration)
-        extra: list[dns.message.Message] = []
-        if linger > 0:
-            until = min(time.time() + linger, expiration)
-            while True:
-                try:
-                    extra.append(await _receive(sock, msg, host, port, until))
-                except dns.exception.Timeout:
-                    break
-        return first, extra
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        entry = self.waiting.get(int.from_bytes(data[:2], "big")) if len(data) >= 2 else None
+        if entry is None:
+            return
+        q, first, extra = entry
+        if not q.answered_by(data):
+            return
+        try:
+            reply = dns.message.from_wire(data, ignore_trailing=True)
+        except (dns.exception.DNSException, ValueError) as exc:
+            if not first.done():
+                first.set_exception(exc)
+            return
+        if first.done():
+            extra.append(reply)
+        else:
+            self.done[q.id] = time.perf_counter()
+            first.set_result(reply)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable, on a connected socket
+        for _, first, _ in self.waiting.values():
+            if not first.done():
+                first.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.error_received(exc or ConnectionAbortedError("socket closed"))
 
 
-async def _receive(sock, msg, host, port, expiration):  # type: ignore[no-untyped-def]
-    # ignore_unexpected: replies from elsewhere or for another id are dropped, not errors
-    reply, _, _ = await dns.asyncquery.receive_udp(
-        sock, (host, port), expiration, ignore_unexpected=True, query=msg, ignore_trailing=True,
-    )
-    return reply
+async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
+               source: str | None, linger: float) -> list[Outcome]:
+    """Send every query from one socket; wait for each first reply until the timeout, then (with
+    `linger`) a little longer for second ones. Our own protocol rather than dnspython's socket
+    wrappers: one socket for A and AAAA, and a tenth of the event-loop work per query."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    src = (source, 0) if source and (":" in source) == (family == socket.AF_INET6) else None
+    out: list[Outcome] = []
+    try:
+        async with asyncio.timeout(timeout):
+            transport, proto = await loop.create_datagram_endpoint(
+                lambda: _Replies(msgs), local_addr=src, remote_addr=(host, port), family=family)
+    except (OSError, TimeoutError) as exc:
+        return [(exc, [], time.perf_counter()) for _ in msgs]
+    try:
+        for m in msgs:
+            transport.sendto(m.wire)
+        futures = [proto.waiting[m.id][1] for m in msgs]
+        deadline = loop.time() + timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await asyncio.wait(futures)
+        if linger > 0 and all(f.done() for f in futures):
+            await asyncio.sleep(max(0.0, min(linger, deadline - loop.time())))
+        now = time.perf_counter()
+        for m, f in zip(msgs, futures, strict=True):
+            if not f.done():
+                f.cancel()
+                out.append((dns.exception.Timeout(), [], now))
+            elif f.exception() is not None:
+                out.append((f.exception(), [], now))  # type: ignore[arg-type]
+            else:
+                out.append((f.result(), proto.waiting[m.id][2], proto.done[m.id]))
+    finally:
+        transport.close()
+    return out
 
 
 async def _doh(
@@ -223,6 +355,6 @@ async def resolve_all(
         pass
     else:
         return []
-    jobs = [query(s, host, t, timeout=timeout, source=source, http=http)
-            for s in specs for t in qtypes]
-    return list(await asyncio.gather(*jobs))
+    per = await asyncio.gather(*(query_types(s, host, qtypes, timeout=timeout, source=source,
+                                             http=http) for s in specs))
+    return [q for qs in per for q in qs]

@@ -1,0 +1,55 @@
+"""Replies are matched to queries on the wire (no parse for a stranger's datagram): the check
+must agree with dnspython's own `Message.is_response`."""
+
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rrset
+import pytest
+
+from blockwatch.probe import dnsprobe
+
+
+def _reply(query: dns.message.Message, **change: object) -> dns.message.Message:
+    r = dns.message.make_response(query)
+    r.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "192.0.2.1"))
+    if "qname" in change:
+        r.question = [dns.rrset.RRset(dns.name.from_text(str(change["qname"])), 1, query.question[0].rdtype)]
+    if "qtype" in change:
+        r.question = [dns.rrset.RRset(query.question[0].name, 1, change["qtype"])]  # type: ignore[arg-type]
+    if change.get("no_question"):
+        r.question = []
+    if "rcode" in change:
+        r.set_rcode(change["rcode"])  # type: ignore[arg-type]
+    if change.get("not_response"):
+        r.flags &= ~dns.flags.QR
+    if "opcode" in change:
+        r.set_opcode(change["opcode"])  # type: ignore[arg-type]
+    return r
+
+
+CASES = [
+    {}, {"qname": "RATEL.Test."}, {"qname": "other.test."}, {"qtype": 28}, {"not_response": True},
+    {"opcode": dns.opcode.NOTIFY}, {"no_question": True},
+    {"no_question": True, "rcode": dns.rcode.FORMERR}, {"no_question": True, "rcode": dns.rcode.REFUSED},
+    {"no_question": True, "rcode": dns.rcode.NXDOMAIN}, {"rcode": dns.rcode.SERVFAIL},
+]
+
+
+@pytest.mark.parametrize("change", CASES)
+def test_wire_match_agrees_with_dnspython(change: dict[str, object]) -> None:
+    [q] = dnsprobe._queries("ratel.test", ("A",))
+    msg = q.message()
+    reply = _reply(msg, **change)
+    assert q.answered_by(reply.to_wire()) == msg.is_response(reply)
+
+
+def test_queries_of_one_name_have_distinct_ids_and_share_the_rest() -> None:
+    a, aaaa = dnsprobe._queries("ratel.test", ("A", "AAAA"))
+    assert a.id != aaaa.id
+    again = dnsprobe._queries("ratel.test", ("A",))[0]
+    assert again.wire[2:] == a.wire[2:] and again.message().question == a.message().question
+    assert a.message().flags & dns.flags.RD and a.message().edns == 0
