@@ -11,7 +11,6 @@ latency bound and the CPU bound.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -63,6 +62,7 @@ def main() -> None:
 
 
 def run(info: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    from blockwatch import aio
     from blockwatch.config import load
     from blockwatch.round import run_round
     from blockwatch.storage import open_database
@@ -95,10 +95,10 @@ source_address = "127.0.2.1"
     db = open_database(cfg.database_url)
     # warm-up: imports, SSL contexts and the fingerprint table load once per process; a
     # daemon pays them at start, not per round
-    asyncio.run(run_round(cfg, targets[:20], db))
+    aio.run(run_round(cfg, targets[:20], db))
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    report = asyncio.run(run_round(cfg, targets, db))
+    report = aio.run(run_round(cfg, targets, db))
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     db.close()

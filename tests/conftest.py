@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from blockwatch import aio
 from blockwatch.config import Config, load
 from blockwatch.storage import Database, open_database
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import lab` (the in-process network lab)
 
 from lab.fixtures import *  # noqa: F403  (the `lab` fixtures)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
+                                   ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """Async tests run on the loop the commands use (`blockwatch.aio`): uvloop where installed."""
+    factory = aio.loop_factory()
+    return {"loop": factory} if factory is not None else None
+
 
 PG_URL = os.environ.get("BLOCKWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
