@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from blockwatch import __version__
+from blockwatch import __version__, aio
 
 if TYPE_CHECKING:
     # imported where used: the agent must not load pydantic, the ORM or the server
@@ -245,7 +244,7 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         return report
 
     try:
-        report = asyncio.run(both())
+        report = aio.run(both())
     finally:
         db.close()
     if tty:

@@ -18,6 +18,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from blockwatch import aio
 from blockwatch.config import Config, OoniVantage
 from blockwatch.storage import Database, open_database, repo
 from blockwatch.storage.models import JobRun
@@ -274,7 +275,7 @@ class Daemon:
 def run_daemon(cfg: Config, *, once: bool = False) -> int:
     db = open_database(cfg.database_url)
     try:
-        asyncio.run(_main(cfg, db, once))
+        aio.run(_main(cfg, db, once))
     finally:
         db.close()
     return 0

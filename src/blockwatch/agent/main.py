@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from blockwatch import aio
 from blockwatch.agent.link import AuthRejected, Collector, CollectorError, PinMismatch, Rejected
 from blockwatch.agent.pin import PinError, parse_pin
 from blockwatch.agent.queue import DEFAULT_MAX, Queue, default_path
@@ -88,7 +89,7 @@ def agent_main(args: argparse.Namespace) -> int:
         print(f"blockwatch agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(agent.run_once() if agent.once else agent.run_forever())
+        return aio.run(agent.run_once() if agent.once else agent.run_forever())
     except KeyboardInterrupt:
         return 130
     finally:

@@ -7,7 +7,6 @@ missing secret); 75 queued for retry but not delivered (the daemon will retry).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from blockwatch import aio
 from blockwatch.alerts import compose as C
 from blockwatch.alerts.deliver import DeliveryReport, deliver
 from blockwatch.alerts.digest import collect, languages_in_use, queue_for_recipients
@@ -121,7 +121,7 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
         prefix = f"digest:{since.isoformat(timespec='seconds')}/{now.isoformat(timespec='microseconds')}"
         with db.write() as s:
             ids = queue_for_recipients(s, cfg, data, prefix, now, force=True)
-        rep = asyncio.run(deliver(cfg, db, ids=ids))
+        rep = aio.run(deliver(cfg, db, ids=ids))
         return _report(db, ids, rep)
     finally:
         db.close()
@@ -160,7 +160,7 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     db = open_database(cfg.database_url)
     try:
         ids = queue_test(db, cfg, datetime.now(UTC))
-        rep = asyncio.run(deliver(cfg, db, ids=ids))
+        rep = aio.run(deliver(cfg, db, ids=ids))
         return _report(db, ids, rep)
     finally:
         db.close()

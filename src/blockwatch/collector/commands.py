@@ -11,6 +11,7 @@ import sys
 
 # serve_forever is re-exported for the daemon (`run` with [server]); importing it here also
 # makes a missing [server] extra (fastapi, uvicorn) an ImportError at import, as daemon.py expects
+from blockwatch import aio
 from blockwatch.collector.server import serve_forever, serve_workers
 from blockwatch.collector.state import token_hash
 from blockwatch.config import Config
@@ -38,7 +39,7 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
                             port=getattr(args, "port", None))
 
     try:
-        asyncio.run(main())
+        aio.run(main())
     finally:
         db.close()
     return EXIT_OK

@@ -13,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from blockwatch import aio
 from blockwatch.collector.app import create_app
 from blockwatch.collector.state import CollectorState
 from blockwatch.config import Config
@@ -160,7 +161,7 @@ def serve_workers(cfg: Config, *, host: str | None, port: int | None, workers: i
                         loop.add_signal_handler(sig, stop.set)
                     await serve_forever(cfg, db, stop, sockets=[sock])
 
-                asyncio.run(main())
+                aio.run(main())
                 db.close()
             except BaseException:
                 log.exception("collector worker failed")

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from blockwatch import aio
 from blockwatch.config import Config, FeedSource
 from blockwatch.feeds import store
 from blockwatch.feeds.extract import Matcher
@@ -221,7 +222,7 @@ def cmd_feeds(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     db = open_database(cfg.database_url)
     try:
-        summary = asyncio.run(poll_feeds(cfg, db, force=True))
+        summary = aio.run(poll_feeds(cfg, db, force=True))
     finally:
         db.close()
     if getattr(args, "json", False):
