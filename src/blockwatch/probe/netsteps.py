@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import socket
 import ssl
@@ -49,19 +50,33 @@ def _dn(parts: Any) -> str:
 def cert_info(cert: Any) -> CertInfo:
     """From an `_ssl.Certificate` (the unverified chain) or DER bytes."""
     if isinstance(cert, bytes):
-        der = cert
-        info: dict[str, Any] = {}
-    else:
-        der = cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-        info = cert.get_info()
-    return CertInfo(
-        subject=_dn(info.get("subject")),
-        issuer=_dn(info.get("issuer")),
-        not_before=str(info.get("notBefore", "")),
-        not_after=str(info.get("notAfter", "")),
-        sha256=hashlib.sha256(der).hexdigest(),
-        san=[v for k, v in info.get("subjectAltName", ()) if k in ("DNS", "IP Address")],
-    )
+        return _described(cert, None)
+    der = cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+    return _described(der, cert)
+
+
+def _described(der: bytes, cert: Any) -> CertInfo:
+    # The same certificates come back in every round (and intermediates on every site of a
+    # CA): decoding one costs more than hashing it, so decode each once.
+    known = _seen.get(der)
+    if known is None:
+        info: dict[str, Any] = cert.get_info() if cert is not None else {}
+        known = CertInfo(
+            subject=_dn(info.get("subject")),
+            issuer=_dn(info.get("issuer")),
+            not_before=str(info.get("notBefore", "")),
+            not_after=str(info.get("notAfter", "")),
+            sha256=hashlib.sha256(der).hexdigest(),
+            san=[v for k, v in info.get("subjectAltName", ()) if k in ("DNS", "IP Address")],
+        )
+        if cert is not None:
+            if len(_seen) >= 4096:
+                _seen.pop(next(iter(_seen)))
+            _seen[der] = known
+    return dataclasses.replace(known, san=list(known.san))  # callers may change their copy
+
+
+_seen: dict[bytes, CertInfo] = {}
 
 
 def peer_chain(ssl_object: Any) -> list[CertInfo]:
