@@ -3,7 +3,9 @@ the same verdicts, state machine, events and kept evidence (on SQLite and Postgr
 
 from __future__ import annotations
 
+import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from blockwatch.analysis.verdict import Judgement
 from blockwatch.collector.ingest import Item, bulk_record
 from blockwatch.probe.records import WebMeasurement
-from blockwatch.storage import Database, repo
+from blockwatch.storage import Database, bulk, open_database, repo
 from blockwatch.storage.models import Event, Measurement, UrlState, Verdict
 
 SEQ = ["ok", "ok", "tls", "inconclusive", "tls", "ok", "dns", "dns", "dns", "ok", "tls", "ok", "ok"]
@@ -81,3 +83,49 @@ def test_bulk_store_matches_record_verdict(any_db: Database) -> None:
         res = bulk_record(any_db, s, bulk, items[:4], 2, repo.utcnow())
     assert (res.accepted, res.duplicates) == (0, 4)
     assert _snapshot(any_db, bulk) == b
+    # a late upload, older than the newest seen: the state's last_seen_at does not go back
+    late = rounds[3][0] + timedelta(minutes=1)
+    with any_db.write() as s:
+        mm = repo.add_measurement(s, uid=uuid.uuid4().hex, target_id=None, vantage_id=ref,
+                                  url=URLS[0], role="vantage", measured_at=late, evidence={})
+        repo.record_verdict(s, measurement=mm, control_id=None, verdict="ok", confirmed=False,
+                            reason="r ok", confirm_after=2)
+    with any_db.write() as s:
+        bulk_record(any_db, s, bulk, [Item(_m(URLS[0], late), f"bulk/{uuid.uuid4().hex}", late, None,
+                                           True, None, judgement=Judgement("ok", False, "r ok"))],
+                    2, repo.utcnow())
+    a, b = _snapshot(any_db, ref), _snapshot(any_db, bulk)
+    assert a["states"] == b["states"] and a["states"][0][-1] == rounds[-1][0]
+
+
+def test_concurrent_uploads_keeping_shared_controls(pg_url: str) -> None:
+    """Every agent's anomaly keeps the collector's control of that URL: uploads of many agents
+    lock the same control rows at once, and must take turns rather than deadlock."""
+    db = open_database(pg_url)
+    try:
+        t0 = datetime(2025, 3, 1, tzinfo=UTC)
+        with db.write() as s:
+            cid = repo.ensure_vantage(s, "control", "control")
+            agents = [repo.ensure_vantage(s, f"agent-{i}", "agent", "KZ") for i in range(8)]
+            controls = bulk.insert_measurements(db, s, cid, "control", [
+                bulk.Row(f"c{i}", None, f"https://{i}.test/", t0, {"i": i}) for i in range(60)])
+        ids = sorted(controls.values())
+
+        def upload(k: int) -> None:
+            rng = random.Random(k)
+            for b in range(6):
+                order = ids[:]
+                rng.shuffle(order)
+                rows = [bulk.Row(f"a{k}/{b}/{n}", None, f"https://{n}.test/", t0 + timedelta(minutes=b),
+                                 {"n": n}, verdict="tls", reason="r", control_id=c)
+                        for n, c in enumerate(order)]
+                with db.write() as s:
+                    bulk.record(db, s, agents[k], rows, 2, touch_vantage=False)
+
+        with ThreadPoolExecutor(len(agents)) as pool:
+            for f in [pool.submit(upload, k) for k in range(len(agents))]:
+                f.result()
+        with db.read() as s:
+            assert all(s.scalars(select(Measurement.keep).where(Measurement.id.in_(ids))))
+    finally:
+        db.close()

@@ -21,7 +21,7 @@ from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import DnsQuery, WebMeasurement
 from blockwatch.probe.runner import ProbeSettings, doh_client, now_iso
 from blockwatch.round import CONTROL, Result, control_view, probe_settings
-from blockwatch.storage import Database, repo
+from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
 LINGER = 0.25  # seconds to keep listening after a reply: an on-path injector answers twice
@@ -139,22 +139,21 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
         tids = repo.sync_targets(s, [t for t, *_ in judged], retire_others=False) if judged else {}
         vid = repo.ensure_vantage(s, vconf.name, "resolver", vconf.country)
         cid = repo.ensure_vantage(s, CONTROL, "control")
-        pairs = []
-        for t, url, v, c, _j in judged:
+        controls, rows = [], []
+        for t, url, v, c, j in judged:
             tid = tids.get(t.name)
-            cm = repo.add_measurement(s, uid=c.uid, target_id=tid, vantage_id=cid, url=url,
-                                      role="control", measured_at=repo.parse_time(c.measured_at),
-                                      evidence=c.to_json(), round_id=round_id)
-            m = repo.add_measurement(s, uid=v.uid, target_id=tid, vantage_id=vid, url=url,
-                                     role="vantage", measured_at=repo.parse_time(v.measured_at),
-                                     evidence=v.to_json(), round_id=round_id,
-                                     failure=next((q.failure for q in v.dns if q.failure), None))
-            pairs.append((m, cm))
-        recorded = repo.record_verdicts(
-            s, [repo.VerdictInput(m, cm.id, j.verdict, j.confirmed, j.reason)
-                for (m, cm), (*_, j) in zip(pairs, judged, strict=True)],
-            cfg.settings.probe.confirm_after)
-        for (t, url, v, _c, j), (_, new) in zip(judged, recorded, strict=True):
+            controls.append(bulk.Row(c.uid, tid, url, repo.parse_time(c.measured_at), c.to_json(),
+                                     round_id=round_id))
+            rows.append(bulk.Row(v.uid, tid, url, repo.parse_time(v.measured_at), v.to_json(),
+                                 failure=next((q.failure for q in v.dns if q.failure), None),
+                                 round_id=round_id, verdict=j.verdict, confirmed=j.confirmed,
+                                 reason=j.reason))
+        cids = bulk.insert_measurements(db, s, cid, "control", controls)
+        for r, c in zip(rows, controls, strict=True):
+            r.control_id = cids[c.uid]
+        event_of = bulk.record(db, s, vid, rows, cfg.settings.probe.confirm_after).event_of
+        for (t, url, v, _c, j), r in zip(judged, rows, strict=True):
+            new = event_of.get(r.uid)
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
                               v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None))
     return out

@@ -4,14 +4,12 @@ judged and stored as results arrive (a crash mid-round loses only what was in fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-
-from sqlalchemy import insert, update
 
 from blockwatch.analysis.fingerprints import default_interception, default_matcher
 from blockwatch.analysis.verdict import AnalysisSettings, Judgement, judge
@@ -20,12 +18,13 @@ from blockwatch.gctune import fewer_gc_passes
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.runner import NetworkView, ProbeSettings, doh_client, measure
-from blockwatch.storage import Database, repo
-from blockwatch.storage.models import Measurement
+from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
 log = logging.getLogger(__name__)
 CONTROL = "control"
+BATCH = 64  # URLs stored per transaction at most
+BATCH_WAIT = 0.25  # seconds the writer lets a batch fill (a crash loses at most this much more)
 
 
 @dataclass
@@ -144,11 +143,19 @@ async def _run_round(
         c, *vs = await asyncio.gather(*(one(url, view) for view in views))
         await queue.put((t, url, c, vs))
 
+    stopping = asyncio.Event()
+
     async def writer() -> None:
         while True:
             item = await queue.get()
+            if item is not None and queue.qsize() < BATCH - 1 and not stopping.is_set():
+                # let the batch fill a moment: a transaction's fixed CPU (BEGIN, a dozen
+                # statements, COMMIT) is most of what storing a few URLs costs
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(BATCH_WAIT):
+                        await stopping.wait()
             batch = [item]
-            while not queue.empty() and len(batch) < 64:
+            while not queue.empty() and len(batch) < BATCH:
                 batch.append(queue.get_nowait())
             stop = None in batch
             batch = [b for b in batch if b is not None]
@@ -167,6 +174,7 @@ async def _run_round(
     try:
         await asyncio.gather(*(url_job(t, u) for t in targets for u in t.urls))
     finally:
+        stopping.set()
         await queue.put(None)
         await wtask
         for c in dohs.values():
@@ -185,68 +193,40 @@ def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict
     return {"targets": tids, "vantages": vids}
 
 
-@dataclass
-class _Row:
-    """What the state machine needs of a stored measurement (no ORM object: see _store)."""
-
-    url: str
-    vantage_id: int
-    target_id: int | None
-    measured_at: datetime
-    values: dict[str, object]
-    id: int = 0
-    keep: bool = False
-
-
-def _row(m: WebMeasurement, *, url: str, role: str, target_id: int | None, vantage_id: int,
-         round_id: str) -> _Row:
-    at = repo.parse_time(m.measured_at)
-    return _Row(url, vantage_id, target_id, at, repo.measurement_values(
-        uid=m.uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
-        measured_at=at, evidence=m.to_json(), failure=m.failure(), round_id=round_id))
-
-
 def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, interception):  # type: ignore[no-untyped-def]
-    """One transaction per batch: the measurements in one INSERT (Core: the ORM's unit of work
-    was a tenth of a round's CPU), then the verdicts and the state machines."""
-    results: list[Result] = []
-    events: list[repo.NewEvent] = []
-    rows: list[_Row] = []
-    judged = []
+    """One transaction per batch: the controls in one INSERT, then per local vantage one bulk
+    store of its measurements, verdicts and state machines (storage/bulk.py)."""
+    cid = ids["vantages"][CONTROL]
+    controls: list[bulk.Row] = []
+    per_vantage: list[list[bulk.Row]] = [[] for _ in locals_]
+    judged: list[tuple[Target, str, str, WebMeasurement, Judgement]] = []
     for t, url, c, vs in batch:
         tid = ids["targets"].get(t.name)
-        cm = _row(c, url=url, role="control", target_id=tid, vantage_id=ids["vantages"][CONTROL],
-                  round_id=report.round_id)
-        rows.append(cm)
-        for (vconf, _view), m in zip(locals_, vs, strict=True):
+        controls.append(bulk.Row(c.uid, tid, url, repo.parse_time(c.measured_at), c.to_json(),
+                                 failure=c.failure(), round_id=report.round_id))
+        for k, ((vconf, _view), m) in enumerate(zip(locals_, vs, strict=True)):
             j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
                                  control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
                                  settings=aset, interception=interception)
-            mm = _row(m, url=url, role="vantage", target_id=tid,
-                      vantage_id=ids["vantages"][vconf.name], round_id=report.round_id)
-            rows.append(mm)
-            judged.append((t, url, vconf, m, mm, cm, j))
-    table = Measurement.__table__
+            per_vantage[k].append(bulk.Row(
+                m.uid, tid, url, repo.parse_time(m.measured_at), m.to_json(), failure=m.failure(),
+                round_id=report.round_id, verdict=j.verdict, confirmed=j.confirmed,
+                reason=j.reason))
+            judged.append((t, url, vconf.name, m, j))
+    event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:
-        new_ids = s.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                            [r.values for r in rows]).all()
-        for r, rid in zip(rows, new_ids, strict=True):
-            r.id = rid
-        recorded = repo.record_verdicts(s, [repo.VerdictInput(mm, cm.id, j.verdict, j.confirmed,  # type: ignore[arg-type]
-                                                              j.reason)
-                                            for _, _, _, _, mm, cm, j in judged], confirm_after)
-        for (t, url, vconf, m, _mm, cm, j), (_, new) in zip(judged, recorded, strict=True):
-            if new is not None:
-                events.append(new)
-            if j.verdict != "ok" or new is not None:
-                cm.keep = True  # the control is half of the evidence of an anomaly
-            results.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
-                                  m.measured_at,
-                                  f"{new.previous or 'new'} -> {new.state}" if new else None))
-        keep = [r.id for r in rows if r.keep]
-        if keep:
-            s.execute(update(table).where(table.c.id.in_(keep)).values(keep=True))
+        cids = bulk.insert_measurements(db, s, cid, "control", controls)
+        for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
+            for r, c in zip(rows, controls, strict=True):  # one row per URL, as the controls
+                r.control_id = cids[c.uid]
+            event_of.update(bulk.record(db, s, ids["vantages"][vconf.name], rows,
+                                        confirm_after).event_of)
+    results: list[Result] = []
+    events: list[repo.NewEvent] = []
+    for t, url, vname, m, j in judged:
+        new = event_of.get(m.uid)
+        if new is not None:
+            events.append(new)
+        results.append(Result(t.name, url, vname, j.verdict, j.confirmed, j.reason, m.measured_at,
+                              f"{new.previous or 'new'} -> {new.state}" if new else None))
     return results, events
-
-
-

@@ -86,23 +86,14 @@ def ensure_vantage(s: Session, name: str, kind: str, country: str = "", asn: str
     return row.id
 
 
-def measurement_values(*, uid: str, target_id: int | None, vantage_id: int, url: str,
-                       role: str, measured_at: datetime, evidence: dict[str, Any],
-                       failure: str | None = None, round_id: str | None = None,
-                       keep: bool = False) -> dict[str, Any]:
-    """A measurements row (for the ORM or a bulk Core INSERT), its evidence hashed."""
-    return {"uid": uid, "target_id": target_id, "vantage_id": vantage_id, "url": url,
-            "role": role, "round_id": round_id, "measured_at": measured_at, "failure": failure,
-            "evidence": evidence, "evidence_sha256": evidence_hash(evidence), "keep": keep}
-
-
 def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: int, url: str,
                     role: str, measured_at: datetime, evidence: dict[str, Any],
                     failure: str | None = None, round_id: str | None = None,
                     keep: bool = False) -> Measurement:
-    m = Measurement(**measurement_values(
-        uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
-        measured_at=measured_at, evidence=evidence, failure=failure, round_id=round_id, keep=keep))
+    """One measurement through the ORM (rounds and the collector store in bulk: storage/bulk.py)."""
+    m = Measurement(uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
+                    round_id=round_id, measured_at=measured_at, failure=failure, evidence=evidence,
+                    evidence_sha256=evidence_hash(evidence), keep=keep)
     s.add(m)
     s.flush()
     return m
@@ -122,88 +113,49 @@ class NewEvent:
     previous: str | None
 
 
-@dataclass
-class VerdictInput:
-    measurement: Measurement
-    control_id: int | None
-    verdict: str
-    confirmed: bool
-    reason: str
-
-
 def record_verdict(s: Session, *, measurement: Measurement, control_id: int | None, verdict: str,
                    confirmed: bool, reason: str, confirm_after: int) -> tuple[Verdict, NewEvent | None]:
     """Store a verdict and advance the (URL, vantage) state machine; returns the new event, if
-    this verdict confirmed one."""
-    return record_verdicts(s, [VerdictInput(measurement, control_id, verdict, confirmed, reason)],
-                           confirm_after)[0]
-
-
-def record_verdicts(s: Session, items: list[VerdictInput], confirm_after: int
-                    ) -> list[tuple[Verdict, NewEvent | None]]:
-    """The batch form: one INSERT for the verdicts, one SELECT for the states; items of one
-    (URL, vantage) are applied in the order given."""
-    if not items:
-        return []
-    rows = [Verdict(measurement_id=it.measurement.id, control_id=it.control_id,
-                    target_id=it.measurement.target_id, vantage_id=it.measurement.vantage_id,
-                    url=it.measurement.url, verdict=it.verdict, confirmed=it.confirmed,
-                    reason=it.reason, measured_at=it.measurement.measured_at) for it in items]
-    s.add_all(rows)
+    this verdict confirmed one. The reference for the bulk store (storage/bulk.py), which must
+    give the same rows; OONI imports store one at a time through it."""
+    m = measurement
+    v = Verdict(measurement_id=m.id, control_id=control_id, target_id=m.target_id,
+                vantage_id=m.vantage_id, url=m.url, verdict=verdict, confirmed=confirmed,
+                reason=reason, measured_at=m.measured_at)
+    s.add(v)
     s.flush()
-    urls = {it.measurement.url for it in items}
-    vids = {it.measurement.vantage_id for it in items}
-    states = {(st.url, st.vantage_id): st for st in s.scalars(
-        select(UrlState).where(UrlState.url.in_(urls), UrlState.vantage_id.in_(vids)))}
     now = utcnow()
-    seen: dict[int, datetime] = {}
-    opened: dict[tuple[str, int], Event] = {}  # events created in this batch, not yet flushed
-    created: list[tuple[UrlState, Event]] = []
-    out: list[tuple[Verdict, Event | None]] = []
-    for it, v in zip(items, rows, strict=True):
-        m = it.measurement
-        key = (m.url, m.vantage_id)
-        st = states.get(key)
-        if st is None:
-            st = UrlState(url=m.url, vantage_id=m.vantage_id, target_id=m.target_id,
-                          pending_count=0, updated_at=now)
-            s.add(st)
-            states[key] = st
-        cur = ev.UrlState(st.state, st.since, st.pending, st.pending_count or 0, st.pending_since)
-        nxt, tr = ev.step(cur, it.verdict, m.measured_at, confirm_after)
-        st.state, st.since, st.pending = nxt.state, nxt.since, nxt.pending
-        st.pending_count, st.pending_since = nxt.pending_count, nxt.pending_since
-        st.target_id = m.target_id
-        st.last_verdict_id = v.id
-        if st.last_seen_at is None or st.last_seen_at <= m.measured_at:
-            st.last_seen_at = m.measured_at
-        st.updated_at = now
-        if seen.get(m.vantage_id) is None or seen[m.vantage_id] < m.measured_at:
-            seen[m.vantage_id] = m.measured_at
-        e = None
-        if tr is not None:
-            old = opened.get(key) or (s.get(Event, st.event_id) if st.event_id else None)
-            if old is not None and old.ended_at is None:
-                old.ended_at = tr.started_at
-            e = Event(target_id=m.target_id, vantage_id=m.vantage_id, url=m.url, state=tr.state,
-                      previous=tr.previous, confirmed=it.confirmed, reason=it.reason,
-                      started_at=tr.started_at, detected_at=tr.detected_at, verdict_id=v.id)
-            s.add(e)
-            opened[key] = e
-            created.append((st, e))
-            m.keep = True
-        if it.verdict != "ok":
-            m.keep = True
-        out.append((v, e))
-    for vid, at in seen.items():
-        _touch_vantage(s, vid, at)
-    if created:
+    st = s.get(UrlState, (m.url, m.vantage_id))
+    if st is None:
+        st = UrlState(url=m.url, vantage_id=m.vantage_id, target_id=m.target_id, pending_count=0,
+                      updated_at=now)
+        s.add(st)
+    cur = ev.UrlState(st.state, st.since, st.pending, st.pending_count or 0, st.pending_since)
+    nxt, tr = ev.step(cur, verdict, m.measured_at, confirm_after)
+    st.state, st.since, st.pending = nxt.state, nxt.since, nxt.pending
+    st.pending_count, st.pending_since = nxt.pending_count, nxt.pending_since
+    st.target_id = m.target_id
+    st.last_verdict_id = v.id
+    if st.last_seen_at is None or st.last_seen_at <= m.measured_at:
+        st.last_seen_at = m.measured_at
+    st.updated_at = now
+    _touch_vantage(s, m.vantage_id, m.measured_at)
+    e = None
+    if tr is not None:
+        old = s.get(Event, st.event_id) if st.event_id else None
+        if old is not None and old.ended_at is None:
+            old.ended_at = tr.started_at
+        e = Event(target_id=m.target_id, vantage_id=m.vantage_id, url=m.url, state=tr.state,
+                  previous=tr.previous, confirmed=confirmed, reason=reason,
+                  started_at=tr.started_at, detected_at=tr.detected_at, verdict_id=v.id)
+        s.add(e)
         s.flush()
-        for st, e in created:
-            if opened.get((st.url, st.vantage_id)) is e:
-                st.event_id = e.id
-    return [(v, NewEvent(e.id, e.target_id, e.vantage_id, e.url, e.state, e.previous)
-             if e is not None else None) for v, e in out]
+        st.event_id = e.id
+        m.keep = True
+    if verdict != "ok":
+        m.keep = True
+    return v, (NewEvent(e.id, e.target_id, e.vantage_id, e.url, e.state, e.previous)
+               if e is not None else None)
 
 
 def _touch_vantage(s: Session, vantage_id: int, at: datetime) -> None:

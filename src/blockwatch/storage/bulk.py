@@ -1,0 +1,409 @@
+"""The bulk store: measurements, their verdicts and the event state machine of many measurements
+of one vantage in a handful of statements per transaction. Probe rounds (local and resolver
+vantages) and the collector store through it.
+
+It mirrors `repo.record_verdict` row for row (tests/test_collector_store.py and
+tests/test_round_store.py hold the two to the same results); the per-row ORM path costs a
+unit-of-work flush and ~3 round trips per measurement.
+
+The statements go to the session's DB-API connection (inside its transaction) as plain SQL:
+SQLAlchemy's compile-cache lookup, execution context and per-value bind processing cost more CPU
+than SQLite took to run the statements (a round's writer stores ~7 URLs per transaction). On
+SQLite the values are converted here as models.UTCDateTime stores them (naive UTC text); on
+PostgreSQL each batch goes as one JSON parameter (jsonb_to_recordset) of a short statement that
+psycopg prepares once, instead of a multi-row VALUES it would parse anew on every call.
+
+Evidence is serialised once: its canonical JSON (repo.canonical_json) is hashed and stored as it
+is; the JSON column reads it back as a dict."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from blockwatch.analysis import events as ev
+from blockwatch.storage.db import Database
+from blockwatch.storage.repo import NewEvent, canonical_json, utcnow
+
+
+@dataclass(slots=True)
+class Row:
+    """One measurement to store; a vantage's also carries its verdict (for `record`)."""
+
+    uid: str
+    target_id: int | None
+    url: str
+    measured_at: datetime
+    evidence: dict[str, Any] | None = None  # the evidence, or
+    evidence_text: str | None = None  # its canonical JSON (repo.canonical_json), when at hand
+    failure: str | None = None
+    round_id: str | None = None
+    verdict: str = ""
+    confirmed: bool = False
+    reason: str = ""
+    control_id: int | None = None  # the control measurement the verdict compared against
+
+
+@dataclass
+class Recorded:
+    accepted: int  # stored now
+    duplicates: int  # uids already stored (re-delivery): skipped
+    events: list[NewEvent] = field(default_factory=list)  # in the order they were made
+    event_of: dict[str, NewEvent] = field(default_factory=dict)  # uid -> the event its verdict made
+
+
+def encode(row: Row) -> tuple[str, str]:
+    """The stored evidence text and its SHA-256."""
+    t = row.evidence_text if row.evidence_text is not None else canonical_json(row.evidence)
+    return t, hashlib.sha256(t.encode("utf-8")).hexdigest()
+
+
+def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, rows: Sequence[Row],
+                        keep: Sequence[bool] | None = None) -> dict[str, int]:
+    """Insert the rows that are new; returns uid -> id of those (an already stored uid is left
+    as it is and missing from the result: a duplicate, not an error)."""
+    if not rows:
+        return {}
+    return _backend(db, s).insert_measurements(vantage_id, role, rows, keep)
+
+
+def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
+           now: datetime | None = None, *, touch_vantage: bool = True) -> Recorded:
+    """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
+    measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
+    time order, whatever order the rows came in), events, and the keep flags of retention: a
+    measurement and its control are kept when the verdict is not "ok" or it made an event.
+
+    Safe against concurrent writers of the same uids (the later one counts them as duplicates)
+    and of the same (URL, vantage) (its state rows are locked before they are read). With
+    `touch_vantage` the vantage's last_seen_at moves up to its newest measurement (the collector
+    sets it to the upload's time itself)."""
+    now = now or utcnow()
+    if not rows:
+        return Recorded(0, 0)
+    be = _backend(db, s)
+    new_ids = be.insert_measurements(vantage_id, "vantage", rows, [r.verdict != "ok" for r in rows])
+    fresh = sorted((r for r in rows if r.uid in new_ids), key=lambda r: r.measured_at)
+    if not fresh:
+        return Recorded(0, len(rows))
+
+    vids = be.insert_verdicts(vantage_id, [(new_ids[r.uid], r) for r in fresh])
+    states = be.lock_states(vantage_id, sorted({r.url for r in fresh}), now)
+
+    out = Recorded(len(fresh), len(rows) - len(fresh))
+    keep_ids: list[int] = []
+    new_events: list[dict[str, Any]] = []
+    made: list[tuple[Row, ev.Transition]] = []
+    opened: dict[str, int] = {}  # URL -> index in new_events of its newest event
+    closes: list[tuple[int, datetime]] = []
+    for r, verdict_id in zip(fresh, vids, strict=True):
+        st = states[r.url]
+        cur = ev.UrlState(st["state"], st["since"], st["pending"], st["pending_count"] or 0,
+                          st["pending_since"])
+        nxt, tr = ev.step(cur, r.verdict, r.measured_at, confirm_after)
+        st.update(state=nxt.state, since=nxt.since, pending=nxt.pending,
+                  pending_count=nxt.pending_count, pending_since=nxt.pending_since,
+                  target_id=r.target_id, last_verdict_id=verdict_id, updated_at=now)
+        if st["last_seen_at"] is None or st["last_seen_at"] <= r.measured_at:
+            st["last_seen_at"] = r.measured_at
+        if r.verdict != "ok" and r.control_id is not None:
+            keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
+        if tr is None:
+            continue
+        # events are inserted together after the loop (one statement, not one round trip each)
+        if r.url in opened:
+            new_events[opened[r.url]]["ended_at"] = tr.started_at
+        elif st["event_id"] is not None:
+            closes.append((st["event_id"], tr.started_at))
+        opened[r.url] = len(new_events)
+        new_events.append({
+            "target_id": r.target_id, "vantage_id": vantage_id, "url": r.url,
+            "state": tr.state, "previous": tr.previous, "confirmed": r.confirmed,
+            "reason": r.reason, "started_at": tr.started_at, "detected_at": tr.detected_at,
+            "ended_at": None, "verdict_id": verdict_id})
+        made.append((r, tr))
+        if r.verdict == "ok":  # not yet kept for its verdict: kept for the change it made
+            keep_ids.append(new_ids[r.uid])
+            if r.control_id is not None:
+                keep_ids.append(r.control_id)
+    if closes:
+        be.close_events(closes)
+    if new_events:
+        eids = be.insert_events(new_events)
+        for (r, tr), eid in zip(made, eids, strict=True):
+            e = NewEvent(eid, r.target_id, vantage_id, r.url, tr.state, tr.previous)
+            out.events.append(e)
+            out.event_of[r.uid] = e
+        for url, idx in opened.items():
+            states[url]["event_id"] = eids[idx]
+    be.update_states(vantage_id, states)
+    if touch_vantage:
+        be.touch_vantage(vantage_id, fresh[-1].measured_at)
+    if keep_ids:  # last: a control is shared by every agent's upload of its URL, locked briefly
+        be.keep(sorted(set(keep_ids)))
+    return out
+
+
+# --- the statements, per dialect ----------------------------------------------------------------
+
+STATE_COLS = ("state", "since", "pending", "pending_count", "pending_since", "target_id",
+              "last_verdict_id", "last_seen_at", "updated_at", "event_id")
+EVENT_COLS = ("target_id", "vantage_id", "url", "state", "previous", "confirmed", "reason",
+              "started_at", "detected_at", "ended_at", "verdict_id")
+
+
+def _backend(db: Database, s: Session) -> _SQLite | _Postgres:
+    raw = s.connection().connection.driver_connection  # the session's transaction, begun
+    return _Postgres(raw) if db.dialect == "postgresql" else _SQLite(raw)
+
+
+def _sqlite_time(d: datetime | None) -> str | None:
+    """What models.UTCDateTime stores on SQLite: naive UTC, always with microseconds (the text is
+    compared as text)."""
+    if d is None:
+        return None
+    if d.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use an aware UTC time")
+    return d.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_parse(v: str | None) -> datetime | None:
+    return None if v is None else datetime.fromisoformat(v).replace(tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=256)
+def _values(n_rows: int, n_cols: int) -> str:
+    one = "(" + ",".join("?" * n_cols) + ")"
+    return ",".join([one] * n_rows)
+
+
+class _SQLite:
+    CHUNK = 500  # rows per multi-row INSERT (well under SQLite's 32,766 parameters)
+
+    def __init__(self, raw: Any):
+        self.cur = raw.cursor()
+
+    def _insert(self, head: str, tail: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for lo in range(0, len(rows), self.CHUNK):
+            chunk = rows[lo:lo + self.CHUNK]
+            self.cur.execute(f"{head} VALUES {_values(len(chunk), len(chunk[0]))} {tail}",
+                             [v for r in chunk for v in r])
+            out += self.cur.fetchall()
+        return out
+
+    def insert_measurements(self, vantage_id: int, role: str, rows: Sequence[Row],
+                            keep: Sequence[bool] | None) -> dict[str, int]:
+        vals = []
+        for i, r in enumerate(rows):
+            text, sha = encode(r)
+            vals.append((r.uid, r.target_id, vantage_id, r.url, role, r.round_id,
+                         _sqlite_time(r.measured_at), r.failure, text, sha,
+                         1 if keep is not None and keep[i] else 0))
+        got = self._insert(
+            "INSERT INTO measurements (uid, target_id, vantage_id, url, role, round_id, measured_at,"
+            " failure, evidence, evidence_sha256, keep)",
+            "ON CONFLICT (uid) DO NOTHING RETURNING id, uid", vals)
+        return {uid: mid for mid, uid in got}
+
+    def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
+        got = self._insert(
+            "INSERT INTO verdicts (measurement_id, control_id, target_id, vantage_id, url, verdict,"
+            " confirmed, reason, measured_at)", "RETURNING id, measurement_id",
+            [(mid, r.control_id, r.target_id, vantage_id, r.url, r.verdict, 1 if r.confirmed else 0,
+              r.reason, _sqlite_time(r.measured_at)) for mid, r in rows])
+        by_m = {mid: vid for vid, mid in got}
+        return [by_m[mid] for mid, _ in rows]
+
+    def lock_states(self, vantage_id: int, urls: list[str], now: datetime
+                    ) -> dict[str, dict[str, Any]]:
+        # the writer holds SQLite's write lock from BEGIN IMMEDIATE: no row locks to take, and
+        # missing rows are inserted by update_states
+        out = {u: {"state": None, "since": None, "pending": None, "pending_count": 0,
+                   "pending_since": None, "target_id": None, "last_verdict_id": None,
+                   "last_seen_at": None, "updated_at": now, "event_id": None} for u in urls}
+        for lo in range(0, len(urls), self.CHUNK):
+            part = urls[lo:lo + self.CHUNK]
+            self.cur.execute(
+                f"SELECT url, {', '.join(STATE_COLS)} FROM url_states"
+                f" WHERE vantage_id = ? AND url IN ({','.join('?' * len(part))})",
+                [vantage_id, *part])
+            for url, state, since, pending, count, psince, tid, lvid, seen, upd, eid in self.cur:
+                out[url] = {"state": state, "since": _sqlite_parse(since), "pending": pending,
+                            "pending_count": count, "pending_since": _sqlite_parse(psince),
+                            "target_id": tid, "last_verdict_id": lvid,
+                            "last_seen_at": _sqlite_parse(seen), "updated_at": _sqlite_parse(upd),
+                            "event_id": eid}
+        return out
+
+    def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
+        self.cur.executemany(
+            f"INSERT INTO url_states (url, vantage_id, {', '.join(STATE_COLS)})"
+            f" VALUES ({','.join('?' * (len(STATE_COLS) + 2))})"
+            " ON CONFLICT (url, vantage_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in STATE_COLS),
+            [(url, vantage_id, st["state"], _sqlite_time(st["since"]), st["pending"],
+              st["pending_count"], _sqlite_time(st["pending_since"]), st["target_id"],
+              st["last_verdict_id"], _sqlite_time(st["last_seen_at"]),
+              _sqlite_time(st["updated_at"]), st["event_id"]) for url, st in states.items()])
+
+    def close_events(self, closes: list[tuple[int, datetime]]) -> None:
+        self.cur.executemany("UPDATE events SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                             [(_sqlite_time(at), eid) for eid, at in closes])
+
+    def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
+        got = self._insert(
+            f"INSERT INTO events ({', '.join(EVENT_COLS)})", "RETURNING id, verdict_id",
+            [(e["target_id"], e["vantage_id"], e["url"], e["state"], e["previous"],
+              1 if e["confirmed"] else 0, e["reason"], _sqlite_time(e["started_at"]),
+              _sqlite_time(e["detected_at"]), _sqlite_time(e["ended_at"]), e["verdict_id"])
+             for e in rows])
+        by_v = {vid: eid for eid, vid in got}  # one event per verdict at most
+        return [by_v[e["verdict_id"]] for e in rows]
+
+    def keep(self, ids: list[int]) -> None:
+        for lo in range(0, len(ids), self.CHUNK):
+            part = ids[lo:lo + self.CHUNK]
+            self.cur.execute(f"UPDATE measurements SET keep = 1 WHERE id IN ({','.join('?' * len(part))})",
+                             part)
+
+    def touch_vantage(self, vantage_id: int, at: datetime) -> None:
+        t = _sqlite_time(at)
+        self.cur.execute("UPDATE vantages SET last_seen_at = ? WHERE id = ?"
+                         " AND (last_seen_at IS NULL OR last_seen_at < ?)", (t, vantage_id, t))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    raise TypeError(type(v).__name__)
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, default=_json_default, separators=(",", ":"))
+
+
+_PG_MEASUREMENTS = """
+INSERT INTO measurements (uid, target_id, vantage_id, url, role, round_id, measured_at, failure,
+                          evidence, evidence_sha256, keep)
+SELECT x.uid, x.target_id, x.vantage_id, x.url, x.role, x.round_id, x.measured_at, x.failure,
+       x.evidence, x.evidence_sha256, x.keep
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
+    uid text, target_id int, vantage_id int, url text, role text, round_id text,
+    measured_at timestamptz, failure text, evidence jsonb, evidence_sha256 text, keep boolean)
+ON CONFLICT (uid) DO NOTHING
+RETURNING id, uid"""
+
+_PG_VERDICTS = """
+INSERT INTO verdicts (measurement_id, control_id, target_id, vantage_id, url, verdict, confirmed,
+                      reason, measured_at)
+SELECT x.measurement_id, x.control_id, x.target_id, %(vid)s, x.url, x.verdict, x.confirmed,
+       x.reason, x.measured_at
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
+    measurement_id bigint, control_id bigint, target_id int, url text, verdict text,
+    confirmed boolean, reason text, measured_at timestamptz)
+RETURNING id, measurement_id"""
+
+_PG_STATES_NEW = """
+INSERT INTO url_states (url, vantage_id, pending_count, updated_at)
+SELECT u, %(vid)s, 0, %(now)s FROM unnest(CAST(%(urls)s AS text[])) AS u
+ON CONFLICT (url, vantage_id) DO NOTHING"""
+
+_PG_STATES_LOCK = f"""
+SELECT url, {', '.join(STATE_COLS)} FROM url_states
+WHERE vantage_id = %(vid)s AND url = ANY(CAST(%(urls)s AS text[]))
+ORDER BY url FOR UPDATE"""
+
+_PG_STATES_UPDATE = """
+UPDATE url_states AS s SET state = x.state, since = x.since, pending = x.pending,
+    pending_count = x.pending_count, pending_since = x.pending_since, target_id = x.target_id,
+    last_verdict_id = x.last_verdict_id, last_seen_at = x.last_seen_at,
+    updated_at = x.updated_at, event_id = x.event_id
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
+    url text, state text, since timestamptz, pending text, pending_count int,
+    pending_since timestamptz, target_id int, last_verdict_id bigint, last_seen_at timestamptz,
+    updated_at timestamptz, event_id bigint)
+WHERE s.url = x.url AND s.vantage_id = %(vid)s"""
+
+_PG_EVENTS_CLOSE = """
+UPDATE events AS e SET ended_at = x.ended_at
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(id bigint, ended_at timestamptz)
+WHERE e.id = x.id AND e.ended_at IS NULL"""
+
+_PG_EVENTS = f"""
+INSERT INTO events ({', '.join(EVENT_COLS)})
+SELECT {', '.join('x.' + c for c in EVENT_COLS)}
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
+    target_id int, vantage_id int, url text, state text, previous text, confirmed boolean,
+    reason text, started_at timestamptz, detected_at timestamptz, ended_at timestamptz,
+    verdict_id bigint)
+RETURNING id, verdict_id"""
+
+_PG_KEEP = """
+UPDATE measurements SET keep = true WHERE id IN (
+    SELECT id FROM measurements WHERE id = ANY(%(ids)s) AND NOT keep ORDER BY id
+    FOR NO KEY UPDATE)"""
+
+
+class _Postgres:
+    def __init__(self, raw: Any):
+        self.cur = raw.cursor()
+
+    def insert_measurements(self, vantage_id: int, role: str, rows: Sequence[Row],
+                            keep: Sequence[bool] | None) -> dict[str, int]:
+        parts = []
+        for i, r in enumerate(rows):
+            text, sha = encode(r)
+            plain = {"uid": r.uid, "target_id": r.target_id, "vantage_id": vantage_id, "url": r.url,
+                     "role": role, "round_id": r.round_id, "measured_at": r.measured_at,
+                     "failure": r.failure, "evidence_sha256": sha,
+                     "keep": bool(keep is not None and keep[i])}
+            parts.append(_dumps(plain)[:-1] + ',"evidence":' + text + "}")
+        self.cur.execute(_PG_MEASUREMENTS, {"rows": "[" + ",".join(parts) + "]"})
+        return {uid: mid for mid, uid in self.cur.fetchall()}
+
+    def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
+        self.cur.execute(_PG_VERDICTS, {"vid": vantage_id, "rows": _dumps([
+            {"measurement_id": mid, "control_id": r.control_id, "target_id": r.target_id,
+             "url": r.url, "verdict": r.verdict, "confirmed": r.confirmed, "reason": r.reason,
+             "measured_at": r.measured_at} for mid, r in rows])})
+        by_m = {mid: vid for vid, mid in self.cur.fetchall()}
+        return [by_m[mid] for mid, _ in rows]
+
+    def lock_states(self, vantage_id: int, urls: list[str], now: datetime
+                    ) -> dict[str, dict[str, Any]]:
+        """Created when missing, then locked: two uploads touching one (URL, vantage) take turns
+        instead of overwriting each other's step."""
+        self.cur.execute(_PG_STATES_NEW, {"vid": vantage_id, "now": now, "urls": urls})
+        self.cur.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": urls})
+        return {r[0]: dict(zip(STATE_COLS, r[1:], strict=True)) for r in self.cur.fetchall()}
+
+    def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
+        rows = [{"url": url, **{c: st[c] for c in STATE_COLS}} for url, st in states.items()]
+        self.cur.execute(_PG_STATES_UPDATE, {"rows": _dumps(rows), "vid": vantage_id})
+
+    def close_events(self, closes: list[tuple[int, datetime]]) -> None:
+        self.cur.execute(_PG_EVENTS_CLOSE,
+                         {"rows": _dumps([{"id": eid, "ended_at": at} for eid, at in closes])})
+
+    def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
+        self.cur.execute(_PG_EVENTS, {"rows": _dumps(rows)})
+        by_v = {vid: eid for eid, vid in self.cur.fetchall()}  # one event per verdict at most
+        return [by_v[e["verdict_id"]] for e in rows]
+
+    def keep(self, ids: list[int]) -> None:
+        # rows locked in id order (and those already kept not at all): concurrent uploads that
+        # keep the same controls wait for each other instead of deadlocking
+        self.cur.execute(_PG_KEEP, {"ids": ids})
+
+    def touch_vantage(self, vantage_id: int, at: datetime) -> None:
+        self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s WHERE id = %(vid)s"
+                         " AND (last_seen_at IS NULL OR last_seen_at < %(at)s)",
+                         {"at": at, "vid": vantage_id})
