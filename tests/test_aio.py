@@ -26,3 +26,14 @@ def test_loop_can_be_switched_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> Non
     assert aio.run(kind()) == "asyncio"
     monkeypatch.delenv("BLOCKWATCH_LOOP")
     assert aio.run(kind()) == ("uvloop" if aio.loop_factory() else "asyncio")
+
+
+def test_sigint_handler_is_put_back_after_a_run() -> None:
+    import signal
+
+    async def with_handler() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, lambda: None)
+
+    before = signal.getsignal(signal.SIGINT)
+    aio.run(with_handler())
+    assert signal.getsignal(signal.SIGINT) is before

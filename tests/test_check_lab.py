@@ -374,3 +374,33 @@ async def test_checking_one_target_leaves_the_others_listed(lab: Lab, tmp_path: 
         assert {t.name: t.active for t in s.scalars(select(TargetRow))} == {
             "Ratel.kz": True, "Vlast.kz": False}
     db.close()
+
+
+async def test_a_bug_met_by_one_url_does_not_end_the_round(lab: Lab, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import blockwatch.round as round_mod
+    from blockwatch.targets import load_targets
+
+    await lab.add_site("ratel.test")
+    await lab.add_site("vlast.test")
+    cfg = await scenario(lab, tmp_path)
+    bad = lab.url("vlast.test")
+    (tmp_path / "targets.toml").write_text(
+        f'[[target]]\nname = "Ratel.kz"\nurls = ["{lab.url("ratel.test")}"]\n'
+        f'[[target]]\nname = "Vlast.kz"\nurls = ["{bad}"]\n', encoding="utf-8")
+    real = round_mod.measure
+
+    async def measure(url: str, *a: Any, **kw: Any) -> Any:
+        if url == bad:
+            raise RuntimeError("a bug")
+        return await real(url, *a, **kw)
+
+    monkeypatch.setattr(round_mod, "measure", measure)
+    db = open_database(cfg.database_url)
+    try:
+        report = await run_round(cfg, load_targets(cfg.target_files), db)
+    finally:
+        db.close()
+    assert [(r.target, r.verdict) for r in report.results] == [("Ratel.kz", "ok")]
+    assert any(bad in rec.getMessage() and rec.levelname == "ERROR" for rec in caplog.records)

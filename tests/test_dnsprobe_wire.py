@@ -53,3 +53,31 @@ def test_queries_of_one_name_have_distinct_ids_and_share_the_rest() -> None:
     again = dnsprobe._queries("ratel.test", ("A",))[0]
     assert again.wire[2:] == a.wire[2:] and again.message().question == a.message().question
     assert a.message().flags & dns.flags.RD and a.message().edns == 0
+
+
+async def test_a_cancelled_query_leaves_no_unread_errors() -> None:
+    import asyncio
+    import gc
+    import socket
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a resolver that never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
+    spec = dnsprobe.ResolverSpec.parse(f"127.0.0.1:{silent.getsockname()[1]}")
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    try:
+        task = asyncio.ensure_future(dnsprobe.resolve_all([spec], "ratel.test", timeout=30,
+                                                          source=None, http=None))
+        await loop.sock_recv(silent, 512)  # the query went out: the exchange is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(3):  # let the closed socket's connection_lost callback run (call_soon)
+            await asyncio.sleep(0)
+        gc.collect()
+        assert errors == []
+    finally:
+        loop.set_exception_handler(None)
+        silent.close()

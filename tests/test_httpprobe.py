@@ -91,3 +91,36 @@ async def test_a_redirect_to_a_host_without_address_is_reported() -> None:
         res = await httpprobe.fetch(f"http://site.test:{port}/", opened={}, connect=connect,
                                     body_limit=1024, user_agent="t", timeout=5)
     assert res.failure == F.DNS_NO_ANSWER and res.hops[-1].url == "https://gone.test/"
+
+
+async def test_unusable_redirect_targets_are_the_servers_protocol_error() -> None:
+    for location in (b"http://[::1", "http://\u00e4..test/".encode(), b"http://" + b"a" * 70 + b".test/"):
+        calls: list[tuple[str, int]] = []
+        async with raw_server(lambda _, loc=location: b"HTTP/1.1 302 Found\r\nLocation: " + loc
+                              + b"\r\nContent-Length: 0\r\n\r\n") as (port, _):
+            res = await get(f"http://site.test:{port}/", calls)
+        assert res.failure == F.HTTP_PROTOCOL_ERROR, location
+        assert res.hops[0].status == 302 and len(calls) == 1
+
+
+async def test_connection_reset_while_waiting_for_the_request_is_connection_reset() -> None:
+    import socket
+    import struct
+
+    async def reset(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:  # the TCP step's connection, reset by the peer before the HTTP step uses it
+            await reader.read(1)
+        except ConnectionResetError:
+            pass
+        res = await httpprobe.fetch(f"http://site.test:{port}/",
+                                    opened={("site.test", port): ("127.0.0.1", (reader, writer))},
+                                    connect=connector([]), body_limit=1024, user_agent="t", timeout=5)
+    assert res.failure == F.CONNECTION_RESET and res.status is None

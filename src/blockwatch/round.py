@@ -140,7 +140,11 @@ async def _run_round(
         asyncio.Queue()
 
     async def url_job(t: Target, url: str) -> None:
-        c, *vs = await asyncio.gather(*(one(url, view) for view in views))
+        try:
+            c, *vs = await asyncio.gather(*(one(url, view) for view in views))
+        except Exception:  # a bug met by one URL must not end the round for all the others
+            log.exception("measuring %s failed; it has no result this round", url)
+            return
         await queue.put((t, url, c, vs))
 
     stopping = asyncio.Event()

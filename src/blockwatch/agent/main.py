@@ -227,7 +227,11 @@ class Agent:
         urls = [u for t in plan.get("targets", []) for u in t.get("urls", [])]
 
         async def job(url: str) -> None:
-            m = await one(url)
+            try:
+                m = await one(url)
+            except Exception:  # a bug met by one URL must not end the round for the others
+                log.exception("measuring %s failed; it has no result this round", url)
+                return
             data = m.to_json()
             # what the collector must not learn: the local address this agent connected from
             data["source_address"] = None

@@ -120,7 +120,12 @@ async def query_types(
     """One query per type to one resolver, concurrently (over UDP: from one socket)."""
     recs = [DnsQuery(resolver=spec.label, transport=spec.transport, qname=qname, qtype=t)
             for t in qtypes]
-    queries = _queries(qname, qtypes)
+    try:
+        queries = _queries(qname, qtypes)
+    except (dns.exception.DNSException, ValueError, UnicodeError):
+        for rec in recs:  # not a name DNS can carry (an empty or over-long label)
+            rec.failure = F.UNKNOWN
+        return recs
     t0 = time.perf_counter()
     if spec.transport == "udp":
         outcomes = await _udp(queries, spec.host, spec.port, timeout, source, linger)
@@ -205,8 +210,8 @@ def _failure(exc: BaseException) -> str:
         return F.DNS_TIMEOUT
     if isinstance(exc, dns.exception.DNSException | ValueError):
         return F.DNS_BOGUS  # a malformed or unusable reply
-    if isinstance(exc, httpx.HTTPError | OSError):
-        return F.classify(exc)
+    if isinstance(exc, httpx.HTTPError | OSError | EOFError):
+        return F.classify(exc)  # EOFError: a TCP server closed without answering
     raise exc
 
 
@@ -225,7 +230,7 @@ async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, 
         else:
             reply = await dns.asyncquery.tcp(msg, spec.host, timeout=timeout, port=spec.port,
                                              source=source)
-    except (dns.exception.DNSException, ValueError, httpx.HTTPError, OSError) as exc:
+    except (dns.exception.DNSException, ValueError, httpx.HTTPError, OSError, EOFError) as exc:
         reply = exc
     return reply, [], time.perf_counter()
 
@@ -294,13 +299,16 @@ class _Replies(asyncio.DatagramProtocol):
             self.done[q.id] = time.perf_counter()
             first.set_result(reply)
 
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable, on a connected socket
-        for _, first, _ in self.waiting.values():
-            if not first.done():
-                first.set_exception(exc)
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error on the connected socket. Ignored, as an unconnected socket would: one
+        # spoofed on-path must not end a query whose real answer may still come; a resolver
+        # that is really unreachable times out, as before.
+        pass
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.error_received(exc or ConnectionAbortedError("socket closed"))
+        for _, first, _ in self.waiting.values():
+            if not first.done():
+                first.set_exception(exc or ConnectionAbortedError("socket closed"))
 
 
 async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
@@ -338,6 +346,8 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
             else:
                 out.append((f.result(), proto.waiting[m.id][2], proto.done[m.id]))
     finally:
+        for _, first, _ in proto.waiting.values():
+            first.cancel()  # cancelled from outside: nobody will read these any more
         transport.close()
     return out
 

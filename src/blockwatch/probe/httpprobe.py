@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
+import dns.exception
+import dns.name
 import h11
 
 from blockwatch.probe import failures as F
@@ -58,7 +60,18 @@ class _Exchange:
             data += self.h11.send(h11.EndOfMessage())  # type: ignore[operator]
         except h11.LocalProtocolError as exc:  # a URL h11 will not put on the wire
             raise _Failed(F.HTTP_PROTOCOL_ERROR) from exc
-        self.writer.write(data)  # type: ignore[arg-type]
+        # the connection waited while other addresses were tried: the peer may have reset it
+        # (uvloop then refuses the write with RuntimeError; asyncio drops it silently)
+        if self.writer.transport.is_closing():
+            raise _Failed(self._lost())
+        try:
+            self.writer.write(data)  # type: ignore[arg-type]
+        except (RuntimeError, OSError) as exc:
+            raise _Failed(self._lost()) from exc
+
+    def _lost(self) -> str:
+        exc = self.reader.exception()
+        return F.classify(exc) if exc is not None else F.EOF_ERROR
 
     async def next(self) -> Any:
         while True:
@@ -218,13 +231,16 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
         hop = HttpHop(url=current)
         res.hops.append(hop)
         h0 = time.perf_counter()
-        parts = urlsplit(current)
-        https = parts.scheme == "https"
-        host = parts.hostname or ""
-        try:
+        try:  # a Location header can hold anything: a URL we cannot request is the server's error
+            parts = urlsplit(current)
+            https = parts.scheme == "https"
+            host = parts.hostname or ""
             port = parts.port or (443 if https else 80)
-        except ValueError:  # a port out of range in a Location header
+            host_header = _host_header(host, port, https)
+            dns.name.from_text(host)  # what the DNS step will ask must be a valid name
+        except (ValueError, UnicodeError, dns.exception.DNSException):
             hop.failure = res.failure = F.HTTP_PROTOCOL_ERROR
+            hop.t_ms = _ms(h0)
             break
         ready = opened.pop((host, port), None)
         if ready is not None:
@@ -238,7 +254,7 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
         ex = _Exchange(stream, timeout)
         try:
             try:
-                ex.send(_target(parts), request_headers(_host_header(host, port, https), user_agent))
+                ex.send(_target(parts), request_headers(host_header, user_agent))
                 resp = await ex.response()
             except _Failed as exc:
                 hop.failure = res.failure = exc.failure
@@ -252,9 +268,13 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
             hop.headers = [[k, v] for k, v in pairs]
             ttfb = _ms(h0)
             if resp.status_code in _REDIRECTS and "location" in headers:
-                hop.location = urljoin(current, headers["location"].strip())
                 hop.t_ms = _ms(h0)
-                if urlsplit(hop.location).scheme not in ("http", "https"):
+                try:
+                    hop.location = urljoin(current, headers["location"].strip())
+                    scheme = urlsplit(hop.location).scheme
+                except ValueError:  # e.g. "http://[::1" or a netloc NFKC normalisation rejects
+                    scheme = ""
+                if scheme not in ("http", "https"):
                     res.failure = F.HTTP_PROTOCOL_ERROR
                     break
                 current = hop.location

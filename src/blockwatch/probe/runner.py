@@ -153,11 +153,14 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
         m.http = HttpResult(failure=first, hops=[HttpHop(url=url, failure=first)],
                             not_attempted=True)
     else:
-        m.http = await httpprobe.fetch(url, opened=opened_for_http, connect=connect,
-                                       body_limit=settings.body_limit, user_agent=settings.user_agent,
-                                       timeout=settings.timeout, match=settings.matcher)
-    for _, (_, writer) in opened_for_http.values():  # unused (the request never went out)
-        writer.close()
+        try:
+            m.http = await httpprobe.fetch(url, opened=opened_for_http, connect=connect,
+                                           body_limit=settings.body_limit,
+                                           user_agent=settings.user_agent,
+                                           timeout=settings.timeout, match=settings.matcher)
+        finally:
+            for _, (_, writer) in opened_for_http.values():  # unused: the request never went out
+                writer.close()
     m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
     return m
 
