@@ -237,7 +237,8 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
             host = parts.hostname or ""
             port = parts.port or (443 if https else 80)
             host_header = _host_header(host, port, https)
-            dns.name.from_text(host)  # what the DNS step will ask must be a valid name
+            if (host, port) not in opened:  # a redirect: what DNS will be asked must be a name
+                dns.name.from_text(host)
         except (ValueError, UnicodeError, dns.exception.DNSException):
             hop.failure = res.failure = F.HTTP_PROTOCOL_ERROR
             hop.t_ms = _ms(h0)
