@@ -30,11 +30,13 @@ RETRY_FAILURES = {"dns_timeout", "dns_servfail_error", "dns_refused_error", "dns
 
 async def _ask(spec: ResolverSpec, name: str, qtype: str, *, tries: int, settings: ProbeSettings
                ) -> DnsQuery:
-    q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER)
+    q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER,
+                             allow=settings.allow_networks)
     for _ in range(tries - 1):
         if q.failure not in RETRY_FAILURES:
             break
-        q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER)
+        q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER,
+                                 allow=settings.allow_networks)
     return q
 
 
@@ -70,7 +72,8 @@ async def run_resolver_round(
             async with sem:
                 return await dnsprobe.resolve_all(list(control.resolvers), host,
                                                   timeout=settings.timeout,
-                                                  source=control.source_address, http=doh)
+                                                  source=control.source_address, http=doh,
+                                                  allow=settings.allow_networks)
         cdns = dict(zip(hosts, await asyncio.gather(*(control_dns(h) for h in hosts)), strict=True))
         for vconf in vantages:
             spec = ResolverSpec.parse(vconf.address)
@@ -109,9 +112,6 @@ async def run_resolver_round(
                                        measured_at=v.measured_at, uid=uuid.uuid4().hex,
                                        resolvers=[r.label for r in control.resolvers],
                                        dns=cdns[host])
-                    for q in v.dns + c.dns:
-                        q.bogons = [a for a in q.answers
-                                    if dnsprobe.is_bogon(a, settings.allow_networks)]
                     caddrs = set(c.addresses())
                     vbog = {a for q in v.dns for a in q.bogons}
                     extra = [a for a in v.addresses() if a not in caddrs and a not in vbog

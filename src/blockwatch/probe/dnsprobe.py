@@ -30,9 +30,10 @@ from blockwatch.hostport import split_hostport
 from blockwatch.probe import failures as F
 from blockwatch.probe.records import DnsQuery
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
-def is_bogon(address: str, allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-             ) -> bool:
+
+def is_bogon(address: str, allow: Networks = ()) -> bool:
     """Addresses no public site lives at: private, loopback, link-local, reserved, unspecified
     (unless inside an explicitly allowed network: an intranet, a test lab)."""
     try:
@@ -100,11 +101,12 @@ async def query(
     source: str | None = None,
     http: httpx.AsyncClient | None = None,
     linger: float = 0.0,
+    allow: Networks = (),
 ) -> DnsQuery:
     """One query. With `linger` > 0 on UDP, keep listening after the first reply to catch a
     second one (on-path injection answers twice)."""
     return (await query_types(spec, qname, (qtype,), timeout=timeout, source=source, http=http,
-                              linger=linger))[0]
+                              linger=linger, allow=allow))[0]
 
 
 async def query_types(
@@ -116,8 +118,10 @@ async def query_types(
     source: str | None = None,
     http: httpx.AsyncClient | None = None,
     linger: float = 0.0,
+    allow: Networks = (),
 ) -> list[DnsQuery]:
-    """One query per type to one resolver, concurrently (over UDP: from one socket)."""
+    """One query per type to one resolver, concurrently (over UDP: from one socket). Answers
+    are marked bogons unless inside `allow` (see `is_bogon`)."""
     recs = [DnsQuery(resolver=spec.label, transport=spec.transport, qname=qname, qtype=t)
             for t in qtypes]
     try:
@@ -134,17 +138,13 @@ async def query_types(
                                           for q in queries))
     for rec, query, (reply, extra, done) in zip(recs, queries, outcomes, strict=True):
         if isinstance(reply, dns.message.Message) and reply.flags & dns.flags.TC:
-            try:  # truncated over UDP: ask again over TCP, as a stub resolver would
-                reply = await dns.asyncquery.tcp(query.message(), spec.host, timeout=timeout,
-                                                 port=spec.port, source=source)
-            except Exception as exc:  # classified below like any other failure
-                reply = exc
-            done = time.perf_counter()
+            # truncated over UDP: ask again over TCP, as a stub resolver would
+            reply, _, done = await _stream(spec, query.message(), timeout, source, http)
         rec.extra_replies = [_addresses(r, rec.qtype)[0] for r in extra]
         if isinstance(reply, BaseException):
             rec.failure = _failure(reply)
         else:
-            _fill(rec, reply, rec.qtype)
+            _fill(rec, reply, rec.qtype, allow)
         rec.t_ms = round((done - t0) * 1000, 2)
     return recs
 
@@ -220,7 +220,8 @@ Outcome = tuple["dns.message.Message | BaseException", list[dns.message.Message]
 
 async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, source: str | None,
                   http: httpx.AsyncClient | None) -> Outcome:
-    """TCP or DoH: (reply or the exception, no extras, when it ended)."""
+    """DoH, else TCP (also a UDP resolver's, after a truncated reply): (reply or the
+    exception, no extras, when it ended)."""
     reply: dns.message.Message | BaseException
     try:
         if spec.transport == "doh":
@@ -235,12 +236,12 @@ async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, 
     return reply, [], time.perf_counter()
 
 
-def _fill(rec: DnsQuery, reply: dns.message.Message, qtype: str) -> None:
+def _fill(rec: DnsQuery, reply: dns.message.Message, qtype: str, allow: Networks = ()) -> None:
     rc = reply.rcode()
     rec.rcode = dns.rcode.to_text(rc)
     addrs, ttls, cnames = _addresses(reply, qtype)
     rec.answers, rec.ttls, rec.cnames = addrs, ttls, cnames
-    rec.bogons = [a for a in addrs if is_bogon(a)]
+    rec.bogons = [a for a in addrs if is_bogon(a, allow)]
     if rc == dns.rcode.NXDOMAIN:
         rec.failure = F.DNS_NXDOMAIN
     elif rc == dns.rcode.SERVFAIL:
@@ -369,7 +370,7 @@ async def _doh(
 
 async def resolve_all(
     specs: list[ResolverSpec], host: str, *, timeout: float, source: str | None,
-    http: httpx.AsyncClient | None, qtypes: tuple[str, ...] = ("A", "AAAA"),
+    http: httpx.AsyncClient | None, qtypes: tuple[str, ...] = ("A", "AAAA"), allow: Networks = (),
 ) -> list[DnsQuery]:
     """A and AAAA through every resolver, concurrently; an IP-literal host needs no DNS."""
     try:
@@ -379,5 +380,5 @@ async def resolve_all(
     else:
         return []
     per = await asyncio.gather(*(query_types(s, host, qtypes, timeout=timeout, source=source,
-                                             http=http) for s in specs))
+                                             http=http, allow=allow) for s in specs))
     return [q for qs in per for q in qs]

@@ -81,8 +81,6 @@ def classify(exc: BaseException) -> str:
             # httpx reports a server closing the connection mid-response this way
             return EOF_ERROR if "closed" in str(e).lower() or "disconnected" in str(e).lower() \
                 else HTTP_PROTOCOL_ERROR
-        if isinstance(e, httpx.TooManyRedirects):
-            return HTTP_TOO_MANY_REDIRECTS
         if isinstance(e, EOFError | ConnectionAbortedError):
             return EOF_ERROR
         if isinstance(e, ssl.SSLError):

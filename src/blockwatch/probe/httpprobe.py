@@ -27,7 +27,6 @@ _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", re.I)
 _REDIRECTS = {301, 302, 303, 307, 308}
 
-Resolve = Callable[[str], Awaitable[str | None]]
 Matcher = Callable[[bytes, dict[str, str], int | None], list[str]]
 
 

@@ -34,7 +34,7 @@ def make_ssl_context(ca_bundle: str | None = None, *, verify: bool = True) -> ss
     ctx = ssl.create_default_context()
     if ca_bundle:
         ctx.load_verify_locations(cafile=ca_bundle)
-    # what the HTTP step (httpcore) would offer, so every handshake looks the same
+    # the HTTP step speaks HTTP/1.1 only: say so, as a client that could not do h2 would
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 

@@ -4,7 +4,6 @@ to every address, then HTTP. Plain records out; judging is analysis's job."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ class ProbeSettings:
     # Private/loopback networks that may be connected to (an intranet, a test lab). Other bogon
     # answers are evidence of DNS tampering and are never connected to: from a VPS they would
     # reach the provider's internal network.
-    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow_networks: dnsprobe.Networks = ()
     matcher: httpprobe.Matcher | None = None
     _contexts: dict[str, object] = field(default_factory=dict)
 
@@ -58,11 +57,6 @@ class ProbeSettings:
         return self.ipv6
 
 
-def _default_port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -72,18 +66,16 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     t0 = time.perf_counter()
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = _default_port(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    resolvers = list(view.resolvers) or dnsprobe.system_resolvers()
     m = WebMeasurement(
         url=url, vantage=view.name, role=view.role, measured_at=now_iso(),
-        uid=uuid.uuid4().hex, resolvers=[r.label for r in view.resolvers],
+        uid=uuid.uuid4().hex, resolvers=[r.label for r in resolvers],
         ipv6=settings.has_ipv6(), source_address=view.source_address,
     )
-    resolvers = list(view.resolvers) or dnsprobe.system_resolvers()
-    m.resolvers = [r.label for r in resolvers]
     m.dns = await dnsprobe.resolve_all(resolvers, host, timeout=settings.timeout,
-                                       source=view.source_address, http=doh)
-    for q in m.dns:
-        q.bogons = [a for a in q.answers if dnsprobe.is_bogon(a, settings.allow_networks)]
+                                       source=view.source_address, http=doh,
+                                       allow=settings.allow_networks)
     bogons = {a for q in m.dns for a in q.bogons}
     addresses = m.addresses() if m.dns else [host]
     v4 = [a for a in addresses if not netsteps.is_ipv6(a) and a not in bogons][:MAX_ADDRESSES]
@@ -112,18 +104,18 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     # the vantage's DNS gave, so a lying resolver's address is what gets fetched. The first
     # request reuses that connection; the others are closed.
     preferred = [t.address for t in m.tls if t.ok] or [t.address for t in m.tcp if t.status == "ok"]
-    cache: dict[str, list[str]] = {host: preferred + [a for a in reachable if a not in preferred]}
+    cache: dict[str, str | None] = {host: next(iter(preferred + reachable), None)}
 
     async def resolve(name: str) -> str | None:
+        """The address a redirect's host is fetched at (the first usable answer)."""
         if name not in cache:
             found = await dnsprobe.resolve_all(resolvers, name, timeout=settings.timeout,
                                                source=view.source_address, http=doh,
-                                               qtypes=("A",) if not m.ipv6 else ("A", "AAAA"))
-            cache[name] = ([a for q in found for a in q.answers
-                            if not dnsprobe.is_bogon(a, settings.allow_networks)]
-                           if found else [name])
-        addrs = cache[name]
-        return addrs[0] if addrs else None
+                                               qtypes=("A",) if not m.ipv6 else ("A", "AAAA"),
+                                               allow=settings.allow_networks)
+            usable = [a for q in found for a in q.answers if a not in q.bogons]
+            cache[name] = next(iter(usable), None) if found else name  # an IP literal: no DNS
+        return cache[name]
 
     async def connect(name: str, port: int, tls: bool
                       ) -> tuple[str | None, httpprobe.Stream | None, str | None]:
