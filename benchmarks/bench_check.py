@@ -67,29 +67,15 @@ def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ig
     from blockwatch.round import run_round
     from blockwatch.storage import open_database
     from blockwatch.targets import load_targets
+    from lab.config import probe_config
 
     tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
     (tmp / "targets.toml").write_text("".join(
         f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(info["urls"])))
-    (tmp / "c.toml").write_text(f"""
-[storage]
-url = "sqlite:///bench.db"
-[probe]
-targets = ["targets.toml"]
-timeout = "10s"
-concurrency = {args.concurrency}
-canaries = []
-ca_bundle = "{info['ca']}"
-allow_networks = ["127.0.0.0/8"]
-[control]
-resolvers = ["{info['control_resolver']}"]
-source_address = "127.0.3.1"
-[[vantage]]
-name = "kz"
-kind = "local"
-resolver = "{info['vantage_resolver']}"
-source_address = "127.0.2.1"
-""")
+    (tmp / "c.toml").write_text('[storage]\nurl = "sqlite:///bench.db"\n' + probe_config(
+        targets="targets.toml", ca=info["ca"], vantage_resolver=info["vantage_resolver"],
+        control_resolver=info["control_resolver"],
+        probe=f'timeout = "10s"\nconcurrency = {args.concurrency}\ncanaries = []'))
     cfg = load(tmp / "c.toml")
     targets = load_targets(cfg.target_files)
     db = open_database(cfg.database_url)

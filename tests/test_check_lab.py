@@ -39,26 +39,10 @@ async def scenario(lab: Lab, tmp_path: Path, *, scheme: str = "https", timeout: 
         f'[[target]]\nname = "Ratel.kz"\nurls = ["{url}"]\naliases = ["Ратель"]\ncountry = "KZ"\n'
         'category = "NEWS"\n', encoding="utf-8")
     canaries = f'["{lab.url("canary.test")}"]' if canary else "[]"
-    (tmp_path / "blockwatch.toml").write_text(f"""
-[storage]
-url = "sqlite:///blockwatch.db"
-[probe]
-targets = ["targets.toml"]
-timeout = "{timeout}"
-canaries = {canaries}
-ca_bundle = "{lab.ca_pem_path}"
-allow_networks = ["127.0.0.0/8"]
-{extra_probe}
-[control]
-resolvers = ["{lab.control_resolver}"]
-source_address = "{CONTROL}"
-[[vantage]]
-name = "kz"
-kind = "local"
-country = "KZ"
-resolver = "{lab.vantage_resolver}"
-source_address = "{VANTAGE}"
-""", encoding="utf-8")
+    probe = f'timeout = "{timeout}"\ncanaries = {canaries}\n{extra_probe}'
+    (tmp_path / "blockwatch.toml").write_text(
+        '[storage]\nurl = "sqlite:///blockwatch.db"\n'
+        + lab.probe_config("targets.toml", probe=probe, country="KZ"), encoding="utf-8")
     return load(tmp_path / "blockwatch.toml")
 
 

@@ -22,7 +22,7 @@ from blockwatch.health import check_health
 from blockwatch.retention import prune
 from blockwatch.storage import open_database, repo
 from blockwatch.storage.models import Event, JobRun, Measurement, Outbox, UrlState, Verdict
-from lab import CONTROL, VANTAGE, Behaviour, Lab
+from lab import Behaviour, Lab
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -31,24 +31,9 @@ def lab_config(lab: Lab, tmp_path: Path, *, names: list[str], extra: str = "",
                timeout: str = "1s") -> Config:
     (tmp_path / "t.toml").write_text("".join(
         f'[[target]]\nname = "{n}"\nurls = ["{lab.url(n)}"]\n' for n in names))
-    (tmp_path / "c.toml").write_text(f"""
-[storage]
-url = "sqlite:///bw.db"
-[probe]
-targets = ["t.toml"]
-interval = "15m"
-timeout = "{timeout}"
-canaries = []
-ca_bundle = "{lab.ca_pem_path}"
-allow_networks = ["127.0.0.0/8"]
-[control]
-resolvers = ["{lab.control_resolver}"]
-source_address = "{CONTROL}"
-[[vantage]]
-name = "kz"
-kind = "local"
-resolver = "{lab.vantage_resolver}"
-source_address = "{VANTAGE}"
+    probe = f'interval = "15m"\ntimeout = "{timeout}"\ncanaries = []'
+    (tmp_path / "c.toml").write_text('[storage]\nurl = "sqlite:///bw.db"\n'
+                                     + lab.probe_config("t.toml", probe=probe) + f"""
 [asn]
 enabled = false
 [site]

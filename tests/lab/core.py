@@ -16,6 +16,7 @@ import trustme
 
 from . import certs
 from .behaviour import Behaviour
+from .config import probe_config
 from .dnsserver import DNS, DNSReply, DNSServer, Zone, normalize
 from .net import (
     ANCHOR,
@@ -207,6 +208,12 @@ class Lab:
     @property
     def vantage2_resolver(self) -> str:
         return f"{VANTAGE2_RESOLVER}:{self.dns_port}"
+
+    def probe_config(self, targets: str, *, probe: str = "", country: str = "") -> str:
+        """`config.probe_config` for this lab: [probe], [control] and the local vantage "kz"."""
+        return probe_config(targets=targets, ca=self.ca_pem_path, probe=probe, country=country,
+                            vantage_resolver=self.vantage_resolver,
+                            control_resolver=self.control_resolver)
 
     def dns(self, role: str) -> Zone:
         """The zone of a resolver, by role (vantage, control, vantage2) or source ip."""
