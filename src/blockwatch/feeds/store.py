@@ -16,6 +16,7 @@ from blockwatch.feeds.correlate import BLOCKING_STATES, EventRef, IncidentRef, m
 from blockwatch.feeds.extract import Matcher
 from blockwatch.feeds.parse import ParsedEntry
 from blockwatch.storage.models import Case, Event, Feed, FeedEntry, Incident, Target, Vantage
+from blockwatch.textsafe import storable
 
 # A published time further ahead than this is a broken clock or a typo in the feed: such an
 # entry is dated when it was first seen, so it cannot be linked to events that never happen.
@@ -69,7 +70,7 @@ def record_failure(s: Session, feed_id: int, *, at: datetime, error: str,
     assert row is not None
     row.last_attempt_at = at
     row.consecutive_failures = (row.consecutive_failures or 0) + 1
-    row.last_error = error[:2000]
+    row.last_error = storable(error[:2000])
     row.next_attempt_at = next_attempt_at
 
 
@@ -114,7 +115,9 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
         known.add(e.key)
         entry_id = s.execute(
             _insert(s, FeedEntry).values(
-                feed_id=feed_id, entry_key=e.key, title=e.title, link=e.link, summary=e.summary,
+                # feed text is text from outside: storable as every stored text (textsafe)
+                feed_id=feed_id, entry_key=storable(e.key), title=storable(e.title),
+                link=storable(e.link), summary=storable(e.summary),
                 published_at=e.published_at, first_seen_at=now, content_sha256=e.content_sha256,
             ).returning(FeedEntry.id)
         ).scalar()

@@ -14,10 +14,13 @@ PostgreSQL each batch goes as one JSON parameter (jsonb_to_recordset) of a short
 psycopg prepares once, instead of a multi-row VALUES it would parse anew on every call.
 
 Evidence is serialised once: its canonical JSON (repo.canonical_json) is hashed and stored as it
-is; the JSON column reads it back as a dict."""
+is; the JSON column reads it back as a dict. Every text that is stored passes through
+textsafe here (evidence, URL, reason, round id): a NUL in a page title is stored as the escape
+`\u0000` on both databases instead of failing PostgreSQL's write of the whole batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from blockwatch.analysis import events as ev
 from blockwatch.storage.db import Database
-from blockwatch.storage.repo import NewEvent, canonical_json, utcnow
+from blockwatch.storage.repo import NewEvent, utcnow
+from blockwatch.textsafe import storable, storable_evidence
 
 
 @dataclass(slots=True)
@@ -60,9 +64,25 @@ class Recorded:
 
 
 def encode(row: Row) -> tuple[str, str]:
-    """The stored evidence text and its SHA-256."""
-    t = row.evidence_text if row.evidence_text is not None else canonical_json(row.evidence)
+    """The stored evidence text (storable) and its SHA-256."""
+    _, t = storable_evidence(row.evidence, row.evidence_text)
     return t, hashlib.sha256(t.encode("utf-8")).hexdigest()
+
+
+_TEXT_FIELDS = ("uid", "url", "failure", "round_id", "reason")
+
+
+def storable_rows(rows: Sequence[Row]) -> list[Row]:
+    """The rows with their text fields storable (a row that needs nothing is the same object)."""
+    out = []
+    for r in rows:
+        fix = {}
+        for f in _TEXT_FIELDS:
+            v = getattr(r, f)
+            if v and storable(v) is not v:
+                fix[f] = storable(v)
+        out.append(dataclasses.replace(r, **fix) if fix else r)
+    return out
 
 
 def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, rows: Sequence[Row],
@@ -71,15 +91,17 @@ def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, ro
     as it is and missing from the result: a duplicate, not an error)."""
     if not rows:
         return {}
-    return _backend(db, s).insert_measurements(vantage_id, role, rows, keep)
+    return _backend(db, s).insert_measurements(vantage_id, role, storable_rows(rows), keep)
 
 
 def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
            now: datetime | None = None, *, touch_vantage: bool = True) -> Recorded:
     """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
     measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
-    time order, whatever order the rows came in), events, and the keep flags of retention: a
-    measurement and its control are kept when the verdict is not "ok" or it made an event.
+    time order, whatever order the rows came in; a row older than the newest one already judged
+    for its (URL, vantage) is stored with its verdict but steps nothing), events, and the keep
+    flags of retention: a measurement and its control are kept when the verdict is not "ok" or
+    it made an event.
 
     Safe against concurrent writers of the same uids (the later one counts them as duplicates)
     and of the same (URL, vantage) (its state rows are locked before they are read). With
@@ -88,6 +110,7 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
     now = now or utcnow()
     if not rows:
         return Recorded(0, 0)
+    rows = storable_rows(rows)
     be = _backend(db, s)
     new_ids = be.insert_measurements(vantage_id, "vantage", rows, [r.verdict != "ok" for r in rows])
     fresh = sorted((r for r in rows if r.uid in new_ids), key=lambda r: r.measured_at)
@@ -105,16 +128,17 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
     closes: list[tuple[int, datetime]] = []
     for r, verdict_id in zip(fresh, vids, strict=True):
         st = states[r.url]
+        if r.verdict != "ok" and r.control_id is not None:
+            keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
+        if st["last_seen_at"] is not None and r.measured_at < st["last_seen_at"]:
+            continue  # late: stored as evidence, but it must not rewrite the URL's history
         cur = ev.UrlState(st["state"], st["since"], st["pending"], st["pending_count"] or 0,
                           st["pending_since"])
         nxt, tr = ev.step(cur, r.verdict, r.measured_at, confirm_after)
         st.update(state=nxt.state, since=nxt.since, pending=nxt.pending,
                   pending_count=nxt.pending_count, pending_since=nxt.pending_since,
                   target_id=r.target_id, last_verdict_id=verdict_id, updated_at=now)
-        if st["last_seen_at"] is None or st["last_seen_at"] <= r.measured_at:
-            st["last_seen_at"] = r.measured_at
-        if r.verdict != "ok" and r.control_id is not None:
-            keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
+        st["last_seen_at"] = r.measured_at  # not late: never earlier than what it was
         if tr is None:
             continue
         # events are inserted together after the loop (one statement, not one round trip each)
@@ -287,7 +311,7 @@ def _json_default(v: Any) -> Any:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, default=_json_default, separators=(",", ":"))
+    return json.dumps(v, default=_json_default, separators=(",", ":"), allow_nan=False)
 
 
 _PG_MEASUREMENTS = """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,8 @@ from blockwatch.storage.models import (
     Verdict,
 )
 from blockwatch.targets import Target as TargetSpec
+from blockwatch.textsafe import canonical_json as canonical_json  # the one spelling of evidence
+from blockwatch.textsafe import storable, storable_evidence
 
 
 def utcnow() -> datetime:
@@ -37,10 +38,6 @@ def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     return dt.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def evidence_hash(data: Any) -> str:
@@ -71,6 +68,8 @@ def sync_targets(s: Session, targets: Iterable[TargetSpec], *, retire_others: bo
 
 
 def ensure_vantage(s: Session, name: str, kind: str, country: str = "", asn: str = "") -> int:
+    # OONI vantages are named from the API's answers: text from outside
+    name, country, asn = storable(name), storable(country), storable(asn)
     row = s.scalar(select(Vantage).where(Vantage.name == name))
     if row is None:
         row = Vantage(name=name, kind=kind, country=country, asn=asn, created_at=utcnow())
@@ -90,10 +89,14 @@ def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: 
                     role: str, measured_at: datetime, evidence: dict[str, Any],
                     failure: str | None = None, round_id: str | None = None,
                     keep: bool = False) -> Measurement:
-    """One measurement through the ORM (rounds and the collector store in bulk: storage/bulk.py)."""
-    m = Measurement(uid=uid, target_id=target_id, vantage_id=vantage_id, url=url, role=role,
-                    round_id=round_id, measured_at=measured_at, failure=failure, evidence=evidence,
-                    evidence_sha256=evidence_hash(evidence), keep=keep)
+    """One measurement through the ORM (rounds and the collector store in bulk: storage/bulk.py).
+    Text is made storable as bulk.py does (textsafe)."""
+    data, text = storable_evidence(evidence)
+    m = Measurement(uid=storable(uid), target_id=target_id, vantage_id=vantage_id,
+                    url=storable(url), role=role,
+                    round_id=storable(round_id) if round_id else round_id, measured_at=measured_at,
+                    failure=storable(failure) if failure else failure, evidence=data,
+                    evidence_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), keep=keep)
     s.add(m)
     s.flush()
     return m
@@ -116,9 +119,12 @@ class NewEvent:
 def record_verdict(s: Session, *, measurement: Measurement, control_id: int | None, verdict: str,
                    confirmed: bool, reason: str, confirm_after: int) -> tuple[Verdict, NewEvent | None]:
     """Store a verdict and advance the (URL, vantage) state machine; returns the new event, if
-    this verdict confirmed one. The reference for the bulk store (storage/bulk.py), which must
-    give the same rows; OONI imports store one at a time through it."""
+    this verdict confirmed one. A measurement older than the newest one judged for its (URL,
+    vantage) is stored with its verdict but steps nothing. The reference for the bulk store
+    (storage/bulk.py), which must give the same rows; OONI imports store one at a time
+    through it."""
     m = measurement
+    reason = storable(reason)
     v = Verdict(measurement_id=m.id, control_id=control_id, target_id=m.target_id,
                 vantage_id=m.vantage_id, url=m.url, verdict=verdict, confirmed=confirmed,
                 reason=reason, measured_at=m.measured_at)
@@ -130,6 +136,12 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
         st = UrlState(url=m.url, vantage_id=m.vantage_id, target_id=m.target_id, pending_count=0,
                       updated_at=now)
         s.add(st)
+    _touch_vantage(s, m.vantage_id, m.measured_at)
+    if verdict != "ok":
+        m.keep = True
+    if st.last_seen_at is not None and m.measured_at < st.last_seen_at:
+        # late (an agent's queue, a back-dated upload): evidence, but history is not rewritten
+        return v, None
     cur = ev.UrlState(st.state, st.since, st.pending, st.pending_count or 0, st.pending_since)
     nxt, tr = ev.step(cur, verdict, m.measured_at, confirm_after)
     st.state, st.since, st.pending = nxt.state, nxt.since, nxt.pending
@@ -139,7 +151,6 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
     if st.last_seen_at is None or st.last_seen_at <= m.measured_at:
         st.last_seen_at = m.measured_at
     st.updated_at = now
-    _touch_vantage(s, m.vantage_id, m.measured_at)
     e = None
     if tr is not None:
         old = s.get(Event, st.event_id) if st.event_id else None
@@ -151,8 +162,6 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
         s.add(e)
         s.flush()
         st.event_id = e.id
-        m.keep = True
-    if verdict != "ok":
         m.keep = True
     return v, (NewEvent(e.id, e.target_id, e.vantage_id, e.url, e.state, e.previous)
                if e is not None else None)
