@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from blockwatch.collector.commands import cmd_agent_token
 from blockwatch.probe.dnsprobe import ResolverSpec
+from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
 from blockwatch.storage.models import Event, Measurement, UrlState, Vantage, Verdict
 from lab import VANTAGE, Behaviour, Lab
@@ -28,7 +29,8 @@ async def vantage_measurement(lab: Lab, url: str) -> dict[str, Any]:
     settings = ProbeSettings(timeout=2.0, ca_bundle=lab.ca_pem_path,
                              allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
     view = NetworkView("agent", "vantage", (ResolverSpec.parse(lab.vantage_resolver),), VANTAGE)
-    return (await measure(url, view, settings)).to_json()
+    async with ResolverSet.for_view(view, settings) as dns:
+        return (await measure(url, view, settings, dns)).to_json()
 
 
 def count(db: Any, model: Any, *where: Any) -> int:

@@ -9,6 +9,7 @@ them to be the site."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -16,10 +17,11 @@ from urllib.parse import urlsplit
 from blockwatch.analysis.fingerprints import default_interception
 from blockwatch.analysis.verdict import judge_dns
 from blockwatch.config import Config, ResolverVantage
-from blockwatch.probe import dnsprobe, netsteps
+from blockwatch.probe import netsteps
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import DnsQuery, WebMeasurement
-from blockwatch.probe.runner import ProbeSettings, doh_client, now_iso
+from blockwatch.probe.resolvers import ResolverSet
+from blockwatch.probe.runner import ProbeSettings, now_iso
 from blockwatch.round import CONTROL, Result, control_view, probe_settings
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
@@ -28,21 +30,19 @@ LINGER = 0.25  # seconds to keep listening after a reply: an on-path injector an
 RETRY_FAILURES = {"dns_timeout", "dns_servfail_error", "dns_refused_error", "dns_bogus_reply"}
 
 
-async def _ask(spec: ResolverSpec, name: str, qtype: str, *, tries: int, settings: ProbeSettings
-               ) -> DnsQuery:
-    q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER,
-                             allow=settings.allow_networks)
+async def _ask(resolver: ResolverSet, name: str, qtype: str, *, tries: int) -> DnsQuery:
+    """One resolver's answer (`resolver` holds just the vantage's), asked again on failures
+    that may be passing."""
+    [q] = await resolver.query(name, qtype, linger=LINGER)
     for _ in range(tries - 1):
         if q.failure not in RETRY_FAILURES:
             break
-        q = await dnsprobe.query(spec, name, qtype, timeout=settings.timeout, linger=LINGER,
-                                 allow=settings.allow_networks)
+        [q] = await resolver.query(name, qtype, linger=LINGER)
     return q
 
 
-async def _control_name_ok(spec: ResolverSpec, name: str, tries: int, settings: ProbeSettings
-                           ) -> tuple[bool, str]:
-    q = await _ask(spec, name, "A", tries=tries, settings=settings)
+async def _control_name_ok(resolver: ResolverSet, name: str, tries: int) -> tuple[bool, str]:
+    q = await _ask(resolver, name, "A", tries=tries)
     if q.answers:
         return True, ""
     return False, f"{name}: {q.failure or 'no answer'}"
@@ -60,34 +60,32 @@ async def run_resolver_round(
     settings = settings or probe_settings(cfg)
     interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
     control = control_view(cfg)
-    doh = doh_client(control, settings)
     verified, unverified = settings.ssl_contexts()
     sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
     round_id = uuid.uuid4().hex
     hosts = sorted({urlsplit(u).hostname or "" for t in targets for u in t.urls} - {""})
     results: list[Result] = []
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        control_dns = await stack.enter_async_context(ResolverSet.for_view(control, settings))
+
         # the control resolvers' view of every name, once per round
-        async def control_dns(host: str) -> list[DnsQuery]:
+        async def ask_control(host: str) -> list[DnsQuery]:
             async with sem:
-                return await dnsprobe.resolve_all(list(control.resolvers), host,
-                                                  timeout=settings.timeout,
-                                                  source=control.source_address, http=doh,
-                                                  allow=settings.allow_networks)
-        cdns = dict(zip(hosts, await asyncio.gather(*(control_dns(h) for h in hosts)), strict=True))
+                return await control_dns.resolve(host)
+        cdns = dict(zip(hosts, await asyncio.gather(*(ask_control(h) for h in hosts)), strict=True))
         for vconf in vantages:
             spec = ResolverSpec.parse(vconf.address)
-            before = await _control_name_ok(spec, vconf.control_name, vconf.tries, settings)
+            resolver = await stack.enter_async_context(ResolverSet([spec], settings))
+            before = await _control_name_ok(resolver, vconf.control_name, vconf.tries)
 
-            async def one(host: str, spec: ResolverSpec = spec, vconf: ResolverVantage = vconf
-                          ) -> list[DnsQuery]:
+            async def one(host: str, resolver: ResolverSet = resolver,
+                          vconf: ResolverVantage = vconf) -> list[DnsQuery]:
                 async with sem:
                     return list(await asyncio.gather(
-                        *(_ask(spec, host, t, tries=vconf.tries, settings=settings)
-                          for t in ("A", "AAAA"))))
+                        *(_ask(resolver, host, t, tries=vconf.tries) for t in ("A", "AAAA"))))
 
             vdns = dict(zip(hosts, await asyncio.gather(*(one(h) for h in hosts)), strict=True))
-            after = await _control_name_ok(spec, vconf.control_name, vconf.tries, settings)
+            after = await _control_name_ok(resolver, vconf.control_name, vconf.tries)
             ok = before[0] and after[0]
             problem = before[1] or after[1]
 
@@ -123,9 +121,6 @@ async def run_resolver_round(
                                   interception=interception)
                     judged.append((t, url, v, c, j))
             results += await asyncio.to_thread(_store, db, cfg, vconf, judged, round_id)
-    finally:
-        if doh is not None:
-            await doh.aclose()
     if on_result:
         for r in results:
             on_result(r)

@@ -17,7 +17,8 @@ from blockwatch.config import Config, LocalVantage
 from blockwatch.gctune import fewer_gc_passes
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import WebMeasurement
-from blockwatch.probe.runner import NetworkView, ProbeSettings, doh_client, measure
+from blockwatch.probe.resolvers import ResolverSet
+from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
@@ -104,21 +105,40 @@ async def _run_round(
     asn: Callable[[str], str | None] | None,
 ) -> RoundReport:
     settings = settings or probe_settings(cfg)
-    aset = analysis_settings(cfg)
-    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
-    confirm_after = cfg.settings.probe.confirm_after
     report = RoundReport(round_id=uuid.uuid4().hex)
     control = control_view(cfg)
     locals_ = local_views(cfg)
     if not locals_:
         return report
     views = [control] + [v for _, v in locals_]
+    async with contextlib.AsyncExitStack() as stack:
+        dns = {v.name: await stack.enter_async_context(ResolverSet.for_view(v, settings))
+               for v in views}
+        await _measure_and_store(cfg, targets, db, settings, views, dns, report, on_result, asn)
+    return report
+
+
+async def _measure_and_store(
+    cfg: Config,
+    targets: list[Target],
+    db: Database,
+    settings: ProbeSettings,
+    views: list[NetworkView],
+    dns: dict[str, ResolverSet],
+    report: RoundReport,
+    on_result: Callable[[Result], None] | None,
+    asn: Callable[[str], str | None] | None,
+) -> None:
+    """The round itself, with every view's resolvers open."""
+    aset = analysis_settings(cfg)
+    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
+    confirm_after = cfg.settings.probe.confirm_after
+    locals_ = local_views(cfg)
     sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
-    dohs = {v.name: doh_client(v, settings) for v in views}
 
     async def one(url: str, view: NetworkView) -> WebMeasurement:
         async with sem:
-            return await measure(url, view, settings, doh=dohs[view.name])
+            return await measure(url, view, settings, dns[view.name])
 
     # Canaries: if every canary fails at a view, that view's round is inconclusive.
     canaries = list(cfg.settings.probe.canaries)
@@ -181,10 +201,6 @@ async def _run_round(
         stopping.set()
         await queue.put(None)
         await wtask
-        for c in dohs.values():
-            if c is not None:
-                await c.aclose()
-    return report
 
 
 def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict[str, int]]:

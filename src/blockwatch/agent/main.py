@@ -15,12 +15,16 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blockwatch import aio
 from blockwatch.agent.link import AuthRejected, Collector, CollectorError, PinMismatch, Rejected
 from blockwatch.agent.pin import PinError, parse_pin
 from blockwatch.agent.queue import DEFAULT_MAX, Queue, default_path
+
+if TYPE_CHECKING:  # the probes are imported when a round starts
+    from blockwatch.probe.resolvers import ResolverSet
+    from blockwatch.probe.runner import NetworkView, ProbeSettings
 
 log = logging.getLogger("blockwatch.agent")
 
@@ -146,11 +150,29 @@ class Agent:
             from blockwatch.hostport import split_hostport
 
             r = args.resolver
-            if not r.startswith("https://"):
+            if r.startswith("https://"):
+                from urllib.parse import urlsplit
+
+                try:
+                    named = bool(urlsplit(r).hostname)
+                except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+                    named = False
+                if not named:
+                    raise UsageError(f"--resolver {r}: a DoH URL names its server, like "
+                                     "https://dns.google/dns-query")
+            else:
                 try:
                     ipaddress.ip_address(split_hostport(r.removeprefix("tcp://"), 53)[0])
                 except ValueError:
                     raise UsageError(f"--resolver {r}: expected an IP[:port] or a DoH URL") from None
+        ca = _opt(args, "ca_bundle")
+        if ca:
+            import ssl
+
+            try:
+                ssl.create_default_context(cafile=ca)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(f"--ca-bundle {ca}: not readable PEM certificates ({exc})") from None
         queue = Queue(_opt(args, "queue") or default_path(),
                       max_items=_opt(args, "queue_max", DEFAULT_MAX))
         return cls(collector=url, token=token, pin=pin, queue=queue, once=bool(_opt(args, "once")),
@@ -195,7 +217,8 @@ class Agent:
         """Measure every target URL; each result is queued as soon as it exists."""
         from blockwatch.analysis.fingerprints import default_matcher
         from blockwatch.probe.dnsprobe import ResolverSpec
-        from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
+        from blockwatch.probe.resolvers import ResolverSet
+        from blockwatch.probe.runner import NetworkView, ProbeSettings
 
         if isinstance(plan.get("max_body"), int) and plan["max_body"] > 0:
             self.max_body = plan["max_body"]
@@ -210,12 +233,19 @@ class Agent:
             allow_networks=tuple(ipaddress.ip_network(n, strict=False) for n in self.allow_networks))
         resolvers = (ResolverSpec.parse(self.resolver),) if self.resolver else ()
         view = NetworkView("agent", "vantage", resolvers, self.source_address)
+        async with ResolverSet.for_view(view, settings) as dns:
+            return await self._measure_round(plan, view, settings, dns)
+
+    async def _measure_round(self, plan: dict[str, Any], view: NetworkView,
+                             settings: ProbeSettings, dns: ResolverSet) -> int:
+        from blockwatch.probe.runner import measure
+
         sem = asyncio.Semaphore(self.concurrency)
         round_id = uuid.uuid4().hex
 
         async def one(url: str) -> Any:
             async with sem:
-                return await measure(url, view, settings)
+                return await measure(url, view, settings, dns)
 
         canaries = [u for u in plan.get("canaries", []) if isinstance(u, str)]
         vantage_ok = True

@@ -22,6 +22,7 @@ from blockwatch.collector.schema import MeasurementBatch
 from blockwatch.collector.state import CollectorState, Snapshot
 from blockwatch.config import AgentVantage
 from blockwatch.probe.records import WebMeasurement
+from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import measure
 from blockwatch.round import CONTROL
 from blockwatch.storage import Database, bulk, repo
@@ -90,8 +91,9 @@ class Controls:
             now = time.monotonic()
             if self._health is not None and now - self._health[0] < HEALTH_TTL:
                 return self._health[1]
-            ms = await asyncio.gather(*(measure(u, snap.control, snap.settings) for u in canaries),
-                                      return_exceptions=True)
+            async with ResolverSet.for_view(snap.control, snap.settings) as dns:
+                ms = await asyncio.gather(*(measure(u, snap.control, snap.settings, dns)
+                                            for u in canaries), return_exceptions=True)
             ok = any(not isinstance(m, BaseException) and m.http is not None
                      and m.http.status is not None for m in ms)
             if not ok:
@@ -139,8 +141,9 @@ class Controls:
             it.control = self._pick(it.m.url, it.at)
         missing = sorted({it.m.url for it in items if it.control is None})
         if missing:
-            got = await asyncio.gather(*(self._measure(snap, u) for u in missing),
-                                       return_exceptions=True)
+            async with ResolverSet.for_view(snap.control, snap.settings) as dns:
+                got = await asyncio.gather(*(self._measure(snap, u, dns) for u in missing),
+                                           return_exceptions=True)
             fresh = {}
             for u, c in zip(missing, got, strict=True):
                 if isinstance(c, BaseException):
@@ -153,14 +156,14 @@ class Controls:
                     # is the best evidence left (the site may have been down then; a rare case).
                     it.control = fresh.get(it.m.url)
 
-    async def _measure(self, snap: Snapshot, url: str) -> Control:
+    async def _measure(self, snap: Snapshot, url: str, dns: ResolverSet) -> Control:
         fut = self._inflight.get(url)
         if fut is not None:
             return await asyncio.shield(fut)
         fut = asyncio.get_running_loop().create_future()
         self._inflight[url] = fut
         try:
-            m = await measure(url, snap.control, snap.settings)
+            m = await measure(url, snap.control, snap.settings, dns)
             cid = await asyncio.to_thread(_store_control, self.state.db, snap, url, m)
             c = Control(cid, repo.parse_time(m.measured_at), m)
             self.remember(url, c)

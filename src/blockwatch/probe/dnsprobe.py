@@ -99,12 +99,13 @@ async def query(
     *,
     timeout: float,
     source: str | None = None,
-    http: httpx.AsyncClient | None = None,
+    http: httpx.AsyncClient | None,
     linger: float = 0.0,
     allow: Networks = (),
 ) -> DnsQuery:
     """One query. With `linger` > 0 on UDP, keep listening after the first reply to catch a
-    second one (on-path injection answers twice)."""
+    second one (on-path injection answers twice). `http` is a DoH resolver's client: probes
+    ask through `probe.resolvers.ResolverSet`, which always has one for them."""
     return (await query_types(spec, qname, (qtype,), timeout=timeout, source=source, http=http,
                               linger=linger, allow=allow))[0]
 
@@ -116,7 +117,7 @@ async def query_types(
     *,
     timeout: float,
     source: str | None = None,
-    http: httpx.AsyncClient | None = None,
+    http: httpx.AsyncClient | None,
     linger: float = 0.0,
     allow: Networks = (),
 ) -> list[DnsQuery]:
@@ -131,6 +132,9 @@ async def query_types(
             rec.failure = F.UNKNOWN
         return recs
     t0 = time.perf_counter()
+    if spec.transport == "doh" and http is None:
+        raise ValueError(f"{spec.label}: a DoH resolver is asked through a ResolverSet "
+                         "(probe/resolvers.py), which owns its HTTP client")
     if spec.transport == "udp":
         outcomes = await _udp(queries, spec.host, spec.port, timeout, source, linger)
     else:
@@ -225,8 +229,7 @@ async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, 
     reply: dns.message.Message | BaseException
     try:
         if spec.transport == "doh":
-            if http is None:
-                raise RuntimeError("DoH needs an httpx client")
+            assert http is not None  # checked in query_types
             reply = await _doh(http, spec.url, msg, timeout)
         else:
             reply = await dns.asyncquery.tcp(msg, spec.host, timeout=timeout, port=spec.port,

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import httpx
-
 from blockwatch.probe import dnsprobe, httpprobe, netsteps
 from blockwatch.probe import failures as F
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import HttpHop, HttpResult, TcpConnect, WebMeasurement
+from blockwatch.probe.resolvers import ResolverSet
 
 MAX_ADDRESSES = 4  # per family: enough to see load balancing, bounded for huge RRsets
 
@@ -23,7 +22,8 @@ MAX_ADDRESSES = 4  # per family: enough to see load balancing, bounded for huge 
 @dataclass(frozen=True)
 class NetworkView:
     """Where a measurement is taken from: which resolvers it asks and which source address
-    its connections leave from."""
+    its connections leave from. Its resolvers are asked through a `ResolverSet` built from it
+    (`ResolverSet.for_view`), opened once per round and closed after."""
 
     name: str
     role: str = "vantage"  # vantage | control
@@ -62,20 +62,18 @@ def now_iso() -> str:
 
 
 async def measure(url: str, view: NetworkView, settings: ProbeSettings,
-                  *, doh: httpx.AsyncClient | None = None) -> WebMeasurement:
+                  resolvers: ResolverSet) -> WebMeasurement:
+    """`resolvers`: the view's resolvers (`ResolverSet.for_view(view, settings)`)."""
     t0 = time.perf_counter()
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    resolvers = list(view.resolvers) or dnsprobe.system_resolvers()
     m = WebMeasurement(
         url=url, vantage=view.name, role=view.role, measured_at=now_iso(),
-        uid=uuid.uuid4().hex, resolvers=[r.label for r in resolvers],
+        uid=uuid.uuid4().hex, resolvers=resolvers.labels,
         ipv6=settings.has_ipv6(), source_address=view.source_address,
     )
-    m.dns = await dnsprobe.resolve_all(resolvers, host, timeout=settings.timeout,
-                                       source=view.source_address, http=doh,
-                                       allow=settings.allow_networks)
+    m.dns = await resolvers.resolve(host)
     bogons = {a for q in m.dns for a in q.bogons}
     addresses = m.addresses() if m.dns else [host]
     v4 = [a for a in addresses if not netsteps.is_ipv6(a) and a not in bogons][:MAX_ADDRESSES]
@@ -109,10 +107,7 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     async def resolve(name: str) -> str | None:
         """The address a redirect's host is fetched at (the first usable answer)."""
         if name not in cache:
-            found = await dnsprobe.resolve_all(resolvers, name, timeout=settings.timeout,
-                                               source=view.source_address, http=doh,
-                                               qtypes=("A",) if not m.ipv6 else ("A", "AAAA"),
-                                               allow=settings.allow_networks)
+            found = await resolvers.resolve(name, ("A",) if not m.ipv6 else ("A", "AAAA"))
             usable = [a for q in found for a in q.answers if a not in q.bogons]
             cache[name] = next(iter(usable), None) if found else name  # an IP literal: no DNS
         return cache[name]
@@ -156,13 +151,3 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     m.t_ms = round((time.perf_counter() - t0) * 1000, 2)
     return m
 
-
-def doh_client(view: NetworkView, settings: ProbeSettings) -> httpx.AsyncClient | None:
-    """A client for DoH resolvers of this view (None when it has none)."""
-    if not any(r.transport == "doh" for r in view.resolvers):
-        return None
-    verified, _ = settings.ssl_contexts()
-    transport = httpx.AsyncHTTPTransport(verify=verified, local_address=view.source_address,
-                                         retries=0)
-    return httpx.AsyncClient(transport=transport, trust_env=False,
-                             headers={"user-agent": settings.user_agent})
