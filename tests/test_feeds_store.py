@@ -256,14 +256,16 @@ def test_cmd_feeds_and_incidents_json(cfg: Config, capsys: pytest.CaptureFixture
     assert [x["feed"] for x in lines] == ["Adil Soz", "HRW", "KK news"]
     assert lines[0]["status"] == "failed" and lines[0]["error"] == "HTTP 500 Internal Server Error"
     assert lines[1] | {"next_attempt_at": None} == {
-        "feed": "HRW", "url": HRW, "status": "ok", "new_entries": 3, "new_incidents": 2,
-        "new_cases": 0, "entries": 3, "error": None, "note": None, "next_attempt_at": None}
+        "feed": "HRW", "kind": "feed", "url": HRW, "status": "ok", "consecutive_failures": 0,
+        "new_entries": 3, "new_incidents": 2, "new_cases": 0, "entries": 3, "error": None,
+        "note": None, "next_attempt_at": None}
 
     assert cmd_incidents(cfg, argparse.Namespace(json=True)) == 0
     out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(out) == 3
     first = out[0]
     assert set(first) == {"title", "url", "published", "first_seen", "occurred_at", "feed",
+                          "feed_kind", "query", "publisher_url", "country", "status", "evidence",
                           "outlets", "people", "types", "linked_events"}
     assert [x["title"] for x in out] == [
         "Азаттық радиосының тілшісі Астанада ұсталды",  # 05:15Z

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("incidents", "list extracted incidents")
     c.add_argument("--json", action="store_true")
     c.add_argument("--limit", type=int, default=200, help="newest N (default 200)")
+    c.add_argument("--country", metavar="CC",
+                   help="only incidents tagged with this country (or naming its outlets)")
     c = cmd("digest", "build (and send) the daily digest")
     c.add_argument("--send", action="store_true")
     c.add_argument("--out", metavar="DIR")
@@ -122,10 +124,27 @@ def main(argv: list[str] | None = None) -> int:
         return agent_main(args)
     from blockwatch.config import ConfigError, SecretError, load
 
+    from blockwatch.storage.db import DatabaseError, InstanceLocked
+
     handler = COMMANDS[args.command]
     try:
         cfg = load(args.config)
+        _register_secrets(cfg)
         return handler(cfg, args)
+    except InstanceLocked as exc:
+        print(f"blockwatch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    except DatabaseError as exc:  # cannot be opened or written; a missing [postgres] extra
+        print(f"blockwatch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"blockwatch {args.command}: needs the [{extra}] extra, which is not installed "
+              f"({exc.name}): pip install -e '.[{extra}]' (or pip install 'blockwatch[{extra}]')",
+              file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         print(f"blockwatch: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -144,8 +163,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:
         log.debug("failure", exc_info=True)
-        print(f"blockwatch {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from blockwatch import redact
+
+        print(redact.scrub(f"blockwatch {args.command}: failed: {type(exc).__name__}: {exc}"),
+              file=sys.stderr)
         return EXIT_FAIL
+
+
+# optional dependency groups (pyproject.toml), by the module a command failed to import
+_EXTRAS = {"fastapi": "server", "uvicorn": "server", "starlette": "server",
+           "psycopg": "postgres", "psycopg_binary": "postgres"}
+
+
+def _register_secrets(cfg: Config) -> None:
+    """Secrets this config resolves to are known to the log scrubber from the start."""
+    a = cfg.settings.alerts
+    if a.webhook or a.smtp_password_env or a.smtp_password_file or a.smtp_username_env \
+            or a.smtp_username_file:
+        from blockwatch.alerts.webhook import register_secrets
+
+        register_secrets(cfg)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -156,14 +193,41 @@ def _db(cfg: Config):  # type: ignore[no-untyped-def]
     return open_database(cfg.database_url)
 
 
+def _target_keys(t: Any) -> list[str]:
+    """What a person may call a target: its name, aliases, URLs (and their hosts)."""
+    from urllib.parse import urlsplit
+
+    keys = [t.name, *t.aliases]
+    for u in t.urls:
+        keys += [u, u.rstrip("/"), urlsplit(u).hostname or ""]
+    return [k.casefold() for k in keys if k]
+
+
 def _select(targets, only: list[str] | None, where: str):  # type: ignore[no-untyped-def]
-    if only:
-        names = {t.name.lower(): t for t in targets}
-        missing = [n for n in only if n.lower() not in names]
-        if missing:
-            raise UsageError(f"no target named {missing[0]!r} in {where}")
-        targets = [names[n.lower()] for n in only]
-    return targets
+    """The targets named (case-insensitive, by name, alias, URL or host); a name that matches
+    nothing is a usage error suggesting the nearest."""
+    if not only:
+        return targets
+    import difflib
+
+    index: dict[str, Any] = {}
+    for t in targets:
+        for k in _target_keys(t):
+            index.setdefault(k, t)
+    out: list[Any] = []
+    for n in only:
+        t = index.get(n.strip().casefold()) or index.get(n.strip().casefold().rstrip("/"))
+        if t is None:
+            near = difflib.get_close_matches(n.casefold(), [x.name.casefold() for x in targets]
+                                             + [a.casefold() for x in targets for a in x.aliases],
+                                             n=3, cutoff=0.6)
+            names = {k: x.name for x in targets for k in _target_keys(x)}
+            hint = (" (did you mean " + " or ".join(dict.fromkeys(repr(names[k]) for k in near))
+                    + "?)") if near else ""
+            raise UsageError(f"no target named {n!r} in {where}{hint}")
+        if t not in out:
+            out.append(t)
+    return out
 
 
 def _emit_json(obj: dict[str, Any]) -> None:
@@ -279,13 +343,27 @@ def _since(r: Any) -> str:
     return f"{r.state} since {repo.iso(r.since)}; changing?"
 
 
+def _known_target(s: Any, name: str) -> str:
+    """A target of the database by name, alias, URL or host (any case); UsageError if none."""
+    from sqlalchemy import select
+
+    from blockwatch.storage.models import Target as TargetRow
+
+    rows = list(s.scalars(select(TargetRow)))
+    picked = _select(rows, [name], "the database")
+    return str(picked[0].name)
+
+
 def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.storage import repo
 
     db = _db(cfg)
     try:
         with db.read() as s:
-            rows = repo.latest_verdicts(s, target=args.target)
+            target = args.target
+            if target is not None:
+                target = _known_target(s, target)
+            rows = repo.latest_verdicts(s, target=target)
     finally:
         db.close()
     if args.json:
@@ -346,6 +424,8 @@ def parse_when(text: str, now: datetime) -> datetime:
 
     try:
         return now - parse_duration(text)
+    except OverflowError:
+        raise UsageError(f"{text!r} reaches back before the year 1") from None
     except ValueError:
         pass
     try:
@@ -366,7 +446,7 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
         db.close()
     if args.json:
         _emit_json({"healthy": h.healthy, "problems": h.problems, "jobs": h.jobs,
-                    "outbox": h.outbox, "vantages": h.vantages})
+                    "outbox": h.outbox, "vantages": h.vantages, "feeds": h.feeds})
     else:
         _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
                  f"{j['lag_s']}s" if j["lag_s"] is not None else "-",
@@ -377,6 +457,11 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
         for v in h.vantages:
             print(f"vantage {v['vantage']} ({v['kind']}): last seen {v['last_seen'] or 'never'}"
                   f"{' SILENT' if v['silent'] else ''}")
+        failing = [f for f in h.feeds if f["consecutive_failures"]]
+        print(f"feeds: {len(h.feeds) - len(failing)} of {len(h.feeds)} working")
+        for f in failing:
+            print(f"feed {f['feed']} FAILING ({f['consecutive_failures']}x, last ok "
+                  f"{f['last_success'] or 'never'}): {f['error']}")
         print("healthy" if h.healthy else "UNHEALTHY: " + "; ".join(h.problems))
     return EXIT_OK if h.healthy else EXIT_FAIL
 

@@ -222,15 +222,99 @@ Vantage = Annotated[
 
 
 class FeedSource(_Strict):
-    name: str = Field(min_length=1)
-    url: HttpUrl
+    """One incident feed. `kind = "feed"`: an RSS/Atom address. `kind = "rferl"`: an RFE/RL
+    (Pangea CMS) site whose `/rssfeeds` page is read at run time for the feed addresses, because
+    RFE/RL regenerates its feed ids."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["feed", "rferl"] = "feed"
+    url: HttpUrl | None = None
+    site: HttpUrl | None = None
+    sections: list[str] = Field(default_factory=list)
     language: Literal["en", "ru", "kk"] = "en"
     interval: Duration | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _address(self) -> FeedSource:
+        if self.kind == "feed" and not self.url:
+            raise ValueError("a feed needs url = \"https://...\" (or kind = \"rferl\" with site)")
+        if self.kind == "rferl" and not self.site:
+            raise ValueError("kind = \"rferl\" needs site = \"https://www.rferl.org\" (the site "
+                             "whose /rssfeeds page lists its feeds)")
+        if self.kind == "feed" and (self.site or self.sections):
+            raise ValueError("site and sections belong to kind = \"rferl\"")
+        return self
+
+    @property
+    def address(self) -> str:
+        """What is fetched first: the feed, or the RFE/RL site's feed list page."""
+        if self.kind == "rferl":
+            assert self.site is not None
+            return self.site.rstrip("/") + "/rssfeeds"
+        assert self.url is not None
+        return self.url
+
+
+SEARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    # GDELT answers one request per 5 s per address; its query box takes a few hundred characters.
+    "gdelt": {"api_url": "https://api.gdeltproject.org/api/v2/doc/doc", "min_gap": timedelta(seconds=5),
+              "max_query_length": 250},
+    # Google News RSS search is undocumented; keep requests slow and queries short.
+    "google_news": {"api_url": "https://news.google.com/rss/search", "min_gap": timedelta(seconds=2),
+                    "max_query_length": 400},
+}
+
+
+class FeedSearch(_Strict):
+    """A news search run for the watched names: target names and aliases (`outlets`), the
+    people list (`people`) and `terms`, OR-joined in batches that fit the service's query box."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["gdelt", "google_news"]
+    enabled: bool = True
+    interval: Duration | None = None
+    api_url: HttpUrl | None = None
+    outlets: bool = True
+    people: bool = True
+    terms: list[str] = Field(default_factory=list)
+    extra: str = ""  # appended to every query, e.g. "sourcecountry:KZ" or "site:kz"
+    max_query_length: int | None = Field(None, ge=40, le=2000)
+    min_gap: Duration | None = None
+    language: Literal["en", "ru", "kk"] = "ru"
+    # gdelt
+    timespan: Duration = timedelta(days=1)
+    sourcecountry: str = Field("", pattern=r"^([A-Za-z]{2})?$")  # FIPS 10-4 (KZ, KG, TI, UZ)
+    sourcelang: str = Field("", pattern=r"^[a-z]*$")  # "rus", "kaz", "eng"
+    maxrecords: int = Field(250, ge=1, le=250)
+    # google_news
+    hl: str = Field("ru", pattern=r"^[A-Za-z-]{2,10}$")
+    gl: str = Field("KZ", pattern=r"^[A-Z]{2}$")
+    ceid: str = ""  # default "<gl>:<hl>"
+    when: Duration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _checks(self) -> FeedSearch:
+        if self.kind == "gdelt" and self.min_gap is not None and self.min_gap < timedelta(seconds=5):
+            raise ValueError("min_gap: GDELT allows one request every 5 s at most")
+        if self.ceid and self.ceid != f"{self.gl}:{self.hl.split('-')[0]}":
+            raise ValueError(f"ceid {self.ceid!r} does not match gl and hl; expected "
+                             f"\"{self.gl}:{self.hl.split('-')[0]}\"")
+        if not (self.outlets or self.people or self.terms):
+            raise ValueError("nothing to search: set outlets, people or terms")
+        return self
+
+    def setting(self, key: str) -> Any:
+        """A setting, or the kind's default when it is not set."""
+        v = getattr(self, key)
+        return SEARCH_DEFAULTS[self.kind][key] if v is None else v
 
 
 class Person(_Strict):
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
+    outlet: str = ""
+    source: str = ""  # where the facts come from (a public report)
 
 
 class FeedsConfig(_Strict):
@@ -239,8 +323,28 @@ class FeedsConfig(_Strict):
     max_bytes: Size = 5 * 10**6
     concurrency: int = Field(8, ge=1, le=256)
     correlation_window: Duration = timedelta(hours=72)
+    people: list[str] = Field(default_factory=list)  # people lists (TOML files of [[person]])
     source: list[FeedSource] = Field(default_factory=list)
+    search: list[FeedSearch] = Field(default_factory=list)
     person: list[Person] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FeedsConfig:
+        seen: set[str] = set()
+        for f in [*self.source, *self.search]:
+            if f.name in seen:
+                raise ValueError(f"feed name {f.name!r} is used twice; names must be unique")
+            seen.add(f.name)
+        return self
+
+    @property
+    def names(self) -> set[str]:
+        """The enabled feeds and searches (each is one row of the feeds table)."""
+        return {f.name for f in [*self.source, *self.search] if f.enabled}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.names)
 
 
 ALERT_FILTER_NAMES = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
@@ -379,6 +483,10 @@ class Config:
     def target_files(self) -> list[Path]:
         return [self.resolve(p) for p in self.settings.probe.targets]
 
+    @property
+    def people_files(self) -> list[Path]:
+        return [self.resolve(p) for p in self.settings.feeds.people]
+
     def secret(self, owner: BaseModel, base: str, where: str) -> str | None:
         """The secret named by `<base>_env` or `<base>_file` on `owner`; None when neither is set.
 
@@ -417,8 +525,8 @@ def _loc_to_key(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
             "local", "resolver", "ooni", "agent"
         ) and node.get("kind") == part:
             continue  # the discriminator's tag, not a key the user wrote
-        if part in ("function-after[_unique_vantages()]",):
-            continue
+        if isinstance(part, str) and part.startswith("function-after["):
+            continue  # a model validator's tag
         out += ("." if out else "") + str(part)
         node = node.get(part) if isinstance(node, dict) else None
     return out

@@ -170,7 +170,7 @@ class Daemon:
                 out.append(JobSpec(f"ooni:{v.name}", v.interval, self.ooni_job(v)))
         if s.asn.enabled:
             out.append(JobSpec("asn", timedelta(days=1), self.asn_refresh))
-        if s.feeds.source:
+        if s.feeds.active:
             out.append(JobSpec("feeds", s.feeds.interval, self.feeds))
         if s.alerts.recipient or s.alerts.webhook:
             out.append(JobSpec("alerts", timedelta(minutes=1), self.alerts))

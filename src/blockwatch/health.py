@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from blockwatch.alerts.outbox import backlog
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
 from blockwatch.storage import Database, repo
-from blockwatch.storage.models import JobRun, Outbox, UrlState, Vantage
+from blockwatch.storage.models import Feed, JobRun, Outbox, UrlState, Vantage
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Health:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     outbox: dict[str, Any] = field(default_factory=dict)
     vantages: list[dict[str, Any]] = field(default_factory=list)
+    feeds: list[dict[str, Any]] = field(default_factory=list)  # failing feeds: shown, not unhealthy
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -68,4 +69,13 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
                                "silent": silent})
             if silent and (runs.get("probe") is not None or kind == "agent"):
                 h.problems.append(f"vantage {name} ({kind}) silent since {repo.iso(last) or 'ever'}")
+        # a dead feed is a visible, harmless failure: listed here, in `feeds` and in the digest
+        configured = cfg.settings.feeds.names
+        for f in s.scalars(select(Feed).order_by(Feed.name)):
+            if f.name in configured:
+                h.feeds.append({"feed": f.name, "kind": f.kind, "url": f.url,
+                                "last_success": repo.iso(f.last_success_at),
+                                "last_attempt": repo.iso(f.last_attempt_at),
+                                "consecutive_failures": f.consecutive_failures or 0,
+                                "error": f.last_error})
     return h

@@ -86,7 +86,7 @@ def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.Dige
           .where(Incident.created_at >= since, Incident.created_at < until)
           .order_by(Incident.occurred_at, Incident.id).limit(MAX_ROWS))
     incidents = tuple(incident_info(i, en, f, bool(lk)) for i, en, f, lk in s.execute(q2))
-    configured = {f.name for f in cfg.settings.feeds.source}
+    configured = cfg.settings.feeds.names
     feeds = tuple(
         C.FeedProblem(f.name, f.consecutive_failures, f.last_error or "", f.last_success_at)
         for f in s.scalars(select(Feed).where(Feed.consecutive_failures > 0).order_by(Feed.name))

@@ -19,11 +19,19 @@ from typing import Any
 import httpx
 
 from blockwatch import aio
-from blockwatch.config import Config, FeedSource
-from blockwatch.feeds import store
+from blockwatch.config import Config, FeedSearch, FeedSource, Person
+from blockwatch.feeds import rferl, store
 from blockwatch.feeds.extract import Matcher
-from blockwatch.feeds.fetch import fetch_feed, make_client, next_attempt
+from blockwatch.feeds.fetch import (
+    FetchResult,
+    Resolve,
+    fetch_feed,
+    make_client,
+    next_attempt,
+    system_resolve,
+)
 from blockwatch.feeds.parse import parse_feed
+from blockwatch.feeds.search import Pacer, build_queries, pacer_key, run_search
 from blockwatch.storage import Database, open_database
 
 log = logging.getLogger(__name__)
@@ -52,9 +60,12 @@ class FeedResult:
     note: str | None = None  # cut at the size cap, ill-formed but recovered, not due yet
     next_attempt_at: datetime | None = None
     incident_ids: list[int] = field(default_factory=list, repr=False)
+    kind: str = "feed"  # feed | rferl | gdelt | google_news
+    failures: int = 0  # consecutive failures, this one included
 
     def to_json(self) -> dict[str, Any]:
-        return {"feed": self.feed, "url": self.url, "status": self.status,
+        return {"feed": self.feed, "kind": self.kind, "url": self.url, "status": self.status,
+                "consecutive_failures": self.failures,
                 "new_entries": self.new_entries, "new_incidents": self.new_incidents,
                 "new_cases": self.new_cases, "entries": self.entries, "error": self.error,
                 "note": self.note, "next_attempt_at": iso(self.next_attempt_at)}
@@ -85,80 +96,199 @@ class PollSummary:
                 + (f"; failed: {failed}" if failed else ""))
 
 
-def build_matcher(cfg: Config) -> Matcher:
+def watched(cfg: Config) -> tuple[list[Any], list[Person]]:
+    """The targets and the people (`[[feeds.person]]`, then the people lists)."""
+    from blockwatch.feeds.people import load_people, merge
     from blockwatch.targets import load_targets
 
-    return Matcher(load_targets(cfg.target_files), cfg.settings.feeds.person)
+    return (load_targets(cfg.target_files),
+            merge(cfg.settings.feeds.person, load_people(cfg.people_files)))
+
+
+def build_matcher(cfg: Config) -> Matcher:
+    targets, people = watched(cfg)
+    return Matcher(targets, people)
+
+
+def feed_specs(cfg: Config) -> list[tuple[store.FeedSpec, FeedSource | FeedSearch]]:
+    """Every enabled feed, RFE/RL site and search, as a row of the feeds table."""
+    fc = cfg.settings.feeds
+    out: list[tuple[store.FeedSpec, FeedSource | FeedSearch]] = []
+    for src in fc.source:
+        if src.enabled:
+            out.append((store.FeedSpec(src.name, src.address, src.language, src.kind), src))
+    for se in fc.search:
+        if se.enabled:
+            out.append((store.FeedSpec(se.name, se.setting("api_url"), se.language, se.kind), se))
+    return out
+
+
+@dataclass
+class _Got:
+    """What one feed's fetch produced, before storing."""
+
+    status: str  # ok | not_modified | failed
+    entries: list[Any] = field(default_factory=list)
+    query_of: dict[str, str] | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    documents: int = 0
+
+
+def _not_a_feed(content: bytes, content_type: str | None) -> str:
+    ctype = (content_type or "no content type").split(";")[0]
+    return f"not a feed ({ctype}, {len(content)} bytes)"
 
 
 async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
                      client: httpx.AsyncClient | None = None, now: datetime | None = None,
-                     matcher: Matcher | None = None) -> PollSummary:
-    """Fetch every due feed (every feed with `force`), store new entries and incidents, link
-    cases. A failing feed is a result (FeedResult.status "failed"), never an exception."""
+                     matcher: Matcher | None = None, resolve: Resolve | None = None,
+                     pacers: dict[str, Pacer] | None = None) -> PollSummary:
+    """Fetch every due feed, RFE/RL site and search (every one with `force`), store new
+    entries and incidents, link cases. A failing feed is a result (FeedResult.status "failed",
+    its error stored on its row), never an exception. `resolve` and `pacers` are for tests
+    (host lookup for the redirect check; the search services' clocks)."""
     fc = cfg.settings.feeds
-    sources = list(fc.source)
-    if not sources:
+    specs = feed_specs(cfg)
+    if not specs:
         return PollSummary([], [])
-    matcher = matcher or build_matcher(cfg)
+    targets, people = watched(cfg)
+    matcher = matcher or Matcher(targets, people)
+    resolve = resolve or system_resolve
+    pacers = pacers if pacers is not None else {}
     started = now or datetime.now(UTC)
-    states = await asyncio.to_thread(_sync, db, sources)
+    states = await asyncio.to_thread(_sync, db, [sp for sp, _ in specs])
     timeout = fc.timeout.total_seconds()
     own_client = client is None
     client = client or make_client(concurrency=fc.concurrency, timeout=timeout)
     sem = asyncio.Semaphore(fc.concurrency)
     write_lock = asyncio.Lock()  # one writer at a time: SQLite has one write lock anyway
 
-    async def one(src: FeedSource) -> FeedResult:
-        st = states[src.name]
-        interval = src.interval or fc.interval
-        if not force and st.next_attempt_at and st.next_attempt_at > started + DUE_SLACK:
-            why = (f"backing off after {st.consecutive_failures} failures ({st.last_error})"
-                   if st.consecutive_failures else "not due yet")
-            return FeedResult(src.name, src.url, "skipped", note=why, next_attempt_at=st.next_attempt_at)
+    async def fetch_one(url: str, etag: str | None = None, lm: str | None = None) -> FetchResult:
         async with sem:
-            at = now or datetime.now(UTC)
-            res = await fetch_feed(client, src.url, etag=st.etag, last_modified=st.last_modified,
-                                   max_bytes=fc.max_bytes, timeout=timeout)
+            return await fetch_feed(client, url, etag=etag, last_modified=lm,
+                                    max_bytes=fc.max_bytes, timeout=timeout, resolve=resolve)
+
+    async def plain(src: FeedSource, st: store.FeedState) -> _Got:
+        res = await fetch_one(src.address, st.etag, st.last_modified)
         if res.status == "not_modified":
-            nxt = next_attempt(at, interval, 0)
-            async with write_lock:
-                await asyncio.to_thread(_write, db, store.record_success, st.id, at=at,
-                                        etag=res.etag, last_modified=res.last_modified,
-                                        next_attempt_at=nxt)
-            return FeedResult(src.name, src.url, "not_modified", note="not modified since last poll",
-                              next_attempt_at=nxt)
-        error = res.error
-        parsed = None
-        if res.status == "ok":
-            parsed = await asyncio.to_thread(parse_feed, res.content, res.content_type,
-                                             drop_last=res.truncated)
-            if not parsed.entries and not parsed.version:
-                ctype = (res.content_type or "no content type").split(";")[0]
-                error = f"not a feed ({ctype}, {len(res.content)} bytes)"
-        if error is not None or parsed is None:
-            error = error or "failed"
-            nxt = next_attempt(at, interval, st.consecutive_failures + 1)
-            async with write_lock:
-                await asyncio.to_thread(_write, db, store.record_failure, st.id, at=at, error=error,
-                                        next_attempt_at=nxt)
-            log.warning("feed %s (%s): %s", src.name, src.url, error)
-            return FeedResult(src.name, src.url, "failed", error=error, next_attempt_at=nxt)
+            return _Got("not_modified", etag=res.etag, last_modified=res.last_modified)
+        if res.status != "ok":
+            return _Got("failed", error=res.error or "failed")
+        parsed = await asyncio.to_thread(parse_feed, res.content, res.content_type,
+                                         drop_last=res.truncated)
+        if not parsed.entries and not parsed.version:
+            return _Got("failed", error=_not_a_feed(res.content, res.content_type))
         notes = []
         if res.truncated:
             notes.append(f"cut at {fc.max_bytes} bytes (feeds.max_bytes); the last entry was dropped")
         if parsed.bozo:
             notes.append(f"ill-formed, {len(parsed.entries)} entries recovered ({parsed.bozo})")
+        return _Got("ok", list(parsed.entries), None, res.etag, res.last_modified, notes=notes,
+                    documents=len(parsed.entries))
+
+    async def rferl_site(src: FeedSource, st: store.FeedState, at: datetime) -> _Got:
+        page = await fetch_one(src.address)
+        notes: list[str] = []
+        found: list[rferl.DiscoveredFeed] = []
+        if page.status == "ok":
+            found = rferl.parse_rssfeeds(page.content, src.address, page.content_type)
+        why = (page.error or page.status) if page.status != "ok" else (
+            None if found else "no /api/ feed links on the page")
+        if why is None:
+            async with write_lock:
+                await asyncio.to_thread(_write, db, store.save_discovered, st.id, found, at)
+        else:
+            cached, checked = await asyncio.to_thread(_read, db, store.load_discovered, st.id)
+            if not cached:
+                return _Got("failed", error=f"feed list {src.address}: {why}; no earlier list "
+                                            "to fall back on")
+            found = cached
+            notes.append(f"feed list {src.address}: {why}; using the list of {iso(checked)}")
+        chosen, missing = rferl.choose(found, src.sections)
+        if missing:
+            notes.append("no feed for section(s) " + ", ".join(repr(m) for m in missing)
+                         + " on the feed list")
+        if not chosen:
+            return _Got("failed", error="; ".join(notes) or "no feed chosen")
+        entries: dict[str, Any] = {}
+        errors: list[str] = []
+        documents = 0
+        for f in chosen:
+            res = await fetch_one(f.url)
+            if res.status != "ok":
+                errors.append(f"{f.title} ({f.url}): {res.error or res.status}")
+                continue
+            parsed = await asyncio.to_thread(parse_feed, res.content, res.content_type,
+                                             drop_last=res.truncated)
+            if not parsed.entries and not parsed.version:
+                errors.append(f"{f.title} ({f.url}): {_not_a_feed(res.content, res.content_type)}")
+                continue
+            documents += 1
+            for e in parsed.entries:
+                entries.setdefault(e.key, e)
+        if not documents:
+            return _Got("failed", error="; ".join(errors + notes))
+        notes = [f"feeds: {', '.join(f.title for f in chosen)}", *errors, *notes]
+        return _Got("ok", list(entries.values()), notes=notes, documents=len(entries))
+
+    async def searching(se: FeedSearch) -> _Got:
+        key = pacer_key(se)
+        pacer = pacers.setdefault(key, Pacer(se.setting("min_gap").total_seconds()))
+        queries = build_queries(se, targets, people)
+        if not queries:
+            return _Got("failed", error="no names to search for (no targets, people or terms)")
+        out = await run_search(client, se, queries, pacer, max_bytes=fc.max_bytes,
+                               timeout=timeout, resolve=resolve)
+        if out.failed:
+            return _Got("failed", error="; ".join(out.errors)[:2000])
+        notes = [f"{out.answered} of {out.queries} queries answered", *out.errors]
+        return _Got("ok", out.entries, out.query_of, notes=notes, documents=out.documents)
+
+    async def one(spec: store.FeedSpec, conf: FeedSource | FeedSearch) -> FeedResult:
+        st = states[spec.name]
+        interval = conf.interval or fc.interval
+        if not force and st.next_attempt_at and st.next_attempt_at > started + DUE_SLACK:
+            why = (f"backing off after {st.consecutive_failures} failures ({st.last_error})"
+                   if st.consecutive_failures else "not due yet")
+            return FeedResult(spec.name, spec.url, "skipped", note=why,
+                              next_attempt_at=st.next_attempt_at, kind=spec.kind)
+        at = now or datetime.now(UTC)
+        if isinstance(conf, FeedSearch):
+            got = await searching(conf)
+        elif conf.kind == "rferl":
+            got = await rferl_site(conf, st, at)
+        else:
+            got = await plain(conf, st)
+        if got.status == "not_modified":
+            nxt = next_attempt(at, interval, 0)
+            async with write_lock:
+                await asyncio.to_thread(_write, db, store.record_success, st.id, at=at,
+                                        etag=got.etag, last_modified=got.last_modified,
+                                        next_attempt_at=nxt)
+            return FeedResult(spec.name, spec.url, "not_modified", note="not modified since last poll",
+                              next_attempt_at=nxt, kind=spec.kind)
+        if got.status == "failed":
+            error = got.error or "failed"
+            nxt = next_attempt(at, interval, st.consecutive_failures + 1)
+            async with write_lock:
+                await asyncio.to_thread(_write, db, store.record_failure, st.id, at=at, error=error,
+                                        next_attempt_at=nxt)
+            log.warning("feed %s (%s): %s", spec.name, spec.url, error)
+            return FeedResult(spec.name, spec.url, "failed", error=error, next_attempt_at=nxt,
+                              kind=spec.kind, failures=st.consecutive_failures + 1)
         nxt = next_attempt(at, interval, 0)
         async with write_lock:
-            stored = await asyncio.to_thread(_store_ok, db, st.id, parsed.entries, matcher, at,
-                                             res.etag, res.last_modified, nxt)
-        return FeedResult(src.name, src.url, "ok", stored.new_entries, len(stored.incident_ids),
-                          entries=len(parsed.entries), note="; ".join(notes) or None,
-                          next_attempt_at=nxt, incident_ids=stored.incident_ids)
+            stored = await asyncio.to_thread(_store_ok, db, st.id, got.entries, matcher, at,
+                                             got.etag, got.last_modified, nxt, got.query_of)
+        return FeedResult(spec.name, spec.url, "ok", stored.new_entries, len(stored.incident_ids),
+                          entries=got.documents, note="; ".join(got.notes) or None,
+                          next_attempt_at=nxt, incident_ids=stored.incident_ids, kind=spec.kind)
 
     try:
-        results = await asyncio.gather(*(one(src) for src in sources))
+        results = await asyncio.gather(*(one(sp, conf) for sp, conf in specs))
     finally:
         if own_client:
             await client.aclose()
@@ -170,7 +300,7 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
     return PollSummary(list(results), new_cases)
 
 
-def _sync(db: Database, sources: list[FeedSource]) -> dict[str, store.FeedState]:
+def _sync(db: Database, sources: list[store.FeedSpec]) -> dict[str, store.FeedState]:
     with db.write() as s:
         return store.sync_feeds(s, sources)
 
@@ -180,12 +310,18 @@ def _write(db: Database, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(s, *args, **kwargs)
 
 
+def _read(db: Database, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with db.read() as s:
+        return fn(s, *args, **kwargs)
+
+
 def _store_ok(db: Database, feed_id: int, entries: Any, matcher: Matcher, at: datetime,
-              etag: str | None, last_modified: str | None, nxt: datetime) -> store.Stored:
+              etag: str | None, last_modified: str | None, nxt: datetime,
+              query_of: dict[str, str] | None = None) -> store.Stored:
     # entries and the feed's new validators in one transaction: a crash between them must not
     # leave an ETag that would hide entries never stored
     with db.write() as s:
-        stored = store.store_entries(s, feed_id, entries, matcher, now=at)
+        stored = store.store_entries(s, feed_id, entries, matcher, now=at, query_of=query_of)
         store.record_success(s, feed_id, at=at, etag=etag, last_modified=last_modified,
                              next_attempt_at=nxt)
         return stored
@@ -216,9 +352,10 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 def cmd_feeds(cfg: Config, args: argparse.Namespace) -> int:
     """Pull every configured feed now (backoff is ignored: a person asked). Exit 0 even when
     feeds failed: a failing feed is a result, reported with its reason."""
-    if not cfg.settings.feeds.source:
-        print(f"no feeds configured: add [[feeds.source]] tables (name, url, language) to "
-              f"{cfg.source}; config/blockwatch.toml lists candidates", file=sys.stderr)
+    if not cfg.settings.feeds.active:
+        print(f"no feeds configured: add [[feeds.source]] tables (name, url, language) or "
+              f"[[feeds.search]] tables to {cfg.source}; config/blockwatch.toml lists them",
+              file=sys.stderr)
         return 0
     db = open_database(cfg.database_url)
     try:
@@ -247,6 +384,11 @@ def incident_json(r: store.IncidentRow) -> dict[str, Any]:
     return {
         "title": r.title, "url": r.url, "published": iso(r.published),
         "first_seen": iso(r.first_seen), "occurred_at": iso(r.occurred_at), "feed": r.feed,
+        "feed_kind": r.feed_kind,  # feed | rferl | gdelt | google_news
+        "query": r.query,  # the search query that found it (searches only)
+        "publisher_url": r.source_url,  # the publisher site an aggregator's item names
+        "country": r.country, "status": r.status,
+        "evidence": r.evidence,  # the words that made it an incident, as the extractor gives them
         "outlets": list(r.outlets), "people": list(r.people), "types": list(r.types),
         "linked_events": [{"id": e.id, "target": e.target, "vantage": e.vantage, "state": e.state,
                            "started_at": iso(e.started_at)} for e in r.linked_events],
@@ -258,7 +400,8 @@ def cmd_incidents(cfg: Config, args: argparse.Namespace) -> int:
     db = open_database(cfg.database_url)
     try:
         with db.read() as s:
-            rows = store.list_incidents(s, limit=getattr(args, "limit", None))
+            rows = store.list_incidents(s, limit=getattr(args, "limit", None),
+                                        country=getattr(args, "country", None))
     finally:
         db.close()
     if getattr(args, "json", False):
@@ -274,6 +417,6 @@ def cmd_incidents(cfg: Config, args: argparse.Namespace) -> int:
         about = ", ".join([*r.outlets, *r.people]) or "-"
         linked = ", ".join(f"{e.target} {e.state}@{e.vantage}" for e in r.linked_events) or "-"
         when = (iso(r.occurred_at) or "")[:16].replace("T", " ") + "Z"
-        table.append([when, r.feed, ",".join(r.types), about, linked, r.title])
-    _table(table, ["DATE (UTC)", "FEED", "TYPES", "ABOUT", "BLOCKING", "TITLE"])
+        table.append([when, r.feed, r.country or "-", ",".join(r.types), about, linked, r.title])
+    _table(table, ["DATE (UTC)", "FEED", "CC", "TYPES", "ABOUT", "BLOCKING", "TITLE"])
     return 0

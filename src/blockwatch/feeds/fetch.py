@@ -5,10 +5,14 @@ backoff rule, a pure function."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -18,6 +22,11 @@ USER_AGENT = f"blockwatch/{__version__} (press-freedom monitor; feed reader)"
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 MAX_BACKOFF = timedelta(hours=24)
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
+
+# host name -> its addresses (tests inject their own: no real DNS there)
+Resolve = Callable[[str], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,9 @@ class FetchResult:
 def make_client(*, concurrency: int, timeout: float) -> httpx.AsyncClient:
     # trust_env=False: proxy or CA variables of the host must not change what is fetched.
     # Only gzip and deflate are offered because we decompress ourselves, with a bound.
+    # Redirects are followed by fetch_feed itself, each hop checked (see `redirect_refused`).
     return httpx.AsyncClient(
-        trust_env=False, follow_redirects=True, max_redirects=5, timeout=httpx.Timeout(timeout),
+        trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
     )
@@ -88,9 +98,63 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+async def system_resolve(host: str) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(i[4][0]) for i in infos]
+
+
+def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified
+            or ip.is_reserved or ip.is_multicast)
+
+
+async def _internal_host(host: str, resolve: Resolve) -> str | None:
+    """The internal address `host` is or resolves to, else None. A name that does not resolve
+    is let through: the request then fails on its own."""
+    host = host.strip("[]").rstrip(".").lower()
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            return host
+        try:
+            addrs = await resolve(host)
+        except (OSError, UnicodeError):
+            return None
+        for a in addrs:
+            try:
+                if _internal(ipaddress.ip_address(a.split("%")[0])):
+                    return a
+            except ValueError:
+                continue
+        return None
+    return str(ip) if _internal(ip) else None
+
+
+async def redirect_refused(origin: str, target: str, resolve: Resolve) -> str | None:
+    """Why a redirect from the configured feed address `origin` to `target` is refused, or None.
+    A public feed must not be able to point the fetcher at this machine or its private network
+    (loopback, link-local such as cloud metadata, RFC 1918); a feed configured on such an
+    address (an intranet feed) may redirect within it."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"redirect to a non-web address refused: {target[:200]}"
+    if parts.hostname == urlsplit(origin).hostname:
+        return None  # the configured host itself
+    internal = await _internal_host(parts.hostname, resolve)
+    if internal is None:
+        return None
+    if await _internal_host(urlsplit(origin).hostname or "", resolve) is not None:
+        return None
+    return (f"redirect to an internal address refused: {parts.hostname}"
+            + (f" ({internal})" if internal != parts.hostname else ""))
+
+
 async def fetch_feed(client: httpx.AsyncClient, url: str, *, etag: str | None = None,
                      last_modified: str | None = None, max_bytes: int = 5 * 10**6,
-                     timeout: float = 30.0) -> FetchResult:
+                     timeout: float = 30.0, resolve: Resolve = system_resolve) -> FetchResult:
     headers = {}
     if etag:
         headers["If-None-Match"] = etag
@@ -100,35 +164,48 @@ async def fetch_feed(client: httpx.AsyncClient, url: str, *, etag: str | None = 
         # a deadline for the whole fetch: a server that drips one byte per read never trips the
         # per-read timeout
         async with asyncio.timeout(timeout):
-            async with client.stream("GET", url, headers=headers) as r:
-                new_etag = r.headers.get("etag") or etag
-                new_lm = r.headers.get("last-modified") or last_modified
-                if r.status_code == 304:
-                    return FetchResult("not_modified", http_status=304, etag=new_etag,
-                                       last_modified=new_lm)
-                if r.status_code != 200:
-                    return FetchResult("error", http_status=r.status_code,
-                                       error=f"HTTP {r.status_code} {r.reason_phrase}".strip())
-                try:
-                    dec = _decoder(r.headers.get("content-encoding", ""))
-                except ValueError as exc:
-                    return FetchResult("error", http_status=200, error=str(exc))
-                body = bytearray()
-                wire = 0
-                truncated = False
-                async for chunk in r.aiter_raw():
-                    wire += len(chunk)
-                    body += dec.feed(chunk, max_bytes - len(body) + 1)
-                    if len(body) > max_bytes or wire > max_bytes:
-                        truncated = True
-                        break  # leaving the block closes the connection: the rest is never read
-                if not truncated:
-                    body += dec.flush()
-                    truncated = len(body) > max_bytes
-                return FetchResult("ok", bytes(body[:max_bytes]), r.headers.get("content-type"),
-                                   new_etag, new_lm, truncated, 200)
+            current = url
+            for _hop in range(MAX_REDIRECTS + 1):
+                async with client.stream("GET", current, headers=headers) as r:
+                    if r.status_code in REDIRECTS and r.headers.get("location"):
+                        nxt = urljoin(current, r.headers["location"])
+                        if (why := await redirect_refused(url, nxt, resolve)) is not None:
+                            return FetchResult("error", http_status=r.status_code, error=why)
+                        current = nxt
+                        continue
+                    return await _read(r, etag, last_modified, max_bytes)
+            return FetchResult("error", error="too many redirects")
     except (TimeoutError, httpx.HTTPError, zlib.error) as exc:
         return FetchResult("error", error=describe_error(exc, timeout))
+
+
+async def _read(r: httpx.Response, etag: str | None, last_modified: str | None,
+                max_bytes: int) -> FetchResult:
+    new_etag = r.headers.get("etag") or etag
+    new_lm = r.headers.get("last-modified") or last_modified
+    if r.status_code == 304:
+        return FetchResult("not_modified", http_status=304, etag=new_etag, last_modified=new_lm)
+    if r.status_code != 200:
+        return FetchResult("error", http_status=r.status_code,
+                           error=f"HTTP {r.status_code} {r.reason_phrase}".strip())
+    try:
+        dec = _decoder(r.headers.get("content-encoding", ""))
+    except ValueError as exc:
+        return FetchResult("error", http_status=200, error=str(exc))
+    body = bytearray()
+    wire = 0
+    truncated = False
+    async for chunk in r.aiter_raw():
+        wire += len(chunk)
+        body += dec.feed(chunk, max_bytes - len(body) + 1)
+        if len(body) > max_bytes or wire > max_bytes:
+            truncated = True
+            break  # leaving the block closes the connection: the rest is never read
+    if not truncated:
+        body += dec.flush()
+        truncated = len(body) > max_bytes
+    return FetchResult("ok", bytes(body[:max_bytes]), r.headers.get("content-type"),
+                       new_etag, new_lm, truncated, 200)
 
 
 def next_attempt(now: datetime, interval: timedelta, failures: int) -> datetime:

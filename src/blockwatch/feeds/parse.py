@@ -42,6 +42,7 @@ class ParsedEntry:
     summary: str
     published_at: datetime | None
     content_sha256: str
+    source_url: str = ""  # the publisher site an aggregator's item names (<source url=...>)
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,9 @@ def entry_from(raw: Any) -> ParsedEntry:
     digest = hashlib.sha256(
         "\x1f".join([title, link, summary, published.isoformat() if published else ""]).encode()
     ).hexdigest()
-    return ParsedEntry(_key(guid, link, digest), title, link, summary, published, digest)
+    src = raw.get("source")
+    source_url = _clean_link(src.get("href") or src.get("url")) if isinstance(src, dict) else ""
+    return ParsedEntry(_key(guid, link, digest), title, link, summary, published, digest, source_url)
 
 
 _DECL = re.compile(r"^\s*<\?xml[^>]*\?>")

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from blockwatch.config import FeedSource
 from blockwatch.feeds.correlate import BLOCKING_STATES, EventRef, IncidentRef, match_cases
 from blockwatch.feeds.extract import Matcher
 from blockwatch.feeds.parse import ParsedEntry
-from blockwatch.storage.models import Case, Event, Feed, FeedEntry, Incident, Target, Vantage
+from blockwatch.feeds.rferl import DiscoveredFeed
+from blockwatch.storage.models import (
+    Case,
+    Event,
+    Feed,
+    FeedEntry,
+    Incident,
+    KeyValue,
+    Target,
+    Vantage,
+)
 from blockwatch.textsafe import storable
 
 # A published time further ahead than this is a broken clock or a typo in the feed: such an
@@ -31,6 +41,16 @@ def _insert(s: Session, model: Any) -> Any:
             ).on_conflict_do_nothing()
 
 
+@dataclass(frozen=True)
+class FeedSpec:
+    """A row of the feeds table as configured: a feed, an RFE/RL site or a search."""
+
+    name: str
+    url: str
+    language: str
+    kind: str = "feed"
+
+
 @dataclass
 class FeedState:
     id: int
@@ -43,7 +63,7 @@ class FeedState:
     last_error: str | None
 
 
-def sync_feeds(s: Session, sources: Sequence[FeedSource]) -> dict[str, FeedState]:
+def sync_feeds(s: Session, sources: Sequence[FeedSpec]) -> dict[str, FeedState]:
     """A Feed row per configured source (matched by name). A changed URL starts afresh: the old
     validators and failures belong to the old address."""
     rows = {f.name: f for f in s.scalars(select(Feed).where(Feed.name.in_([x.name for x in sources])))}
@@ -51,13 +71,15 @@ def sync_feeds(s: Session, sources: Sequence[FeedSource]) -> dict[str, FeedState
     for src in sources:
         row = rows.get(src.name)
         if row is None:
-            row = Feed(name=src.name, url=src.url, language=src.language, consecutive_failures=0)
+            row = Feed(name=src.name, url=src.url, language=src.language, consecutive_failures=0,
+                       kind=src.kind)
             s.add(row)
-        elif row.url != src.url:
+        elif row.url != src.url or row.kind != src.kind:
             row.url = src.url
             row.etag = row.last_modified = row.last_error = row.next_attempt_at = None
             row.consecutive_failures = 0
         row.language = src.language
+        row.kind = src.kind
         s.flush()
         out[src.name] = FeedState(row.id, row.name, row.url, row.etag, row.last_modified,
                                   row.consecutive_failures or 0, row.next_attempt_at, row.last_error)
@@ -92,16 +114,57 @@ def record_success(s: Session, feed_id: int, *, at: datetime, etag: str | None,
     row.last_modified = last_modified[:200] if last_modified else None
 
 
+def _discovered_key(feed_id: int) -> str:
+    return f"feeds.rferl.{feed_id}"
+
+
+def save_discovered(s: Session, feed_id: int, feeds: Sequence[DiscoveredFeed], at: datetime) -> None:
+    """Remember an RFE/RL site's feed list: the fallback when its /rssfeeds page fails."""
+    value = {"checked_at": at.isoformat(), "feeds": [[f.title, f.url] for f in feeds]}
+    row = s.get(KeyValue, _discovered_key(feed_id))
+    if row is None:
+        s.add(KeyValue(key=_discovered_key(feed_id), value=value, updated_at=at))
+    else:
+        row.value, row.updated_at = value, at
+
+
+def load_discovered(s: Session, feed_id: int) -> tuple[list[DiscoveredFeed], datetime | None]:
+    row = s.get(KeyValue, _discovered_key(feed_id))
+    if row is None or not isinstance(row.value, dict):
+        return [], None
+    feeds = [DiscoveredFeed(str(t), str(u)) for t, u in row.value.get("feeds", [])]
+    try:
+        checked = datetime.fromisoformat(row.value.get("checked_at", ""))
+    except ValueError:
+        checked = None
+    return feeds, checked
+
+
 @dataclass
 class Stored:
     new_entries: int = 0
     incident_ids: list[int] = field(default_factory=list)
 
 
+def jsonable(v: Any) -> Any:
+    """The extractor's evidence as JSON (it may be a dataclass, tuples, or plain strings)."""
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return jsonable(dataclasses.asdict(v))
+    if isinstance(v, Mapping):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | set | frozenset):
+        return [jsonable(x) for x in v]
+    return str(v)
+
+
 def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matcher: Matcher, *,
-                  now: datetime) -> Stored:
+                  now: datetime, query_of: Mapping[str, str] | None = None) -> Stored:
     """Insert the entries this feed has not stored yet (by entry key) and an Incident for each
-    new one that is an incident. Entries already stored are left as they are."""
+    new one that is an incident, with the country, status and evidence the extractor gives.
+    `query_of`: for a search, the query that found each entry. Entries already stored are left
+    as they are. Every incident is kept, old or foreign: reading filters, storing does not."""
     entries = list(entries)
     keys = [e.key for e in entries]
     known: set[str] = set()
@@ -119,6 +182,7 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
                 feed_id=feed_id, entry_key=storable(e.key), title=storable(e.title),
                 link=storable(e.link), summary=storable(e.summary),
                 published_at=e.published_at, first_seen_at=now, content_sha256=e.content_sha256,
+                query=(query_of or {}).get(e.key), source_url=e.source_url or None,
             ).returning(FeedEntry.id)
         ).scalar()
         if entry_id is None:
@@ -132,6 +196,9 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
             _insert(s, Incident).values(
                 entry_id=entry_id, types=list(x.types), outlets=list(x.outlets),
                 people=list(x.people), occurred_at=occurred, created_at=now,
+                country=(getattr(x, "country", None) or None),
+                status=(getattr(x, "status", None) or None),
+                evidence=jsonable(getattr(x, "evidence", None)) or None,
             ).returning(Incident.id)
         ).scalar()
         if incident_id is not None:
@@ -206,18 +273,31 @@ class IncidentRow:
     people: tuple[str, ...]
     types: tuple[str, ...]
     linked_events: tuple[LinkedEvent, ...]
+    feed_kind: str = "feed"
+    query: str | None = None
+    source_url: str | None = None
+    country: str | None = None
+    status: str | None = None
+    evidence: Any = None
 
 
-def list_incidents(s: Session, *, limit: int | None = None) -> list[IncidentRow]:
-    """Incidents, newest first, with the blocking events linked to them."""
-    q = (select(Incident, FeedEntry, Feed.name)
+def list_incidents(s: Session, *, limit: int | None = None,
+                   country: str | None = None) -> list[IncidentRow]:
+    """Incidents, newest first, with the blocking events linked to them. `country`: those the
+    extractor tagged with it, and those it could not tag that name an outlet of that country."""
+    q = (select(Incident, FeedEntry, Feed.name, Feed.kind)
          .join(FeedEntry, FeedEntry.id == Incident.entry_id)
          .join(Feed, Feed.id == FeedEntry.feed_id)
          .order_by(Incident.occurred_at.desc(), Incident.id.desc()))
-    if limit:
-        q = q.limit(limit)
-    rows = list(s.execute(q))
-    ids = [inc.id for inc, _, _ in rows]
+    if country:
+        cc = country.upper()
+        q = q.where(or_(Incident.country == cc, Incident.country.is_(None)))
+        outlets = set(s.scalars(select(Target.name).where(Target.country == cc)))
+        rows = [r for r in s.execute(q)
+                if r[0].country == cc or set(r[0].outlets or ()) & outlets][:limit or None]
+    else:
+        rows = list(s.execute(q.limit(limit) if limit else q))
+    ids = [r[0].id for r in rows]
     links: dict[int, list[LinkedEvent]] = {}
     for i in range(0, len(ids), 500):
         for inc_id, ev, tname, vname in s.execute(
@@ -233,6 +313,7 @@ def list_incidents(s: Session, *, limit: int | None = None) -> list[IncidentRow]
     return [
         IncidentRow(inc.id, entry.title, entry.link, entry.published_at, entry.first_seen_at,
                     inc.occurred_at, feed, tuple(inc.outlets or ()), tuple(inc.people or ()),
-                    tuple(inc.types or ()), tuple(links.get(inc.id, ())))
-        for inc, entry, feed in rows
+                    tuple(inc.types or ()), tuple(links.get(inc.id, ())), kind or "feed",
+                    entry.query, entry.source_url, inc.country, inc.status, inc.evidence)
+        for inc, entry, feed, kind in rows
     ]

@@ -190,6 +190,8 @@ class Feed(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # feed | rferl | gdelt | google_news
+    kind: Mapped[str] = mapped_column(String(16), default="feed", server_default="feed")
 
 
 class FeedEntry(Base):
@@ -203,6 +205,8 @@ class FeedEntry(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     content_sha256: Mapped[str] = mapped_column(String(64))
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)  # the search query that found it
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # publisher site an aggregator names
 
     __table_args__ = (
         UniqueConstraint("feed_id", "entry_key"),
@@ -220,8 +224,12 @@ class Incident(Base):
     people: Mapped[list[str]] = mapped_column(JSONType, default=list)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # published, else first seen
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    country: Mapped[str | None] = mapped_column(String(8), nullable=True)  # as the extractor tagged it
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    evidence: Mapped[Any] = mapped_column(JSONType, nullable=True)  # the words that made it an incident
 
-    __table_args__ = (Index("ix_incidents_occurred_at", "occurred_at"),)
+    __table_args__ = (Index("ix_incidents_occurred_at", "occurred_at"),
+                      Index("ix_incidents_country", "country"))
 
 
 class Case(Base):
