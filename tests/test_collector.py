@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,36 +185,99 @@ async def test_oversized_bodies_are_413(lab: Lab, tmp_path: Path, pg_url: str) -
         assert count(c.db, Measurement) == 0
 
 
-async def test_malformed_payloads_are_422_naming_the_field(lab: Lab, tmp_path: Path,
-                                                            pg_url: str) -> None:
+def now_iso(delta: timedelta = timedelta(0)) -> str:
+    return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
+
+
+async def test_malformed_uploads_are_422_and_bad_measurements_rejected_by_name(
+        lab: Lab, tmp_path: Path, pg_url: str) -> None:
     url = "https://ratel.test/"
     tok = tokens("a1")
     cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url])
-    good = {"url": url, "uid": uuid.uuid4().hex, "measured_at": "2025-01-01T00:00:00.000Z"}
+    good = {"url": url, "uid": uuid.uuid4().hex, "measured_at": now_iso()}
     async with running_collector(cfg) as c, httpx.AsyncClient() as http:
         post = f"{c.url}/api/v1/measurements"
-        h = auth(tok["a1"])
-        cases = [
+        h = {**auth(tok["a1"]), "content-type": "application/json"}
+        # what is wrong with the upload as such: 422 for all of it
+        whole = [
             (b"{not json", "body"),
             (json.dumps({"measurement": [good]}), "measurements"),
             (json.dumps({"measurements": []}), "measurements"),
-            (json.dumps({"measurements": [{**good, "measured_at": "yesterday"}]}),
-             "measurements.0.measured_at"),
-            (json.dumps({"measurements": [{**good, "measured_at": "2999-01-01T00:00:00Z"}]}),
-             "measurements.0.measured_at"),
-            (json.dumps({"measurements": [good, {**good, "url": "ftp://x"}]}), "measurements.1.url"),
-            (json.dumps({"measurements": [{**good, "uid": "../../x"}]}), "measurements.0.uid"),
-            (json.dumps({"measurements": [{**good, "tcp": [{"address": "1.2.3.4", "port": "x",
-                                                            "status": "ok"}]}]}),
-             "measurements.0.tcp.0.port"),
             (json.dumps({"measurements": [good], "asn": "9198"}), "asn"),
         ]
-        for body, field in cases:
-            r = await http.post(post, headers={**h, "content-type": "application/json"}, content=body)
+        for body, field in whole:
+            r = await http.post(post, headers=h, content=body)
             assert r.status_code == 422, (body, r.text)
             assert field in r.json()["fields"], (field, r.json())
             assert "input" not in json.dumps(r.json()["detail"])  # no echo of what was sent
+        # what is wrong with one measurement: that one is rejected by name, in a 200
+        items = [
+            ({**good, "measured_at": "yesterday"}, "measured_at"),
+            ({**good, "measured_at": now_iso(timedelta(days=365 * 100))}, "measured_at"),
+            ({**good, "measured_at": "1970-01-01T00:00:00Z"}, "measured_at"),
+            ({**good, "measured_at": "0001-01-01T00:00:00+01:00"}, "measured_at"),
+            ({**good, "measured_at": now_iso(-timedelta(days=8))}, "measured_at"),
+            ({**good, "url": "ftp://x"}, "url"),
+            ({**good, "uid": "../../x"}, "uid"),
+            ({**good, "tcp": [{"address": "1.2.3.4", "port": "x", "status": "ok"}]}, "tcp.0.port"),
+            ({**good, "t_ms": float("nan")}, "t_ms"),
+            ({**good, "tcp": [{"address": "1.2.3.4", "port": 1, "status": "ok",
+                               "t_ms": float("inf")}]}, "tcp.0.t_ms"),
+            ("not an object", "measurement"),
+        ]
+        for item, field in items:
+            # json.dumps writes NaN and Infinity, as Python agents would
+            r = await http.post(post, headers=h, content=json.dumps({"measurements": [item]}))
+            assert r.status_code == 200, (item, r.text)
+            body = r.json()
+            assert body["accepted"] == 0, body
+            [rej] = body["rejected"]
+            assert rej["index"] == 0 and rej["status"] == 422
+            assert rej["error"].startswith(field + ":"), (field, rej)
+            assert rej["uid"] == (item["uid"] if isinstance(item, dict) else "")
         assert count(c.db, Measurement) == 0
+
+
+async def test_one_bad_measurement_never_sinks_its_upload(lab: Lab, tmp_path: Path,
+                                                         pg_url: str) -> None:
+    """NaN, a date outside the window and hostile text among valid measurements: the valid ones
+    are stored (NUL and a lone surrogate as visible escapes, on PostgreSQL), the others named."""
+    await lab.add_site("ratel.test")
+    url = lab.url("ratel.test")
+    tok = tokens("a1")
+    cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url])
+    base = await vantage_measurement(lab, url)
+
+    def item(**kw: Any) -> dict[str, Any]:
+        return {**base, "uid": uuid.uuid4().hex, **kw}
+
+    nul = item()
+    nul["http"] = {**nul["http"], "title": "Ratel\x00 \x01\x7f\u202e",
+                   "headers": {"x-evil": "a\x00b"}}
+    nan = item(t_ms=float("nan"))
+    old = item(measured_at="1970-01-01T00:00:00Z")
+    sur = item()
+    sur["http"] = {**sur["http"], "title": "SURROGATE"}
+    ok = item()
+    # a lone surrogate, as JSON allows it to be written: not text, so that measurement is
+    # refused (and pydantic's parser refuses the whole upload: read item by item)
+    body = json.dumps({"measurements": [nul, nan, old, sur, ok]}).replace("SURROGATE", "\\udc80x")
+    async with running_collector(cfg) as c, httpx.AsyncClient() as http:
+        r = await http.post(f"{c.url}/api/v1/measurements", headers={
+            **auth(tok["a1"]), "content-type": "application/json"}, content=body)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["accepted"] == 2 and out["duplicates"] == 0, out
+        assert sorted((x["index"], x["uid"], x["error"].partition(":")[0])
+                      for x in out["rejected"]) == [
+            (1, nan["uid"], "t_ms"), (2, old["uid"], "measured_at"), (3, sur["uid"], "http.title")]
+        with c.db.read() as s:
+            stored = s.scalar(select(Measurement).where(Measurement.uid == f"a1/{nul['uid']}"))
+            assert stored is not None
+            assert stored.evidence["http"]["title"] == "Ratel\\u0000 \\u0001\\u007f\u202e"
+            assert stored.evidence["http"]["headers"] == {"x-evil": "a\\u0000b"}
+            assert s.scalar(select(Measurement).where(Measurement.uid == f"a1/{ok['uid']}"))
+            assert count(c.db, Verdict) == 2
 
 
 async def test_urls_that_are_not_targets_are_rejected_and_never_probed(lab: Lab, tmp_path: Path,
@@ -231,7 +295,7 @@ async def test_urls_that_are_not_targets_are_rejected_and_never_probed(lab: Lab,
                             json={"measurements": [bad, m]})
         body = r.json()
         assert r.status_code == 200 and body["accepted"] == 1
-        assert body["rejected"] == [{"uid": bad["uid"],
+        assert body["rejected"] == [{"uid": bad["uid"], "index": None, "status": 422,
                                      "error": f"{bad['url']} is not a target URL of this collector"}]
         assert len(other.connections) == n  # the collector did not go there
 

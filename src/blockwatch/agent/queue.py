@@ -10,12 +10,16 @@ import logging
 import os
 import sqlite3
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX = 100_000  # ~a week of 200 targets every 15 min; a Pi's SD card is not endless
+# The oldest measurement worth delivering: the collector refuses older ones (they would be judged
+# against today's controls and could rewrite what is known of that week).
+MAX_AGE = timedelta(days=7)
 
 
 def default_path() -> Path:

@@ -23,7 +23,13 @@ from starlette.staticfiles import StaticFiles
 from blockwatch import __version__
 from blockwatch.analysis.verdict import worst
 from blockwatch.collector.ingest import Ingestor
-from blockwatch.collector.schema import IngestResult, MeasurementBatch, TargetsOut
+from blockwatch.collector.schema import (
+    IngestResult,
+    MeasurementBatch,
+    Rejected,
+    TargetsOut,
+    parse_per_item,
+)
 from blockwatch.collector.state import CollectorState
 from blockwatch.config import AgentVantage
 from blockwatch.storage import repo
@@ -171,20 +177,38 @@ def create_app(state: CollectorState) -> Any:
     @app.post(f"{API}/measurements", response_model=IngestResult,
               responses={401: {"description": "missing or invalid bearer token"},
                          413: {"description": "body larger than server.max_body"},
-                         422: {"description": "invalid measurement; `fields` names them"}})
+                         422: {"description": "invalid upload as a whole (not JSON, no "
+                                               "measurements); `fields` names them. An invalid "
+                                               "measurement is listed in `rejected` instead"}})
     async def post_measurements(request: Request) -> Any:
         # The raw bytes go to pydantic-core in one pass (JSON parse + validation in Rust):
         # FastAPI's json.loads + validate_python was the biggest cost of ingesting.
+        raw = await request.body()
+        refused: list[Rejected] = []
         try:
-            batch = MeasurementBatch.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _validation_errors(request, RequestValidationError(
-                [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]))
+            batch = MeasurementBatch.model_validate_json(raw)
+        except ValidationError as whole:
+            # One bad measurement must not sink the others (the agent would resend the same
+            # upload forever): read them one by one, store the valid ones, name the others.
+            try:
+                batch, refused = parse_per_item(raw)
+            except ValidationError as exc:
+                return _validation_errors(request, RequestValidationError(
+                    [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]))
+            except (ValueError, RecursionError):  # not JSON (or nested past any measurement)
+                return _validation_errors(request, RequestValidationError(
+                    [{**e, "loc": ("body", *e.get("loc", ()))} for e in whole.errors()]))
+            log.warning("upload from %s: %d of %d measurements rejected (first: %s)",
+                        request.state.agent.name, len(refused),
+                        len(refused) + len(batch.measurements), refused[0].error if refused else "")
         agent: AgentVantage = request.state.agent
         try:
-            return await ingestor.ingest(agent, batch)
+            out = await ingestor.ingest(agent, batch)
         except PermissionError:
             return JSONResponse({"detail": "this agent's token was revoked"}, status_code=401)
+        if refused:
+            out["rejected"] = [r.model_dump() for r in refused] + out["rejected"]
+        return out
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import Table, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis.verdict import Judgement, judge
@@ -27,6 +30,7 @@ from blockwatch.probe.runner import measure
 from blockwatch.round import CONTROL
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.storage.models import Measurement, Vantage
+from blockwatch.textsafe import printable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,14 @@ class StoreResult:
     accepted: int
     duplicates: int
     events: list[repo.NewEvent]
+    rejected: list[tuple[Item, str]] = field(default_factory=list)  # with why
+
+
+# What the database says about the data itself (not about its connection): one item's fault.
+# bulk.py talks to the DB-API connection, whose errors SQLAlchemy does not wrap.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    DataError, IntegrityError, sqlite3.DataError, sqlite3.IntegrityError, psycopg.DataError,
+    psycopg.IntegrityError, ValueError, UnicodeError)
 
 
 class Controls:
@@ -213,7 +225,8 @@ class Ingestor:
             if mi.url not in snap.url_targets:
                 # Never probe what an agent names: a seized token must not turn the collector
                 # into a fetcher of arbitrary (internal) URLs. Rejected, not retried.
-                rejected.append({"uid": mi.uid, "error": f"{mi.url} is not a target URL of this collector"})
+                rejected.append(_rejected(mi.uid, f"{printable(mi.url)} is not a target URL of "
+                                          "this collector"))
                 continue
             uid = f"{agent.name}/{mi.uid}"
             if uid in seen:
@@ -222,7 +235,12 @@ class Ingestor:
             seen.add(uid)
             data = mi.model_dump(exclude={"vantage_ok", "round_id"})
             data.update(vantage=agent.name, role="vantage", source_address=None)
-            m = WebMeasurement.from_json(data)
+            try:
+                m = WebMeasurement.from_json(data)
+            except (TypeError, ValueError) as exc:  # the schema and the records disagree: a bug
+                log.error("agent %s: measurement %s not readable: %s", agent.name, mi.uid, exc)
+                rejected.append(_rejected(mi.uid, "not a measurement this collector can read"))
+                continue
             # `data` has exactly to_json()'s shape (the models mirror the records), without
             # rebuilding it from the dataclasses
             items.append(Item(m, uid, repo.parse_time(m.measured_at), snap.url_targets[mi.url],
@@ -239,6 +257,8 @@ class Ingestor:
         result = await asyncio.to_thread(store_batch, self.state.db, snap, vid, fresh, asn)
         if result.events:
             log.info("agent %s: %d new events", agent.name, len(result.events))
+        for it, why in result.rejected:
+            rejected.append(_rejected(it.uid.partition("/")[2], why))
         return {"accepted": result.accepted,
                 "duplicates": result.duplicates + len(known) + dup_in_batch,
                 "rejected": rejected}
@@ -249,27 +269,61 @@ def _known_uids(db: Database, uids: list[str]) -> set[str]:
         return set(s.scalars(select(M.c.uid).where(M.c.uid.in_(uids))))
 
 
-def judge_items(snap: Snapshot, items: Sequence[Item]) -> None:
+def _rejected(uid: str, error: str) -> dict[str, Any]:
+    return {"uid": uid, "error": error, "index": None, "status": 422}
+
+
+def judge_items(snap: Snapshot, items: Sequence[Item]) -> list[tuple[Item, str]]:
+    """Judge each item; those judge() fails on (a bug met by odd evidence) are returned."""
+    failed = []
     for it in items:
         c = it.control
-        it.judgement = judge(it.m, c.m if c else None, vantage_ok=it.vantage_ok,
-                             control_ok=c is not None and it.control_ok, settings=snap.analysis,
-                             interception=snap.interception, asn=snap.asn)
+        try:
+            it.judgement = judge(it.m, c.m if c else None, vantage_ok=it.vantage_ok,
+                                 control_ok=c is not None and it.control_ok,
+                                 settings=snap.analysis, interception=snap.interception,
+                                 asn=snap.asn)
+        except Exception:
+            log.exception("judging %s failed", it.uid)
+            failed.append((it, "the collector could not judge this measurement"))
+    return failed
 
 
 def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[Item],
                 asn: str = "") -> StoreResult:
     """Judge and store one upload in one transaction. Safe against concurrent uploads of the
     same uids (ON CONFLICT DO NOTHING: the later one counts them as duplicates) and of the same
-    (URL, vantage) (its state rows are locked before they are read)."""
-    judge_items(snap, items)
+    (URL, vantage) (its state rows are locked before they are read). When the database refuses
+    the upload's data (not its connection), each item is stored alone so that one bad item is
+    rejected and the rest kept."""
+    failed = judge_items(snap, items)
+    if failed:
+        bad = {id(it) for it, _ in failed}
+        items = [it for it in items if id(it) not in bad]
     now = repo.utcnow()
-    with db.write() as s:
-        s.execute(update(Vantage).where(Vantage.id == vantage_id)
-                  .values(last_seen_at=now, **({"asn": asn} if asn else {})))
-        if not items:
-            return StoreResult(0, 0, [])
-        res = bulk_record(db, s, vantage_id, items, snap.confirm_after, now)
+    try:
+        with db.write() as s:
+            s.execute(update(Vantage).where(Vantage.id == vantage_id)
+                      .values(last_seen_at=now, **({"asn": asn} if asn else {})))
+            if not items:
+                return StoreResult(0, 0, [], failed)
+            res = bulk_record(db, s, vantage_id, items, snap.confirm_after, now)
+    except DATA_ERRORS:
+        log.exception("storing an upload of %d measurements failed: storing one by one",
+                      len(items))
+        res = StoreResult(0, 0, [])
+        for it in items:
+            try:
+                with db.write() as s:
+                    one = bulk_record(db, s, vantage_id, [it], snap.confirm_after, now)
+            except DATA_ERRORS as exc:
+                log.error("measurement %s refused by the database: %s", it.uid, exc)
+                failed.append((it, "the database refused this measurement"))
+                continue
+            res.accepted += one.accepted
+            res.duplicates += one.duplicates
+            res.events += one.events
+    res.rejected = failed
     return res
 
 

@@ -6,11 +6,14 @@ newer agent with an extra evidence field must not have its queue refused forever
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from blockwatch.agent.queue import MAX_AGE
 
 # Bounds keep one upload from making the collector build huge objects; the byte limit
 # (`server.max_body`) is the outer bound.
@@ -18,10 +21,12 @@ Short = Annotated[str, Field(max_length=512)]
 Text = Annotated[str, Field(max_length=8192)]
 Failure = Annotated[str | None, Field(max_length=256)]
 FUTURE_SLACK = timedelta(minutes=10)  # agents' clocks drift; a day ahead is a bug
+MAX_BATCH = 2000
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # NaN and Infinity are not JSON (Python writes them anyway): refused per field
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class DnsQueryIn(_In):
@@ -125,33 +130,86 @@ class MeasurementIn(_In):
     @field_validator("measured_at")
     @classmethod
     def _time(cls, v: str) -> str:
+        """Within [now - the agent queue's maximum age, now + FUTURE_SLACK]: an older one would
+        be dropped from the agent's queue anyway, and a back-dated one must not be judged as if
+        it were news."""
         try:
             t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
+            if t.tzinfo is None:
+                raise ValueError("the time needs a UTC offset (\"Z\")")
+            t = t.astimezone(UTC)  # year 1 at +01:00 is before datetime.min: OverflowError
+        except OverflowError:
+            raise ValueError("the time is out of range") from None
+        except ValueError as exc:
+            if "UTC offset" in str(exc):
+                raise
             raise ValueError("not an ISO 8601 time like 2025-01-31T12:00:00.000Z") from None
-        if t.tzinfo is None:
-            raise ValueError("the time needs a UTC offset (\"Z\")")
-        if t - datetime.now(UTC) > FUTURE_SLACK:
+        now = datetime.now(UTC)
+        if t - now > FUTURE_SLACK:
             raise ValueError("the time is in the future: check the agent's clock")
+        if now - t > MAX_AGE:
+            raise ValueError(f"the time is more than {MAX_AGE.days} days ago: too old to judge")
         return v
 
 
 class MeasurementBatch(_In):
-    measurements: list[MeasurementIn] = Field(min_length=1, max_length=2000)
+    measurements: list[MeasurementIn] = Field(min_length=1, max_length=MAX_BATCH)
     asn: Annotated[str, Field(pattern=r"^AS\d{1,10}$")] | None = Field(
         None, description="the agent's network, when its operator set it (e.g. AS9198)")
     agent_version: Short | None = None
 
 
 class Rejected(BaseModel):
+    """One measurement refused for what it is (re-sending it will not help), the rest of its
+    upload stored: the agent sets it aside."""
+
     uid: str
     error: str
+    index: int | None = Field(None, description="its position in the upload (from 0)")
+    status: int = Field(422, description="the HTTP status this item alone would have had")
 
 
 class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[Rejected] = Field(default_factory=list)
+
+
+class _Envelope(_In):
+    """An upload whose measurements are read one by one (parse_per_item)."""
+
+    measurements: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+    asn: Annotated[str, Field(pattern=r"^AS\d{1,10}$")] | None = None
+    agent_version: Short | None = None
+
+
+def item_error(exc: ValidationError) -> str:
+    """'http.t_ms: Input should be a finite number; ...' (at most 3 fields)."""
+    parts = []
+    for e in exc.errors()[:3]:
+        where = ".".join(str(p) for p in e.get("loc", ())) or "measurement"
+        parts.append(f"{where}: {e.get('msg', '')}")
+    return "; ".join(parts)[:500]
+
+
+def parse_per_item(raw: bytes) -> tuple[MeasurementBatch, list[Rejected]]:
+    """The upload's valid measurements and the rejected ones, when validating it as a whole
+    failed. Raises ValidationError (or ValueError: not JSON) for what is wrong with the upload
+    as such: those stay a 422 for all of it."""
+    data = json.loads(raw)  # Python's parser: reads lone surrogates and NaN, refused per item below
+    env = _Envelope.model_validate(data)
+    good: list[MeasurementIn] = []
+    rejected: list[Rejected] = []
+    for i, item in enumerate(env.measurements):
+        try:
+            good.append(MeasurementIn.model_validate(item))
+        except ValidationError as exc:
+            uid = item.get("uid") if isinstance(item, dict) else None
+            rejected.append(Rejected(uid=uid[:128] if isinstance(uid, str) else "",
+                                     error=item_error(exc), index=i))
+    # model_construct: every measurement may have been rejected (min_length is the envelope's)
+    return MeasurementBatch.model_construct(measurements=good, asn=env.asn,
+                                            agent_version=env.agent_version), rejected
 
 
 class TargetOut(BaseModel):
