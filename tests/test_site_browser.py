@@ -20,7 +20,7 @@ import pytest
 from blockwatch.site.build import build_site_from_db
 from blockwatch.site.serve import serve_in_thread
 from blockwatch.storage import open_database
-from test_site_build import AGENT_NAME, INFO, NOW, populate
+from test_site_build import AGENT_NAME, INFO, NOW, SCHED, populate
 
 CHROMIUM = os.environ.get("BLOCKWATCH_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -45,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
     db = open_database(f"sqlite:///{d / 'blockwatch.db'}")
     try:
         populate(db)
-        build_site_from_db(db, d / "site", INFO, now=NOW)
+        build_site_from_db(db, d / "site", INFO, now=NOW, schedule=SCHED)
     finally:
         db.close()
     server, thread = serve_in_thread(d / "site", "127.0.0.1", 0)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
+from blockwatch.analysis.display import Schedule
 from blockwatch.site import build_site, cmd_site, rollup, rollup_range
 from blockwatch.site.build import build_site_from_db, site_info
 from blockwatch.site.rollup import Span, rollup_day
@@ -41,6 +42,7 @@ XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
 ATOM = "{http://www.w3.org/2005/Atom}"
 INFO = site_info("KZ press status", "https://status.example.org/", ["en", "ru", "kk"])
+SCHED = Schedule(probe=timedelta(hours=6))  # populate() measures every 6 hours
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def site(db: Database, tmp_path: Path) -> tuple[Path, World, Database]:
     """A site of its own, for tests that change the database or the folder."""
     w = populate(db)
     out = tmp_path / "site"
-    build_site_from_db(db, out, INFO, now=NOW)
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
     return out, w, db
 
 
@@ -196,7 +198,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Worl
     d = tmp_path_factory.mktemp("site")
     db = open_database(f"sqlite:///{d / 'blockwatch.db'}")
     w = populate(db)
-    build_site_from_db(db, d / "site", INFO, now=NOW)
+    build_site_from_db(db, d / "site", INFO, now=NOW, schedule=SCHED)
     yield d / "site", w, db
     db.close()
 
@@ -289,8 +291,8 @@ def test_index_shows_state_per_vantage_since_when_and_history(built) -> None:  #
     titles = [a["title"] for a in target.find("i") if "title" in a]
     assert "12 Mar: blocked (TLS (SNI) interference), 12 h affected" in titles
     assert "13 Mar – 15 Mar: blocked (DNS tampering), 2 d 12 h affected" in titles
-    assert "2 of 3 outlets are blocked" not in page.all_text  # Azattyq is down, not blocked
-    assert "1 of 3 outlets are blocked or interfered with" in page.all_text
+    # each class counted; Azattyq is down, not blocked
+    assert "3 outlets now: 1 blocked, 1 down everywhere, 1 reachable." in page.all_text
 
 
 def test_every_internal_link_resolves_to_a_built_file(built) -> None:  # type: ignore[no-untyped-def]
@@ -440,7 +442,7 @@ def test_atom_feed_has_stable_ids_and_updated_changes_when_an_event_ends(site) -
                          for i in first)
     assert any(i.endswith(":case/1") for i in first)
     assert any("KZ · AS9198 (volunteer)" in t for _, t in first.values())
-    build_site_from_db(db, out, INFO, now=NOW + timedelta(minutes=15))
+    build_site_from_db(db, out, INFO, now=NOW + timedelta(minutes=15), schedule=SCHED)
     assert _feed(out) == first  # nothing changed: same ids, same updated
     with db.write() as s:
         ev = s.scalars(select(Event).where(Event.target_id == w.targets["Ratel.kz"],
@@ -449,7 +451,7 @@ def test_atom_feed_has_stable_ids_and_updated_changes_when_an_event_ends(site) -
         assert ev is not None
         ev.ended_at = NOW + timedelta(minutes=20)
         ev_id = f"tag:status.example.org,2026:event/{ev.id}"
-    build_site_from_db(db, out, INFO, now=NOW + timedelta(minutes=30))
+    build_site_from_db(db, out, INFO, now=NOW + timedelta(minutes=30), schedule=SCHED)
     after = _feed(out)
     assert set(after) == set(first)
     assert after[ev_id][0] == "2026-03-15T12:20:00Z" != first[ev_id][0]
@@ -469,11 +471,11 @@ def test_badges_are_svg_with_a_word(built) -> None:  # type: ignore[no-untyped-d
 def test_rebuild_rewrites_only_changes_and_removes_pages_of_dropped_outlets(site) -> None:  # type: ignore[no-untyped-def]
     out, w, db = site
     (out / "CNAME").write_text("status.example.org")  # the operator's own file: left alone
-    report = build_site_from_db(db, out, INFO, now=NOW)
+    report = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
     assert report.written == 0 and report.removed == 0
     with db.write() as s:
         s.get(Target, w.targets["Azattyq"]).active = False  # type: ignore[union-attr]
-    report = build_site_from_db(db, out, INFO, now=NOW)
+    report = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
     assert not (out / "en" / "t" / "azattyq.html").exists()
     assert report.removed == 3 * 2  # page and badge, three languages
     assert (out / "CNAME").exists()
@@ -504,7 +506,7 @@ def test_index_for_50_outlets_is_at_most_100_kb(db: Database, tmp_path: Path) ->
                      "minutes_affected": 300 if (i + back) % 7 == 0 else 0, "measurements": 96}
                     for back in range(1, 90)])
     out = tmp_path / "site"
-    report = build_site_from_db(db, out, INFO, now=now)
+    report = build_site_from_db(db, out, INFO, now=now, schedule=SCHED)
     for lang in ("en", "ru", "kk"):
         size = (out / lang / "index.html").stat().st_size
         assert size <= 100_000, f"{lang}/index.html is {size} bytes"

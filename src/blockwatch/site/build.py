@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from blockwatch.analysis.display import Schedule
 from blockwatch.site.load import load_snapshot
 from blockwatch.site.model import SiteModel, build_model, status_json
 from blockwatch.site.render import (
@@ -66,7 +67,7 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
         files[f"{lang}/feed.xml"] = render_feed(m, info, lang)
         for s in m.statuses:
             files[f"{lang}/t/{s.slug}.html"] = render_target(m, info, lang, s.target.id).encode()
-            files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.state, lang).encode()
+            files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.shown, lang).encode()
     files["feed.xml"] = files[f"{first}/feed.xml"]
     files["status.json"] = (json.dumps(status_json(m, title=info.title, languages=list(info.languages)),
                                        ensure_ascii=False, separators=(",", ":")) + "\n").encode()
@@ -123,7 +124,10 @@ def write_site(out_dir: Path, files: dict[str, bytes]) -> tuple[int, int]:
 
 
 def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
-                       now: datetime | None = None) -> BuildReport:
+                       now: datetime | None = None,
+                       schedule: Schedule | None = None) -> BuildReport:
+    """`schedule`: how often each vantage measures (`Schedule.of(cfg)`), which decides when a
+    measurement is too old to be shown as the current state."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     rolled = rollup_due(db, now)
     # The build allocates millions of short-lived objects and creates no cycles worth chasing:
@@ -132,7 +136,7 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
     gc.disable()
     try:
         with db.read() as s:
-            snap = load_snapshot(s, now)
+            snap = load_snapshot(s, now, schedule)
         model = build_model(snap)
         files = render_site(model, info)
     finally:

@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
+from blockwatch.analysis.display import Schedule
 from blockwatch.config import Config
 from blockwatch.site.build import BuildReport, build_site_from_db, site_info
 from blockwatch.storage import Database
@@ -23,7 +24,8 @@ def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
     each round; cheap when little changed (unchanged files are not rewritten)."""
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
-    return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now)
+    return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,
+                              Schedule.of(cfg))
 
 
 def cmd_site(cfg: Config, args: argparse.Namespace) -> int:

@@ -88,6 +88,29 @@ STRINGS: dict[str, dict[str, str]] = {
         "from": "from {previous}",
         "no_data_yet": "No measurements yet.",
         "page_of": "{name} \u2014 status",
+        "counts_line": "{total} outlets now: {parts}.",
+        "count_item": "{n} {word}",
+        "blocked_list": "Blocked or interfered with on at least one network:",
+        "abroad_note": "No network inside the country measures {n} of these outlets: for them "
+                       "\u201creachable\u201d means reachable from abroad only, which says "
+                       "nothing about censorship inside the country.",
+        "no_usable": "No usable measurements yet: nothing on this page is a measured state.",
+        "stale_page": "No fresh measurements since {when}: what is shown is out of date.",
+        "stale_page_never": "No fresh measurements: what is shown is out of date.",
+        "not_measured_page": "Right now blockwatch cannot measure: its networks or the "
+                             "comparison from abroad fail. Last usable measurement: {when}.",
+        "not_measured_since": "not measured since {when}",
+        "not_measured_never": "no usable measurement yet",
+        "stale_since": "no measurement since {when}",
+        "last_measured": "last usable measurement {when}",
+        "abroad_only": "measured from abroad only",
+        "no_affected_partial": "No problems seen on the {n} days with usable measurements; {m} "
+                               "of the last 90 days were not measured.",
+        "no_usable_days": "No usable measurements in the last 90 days.",
+        "legend_unknown": "\u201cNot measured\u201d: blockwatch tried but could not look (its own "
+                          "network or the comparison from abroad failed). \u201cNo recent "
+                          "data\u201d: no check ran for more than two rounds. Neither means the "
+                          "site is reachable.",
     },
     "ru": {
         "tagline": "Открываются ли эти новостные сайты изнутри страны? Проверки из нескольких "
@@ -167,6 +190,31 @@ STRINGS: dict[str, dict[str, str]] = {
         "from": "было: {previous}",
         "no_data_yet": "Проверок пока не было.",
         "page_of": "{name} — состояние",
+        "counts_line": "Изданий: {total}. Сейчас: {parts}.",
+        "count_item": "{word}: {n}",
+        "blocked_list": "Заблокированы или работают с помехами хотя бы в одной сети:",
+        "abroad_note": "Ни одна сеть внутри страны не проверяет изданий: {n}. Для них "
+                       "«доступен» значит доступен из-за рубежа, и это ничего не говорит о "
+                       "цензуре внутри страны.",
+        "no_usable": "Пригодных измерений пока нет: ни одно состояние на этой странице не "
+                     "измерено.",
+        "stale_page": "Свежих измерений нет с {when}: показанное устарело.",
+        "stale_page_never": "Свежих измерений нет: показанное устарело.",
+        "not_measured_page": "Сейчас blockwatch не может проводить измерения: не работают его "
+                             "сети или сравнение из-за рубежа. Последнее пригодное измерение: "
+                             "{when}.",
+        "not_measured_since": "не измерено с {when}",
+        "not_measured_never": "пригодных измерений ещё не было",
+        "stale_since": "нет измерений с {when}",
+        "last_measured": "последнее пригодное измерение {when}",
+        "abroad_only": "проверено только из-за рубежа",
+        "no_affected_partial": "За {n} дн. с пригодными измерениями проблем не было; из "
+                               "последних 90 дней не измерено: {m} дн.",
+        "no_usable_days": "За последние 90 дней пригодных измерений не было.",
+        "legend_unknown": "«Не измерено»: blockwatch пытался, но не смог проверить (сбой его "
+                          "собственной сети или сравнения из-за рубежа). «Нет свежих данных»: "
+                          "проверок не было дольше двух раундов. Ни то, ни другое не значит, "
+                          "что сайт доступен.",
     },
     "kk": {
         "tagline": "Бұл жаңалық сайттары ел ішінен ашыла ма? Бірнеше желіден тексеріледі.",
@@ -188,6 +236,29 @@ STRINGS: dict[str, dict[str, str]] = {
         "day": "Күн",
         "state": "Күйі",
         "source": "Дереккөз",
+        "counts_line": "Басылымдар: {total}. Қазір: {parts}.",
+        "count_item": "{word}: {n}",
+        "blocked_list": "Кем дегенде бір желіде бұғатталған немесе кедергі бар:",
+        "abroad_note": "Ел ішіндегі бірде-бір желі тексермейтін басылымдар: {n}. Олар үшін "
+                       "«қолжетімді» тек шетелден қолжетімді дегенді білдіреді, бұл ел "
+                       "ішіндегі цензура туралы ештеңе айтпайды.",
+        "no_usable": "Жарамды өлшеулер әлі жоқ: бұл беттегі бірде-бір күй өлшенбеген.",
+        "stale_page": "{when} бері жаңа өлшеу жоқ: көрсетілгені ескірген.",
+        "stale_page_never": "Жаңа өлшеу жоқ: көрсетілгені ескірген.",
+        "not_measured_page": "Қазір blockwatch өлшей алмайды: оның желілері немесе шетелден "
+                             "салыстыру істемейді. Соңғы жарамды өлшеу: {when}.",
+        "not_measured_since": "{when} бері өлшенбеді",
+        "not_measured_never": "жарамды өлшеу әлі болған жоқ",
+        "stale_since": "{when} бері өлшеу жоқ",
+        "last_measured": "соңғы жарамды өлшеу {when}",
+        "abroad_only": "тек шетелден тексерілген",
+        "no_affected_partial": "Жарамды өлшеулер болған {n} күнде проблема болған жоқ; соңғы "
+                               "90 күннің {m} күні өлшенбеді.",
+        "no_usable_days": "Соңғы 90 күнде жарамды өлшеу болған жоқ.",
+        "legend_unknown": "«Өлшенбеді»: blockwatch тексеруге тырысты, бірақ мүмкін болмады "
+                          "(өз желісі немесе шетелден салыстыру істемеді). «Жаңа дерек жоқ»: "
+                          "екі раундтан астам тексеру болмады. Екеуі де сайт қолжетімді "
+                          "дегенді білдірмейді.",
     },
 }
 
@@ -203,15 +274,44 @@ SYMBOL = {"ok": "\u2713", "blocked": "\u2715", "interfered": "!", "throttled": "
 
 CATEGORY_WORDS = {
     "en": {"ok": "reachable", "blocked": "blocked", "interfered": "interfered",
-           "throttled": "slowed down", "down": "site down", "unknown": "inconclusive",
+           "throttled": "slowed down", "down": "site down", "unknown": "not measured",
            "nodata": "no data"},
     "ru": {"ok": "доступен", "blocked": "заблокирован", "interfered": "помехи",
-           "throttled": "замедлен", "down": "сайт не работает", "unknown": "неясно",
+           "throttled": "замедлен", "down": "сайт не работает", "unknown": "не измерено",
            "nodata": "нет данных"},
     "kk": {"ok": "қолжетімді", "blocked": "бұғатталған", "interfered": "кедергі бар",
-           "throttled": "баяулатылған", "down": "сайт істемейді", "unknown": "белгісіз",
+           "throttled": "баяулатылған", "down": "сайт істемейді", "unknown": "өлшенбеді",
            "nodata": "дерек жоқ"},
 }
+
+# What may be said of a vantage or an outlet now (analysis/display.py): measured or not known.
+DISPLAY_WORDS = {
+    "en": {"reachable": "reachable", "reachable_abroad": "reachable from abroad",
+           "blocked": "blocked", "down": "site down", "not_measured": "not measured",
+           "stale": "no recent data", "no_data": "no data"},
+    "ru": {"reachable": "доступен", "reachable_abroad": "доступен из-за рубежа",
+           "blocked": "заблокирован", "down": "сайт не работает", "not_measured": "не измерено",
+           "stale": "нет свежих данных", "no_data": "нет данных"},
+    "kk": {"reachable": "қолжетімді", "reachable_abroad": "шетелден қолжетімді",
+           "blocked": "бұғатталған", "down": "сайт істемейді", "not_measured": "өлшенбеді",
+           "stale": "жаңа дерек жоқ", "no_data": "дерек жоқ"},
+}
+# the headline's counts of outlets
+COUNT_WORDS = {
+    "en": {"blocked": "blocked", "down": "down everywhere", "reachable": "reachable",
+           "reachable_abroad": "reachable from abroad only", "not_measured": "not measured",
+           "stale": "no recent data", "no_data": "no data yet"},
+    "ru": {"blocked": "заблокированы", "down": "не работают отовсюду", "reachable": "доступны",
+           "reachable_abroad": "доступны (проверено только из-за рубежа)",
+           "not_measured": "не измерены", "stale": "нет свежих данных", "no_data": "нет данных"},
+    "kk": {"blocked": "бұғатталған", "down": "барлық жерден істемейді", "reachable": "қолжетімді",
+           "reachable_abroad": "тек шетелден тексерілген", "not_measured": "өлшенбеген",
+           "stale": "жаңа дерек жоқ", "no_data": "дерек жоқ"},
+}
+DISPLAY_CODE = {"reachable": "o", "reachable_abroad": "o", "down": "d", "not_measured": "u",
+                "stale": "s", "no_data": "n"}
+DISPLAY_SYMBOL = {"reachable": "\u2713", "reachable_abroad": "\u2713", "down": "\u2193",
+                  "not_measured": "?", "stale": "\u2026", "no_data": "\u2013"}
 
 HOW = {
     "en": {"ok": "reachable", "dns": "DNS tampering", "tcp_ip": "IP or connection blocked",
@@ -267,6 +367,37 @@ def cat_word(lang: str, cat: str) -> str:
         if w:
             return w
     return cat
+
+
+def display_word(lang: str, display: str, kind: str | None = None) -> str:
+    """A display state's word; "blocked" says its category (interfered, slowed down)."""
+    if display == "blocked":
+        return word(lang, kind)
+    for code in _fallbacks(lang):
+        w = DISPLAY_WORDS.get(code, {}).get(display)
+        if w:
+            return w
+    return display
+
+
+def display_code(display: str, kind: str | None = None) -> str:
+    if display == "blocked":
+        return {"blocked": "b", "interfered": "i", "throttled": "t"}.get(category(kind), "b")
+    return DISPLAY_CODE.get(display, "n")
+
+
+def display_symbol(display: str, kind: str | None = None) -> str:
+    if display == "blocked":
+        return SYMBOL[category(kind)]
+    return DISPLAY_SYMBOL.get(display, SYMBOL["nodata"])
+
+
+def count_word(lang: str, display: str) -> str:
+    for code in _fallbacks(lang):
+        w = COUNT_WORDS.get(code, {}).get(display)
+        if w:
+            return w
+    return display
 
 
 @lru_cache(maxsize=4096)

@@ -5,11 +5,12 @@ besides writing files). Core selects, not ORM objects: 500 targets x 4 vantages 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
+from blockwatch.analysis.display import Schedule
 from blockwatch.storage.models import (
     Case,
     DailyRollup,
@@ -45,6 +46,7 @@ class VantageRec:
     kind: str
     country: str
     asn: str
+    interval: timedelta = Schedule().probe  # how often it is expected to measure
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class UrlStateRec:
     verdict_reason: str
     event_confirmed: bool
     event_reason: str
+    usable_at: datetime | None = None  # the latest measurement that was not inconclusive
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,15 @@ class Snapshot:
     cases: list[CaseRec] = field(default_factory=list)
 
 
-def load_snapshot(s: Session, now: datetime) -> Snapshot:
+def _aware(dt: datetime | None) -> datetime | None:
+    # a scalar subquery's value can bypass the column's UTC type on SQLite
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt)
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None) -> Snapshot:
+    schedule = schedule or Schedule()
     snap = Snapshot(now=now)
     snap.targets = [
         TargetRec(i, n, tuple(u or ()), c or "", cat or "")
@@ -136,17 +147,25 @@ def load_snapshot(s: Session, now: datetime) -> Snapshot:
     tids = {t.id for t in snap.targets}
     # the control is never a vantage on the public page: dropped here, before anything renders
     snap.vantages = {
-        i: VantageRec(i, n, k, c or "", a or "")
+        i: VantageRec(i, n, k, c or "", a or "", schedule.interval(n, k))
         for i, n, k, c, a in s.execute(
             select(Vantage.id, Vantage.name, Vantage.kind, Vantage.country, Vantage.asn)
             .where(Vantage.kind != "control").order_by(Vantage.id))
     }
     vids = set(snap.vantages)
     ev = aliased(Event)
+    uv = aliased(Verdict)
+    # the newest usable verdict of each (URL, vantage): one backward step along the
+    # (url, vantage_id, measured_at) index when the latest one is usable, which it usually is
+    usable = (select(uv.measured_at)
+              .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
+                     uv.verdict != "inconclusive")
+              .order_by(uv.measured_at.desc()).limit(1)
+              .correlate(UrlState).scalar_subquery())
     q = (
         select(UrlState.target_id, UrlState.vantage_id, UrlState.url, UrlState.state,
                UrlState.since, UrlState.last_seen_at, Verdict.verdict, Verdict.confirmed,
-               Verdict.reason, ev.confirmed, ev.reason)
+               Verdict.reason, ev.confirmed, ev.reason, usable)
         .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
         .outerjoin(ev, ev.id == UrlState.event_id)
         .order_by(UrlState.target_id, UrlState.vantage_id, UrlState.url)
@@ -154,7 +173,8 @@ def load_snapshot(s: Session, now: datetime) -> Snapshot:
     for row in s.execute(q):
         if row[0] in tids and row[1] in vids:
             snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                                           bool(row[7]), row[8] or "", bool(row[9]), row[10] or ""))
+                                           bool(row[7]), row[8] or "", bool(row[9]), row[10] or "",
+                                           _aware(row[11])))
     first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
     # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
     for t, v, d, w, m, n in s.connection().execute(

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from blockwatch.analysis import display as D
 from blockwatch.analysis.verdict import SEVERITY
 from blockwatch.site import i18n
 from blockwatch.site.load import (
@@ -29,9 +30,9 @@ from blockwatch.site.load import (
     VantageRec,
 )
 
-STALE_AFTER = timedelta(days=2)  # OONI data for one URL can be a day old; older is "no recent"
 KIND_ORDER = {"agent": 0, "ooni": 1, "resolver": 2, "local": 3}
 MAX_EVENTS_PER_TARGET = 100
+NOTHING_SHOWN = D.OutletShown(D.NO_DATA, None, None, None, True)
 FEED_ENTRIES = 100
 
 
@@ -136,20 +137,24 @@ def safe_href(url: str) -> str | None:
 @dataclass(frozen=True)
 class Cell:
     vantage: PublicVantage
-    state: str | None
+    state: str | None  # the confirmed state, which may be old: read `shown` for what to say
     since: datetime | None
-    last_checked: datetime | None
+    last_checked: datetime | None  # the latest attempt, usable or not
     confirmed: bool
     reason: str
     pending: str | None  # the latest verdict when it differs from the confirmed state
     stale: bool
     urls: tuple[UrlStateRec, ...]
+    shown: D.Shown  # measured (reachable, blocked, down) or not known, with since when
+    inside: bool = True  # the vantage is in the outlet's country (or the outlet has none)
 
 
-def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime) -> Cell:
+def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
+            interval: timedelta = D.DEFAULT_INTERVAL, inside: bool = True) -> Cell:
     """A target's state at one vantage: the worst of its URLs' confirmed states. Since when:
     for a problem, the earliest start among URLs in that state (it has held at least that
-    long); for "reachable", the latest (every URL has been reachable since then)."""
+    long); for "reachable", the latest (every URL has been reachable since then). What may be
+    said of it (`shown`) also depends on how fresh and usable its measurements are."""
     state = worst_of([u.state for u in urls])
     in_state = [u for u in urls if u.state == state and u.state is not None]
     sinces = [u.since for u in in_state if u.since is not None]
@@ -164,8 +169,12 @@ def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime) -> C
                      if u.verdict not in (None, "inconclusive") and u.verdict != u.state])
     if pend is not None and sev(pend) <= sev(state) and state is not None:
         pend = None  # a URL recovering while another is still worse: nothing new to say
-    stale = last is None or now - last > STALE_AFTER
-    return Cell(vantage, state, since, last, confirmed, reason, pend, stale, tuple(urls))
+    shown = D.combine(D.classify(u.state, u.verdict, u.last_seen_at, u.usable_at, now, interval,
+                                 u.since) for u in urls)
+    if shown.display not in D.MEASURED:
+        reason = ""  # the reason of an old verdict would read as today's
+    return Cell(vantage, state, since, last, confirmed, reason, pend,
+                shown.display == D.STALE, tuple(urls), shown, inside)
 
 
 # --- history -----------------------------------------------------------------------------------
@@ -193,12 +202,15 @@ def window(today: date, n: int = HISTORY_DAYS) -> list[date]:
 
 def days_from(rollups: list[RollupRec], days: list[date]) -> list[Day]:
     """Per day: the worst state over the given rollups and the most minutes any one vantage was
-    affected (the most affected network, not a sum: networks overlap in time)."""
+    affected (the most affected network, not a sum: networks overlap in time). A vantage that
+    could not look that day ("inconclusive") does not hide another's usable measurement; a day
+    none could measure stays "inconclusive" (not measured), one without rows None (no data)."""
     worst: dict[date, str] = {}
     minutes: dict[date, int] = {}
     for r in rollups:
         w = worst.get(r.day)
-        if w is None or SEVERITY.get(r.worst, 0) > SEVERITY.get(w, 0):
+        if w is None or w == "inconclusive" or (
+                r.worst != "inconclusive" and SEVERITY.get(r.worst, 0) > SEVERITY.get(w, 0)):
             worst[r.day] = r.worst
         if r.minutes > minutes.get(r.day, 0):
             minutes[r.day] = r.minutes
@@ -243,10 +255,16 @@ class TargetStatus:
     days: tuple[Day, ...]
     bar: tuple[Segment, ...]  # exact states, for the outlet's page
     bar_index: tuple[Segment, ...]  # by category, for the index
+    shown: D.OutletShown = NOTHING_SHOWN
 
     @property
     def problem(self) -> bool:
-        return i18n.category(self.state) in ("blocked", "interfered", "throttled")
+        return self.shown.display == D.BLOCKED
+
+    @property
+    def measured_days(self) -> int:
+        """Days of the window with a usable measurement from some vantage."""
+        return sum(1 for d in self.days if d.state not in (None, "inconclusive"))
 
 
 @dataclass(frozen=True)
@@ -281,6 +299,28 @@ class SiteModel:
     @property
     def problems(self) -> list[TargetStatus]:
         return [s for s in self.statuses if s.problem]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Outlets per display state, every state present (zeros included)."""
+        return D.counts(s.shown.display for s in self.statuses)
+
+    @property
+    def last_usable(self) -> datetime | None:
+        times = [c.shown.measured_at for s in self.statuses for c in s.cells
+                 if c is not None and c.shown.measured_at is not None]
+        return max(times) if times else None
+
+    @property
+    def any_measured(self) -> bool:
+        """Some outlet has a fresh usable measurement: else the page says it has none."""
+        return any(s.shown.display in D.MEASURED or s.shown.display == D.REACHABLE_ABROAD
+                   for s in self.statuses)
+
+    @property
+    def abroad_only(self) -> list[TargetStatus]:
+        """Outlets no vantage inside their country measures."""
+        return [s for s in self.statuses if not s.shown.in_country and s.target.country]
 
 
 def build_model(snap: Snapshot) -> SiteModel:
@@ -320,18 +360,23 @@ def build_model(snap: Snapshot) -> SiteModel:
     for t in snap.targets:
         cells: list[Cell | None] = []
         for col in columns:
-            urls = by_tv.get((t.id, col_vid[col.key]))
-            cells.append(cell_of(col, urls, now) if urls else None)
-        present = [c for c in cells if c is not None and c.state is not None]
-        state = worst_of([c.state for c in present])
-        in_state = [c for c in present if c.state == state]
-        sinces = [c.since for c in in_state if c.since]
-        since = (max(sinces) if state == "ok" else min(sinces)) if sinces else None
+            vid = col_vid[col.key]
+            urls = by_tv.get((t.id, vid))
+            vrec = snap.vantages[vid]
+            inside = not t.country or vrec.country == t.country
+            cells.append(cell_of(col, urls, now, vrec.interval, inside) if urls else None)
+        present = [c for c in cells if c is not None]
+        shown = D.outlet((c.shown, c.inside) for c in present)
+        # how it is blocked, or down, or ok; nothing fresh and usable: no state to claim
+        measured = shown.display in D.MEASURED or shown.display == D.REACHABLE_ABROAD
+        state = shown.kind if measured else None
+        since = shown.since if measured else None
+        in_state = [c for c in present if c.shown.kind == state and measured]
         rolls = roll_by_t.get(t.id, [])
         tdays = days_from(rolls, days)
         status = TargetStatus(t, slug[t.id], state, since, any(c.confirmed for c in in_state),
                               tuple(cells), tuple(tdays), tuple(segments(tdays)),
-                              tuple(segments(tdays, by_category=True)))
+                              tuple(segments(tdays, by_category=True)), shown)
         statuses.append(status)
         per_v: dict[int, list[RollupRec]] = defaultdict(list)
         for r in rolls:
@@ -364,28 +409,52 @@ def _iso(dt: datetime | None) -> str | None:
 
 def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, object]:
     """The current state, for scripts and other sites. Agent vantages appear by country and
-    network only, exactly as on the pages."""
+    network only, exactly as on the pages. `display` (also `status`) is what may be said:
+    reachable, blocked, down (measured), reachable_abroad (measured from outside the outlet's
+    country only), not_measured, stale, no_data; `state` is the verdict behind a measured
+    display and null otherwise (`last_confirmed_state` keeps the old one)."""
     lang = languages[0]
     targets = []
+    per_vantage: dict[str, list[str]] = defaultdict(list)
+    newest: dict[str, datetime] = {}
     for s in m.statuses:
         vs = []
         for c in s.cells:
             if c is None:
                 continue
-            vs.append({**c.vantage.to_json(), "state": c.state, "status": i18n.category(c.state),
-                       "confirmed": c.confirmed, "since": _iso(c.since),
+            sh = c.shown
+            per_vantage[c.vantage.key].append(sh.display)
+            if sh.measured_at and (c.vantage.key not in newest
+                                   or sh.measured_at > newest[c.vantage.key]):
+                newest[c.vantage.key] = sh.measured_at
+            measured = sh.display in D.MEASURED
+            vs.append({**c.vantage.to_json(), "display": sh.display, "status": sh.display,
+                       "state": sh.kind if measured else None, "last_confirmed_state": c.state,
+                       "in_country": c.inside, "measured_at": _iso(sh.measured_at),
+                       "display_since": _iso(sh.since),
+                       "confirmed": c.confirmed and measured,
+                       "since": _iso(c.since) if measured else None,
                        "last_checked": _iso(c.last_checked), "stale": c.stale,
                        "pending": c.pending, "reason": c.reason,
-                       "urls": [{"url": u.url, "state": u.state, "since": _iso(u.since)}
-                                for u in c.urls]})
+                       "urls": [{"url": u.url, "state": u.state, "since": _iso(u.since),
+                                 "measured_at": _iso(u.usable_at),
+                                 "last_checked": _iso(u.last_seen_at)} for u in c.urls]})
+        sh2 = s.shown
         targets.append({
             "name": s.target.name, "country": s.target.country, "category": s.target.category,
-            "state": s.state, "status": i18n.category(s.state), "confirmed": s.confirmed,
-            "since": _iso(s.since), "page": f"{lang}/t/{s.slug}.html",
-            "badge": f"{lang}/badge/{s.slug}.svg", "vantages": vs,
+            "display": sh2.display, "status": sh2.display, "state": s.state,
+            "in_country": sh2.in_country, "measured_at": _iso(sh2.measured_at),
+            "confirmed": s.confirmed, "since": _iso(sh2.since),
+            "counts": {k: v for k, v in D.counts(v["display"] for v in vs).items() if v},
+            "page": f"{lang}/t/{s.slug}.html", "badge": f"{lang}/badge/{s.slug}.svg",
+            "vantages": vs,
         })
-    return {"generated_at": _iso(m.now), "title": title,
-            "vantages": [v.to_json() for v in m.columns], "targets": targets}
+    vantages = [{**v.to_json(), "measured_at": _iso(newest.get(v.key)),
+                 "counts": {k: n for k, n in D.counts(per_vantage.get(v.key, [])).items() if n}}
+                for v in m.columns]
+    return {"generated_at": _iso(m.now), "title": title, "measured": m.any_measured,
+            "last_usable_measurement": _iso(m.last_usable), "counts": m.counts,
+            "vantages": vantages, "targets": targets}
 
 
 # --- feed --------------------------------------------------------------------------------------

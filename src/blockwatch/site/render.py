@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from blockwatch.analysis import display as D
 from blockwatch.site import i18n
 from blockwatch.site.load import EventRec
 from blockwatch.site.model import (
@@ -34,10 +35,12 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "site"
 CODE = {"ok": "o", "blocked": "b", "interfered": "i", "throttled": "t", "down": "d",
         "unknown": "u", "nodata": "n"}
 COUNT_ORDER = ("blocked", "interfered", "throttled", "down", "unknown", "ok", "nodata")
-LEGEND = ("ok", "dns", "http_diff", "throttled", "down", "inconclusive", None)
-BADGE_COLOR = {"ok": "#1a7f37", "blocked": "#b71c1c", "interfered": "#a84300",
-               "throttled": "#a84300", "down": "#303f9f", "unknown": "#616161",
-               "nodata": "#616161"}
+# (display, kind) of each legend entry: what a cell can say
+LEGEND = ((D.REACHABLE, "ok"), (D.BLOCKED, "dns"), (D.BLOCKED, "http_diff"),
+          (D.BLOCKED, "throttled"), (D.DOWN, "down"), (D.NOT_MEASURED, None), (D.STALE, None),
+          (D.NO_DATA, None))
+BADGE_COLOR = {"o": "#1a7f37", "b": "#b71c1c", "i": "#a84300", "t": "#a84300", "d": "#303f9f",
+               "u": "#616161", "s": "#616161", "n": "#616161"}
 TAG_YEAR = 2026  # part of every Atom id: never change it, or every reader sees new entries
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -48,6 +51,14 @@ def code(state: str | None) -> str:
 
 def sym(state: str | None) -> str:
     return i18n.SYMBOL[i18n.category(state)]
+
+
+def dcode(sh: D.Shown | D.OutletShown) -> str:
+    return i18n.display_code(sh.display, sh.kind)
+
+
+def dsym(sh: D.Shown | D.OutletShown) -> str:
+    return i18n.display_symbol(sh.display, sh.kind)
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,27 @@ class Lang:
 
     def vlabel(self, v: PublicVantage) -> str:
         return v.label(self.code)
+
+    def shown(self, sh: D.Shown | D.OutletShown) -> str:
+        return i18n.display_word(self.code, sh.display, sh.kind)
+
+    def legend_word(self, display: str, kind: str | None) -> str:
+        return i18n.display_word(self.code, display, kind)
+
+    def note(self, sh: D.Shown | D.OutletShown) -> str:
+        """Since when a vantage or outlet has not been measured ("" when it is measured)."""
+        if sh.display == D.NOT_MEASURED:
+            return (self.t("not_measured_since", when=self.time(sh.since)) if sh.since
+                    else self.t("not_measured_never"))
+        if sh.display == D.STALE:
+            return (self.t("stale_since", when=self.time(sh.since)) if sh.since
+                    else self.t("not_measured_never"))
+        return ""
+
+    def counts(self, counts: dict[str, int], total: int) -> str:
+        parts = [self.t("count_item", n=counts[d], word=i18n.count_word(self.code, d))
+                 for d in D.OUTLET_ORDER if counts.get(d)]
+        return self.t("counts_line", total=total, parts=", ".join(parts))
 
     def bar_label(self, days: tuple[Day, ...]) -> str:
         counts = category_counts(list(days))
@@ -123,7 +155,9 @@ def _css() -> str:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
-    env.globals.update(code=code, sym=sym, iso=iso, safe_href=safe_href, bar_html=bar_html,
+    env.globals.update(code=code, sym=sym, dcode=dcode, dsym=dsym, iso=iso,
+                       dcode_of=i18n.display_code, dsym_of=i18n.display_symbol,
+                       safe_href=safe_href, bar_html=bar_html,
                        lang_names=i18n.LANG_NAMES,
                        css=Markup(_css()))  # noqa: S704  (our own constant file, not input)
     return env
@@ -161,10 +195,25 @@ def bar_html(L: Any, segs: Any, days: Any, short: bool = False) -> Markup:
     return Markup("").join(parts)
 
 
+def page_note(m: SiteModel, L: Lang) -> str:
+    """What the headline must say first when nothing on the page is freshly measured."""
+    if m.any_measured or not m.statuses:
+        return ""
+    last = m.last_usable
+    if last is None:
+        return L.t("no_usable")
+    c = m.counts
+    if c[D.STALE] >= c[D.NOT_MEASURED]:
+        return L.t("stale_page", when=L.time(last))
+    return L.t("not_measured_page", when=L.time(last))
+
+
 def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../") -> str:
+    L = Lang(lang, m.now.date())
     return environment().get_template("index.html").render(
         **_common(m, info, lang, root, "index.html"), statuses=m.statuses, columns=m.columns,
-        problems=m.problems, legend=LEGEND)
+        problems=m.problems, legend=LEGEND, note=page_note(m, L),
+        counts=L.counts(m.counts, len(m.statuses)), abroad=m.abroad_only)
 
 
 def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> str:
@@ -224,12 +273,11 @@ def _text_width(s: str) -> int:
     return int(len(s) * 7 + 12)
 
 
-def render_badge(name: str, state: str | None, lang: str) -> str:
-    value = f"{sym(state)} {i18n.word(lang, state)}"
+def render_badge(name: str, shown: D.OutletShown, lang: str) -> str:
+    value = f"{dsym(shown)} {i18n.display_word(lang, shown.display, shown.kind)}"
     lw, rw = _text_width(name), _text_width(value)
     return environment().get_template("badge.svg").render(
-        label=name, value=value, lw=lw, rw=rw, w=lw + rw,
-        color=BADGE_COLOR[i18n.category(state)])
+        label=name, value=value, lw=lw, rw=rw, w=lw + rw, color=BADGE_COLOR[dcode(shown)])
 
 
 # --- Atom --------------------------------------------------------------------------------------

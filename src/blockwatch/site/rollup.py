@@ -12,7 +12,9 @@ Definitions (also in the README section of issue 7):
 - `measurements`: the verdicts recorded that day for the target at that vantage.
 - A day gets a row only if it has at least one verdict: a silent vantage (an agent offline) shows
   "no data", not an inherited "reachable". A day with verdicts but no confirmed state yet (the
-  first rounds, or flapping) is "inconclusive".
+  first rounds, or flapping) is "inconclusive", and so is a day whose every verdict was
+  inconclusive (the vantage or the control could not look): "not measured", never an inherited
+  state, and no minutes affected.
 
 The computation is pure (`rollup_day`); `rollup`/`rollup_range` load, compute and upsert, so they
 are idempotent. Raw verdicts are pruned after `retention.raw`; roll a day up before then (the
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis.verdict import BLOCKING, SEVERITY
@@ -79,9 +81,11 @@ def _union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
 
 
 def rollup_day(spans: Iterable[Span], counts: Mapping[tuple[int, int], int], day: date,
-               now: datetime) -> list[RollupRow]:
+               now: datetime, usable: Mapping[tuple[int, int], int] | None = None
+               ) -> list[RollupRow]:
     """Pure: the rows of one UTC day from confirmed spans and per-(target, vantage) verdict
-    counts of that day. Only pairs with verdicts that day get a row."""
+    counts of that day (`usable`: of those, the ones not inconclusive; None: all were). Only
+    pairs with verdicts that day get a row."""
     start, end = day_bounds(day)
     end = min(end, max(now, start))
     worst: dict[tuple[int, int], str] = {}
@@ -102,6 +106,9 @@ def rollup_day(spans: Iterable[Span], counts: Mapping[tuple[int, int], int], day
             hit.setdefault(key, []).append((s, e))
     rows = []
     for key, n in sorted(counts.items()):
+        if usable is not None and not usable.get(key):
+            rows.append(RollupRow(key[0], key[1], day, "inconclusive", 0, n))
+            continue
         minutes = round(_union_seconds(hit.get(key, [])) / 60)
         rows.append(RollupRow(key[0], key[1], day, worst.get(key, "inconclusive"),
                               min(minutes, 1440), n))
@@ -121,15 +128,23 @@ def _spans(s: Session, since: datetime, until: datetime) -> list[Span]:
     return [Span(t, v, st, a, b) for t, v, st, a, b in s.execute(q)]
 
 
-def _counts(s: Session, start: datetime, end: datetime) -> dict[tuple[int, int], int]:
+def _counts(s: Session, start: datetime, end: datetime
+            ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+    """Verdicts per (target, vantage) that day, and how many of them were usable."""
+    usable = func.sum(case((Verdict.verdict != "inconclusive", 1), else_=0))
     q = (
-        select(Verdict.target_id, Verdict.vantage_id, func.count())
+        select(Verdict.target_id, Verdict.vantage_id, func.count(), usable)
         .join(Vantage, Vantage.id == Verdict.vantage_id)
         .where(Vantage.kind != "control", Verdict.target_id.is_not(None),
                and_(Verdict.measured_at >= start, Verdict.measured_at < end))
         .group_by(Verdict.target_id, Verdict.vantage_id)
     )
-    return {(t, v): n for t, v, n in s.execute(q)}
+    counts: dict[tuple[int, int], int] = {}
+    good: dict[tuple[int, int], int] = {}
+    for t, v, n, u in s.execute(q):
+        counts[(t, v)] = n
+        good[(t, v)] = int(u or 0)
+    return counts, good
 
 
 def upsert_rollups(s: Session, rows: list[RollupRow]) -> None:
@@ -170,11 +185,11 @@ def rollup_range(db: Database, since: date, until: date, *, now: datetime | None
         day = since
         while day <= until:
             start, end = day_bounds(day)
-            counts = _counts(s, start, end)
+            counts, usable = _counts(s, start, end)
             if counts:
                 day_spans = [sp for sp in spans
                              if sp.start < end and (sp.end is None or sp.end >= start)]
-                rows = rollup_day(day_spans, counts, day, now)
+                rows = rollup_day(day_spans, counts, day, now, usable)
                 upsert_rollups(s, rows)
                 written += len(rows)
             day += DAY
