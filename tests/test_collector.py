@@ -379,3 +379,36 @@ def test_agent_token_prints_a_token_and_its_vantage(write_config: Any, capsys: p
     v = load(p).settings.vantage[0]
     assert (v.name, v.kind) == ("almaty-1", "agent")
     assert cmd_agent_token(cfg, argparse.Namespace(name="bad name")) == 2
+
+
+async def test_back_dated_upload_neither_rewrites_history_nor_reprobes(lab: Lab, tmp_path: Path,
+                                                                       pg_url: str) -> None:
+    """A measurement older than the newest judged one is stored as evidence but moves no event
+    or state, and re-uses today's control instead of measuring every target again."""
+    site = await lab.add_site("ratel.test", vantage=Behaviour.tls_reset_after_hello)
+    url = lab.url("ratel.test")
+    tok = tokens("a1")
+    cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url])
+    blocked = [await vantage_measurement(lab, url) for _ in range(3)]  # confirm_after is 2
+    async with running_collector(cfg) as c, httpx.AsyncClient() as http:
+        post = f"{c.url}/api/v1/measurements"
+        r = await http.post(post, headers=auth(tok["a1"]), json={"measurements": blocked})
+        assert r.json()["accepted"] == 3
+        with c.db.read() as s:
+            before = ([(e.state, e.started_at, e.ended_at) for e in s.scalars(select(Event))],
+                      [(st.state, st.since, st.last_seen_at, st.last_verdict_id)
+                       for st in s.scalars(select(UrlState))])
+        assert any(e[0] == "tls" and e[2] is None for e in before[0])
+        n = len(site.connections_from(lab.CONTROL))
+        # back-dated "ok" results, two days old: still within the agent queue's age
+        late = [{**blocked[0], "uid": uuid.uuid4().hex, "http": None, "tls": [],
+                 "measured_at": now_iso(-timedelta(days=2, minutes=k))} for k in range(3)]
+        r = await http.post(post, headers=auth(tok["a1"]), json={"measurements": late})
+        assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+        assert len(site.connections_from(lab.CONTROL)) == n  # today's control re-used
+        with c.db.read() as s:
+            after = ([(e.state, e.started_at, e.ended_at) for e in s.scalars(select(Event))],
+                     [(st.state, st.since, st.last_seen_at, st.last_verdict_id)
+                      for st in s.scalars(select(UrlState))])
+        assert after == before
+        assert count(c.db, Verdict) == 6

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 HEALTH_TTL = 300.0  # seconds between checks of the collector's own canaries
 CONTROL_WINDOW = timedelta(minutes=10)  # a control this close in time to the agent's is reused
 CACHE_URLS = 5000  # URLs whose recent controls stay in memory
+# Control measurements one upload may cause (more than an agent's batch of 100 URLs): the rest
+# of its URLs are judged without a control (inconclusive) rather than making the collector a
+# prober on an uploader's command.
+MAX_CONTROLS_PER_UPLOAD = 128
 
 M: Table = Measurement.__table__  # type: ignore[assignment]
 
@@ -149,9 +153,18 @@ class Controls:
                 self.remember(url, c)
             for url in unread:
                 self._loaded[url] = now
+        wall = repo.utcnow()
         for it in items:
             it.control = self._pick(it.m.url, it.at)
+            if it.control is None and wall - it.at > CONTROL_WINDOW:
+                # An old queued measurement with no control near its time: today's control is
+                # the best evidence left, measured once per URL and window, not per upload.
+                it.control = self._pick(it.m.url, wall)
         missing = sorted({it.m.url for it in items if it.control is None})
+        if len(missing) > MAX_CONTROLS_PER_UPLOAD:
+            log.warning("an upload needs %d control measurements; measuring %d, the rest are "
+                        "judged without one", len(missing), MAX_CONTROLS_PER_UPLOAD)
+            missing = missing[:MAX_CONTROLS_PER_UPLOAD]
         if missing:
             async with ResolverSet.for_view(snap.control, snap.settings) as dns:
                 got = await asyncio.gather(*(self._measure(snap, u, dns) for u in missing),
@@ -164,8 +177,7 @@ class Controls:
                     fresh[u] = c
             for it in items:
                 if it.control is None:
-                    # An old queued measurement with no control near its time: today's control
-                    # is the best evidence left (the site may have been down then; a rare case).
+                    # as above: today's control (the site may have been down then; rare)
                     it.control = fresh.get(it.m.url)
 
     async def _measure(self, snap: Snapshot, url: str, dns: ResolverSet) -> Control:
