@@ -74,7 +74,7 @@ def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ig
         f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(info["urls"])))
     (tmp / "c.toml").write_text('[storage]\nurl = "sqlite:///bench.db"\n' + probe_config(
         targets="targets.toml", ca=info["ca"], vantage_resolver=info["vantage_resolver"],
-        control_resolver=info["control_resolver"],
+        control_resolvers=[info["control_resolver"]],
         probe=f'timeout = "10s"\nconcurrency = {args.concurrency}\ncanaries = []'))
     cfg = load(tmp / "c.toml")
     targets = load_targets(cfg.target_files)

@@ -38,7 +38,7 @@ canaries = {_toml_list(canaries or [])}
 ca_bundle = "{lab.ca_pem_path}"
 allow_networks = ["127.0.0.0/8"]
 [control]
-resolvers = ["{lab.control_resolver}"]
+resolvers = {_toml_list(lab.control_resolvers)}
 source_address = "{CONTROL}"
 [server]
 host = "127.0.0.1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import select
@@ -29,7 +30,7 @@ timeout = "1s"
 ca_bundle = "{lab.ca_pem_path}"
 allow_networks = ["127.0.0.0/8"]
 [control]
-resolvers = ["{lab.control_resolver}"]
+resolvers = {json.dumps(lab.control_resolvers)}
 [[vantage]]
 name = "kz-isp-dns"
 kind = "resolver"

@@ -1,9 +1,10 @@
 """An in-process network lab for blockwatch tests (in the spirit of OONI's netemx).
 
 Real servers on 127.0.0.0/8: sites on 127.0.1.x (one http and one https port per lab), and
-three resolvers (vantage 127.0.2.53, control 127.0.3.53, vantage2 127.0.4.53) on one DNS
-port. Clients pick their network by binding their source address: the vantage 127.0.2.1,
-the control 127.0.3.1, a second vantage 127.0.4.1. Each site behaves per source.
+resolvers (vantage 127.0.2.53, control 127.0.3.53 and 127.0.3.54, vantage2 127.0.4.53) on one
+DNS port (UDP and TCP), each also serving DoH at https://<its address>:<https port>/dns-query.
+Clients pick their network by binding their source address: the vantage 127.0.2.1, the control
+127.0.3.1, a second vantage 127.0.4.1. Each site behaves per source.
 """
 
 from .behaviour import DEFAULT_BLOCKPAGE, Behaviour
@@ -13,6 +14,7 @@ from .dnsserver import DNS, DNSReply, Query, Zone
 from .net import (
     CONTROL,
     CONTROL_RESOLVER,
+    CONTROL_RESOLVER2,
     VANTAGE,
     VANTAGE2,
     VANTAGE2_RESOLVER,
@@ -25,6 +27,7 @@ from .web import Page, Request
 __all__ = [
     "CONTROL",
     "CONTROL_RESOLVER",
+    "CONTROL_RESOLVER2",
     "DEFAULT_BLOCKPAGE",
     "DNS",
     "ISSUER_KZ",

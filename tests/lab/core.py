@@ -18,10 +18,12 @@ from . import certs
 from .behaviour import Behaviour
 from .config import probe_config
 from .dnsserver import DNS, DNSReply, DNSServer, Zone, normalize
+from .doh import DoHServer
 from .net import (
     ANCHOR,
     CONTROL,
     CONTROL_RESOLVER,
+    CONTROL_RESOLVER2,
     VANTAGE,
     VANTAGE2,
     VANTAGE2_RESOLVER,
@@ -38,6 +40,9 @@ from .web import BodySource, Page
 
 ROLES = {"vantage": VANTAGE, "control": CONTROL, "vantage2": VANTAGE2}
 RESOLVERS = {VANTAGE: VANTAGE_RESOLVER, CONTROL: CONTROL_RESOLVER, VANTAGE2: VANTAGE2_RESOLVER}
+# (address, whose zone it answers): every resolver serves UDP and TCP on the lab's DNS port and
+# DoH on its https port; the control has a second one, as the shipped control list does
+SERVERS = [*((a, s) for s, a in RESOLVERS.items()), (CONTROL_RESOLVER2, CONTROL)]
 ACCEPT_MODES = ("accept", "accept")
 
 BehaviourArg = Behaviour | Sequence[Behaviour] | None
@@ -96,6 +101,7 @@ class Lab:
         self._addresses = site_addresses()
         self._sockets: list[socket.socket] = []
         self._dns_servers: list[DNSServer] = []
+        self.doh_servers: dict[str, DoHServer] = {}  # resolver address -> its DoH server
         self._tmpdir: Path | None = None
         self.ca_pem_path = ""
         self.started = False
@@ -124,10 +130,15 @@ class Lab:
                 self._sockets.append(anchor)
                 setattr(self, attr, anchor.getsockname()[1])
             self.dns_port, pairs = self._bind_dns_sockets()
-            for source, (udp, tcp) in pairs.items():
+            for source, udp, tcp in pairs:
                 server = DNSServer(self.zones[source], udp, tcp, self.tasks, lambda: self.latency)
                 self._dns_servers.append(server)
                 await server.start()
+            for address, source in SERVERS:
+                doh = DoHServer(self.zones[source], listening_socket(address, self.https_port),
+                                self.tasks, lambda: self.latency)
+                self.doh_servers[address] = doh
+                await doh.start()
             self._tmpdir = Path(tempfile.mkdtemp(prefix="blockwatch-lab-"))
             pem = self._tmpdir / "lab-ca.pem"
             self.ca.cert_pem.write_to_path(str(pem))
@@ -137,22 +148,22 @@ class Lab:
             raise
         return self
 
-    def _bind_dns_sockets(self) -> tuple[int, dict[str, tuple[socket.socket, socket.socket]]]:
+    def _bind_dns_sockets(self) -> tuple[int, list[tuple[str, socket.socket, socket.socket]]]:
         for _ in range(50):
             opened: list[socket.socket] = []
             try:
                 first = bound_socket(VANTAGE_RESOLVER, 0, socket.SOCK_DGRAM)
                 opened.append(first)
                 port = first.getsockname()[1]
-                pairs = {}
-                for source, address in RESOLVERS.items():
+                pairs = []
+                for address, source in SERVERS:
                     udp = first if address == VANTAGE_RESOLVER else None
                     if udp is None:
                         udp = bound_socket(address, port, socket.SOCK_DGRAM)
                         opened.append(udp)
                     tcp = bound_socket(address, port, reuse=True)
                     opened.append(tcp)
-                    pairs[source] = (udp, tcp)
+                    pairs.append((source, udp, tcp))
                 return port, pairs
             except OSError as exc:
                 for sock in opened:
@@ -168,6 +179,8 @@ class Lab:
         await self.tasks.close()
         for server in self._dns_servers:
             server.close()
+        for doh in self.doh_servers.values():
+            doh.close()
         for host in self.hosts:
             for sock in host.sockets:
                 sock.close()
@@ -209,11 +222,21 @@ class Lab:
     def vantage2_resolver(self) -> str:
         return f"{VANTAGE2_RESOLVER}:{self.dns_port}"
 
+    def doh_url(self, role: str = "control") -> str:
+        """The DoH URL of a resolver (role: vantage, control, vantage2 or a source ip)."""
+        return self.doh_servers[RESOLVERS[ROLES.get(role, role)]].url
+
+    @property
+    def control_resolvers(self) -> list[str]:
+        """The control's resolvers shaped like the shipped `[control] resolvers`: two UDP
+        resolvers (lab ports are never 53, so both carry one) and a DoH URL."""
+        return [self.control_resolver, f"{CONTROL_RESOLVER2}:{self.dns_port}", self.doh_url()]
+
     def probe_config(self, targets: str, *, probe: str = "", country: str = "") -> str:
         """`config.probe_config` for this lab: [probe], [control] and the local vantage "kz"."""
         return probe_config(targets=targets, ca=self.ca_pem_path, probe=probe, country=country,
                             vantage_resolver=self.vantage_resolver,
-                            control_resolver=self.control_resolver)
+                            control_resolvers=self.control_resolvers)
 
     def dns(self, role: str) -> Zone:
         """The zone of a resolver, by role (vantage, control, vantage2) or source ip."""

@@ -16,6 +16,7 @@ CONTROL = "127.0.3.1"
 VANTAGE2 = "127.0.4.1"
 VANTAGE_RESOLVER = "127.0.2.53"
 CONTROL_RESOLVER = "127.0.3.53"
+CONTROL_RESOLVER2 = "127.0.3.54"  # a second control resolver (the shipped list has two)
 VANTAGE2_RESOLVER = "127.0.4.53"
 
 # Bound (never listening) by each lab to reserve its http/https ports: nothing else in this
