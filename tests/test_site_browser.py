@@ -98,3 +98,58 @@ def test_page_loads_cleanly_in_headless_chromium(served, path: str, size: str, n
     for out in (dom.stderr, pic.stderr):
         bad = [line for line in out.splitlines() if BAD.search(line)]
         assert bad == [], bad
+
+
+# --- measured versus not known, as a browser renders it ------------------------------------------
+
+@pytest.fixture(scope="module")
+def served_states(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from test_site_states import INFO as STATES_INFO
+    from test_site_states import NOW as STATES_NOW
+    from test_site_states import SCHED as STATES_SCHED
+    from test_site_states import states_world
+
+    d = tmp_path_factory.mktemp("browser-states")
+    db = open_database(f"sqlite:///{d / 'blockwatch.db'}")
+    try:
+        states_world(db)
+        build_site_from_db(db, d / "site", STATES_INFO, now=STATES_NOW, schedule=STATES_SCHED)
+    finally:
+        db.close()
+    server, thread = serve_in_thread(d / "site", "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _row(html: str, slug: str) -> str:
+    m = re.search(rf'<tr id="{re.escape(slug)}">(.*?)</tr>', html, re.S)
+    assert m, slug
+    return re.sub(r"<[^>]+>", " ", m.group(1))
+
+
+def test_each_state_reads_right_in_headless_chromium(served_states: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    dom = _chromium(["--window-size=1280,900", "--dump-dom"], served_states + "/en/index.html")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert ("6 outlets now: 1 blocked, 1 down everywhere, 1 reachable, 1 not measured, "
+            "1 no recent data, 1 no data yet.") in html
+    assert "✕ blocked" in _row(html, "blocked-kz")
+    assert "↓ site down" in _row(html, "down-kz")
+    assert "✓" in _row(html, "reachable-kz")
+    assert "? not measured" in _row(html, "dark-kz") and "reachable" not in _row(html, "dark-kz")
+    assert "… no recent data" in _row(html, "stale-kz") and "✓" not in _row(html, "stale-kz")
+    assert "– no data" in _row(html, "never-kz")
+    pic = _chromium(["--window-size=390,844", f"--screenshot={ARTIFACTS / 'site-states-phone.png'}"],
+                    served_states + "/en/index.html")
+    assert pic.returncode == 0 and (ARTIFACTS / "site-states-phone.png").stat().st_size > 5000
+    page = _chromium(["--window-size=390,1600", "--dump-dom"], served_states + "/ru/t/dark-kz.html")
+    assert page.returncode == 0, page.stderr[-2000:]
+    assert "не измерено с 15 мар 2026 09:00 UTC" in page.stdout
+    for out in (dom.stderr, pic.stderr, page.stderr):
+        bad = [line for line in out.splitlines() if BAD.search(line)]
+        assert bad == [], bad

@@ -319,8 +319,8 @@ class SiteModel:
 
     @property
     def abroad_only(self) -> list[TargetStatus]:
-        """Outlets no vantage inside their country measures."""
-        return [s for s in self.statuses if not s.shown.in_country and s.target.country]
+        """Outlets shown reachable though no vantage inside their country measures them."""
+        return [s for s in self.statuses if s.shown.display == D.REACHABLE_ABROAD]
 
 
 def build_model(snap: Snapshot) -> SiteModel:
