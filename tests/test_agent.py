@@ -8,9 +8,12 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import socket
 import ssl
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from blockwatch.agent.pin import PinError, parse_pin, spki_der
 from blockwatch.agent.queue import Queue
 from blockwatch.storage.models import Measurement, Vantage, Verdict
 from lab import VANTAGE, Behaviour, Lab
+from test_collector import vantage_measurement
 from test_collector_support import running_collector, tokens, write_collector_config
 
 
@@ -73,6 +77,46 @@ async def test_agent_measures_and_reports(lab: Lab, tmp_path: Path, pg_url: str,
                 assert m.evidence["source_address"] is None
     assert queued(tmp_path) == 0
     assert "plain http://" in capsys.readouterr().err  # the unprotected link is pointed out
+
+
+async def test_refused_measurements_are_set_aside_and_the_rest_delivered(
+        lab: Lab, tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A queue holding measurements the collector refuses (a 1970 date, NaN from an older agent)
+    still empties: those go to the rejected table, everything else is delivered."""
+    await lab.add_site("ratel.test")
+    url = lab.url("ratel.test")
+    tok = tokens("a1")
+    cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url])
+    base = await vantage_measurement(lab, url)
+    nul = {**base, "uid": uuid.uuid4().hex, "http": {**base["http"], "title": "Ratel\x00"}}
+    old = {**base, "uid": uuid.uuid4().hex, "measured_at": "1970-01-01T00:00:00Z"}
+    nan = {**base, "uid": uuid.uuid4().hex, "t_ms": float("nan")}
+    inf = {**base, "uid": uuid.uuid4().hex, "t_ms": float("inf")}
+    q = Queue(tmp_path / "queue.db")
+    q.put(old)
+    q.put(inf)  # not JSON: set aside at once, never sent
+    # what an older agent queued as it was: NaN in the JSON text
+    q.db.execute("INSERT INTO queue (uid, body, queued_at) VALUES (?, ?, ?)",
+                 (nan["uid"], json.dumps(nan), time.time()))
+    q.put(nul)
+    assert len(q) == 3
+    q.close()
+    caplog.set_level(logging.INFO, "blockwatch.agent")
+    async with running_collector(cfg) as c:
+        assert await run_agent(agent_args(lab, tmp_path, c.url, tok["a1"])) == 0
+        assert queued(tmp_path) == 0
+        # the queued one with a NUL title and this run's own measurement
+        assert len(agent_rows(c.db, "a1")) == 2
+        with c.db.read() as s:
+            m = s.scalar(select(Measurement).where(Measurement.uid == f"a1/{nul['uid']}"))
+            assert m is not None and m.evidence["http"]["title"] == "Ratel\\u0000"
+    q = Queue(tmp_path / "queue.db")
+    refused = dict(q.rejected())
+    q.close()
+    assert set(refused) == {old["uid"], nan["uid"], inf["uid"]}
+    assert refused[old["uid"]].startswith("measured_at:")
+    assert refused[nan["uid"]].startswith("t_ms:")
+    assert "rejected 2 of 4 measurements" in caplog.text  # with this run's own
 
 
 async def test_collector_down_then_back_loses_and_doubles_nothing(lab: Lab, tmp_path: Path,

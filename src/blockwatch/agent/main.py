@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import signal
 import sys
@@ -296,20 +297,25 @@ class Agent:
                 return EXIT_TEMPFAIL
             except Rejected as exc:
                 if len(rows) > 1:
-                    # too big or one bad measurement: halve until the culprit is alone
+                    # too big, or a collector that refuses a whole upload for one bad
+                    # measurement: halve until the culprit is alone
                     self.batch = max(1, len(rows) // 2)
                     continue
-                log.error("the collector refused a measurement (%s): dropped it", exc)
-                print(f"blockwatch agent: the collector refused a measurement: {exc}; dropped",
-                      file=sys.stderr)
-                self.queue.remove([rows[0][0]])
+                log.error("the collector refused a measurement (%s): set aside in the queue's "
+                          "rejected table", exc)
+                self.queue.reject({rows[0][0]: str(exc)})
                 continue
-            for r in answer.get("rejected", []):
-                log.warning("collector rejected %s: %s", r.get("uid"), r.get("error"))
-            self.queue.remove([seq for seq, _ in rows])
+            refused = _refused(rows, answer.get("rejected"))
+            if refused:
+                # refused for what they are: set aside, never sent again; the rest delivered
+                self.queue.reject(refused)
+                log.error("the collector rejected %d of %d measurements (set aside in the "
+                          "queue's rejected table); first: %s", len(refused), len(rows),
+                          next(iter(refused.values())))
+            self.queue.remove([seq for seq, _ in rows if seq not in refused])
             self.batch = min(BATCH, self.batch * 2)
-            log.info("delivered %d (%s accepted, %s duplicates)", len(rows),
-                     answer.get("accepted"), answer.get("duplicates"))
+            log.info("delivered %d (%s accepted, %s duplicates, %d rejected)", len(rows),
+                     answer.get("accepted"), answer.get("duplicates"), len(refused))
 
     # -- the loop -----------------------------------------------------------------------------
     async def run_forever(self) -> int:
@@ -326,6 +332,28 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
         return EXIT_OK
+
+
+def _refused(rows: list[tuple[int, str]], rejected: Any) -> dict[int, str]:
+    """seq -> reason of the sent rows the collector's answer lists as rejected (by position
+    when it gives one, else by uid)."""
+    if not isinstance(rejected, list) or not rejected:
+        return {}
+    by_uid: dict[str, int] = {}
+    for seq, body in rows:
+        try:
+            by_uid[str(json.loads(body).get("uid"))] = seq
+        except (ValueError, AttributeError):
+            continue
+    out: dict[int, str] = {}
+    for r in rejected:
+        if not isinstance(r, dict):
+            continue
+        i, uid = r.get("index"), r.get("uid")
+        seq = rows[i][0] if isinstance(i, int) and 0 <= i < len(rows) else by_uid.get(str(uid))
+        if seq is not None:
+            out[seq] = str(r.get("error", "rejected"))[:1000]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,7 +188,7 @@ def item_error(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors()[:3]:
         where = ".".join(str(p) for p in e.get("loc", ())) or "measurement"
-        parts.append(f"{where}: {e.get('msg', '')}")
+        parts.append(f"{where}: {e.get('msg', '').removeprefix('Value error, ')}")
     return "; ".join(parts)[:500]
 
 
