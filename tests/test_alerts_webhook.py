@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from blockwatch.alerts import deliver_outbox, queue_alerts
 from blockwatch.alerts.deliver import deliver
-from blockwatch.alerts.webhook import SIGNATURE_HEADER, verify
+from blockwatch.alerts.webhook import SIGNATURE_HEADER, hook_id, post, verify
 from blockwatch.config import SecretError
 from blockwatch.storage.models import Outbox
 from test_alerts_support import T0, add_event, add_target, add_vantage, config_text, free_port
@@ -52,7 +52,9 @@ async def test_signed_json_post(db, cfg) -> None:
     assert req.headers["content-type"].startswith("application/json")
     body = json.loads(raw)
     assert body["type"] == "alert" and body["language"] == "ru"
-    assert body["id"] == req.headers["X-Blockwatch-Delivery"] == "alert:webhook:" + HOOK + ":e1"
+    # the key names the webhook by a hash: a URL may carry its secret
+    dest = hook_id(cfg.settings.alerts.webhook[0])
+    assert body["id"] == req.headers["X-Blockwatch-Delivery"] == f"alert:webhook:{dest}:e1"
     (item,) = body["items"]
     assert item["kind"] == "blocked" and item["target"] == "Ratel.kz" and item["state"] == "tls"
     assert item["reason"] == "<b>reset</b> after SNI"  # data, not markup: receivers escape
@@ -110,3 +112,66 @@ async def test_unsigned_without_secret_and_missing_secret_is_named(db, write_con
     with db.read() as s:
         pending = s.scalars(select(Outbox).where(Outbox.status == "pending")).one()
     assert "BW_TEST_HOOK_SECRET" in (pending.last_error or "")
+
+
+SLACK = "https://hooks.example.net/services/T0SECRET/B0SECRET/xoxSECRETPATH"
+
+
+@respx.mock
+async def test_url_from_the_environment_keeps_its_secret_out_of_the_outbox(
+        db, write_config, monkeypatch) -> None:
+    monkeypatch.setenv("BW_TEST_HOOK_URL", SLACK)
+    route = respx.post(SLACK).mock(side_effect=[httpx.Response(500, text=f"bad {SLACK}"),
+                                                httpx.Response(200)])
+    cfg = write_config(config_text(free_port(), recipients="",
+                                   webhooks='[[alerts.webhook]]\nurl_env = "BW_TEST_HOOK_URL"\n'))
+    scenario(db)
+    now = T0 + timedelta(minutes=6)
+    await queue_alerts(cfg, db, now=now)
+    rep = await deliver(cfg, db, now=now)
+    (_, error), = rep.retry
+    assert "SECRET" not in error and "hooks.example.net (from $BW_TEST_HOOK_URL)" in error
+    rep = await deliver(cfg, db, now=now + timedelta(minutes=1))
+    assert len(rep.sent) == 1 and route.call_count == 2
+    with db.read() as s:
+        row = s.scalars(select(Outbox)).one()
+    assert "SECRET" not in row.key + row.destination + json.dumps(row.payload)
+    assert "SECRET" not in (row.last_error or "")
+
+
+async def test_a_webhook_names_exactly_one_address(write_config) -> None:
+    from blockwatch.config import ConfigError
+
+    for hooks in ('url = "https://a.example/h"\nurl_env = "X"\n', 'language = "en"\n'):
+        with pytest.raises(ConfigError, match="exactly one of url, url_env"):
+            write_config(config_text(free_port(), recipients="",
+                                     webhooks=f"[[alerts.webhook]]\n{hooks}"))
+
+
+@respx.mock
+async def test_rows_queued_under_the_raw_url_are_still_delivered(db, cfg) -> None:
+    """Rows from before webhooks were named by a hash: destination and key hold the URL."""
+    from blockwatch.alerts.outbox import enqueue
+
+    route = respx.post(HOOK).mock(return_value=httpx.Response(200))
+    with db.write() as s:
+        enqueue(s, key=f"alert:webhook:{HOOK}:e9", channel="webhook", destination=HOOK,
+                kind="alert", subject="old", payload={"id": f"alert:webhook:{HOOK}:e9"}, now=T0)
+    rep = await deliver(cfg, db, now=T0)
+    assert len(rep.sent) == 1 and route.call_count == 1
+
+
+@respx.mock
+async def test_errors_name_the_webhook_without_its_credentials() -> None:
+    url = "https://bw:pa55word@chat.example.org/hook?token=T0KEN&x=1"
+    respx.post(url).mock(side_effect=[httpx.Response(503, text=f"try {url} later"),
+                                      httpx.ConnectError(f"cannot reach {url}")])
+    from blockwatch.alerts.email import DeliveryError
+
+    async with httpx.AsyncClient() as http:
+        for _ in range(2):
+            with pytest.raises(DeliveryError) as info:
+                await post(http, url, {"a": 1}, key="k", secret=None)
+            text = str(info.value)
+            assert "pa55word" not in text and "T0KEN" not in text
+            assert "https://***:***@chat.example.org/hook?token=***&x=***" in text

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from blockwatch.cli import main
@@ -41,6 +42,119 @@ out = "site"
 {extra}
 """)
     return load(tmp_path / "c.toml")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+NOWHERE = "127.0.0.7"  # a loopback address nothing listens on: every probe fails at once
+
+
+def shipped_config(tmp_path: Path, *, storage: str = "sqlite:///bw.db", interval: str = "2s",
+                   server_port: int | None = None) -> Path:
+    """config/blockwatch.toml with only its addresses swapped: the database in tmp_path, one
+    target on NOWHERE, every URL and resolver on NOWHERE, the search services (whose default
+    addresses are on the internet) left out, one feed on NOWHERE instead."""
+    import re
+
+    text = (ROOT / "config" / "blockwatch.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?ms)^\[\[feeds\.(?:source|search)\]\].*?(?=^\[|^# \[)", "", text)
+    text = re.sub(r"https?://[^/\"]+", f"http://{NOWHERE}:9", text)
+    text = re.sub(r'(?m)^url = "sqlite:///[^"]*"', f'url = "{storage}"', text)
+    text = re.sub(r'(?m)^targets = \[[^]]*\]', 'targets = ["t.toml"]', text)
+    text = re.sub(r'(?m)^resolvers = \[[^]]*\]', f'resolvers = ["{NOWHERE}:53"]', text)
+    text = re.sub(r'(?m)^interval = "15m"', f'interval = "{interval}"', text, count=1)
+    text = re.sub(r'(?m)^timeout = "10s"', 'timeout = "1s"', text, count=1)
+    text = re.sub(r'(?m)^out = "[^"]*"', 'out = "site"', text)
+    text = text.replace("[alerts]", f'[[feeds.source]]\nname = "nowhere"\nurl = '
+                                    f'"http://{NOWHERE}:9/feed"\n\n[alerts]', 1)
+    if server_port is not None:
+        text += f'\n[server]\nhost = "127.0.0.1"\nport = {server_port}\n'
+    (tmp_path / "t.toml").write_text(
+        f'[[target]]\nname = "Nowhere.kz"\naliases = ["Нигде"]\n'
+        f'urls = ["http://{NOWHERE}:9/"]\n', encoding="utf-8")
+    path = tmp_path / "blockwatch.toml"
+    path.write_text(text, encoding="utf-8")
+    load(path)  # a mistake in the swap fails here, not in the daemon
+    return path
+
+
+class Lines:
+    """A subprocess's stderr read line by line: tests wait for a log line, never sleep."""
+
+    def __init__(self, stream: asyncio.StreamReader):
+        self.stream = stream
+        self.seen: list[str] = []
+
+    async def wait_for(self, needle: str, timeout: float = 30) -> str:
+        async def scan() -> str:
+            while True:
+                raw = await self.stream.readline()
+                if not raw:
+                    raise AssertionError(f"no {needle!r} before the end:\n" + "".join(self.seen))
+                line = raw.decode("utf-8", "replace")
+                self.seen.append(line)
+                if needle in line:
+                    return line
+
+        try:
+            return await asyncio.wait_for(scan(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {needle!r} within {timeout}s:\n" + "".join(self.seen)) \
+                from None
+
+    async def rest(self, timeout: float = 40) -> str:
+        tail = await asyncio.wait_for(self.stream.read(), timeout)
+        return "".join(self.seen) + tail.decode("utf-8", "replace")
+
+
+async def start_run(config: Path, *args: str) -> tuple[asyncio.subprocess.Process, Lines]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "blockwatch", "--config", str(config), "run", *args,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stderr is not None
+    return proc, Lines(proc.stderr)
+
+
+@pytest.mark.parametrize("with_server", [False, True], ids=["no-server", "server"])
+async def test_sighup_reloads_and_never_ends_the_daemon(tmp_path: Path, with_server: bool) -> None:
+    from test_alerts_support import free_port
+
+    port = free_port() if with_server else None
+    config = shipped_config(tmp_path, server_port=port)
+    proc, lines = await start_run(config)
+    try:
+        await lines.wait_for("blockwatch running")
+        if with_server:
+            await lines.wait_for("collector listening")
+        await lines.wait_for("probe round")  # jobs run (and the default SIGHUP action is gone)
+        proc.send_signal(signal.SIGHUP)
+        await lines.wait_for("configuration reloaded; jobs")
+        assert proc.returncode is None
+        # a changed interval rebuilds the jobs; a changed storage URL needs a restart
+        text = config.read_text(encoding="utf-8")
+        changed = text.replace('interval = "2s"', 'interval = "7s"', 1).replace(
+            'url = "sqlite:///bw.db"', 'url = "sqlite:///other.db"')
+        config.write_text(changed, encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        line = await lines.wait_for("storage.url changed")
+        assert "restart" in line
+        line = await lines.wait_for("configuration reloaded; jobs")
+        assert "probe every 0:00:07" in line
+        # a broken file: logged with the error, the running configuration stays
+        config.write_text(changed + "\n[probe.nonsense]\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        line = await lines.wait_for("configuration reload failed")
+        assert "keeping the running configuration" in line and str(config) in line
+        await lines.wait_for("probe round")  # still working after all of it
+        assert proc.returncode is None
+        proc.send_signal(signal.SIGTERM)
+        err = await lines.rest()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert "blockwatch stopped" in err
+    assert not (tmp_path / "other.db").exists()  # the running database was kept
 
 
 def test_jobs_follow_the_config(write_config) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +202,12 @@ async def test_scheduler_wiring_with_a_controlled_clock(write_config) -> None:  
     # the schedule keeps to the wall clock: after a 47-minute stall the next run is on the grid
     nxt = trig.get_next_fire_time(None, start + timedelta(minutes=47))
     assert nxt == start + timedelta(minutes=60)
-    assert jobs["site"].next_run_time is None or jobs["site"].next_run_time > datetime.now(UTC)
+    # the hourly site build runs an hour out (next_run_time=None would have added it paused)
+    d.scheduler.start(paused=True)
+    site = d.scheduler.get_job("site")
+    assert site.next_run_time is not None
+    assert site.next_run_time > datetime.now(UTC) + timedelta(minutes=59)
+    d.scheduler.shutdown(wait=False)
     db.close()
 
 

@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return agent_main(args)
     from blockwatch.config import ConfigError, SecretError, load
-
     from blockwatch.storage.db import DatabaseError, InstanceLocked
 
     handler = COMMANDS[args.command]
@@ -420,12 +419,12 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 
 def parse_when(text: str, now: datetime) -> datetime:
     """ISO 8601 (UTC unless it says otherwise) or a duration back from now ("48h", "7d")."""
-    from blockwatch.durations import parse_duration
+    from blockwatch.durations import DurationTooLong, parse_duration
 
     try:
         return now - parse_duration(text)
-    except OverflowError:
-        raise UsageError(f"{text!r} reaches back before the year 1") from None
+    except DurationTooLong as exc:
+        raise UsageError(str(exc)) from None
     except ValueError:
         pass
     try:

@@ -372,10 +372,31 @@ class Recipient(_Strict):
 
 
 class Webhook(_Strict):
-    url: HttpUrl
+    # a Slack/Discord-style URL is itself the secret: url_env / url_file keep it out of here
+    url: HttpUrl | None = None
+    url_env: str = ""
+    url_file: str = ""
     secret_env: str = ""
     secret_file: str = ""
     language: Literal["en", "ru"] = "en"
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Webhook:
+        given = [k for k in ("url", "url_env", "url_file") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give the webhook's address as exactly one of url, url_env "
+                             "(an environment variable) or url_file (a file)"
+                             + (f"; got {', '.join(given)}" if given else ""))
+        return self
+
+    @property
+    def ref(self) -> str:
+        """What names this webhook in the config (the URL itself only when written here)."""
+        if self.url_env:
+            return f"env:{self.url_env}"
+        if self.url_file:
+            return f"file:{self.url_file}"
+        return self.url or ""
 
 
 class AlertsConfig(_Strict):

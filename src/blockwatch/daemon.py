@@ -3,11 +3,17 @@
 Jobs are rebuilt from config at every start (no persistent job store: PITFALLS.md); what must
 survive a restart lives in the database (measurements, state machines, outbox, cursors). Every
 job is `max_instances=1` and `coalesce=True`: never two runs of one job at once, and a backlog
-of missed runs collapses into one. Intervals are anchored to the wall clock."""
+of missed runs collapses into one. Intervals are anchored to the wall clock.
+
+Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the configuration file and rebuilds the
+jobs from it (targets, vantages, feeds, alerts), keeping the running configuration when the new
+one has errors; a changed storage URL or [server] section is logged as needing a restart. One
+daemon per database (`storage.db.acquire_instance_lock`)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -17,10 +23,12 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import undefined
 
 from blockwatch import aio
-from blockwatch.config import Config, OoniVantage
+from blockwatch.config import Config, OoniVantage, load
 from blockwatch.storage import Database, open_database, repo
+from blockwatch.storage.db import MissingExtra, acquire_instance_lock
 from blockwatch.storage.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,8 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.asn: Any = None
         self.settings: Any = None  # ProbeSettings, made at the first round
+        self.collector: Any = None  # CollectorState while the [server] side runs
+        self._reload_task: asyncio.Task[bool] | None = None
 
     # --- the jobs ------------------------------------------------------------------------------
 
@@ -204,27 +214,82 @@ class Daemon:
                                         error=error, interval=spec.interval)
         return wrapper
 
-    def schedule(self) -> None:
+    def schedule(self, keep: dict[str, datetime] | None = None) -> None:
+        """Add every job. `keep`: next run times of the jobs before a reload; a job that stays
+        keeps its place (at most one new interval away) instead of running at once."""
+        now = datetime.now(UTC)
         for spec in self.jobs():
             secs = spec.interval.total_seconds()
+            nxt: Any = now if spec.run_at_start else undefined  # None would add it paused
+            if keep is not None and spec.name in keep:
+                nxt = min(keep[spec.name], now + spec.interval)
             self.scheduler.add_job(
                 self.wrap(spec), IntervalTrigger(seconds=secs, jitter=spec.jitter or None),
                 id=spec.name, name=spec.name, max_instances=1, coalesce=True,
-                misfire_grace_time=max(1, int(secs)),
-                next_run_time=datetime.now(UTC) if spec.run_at_start else None,
+                misfire_grace_time=max(1, int(secs)), next_run_time=nxt,
             )
+
+    def reschedule(self) -> None:
+        """Jobs rebuilt from the current config. A job running now finishes undisturbed (the
+        executor still counts it, so its successor does not start beside it)."""
+        keep = {j.id: j.next_run_time for j in self.scheduler.get_jobs() if j.next_run_time}
+        self.scheduler.remove_all_jobs()
+        self.schedule(keep)
+
+    # --- SIGHUP --------------------------------------------------------------------------------
+
+    def _on_hup(self) -> None:
+        if self.stopping.is_set():
+            return
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the configuration file; True when the new one is running."""
+        log.info("received SIGHUP: re-reading %s", self.cfg.source)
+        if self.cfg.path is None:
+            log.warning("running on built-in defaults (no configuration file): nothing to reload")
+            return False
+        try:
+            new = await asyncio.to_thread(_load_checked, self.cfg.path)
+        except Exception as exc:
+            log.error("configuration reload failed, keeping the running configuration: %s", exc)
+            return False
+        new, restart = restart_only(self.cfg, new)
+        for what in restart:
+            log.warning("configuration reload: %s changed; restart blockwatch to apply it "
+                        "(the running value is kept until then)", what)
+        self.cfg = new
+        self.settings = None  # trust store (ca_bundle) and timeouts: read at the next round
+        if new.settings.asn.enabled and self.asn is None:
+            from blockwatch.asn import AsnLookup, table_path
+
+            self.asn = AsnLookup(table_path(new))
+        elif not new.settings.asn.enabled:
+            self.asn = None
+        await asyncio.to_thread(_register_secrets, new)
+        if self.scheduler.running and not self.stopping.is_set():
+            self.reschedule()
+        if self.collector is not None:
+            await asyncio.to_thread(self.collector.reload, new)
+        log.info("configuration reloaded; jobs: %s", ", ".join(
+            f"{j.name} every {j.interval}" for j in self.jobs()))
+        return True
 
     async def run(self, *, once: bool = False) -> None:
         if self.cfg.settings.asn.enabled:
             from blockwatch.asn import AsnLookup, table_path
 
             self.asn = AsnLookup(table_path(self.cfg))
+        if self.cfg.settings.server is not None and not once:
+            server_available()  # before any work: a missing extra is a usage error, exit 2
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
-            except (RuntimeError, ValueError):  # not the main thread (embedded, tests)
-                break
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        except (RuntimeError, ValueError):  # not the main thread (embedded, tests)
+            pass
         if once:
             probe = next(j for j in self.jobs() if j.name == "probe")
             await self.wrap(probe)()
@@ -243,13 +308,16 @@ class Daemon:
             await asyncio.gather(server, return_exceptions=True)
 
     async def _serve(self) -> None:
+        from blockwatch.collector.server import serve_forever
+        from blockwatch.collector.state import CollectorState
+
+        # the daemon owns SIGHUP: one reload for the jobs and the collector's agents
+        self.collector = await asyncio.to_thread(CollectorState.create, self.cfg, self.db)
         try:
-            from blockwatch.collector.commands import serve_forever
-        except ImportError:  # pragma: no cover - the [server] extra is not installed
-            log.error("[server] is configured but the server extra is not installed: "
-                      "pip install 'blockwatch[server]'")
-            return
-        await serve_forever(self.cfg, self.db, self.stopping)
+            await serve_forever(self.cfg, self.db, self.stopping, state=self.collector,
+                                reload_on_hup=False)
+        except Exception:
+            log.exception("the collector stopped; the rest of the daemon goes on")
 
     def _on_signal(self, sig: int) -> None:
         log.info("received %s: stopping", signal.Signals(sig).name)
@@ -272,11 +340,63 @@ class Daemon:
         log.info("blockwatch stopped")
 
 
+def server_available() -> None:
+    """Raise MissingExtra when the [server] extra (fastapi, uvicorn) is not installed."""
+    try:
+        import blockwatch.collector.server  # noqa: F401
+    except ImportError:
+        raise MissingExtra("server", "the [server] section (the collector)") from None
+
+
+def restart_only(old: Config, new: Config) -> tuple[Config, list[str]]:
+    """`new` with the settings a running daemon cannot change put back to `old`'s, and the
+    names of those that differed."""
+    s = new.settings
+    restart = []
+    if new.database_url != old.database_url:
+        restart.append("storage.url")
+    if s.server != old.settings.server:
+        restart.append("[server]")
+    if restart:
+        s = s.model_copy(update={"storage": old.settings.storage, "server": old.settings.server})
+        new = dataclasses.replace(new, settings=s)
+    return new, restart
+
+
+def _load_checked(path: Any) -> Config:
+    """The configuration and its target lists, both read (a broken target file is an error
+    of the reload, not of the next round)."""
+    from blockwatch.targets import load_targets
+
+    cfg = load(path)
+    load_targets(cfg.target_files)
+    return cfg
+
+
+def _register_secrets(cfg: Config) -> None:
+    from blockwatch.alerts.webhook import register_secrets
+
+    register_secrets(cfg)
+
+
 def run_daemon(cfg: Config, *, once: bool = False) -> int:
+    # until the loop's handler is in place, a reload request (systemd's ExecReload, logrotate)
+    # must not end the daemon, which is what SIGHUP's default action does
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if cfg.settings.server is not None and not once:
+        server_available()
     db = open_database(cfg.database_url)
+    try:
+        lock = acquire_instance_lock(db, "run")
+    except BaseException:
+        db.close()
+        raise
+    log.info("holding %s: one `blockwatch run` per database", lock.what)
     try:
         aio.run(_main(cfg, db, once))
     finally:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the loop is gone: still not fatal
+        lock.release()
         db.close()
     return 0
 

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,11 +93,12 @@ def slug(name: str) -> str:
 
 def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datetime | None,
                  until: datetime | None, reveal_agents: bool = False) -> ExportResult:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = out.with_name(out.name + ".part")
     h = hashlib.sha256()
     n = 0
-    with tmp.open("wb") as f:
+    # evidence names vantages and networks: the owner's only, as the database is
+    with _private(tmp).open("wb") as f:
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -117,7 +119,7 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
                 n += 1
     tmp.replace(out)
     digest = h.hexdigest()
-    manifest = out.with_name(out.name + ".manifest.json")
+    manifest = _private(out.with_name(out.name + ".manifest.json"))
     manifest.write_text(json.dumps({
         "file": out.name, "sha256": digest, "size": out.stat().st_size, "records": n,
         "format": fmt, "target": target, "since": repo.iso(since), "until": repo.iso(until),
@@ -126,6 +128,13 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
         "verify": f"sha256sum {out.name}  # must print {digest}",
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return ExportResult(out, manifest, n, digest, out.stat().st_size)
+
+
+def _private(path: Path) -> Path:
+    """`path` created empty with mode 0600 (or made 0600), ready to be written."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 def _flush(buf: io.StringIO, f: Any, h: Any) -> None:

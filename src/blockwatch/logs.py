@@ -1,4 +1,5 @@
-"""Readable logs by default, JSON lines with --log-format json."""
+"""Readable logs by default, JSON lines with --log-format json. Every line passes through
+`redact.scrub`: a secret the process resolved never reaches the log, whoever formatted it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from blockwatch import redact
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,13 +25,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """Wraps a formatter; known secret values in the finished line (message, arguments and
+    traceback alike) are replaced."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.scrub(self.inner.format(record))
+
+
 def setup(level: int = logging.WARNING, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                               "%Y-%m-%d %H:%M:%S"))
+    inner = JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    handler.setFormatter(ScrubbingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

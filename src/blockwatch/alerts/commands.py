@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from blockwatch import aio
+from blockwatch import aio, redact
 from blockwatch.alerts import compose as C
+from blockwatch.alerts import webhook as hook
 from blockwatch.alerts.deliver import DeliveryReport, deliver
 from blockwatch.alerts.digest import collect, languages_in_use, queue_for_recipients
 from blockwatch.alerts.outbox import enqueue
 from blockwatch.config import Config
-from blockwatch.durations import parse_duration
+from blockwatch.durations import DurationTooLong, parse_duration
 from blockwatch.storage import Database, open_database
 from blockwatch.storage.models import Outbox
 
@@ -32,6 +33,8 @@ def parse_since(text: str, now: datetime, tz: str) -> datetime:
     is read in `alerts.timezone`, the zone the digest is written in."""
     try:
         return now - parse_duration(text)
+    except DurationTooLong as exc:
+        raise ValueError(f"--since {exc}") from None
     except ValueError:
         pass
     try:
@@ -68,21 +71,23 @@ def write_files(data: C.DigestData, out: Path, langs: list[str], tz: str) -> lis
     return paths
 
 
-def _report(db: Database, ids: list[int], rep: DeliveryReport) -> int:
+def _report(cfg: Config, db: Database, ids: list[int], rep: DeliveryReport) -> int:
     with db.read() as s:
         rows = {r.key: r for r in s.scalars(select(Outbox).where(Outbox.id.in_(ids)))}
     for _key, row in sorted(rows.items()):
-        where = f"{row.channel} {row.destination}"
+        dest = hook.label_in(cfg, row.destination) if row.channel == "webhook" else row.destination
+        where = redact.scrub(f"{row.channel} {dest}")
+        error = redact.scrub(str(row.last_error))
         if row.status == "sent":
             print(f"{where}: delivered")
         elif row.status == "pending":
-            print(f"{where}: not delivered, queued for retry: {row.last_error}", file=sys.stderr)
+            print(f"{where}: not delivered, queued for retry: {error}", file=sys.stderr)
         else:
-            print(f"{where}: {row.status}: {row.last_error}", file=sys.stderr)
+            print(f"{where}: {row.status}: {error}", file=sys.stderr)
     statuses = {r.status for r in rows.values()}
     if rep.secret_errors:
         for e in dict.fromkeys(rep.secret_errors):
-            print(f"blockwatch: missing secret: {e}", file=sys.stderr)
+            print(f"blockwatch: missing secret: {redact.scrub(e)}", file=sys.stderr)
         return EXIT_USAGE
     if statuses & {"failed", "uncertain"}:
         return EXIT_FAIL
@@ -122,7 +127,7 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
         with db.write() as s:
             ids = queue_for_recipients(s, cfg, data, prefix, now, force=True)
         rep = aio.run(deliver(cfg, db, ids=ids))
-        return _report(db, ids, rep)
+        return _report(cfg, db, ids, rep)
     finally:
         db.close()
 
@@ -142,8 +147,9 @@ def queue_test(db: Database, cfg: Config, now: datetime) -> list[int]:
             keys.append(key)
         for w in a.webhook:
             msg = C.compose_test(w.language, a.timezone, now)
-            key = C.outbox_key("test", stamp, "webhook", w.url)
-            enqueue(s, key=key, channel="webhook", destination=w.url, kind="test",
+            dest = hook.hook_id(w)
+            key = C.outbox_key("test", stamp, "webhook", dest)
+            enqueue(s, key=key, channel="webhook", destination=dest, kind="test",
                     subject=msg.subject, now=now,
                     payload=C.webhook_body(key, "test", [], msg, now, w.language))
             keys.append(key)
@@ -161,6 +167,6 @@ def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
     try:
         ids = queue_test(db, cfg, datetime.now(UTC))
         rep = aio.run(deliver(cfg, db, ids=ids))
-        return _report(db, ids, rep)
+        return _report(cfg, db, ids, rep)
     finally:
         db.close()

@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -71,7 +72,11 @@ def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
 
 async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: Row,
                        report: DeliveryReport, clock: Clock) -> None:
-    hooks = {w.url: (i, w) for i, w in enumerate(cfg.settings.alerts.webhook)}
+    hooks: dict[str, tuple[int, Any]] = {}
+    for i, w in enumerate(cfg.settings.alerts.webhook):
+        hooks[hook.hook_id(w)] = (i, w)
+        if w.url:  # rows queued when the destination was the URL itself
+            hooks.setdefault(w.url, (i, w))
     if row.destination not in hooks:
         err = "the webhook is no longer in [[alerts.webhook]]; not sent"
         await asyncio.to_thread(outbox.mark_failed, db, row, err, clock(), permanent=True)
@@ -80,13 +85,15 @@ async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: 
     i, w = hooks[row.destination]
     try:
         secret = cfg.secret(w, "secret", f"alerts.webhook[{i}]")
+        url = hook.resolve_url(cfg, w, f"alerts.webhook[{i}]")
     except SecretError as exc:
         await asyncio.to_thread(outbox.release, db, [row], str(exc), clock())
         report.secret_errors.append(str(exc))
         report.retry.append((row.key, str(exc)))
         return
     try:
-        await hook.post(http, row.destination, row.payload, key=row.key, secret=secret)
+        await hook.post(http, url, row.payload, key=row.key, secret=secret,
+                        shown_as=hook.label(w, url))
     except mail.DeliveryError as exc:
         status = await asyncio.to_thread(outbox.mark_failed, db, row, str(exc), clock(),
                                          permanent=exc.permanent)

@@ -20,6 +20,7 @@ from email.policy import Policy
 from email.utils import format_datetime
 from typing import Any
 
+from blockwatch import redact
 from blockwatch.config import Config
 
 TIMEOUT = 60.0
@@ -54,6 +55,8 @@ def smtp_settings(cfg: Config, *, ssl_context: ssl.SSLContext | None = None) -> 
     a = cfg.settings.alerts
     user = cfg.secret(a, "smtp_username", "alerts")
     password = cfg.secret(a, "smtp_password", "alerts")
+    redact.register(user)  # the log scrubber's safety net: never shown, whoever logs them
+    redact.register(password)
     return SmtpSettings(a.smtp_host, a.smtp_port, a.smtp_security, a.sender, user, password,
                         ssl_context=ssl_context)
 

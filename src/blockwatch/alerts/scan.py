@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from blockwatch.alerts import compose as C
 from blockwatch.alerts.outbox import enqueue
+from blockwatch.alerts.webhook import hook_id
 from blockwatch.config import AgentVantage, Config, OoniVantage
 from blockwatch.storage import Database
 from blockwatch.storage.models import (
@@ -237,8 +238,9 @@ def queue_alerts_sync(cfg: Config, db: Database, now: datetime | None = None) ->
             if not items:
                 break
             msg = C.compose_alert(items, w.language, a.timezone)
-            key = C.outbox_key("alert", "webhook", w.url, C.refs(items))
-            n += enqueue(s, key=key, channel="webhook", destination=w.url, kind="alert",
+            dest = hook_id(w)  # not the URL: it may carry the webhook's secret
+            key = C.outbox_key("alert", "webhook", dest, C.refs(items))
+            n += enqueue(s, key=key, channel="webhook", destination=dest, kind="alert",
                          subject=msg.subject, now=now,
                          payload=C.webhook_body(key, "alert", items, msg, now, w.language))
         cur.event, cur.event_gaps = advance(cur.event, cur.event_gaps, ev_seen, now)

@@ -9,19 +9,19 @@ import secrets
 import signal
 import sys
 
-# serve_forever is re-exported for the daemon (`run` with [server]); importing it here also
-# makes a missing [server] extra (fastapi, uvicorn) an ImportError at import, as daemon.py expects
+# the server (fastapi, uvicorn: the [server] extra) is imported only by `serve`: `agent-token`
+# works without it
 from blockwatch import aio
-from blockwatch.collector.server import serve_forever, serve_workers
 from blockwatch.collector.state import token_hash
 from blockwatch.config import Config
 
-__all__ = ["cmd_agent_token", "cmd_serve", "new_token", "serve_forever", "vantage_snippet"]
+__all__ = ["cmd_agent_token", "cmd_serve", "new_token", "vantage_snippet"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.collector.server import serve_forever, serve_workers
     from blockwatch.storage import open_database
 
     workers = getattr(args, "workers", None) or 1
