@@ -225,3 +225,20 @@ async def test_agent_with_a_dead_doh_resolver_reports_dns_failures(
     # the canary failed too: the agent's own network is in doubt, so nothing is called blocked
     assert len(rows) == 40 and {v for _, v in rows} == {"inconclusive"}
     assert {q["failure"] for ev in evs for q in ev["dns"]} == {F.CONNECTION_REFUSED}
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:99999/dns-query", "https:///dns-query",
+                                 "https://[::1/dns-query"])
+def test_a_malformed_doh_url_is_a_clear_error(url: str, write_config, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from blockwatch.config import ConfigError
+
+    with pytest.raises(ValueError, match="DoH URL"):
+        ResolverSpec.parse(url)
+    with pytest.raises(ConfigError, match="DoH URL") as err:
+        write_config(f'[control]\nresolvers = ["1.1.1.1", "{url}"]\n')
+    assert "control.resolvers[1]" in str(err.value)  # where: the file and the key
+    (tmp_path / "token").write_text("t\n", encoding="utf-8")
+    code = main(["agent", "--collector", "https://127.0.0.1:1", "--token-file",
+                 str(tmp_path / "token"), "--queue", str(tmp_path / "q.db"), "--resolver", url])
+    assert code == 2 and "--resolver" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from blockwatch.durations import parse_duration
-from blockwatch.hostport import split_hostport
+from blockwatch.hostport import check_doh_url, split_hostport
 
 ENV_VAR = "BLOCKWATCH_CONFIG"
 DEFAULT_PATH = Path("config/blockwatch.toml")
@@ -90,7 +90,7 @@ class _Strict(BaseModel):
 
 def _check_hostport(v: str) -> str:
     if v.startswith("https://"):
-        return v
+        return check_doh_url(v)
     host, port = split_hostport(v.removeprefix("tcp://"), 53)
     try:
         ipaddress.ip_address(host)

@@ -148,19 +148,14 @@ class Agent:
             except ValueError:
                 raise UsageError(f"--allow-network {n}: not a network like 10.0.0.0/8") from None
         if _opt(args, "resolver"):
-            from blockwatch.hostport import split_hostport
+            from blockwatch.hostport import check_doh_url, split_hostport
 
             r = args.resolver
             if r.startswith("https://"):
-                from urllib.parse import urlsplit
-
                 try:
-                    named = bool(urlsplit(r).hostname)
-                except ValueError:  # e.g. an unclosed "[" of an IPv6 address
-                    named = False
-                if not named:
-                    raise UsageError(f"--resolver {r}: a DoH URL names its server, like "
-                                     "https://dns.google/dns-query")
+                    check_doh_url(r)
+                except ValueError as exc:
+                    raise UsageError(f"--resolver {exc}") from None
             else:
                 try:
                     ipaddress.ip_address(split_hostport(r.removeprefix("tcp://"), 53)[0])

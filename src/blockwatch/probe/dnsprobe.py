@@ -26,7 +26,7 @@ import dns.rdatatype
 import dns.resolver
 import httpx
 
-from blockwatch.hostport import split_hostport
+from blockwatch.hostport import check_doh_url, split_hostport
 from blockwatch.probe import failures as F
 from blockwatch.probe.records import DnsQuery
 
@@ -71,7 +71,7 @@ class ResolverSpec:
     @classmethod
     def parse(cls, text: str) -> ResolverSpec:
         if text.startswith("https://"):
-            return cls(text, "doh", url=text)
+            return cls(text, "doh", url=check_doh_url(text))
         if text.startswith("tcp://"):
             host, port = split_hostport(text[6:], 53)
             return cls(text, "tcp", host, port)
