@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.rrset
 import pytest
 from sqlalchemy import select
 
@@ -183,6 +185,13 @@ async def test_broken_doh_resolvers_are_classified_failures(lab: Lab) -> None:
     """Each way a DoH resolver can be broken ends in a failure string of the DNS step."""
     site = await lab.add_site("ratel.test")
     web = await lab.add_site("plain.test")  # an HTTPS site, not a DoH server
+    # HTTPS sites named by their IP (certificates for the IP): HTML, and a valid DNS reply
+    # followed by more than a DNS message can hold (read whole, it would parse)
+    html = await lab.add_site("127.0.1.250", address="127.0.1.250")
+    reply = dns.message.make_response(dns.message.make_query("ratel.test", "A"))
+    reply.answer.append(dns.rrset.from_text("ratel.test.", 60, "IN", "A", "192.0.2.1"))
+    huge = await lab.add_site("127.0.1.251", address="127.0.1.251",
+                              body=reply.to_wire() + b"\0" * 70_000)
     lab.control_dns.set("gone.test", DNS.drop())
     doh = lab.doh_url("control")
     settings = ProbeSettings(timeout=0.5, ca_bundle=lab.ca_pem_path,
@@ -193,18 +202,20 @@ async def test_broken_doh_resolvers_are_classified_failures(lab: Lab) -> None:
         (doh.replace("/dns-query", "/nothing"), "ratel.test", F.DNS_BOGUS),  # HTTP 404
         (f"https://{web.address}:{port}/dns-query", "ratel.test", F.SSL_INVALID_HOSTNAME),
         (f"https://127.0.3.99:{port}/dns-query", "ratel.test", F.CONNECTION_REFUSED),
+        (f"https://{html.address}:{port}/dns-query", "ratel.test", F.DNS_BOGUS),  # not DNS
+        (f"https://{huge.address}:{port}/dns-query", "ratel.test", F.DNS_BOGUS),  # read 64 KiB
     ]
     for url, name, failure in cases:
-        async with ResolverSet([ResolverSpec.parse(url)], settings, source=CONTROL) as dns:
-            got = await dns.resolve(name, ("A",))
+        async with ResolverSet([ResolverSpec.parse(url)], settings, source=CONTROL) as resolvers:
+            got = await resolvers.resolve(name, ("A",))
         assert [(q.transport, q.failure) for q in got] == [("doh", failure)], url
     # the same server trusted only through the system store: not the lab CA
     async with ResolverSet([ResolverSpec.parse(doh)], ProbeSettings(timeout=0.5),
-                           source=CONTROL) as dns:
-        [q] = await dns.resolve("ratel.test", ("A",))
+                           source=CONTROL) as resolvers:
+        [q] = await resolvers.resolve("ratel.test", ("A",))
     assert q.failure == F.SSL_UNKNOWN_AUTHORITY
-    async with ResolverSet([ResolverSpec.parse(doh)], settings, source=CONTROL) as dns:
-        [q] = await dns.resolve("ratel.test", ("A",))
+    async with ResolverSet([ResolverSpec.parse(doh)], settings, source=CONTROL) as resolvers:
+        [q] = await resolvers.resolve("ratel.test", ("A",))
     assert (q.failure, q.answers) == (None, [site.address])
     assert CONTROL_RESOLVER in doh
 

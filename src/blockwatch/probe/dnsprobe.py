@@ -360,15 +360,21 @@ async def _doh(
     client: httpx.AsyncClient, url: str, msg: dns.message.Message, timeout: float
 ) -> dns.message.Message:
     msg.id = 0  # RFC 8484: use 0 for cache friendliness
-    r = await client.post(
-        url,
-        content=msg.to_wire(),
+    async with asyncio.timeout(timeout), client.stream(
+        "POST", url, content=msg.to_wire(), timeout=timeout,
         headers={"content-type": "application/dns-message", "accept": "application/dns-message"},
-        timeout=timeout,
-    )
-    if r.status_code != 200:
-        raise dns.exception.DNSException(f"DoH server answered HTTP {r.status_code}")
-    return dns.message.from_wire(r.content, ignore_trailing=True)
+    ) as r:
+        if r.status_code != 200:
+            raise dns.exception.DNSException(f"DoH server answered HTTP {r.status_code}")
+        body = b""
+        async for chunk in r.aiter_bytes():  # a DNS message fits in 64 KiB: read no more
+            body += chunk
+            if len(body) > DOH_MAX:
+                raise dns.exception.DNSException("DoH reply larger than a DNS message")
+    return dns.message.from_wire(body, ignore_trailing=True)
+
+
+DOH_MAX = 65535
 
 
 async def resolve_all(
