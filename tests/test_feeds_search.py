@@ -31,7 +31,8 @@ from blockwatch.feeds.search import (
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 GDELT = "https://api.gdeltproject.org/api/v2/doc/doc"
 GNEWS = "https://news.google.com/rss/search"
-LIMIT_TEXT = b"Please limit requests to one every 5 seconds or contact kalev.leetaru5@gmail.com for larger queries."
+LIMIT_TEXT = (b"Please limit requests to one every 5 seconds or contact the project for larger "
+              b"queries.")
 
 
 @dataclass

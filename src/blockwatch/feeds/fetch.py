@@ -130,7 +130,7 @@ async def _internal_host(host: str, resolve: Resolve) -> str | None:
             except ValueError:
                 continue
         return None
-    return str(ip) if _internal(ip) else None
+    return host if _internal(ip) else None
 
 
 async def redirect_refused(origin: str, target: str, resolve: Resolve) -> str | None:
