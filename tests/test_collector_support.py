@@ -20,7 +20,8 @@ from lab import CONTROL, Lab
 
 def write_collector_config(tmp_path: Path, lab: Lab, db_url: str, *, agents: dict[str, str],
                            urls: list[str], max_body: str = "256KiB", asn: dict[str, str] | None = None,
-                           name: str = "blockwatch.toml", canaries: list[str] | None = None) -> Config:
+                           name: str = "blockwatch.toml", canaries: list[str] | None = None,
+                           server: str = "") -> Config:
     targets = "".join(f'[[target]]\nname = "Site {i}"\nurls = ["{u}"]\ncountry = "KZ"\n\n'
                       for i, u in enumerate(urls))
     (tmp_path / "targets.toml").write_text(targets, encoding="utf-8")
@@ -44,6 +45,7 @@ source_address = "{CONTROL}"
 host = "127.0.0.1"
 port = 8080
 max_body = "{max_body}"
+{server}
 {vantages}""", encoding="utf-8")
     return load(tmp_path / name)
 

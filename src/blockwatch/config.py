@@ -431,6 +431,10 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body: Size = 2 * 2**20
+    # a request's headers within this of its first byte, its body never paused longer
+    request_timeout: Duration = timedelta(seconds=10)
+    max_connections_per_client: int = Field(64, ge=0)  # 0: no cap (behind a reverse proxy)
+    max_connections: int = Field(4096, ge=16)
 
 
 class SiteConfig(_Strict):

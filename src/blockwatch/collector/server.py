@@ -15,6 +15,7 @@ import uvicorn
 
 from blockwatch import aio
 from blockwatch.collector.app import create_app
+from blockwatch.collector.limits import Limits, guarded_protocol, limits_for
 from blockwatch.collector.state import CollectorState
 from blockwatch.config import Config
 from blockwatch.gctune import fewer_gc_passes
@@ -49,13 +50,16 @@ class _Server(uvicorn.Server):
 
 
 def uvicorn_config(app: Any, host: str, port: int, *, ssl_certfile: str | None = None,
-                   ssl_keyfile: str | None = None) -> uvicorn.Config:
+                   ssl_keyfile: str | None = None, limits: Limits | None = None) -> uvicorn.Config:
+    limits = limits or limits_for(None)
     return uvicorn.Config(
         app, host=host, port=port, lifespan="off", log_config=None,
         ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
         # no access log: it would record every agent's and reader's address
         access_log=False, proxy_headers=False, server_header=False, date_header=True,
-        timeout_keep_alive=30, timeout_graceful_shutdown=10,
+        # slow or idle clients are cut at the protocol level (collector/limits.py)
+        http=guarded_protocol(limits), timeout_keep_alive=max(1, round(limits.request_timeout)),
+        timeout_graceful_shutdown=10,
     )
 
 
@@ -94,7 +98,8 @@ async def _serve(cfg: Config, db: Database, stop_event: asyncio.Event, *, host: 
         state = await asyncio.to_thread(CollectorState.create, cfg, db)
     app = create_app(state)
     h, p = listen_address(cfg, host, port)
-    server = _Server(uvicorn_config(app, h, p, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
+    server = _Server(uvicorn_config(app, h, p, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                                    limits=limits_for(cfg.settings.server)))
     loop = asyncio.get_running_loop()
     hup = False
     with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
