@@ -318,11 +318,15 @@ def _seed(cfg: Config) -> None:
 def test_export_jsonl_with_manifest(write_config, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = write_config("")
     _seed(cfg)
-    out = tmp_path / "ev.jsonl"
+    out = tmp_path / "exports" / "ev.jsonl"
     assert main(["--config", str(cfg.path), "export", "--target", "Ratel.kz", "--since",
                  "2026-11-01T00:10:00Z", "--out", str(out)]) == 0
     data = out.read_bytes()
-    manifest = json.loads((tmp_path / "ev.jsonl.manifest.json").read_text())
+    manifest_path = tmp_path / "exports" / "ev.jsonl.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # evidence is the owner's only (the umask here would give 0644 and 0755)
+    assert {p.name: p.stat().st_mode & 0o777 for p in (out.parent, out, manifest_path)} == {
+        "exports": 0o700, "ev.jsonl": 0o600, "ev.jsonl.manifest.json": 0o600}
     assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["records"] == 4 and manifest["agent_names"] == "withheld"
     recs = [json.loads(x) for x in data.decode().splitlines()]
