@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import test_alerts_support as support
 from blockwatch.alerts import compose as C
 from blockwatch.alerts.commands import cmd_alerts_test, cmd_digest, default_out, parse_since
 from blockwatch.alerts.digest import collect, queue_digest
-from blockwatch.storage.models import Feed, Outbox
+from blockwatch.storage import repo
+from blockwatch.storage.models import Feed, KeyValue, Outbox
+from blockwatch.targets import Target as TargetSpec
 from test_alerts_support import (
     HOSTILE_TITLE,
     T0,
@@ -103,15 +105,101 @@ async def test_queue_digest_schedule_and_idempotency(db, write_config) -> None:
     assert await queue_digest(cfg, db, day + timedelta(days=1, hours=5)) == 2
 
 
+def measure(db, cfg, now: datetime, verdicts: dict[str, str], *,  # type: ignore[no-untyped-def]
+            at: tuple[timedelta, ...] = (timedelta(minutes=20), timedelta(minutes=5))) -> None:
+    """Rounds stored through the real state machine: {vantage name: verdict} for Ratel.kz."""
+    with db.write() as s:
+        tid = repo.sync_targets(s, [TargetSpec(name="Ratel.kz", urls=(RATEL,), country="KZ")],
+                                retire_others=False)["Ratel.kz"]
+        for name, verdict in verdicts.items():
+            kind = next(v.kind for v in cfg.settings.vantage if v.name == name)
+            vid = repo.ensure_vantage(s, name, kind, "KZ" if kind == "agent" else "")
+            for back in at:
+                m = repo.add_measurement(s, uid=f"{name}{now - back}", target_id=tid,
+                                         vantage_id=vid, url=RATEL, role="vantage",
+                                         measured_at=now - back, evidence={})
+                repo.record_verdict(s, measurement=m, control_id=None, verdict=verdict,
+                                    confirmed=False, reason="", confirm_after=2)
+
+
+FEED = '\n[feeds]\n[[feeds.source]]\nname = "Adil Soz"\nurl = "https://adilet.example/rss"\n'
+
+
 async def test_quiet_day_all_clear_is_optional(db, write_config) -> None:
     day = datetime(2026, 11, 27, 2, tzinfo=UTC)
-    quiet = write_config(config_text(2525))
-    assert await queue_digest(quiet, db, day) == 0
-    loud = write_config(config_text(2525, extra="all_clear = true"), name="b.toml")
-    assert await queue_digest(loud, db, day + timedelta(days=1)) == 2
+    quiet = write_config(config_text(2525) + FEED)
+    # nothing measured, the feed never fetched: not an all-clear, so it is sent anyway
+    assert await queue_digest(quiet, db, day) == 2
+    with db.read() as s:
+        texts = [o.payload["text"] for o in s.scalars(select(Outbox))]
+    assert all("Not an all-clear" in t or "Это не «всё спокойно»" in t for t in texts)
+    assert any("* Adil Soz: 0 failure(s) in a row, last success never" in t for t in texts)
+    # a real all-clear: every vantage freshly measured every URL, the feed works
+    nxt = day + timedelta(days=1)
+    measure(db, quiet, nxt, {"vps": "ok", "almaty-1": "ok"})
+    with db.write() as s:
+        s.add(Feed(name="Adil Soz", url="https://adilet.example/rss", consecutive_failures=0,
+                   last_success_at=nxt - timedelta(minutes=10)))
+    with db.read() as s:
+        d = collect(s, quiet, nxt - timedelta(hours=24), nxt)
+    assert d.all_clear and d.complete and d.unmeasured == ()
+    assert await queue_digest(quiet, db, nxt) == 0  # quiet and complete: skipped
+    loud = write_config(config_text(2525, extra="all_clear = true") + FEED, name="b.toml")
+    assert await queue_digest(loud, db, nxt + timedelta(days=1, minutes=-30)) == 0  # stale by then
+    with db.read() as s:
+        subjects = set(s.scalars(select(Outbox.subject)))
+    assert "blockwatch digest 2026-11-28: all clear" not in subjects
+    with db.write() as s:
+        s.execute(delete(KeyValue))
+    assert await queue_digest(loud, db, nxt) == 2
     with db.read() as s:
         subjects = set(s.scalars(select(Outbox.subject)))
     assert "blockwatch digest 2026-11-28: all clear" in subjects
+
+
+def test_digest_says_what_could_not_be_checked(any_db, write_config) -> None:
+    """Nothing blocked is not all clear when a vantage could not look (every verdict
+    inconclusive), another stopped (stale) and no feed is configured."""
+    db = any_db
+    cfg = write_config(config_text(2525))
+    now = T0
+    # the agent's last round 40 minutes ago: stale (two 15-minute rounds), not yet "silent"
+    measure(db, cfg, now, {"almaty-1": "ok"}, at=(timedelta(minutes=55), timedelta(minutes=40)))
+    measure(db, cfg, now, {"vps": "ok"}, at=(timedelta(hours=5), timedelta(hours=4, minutes=45)))
+    measure(db, cfg, now, {"vps": "inconclusive"})
+    with db.read() as s:
+        d = collect(s, cfg, now - timedelta(hours=24), now)
+    cov = {v.name: v for v in d.coverage}
+    assert cov["vps"].display == "not_measured" and cov["vps"].unmeasured == 1
+    assert cov["vps"].last_usable_at == now - timedelta(hours=4, minutes=45)
+    assert cov["almaty-1"].display == "stale"
+    assert d.quiet and not d.complete and not d.all_clear and d.feeds_configured == 0
+    for lang, want in (
+        ("en", ["nothing seen, but not everything was checked", "Not an all-clear",
+                "No block seen where blockwatch could measure",
+                "* vps (local): not measured since 2026-11-27 03:15: 1 of 1 URLs inconclusive",
+                "* almaty-1 (agent, KZ): no measurement since 2026-11-27 07:20 (stale)",
+                "No incident feed is configured"]),
+        ("ru", ["проверено не всё", "Что не удалось проверить", "не измерено с 2026-11-27 03:15",
+                "Ни одна лента инцидентов не настроена"]),
+        ("kk", ["бәрі тексерілмеді", "Не тексерілмеді", "2026-11-27 03:15 бері өлшенбеді",
+                "Бірде-бір оқиға лентасы бапталмаған"]),
+    ):
+        m = C.compose_digest(d, lang, "Asia/Almaty")
+        body = m.subject + "\n" + m.text
+        for w in want:
+            assert w in body, (lang, w)
+        assert "All clear" not in body and "Всё спокойно" not in body and "Бәрі тыныш" not in body
+        assert "Nothing is blocked at the moment" not in body
+        for w in want[3:4] if lang == "en" else want[2:3]:
+            assert w.lstrip("* ").split(":")[0] in m.html
+    # the same day with every vantage measuring and a working feed: all clear
+    measure(db, cfg, now, {"vps": "ok", "almaty-1": "ok"},
+            at=(timedelta(minutes=12), timedelta(minutes=2)))
+    with db.read() as s:
+        d2 = collect(s, cfg, now - timedelta(hours=24), now)
+    assert d2.unmeasured == () and not d2.all_clear  # still no feed configured
+    assert "No incident feed is configured" in C.compose_digest(d2, "en", "UTC").text
 
 
 def test_parse_since() -> None:
@@ -149,7 +237,9 @@ def test_cmd_digest_send(db, smtp, write_config, tmp_path) -> None:
     assert sorted(str(m["To"]) for m in smtp.handler.messages) == ["desk@example.org",
                                                                    "ru@example.org"]
     text, _ = parts(smtp.handler.messages[0])
-    assert "All clear" in text or "Всё спокойно" in text  # an explicit --send sends quiet days
+    # an explicit --send sends quiet days; with nothing measured it says so, no "all clear"
+    assert "Not an all-clear" in text or "Это не «всё спокойно»" in text
+    assert "All clear" not in text and "Всё спокойно:" not in text
     smtp.handler.replies = ["451 busy", "451 busy"]
     assert cmd_digest(cfg, _args(out=str(tmp_path / "d"), send=True)) == 75
     with db.read() as s:

@@ -354,7 +354,7 @@ ALERT_FILTER_NAMES = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff
 
 class Recipient(_Strict):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    language: Literal["en", "ru"] = "en"
+    language: Literal["en", "ru", "kk"] = "en"
     targets: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
     verdicts: list[str] = Field(default_factory=list)
@@ -378,7 +378,7 @@ class Webhook(_Strict):
     url_file: str = ""
     secret_env: str = ""
     secret_file: str = ""
-    language: Literal["en", "ru"] = "en"
+    language: Literal["en", "ru", "kk"] = "en"
 
     @model_validator(mode="after")
     def _one_url(self) -> Webhook:

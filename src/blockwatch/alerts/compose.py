@@ -23,7 +23,7 @@ import jinja2
 
 from blockwatch.analysis.verdict import BLOCKING
 
-LANGUAGES = ("en", "ru")
+LANGUAGES = ("en", "ru", "kk")
 MAX_ITEMS = 50  # per message: a storm of changes still makes one readable message
 SUBJECT_MAX = 160
 KIND_ORDER = {"blocked": 0, "case": 1, "unblocked": 2, "down": 3, "recovered": 4, "silent": 5,
@@ -272,6 +272,21 @@ class SilentVantage:
 
 
 @dataclass(frozen=True)
+class VantageCheck:
+    """How much a vantage measured lately (see blockwatch.coverage): `display` is measured,
+    partial, not_measured, stale or no_data."""
+
+    name: str
+    kind: str
+    country: str
+    display: str
+    urls: int = 0
+    unmeasured: int = 0
+    last_usable_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DigestData:
     since: datetime
     until: datetime
@@ -282,11 +297,29 @@ class DigestData:
     feeds: tuple[FeedProblem, ...] = ()
     silent: tuple[SilentVantage, ...] = ()
     countries: dict[str, str] = field(default_factory=dict)  # target -> country, for filters
+    coverage: tuple[VantageCheck, ...] = ()  # every configured vantage
+    feeds_configured: int = 0
 
     @property
     def quiet(self) -> bool:
+        """Nothing happened that was seen. Not the same as all clear: see `complete`."""
         return not (self.blocked or self.began or self.ended or self.incidents or self.feeds
                     or self.silent)
+
+    @property
+    def unmeasured(self) -> tuple[VantageCheck, ...]:
+        """Vantages without fresh usable measurements of every URL (inconclusive or stale)."""
+        return tuple(v for v in self.coverage if v.display != "measured")
+
+    @property
+    def complete(self) -> bool:
+        """Everything was looked at: every vantage measured and some feeds, all working."""
+        return bool(self.coverage) and not self.unmeasured and self.feeds_configured > 0 \
+            and not self.feeds
+
+    @property
+    def all_clear(self) -> bool:
+        return self.quiet and self.complete
 
 
 def filter_digest(d: DigestData, f: Filter) -> DigestData:
@@ -320,17 +353,35 @@ def digest_date(d: DigestData, tz: str) -> str:
     return d.until.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d")
 
 
+def coverage_line(v: VantageCheck, t: dict[str, Any], tz: str) -> str:
+    """What a vantage could not measure, in words (its name is written by the template)."""
+    x = t["text"]
+    when = fmt_time(v.last_usable_at, tz) if v.last_usable_at else x["never"]
+    if v.display == "stale":
+        return x["cov_stale"].format(when=fmt_time(v.last_attempt_at, tz) or x["never"])
+    if v.display == "no_data":
+        return x["cov_no_data"]
+    if v.display == "partial":
+        return x["cov_partial"].format(n=v.unmeasured, total=v.urls, when=when)
+    if v.last_usable_at is None:
+        return x["cov_not_measured_never"].format(n=v.unmeasured, total=v.urls)
+    return x["cov_not_measured"].format(when=when, n=v.unmeasured, total=v.urls)
+
+
 def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     t = catalog(lang)
     date = digest_date(d, tz)
     if d.blocked:
         subject = t["text"]["digest_subject_blocked"].format(date=date, count=len(d.blocked))
-    elif d.quiet:
+    elif d.all_clear:
         subject = t["text"]["digest_subject_quiet"].format(date=date)
+    elif d.quiet:  # nothing seen, but not everything was looked at: never "all clear"
+        subject = t["text"]["digest_subject_incomplete"].format(date=date)
     else:
         subject = t["text"]["digest_subject_other"].format(date=date)
     ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "date": date,
-           "lang": lang, "blocking": BLOCKING}
+           "lang": lang, "blocking": BLOCKING,
+           "coverage_line": lambda v: coverage_line(v, t, tz)}
     return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
                    render("digest", "html", **ctx))
 

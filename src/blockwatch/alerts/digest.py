@@ -19,6 +19,7 @@ from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.scan import event_item, incident_info, vantage_status
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.config import Config
+from blockwatch.coverage import vantage_coverage
 from blockwatch.storage import Database
 from blockwatch.storage.models import (
     Case,
@@ -87,16 +88,25 @@ def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.Dige
           .order_by(Incident.occurred_at, Incident.id).limit(MAX_ROWS))
     incidents = tuple(incident_info(i, en, f, bool(lk)) for i, en, f, lk in s.execute(q2))
     configured = cfg.settings.feeds.names
+    rows = {f.name: f for f in s.scalars(select(Feed).order_by(Feed.name))}
+    # failing: failures in a row, or configured and never fetched successfully
     feeds = tuple(
-        C.FeedProblem(f.name, f.consecutive_failures, f.last_error or "", f.last_success_at)
-        for f in s.scalars(select(Feed).where(Feed.consecutive_failures > 0).order_by(Feed.name))
-        if not configured or f.name in configured)
+        C.FeedProblem(name, f.consecutive_failures if f else 0,
+                      (f.last_error or "") if f else "", f.last_success_at if f else None)
+        for name in sorted(configured | {n for n, f in rows.items() if f.consecutive_failures})
+        for f in [rows.get(name)]
+        if (not configured or name in configured)
+        and (f is None or f.consecutive_failures > 0 or f.last_success_at is None))
     silent = tuple(C.SilentVantage(v.name, v.kind, v.country, v.last_seen_at)
                    for v in vantage_status(s, cfg, until) if v.silent)
     countries = {t.name: t.country for t in s.scalars(select(Target))}
+    coverage = tuple(C.VantageCheck(v.name, v.kind, v.country, v.display, v.urls, v.unmeasured,
+                                    v.last_usable_at, v.last_attempt_at)
+                     for v in vantage_coverage(s, cfg, until))
     return C.DigestData(since=since, until=until, blocked=_blocked_now(s), began=tuple(began),
                         ended=tuple(ended), incidents=incidents, feeds=feeds, silent=silent,
-                        countries=countries)
+                        countries=countries, coverage=coverage,
+                        feeds_configured=len(configured))
 
 
 def languages_in_use(cfg: Config) -> list[str]:
@@ -118,7 +128,8 @@ def queue_for_recipients(s: Session, cfg: Config, data: C.DigestData, key_prefix
         if not r.digest:
             continue
         view = C.filter_digest(data, C.Filter.of(r.targets, r.countries, r.verdicts))
-        if view.quiet and not (force or a.all_clear):
+        # a quiet day is skipped only when it is a real all-clear: "we could not look" is news
+        if view.all_clear and not (force or a.all_clear):
             continue
         msg = C.compose_digest(view, r.language, a.timezone)
         key = C.outbox_key(key_prefix, "email", r.email)
