@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from blockwatch.probe.runner import NetworkView, ProbeSettings
 
 
+DOH_CONNECTIONS = 16  # per DoH-using view
+
+
 class ResolverSet:
     """Resolvers (the system's when none are given) asked from one source address."""
 
@@ -33,7 +36,13 @@ class ResolverSet:
         self._http: httpx.AsyncClient | None = None
         if any(s.transport == "doh" for s in self.specs):
             verified, _ = settings.ssl_contexts()
-            transport = httpx.AsyncHTTPTransport(verify=verified, local_address=source, retries=0)
+            # HTTP/1.1 has one query in flight per connection: a round's burst (two types per
+            # URL, `concurrency` URLs) waits for one of a few kept-alive connections rather
+            # than opening a hundred to one public resolver
+            transport = httpx.AsyncHTTPTransport(
+                verify=verified, local_address=source, retries=0,
+                limits=httpx.Limits(max_connections=DOH_CONNECTIONS,
+                                    max_keepalive_connections=DOH_CONNECTIONS))
             # trust_env=False: a proxy from the environment would ask DNS from another network
             self._http = httpx.AsyncClient(transport=transport, trust_env=False,
                                            headers={"user-agent": settings.user_agent})
