@@ -173,3 +173,19 @@ def test_agent_queue_is_private(tmp_path: Path) -> None:
         q.close()
     assert sqlite3.connect(tmp_path / "state" / "queue.db").execute(
         "SELECT count(*) FROM queue").fetchone() == (1,)
+
+
+def test_a_postgresql_server_that_refuses(tmp_path: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = closed.getsockname()[1]
+    try:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[storage]\nurl = "postgresql+psycopg://bw:hunter2-pw@127.0.0.1:{port}/bw"\n')
+        r = subprocess.run([sys.executable, "-m", "blockwatch", "--config", str(cfg), "verdicts"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        closed.close()
+    assert r.returncode == 2, r.stderr
+    assert f"cannot use the database postgresql+psycopg://bw:***@127.0.0.1:{port}/bw" in r.stderr
+    assert "hunter2" not in r.stderr and "Traceback" not in r.stderr

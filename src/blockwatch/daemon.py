@@ -93,14 +93,16 @@ class Daemon:
         from blockwatch.round import probe_settings, run_round
         from blockwatch.targets import load_targets
 
-        targets = load_targets(self.cfg.target_files)
+        cfg = self.cfg  # one configuration for the whole round, whatever a SIGHUP does meanwhile
+        targets = load_targets(cfg.target_files)
         await asyncio.to_thread(_sync_all_targets, self.db, targets)
         lookup = self.asn.lookup if self.asn is not None else None
         if self.settings is None:  # trust store and IPv6 route: read once, not every round
-            self.settings = probe_settings(self.cfg)
-        report = await run_round(self.cfg, targets, self.db, asn=lookup, settings=self.settings)
+            self.settings = probe_settings(cfg)
+        settings = self.settings
+        report = await run_round(cfg, targets, self.db, asn=lookup, settings=settings)
         results = report.results + await run_resolver_round(
-            self.cfg, targets, self.db, asn=lookup, settings=self.settings)
+            cfg, targets, self.db, asn=lookup, settings=settings)
         counts: dict[str, int] = {}
         for r in results:
             counts[r.verdict] = counts.get(r.verdict, 0) + 1
@@ -261,11 +263,12 @@ class Daemon:
                         "(the running value is kept until then)", what)
         self.cfg = new
         self.settings = None  # trust store (ca_bundle) and timeouts: read at the next round
-        if new.settings.asn.enabled and self.asn is None:
+        if new.settings.asn.enabled:
             from blockwatch.asn import AsnLookup, table_path
 
-            self.asn = AsnLookup(table_path(new))
-        elif not new.settings.asn.enabled:
+            if self.asn is None or self.asn.path != table_path(new):
+                self.asn = AsnLookup(table_path(new))
+        else:
             self.asn = None
         await asyncio.to_thread(_register_secrets, new)
         if self.scheduler.running and not self.stopping.is_set():
