@@ -232,6 +232,8 @@ class FeedSource(_Strict):
     site: HttpUrl | None = None
     sections: list[str] = Field(default_factory=list)
     language: Literal["en", "ru", "kk"] = "en"
+    # the country an incident is tagged with when its text names none (a national outlet)
+    country: str = Field("", pattern=r"^([A-Z]{2})?$")
     interval: Duration | None = None
     enabled: bool = True
 
@@ -282,6 +284,7 @@ class FeedSearch(_Strict):
     max_query_length: int | None = Field(None, ge=40, le=2000)
     min_gap: Duration | None = None
     language: Literal["en", "ru", "kk"] = "ru"
+    country: str = Field("", pattern=r"^([A-Z]{2})?$")  # as for a feed
     # gdelt
     timespan: Duration = timedelta(days=1)
     sourcecountry: str = Field("", pattern=r"^([A-Za-z]{2})?$")  # FIPS 10-4 (KZ, KG, TI, UZ)

@@ -282,7 +282,8 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         nxt = next_attempt(at, interval, 0)
         async with write_lock:
             stored = await asyncio.to_thread(_store_ok, db, st.id, got.entries, matcher, at,
-                                             got.etag, got.last_modified, nxt, got.query_of)
+                                             got.etag, got.last_modified, nxt, got.query_of,
+                                             conf.country or None)
         return FeedResult(spec.name, spec.url, "ok", stored.new_entries, len(stored.incident_ids),
                           entries=got.documents, note="; ".join(got.notes) or None,
                           next_attempt_at=nxt, incident_ids=stored.incident_ids, kind=spec.kind)
@@ -317,11 +318,12 @@ def _read(db: Database, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _store_ok(db: Database, feed_id: int, entries: Any, matcher: Matcher, at: datetime,
               etag: str | None, last_modified: str | None, nxt: datetime,
-              query_of: dict[str, str] | None = None) -> store.Stored:
+              query_of: dict[str, str] | None = None, country: str | None = None) -> store.Stored:
     # entries and the feed's new validators in one transaction: a crash between them must not
     # leave an ETag that would hide entries never stored
     with db.write() as s:
-        stored = store.store_entries(s, feed_id, entries, matcher, now=at, query_of=query_of)
+        stored = store.store_entries(s, feed_id, entries, matcher, now=at, query_of=query_of,
+                                     country=country)
         store.record_success(s, feed_id, at=at, etag=etag, last_modified=last_modified,
                              next_attempt_at=nxt)
         return stored

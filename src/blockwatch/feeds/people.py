@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from blockwatch.config import ConfigError, Person, _describe, _find_line
+from blockwatch.config import ConfigError, Person, _describe
 
 
 def parse_people(text: str, *, file: str) -> list[Person]:
@@ -29,8 +29,14 @@ def parse_people(text: str, *, file: str) -> list[Person]:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             key = f"person[{i}].{field}" if field else f"person[{i}]"
-            raise ConfigError(file, key, _describe(err), _find_line(text, key)) from None
+            raise ConfigError(file, key, _describe(err), _entry_line(text, i)) from None
     return out
+
+
+def _entry_line(text: str, index: int) -> int | None:
+    """The line of the index-th `[[person]]` header."""
+    heads = [n + 1 for n, line in enumerate(text.splitlines()) if line.strip() == "[[person]]"]
+    return heads[index] if index < len(heads) else None
 
 
 def load_people(paths: Iterable[Path]) -> list[Person]:

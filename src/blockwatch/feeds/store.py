@@ -159,12 +159,24 @@ def jsonable(v: Any) -> Any:
     return str(v)
 
 
+def _takes_country(matcher: Matcher) -> bool:
+    import inspect
+
+    try:
+        return "country" in inspect.signature(matcher.extract).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matcher: Matcher, *,
-                  now: datetime, query_of: Mapping[str, str] | None = None) -> Stored:
+                  now: datetime, query_of: Mapping[str, str] | None = None,
+                  country: str | None = None) -> Stored:
     """Insert the entries this feed has not stored yet (by entry key) and an Incident for each
     new one that is an incident, with the country, status and evidence the extractor gives.
     `query_of`: for a search, the query that found each entry. Entries already stored are left
-    as they are. Every incident is kept, old or foreign: reading filters, storing does not."""
+    as they are. Every incident is kept, old or foreign: reading filters, storing does not.
+    `country`: the feed's country, for entries whose text names none."""
+    hint = {"country": country} if country and _takes_country(matcher) else {}
     entries = list(entries)
     keys = [e.key for e in entries]
     known: set[str] = set()
@@ -188,7 +200,7 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
         if entry_id is None:
             continue  # another poller stored it a moment ago
         out.new_entries += 1
-        x = matcher.extract(e.title, e.summary)
+        x = matcher.extract(e.title, e.summary, **hint)
         if not x.is_incident:
             continue
         occurred = e.published_at if e.published_at and e.published_at <= now + FUTURE_SLACK else now
