@@ -454,8 +454,10 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
         print(f"outbox: {h.outbox.get('pending', 0)} pending, "
               f"{h.outbox.get('undeliverable_over_1h', 0)} undeliverable for over an hour")
         for v in h.vantages:
-            print(f"vantage {v['vantage']} ({v['kind']}): last seen {v['last_seen'] or 'never'}"
-                  f"{' SILENT' if v['silent'] else ''}")
+            print(f"vantage {v['vantage']} ({v['kind']}): last seen {v['last_seen'] or 'never'}, "
+                  f"last usable {v.get('last_usable') or 'never'}"
+                  f"{' SILENT' if v['silent'] else ''}"
+                  f"{' NOT MEASURING' if v.get('not_measuring') else ''}")
         failing = [f for f in h.feeds if f["consecutive_failures"]]
         print(f"feeds: {len(h.feeds) - len(failing)} of {len(h.feeds)} working")
         for f in failing:

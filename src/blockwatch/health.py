@@ -1,6 +1,8 @@
-"""`blockwatch health`: last run and lag of each job, outbox backlog, silent vantages; unhealthy
-when a job is overdue by more than two intervals, an alert has been undeliverable for over an
-hour, or a vantage has been silent for more than three rounds."""
+"""`blockwatch health`: last run and lag of each job, outbox backlog, what each vantage measured;
+unhealthy when a job is overdue by more than two intervals or keeps failing, an alert has been
+undeliverable for over an hour, a vantage has been silent for more than three rounds, or a
+vantage has had no usable measurement (only inconclusive ones) for two intervals or at all since
+it began measuring. Usable and fresh are judged as on the status page (analysis/display.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from blockwatch.alerts.outbox import backlog
+from blockwatch.analysis.display import fresh_limit
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
+from blockwatch.coverage import vantage_coverage
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import Feed, JobRun, Outbox, UrlState, Vantage
 
@@ -47,9 +51,19 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
                            "lag_s": round(lag.total_seconds()) if lag else None,
                            "interval_s": round(interval.total_seconds()) if interval else None,
                            "error": r.last_error, "overdue": overdue})
+            # keeps failing: the last run failed, and no success within two intervals (or
+            # none ever, after more than one run)
+            failing = bool(r.last_error) and (
+                (r.last_ok_at is None and (r.runs or 0) > 1)
+                or bool(interval and r.last_ok_at and now - r.last_ok_at > 2 * interval))
+            h.jobs[-1]["failing"] = failing
             if overdue:
                 h.problems.append(f"job {name} is overdue: last ran {repo.iso(last)}, "
                                   f"every {interval}")
+            if failing:
+                h.problems.append(f"job {name} keeps failing: last success "
+                                  f"{repo.iso(r.last_ok_at) or 'never'}, last error: "
+                                  f"{(r.last_error or '')[:200]}")
         stuck = s.scalar(select(func.count()).select_from(Outbox)
                          .where(Outbox.status.in_(("pending", "sending", "failed")),
                                 Outbox.created_at < now - timedelta(hours=1))) or 0
@@ -62,13 +76,28 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
         seen = dict(s.execute(select(Vantage.name, func.max(UrlState.last_seen_at))
                               .join(UrlState, UrlState.vantage_id == Vantage.id)
                               .group_by(Vantage.name)).all())
+        coverage = {c.name: c for c in vantage_coverage(s, cfg, now)}
         for name, kind in expected.items():
             last = seen.get(name)
             silent = last is None or now - last > 3 * probe_interval
+            c = coverage[name]
+            # attempts, but none usable lately (or ever): its own network or the control fails
+            not_measuring = c.last_attempt_at is not None and (
+                c.last_usable_at is None or now - c.last_usable_at > fresh_limit(c.interval))
             h.vantages.append({"vantage": name, "kind": kind, "last_seen": repo.iso(last),
-                               "silent": silent})
+                               "last_usable": repo.iso(c.last_usable_at), "display": c.display,
+                               "urls": c.urls, "unmeasured": c.unmeasured,
+                               "silent": silent, "not_measuring": not_measuring})
             if silent and (runs.get("probe") is not None or kind == "agent"):
                 h.problems.append(f"vantage {name} ({kind}) silent since {repo.iso(last) or 'ever'}")
+            elif not_measuring and c.last_usable_at is None:
+                h.problems.append(f"vantage {name} ({kind}) has no usable measurement since it "
+                                  f"began measuring: every result is inconclusive (its network "
+                                  f"or the control cannot reach anything)")
+            elif not_measuring:
+                h.problems.append(f"vantage {name} ({kind}) has had no usable measurement since "
+                                  f"{repo.iso(c.last_usable_at)} (more than two intervals): "
+                                  f"its results are inconclusive")
         # a dead feed is a visible, harmless failure: listed here, in `feeds` and in the digest
         configured = cfg.settings.feeds.names
         for f in s.scalars(select(Feed).order_by(Feed.name)):
