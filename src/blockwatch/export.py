@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from blockwatch import __version__
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import Measurement, Target, Vantage, Verdict
+from blockwatch.textsafe import printable, storable_data
 
 CSV_FIELDS = ["uid", "target", "url", "vantage", "vantage_kind", "country", "asn", "role",
               "measured_at", "verdict", "confirmed", "reason", "control_uid", "evidence_sha256",
@@ -67,6 +68,8 @@ def records(db: Database, target: str, since: datetime | None, until: datetime |
             }
             if v.kind == "agent" and not reveal_agents:
                 rec["evidence"] = _strip_agent(rec["evidence"])
+            # rows stored before text was made storable may hold controls or NaN: strict JSON
+            rec = storable_data(rec, printable)
             rec["record_sha256"] = repo.evidence_hash({k: rec[k] for k in rec
                                                         if k != "record_sha256"})
             yield rec
@@ -113,7 +116,8 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
             _flush(buf, f, h)
         else:
             for rec in records(db, target, since, until, reveal_agents=reveal_agents):
-                data = (json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n").encode()
+                data = (json.dumps(rec, ensure_ascii=False, sort_keys=True, allow_nan=False)
+                        + "\n").encode()
                 f.write(data)
                 h.update(data)
                 n += 1
@@ -126,7 +130,7 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
         "generated_at": repo.iso(datetime.now(UTC)), "generator": f"blockwatch {__version__}",
         "agent_names": "included" if reveal_agents else "withheld",
         "verify": f"sha256sum {out.name}  # must print {digest}",
-    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    }, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     return ExportResult(out, manifest, n, digest, out.stat().st_size)
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from blockwatch.analysis.verdict import BLOCKING
+from blockwatch.textsafe import printable
 
 LANGUAGES = ("en", "ru", "kk")
 MAX_ITEMS = 50  # per message: a storm of changes still makes one readable message
@@ -159,6 +160,8 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # control characters in stored text as visible escapes, in both parts (textsafe)
+        finalize=lambda v: printable(v) if type(v) is str else v,
     )
     env.filters["oneline"] = oneline
     env.filters["safe_url"] = safe_url

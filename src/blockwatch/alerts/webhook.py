@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ import httpx
 from blockwatch import __version__, redact
 from blockwatch.alerts.email import DeliveryError
 from blockwatch.config import Config, SecretError, Webhook
+from blockwatch.textsafe import dumps
 
 SIGNATURE_HEADER = "X-Blockwatch-Signature"
 DELIVERY_HEADER = "X-Blockwatch-Delivery"
@@ -87,7 +87,8 @@ def register_secrets(cfg: Config) -> None:
 
 
 def encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    # strict JSON of printable text (textsafe): a receiver's parser must never choke on it
+    return dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sign(secret: str, raw: bytes) -> str:

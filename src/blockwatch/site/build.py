@@ -5,7 +5,6 @@ never sees a half-written page), and remove files an earlier build made that are
 from __future__ import annotations
 
 import gc
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from blockwatch.site.render import (
 )
 from blockwatch.site.rollup import rollup_due
 from blockwatch.storage import Database
+from blockwatch.textsafe import dumps
 
 MANIFEST = ".blockwatch-site"  # the files the last build wrote; only those are ever removed
 
@@ -69,8 +69,9 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
             files[f"{lang}/t/{s.slug}.html"] = render_target(m, info, lang, s.target.id).encode()
             files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.shown, lang).encode()
     files["feed.xml"] = files[f"{first}/feed.xml"]
-    files["status.json"] = (json.dumps(status_json(m, title=info.title, languages=list(info.languages)),
-                                       ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    # textsafe.dumps: strict JSON (no NaN) of printable text, whatever older rows hold
+    files["status.json"] = (dumps(status_json(m, title=info.title, languages=list(info.languages)),
+                                  separators=(",", ":")) + "\n").encode()
     return files
 
 

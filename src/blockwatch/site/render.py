@@ -30,6 +30,7 @@ from blockwatch.site.model import (
     safe_href,
 )
 from blockwatch.storage.repo import iso
+from blockwatch.textsafe import printable
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "site"
 CODE = {"ok": "o", "blocked": "b", "interfered": "i", "throttled": "t", "down": "d",
@@ -152,9 +153,16 @@ def _css() -> str:
 
 
 @cache
+def _printable(v: Any) -> Any:
+    """Every {{ value }}: control characters (stored before textsafe, or from a label) as a
+    visible escape, not as characters HTML and XML parsers reject."""
+    return printable(v) if type(v) is str else v
+
+
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                      trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+                      trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined,
+                      finalize=_printable)
     env.globals.update(code=code, sym=sym, dcode=dcode, dsym=dsym, iso=iso,
                        dcode_of=i18n.display_code, dsym_of=i18n.display_symbol,
                        safe_href=safe_href, bar_html=bar_html,
@@ -302,9 +310,10 @@ def render_feed(m: SiteModel, info: SiteInfo, lang: str) -> bytes:
     ET.register_namespace("", ATOM)
 
     def el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        e = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+        # ElementTree writes control characters as they are: not XML (textsafe.printable)
+        e = ET.SubElement(parent, f"{{{ATOM}}}{tag}", {k: printable(v) for k, v in attrs.items()})
         if text is not None:
-            e.text = text
+            e.text = printable(text)
         return e
 
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": lang})
