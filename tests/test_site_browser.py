@@ -153,3 +153,48 @@ def test_each_state_reads_right_in_headless_chromium(served_states: str) -> None
     for out in (dom.stderr, pic.stderr, page.stderr):
         bad = [line for line in out.splitlines() if BAD.search(line)]
         assert bad == [], bad
+
+
+def test_a_site_with_no_usable_measurement_says_so_in_headless_chromium(
+        tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from blockwatch.storage import repo
+    from blockwatch.storage.models import Target
+    from test_site_states import INFO as STATES_INFO
+    from test_site_states import NOW as STATES_NOW
+    from test_site_states import SCHED as STATES_SCHED
+    from test_site_states import record
+
+    db = open_database(f"sqlite:///{tmp_path / 'blockwatch.db'}")
+    try:
+        with db.write() as s:
+            t = Target(name="Ratel.kz", country="KZ", category="NEWS",
+                       urls=["https://ratel.kz/"], aliases=[], active=True)
+            s.add(t)
+            s.flush()
+            vps = repo.ensure_vantage(s, "vps", "local")
+            for back in (20, 5):
+                record(s, t.id, vps, "https://ratel.kz/", STATES_NOW - timedelta(minutes=back),
+                       "inconclusive")
+        build_site_from_db(db, tmp_path / "site", STATES_INFO, now=STATES_NOW,
+                           schedule=STATES_SCHED)
+    finally:
+        db.close()
+    server, thread = serve_in_thread(tmp_path / "site", "127.0.0.1", 0)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        dom = _chromium(["--window-size=390,844", "--dump-dom"], base + "/kk/index.html")
+        page = _chromium(["--window-size=390,1200", "--dump-dom"], base + "/en/t/ratel-kz.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert dom.returncode == 0 and page.returncode == 0, dom.stderr[-2000:]
+    assert "Жарамды өлшеулер әлі жоқ" in dom.stdout  # "no usable measurements yet"
+    assert "қолжетімді:" not in dom.stdout  # no "reachable: N" count
+    assert "No usable measurements in the last 90 days." in page.stdout
+    assert "no usable measurement yet" in page.stdout
+    assert "No problems in the last 90 days" not in page.stdout
+    for out in (dom.stderr, page.stderr):
+        assert [line for line in out.splitlines() if BAD.search(line)] == []

@@ -278,3 +278,21 @@ def test_outlet_rule_needs_a_fresh_ok_from_inside() -> None:
     assert D.classify("ok", "ok", old, old, now, SCHED.interval("x:AS1", "ooni")).display == \
         D.REACHABLE
     assert D.classify("ok", "ok", old, old, now, SCHED.probe).display == D.STALE
+
+
+def test_every_new_phrase_exists_in_english_russian_and_kazakh() -> None:
+    from blockwatch.site import i18n
+
+    new = {"counts_line", "count_item", "blocked_list", "abroad_note", "no_usable", "stale_page",
+           "stale_page_never", "not_measured_page", "not_measured_since", "not_measured_never",
+           "stale_since", "last_measured", "abroad_only", "no_affected_partial",
+           "no_usable_days", "legend_unknown"}
+    for lang in ("en", "ru", "kk"):
+        assert new <= set(i18n.STRINGS[lang]), lang
+        assert set(i18n.DISPLAY_WORDS[lang]) == set(i18n.DISPLAY_WORDS["en"]), lang
+        assert set(i18n.COUNT_WORDS[lang]) == set(D.OUTLET_ORDER), lang
+        # Kazakh in Cyrillic, not Latin transliteration
+        if lang == "kk":
+            words = {k: re.sub(r"\{\w+\}", "", i18n.STRINGS["kk"][k]) for k in new}
+            assert all(re.search("[а-яәғқңөұүһі]", w) for w in words.values()
+                       if re.search(r"[^\W\d_]", w)), words
