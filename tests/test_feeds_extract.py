@@ -88,7 +88,8 @@ TABLE: list[tuple[str, set[str], set[str], set[str], bool]] = [
     ("Хьюман Райтс Вотч: в Казахстане преследуют блогеров", {"Human Rights Watch"}, set(),
      {"harassment"}, True),
     ("Сотрудники КНБ изъяли технику у журналистов Орда.kz", {"Orda.kz"}, set(), {"raid"}, True),
-    ("Блогер приговорён к 5 годам за пост в Facebook", set(), set(), {"arrest"}, True),
+    # a prison sentence is a criminal case (with status "sentenced"); days in jail are an arrest
+    ("Блогер приговорён к 5 годам за пост в Facebook", set(), set(), {"criminal_case"}, True),
     ("Медоед, или ратель, — бесстрашный зверь", set(), set(), set(), False),
     ("ЖУРНАЛИСТ РАТЕЛЯ ЗАДЕРЖАН", {"Ratel.kz"}, set(), {"detention"}, True),
     ("ВЛАСТИ ЗАБЛОКИРОВАЛИ САЙТ", set(), set(), {"blocking"}, True),

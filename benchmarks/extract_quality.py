@@ -1,0 +1,185 @@
+"""Extraction quality on labelled real headlines (tests/fixtures/incidents/devset_*.jsonl):
+precision, recall and F1 of "is an incident", micro-F1 over incident types, outlet recall, status
+and country accuracy, per language and per split. Not a test: prints numbers.
+
+    .venv/bin/python benchmarks/extract_quality.py            # the tables
+    .venv/bin/python benchmarks/extract_quality.py --misses   # and what the `rules` split misses
+
+Each item is `split` "rules" (may be read while writing rules) or "measure" (never read: the
+honest estimate). Only misses of the `rules` split are ever printed. Extraction runs on title +
+summary against the shipped target list probes/kz.toml, with no country fallback (the text or
+the named outlets must give it).
+
+`--extractor FILE` measures another version of extract.py (for a before/after comparison, e.g.
+`git show HEAD~5:src/blockwatch/feeds/extract.py > /tmp/old_extract.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from blockwatch.targets import load_targets  # noqa: E402
+
+DEVSET = ROOT / "tests" / "fixtures" / "incidents"
+
+
+def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:
+    items = []
+    for path in sorted(folder.glob("devset_*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{n}: not JSON: {exc}") from None
+            item["_where"] = f"{path.name}:{n}"
+            items.append(item)
+    return items
+
+
+@dataclass
+class Score:
+    n: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    type_tp: int = 0
+    type_fp: int = 0
+    type_fn: int = 0
+    outlets: int = 0
+    outlets_found: int = 0
+    status_n: int = 0
+    status_ok: int = 0
+    country_n: int = 0
+    country_ok: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+        p = tp / (tp + fp) if tp + fp else 1.0
+        r = tp / (tp + fn) if tp + fn else 1.0
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+    def incident(self) -> tuple[float, float, float]:
+        return self.f1(self.tp, self.fp, self.fn)
+
+    def types(self) -> float:
+        return self.f1(self.type_tp, self.type_fp, self.type_fn)[2]
+
+    def outlet_recall(self) -> float:
+        return self.outlets_found / self.outlets if self.outlets else 1.0
+
+    def status_accuracy(self) -> float:
+        return self.status_ok / self.status_n if self.status_n else 1.0
+
+    def country_accuracy(self) -> float:
+        return self.country_ok / self.country_n if self.country_n else 1.0
+
+
+def _extract(matcher: Any, item: dict[str, Any]) -> Any:
+    try:
+        return matcher.extract(item["title"], item.get("summary") or "", country=None)
+    except TypeError:  # an older extractor without the country argument
+        return matcher.extract(item["title"], item.get("summary") or "")
+
+
+def score(items: Iterable[dict[str, Any]], matcher: Any) -> dict[tuple[str, str], Score]:
+    """Scores by (language, split), plus ("all", split)."""
+    out: dict[tuple[str, str], Score] = {}
+    for item in items:
+        x = _extract(matcher, item)
+        for key in ((item["lang"], item["split"]), ("all", item["split"])):
+            s = out.setdefault(key, Score())
+            s.n += 1
+            want, got = bool(item["incident"]), bool(x.is_incident)
+            s.tp += want and got
+            s.fp += got and not want
+            s.fn += want and not got
+            want_types = set(item["types"] or ()) if want else set()
+            got_types = set(x.types) if got else set()
+            s.type_tp += len(want_types & got_types)
+            s.type_fp += len(got_types - want_types)
+            s.type_fn += len(want_types - got_types)
+            want_outlets = set(item["outlets"] or ())
+            s.outlets += len(want_outlets)
+            s.outlets_found += len(want_outlets & set(x.outlets))
+            if want:
+                s.status_n += 1
+                s.status_ok += (getattr(x, "status", None) == item.get("status"))
+            if item.get("country"):
+                s.country_n += 1
+                s.country_ok += getattr(x, "country", None) == item["country"]
+            if key[0] == "all" or item["split"] != "rules":
+                continue  # only the rules split's misses may be shown
+            wrong = []
+            if want != got:
+                wrong.append(f"incident {got} (want {want})")
+            if want_types != got_types:
+                wrong.append(f"types {sorted(got_types)} (want {sorted(want_types)})")
+            if want_outlets - set(x.outlets):
+                wrong.append(f"outlets {sorted(x.outlets)} (want {sorted(want_outlets)})")
+            if want and getattr(x, "status", None) != item.get("status"):
+                wrong.append(f"status {getattr(x, 'status', None)} (want {item.get('status')})")
+            if item.get("country") and getattr(x, "country", None) != item["country"]:
+                wrong.append(f"country {getattr(x, 'country', None)} (want {item['country']})")
+            if wrong:
+                s.misses.append(f"{item['id']}: {'; '.join(wrong)}\n    {item['title'][:160]}")
+    return out
+
+
+def load_matcher(extractor: Path | None) -> Any:
+    if extractor is None:
+        from blockwatch.feeds.extract import Matcher
+    else:
+        spec = importlib.util.spec_from_file_location("other_extract", extractor)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["other_extract"] = mod
+        spec.loader.exec_module(mod)
+        Matcher = mod.Matcher
+    return Matcher(load_targets([ROOT / "probes" / "kz.toml"]), [])
+
+
+def table(scores: dict[tuple[str, str], Score]) -> str:
+    rows = ["split    lang  items  inc.P  inc.R  inc.F1  type-F1  outlet-R  status  country"]
+    for split in ("rules", "measure"):
+        for lang in ("en", "ru", "kk", "all"):
+            s = scores.get((lang, split))
+            if s is None:
+                continue
+            p, r, f = s.incident()
+            rows.append(f"{split:8} {lang:4} {s.n:6} {p:6.2f} {r:6.2f} {f:7.2f} {s.types():8.2f} "
+                        f"{s.outlet_recall():9.2f} {s.status_accuracy():7.2f} {s.country_accuracy():8.2f}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--misses", action="store_true", help="print the rules split's misses")
+    ap.add_argument("--extractor", type=Path, help="another extract.py to measure")
+    args = ap.parse_args()
+    items = load_items()
+    scores = score(items, load_matcher(args.extractor))
+    print(table(scores))
+    print("status: accuracy over labelled incidents; country: over items with a country label")
+    if args.misses:
+        for lang in ("en", "ru", "kk"):
+            s = scores.get((lang, "rules"))
+            if s and s.misses:
+                print(f"\n--- misses, rules split, {lang} ({len(s.misses)})")
+                print("\n".join(s.misses))
+
+
+if __name__ == "__main__":
+    main()

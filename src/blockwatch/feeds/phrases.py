@@ -1,0 +1,166 @@
+"""Phrases over words: a vocabulary entry such as "уголовное дело" or "taken into custody" is
+compiled to the keys of its words (see `lemmas`), and matches any inflection and word order
+the text uses within a small gap ("возбуждено уголовное дело", "уголовного дела").
+
+Entry syntax, word by word (separated by spaces):
+- a plain word: its lemma (Russian), stem (English) or Kazakh forms, in the entry's language;
+- `=word`: exactly this normalised surface form ("=fined": "fine" is also an adjective);
+- `word~`: any normalised surface form starting with these letters (a Kazakh derivation family
+  such as "бұғат~" for бұғаттау, бұғатталды, бұғатталған);
+- `*`: any one word (a number, a name).
+Between two words of an entry up to `GAP` other words may stand ("charged him with").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from blockwatch.feeds import kazakh, lemmas
+
+GAP = 1  # other words allowed between two words of an entry
+
+
+@dataclass(frozen=True)
+class Token:
+    start: int
+    end: int
+    text: str  # normalised
+    keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Word:
+    kind: str  # "keys" | "surface" | "prefix" | "any"
+    keys: frozenset[str] = frozenset()
+    text: str = ""
+
+    def matches(self, tok: Token) -> bool:
+        if self.kind == "keys":
+            return not self.keys.isdisjoint(tok.keys)
+        if self.kind == "surface":
+            return tok.text == self.text
+        if self.kind == "prefix":
+            return tok.text.startswith(self.text)
+        return True
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str  # what a match means, e.g. "type:detention", "status:released", "country:KZ"
+    text: str  # the entry as written, for explanations
+    words: tuple[_Word, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    label: str  # one or more labels joined by "+": "type:arrest+type:criminal_case"
+    start: int  # offsets in the text
+    end: int
+    first: int  # token indexes, inclusive
+    last: int
+    entry: Entry
+
+    @property
+    def group(self) -> str:
+        return self.label.split(":", 1)[0]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.label.split("+")
+
+
+def tokenize(text: str, norm: str) -> list[Token]:
+    """Tokens of `norm` (normalised `text`, same length), with their keys."""
+    out = []
+    for m in lemmas.TOKEN.finditer(norm):
+        s, e = m.span()
+        kk = lemmas.has_kazakh_letters(text[s:e])
+        out.append(Token(s, e, m.group(0), lemmas.keys(m.group(0), kk)))
+    return out
+
+
+def _compile_word(word: str, lang: str, first: bool, normalise) -> _Word:  # type: ignore[no-untyped-def]
+    if word == "*":
+        return _Word("any")
+    if word.startswith("="):
+        return _Word("surface", text=normalise(word[1:]))
+    if word.endswith("~"):
+        return _Word("prefix", text=normalise(word[:-1]))
+    w = normalise(word)
+    if lang == "en":
+        return _Word("keys", frozenset({"e:" + lemmas.english_stem(w)}))
+    if lang == "ru":
+        return _Word("keys", frozenset({"r:" + lemmas.russian_lemma(w)}))
+    if lang == "kk":
+        fs = kazakh.forms(w)
+        ks = {"k:" + f for f in fs}
+        if not first:  # a known Russian word may complete a Kazakh phrase ("қылмыстық іс")
+            ks.update("w:" + f for f in fs)
+        return _Word("keys", frozenset(ks))
+    raise ValueError(f"unknown language {lang!r}")
+
+
+class PhraseSet:
+    """Compiled once from labelled entries; `find` is a pure function of a token list."""
+
+    def __init__(self, entries: Iterable[tuple[str, str, str]], normalise) -> None:  # type: ignore[no-untyped-def]
+        """`entries`: (label, language, entry text)."""
+        self._by_key: dict[str, list[Entry]] = {}
+        self._by_surface: dict[str, list[Entry]] = {}
+        self._by_prefix: dict[str, list[Entry]] = {}  # under the first three letters
+        for label, lang, text in entries:
+            words = tuple(_compile_word(w, lang, i == 0, normalise) for i, w in enumerate(text.split()))
+            if not words or words[0].kind == "any":
+                raise ValueError(f"entry {text!r}: must start with a word")
+            e = Entry(label, text, words)
+            w0 = words[0]
+            if w0.kind == "keys":
+                for k in w0.keys:
+                    self._by_key.setdefault(k, []).append(e)
+            elif w0.kind == "surface":
+                self._by_surface.setdefault(w0.text, []).append(e)
+            else:
+                self._by_prefix.setdefault(w0.text[:3], []).append(e)
+
+    def _starting(self, tok: Token) -> set[Entry]:
+        found: set[Entry] = set()
+        for k in tok.keys:
+            found.update(self._by_key.get(k, ()))
+        found.update(self._by_surface.get(tok.text, ()))
+        for e in self._by_prefix.get(tok.text[:3], ()):
+            if e.words[0].matches(tok):
+                found.add(e)
+        return found
+
+    def find(self, tokens: Sequence[Token]) -> list[Hit]:
+        """Every match. Where two matches of the same kind of label ("type", "status", ...)
+        overlap, the longer one wins: "предупреждение об уголовной ответственности" is a warning,
+        not a criminal case."""
+        hits: list[Hit] = []
+        for i, tok in enumerate(tokens):
+            for e in self._starting(tok):
+                last = _match_rest(e.words, tokens, i)
+                if last is not None:
+                    hits.append(Hit(e.label, tok.start, tokens[last].end, i, last, e))
+        hits.sort(key=lambda h: (-(h.last - h.first), h.first, h.label))
+        kept: list[Hit] = []
+        for h in hits:
+            if any(h.first <= k.last and k.first <= h.last and (k.last - k.first) > (h.last - h.first)
+                   and k.group == h.group for k in kept):
+                continue
+            kept.append(h)
+        kept.sort(key=lambda h: h.first)
+        return kept
+
+
+def _match_rest(words: Sequence[_Word], tokens: Sequence[Token], i: int) -> int | None:
+    pos = i
+    for w in words[1:]:
+        for j in range(pos + 1, min(pos + 2 + (0 if w.kind == "any" else GAP), len(tokens))):
+            if w.matches(tokens[j]):
+                pos = j
+                break
+        else:
+            return None
+    return pos
