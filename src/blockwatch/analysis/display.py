@@ -13,7 +13,7 @@ or of rounds in which blockwatch could not look.
   vantage or the control failed), or the last usable measurement is older than two intervals
   while attempts continue. `since` is the last usable measurement (None: never).
 - stale: no attempt at all for more than two intervals of the vantage's schedule (the daemon, an
-  agent or OONI stopped reporting).
+  agent or OONI stopped reporting). `since` is the last attempt.
 - no_data: never measured, or measured but no state confirmed yet.
 """
 
@@ -67,7 +67,7 @@ def classify(state: str | None, verdict: str | None, measured_at: datetime | Non
     if measured_at is None:
         return Shown(NO_DATA, None, usable_at, None)
     if now - measured_at > limit:
-        return Shown(STALE, state, usable_at, usable_at or measured_at)
+        return Shown(STALE, state, usable_at, measured_at)  # since: the last attempt
     if verdict == "inconclusive" or usable_at is None or now - usable_at > limit:
         return Shown(NOT_MEASURED, None, usable_at, usable_at)
     if state == "ok":
