@@ -158,7 +158,9 @@ async def test_a_poll_of_the_shipped_feeds_end_to_end(any_db_url: str,
         from blockwatch.health import check_health
 
         h = check_health(cfg, db, NOW + timedelta(minutes=1))
-        failing = {f["feed"]: f for f in h.feeds if f["consecutive_failures"]}
+        failing = {f["feed"]: f for f in h.feeds if f["status"] == "failing"}
+        assert {f["status"] for f in h.feeds if f["feed"] not in failing} == {"ok"}
+        assert len(h.feeds) == len(feed_specs(cfg))
         assert set(failing) == {"Human Rights Watch", "Azattyq (Kazakh)"}
         assert failing["Human Rights Watch"]["error"] == "HTTP 404 Not Found"
         assert not any("Human Rights Watch" in p for p in h.problems)

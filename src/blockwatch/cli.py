@@ -458,8 +458,10 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
                   f"last usable {v.get('last_usable') or 'never'}"
                   f"{' SILENT' if v['silent'] else ''}"
                   f"{' NOT MEASURING' if v.get('not_measuring') else ''}")
-        failing = [f for f in h.feeds if f["consecutive_failures"]]
-        print(f"feeds: {len(h.feeds) - len(failing)} of {len(h.feeds)} working")
+        failing = [f for f in h.feeds if f["status"] == "failing"]
+        never = sum(1 for f in h.feeds if f["status"] == "never fetched")
+        print(f"feeds: {len(h.feeds) - len(failing) - never} of {len(h.feeds)} working"
+              + (f", {never} never fetched" if never else ""))
         for f in failing:
             print(f"feed {f['feed']} FAILING ({f['consecutive_failures']}x, last ok "
                   f"{f['last_success'] or 'never'}): {f['error']}")

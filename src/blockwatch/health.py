@@ -99,12 +99,13 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
                                   f"{repo.iso(c.last_usable_at)} (more than two intervals): "
                                   f"its results are inconclusive")
         # a dead feed is a visible, harmless failure: listed here, in `feeds` and in the digest
-        configured = cfg.settings.feeds.names
-        for f in s.scalars(select(Feed).order_by(Feed.name)):
-            if f.name in configured:
-                h.feeds.append({"feed": f.name, "kind": f.kind, "url": f.url,
-                                "last_success": repo.iso(f.last_success_at),
-                                "last_attempt": repo.iso(f.last_attempt_at),
-                                "consecutive_failures": f.consecutive_failures or 0,
-                                "error": f.last_error})
+        rows = {f.name: f for f in s.scalars(select(Feed))}
+        for name in sorted(cfg.settings.feeds.names):
+            f = rows.get(name)
+            fails = (f.consecutive_failures or 0) if f else 0
+            status = "failing" if fails else ("ok" if f and f.last_success_at else "never fetched")
+            h.feeds.append({"feed": name, "kind": f.kind if f else None, "status": status,
+                            "last_success": repo.iso(f.last_success_at) if f else None,
+                            "last_attempt": repo.iso(f.last_attempt_at) if f else None,
+                            "consecutive_failures": fails, "error": f.last_error if f else None})
     return h
