@@ -162,3 +162,109 @@ def test_normalise_keeps_offsets() -> None:
 def test_no_targets_no_people() -> None:
     x = Matcher().extract("Журналиста задержали")
     assert x.outlets == () and x.people == () and x.types == ("detention",) and x.is_incident
+
+
+# --- words, not surface forms: the shipped target list, statuses, countries, evidence ---------
+
+@pytest.fixture(scope="module")
+def shipped() -> Matcher:
+    return Matcher(load_targets([Path(__file__).parent.parent / "probes" / "kz.toml"]), PEOPLE)
+
+
+# (text, outlets that must be found, types, status, country)
+WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
+    # inflections of one word are that word
+    ("Суд отправил задержанного журналиста под домашний арест", set(), {"detention", "arrest"}, None,
+     None),
+    ("Задержание корреспондента в Шымкенте", set(), {"detention"}, None, "KZ"),
+    ("Editors charged, indicted and tried for a blog post", set(), {"criminal_case"}, None, None),
+    ("Журналистерді полиция ұстап әкетті", set(), {"detention"}, None, None),
+    ("Тілшінің үйі тінтілді", set(), {"raid"}, None, None),
+    # prosecution and courts
+    ("Редактора обвиняют в распространении заведомо ложной информации", set(), {"criminal_case"},
+     None, None),
+    ("Блогер приговорён к трём годам ограничения свободы", set(), {"criminal_case"}, "sentenced", None),
+    ("Reporter convicted of extremism, jailed for 7 years", set(), {"criminal_case"}, "sentenced",
+     None),
+    ("Журналист арестован на 10 суток", set(), {"arrest"}, None, None),
+    # pressure not called harassment
+    ("Журналистку вызвали в полицию для дачи показаний", set(), {"harassment"}, None, None),
+    ("Прокуратура вынесла официальное предостережение редактору", set(), {"harassment"}, None, None),
+    ("Reporter summoned by prosecutors for questioning", set(), {"harassment"}, None, None),
+    # statuses: facts, not wishes; not negated
+    ("Журналист освобождён из-под стражи", set(), {"detention"} - {"detention"}, "released", None),
+    # (the country is the named outlet's: the target list's)
+    ("HRW призвала освободить задержанного журналиста", {"Human Rights Watch"}, {"detention"}, None,
+     "KZ"),
+    ("Уголовное дело против журналиста было прекращено", set(), {"criminal_case"}, "charges_dropped",
+     None),
+    ("Court acquits journalist of defamation", set(), {"criminal_case"}, "acquitted", None),
+    ("Доступ к сайту Vlast.kz восстановлен после блокировки", {"Vlast.kz"}, {"blocking"}, "unblocked",
+     "KZ"),
+    ("Журналиста не задержали, но допросили", set(), {"harassment"}, None, None),
+    ("The reporter was not detained", set(), set(), None, None),
+    # outlets in other forms
+    ("Kazakh police detain RFE/RL journalist in Almaty", {"Azattyq"}, {"detention"}, None, "KZ"),
+    ("RFE/RL's Kazakh Service reporter fined", {"Azattyq"}, {"fine"}, None, "KZ"),
+    ("Сотрудники полиции задержали корреспондента «Ратель»", {"Ratel.kz"}, {"detention"}, None, "KZ"),
+    ("Прокуратура предупредила главного редактора СМИ Orda", {"Orda.kz"}, set(), None, "KZ"),
+    ("Журналисты Азаттыка задержаны в Жанаозене", {"Azattyq"}, {"detention"}, None, "KZ"),
+    ("Әділ сөздің мәліметінше, журналист ұсталды", {"Adil Soz"}, {"detention"}, None, "KZ"),
+    ("Журналиста задержали в Бишкеке, сообщает «Власть»", {"Vlast.kz"}, {"detention"}, None, "KG"),
+]
+
+
+@pytest.mark.parametrize(("text", "outlets", "types", "status", "country"), WORDS,
+                         ids=[row[0][:40] for row in WORDS])
+def test_words(shipped: Matcher, text: str, outlets: set[str], types: set[str], status: str | None,
+               country: str | None) -> None:
+    x = shipped.extract(text)
+    assert outlets <= set(x.outlets)
+    assert set(x.types) == types
+    assert x.status == status
+    assert x.country == country
+
+
+@pytest.mark.parametrize("text", [
+    "Историки обсудили Золотую Орду",  # the Golden Horde, not Orda.kz
+    "Лада көлігі жол апатына ұшырады",
+    "Власти Казахстана ограничили доступ к мессенджерам",
+    "RFE/RL journalist detained in Minsk",  # RFE/RL's service for Belarus is not Azattyq
+    "Article 19 of the Constitution guarantees freedom of speech",
+])
+def test_outlet_traps(shipped: Matcher, text: str) -> None:
+    x = shipped.extract(text)
+    assert not {"Orda.kz", "Lada.kz", "Vlast.kz", "Azattyq", "ARTICLE 19"} & set(x.outlets)
+
+
+def test_country_fallbacks(shipped: Matcher) -> None:
+    assert shipped.extract("Журналиста задержали").country is None
+    assert shipped.extract("Журналиста задержали", country="KG").country == "KG"
+    # the text wins over the caller's fallback; an outlet's country is the last resort
+    assert shipped.extract("Журналиста задержали в Ташкенте", country="KZ").country == "UZ"
+    assert shipped.extract("Журналиста Рателя задержали").country == "KZ"
+    assert shipped.extract("Сайт 24.kg недоступен").country == "KG"
+
+
+def test_evidence_says_why(shipped: Matcher) -> None:
+    x = shipped.extract("Корреспондента «Ратель» задержали в Алматы", "Его освободили вечером.")
+    assert x.evidence["detention"] == ("задержали",)
+    assert x.evidence["outlet:Ratel.kz"] == ("«Ратель»",)
+    assert x.evidence["status:released"] == ("освободили",)
+    assert x.evidence["country:KZ"] == ("Алматы",)
+    assert "Корреспондента" in x.evidence["press"]
+    assert x.is_incident and x.status == "released"
+
+
+def test_kazakh_forms_meet() -> None:
+    from blockwatch.feeds.kazakh import forms
+
+    def same(a: str, b: str) -> bool:
+        return bool(set(forms(normalise(a))) & set(forms(normalise(b))))
+
+    for a, b in [("Қазақстан", "Қазақстандағы"), ("Астана", "Астанада"), ("тілші", "тілшілерінің"),
+                 ("ұсталды", "ұсталған"), ("айыппұл", "айыппұлы"), ("іс", "іске")]:
+        assert same(a, b), (a, b)
+    # a minimum stem keeps short words whole; unrelated words stay apart
+    assert forms("ел") == ("ел",)
+    assert not same("тілші", "тінту")

@@ -28,6 +28,8 @@ def test_shipped_kazakhstan_list() -> None:
     assert cyrillic >= 0.9 * len(targets)
     ratel = next(t for t in targets if t.name == "Ratel.kz")
     assert "Ратель" in ratel.aliases and ratel.domains == ("ratel.kz",)
+    azattyq = next(t for t in targets if t.name == "Azattyq")
+    assert "RFE/RL" in azattyq.parents and ratel.parents == ()
 
 
 @pytest.mark.parametrize("text,key", [
@@ -36,6 +38,8 @@ def test_shipped_kazakhstan_list() -> None:
     ('[[target]]\nname = "A"\nurls = ["ftp://a.kz/"]\n', "target[0].urls"),
     ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\ncountry = "Kazakhstan"\n', "target[0].country"),
     ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nalias = ["x"]\n', "target[0].alias"),
+    ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nparents = "RFE/RL"\n', "target[0].parents"),
+    ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nparents = ["RFE/RL"]\n', "target[0].parents"),
 ])
 def test_bad_target_lists(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as ei:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from blockwatch.config import ConfigError
 
-_KEYS = {"name", "urls", "aliases", "country", "category"}
+_KEYS = {"name", "urls", "aliases", "country", "category", "parents"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class Target:
     country: str = ""
     category: str = ""
     source: str = field(default="", compare=False)
+    # names of the organisation the outlet is a service of ("RFE/RL" for Azattyq): a report
+    # naming the parent means this outlet when the report is about the outlet's country
+    parents: tuple[str, ...] = ()
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -88,7 +91,13 @@ def _target(item: dict[str, Any], *, file: str, key: str, line: int | None) -> T
     category = item.get("category", "")
     if not isinstance(category, str):
         raise ConfigError(file, f"{key}.category", "expected a Citizen Lab category code", line)
-    return Target(name.strip(), tuple(urls), tuple(aliases), country, category, source=file)
+    parents = item.get("parents", [])
+    if not isinstance(parents, list) or not all(isinstance(a, str) for a in parents):
+        raise ConfigError(file, f"{key}.parents", "expected a list of strings", line)
+    if parents and not country:
+        raise ConfigError(file, f"{key}.parents", "parents need the target's country", line)
+    return Target(name.strip(), tuple(urls), tuple(aliases), country, category, source=file,
+                  parents=tuple(parents))
 
 
 def load_targets(paths: list[Path]) -> list[Target]:

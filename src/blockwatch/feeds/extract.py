@@ -38,7 +38,6 @@ carries its evidence: which words made each type, status, country and name.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +91,7 @@ _MEDIA_BEFORE = re.compile(
     r"радио|сми|медиа|корреспондент|колумнист|обозревател|блогер|интернет-издани|"
     r"тилши|басылым|"
     r"outlet|website|site|newspaper|magazine|journalist|reporter|editor|correspondent|"
-    r"broadcaster|portal|agency|channel|radio|publication|"
+    r"broadcaster|portal|agency|channel|radio|publication|weekly|daily|paper|tabloid|"
     r"канал|информагентств|медиапортал|"
     # reporting words: the outlet is the source of the report
     r"сообщает|сообщил|сообщило|сообщила|сообщают|пишет|передает|данным|цитирует|"
@@ -105,8 +104,11 @@ _MEDIA_AFTER = re.compile(
     r"сайтынан|порталын|порталы[нд]|радиосы|телеарнасы|кызметкер|"
     # English: "the Vlast outlet", "Orda reported"
     r"outlet|website|site|newspaper|magazine|portal|reporter|journalist|editor|correspondent|"
-    r"staff|publication|newsroom|reported|reports|wrote|writes|told)\w*$"
+    r"staff|publication|newsroom|news|weekly|daily|paper|reported|reports|wrote|writes|told)\w*$"
 )
+# Kazakh possessive media nouns that are also Russian plurals: only in Kazakh text
+_MEDIA_AFTER_KK = re.compile(r"(сайты|порталы|газети|газеты|басылым|арнасы|агенттиги|журналы)\w*$")
+_KAZAKH_TEXT = re.compile(r"[әғқңөұүһі]", re.IGNORECASE)
 # Generic words inside a name that running text writes in lower case ("радио Азаттык").
 _GENERIC = frozenset(normalise(w) for w in (
     "радио", "газета", "журнал", "телеканал", "издание", "портал", "агентство", "ИА", "МИА",
@@ -130,13 +132,15 @@ _HYPHEN_END = r"(?:-[а-я]{1,6})?"  # "Ratel.kz-тің", "Vlast-а"
 @dataclass(frozen=True)
 class _Alias:
     owner: str  # the target or person name
-    kind: str  # "outlet" | "person"
+    # fields below: see _compile
+    kind: str  # "outlet" | "person" | "parent" (an outlet's parent organisation)
     text: str  # the alias as written
     pattern: re.Pattern[str]
     domain: bool
     common: bool
     capital: tuple[bool, ...]  # per word: must start with a capital in the text
     length: int
+    derived: bool = False  # a bare name made from a domain alias, not written in the list
 
 
 def _token_pattern(tok: str) -> str:
@@ -164,11 +168,14 @@ def _compile(owner: str, kind: str, alias: str, common: bool = False) -> _Alias 
     words = re.findall(r"\w+", norm)
     orig_words = re.findall(r"\w+", alias)
     parts = [_token_pattern(w) for w in words]
+    if len(words) > 1 and len(words[-1]) == 3 and _CYR_WORD.match(words[-1]):
+        parts[-1] = re.escape(words[-1]) + _INFLECT  # "Әділ сөздің", "Әділ сөзге"
     sep = r"[\s,\-'\"/]{1,3}"
     pat = r"(?<!\w)" + sep.join(parts) + r"(?!\w)" + _HYPHEN_END
     capital = tuple(o[:1].isupper() and w not in _GENERIC for o, w in zip(orig_words, words, strict=True))
+    derived = common
     common = common or " ".join(words) in COMMON_WORDS
-    return _Alias(owner, kind, alias, re.compile(pat), False, common, capital, len(norm))
+    return _Alias(owner, kind, alias, re.compile(pat), False, common, capital, len(norm), derived)
 
 
 class _Named(Protocol):
@@ -213,12 +220,13 @@ class Matcher:
             for item in items:
                 if kind == "outlet" and getattr(item, "country", ""):
                     self._countries[item.name] = item.country
-                names = [(n, False) for n in (item.name, *item.aliases)]
+                names = [(n, False, kind) for n in (item.name, *item.aliases)]
                 if kind == "outlet":
-                    names += [(b, True) for b in _bare_names(names)]
+                    names += [(b, True, kind) for b in _bare_names(names)]
+                    names += [(p, False, "parent") for p in getattr(item, "parents", ())]
                 seen: set[str] = set()
-                for n, bare in names:
-                    a = _compile(item.name, kind, n, common=bare)
+                for n, bare, k in names:
+                    a = _compile(item.name, k, n, common=bare)
                     if a is None or normalise(a.text) in seen:
                         continue
                     seen.add(normalise(a.text))
@@ -271,20 +279,29 @@ class Matcher:
         norm = normalise(text)
         evidence: dict[str, list[str]] = {}
         kept = self._names(text, norm)
-        for k in sorted(kept, key=lambda k: k.start):
-            evidence.setdefault(f"{k.alias.kind}:{k.alias.owner}", []).append(_quoted(text, k.start, k.end))
-        outlets = tuple(sorted({k.alias.owner for k in kept if k.alias.kind == "outlet"}))
+        outlet_set = {k.alias.owner for k in kept if k.alias.kind == "outlet"}
         people = tuple(sorted({k.alias.owner for k in kept if k.alias.kind == "person"}))
         r = read_text(text, norm, title_end=len(title))
         for key, words in r.evidence.items():
             evidence.setdefault(key, []).extend(words)
-        press = _PRESS.search(norm)
+        press = _PRESS.search(norm) or _ANY_DOMAIN.search(norm)
         if press and "press" not in evidence:
             evidence["press"] = [text[press.start():press.end()]]
         found = r.country or country
         if found is None:
-            codes = {self._countries[o] for o in outlets if o in self._countries}
+            codes = {self._countries[o] for o in outlet_set if o in self._countries}
             found = codes.pop() if len(codes) == 1 else None
+        # a parent organisation ("RFE/RL") is its service for the story's country (Azattyq)
+        kept = [k for k in kept if k.alias.kind != "parent" or (
+            found is not None and self._countries.get(k.alias.owner) == found)]
+        outlet_set |= {k.alias.owner for k in kept if k.alias.kind == "parent"}
+        outlets = tuple(sorted(outlet_set))
+        for k in sorted(kept, key=lambda k: k.start):
+            kind = "person" if k.alias.kind == "person" else "outlet"
+            have = evidence.setdefault(f"{kind}:{k.alias.owner}", [])
+            words = _quoted(text, k.start, k.end)
+            if words not in have:
+                have.append(words)
         return Extraction(r.types, outlets, people, press is not None or r.press, r.status, found,
                           {k: tuple(v) for k, v in evidence.items()})
 
@@ -292,11 +309,11 @@ class Matcher:
 _WORD = re.compile(r"\w+")
 
 
-def _bare_names(names: list[tuple[str, bool]]) -> list[str]:
+def _bare_names(names: list[tuple[str, bool, str]]) -> list[str]:
     """"Orda" from "Orda.kz": the name a text uses when it says it is a media outlet."""
-    have = {normalise(n) for n, _ in names}
+    have = {normalise(n) for n, _, _ in names}
     out = []
-    for n, _ in names:
+    for n, _, _ in names:
         n = n.strip()
         if " " in n or n.count(".") != 1:
             continue  # not a two-label domain form ("rus.azattyq.org" has no bare name)
@@ -319,6 +336,10 @@ def _mostly_upper(text: str) -> bool:
     return bool(letters) and sum(c.isupper() for c in letters) / len(letters) > 0.6
 
 
+# a website named in the text makes it about the internet ("Kub.kz was notified of its closure")
+_ANY_DOMAIN = re.compile(
+    r"(?<![\w.@])[a-z0-9][a-z0-9-]+\.(?:kz|kg|uz|tj|tm|ru|by|com|org|net|media|asia|info|news)(?![\w.])")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\-\"'(…])\s*$")
 _NOT_AN_OUTLET_AFTER = frozenset(("of", "конституции", "закона", "кодекса", "ук", "коап", "части"))
 
 
@@ -346,6 +367,14 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     nxt = _WORD.findall(norm[c.end:c.end + 40])[:2]
     if nxt and (_MEDIA_AFTER.match(nxt[0]) or (nxt[0] == "бас" and nxt[1:] and
                                                 nxt[1].startswith("редактор"))):
+        return True
+    if nxt and _MEDIA_AFTER_KK.match(nxt[0]) and _KAZAKH_TEXT.search(text):
+        return True
+    if (capitals and not a.derived and not upper_text and _CYR_WORD.match(normalise(words[0]))
+            and not _SENTENCE_START.search(norm, 0, c.start)):
+        # a Russian or Kazakh common word with a capital inside a sentence is a name: Russian
+        # and Kazakh headlines do not capitalise every word ("журналисты Азаттыка", "Власти"
+        # at the start of a sentence stays the authorities)
         return True
     if any(ch.isdigit() for ch in a.text) and capitals:
         # "Article 19" is the organisation unless it is an article of something
@@ -401,7 +430,6 @@ class Reading:
 _CALL_WINDOW = 3  # words before a status that can make it a wish ("призвал ... освободить")
 _NEGATIONS = frozenset(("not", "never", "no", "не", "нет", "ни"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
-_SENTENCE_END = re.compile(r"[.!?;…](?=\s|$)|\n")
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
 
@@ -419,8 +447,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     `title_end`: where the title ends; a country in the title outweighs one in the summary."""
     norm = normalise(text) if norm is None else norm
     tokens = phrases.tokenize(text, norm)
-    breaks = [m.start() for m in _SENTENCE_END.finditer(norm)]
-    sentence = [bisect.bisect_left(breaks, t.start) for t in tokens]
+    sentence = [t.sentence for t in tokens]
     found, calls = _vocabulary()
     call_at = {h.first for h in calls.find(tokens)}
     evidence: dict[str, list[str]] = {}

@@ -4,21 +4,26 @@ the text uses within a small gap ("возбуждено уголовное де�
 
 Entry syntax, word by word (separated by spaces):
 - a plain word: its lemma (Russian), stem (English) or Kazakh forms, in the entry's language;
-- `=word`: exactly this normalised surface form ("=fined": "fine" is also an adjective);
+- `=word`: exactly this normalised surface form ("=fined": "fine" is also an adjective); an entry
+  that starts with `=` is surface forms throughout ("=was released": not "release");
 - `word~`: any normalised surface form starting with these letters (a Kazakh derivation family
   such as "бұғат~" for бұғаттау, бұғатталды, бұғатталған);
-- `*`: any one word (a number, a name).
-Between two words of an entry up to `GAP` other words may stand ("charged him with").
+- `*`: any one word (a number, a name);
+- `...`: up to `FAR` words of the same sentence ("уголовное дело ... прекращено").
+Between two other words of an entry up to `GAP` other words may stand ("charged him with").
 """
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from blockwatch.feeds import kazakh, lemmas
 
 GAP = 1  # other words allowed between two words of an entry
+FAR = 8  # words that `...` may skip
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,12 @@ class Token:
     end: int
     text: str  # normalised
     keys: frozenset[str]
+    sentence: int = 0  # index of the sentence the token is in
 
 
 @dataclass(frozen=True)
 class _Word:
-    kind: str  # "keys" | "surface" | "prefix" | "any"
+    kind: str  # "keys" | "surface" | "prefix" | "any" | "far"
     keys: frozenset[str] = frozenset()
     text: str = ""
 
@@ -70,21 +76,28 @@ class Hit:
         return self.label.split("+")
 
 
+_SENTENCE_END = re.compile(r"[.!?;…](?=\s|$)|\n")
+
+
 def tokenize(text: str, norm: str) -> list[Token]:
-    """Tokens of `norm` (normalised `text`, same length), with their keys."""
+    """Tokens of `norm` (normalised `text`, same length), with their keys and sentences."""
     out = []
+    breaks = [m.start() for m in _SENTENCE_END.finditer(norm)]
     for m in lemmas.TOKEN.finditer(norm):
         s, e = m.span()
         kk = lemmas.has_kazakh_letters(text[s:e])
-        out.append(Token(s, e, m.group(0), lemmas.keys(m.group(0), kk)))
+        out.append(Token(s, e, m.group(0), lemmas.keys(m.group(0), kk), bisect.bisect_left(breaks, s)))
     return out
 
 
-def _compile_word(word: str, lang: str, first: bool, normalise) -> _Word:  # type: ignore[no-untyped-def]
+def _compile_word(word: str, lang: str, first: bool, surface: bool,
+                  normalise) -> _Word:  # type: ignore[no-untyped-def]
     if word == "*":
         return _Word("any")
-    if word.startswith("="):
-        return _Word("surface", text=normalise(word[1:]))
+    if word == "...":
+        return _Word("far")
+    if surface or word.startswith("="):
+        return _Word("surface", text=normalise(word.removeprefix("=")))
     if word.endswith("~"):
         return _Word("prefix", text=normalise(word[:-1]))
     w = normalise(word)
@@ -110,8 +123,10 @@ class PhraseSet:
         self._by_surface: dict[str, list[Entry]] = {}
         self._by_prefix: dict[str, list[Entry]] = {}  # under the first three letters
         for label, lang, text in entries:
-            words = tuple(_compile_word(w, lang, i == 0, normalise) for i, w in enumerate(text.split()))
-            if not words or words[0].kind == "any":
+            surface = text.startswith("=")
+            words = tuple(_compile_word(w, lang, i == 0, surface, normalise)
+                          for i, w in enumerate(_split(text)))
+            if not words or words[0].kind in ("any", "far") or words[-1].kind == "far":
                 raise ValueError(f"entry {text!r}: must start with a word")
             e = Entry(label, text, words)
             w0 = words[0]
@@ -154,13 +169,35 @@ class PhraseSet:
         return kept
 
 
+def _split(entry: str) -> list[str]:
+    """Words of an entry, split as text is ("нур-султан", "rfe/rl" are two words each)."""
+    out: list[str] = []
+    for w in entry.split():
+        if w in ("*", "..."):
+            out.append(w)
+            continue
+        eq, tilde = w.startswith("="), w.endswith("~")
+        parts = lemmas.TOKEN.findall(w.strip("=~"))
+        for k, part in enumerate(parts):
+            out.append(("=" if eq and k == 0 else "") + part + ("~" if tilde and k == len(parts) - 1 else ""))
+    return out
+
+
 def _match_rest(words: Sequence[_Word], tokens: Sequence[Token], i: int) -> int | None:
     pos = i
+    far = False
     for w in words[1:]:
-        for j in range(pos + 1, min(pos + 2 + (0 if w.kind == "any" else GAP), len(tokens))):
+        if w.kind == "far":
+            far = True
+            continue
+        reach = FAR if far else (0 if w.kind == "any" else GAP)
+        for j in range(pos + 1, min(pos + 2 + reach, len(tokens))):
+            if far and tokens[j].sentence != tokens[i].sentence:
+                return None
             if w.matches(tokens[j]):
                 pos = j
                 break
         else:
             return None
+        far = False
     return pos
