@@ -221,7 +221,8 @@ language = "ru"
     with respx.mock:
         respx.get(f"{site}/rssfeeds").mock(
             return_value=httpx.Response(200, content=fixture("rferl_rssfeeds.html")))
-        respx.get(section).mock(return_value=httpx.Response(200, content=fixture("rferl_section.rss")))
+        respx.get(section).mock(return_value=httpx.Response(
+            200, content=fixture("rferl_section.rss"), headers={"ETag": '"s1"'}))
         first = await poll_feeds(cfg, any_db, force=True, now=NOW)
     assert first.feeds[0].status == "ok" and first.feeds[0].new_entries == 2
     assert "feeds: Казахстан" in (first.feeds[0].note or "")
@@ -234,11 +235,11 @@ language = "ru"
     later = NOW + timedelta(hours=1)
     with respx.mock:
         respx.get(f"{site}/rssfeeds").mock(return_value=httpx.Response(502))
-        route = respx.get(section).mock(
-            return_value=httpx.Response(200, content=fixture("rferl_section.rss")))
+        route = respx.get(section, headers={"If-None-Match": '"s1"'}).mock(
+            return_value=httpx.Response(304))  # conditional GET of the discovered feed
         second = await poll_feeds(cfg, any_db, force=True, now=later)
     r = second.feeds[0]
-    assert r.status == "ok" and route.called and r.new_entries == 0  # nothing twice
+    assert r.status == "ok" and route.called and r.new_entries == 0
     assert "HTTP 502 Bad Gateway; using the list of 2026-12-01T10:00:00Z" in (r.note or "")
 
     # a page without feed links is a failure only when nothing is cached

@@ -135,6 +135,7 @@ class _Got:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     documents: int = 0
+    after: Any = None  # more to write in the transaction that stores the entries
 
 
 def _not_a_feed(content: bytes, content_type: str | None) -> str:
@@ -216,23 +217,36 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         entries: dict[str, Any] = {}
         errors: list[str] = []
         documents = 0
+        old = await asyncio.to_thread(_read, db, store.load_validators, st.id)
+        validators: dict[str, list[str | None]] = {}
         for f in chosen:
-            res = await fetch_one(f.url)
+            etag, lm = old.get(f.url, (None, None))
+            res = await fetch_one(f.url, etag, lm)
+            if res.status == "not_modified":
+                documents += 1
+                validators[f.url] = [res.etag, res.last_modified]
+                continue
             if res.status != "ok":
                 errors.append(f"{f.title} ({f.url}): {res.error or res.status}")
                 continue
+            if res.truncated:
+                notes.append(f"{f.title}: cut at {fc.max_bytes} bytes (feeds.max_bytes)")
             parsed = await asyncio.to_thread(parse_feed, res.content, res.content_type,
                                              drop_last=res.truncated)
             if not parsed.entries and not parsed.version:
                 errors.append(f"{f.title} ({f.url}): {_not_a_feed(res.content, res.content_type)}")
                 continue
             documents += 1
+            validators[f.url] = [res.etag, res.last_modified]
             for e in parsed.entries:
                 entries.setdefault(e.key, e)
         if not documents:
             return _Got("failed", error="; ".join(errors + notes))
         notes = [f"feeds: {', '.join(f.title for f in chosen)}", *errors, *notes]
-        return _Got("ok", list(entries.values()), notes=notes, documents=len(entries))
+        # the validators are written with the entries (one transaction): an ETag stored alone
+        # could hide entries that never were
+        return _Got("ok", list(entries.values()), notes=notes, documents=len(entries),
+                    after=lambda s: store.save_validators(s, st.id, validators, at))
 
     async def searching(se: FeedSearch) -> _Got:
         key = pacer_key(se)
@@ -283,7 +297,7 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         async with write_lock:
             stored = await asyncio.to_thread(_store_ok, db, st.id, got.entries, matcher, at,
                                              got.etag, got.last_modified, nxt, got.query_of,
-                                             conf.country or None)
+                                             conf.country or None, got.after)
         return FeedResult(spec.name, spec.url, "ok", stored.new_entries, len(stored.incident_ids),
                           entries=got.documents, note="; ".join(got.notes) or None,
                           next_attempt_at=nxt, incident_ids=stored.incident_ids, kind=spec.kind)
@@ -318,12 +332,15 @@ def _read(db: Database, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _store_ok(db: Database, feed_id: int, entries: Any, matcher: Matcher, at: datetime,
               etag: str | None, last_modified: str | None, nxt: datetime,
-              query_of: dict[str, str] | None = None, country: str | None = None) -> store.Stored:
+              query_of: dict[str, str] | None = None, country: str | None = None,
+              after: Any = None) -> store.Stored:
     # entries and the feed's new validators in one transaction: a crash between them must not
     # leave an ETag that would hide entries never stored
     with db.write() as s:
         stored = store.store_entries(s, feed_id, entries, matcher, now=at, query_of=query_of,
                                      country=country)
+        if after is not None:
+            after(s)
         store.record_success(s, feed_id, at=at, etag=etag, last_modified=last_modified,
                              next_attempt_at=nxt)
         return stored

@@ -140,6 +140,27 @@ def load_discovered(s: Session, feed_id: int) -> tuple[list[DiscoveredFeed], dat
     return feeds, checked
 
 
+def save_validators(s: Session, feed_id: int, validators: Mapping[str, Sequence[str | None]],
+                    at: datetime) -> None:
+    """The conditional-GET validators of an RFE/RL site's feeds, by feed address."""
+    key = _discovered_key(feed_id) + ".validators"
+    value = {u: [(v[0] or "")[:1000] or None, (v[1] or "")[:200] or None]
+             for u, v in validators.items()}
+    row = s.get(KeyValue, key)
+    if row is None:
+        s.add(KeyValue(key=key, value=value, updated_at=at))
+    else:
+        row.value, row.updated_at = value, at
+
+
+def load_validators(s: Session, feed_id: int) -> dict[str, tuple[str | None, str | None]]:
+    row = s.get(KeyValue, _discovered_key(feed_id) + ".validators")
+    if row is None or not isinstance(row.value, dict):
+        return {}
+    return {str(u): (v[0], v[1]) for u, v in row.value.items()
+            if isinstance(v, list) and len(v) == 2}
+
+
 @dataclass
 class Stored:
     new_entries: int = 0
