@@ -1,0 +1,89 @@
+"""Extraction against labelled real headlines (tests/fixtures/incidents/devset_*.jsonl, sources in
+SOURCES_*.md beside them): every item's labels are well-formed, and quality stays above floors
+set just below what was measured, so a regression fails. The `measure` split was never read
+while writing rules; its scores are the honest estimate. Scoring is the one of
+benchmarks/extract_quality.py (which prints the numbers and the `rules` split's misses)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blockwatch.feeds.extract import STATUSES, TYPES
+from blockwatch.targets import load_targets
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("extract_quality", ROOT / "benchmarks" / "extract_quality.py")
+assert _spec is not None and _spec.loader is not None
+quality = importlib.util.module_from_spec(_spec)
+sys.modules["extract_quality"] = quality  # dataclasses look their module up there
+_spec.loader.exec_module(quality)
+
+ITEMS: list[dict[str, Any]] = quality.load_items()
+TARGETS = {t.name for t in load_targets([ROOT / "probes" / "kz.toml"])}
+KEYS = {"id", "lang", "title", "summary", "source_url", "incident", "types", "status", "outlets",
+        "people", "country", "split"}
+
+# Floors: (split, language) -> (incident F1, type micro-F1, outlet recall, status accuracy,
+# country accuracy), a little below the last measurement (README, "Extraction quality").
+FLOORS: dict[tuple[str, str], tuple[float, float, float, float, float]] = {
+    ("measure", "en"): (0.89, 0.72, 0.75, 0.82, 0.88),
+    ("measure", "ru"): (0.86, 0.78, 0.94, 0.86, 0.79),
+    ("measure", "kk"): (0.78, 0.52, 0.87, 0.90, 0.66),
+    ("measure", "all"): (0.86, 0.73, 0.86, 0.85, 0.83),
+    ("rules", "all"): (0.90, 0.78, 0.95, 0.87, 0.85),
+}
+
+
+def test_the_set_is_there() -> None:
+    langs = {i["lang"] for i in ITEMS}
+    assert {"en", "ru", "kk"} <= langs
+    assert sum(i["split"] == "measure" for i in ITEMS) >= 100
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=[i["_where"] for i in ITEMS])
+def test_labels_are_well_formed(item: dict[str, Any]) -> None:
+    missing = KEYS - set(item)
+    assert not missing, f"{item['_where']}: missing {sorted(missing)}"
+    assert isinstance(item["id"], str) and item["id"]
+    assert item["lang"] in ("en", "ru", "kk")
+    assert item["split"] in ("rules", "measure")
+    assert isinstance(item["title"], str) and item["title"].strip()
+    assert item["summary"] is None or isinstance(item["summary"], str)
+    assert isinstance(item["incident"], bool)
+    assert isinstance(item["types"], list) and set(item["types"]) <= set(TYPES), item["types"]
+    assert len(set(item["types"])) == len(item["types"])
+    if not item["incident"]:
+        assert item["types"] == [] and item["status"] is None
+    else:
+        assert item["types"], "an incident has at least one type"
+    assert item["status"] is None or item["status"] in STATUSES
+    assert isinstance(item["outlets"], list) and set(item["outlets"]) <= TARGETS, item["outlets"]
+    assert isinstance(item["people"], list) and all(isinstance(p, str) for p in item["people"])
+    assert item["country"] is None or re.fullmatch(r"[A-Z]{2}", item["country"])
+    assert isinstance(item["source_url"], str) and item["source_url"].startswith(("http://", "https://"))
+
+
+def test_ids_are_unique() -> None:
+    ids = [i["id"] for i in ITEMS]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.fixture(scope="module")
+def scores() -> dict[tuple[str, str], Any]:
+    return quality.score(ITEMS, quality.load_matcher(None))
+
+
+@pytest.mark.parametrize("key", sorted(FLOORS), ids=[f"{s}-{lang}" for s, lang in sorted(FLOORS)])
+def test_quality_floor(scores: dict[tuple[str, str], Any], key: tuple[str, str]) -> None:
+    split, lang = key
+    s = scores[(lang, split)]
+    got = (s.incident()[2], s.types(), s.outlet_recall(), s.status_accuracy(), s.country_accuracy())
+    names = ("incident F1", "type micro-F1", "outlet recall", "status accuracy", "country accuracy")
+    low = [f"{n} {g:.3f} < {f:.2f}" for n, g, f in zip(names, got, FLOORS[key], strict=True) if g < f]
+    assert not low, f"{key}: " + "; ".join(low)
