@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dns.message
 import dns.rrset
@@ -28,6 +29,7 @@ from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import ProbeSettings
 from blockwatch.storage.models import Measurement
+from blockwatch.targets import load_targets
 from lab import CONTROL, CONTROL_RESOLVER, DNS, VANTAGE, Behaviour, Lab
 from test_agent import agent_args, agent_rows, run_agent
 from test_collector_support import running_collector, tokens
@@ -47,6 +49,19 @@ def _root_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+def plain(url: str) -> str:
+    """A lab URL as the shipped list has it (no port)."""
+    return re.sub(r"^(https?://[^/:]+):\d+/", r"\1/", url)
+
+
+def expected(urls: list[str]) -> dict[str, str]:
+    return {u: CENSORED.get(plain(u), "ok") for u in urls}
+
+
+def n_urls(cfg: Config) -> int:
+    return sum(len(t.urls) for t in load_targets(cfg.target_files))
+
+
 def swap(text: str, old: str, new: str) -> str:
     """One exact replacement: the shipped file must still say what this test expects."""
     assert text.count(old) == 1, f"the shipped file no longer has exactly one {old!r}"
@@ -56,11 +71,19 @@ def swap(text: str, old: str, new: str) -> str:
 async def shipped(lab: Lab, tmp_path: Path, *, agents: dict[str, str] | None = None) -> Config:
     """config/blockwatch.toml and probes/kz.toml with lab addresses; every host a lab site."""
     port = lab.https_port
-    kz = (ROOT / "probes" / "kz.toml").read_text(encoding="utf-8")
-    hosts = re.findall(r'^urls = \["https://([^/"]+)/"\]$', kz, flags=re.M)
-    assert len(hosts) == 40  # one URL per target in the shipped list
-    (tmp_path / "kz.toml").write_text(
-        re.sub(r'^(urls = \["https://[^/"]+)/', rf"\1:{port}/", kz, flags=re.M), encoding="utf-8")
+    kz = ROOT / "probes" / "kz.toml"
+    urls = [u for t in load_targets([kz]) for u in t.urls]
+    hosts = sorted({urlsplit(u).hostname or "" for u in urls})
+    assert len(urls) >= 30 and CENSORED.keys() <= set(urls)
+
+    def lab_port(m: re.Match[str]) -> str:  # "https://ratel.kz/" -> "https://ratel.kz:PORT/"
+        scheme, host = m[1], m[2]
+        return f'"{scheme}://{host}:{port if scheme == "https" else lab.http_port}/'
+
+    text = re.sub(r'"(https?)://([^/":]+)/', lab_port, kz.read_text(encoding="utf-8"))
+    (tmp_path / "kz.toml").write_text(text, encoding="utf-8")
+    swapped = [u for t in load_targets([tmp_path / "kz.toml"]) for u in t.urls]
+    assert [plain(u) for u in swapped] == urls  # every URL, only its port added
     for h in hosts:
         await lab.add_site(h, vantage=Behaviour.tls_reset_after_hello if h == "ratel.kz" else None)
     lab.vantage_dns.set("vlast.kz", DNS.nxdomain())  # the in-country resolver lies
@@ -125,9 +148,8 @@ async def test_shipped_config_check_round(lab: Lab, tmp_path: Path,
     assert "Traceback" not in out.err and "DoH" not in out.err
     lines = [json.loads(x) for x in out.out.splitlines()]
     verdicts = {ln["url"]: ln["verdict"] for ln in lines}
-    assert len(verdicts) == 40 and {ln["vantage"] for ln in lines} == {"vps"}
-    expected = {u: CENSORED.get(re.sub(r":\d+/", "/", u), "ok") for u in verdicts}
-    assert verdicts == expected
+    assert len(verdicts) == n_urls(cfg) and {ln["vantage"] for ln in lines} == {"vps"}
+    assert verdicts == expected(list(verdicts))
     ratel = f"https://ratel.kz:{lab.https_port}/"
     assert_doh_answered(lab, control_dns(tmp_path / "blockwatch.db", ratel), "ratel.kz")
     # the vantage's own network: its resolver and source address, never the control's
@@ -144,9 +166,9 @@ async def test_shipped_config_collector_judges_an_agent(lab: Lab, tmp_path: Path
         code = await run_agent(agent_args(lab, tmp_path, c.url, tok["almaty-1"]))
         assert code == 0
         rows = agent_rows(c.db, "almaty-1")
-    assert len(rows) == 40
+    assert len(rows) == n_urls(cfg)
     assert not [r for r in rows if r[1] == "inconclusive"], rows
-    assert dict(rows) == {u: CENSORED.get(re.sub(r":\d+/", "/", u), "ok") for u, _ in rows}
+    assert dict(rows) == expected([u for u, _ in rows])
     ratel = f"https://ratel.kz:{lab.https_port}/"
     assert_doh_answered(lab, control_dns(tmp_path / "blockwatch.db", ratel), "ratel.kz")
     # the agent's connections come from the censored network, the control's from the other
@@ -171,7 +193,7 @@ async def test_agent_asks_a_doh_resolver(lab: Lab, tmp_path: Path,
         with c.db.read() as s:
             ev = s.scalars(select(Measurement.evidence).where(
                 Measurement.role == "vantage", Measurement.url.contains("vlast.kz"))).one()
-    assert dict(rows) == {u: CENSORED.get(re.sub(r":\d+/", "/", u), "ok") for u, _ in rows}
+    assert dict(rows) == expected([u for u, _ in rows])
     assert {q["transport"] for q in ev["dns"]} == {"doh"}
     assert ev["dns"][0]["failure"] == F.DNS_NXDOMAIN  # the lie, carried over DoH
     assert {(q.source, q.transport) for q in lab.vantage_dns.queried("ratel.kz")} == {
@@ -234,7 +256,7 @@ async def test_agent_with_a_dead_doh_resolver_reports_dns_failures(
         with c.db.read() as s:
             evs = list(s.scalars(select(Measurement.evidence).where(Measurement.role == "vantage")))
     # the canary failed too: the agent's own network is in doubt, so nothing is called blocked
-    assert len(rows) == 40 and {v for _, v in rows} == {"inconclusive"}
+    assert len(rows) == n_urls(cfg) and {v for _, v in rows} == {"inconclusive"}
     assert {q["failure"] for ev in evs for q in ev["dns"]} == {F.CONNECTION_REFUSED}
 
 
