@@ -265,6 +265,36 @@ async def test_doh_server(lab: Lab) -> None:
         await fetch(lab, doh.name, VANTAGE, path="/dns-query")
 
 
+async def test_every_resolver_serves_doh_on_its_address(lab: Lab) -> None:
+    site = await lab.add_site("ratel.test")
+    lab.vantage_dns.set("ratel.test", DNS.answer(["192.0.2.9"]))
+    wire = dns.message.make_query("ratel.test", "A").to_wire()
+    hdrs = {"Content-Type": "application/dns-message"}
+    assert lab.control_resolvers == [lab.control_resolver, f"127.0.3.54:{lab.dns_port}",
+                                     f"https://127.0.3.53:{lab.https_port}/dns-query"]
+    transport = httpx.AsyncHTTPTransport(local_address=VANTAGE, verify=lab.ssl_context())
+    async with httpx.AsyncClient(transport=transport, trust_env=False, timeout=SHORT) as client:
+        # a certificate for the resolver's IP; each resolver answers from its own zone
+        control = await client.post(lab.doh_url("control"), content=wire, headers=hdrs)
+        vantage = await client.post(lab.doh_url("vantage"), content=wire, headers=hdrs)
+        b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+        get = await client.get(lab.doh_url("vantage"), params={"dns": b64})
+        other = await client.post(lab.doh_url("vantage").replace("dns-query", "x"), content=wire)
+    assert addresses(dns.message.from_wire(control.content)) == [site.address]
+    assert addresses(dns.message.from_wire(vantage.content)) == ["192.0.2.9"]
+    assert addresses(dns.message.from_wire(get.content)) == ["192.0.2.9"]
+    assert other.status_code == 404
+    # kept alive: three requests to the vantage resolver over one connection
+    assert lab.doh_servers["127.0.2.53"].connections == 1
+    assert [(q.source, q.transport) for q in lab.vantage_dns.queried("ratel.test")] == [
+        (VANTAGE, "doh"), (VANTAGE, "doh")]
+    # the second control resolver answers UDP from the control's zone
+    reply = await dns.asyncquery.udp(dns.message.make_query("ratel.test", "A"), "127.0.3.54",
+                                     port=lab.dns_port, timeout=SHORT)
+    assert addresses(reply) == [site.address]
+    assert lab.errors == []
+
+
 # -- serving ------------------------------------------------------------------------------
 async def test_serve_http_and_https_and_log(lab: Lab) -> None:
     site = await lab.add_site("ratel.test", aliases=["www.ratel.test"], body=b"<title>Ratel</title>")
