@@ -234,12 +234,19 @@ class Matcher:
                     if first:
                         self._by_key.setdefault(first.group(0)[:3], []).append(a)
         self._short = {k for k in self._by_key if len(k) < 3}
+        # one C-level scan finds the words that start like some name's first word; only those
+        # are looked at in Python
+        keys = sorted(self._by_key, key=len, reverse=True)
+        self._starts = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, keys)) + ")" if keys else r"(?!)")
         for lst in self._by_key.values():
             lst.sort(key=lambda a: -a.length)  # longer names first: they win overlaps
 
     def _candidates(self, norm: str) -> list[_Match]:
         found: list[_Match] = []
-        for m in _WORD.finditer(norm):
+        for s in self._starts.finditer(norm):
+            m = _WORD.match(norm, s.start())
+            if m is None:
+                continue
             tok = m.group(0)
             # aliases are filed under the first three letters of their first word (fewer when
             # that word is shorter), so a text word finds them under one of its prefixes
@@ -332,15 +339,20 @@ def _quoted(text: str, start: int, end: int) -> str:
 
 
 def _mostly_upper(text: str) -> bool:
-    letters = [c for c in text if c.isalpha()]
-    return bool(letters) and sum(c.isupper() for c in letters) / len(letters) > 0.6
+    letters = sum(map(str.isalpha, text))  # map over str methods: C speed, no Python loop
+    return bool(letters) and sum(map(str.isupper, text)) / letters > 0.6
 
 
 # a website named in the text makes it about the internet ("Kub.kz was notified of its closure")
 _ANY_DOMAIN = re.compile(
     r"(?<![\w.@])[a-z0-9][a-z0-9-]+\.(?:kz|kg|uz|tj|tm|ru|by|com|org|net|media|asia|info|news)(?![\w.])")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\-\"'(…])\s*$")
+_SENTENCE_PUNCT = frozenset(".!?:;\n-\"'(…")
 _NOT_AN_OUTLET_AFTER = frozenset(("of", "конституции", "закона", "кодекса", "ук", "коап", "части"))
+
+
+def _starts_sentence(norm: str, at: int) -> bool:
+    pre = norm[max(0, at - 40):at].rstrip(" \t")
+    return not pre or pre[-1] in _SENTENCE_PUNCT
 
 
 def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
@@ -371,7 +383,7 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     if nxt and _MEDIA_AFTER_KK.match(nxt[0]) and _KAZAKH_TEXT.search(text):
         return True
     if (capitals and not a.derived and not upper_text and _CYR_WORD.match(normalise(words[0]))
-            and not _SENTENCE_START.search(norm, 0, c.start)):
+            and not _starts_sentence(norm, c.start)):
         # a Russian or Kazakh common word with a capital inside a sentence is a name: Russian
         # and Kazakh headlines do not capitalise every word ("журналисты Азаттыка", "Власти"
         # at the start of a sentence stays the authorities)
@@ -406,16 +418,16 @@ _PRESS = _rx(
 
 
 @lru_cache(maxsize=1)
-def _vocabulary() -> tuple[phrases.PhraseSet, phrases.PhraseSet]:
-    """(types + statuses + countries, calls), compiled once on first use."""
+def _vocabulary() -> phrases.PhraseSet:
+    """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
                for table in (vocabulary.TYPES, vocabulary.STATUS)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
     entries += [("press:", lang, e) for lang, es in vocabulary.PRESS.items() for e in es]
-    calls = [("call", lang, e) for lang, es in vocabulary.CALLS.items() for e in es]
-    return phrases.PhraseSet(entries, normalise), phrases.PhraseSet(calls, normalise)
+    entries += [("call:", lang, e) for lang, es in vocabulary.CALLS.items() for e in es]
+    return phrases.PhraseSet(entries, normalise)
 
 
 @dataclass(frozen=True)
@@ -448,8 +460,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     norm = normalise(text) if norm is None else norm
     tokens = phrases.tokenize(text, norm)
     sentence = [t.sentence for t in tokens]
-    found, calls = _vocabulary()
-    call_at = {h.first for h in calls.find(tokens)}
+    hits = _vocabulary().find(tokens)
+    call_at = {h.first for h in hits if h.group == "call"}
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -467,7 +479,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         country_score[code] = (score + weight, min(first, start))
         add(f"country:{code}", words)
 
-    for h in found.find(tokens):
+    for h in hits:
         words = text[h.start:h.end]
         for label in h.labels:
             kind, value = label.split(":", 1)

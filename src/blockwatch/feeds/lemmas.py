@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 TOKEN = re.compile(r"[^\W_]+(?:['’][a-z]+)?")  # words; "rfe/rl's" -> "rfe", "rl's"
 _LATIN = re.compile(r"[a-z]")
 _CYRILLIC = re.compile(r"[а-яё]")
-_KAZAKH_LETTERS = frozenset("әғқңөұүһі")
 INFINITIVE = "#inf"  # a key marking a Russian infinitive: "призвал освободить" is no release
 
 
@@ -79,8 +78,11 @@ def keys(token: str, kazakh_letters: bool = False) -> frozenset[str]:
     return frozenset(out)
 
 
+_KAZAKH_LETTER = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
+
+
 def has_kazakh_letters(word: str) -> bool:
-    return any(c in _KAZAKH_LETTERS for c in word.lower())
+    return _KAZAKH_LETTER.search(word) is not None
 
 
 def russian_lemma(word: str) -> str:

@@ -15,10 +15,10 @@ Between two other words of an entry up to `GAP` other words may stand ("charged 
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from blockwatch.feeds import kazakh, lemmas
 
@@ -26,8 +26,7 @@ GAP = 1  # other words allowed between two words of an entry
 FAR = 8  # words that `...` may skip
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: made for every word of every entry, so cheap to build
     start: int
     end: int
     text: str  # normalised
@@ -51,7 +50,7 @@ class _Word:
         return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each entry is compiled once
 class Entry:
     label: str  # what a match means, e.g. "type:detention", "status:released", "country:KZ"
     text: str  # the entry as written, for explanations
@@ -83,10 +82,17 @@ def tokenize(text: str, norm: str) -> list[Token]:
     """Tokens of `norm` (normalised `text`, same length), with their keys and sentences."""
     out = []
     breaks = [m.start() for m in _SENTENCE_END.finditer(norm)]
+    breaks.append(len(norm) + 1)
+    sentence = 0
+    kazakh_text = lemmas.has_kazakh_letters(text)
+    keys = lemmas.keys
     for m in lemmas.TOKEN.finditer(norm):
         s, e = m.span()
-        kk = lemmas.has_kazakh_letters(text[s:e])
-        out.append(Token(s, e, m.group(0), lemmas.keys(m.group(0), kk), bisect.bisect_left(breaks, s)))
+        while breaks[sentence] < s:
+            sentence += 1
+        word = m.group(0)
+        kk = kazakh_text and lemmas.has_kazakh_letters(text[s:e])
+        out.append(Token(s, e, word, keys(word, kk), sentence))
     return out
 
 
@@ -122,6 +128,7 @@ class PhraseSet:
         self._by_key: dict[str, list[Entry]] = {}
         self._by_surface: dict[str, list[Entry]] = {}
         self._by_prefix: dict[str, list[Entry]] = {}  # under the first three letters
+        self._start_cache: dict[tuple[str, frozenset[str]], tuple[Entry, ...]] = {}
         for label, lang, text in entries:
             surface = text.startswith("=")
             words = tuple(_compile_word(w, lang, i == 0, surface, normalise)
@@ -138,15 +145,25 @@ class PhraseSet:
             else:
                 self._by_prefix.setdefault(w0.text[:3], []).append(e)
 
-    def _starting(self, tok: Token) -> set[Entry]:
-        found: set[Entry] = set()
+    def _starting(self, tok: Token) -> tuple[Entry, ...]:
+        """The entries whose first word is this token (cached: texts repeat their words)."""
+        key = (tok.text, tok.keys)
+        cached = self._start_cache.get(key)
+        if cached is not None:
+            return cached
+        found: dict[int, Entry] = {}
         for k in tok.keys:
-            found.update(self._by_key.get(k, ()))
-        found.update(self._by_surface.get(tok.text, ()))
+            for e in self._by_key.get(k, ()):
+                found[id(e)] = e
+        for e in self._by_surface.get(tok.text, ()):
+            found[id(e)] = e
         for e in self._by_prefix.get(tok.text[:3], ()):
             if e.words[0].matches(tok):
-                found.add(e)
-        return found
+                found[id(e)] = e
+        if len(self._start_cache) >= 200_000:
+            self._start_cache.clear()
+        out = self._start_cache[key] = tuple(found.values())
+        return out
 
     def find(self, tokens: Sequence[Token]) -> list[Hit]:
         """Every match. Where two matches of the same kind of label ("type", "status", ...)

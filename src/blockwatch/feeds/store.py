@@ -26,7 +26,7 @@ from blockwatch.storage.models import (
     Target,
     Vantage,
 )
-from blockwatch.textsafe import storable
+from blockwatch.textsafe import storable, storable_data, storable_opt
 
 # A published time further ahead than this is a broken clock or a typo in the feed: such an
 # entry is dated when it was first seen, so it cannot be linked to events that never happen.
@@ -199,23 +199,24 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
     `country`: the feed's country, for entries whose text names none."""
     hint = {"country": country} if country and _takes_country(matcher) else {}
     entries = list(entries)
-    keys = [e.key for e in entries]
+    keys = [storable(e.key) for e in entries]  # as stored (textsafe)
     known: set[str] = set()
     for i in range(0, len(keys), 500):  # bounded IN lists
         known.update(s.scalars(select(FeedEntry.entry_key).where(
             FeedEntry.feed_id == feed_id, FeedEntry.entry_key.in_(keys[i:i + 500]))))
     out = Stored()
-    for e in entries:
-        if e.key in known:
+    for e, key in zip(entries, keys, strict=True):
+        if key in known:
             continue
-        known.add(e.key)
+        known.add(key)
         entry_id = s.execute(
             _insert(s, FeedEntry).values(
                 # feed text is text from outside: storable as every stored text (textsafe)
-                feed_id=feed_id, entry_key=storable(e.key), title=storable(e.title),
+                feed_id=feed_id, entry_key=key, title=storable(e.title),
                 link=storable(e.link), summary=storable(e.summary),
                 published_at=e.published_at, first_seen_at=now, content_sha256=e.content_sha256,
-                query=(query_of or {}).get(e.key), source_url=e.source_url or None,
+                query=storable_opt((query_of or {}).get(e.key)),
+                source_url=storable(e.source_url) or None,
             ).returning(FeedEntry.id)
         ).scalar()
         if entry_id is None:
@@ -231,7 +232,7 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
                 people=list(x.people), occurred_at=occurred, created_at=now,
                 country=(getattr(x, "country", None) or None),
                 status=(getattr(x, "status", None) or None),
-                evidence=jsonable(getattr(x, "evidence", None)) or None,
+                evidence=storable_data(jsonable(getattr(x, "evidence", None))) or None,
             ).returning(Incident.id)
         ).scalar()
         if incident_id is not None:
