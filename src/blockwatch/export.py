@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 from blockwatch import __version__
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import Measurement, Target, Vantage, Verdict
-from blockwatch.textsafe import printable, storable_data
+from blockwatch.textsafe import dumps, printable, storable_data
 
 CSV_FIELDS = ["uid", "target", "url", "vantage", "vantage_kind", "country", "asn", "role",
               "measured_at", "verdict", "confirmed", "reason", "control_uid", "evidence_sha256",
@@ -116,8 +116,7 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
             _flush(buf, f, h)
         else:
             for rec in records(db, target, since, until, reveal_agents=reveal_agents):
-                data = (json.dumps(rec, ensure_ascii=False, sort_keys=True, allow_nan=False)
-                        + "\n").encode()
+                data = (dumps(rec, sort_keys=True) + "\n").encode()  # one record a line
                 f.write(data)
                 h.update(data)
                 n += 1

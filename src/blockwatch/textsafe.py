@@ -97,16 +97,20 @@ def storable_evidence(data: Any, text: str | None = None) -> tuple[Any, str]:
 
 def dumps(v: Any, **kw: Any) -> str:
     """json.dumps for outputs: strict JSON (a non-finite number is written as null) of printable
-    text (no lone surrogates, no controls a strict reader trips on). Clean data costs one scan
-    of the result."""
+    text (no lone surrogates, no controls a strict reader trips on), with U+2028 and U+2029
+    escaped (line breaks to str.splitlines and to JavaScript before ES2019: a JSON-lines file
+    must stay one record a line). Clean data costs one scan of the result."""
     kw.setdefault("ensure_ascii", False)
     try:
         out = json.dumps(v, allow_nan=False, **kw)
     except ValueError:
-        return json.dumps(storable_data(v, printable), allow_nan=False, **kw)
-    if _JSON_SUSPECT.search(out) is None:
-        return out
-    return json.dumps(storable_data(v, printable), allow_nan=False, **kw)
+        out = json.dumps(storable_data(v, printable), allow_nan=False, **kw)
+    else:
+        if _JSON_SUSPECT.search(out) is not None:
+            out = json.dumps(storable_data(v, printable), allow_nan=False, **kw)
+    if "\u2028" in out or "\u2029" in out:  # only inside strings: JSON has no other place for them
+        out = out.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return out
 
 
 def no_nan(name: str) -> float:

@@ -72,15 +72,21 @@ def encode(row: Row) -> tuple[str, str]:
 _TEXT_FIELDS = ("uid", "url", "failure", "round_id", "reason")
 
 
+FAILURE_MAX = 64  # measurements.failure: a summary (the evidence keeps the whole text)
+
+
 def storable_rows(rows: Sequence[Row]) -> list[Row]:
     """The rows with their text fields storable (a row that needs nothing is the same object)."""
     out = []
     for r in rows:
-        fix = {}
+        fix: dict[str, Any] = {}
         for f in _TEXT_FIELDS:
             v = getattr(r, f)
             if v and storable(v) is not v:
                 fix[f] = storable(v)
+        failure = fix.get("failure", r.failure)
+        if failure is not None and len(failure) > FAILURE_MAX:
+            fix["failure"] = failure[:FAILURE_MAX]
         out.append(dataclasses.replace(r, **fix) if fix else r)
     return out
 

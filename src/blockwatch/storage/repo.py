@@ -95,7 +95,7 @@ def add_measurement(s: Session, *, uid: str, target_id: int | None, vantage_id: 
     m = Measurement(uid=storable(uid), target_id=target_id, vantage_id=vantage_id,
                     url=storable(url), role=role,
                     round_id=storable(round_id) if round_id else round_id, measured_at=measured_at,
-                    failure=storable(failure) if failure else failure, evidence=data,
+                    failure=storable(failure)[:64] if failure else failure, evidence=data,
                     evidence_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), keep=keep)
     s.add(m)
     s.flush()
