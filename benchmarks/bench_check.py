@@ -33,6 +33,7 @@ async def main():
         await lab.add_sites([f"site{{i:04d}}.test" for i in range({n})])
         info = dict(https_port=lab.https_port, vantage_resolver=lab.vantage_resolver,
                     control_resolver=lab.control_resolver, ca=str(lab.ca_pem_path),
+                    control_resolvers=lab.control_resolvers,
                     urls=[lab.url(f"site{{i:04d}}.test") for i in range({n})])
         print(json.dumps(info), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -46,6 +47,9 @@ def main() -> None:
     ap.add_argument("--urls", type=int, default=1000)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--shipped-control", action="store_true",
+                    help="the control asks two UDP resolvers and a DoH one, as the shipped "
+                         "config does (default: one UDP resolver)")
     args = ap.parse_args()
 
     lab = subprocess.Popen([sys.executable, "-c", LAB_SCRIPT.format(
@@ -74,7 +78,8 @@ def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ig
         f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(info["urls"])))
     (tmp / "c.toml").write_text('[storage]\nurl = "sqlite:///bench.db"\n' + probe_config(
         targets="targets.toml", ca=info["ca"], vantage_resolver=info["vantage_resolver"],
-        control_resolvers=[info["control_resolver"]],
+        control_resolvers=info["control_resolvers"] if args.shipped_control
+        else [info["control_resolver"]],
         probe=f'timeout = "10s"\nconcurrency = {args.concurrency}\ncanaries = []'))
     cfg = load(tmp / "c.toml")
     targets = load_targets(cfg.target_files)

@@ -99,7 +99,7 @@ async def query(
     *,
     timeout: float,
     source: str | None = None,
-    http: httpx.AsyncClient | None,
+    http: DoHClient | None,
     linger: float = 0.0,
     allow: Networks = (),
 ) -> DnsQuery:
@@ -117,7 +117,7 @@ async def query_types(
     *,
     timeout: float,
     source: str | None = None,
-    http: httpx.AsyncClient | None,
+    http: DoHClient | None,
     linger: float = 0.0,
     allow: Networks = (),
 ) -> list[DnsQuery]:
@@ -223,14 +223,14 @@ Outcome = tuple["dns.message.Message | BaseException", list[dns.message.Message]
 
 
 async def _stream(spec: ResolverSpec, msg: dns.message.Message, timeout: float, source: str | None,
-                  http: httpx.AsyncClient | None) -> Outcome:
+                  http: DoHClient | None) -> Outcome:
     """DoH, else TCP (also a UDP resolver's, after a truncated reply): (reply or the
     exception, no extras, when it ended)."""
     reply: dns.message.Message | BaseException
     try:
         if spec.transport == "doh":
             assert http is not None  # checked in query_types
-            reply = await _doh(http, spec.url, msg, timeout)
+            reply = await http.exchange(spec.url, msg, timeout)
         else:
             reply = await dns.asyncquery.tcp(msg, spec.host, timeout=timeout, port=spec.port,
                                              source=source)
@@ -356,22 +356,34 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
     return out
 
 
-async def _doh(
-    client: httpx.AsyncClient, url: str, msg: dns.message.Message, timeout: float
-) -> dns.message.Message:
-    msg.id = 0  # RFC 8484: use 0 for cache friendliness
-    async with asyncio.timeout(timeout), client.stream(
-        "POST", url, content=msg.to_wire(), timeout=timeout,
-        headers={"content-type": "application/dns-message", "accept": "application/dns-message"},
-    ) as r:
-        if r.status_code != 200:
-            raise dns.exception.DNSException(f"DoH server answered HTTP {r.status_code}")
-        body = b""
-        async for chunk in r.aiter_bytes():  # a DNS message fits in 64 KiB: read no more
-            body += chunk
-            if len(body) > DOH_MAX:
-                raise dns.exception.DNSException("DoH reply larger than a DNS message")
-    return dns.message.from_wire(body, ignore_trailing=True)
+class DoHClient:
+    """DoH exchanges (RFC 8484 POST) over one httpx client, at most `slots` at once. The slots
+    are ours: a request queued inside httpx's pool costs CPU on every pool change (measured:
+    600 queued queries cost more than the queries themselves)."""
+
+    def __init__(self, client: httpx.AsyncClient, slots: int):
+        self.client = client
+        self.slots = asyncio.Semaphore(slots)
+
+    async def exchange(self, url: str, msg: dns.message.Message, timeout: float
+                       ) -> dns.message.Message:
+        msg.id = 0  # RFC 8484: use 0 for cache friendliness
+        async with self.slots, asyncio.timeout(timeout), self.client.stream(
+            "POST", url, content=msg.to_wire(), timeout=timeout,
+            headers={"content-type": "application/dns-message",
+                     "accept": "application/dns-message"},
+        ) as r:
+            if r.status_code != 200:
+                raise dns.exception.DNSException(f"DoH server answered HTTP {r.status_code}")
+            body = b""
+            async for chunk in r.aiter_bytes():  # a DNS message fits in 64 KiB: read no more
+                body += chunk
+                if len(body) > DOH_MAX:
+                    raise dns.exception.DNSException("DoH reply larger than a DNS message")
+        return dns.message.from_wire(body, ignore_trailing=True)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 DOH_MAX = 65535
@@ -379,7 +391,7 @@ DOH_MAX = 65535
 
 async def resolve_all(
     specs: list[ResolverSpec], host: str, *, timeout: float, source: str | None,
-    http: httpx.AsyncClient | None, qtypes: tuple[str, ...] = ("A", "AAAA"), allow: Networks = (),
+    http: DoHClient | None, qtypes: tuple[str, ...] = ("A", "AAAA"), allow: Networks = (),
 ) -> list[DnsQuery]:
     """A and AAAA through every resolver, concurrently; an IP-literal host needs no DNS."""
     try:

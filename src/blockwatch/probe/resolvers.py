@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from blockwatch.probe.runner import NetworkView, ProbeSettings
 
 
-DOH_CONNECTIONS = 16  # per DoH-using view
+DOH_CONNECTIONS = 16  # per view that has a DoH resolver (httpx's pool costs CPU per connection)
 
 
 class ResolverSet:
@@ -33,7 +33,7 @@ class ResolverSet:
         self.source = source
         self.timeout = settings.timeout
         self.allow = settings.allow_networks
-        self._http: httpx.AsyncClient | None = None
+        self._http: dnsprobe.DoHClient | None = None
         if any(s.transport == "doh" for s in self.specs):
             verified, _ = settings.ssl_contexts()
             # HTTP/1.1 has one query in flight per connection: a round's burst (two types per
@@ -44,8 +44,10 @@ class ResolverSet:
                 limits=httpx.Limits(max_connections=DOH_CONNECTIONS,
                                     max_keepalive_connections=DOH_CONNECTIONS))
             # trust_env=False: a proxy from the environment would ask DNS from another network
-            self._http = httpx.AsyncClient(transport=transport, trust_env=False,
-                                           headers={"user-agent": settings.user_agent})
+            self._http = dnsprobe.DoHClient(
+                httpx.AsyncClient(transport=transport, trust_env=False,
+                                  headers={"user-agent": settings.user_agent}),
+                DOH_CONNECTIONS)
 
     @classmethod
     def for_view(cls, view: NetworkView, settings: ProbeSettings) -> ResolverSet:
