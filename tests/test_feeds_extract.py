@@ -178,8 +178,9 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
      None),
     ("Задержание корреспондента в Шымкенте", set(), {"detention"}, None, "KZ"),
     ("Editors charged, indicted and tried for a blog post", set(), {"criminal_case"}, None, None),
-    ("Журналистерді полиция ұстап әкетті", set(), {"detention"}, None, None),
-    ("Тілшінің үйі тінтілді", set(), {"raid"}, None, None),
+    # (a text in Kazakh that names no place is taken to be about Kazakhstan)
+    ("Журналистерді полиция ұстап әкетті", set(), {"detention"}, None, "KZ"),
+    ("Тілшінің үйі тінтілді", set(), {"raid"}, None, "KZ"),
     # prosecution and courts
     ("Редактора обвиняют в распространении заведомо ложной информации", set(), {"criminal_case"},
      None, None),
@@ -244,6 +245,10 @@ def test_country_fallbacks(shipped: Matcher) -> None:
     assert shipped.extract("Журналиста задержали в Ташкенте", country="KZ").country == "UZ"
     assert shipped.extract("Журналиста Рателя задержали").country == "KZ"
     assert shipped.extract("Сайт 24.kg недоступен").country == "KG"
+    # Kazakh text: Kazakhstan unless a place or the caller says otherwise
+    assert shipped.extract("Журналист ұсталды").country == "KZ"
+    assert shipped.extract("Журналист ұсталды", country="UZ").country == "UZ"
+    assert shipped.extract("Бішкекте журналист ұсталды").country == "KG"
 
 
 def test_evidence_says_why(shipped: Matcher) -> None:

@@ -280,8 +280,9 @@ class Matcher:
         return kept
 
     def extract(self, title: str, summary: str = "", *, country: str | None = None) -> Extraction:
-        """What `title` and `summary` say. `country`: the fallback when the text names none (the
-        feed's or the target list's country); without it, the named outlets' country."""
+        """What `title` and `summary` say. `country`: the fallback when the text names no
+        country (the feed's or the target list's country); without it, the named outlets'
+        country, then Kazakhstan for a text in Kazakh."""
         text = f"{title}\n{summary}" if summary else title
         norm = normalise(text)
         evidence: dict[str, list[str]] = {}
@@ -298,6 +299,8 @@ class Matcher:
         if found is None:
             codes = {self._countries[o] for o in outlet_set if o in self._countries}
             found = codes.pop() if len(codes) == 1 else None
+        if found is None and _KAZAKH_TEXT.search(text):
+            found = "KZ"  # Kazakh is written mostly in Kazakhstan; any named place wins over this
         # a parent organisation ("RFE/RL") is its service for the story's country (Azattyq)
         kept = [k for k in kept if k.alias.kind != "parent" or (
             found is not None and self._countries.get(k.alias.owner) == found)]
