@@ -7,8 +7,8 @@ and country accuracy, per language and per split. Not a test: prints numbers.
 
 Each item is `split` "rules" (may be read while writing rules) or "measure" (never read: the
 honest estimate). Only misses of the `rules` split are ever printed. Extraction runs on title +
-summary against the shipped target list probes/kz.toml, with no country fallback (the text or
-the named outlets must give it).
+summary against the shipped target list probes/kz.toml and people list probes/people.toml,
+with no country fallback from a feed (the text, the named outlets or the language give it).
 
 `--extractor FILE` measures another version of extract.py (for a before/after comparison, e.g.
 `git show HEAD~5:src/blockwatch/feeds/extract.py > /tmp/old_extract.py`).
@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from blockwatch.feeds.people import load_people  # noqa: E402
 from blockwatch.targets import load_targets  # noqa: E402
 
 DEVSET = ROOT / "tests" / "fixtures" / "incidents"
@@ -148,7 +149,9 @@ def load_matcher(extractor: Path | None) -> Any:
         sys.modules["other_extract"] = mod
         spec.loader.exec_module(mod)
         Matcher = mod.Matcher
-    return Matcher(load_targets([ROOT / "probes" / "kz.toml"]), [])
+    people_file = ROOT / "probes" / "people.toml"
+    people = load_people([people_file]) if people_file.exists() else []
+    return Matcher(load_targets([ROOT / "probes" / "kz.toml"]), people)
 
 
 def table(scores: dict[tuple[str, str], Score]) -> str:
