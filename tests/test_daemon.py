@@ -369,3 +369,32 @@ def test_retention_keeps_anomalies_and_changes(write_config) -> None:  # type: i
     assert removed == len({"a0", "c0", "c1", "c2", "a1", "a2"} - kept)
     assert left == kept and verdicts == len(kept & {"a0", "a1", "a2"})
     db.close()
+
+
+async def test_reload_rebuilds_jobs_and_keeps_their_place(write_config) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config('[probe]\ninterval = "15m"\ntargets = ["targets.toml"]\n'
+                       '[asn]\nenabled = false\n',
+                       targets='[[target]]\nname = "A"\nurls = ["https://a.example/"]\n')
+    db = open_database(cfg.database_url)
+    d = Daemon(cfg, db)
+    d.schedule()
+    d.scheduler.start(paused=True)
+    try:
+        before = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+        write_config('[probe]\ninterval = "10m"\ntargets = ["targets.toml"]\n'
+                     '[asn]\nenabled = false\n[[feeds.source]]\nname = "F"\nurl = "https://example.org/feed"\n'
+                     '[storage]\nurl = "sqlite:///elsewhere.db"\n')
+        assert await d.reload()
+        after = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+        assert set(after) == {"probe", "feeds", "site", "maintenance"}
+        assert after["probe"] == before["probe"] and after["site"] == before["site"]
+        assert d.scheduler.get_job("probe").trigger.interval == timedelta(minutes=10)
+        assert d.cfg.database_url == cfg.database_url  # a restart is needed for that one
+        assert cfg.path is not None
+        cfg.path.write_text('[probe]\ninterval = "never"\n', encoding="utf-8")
+        assert not await d.reload()
+        assert {j.id for j in d.scheduler.get_jobs()} == set(after)
+        assert d.cfg.settings.probe.interval == timedelta(minutes=10)
+    finally:
+        d.scheduler.shutdown(wait=False)
+        db.close()

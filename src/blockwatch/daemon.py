@@ -84,7 +84,8 @@ class Daemon:
         self.asn: Any = None
         self.settings: Any = None  # ProbeSettings, made at the first round
         self.collector: Any = None  # CollectorState while the [server] side runs
-        self._reload_task: asyncio.Task[bool] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._hup_pending = False
 
     # --- the jobs ------------------------------------------------------------------------------
 
@@ -243,8 +244,14 @@ class Daemon:
     def _on_hup(self) -> None:
         if self.stopping.is_set():
             return
+        self._hup_pending = True  # a SIGHUP during a reload: read the file once more after it
         if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.create_task(self.reload())
+            self._reload_task = asyncio.create_task(self._reloads())
+
+    async def _reloads(self) -> None:
+        while self._hup_pending and not self.stopping.is_set():
+            self._hup_pending = False
+            await self.reload()
 
     async def reload(self) -> bool:
         """Re-read the configuration file; True when the new one is running."""
