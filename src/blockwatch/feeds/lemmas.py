@@ -52,7 +52,7 @@ def english_stem(word: str) -> str:
     return str(_english().stemWord(word))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)  # ~25 MB at most; a feed day has far fewer distinct words
 def keys(token: str, kazakh_letters: bool = False) -> frozenset[str]:
     """The keys of one normalised token; `kazakh_letters`: the original had a Kazakh letter."""
     if token.isdigit():

@@ -160,7 +160,7 @@ class PhraseSet:
         for e in self._by_prefix.get(tok.text[:3], ()):
             if e.words[0].matches(tok):
                 found[id(e)] = e
-        if len(self._start_cache) >= 200_000:
+        if len(self._start_cache) >= 50_000:
             self._start_cache.clear()
         out = self._start_cache[key] = tuple(found.values())
         return out
