@@ -273,3 +273,28 @@ def test_kazakh_forms_meet() -> None:
     # a minimum stem keeps short words whole; unrelated words stay apart
     assert forms("ел") == ("ел",)
     assert not same("тілші", "тінту")
+
+
+def test_phrase_syntax() -> None:
+    from blockwatch.feeds import phrases
+
+    ps = phrases.PhraseSet([
+        ("a:lemma", "ru", "уголовное дело"),
+        ("a:surface", "en", "=was released"),
+        ("a:prefix", "kk", "бұғат~"),
+        ("a:any", "en", "sentence to * year"),
+        ("a:far", "ru", "дело ... прекратить"),
+    ], normalise)
+
+    def labels(text: str) -> set[str]:
+        return {h.label for h in ps.find(phrases.tokenize(text, normalise(text)))}
+
+    assert labels("возбуждено уголовное дело") == {"a:lemma"}
+    assert labels("уголовного дела") == {"a:lemma"}
+    assert labels("he was released") == {"a:surface"}
+    assert labels("calls to release him") == set()  # surface forms: not the stem
+    assert labels("сайт бұғатталды") == labels("сайтты бұғаттады") == {"a:prefix"}
+    assert labels("sentenced to five years") == {"a:any"}
+    assert labels("дело против журналиста было прекращено") == {"a:far"}
+    # "..." stays inside one sentence
+    assert labels("Дело шло. Суд прекратил заседание") == set()

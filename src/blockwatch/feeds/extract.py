@@ -15,8 +15,14 @@ How names match (outlets: target names and aliases; people: `[[feeds.person]]` n
   "Азаттық" = freedom, "Курсив", "Время", "Article 19"...) matches only with evidence that the
   outlet is meant: in quotes («Власть», "Власти"), right after a media noun ("издание Власть",
   "журналистка Власти", "главный редактор Власти", "outlet Vlast"), right before a Kazakh
-  possessive media noun ("Азаттық тілшісі"), or written in capitals in a normal-case text
-  ("ARTICLE 19"). So "Власти заблокировали..." (the authorities blocked) is not Vlast.kz.
+  possessive media noun ("Азаттық тілшісі"), written in capitals in a normal-case text
+  ("ARTICLE 19"), or, for a Russian or Kazakh name, capitalised inside a sentence ("журналисты
+  Азаттыка": Russian and Kazakh do not title-case headlines). So "Власти заблокировали..." (the
+  authorities blocked, at the start of a sentence) is not Vlast.kz.
+- A name of two or more words may be in lower case in quotes or after a media noun («Adil
+  soz», "сообщает правовой медиацентр").
+- Parent organisations (`parents` in the target list: "RFE/RL" for Azattyq) count as the outlet
+  only when the story's country is the outlet's.
 - A domain alias also gives its bare name ("Orda.kz" -> "Orda"), treated as a common word: it
   counts in quotes or after a media noun ("СМИ Orda", "издание Ratel", "the Vlast outlet").
   Reporting words count as context too, because an outlet that reports an incident is part of
