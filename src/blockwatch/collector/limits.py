@@ -135,6 +135,9 @@ def guarded_protocol(limits: Limits) -> type[asyncio.Protocol]:
 
         def _expire(self) -> None:
             self._deadline = None
+            if self.flow is not None and self.flow.read_paused:
+                self._arm()  # we stopped reading (the app is behind): not the client's delay
+                return
             if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
                 limits.timed_out += 1
                 self.transport.abort()
