@@ -188,6 +188,9 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("Reporter convicted of extremism, jailed for 7 years", set(), {"criminal_case"}, "sentenced",
      None),
     ("Журналист арестован на 10 суток", set(), {"arrest"}, None, None),
+    # a case opened after an attack or threats is against the attackers
+    ("Журналиста избили, возбуждено уголовное дело", set(), {"assault"}, None, None),
+    ("Против редактора возбуждено уголовное дело", set(), {"criminal_case"}, None, None),
     # pressure not called harassment
     ("Журналистку вызвали в полицию для дачи показаний", set(), {"harassment"}, None, None),
     ("Прокуратура вынесла официальное предостережение редактору", set(), {"harassment"}, None, None),
@@ -204,6 +207,8 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
      "KZ"),
     ("Журналиста не задержали, но допросили", set(), {"harassment"}, None, None),
     ("The reporter was not detained", set(), set(), None, None),
+    # activists detained at a protest: detention, but not a press-freedom incident (below)
+    ("Activists detained at a rally in Almaty", set(), {"detention"}, None, "KZ"),
     # outlets in other forms
     ("Kazakh police detain RFE/RL journalist in Almaty", {"Azattyq"}, {"detention"}, None, "KZ"),
     ("RFE/RL's Kazakh Service reporter fined", {"Azattyq"}, {"fine"}, None, "KZ"),
@@ -236,6 +241,12 @@ def test_words(shipped: Matcher, text: str, outlets: set[str], types: set[str], 
 def test_outlet_traps(shipped: Matcher, text: str) -> None:
     x = shipped.extract(text)
     assert not {"Orda.kz", "Lada.kz", "Vlast.kz", "Azattyq", "ARTICLE 19"} & set(x.outlets)
+
+
+def test_activists_alone_are_not_the_press(shipped: Matcher) -> None:
+    assert not shipped.extract("Activists detained at a rally in Almaty").is_incident
+    assert shipped.extract("Activist detained over a Facebook post").is_incident
+    assert shipped.extract("Активистов, освещавших митинг, задержали").is_incident
 
 
 def test_country_fallbacks(shipped: Matcher) -> None:

@@ -37,7 +37,8 @@ statuses such as released or sentenced; countries). So "задержали", "з
 "ұсталған".
 
 An incident needs an incident type and something about the press: a watched outlet, a watched
-person, or a press or internet word (journalist, editor, media, website, internet, activist...).
+person, or a press or internet word (journalist, editor, media, website, internet, covering...).
+Activists alone do not make one: a detention at a protest is not a press-freedom incident.
 General news feeds report many detentions that are not press-freedom incidents. The result
 carries its evidence: which words made each type, status, country and name.
 """
@@ -197,7 +198,7 @@ class Extraction:
     types: tuple[str, ...]  # in the order of TYPES
     outlets: tuple[str, ...]  # target names, sorted
     people: tuple[str, ...]  # person names, sorted
-    press: bool  # mentions the press, the internet or activists
+    press: bool  # mentions the press, the internet or speech
     status: str | None = None  # one of STATUSES where the text says so
     country: str | None = None  # ISO code: from the text, else the caller's or the outlets'
     # why: "detention" -> ["задержали"], "outlet:Ratel.kz" -> ["«Ратель»"], "status:released",
@@ -414,13 +415,13 @@ _PRESS = _rx(
     r"journalist\w*", r"reporter\w*", r"editor\w*", r"media", r"press", r"newspaper\w*",
     r"outlet\w*", r"website\w*", r"blog\w*", r"correspondent\w*", r"broadcaster\w*", r"internet",
     r"telegram", r"whatsapp", r"youtube", r"facebook", r"instagram", r"tiktok", r"vpn",
-    r"social (?:media|networks?)", r"activist\w*", r"human rights defender\w*",
+    r"social (?:media|networks?)", r"human rights defender\w*",
     r"freedom of (?:speech|expression|the press)", r"news (?:site|agency|portal)\w*",
     r"журналист\w*", r"редактор\w*", r"главред\w*", r"редакци\w*", r"сми", r"издани\w*",
     r"газет\w*", r"сайт\w*", r"портал\w*", r"блог\w*", r"корреспондент\w*", r"телеканал\w*",
     r"интернет\w*", r"мессенджер\w*", r"соцсет\w*", r"телеграм\w*", r"ютуб\w*", r"впн",
-    r"правозащитни\w*", r"активист\w*", r"свобод\w* слова", r"медиа\w*", r"репортер\w*",
-    r"тилши\w*", r"басылым\w*", r"букаралык акпарат\w*", r"соз бостандыг\w*", r"белсенди\w*",
+    r"правозащитни\w*", r"свобод\w* слова", r"медиа\w*", r"репортер\w*",
+    r"тилши\w*", r"басылым\w*", r"букаралык акпарат\w*", r"соз бостандыг\w*",
     r"адам кукыг\w*", r"телеарна\w*", r"журналис\w*",
 )
 
@@ -430,7 +431,7 @@ _PRESS = _rx(
 def _vocabulary() -> phrases.PhraseSet:
     """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
-               for table in (vocabulary.TYPES, vocabulary.STATUS)
+               for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -475,6 +476,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     types: set[str] = set()
     statuses: set[str] = set()
     press = False
+    case_words: list[str] = []
     country_score: dict[str, tuple[int, int]] = {}
 
     def add(key: str, words: str) -> None:
@@ -509,6 +511,12 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "press":
                 press = True
                 add("press", words)
+            elif kind == "case":
+                case_words.append(words)
+    if case_words and not types & {"assault", "harassment"}:
+        types.add("criminal_case")
+        for words in case_words:
+            add("criminal_case", words)
     for m in _COUNTRY_DOMAIN.finditer(norm):
         vote(m.group(1).upper(), m.start(), text[m.start():m.end()])
     status = next((s for s in STATUSES if s in statuses), None)
