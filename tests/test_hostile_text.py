@@ -290,3 +290,33 @@ def test_text_stored_before_textsafe_still_gives_well_formed_outputs(db: Databas
     assert "Ratel\\u0000\\u0001\\u001b\\u0085\\ufffe" in feed
     assert "\\u0000" in dumps({"t": raw}) and "NaN" not in dumps({"n": float("nan")})
     assert storable_data({"n": float("inf")}) == {"n": None}
+
+
+# --- agent uploads: one bad measurement is named, never a failure of the upload ------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(hostile, st.sampled_from([0.5, float("nan"), float("inf"), -float("inf")]),
+                          st.sampled_from(["now", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00",
+                                           "yesterday", "9999-12-31T23:59:59Z"])),
+                min_size=1, max_size=5))
+def test_any_upload_is_read_item_by_item(items: list[tuple[str, float, str]]) -> None:
+    from blockwatch.collector.schema import MeasurementBatch, parse_per_item
+
+    now = repo.iso(datetime.now(UTC)) or ""
+    ms = [{"url": "https://ratel.kz/", "uid": f"u{i:08d}", "measured_at": now if at == "now" else at,
+           "t_ms": t, "http": {"title": title, "headers": {title: title}}}
+          for i, (title, t, at) in enumerate(items)]
+    raw = json.dumps({"measurements": ms}).encode()  # as Python writes it: NaN, \ud800 escapes
+    try:
+        batch, rejected = MeasurementBatch.model_validate_json(raw), []
+    except Exception:
+        batch, rejected = parse_per_item(raw)
+    assert len(batch.measurements) + len(rejected) == len(items)
+    for r in rejected:
+        assert r.uid == f"u{r.index:08d}" and r.status == 422 and r.error
+    # accepted: exactly those with a sane time, a finite number and text (lone surrogates are not)
+    good = {f"u{i:08d}" for i, (title, t, at) in enumerate(items)
+            if at == "now" and t == 0.5 and not re.search("[\ud800-\udfff]", title)}
+    assert {m.uid for m in batch.measurements} == good
+    for m in batch.measurements:
+        assert m.http is not None and m.http.title == items[int(m.uid[1:])][0]
