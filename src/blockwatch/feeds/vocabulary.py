@@ -407,7 +407,10 @@ COUNTRIES: dict[str, dict[str, list[str]]] = {
     "RU": {
         "en": ["russia", "russian federation", "moscow", "st petersburg", "saint petersburg",
                "chechnya", "dagestan", "kremlin", "roskomnadzor", "putin", "novosibirsk", "yekaterinburg",
-               "kazan", "krasnodar", "tver", "navalny"],
+               "kazan", "krasnodar", "tver", "navalny", "=russian authorities", "=russian journalist",
+               "=russian journalists", "=russian court", "=russian police", "=russian officials",
+               "=russian government", "=russian blogger", "=russian reporter", "=russian security",
+               "=russian media", "=russian prosecutors", "=russian investigators"],
         "ru": ["россия", "российский", "рф", "москва", "санкт-петербург", "петербург", "чечня",
                "дагестан", "дагестанский", "кремль", "роскомнадзор", "московский", "чеченский",
                "путин", "тверь", "тверской", "новосибирск", "екатеринбург", "казань", "краснодар",
