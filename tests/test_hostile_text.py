@@ -74,7 +74,7 @@ def strict_json(text: str) -> Any:
 
 # --- the one function ---------------------------------------------------------------------------
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(hostile)
 def test_storable_is_safe_reversible_and_stable(s: str) -> None:
     out = storable(s)
@@ -92,7 +92,7 @@ def test_storable_is_safe_reversible_and_stable(s: str) -> None:
         assert out == s  # ordinary text is not touched
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.recursive(st.one_of(hostile, st.floats(), st.integers(), st.booleans(), st.none()),
                     lambda kids: st.lists(kids, max_size=4)
                     | st.dictionaries(hostile, kids, max_size=4), max_leaves=12))
@@ -294,7 +294,7 @@ def test_text_stored_before_textsafe_still_gives_well_formed_outputs(db: Databas
 
 # --- agent uploads: one bad measurement is named, never a failure of the upload ------------------
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(hostile, st.sampled_from([0.5, float("nan"), float("inf"), -float("inf")]),
                           st.sampled_from(["now", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00",
                                            "yesterday", "9999-12-31T23:59:59Z"])),
