@@ -249,6 +249,12 @@ def test_activists_alone_are_not_the_press(shipped: Matcher) -> None:
     assert shipped.extract("Активистов, освещавших митинг, задержали").is_incident
 
 
+def test_counts_are_not_incidents(shipped: Matcher) -> None:
+    x = shipped.extract("Алматыда ұсталғандар саны жүзге жуықтады", "деп хабарлады Азаттық тілшісі.")
+    assert x.types == ("detention",) and x.aggregate and not x.is_incident
+    assert shipped.extract("Алматыда журналист ұсталды").is_incident
+
+
 def test_country_fallbacks(shipped: Matcher) -> None:
     assert shipped.extract("Журналиста задержали").country is None
     assert shipped.extract("Журналиста задержали", country="KG").country == "KG"

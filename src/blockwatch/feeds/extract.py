@@ -204,10 +204,12 @@ class Extraction:
     # why: "detention" -> ["задержали"], "outlet:Ratel.kz" -> ["«Ратель»"], "status:released",
     # "country:KZ", "press" -> the words as written in the text
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    aggregate: bool = False  # a count or a ranking ("the number of detained rose to 100")
 
     @property
     def is_incident(self) -> bool:
-        return bool(self.types) and bool(self.outlets or self.people or self.press)
+        """A type, and a watched outlet or person or the press; not a count or a ranking."""
+        return bool(self.types) and not self.aggregate and bool(self.outlets or self.people or self.press)
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ class Matcher:
             if words not in have:
                 have.append(words)
         return Extraction(r.types, outlets, people, press is not None or r.press, r.status, found,
-                          {k: tuple(v) for k, v in evidence.items()})
+                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate)
 
 
 _WORD = re.compile(r"\w+")
@@ -431,7 +433,8 @@ _PRESS = _rx(
 def _vocabulary() -> phrases.PhraseSet:
     """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
-               for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED)
+               for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
+                             vocabulary.AGGREGATE)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -446,6 +449,7 @@ class Reading:
     status: str | None
     country: str | None
     press: bool
+    aggregate: bool
     evidence: dict[str, list[str]]
 
 
@@ -477,6 +481,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     statuses: set[str] = set()
     press = False
     case_words: list[str] = []
+    aggregate = False
     country_score: dict[str, tuple[int, int]] = {}
 
     def add(key: str, words: str) -> None:
@@ -513,6 +518,9 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 add("press", words)
             elif kind == "case":
                 case_words.append(words)
+            elif kind == "aggregate":
+                aggregate = True
+                add("aggregate", words)
     if case_words and not types & {"assault", "harassment"}:
         types.add("criminal_case")
         for words in case_words:
@@ -523,7 +531,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     country = None
     if country_score:
         country = min(country_score, key=lambda c: (-country_score[c][0], country_score[c][1]))
-    return Reading(tuple(t for t in TYPES if t in types), status, country, press, evidence)
+    return Reading(tuple(t for t in TYPES if t in types), status, country, press, aggregate, evidence)
 
 
 def incident_types(text: str) -> tuple[str, ...]:
