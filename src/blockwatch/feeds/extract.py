@@ -281,11 +281,15 @@ class Matcher:
         # the longer of two overlapping names wins ("Azattyq Ruhy" over "Azattyq")
         accepted.sort(key=lambda c: (-(c.end - c.start), c.start))
         kept: list[_Match] = []
+        covered: dict[int, list[_Match]] = {}  # character -> kept names over it
         for c in accepted:
-            if any(c.start < k.end and k.start < c.end and k.alias.owner != c.alias.owner
-                   and (k.end - k.start) > (c.end - c.start) for k in kept):
+            size = c.end - c.start
+            if any(k.alias.owner != c.alias.owner and (k.end - k.start) > size
+                   for i in range(c.start, c.end) for k in covered.get(i, ())):
                 continue
             kept.append(c)
+            for i in range(c.start, c.end):
+                covered.setdefault(i, []).append(c)
         return kept
 
     def extract(self, title: str, summary: str = "", *, country: str | None = None) -> Extraction:

@@ -177,11 +177,16 @@ class PhraseSet:
                     hits.append(Hit(e.label, tok.start, tokens[last].end, i, last, e))
         hits.sort(key=lambda h: (-(h.last - h.first), h.first, h.label))
         kept: list[Hit] = []
+        # per kind of label and word: the longest kept match covering it (longest come first, so
+        # one look at the words of a match tells whether a longer one overlaps it)
+        longest: dict[tuple[str, int], int] = {}
         for h in hits:
-            if any(h.first <= k.last and k.first <= h.last and (k.last - k.first) > (h.last - h.first)
-                   and k.group == h.group for k in kept):
+            size = h.last - h.first
+            if any(longest.get((h.group, i), -1) > size for i in range(h.first, h.last + 1)):
                 continue
             kept.append(h)
+            for i in range(h.first, h.last + 1):
+                longest.setdefault((h.group, i), size)
         kept.sort(key=lambda h: h.first)
         return kept
 
