@@ -112,7 +112,9 @@ def _compile_word(word: str, lang: str, first: bool, surface: bool,
     if lang == "ru":
         return _Word("keys", frozenset({"r:" + lemmas.russian_lemma(w)}))
     if lang == "kk":
-        fs = kazakh.forms(w)
+        # forms of three letters or fewer meet too many other words ("жаб-" of жабу, to close,
+        # and of жабық, closed); a short word keeps its own form
+        fs = [f for f in kazakh.forms(w) if len(f) >= min(4, len(w))]
         ks = {"k:" + f for f in fs}
         if not first:  # a known Russian word may complete a Kazakh phrase ("қылмыстық іс")
             ks.update("w:" + f for f in fs)
