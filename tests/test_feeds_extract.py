@@ -209,6 +209,12 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("The reporter was not detained", set(), set(), None, None),
     # activists detained at a protest: detention, but not a press-freedom incident (below)
     ("Activists detained at a rally in Almaty", set(), {"detention"}, None, "KZ"),
+    # possibilities and names are not facts; charges someone faces are a criminal case
+    ("Journalists may face charges and a fine", set(), {"criminal_case"}, None, None),
+    ("Редактору может грозить арест", set(), set(), None, None),
+    ("On May 13 a court fined journalist Ivanova", set(), {"fine"}, None, None),
+    ("World Organisation Against Torture condemns detention of reporter", set(), {"detention"}, None,
+     None),
     # outlets in other forms
     ("Kazakh police detain RFE/RL journalist in Almaty", {"Azattyq"}, {"detention"}, None, "KZ"),
     ("RFE/RL's Kazakh Service reporter fined", {"Azattyq"}, {"fine"}, None, "KZ"),

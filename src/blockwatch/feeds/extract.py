@@ -438,12 +438,13 @@ def _vocabulary() -> phrases.PhraseSet:
     """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
-                             vocabulary.AGGREGATE)
+                             vocabulary.AGGREGATE, vocabulary.NOT_TYPES)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
     entries += [("press:", lang, e) for lang, es in vocabulary.PRESS.items() for e in es]
     entries += [("call:", lang, e) for lang, es in vocabulary.CALLS.items() for e in es]
+    entries += [("modal:", lang, e) for lang, es in vocabulary.MODALS.items() for e in es]
     return phrases.PhraseSet(entries, normalise)
 
 
@@ -458,6 +459,7 @@ class Reading:
 
 
 _CALL_WINDOW = 3  # words before a status that can make it a wish ("призвал ... освободить")
+_MODAL_WINDOW = 5  # words before a type that can make it a possibility ("may face charges and a fine")
 _NEGATIONS = frozenset(("not", "never", "no", "не", "нет", "ни"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
@@ -480,6 +482,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     sentence = [t.sentence for t in tokens]
     hits = _vocabulary().find(tokens)
     call_at = {h.first for h in hits if h.group == "call"}
+    modal_at = {h.first for h in hits if h.group == "modal"}
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -511,8 +514,12 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 statuses.add(value)
                 add(label, words)
             elif kind == "type":
-                if _negated(tokens, sentence, h.first, h.last):
+                if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
+                if value != "criminal_case" and any(
+                        h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
+                        for c in modal_at):
+                    continue  # "may face a fine": not (yet) a fine
                 types.add(value)
                 add(value, words)
             elif kind == "country":

@@ -98,7 +98,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
     },
     "type:criminal_case": {
         "en": [ "criminal charge", "criminal proceedings", "criminal code", "criminal liability",
-               "charged with", "charges against", "=charges of", "face charges", "=charging",
+               "charged with", "charges against", "=charges of", "face charges", "=charging him",
+               "=charging her", "=charging them",
                "indict", "indictment", "prosecute", "prosecution", "convict", "conviction",
                "on trial", "stand trial", "trial of", "=trial against", "=tried for", "=tried in absentia",
                "found guilty",
@@ -265,6 +266,27 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "елге кіргізбе~", "шекарадан өткізбе~", "депортация~", "тексеріс жүргіз~", "аңд~",
                "шақырту~", "әңгімеге шақыр~", "шығуға тыйым", "кіруге тыйым", "жала жап~"],
     },
+}
+
+# Names and terms that contain a type word but say nothing happened ("World Organisation Against
+# Torture"): matched as "type:none", they hide the shorter type word inside them.
+NOT_TYPES: dict[str, dict[str, list[str]]] = {
+    "type:none": {
+        "en": ["=organization against torture", "=organisation against torture", "=committee against torture",
+               "=convention against torture", "=against torture", "=press release", "=arrest warrant for"],
+        "ru": ["комитет против пыток", "против пыток", "пресс-релиз"],
+        "kk": ["азаптауға қарсы"],
+    },
+}
+
+# A type after one of these words is a possibility, not a fact ("may face a fine", "could be
+# sentenced", "fears his detention", «может грозить арест»). Charges that someone faces are still a
+# criminal case.
+MODALS: dict[str, list[str]] = {
+    "en": ["=may face", "=may be", "=may have", "=might", "=could", "=risk", "=risks", "=fear", "=fears",
+           "=feared", "=would"],
+    "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна"],
+    "kk": ["мүмкін"],
 }
 
 # A criminal case opened, with no word about who is charged: the journalist's case, unless the
