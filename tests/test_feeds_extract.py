@@ -215,6 +215,8 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("On May 13 a court fined journalist Ivanova", set(), {"fine"}, None, None),
     ("World Organisation Against Torture condemns detention of reporter", set(), {"detention"}, None,
      None),
+    # a Kazakh word family by prefix ("аңд-", to stalk) takes no Russian name ("Андрей")
+    ("Журналиста Андрея задержали в Андижане", set(), {"detention"}, None, "UZ"),
     # outlets in other forms
     ("Kazakh police detain RFE/RL journalist in Almaty", {"Azattyq"}, {"detention"}, None, "KZ"),
     ("RFE/RL's Kazakh Service reporter fined", {"Azattyq"}, {"fine"}, None, "KZ"),

@@ -39,14 +39,15 @@ class _Word:
     kind: str  # "keys" | "surface" | "prefix" | "any" | "far"
     keys: frozenset[str] = frozenset()
     text: str = ""
-
+    kazakh: bool = False  # a Kazakh prefix: only a Kazakh word may start with it
     def matches(self, tok: Token) -> bool:
         if self.kind == "keys":
             return not self.keys.isdisjoint(tok.keys)
         if self.kind == "surface":
             return tok.text == self.text
         if self.kind == "prefix":
-            return tok.text.startswith(self.text)
+            # "аңд~" (аңду, to stalk) must not take the Russian "Андрей"
+            return tok.text.startswith(self.text) and (not self.kazakh or _is_kazakh(tok))
         return True
 
 
@@ -105,7 +106,7 @@ def _compile_word(word: str, lang: str, first: bool, surface: bool,
     if surface or word.startswith("="):
         return _Word("surface", text=normalise(word.removeprefix("=")))
     if word.endswith("~"):
-        return _Word("prefix", text=normalise(word[:-1]))
+        return _Word("prefix", text=normalise(word[:-1]), kazakh=lang == "kk" and first)
     w = normalise(word)
     if lang == "en":
         return _Word("keys", frozenset({"e:" + lemmas.english_stem(w)}))
@@ -191,6 +192,11 @@ class PhraseSet:
                 longest.setdefault((h.group, i), size)
         kept.sort(key=lambda h: h.first)
         return kept
+
+
+def _is_kazakh(tok: Token) -> bool:
+    """A word with a Kazakh letter or one the Russian dictionary does not know (see `lemmas`)."""
+    return any(k.startswith("k:") for k in tok.keys)
 
 
 def _split(entry: str) -> list[str]:
