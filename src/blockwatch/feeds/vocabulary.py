@@ -32,6 +32,12 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "полицияға апарды", "полиция бөліміне алып кетті", "ұстап алды", "қолға түсті",
                "полиция алып кетті", "құқық қорғау органдары ұстады"],
     },
+    # a court found someone guilty: a criminal case (even of an administrative offence)
+    "type:criminal_case+status:convicted": {
+        "kk": ["сот ... деп таныды", "сот ... деп танылды"],
+        "ru": ["суд признал виновным", "суд признал виновной"],
+        "en": ["=found guilty", "=found him guilty", "=found her guilty"],
+    },
     "type:arrest": {
         "en": ["sentence to * day", "=days in jail", "=days of administrative arrest", "=days in detention",
                "arrest", "=jailed", "jail", "remanded in custody", "pretrial detention",
@@ -111,7 +117,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "verdict", "appeal court", "extortion", "=false denunciation", "=criminal code",
                "=faces up to", "=could face", "=on charges of", "=accused of", "=probe against",
                "=investigation against", "=in absentia", "extradition", "=wanted list",
-               "=international wanted list"],
+               "=international wanted list", "=became a suspect", "=as a suspect", "=status to suspect",
+               "=changed to suspect"],
         "ru": [ "уголовное преследование",
                "уголовная ответственность", "уголовный кодекс", "обвинение", "обвинить", "обвиняемый",
                "обвинять", "предъявить обвинение", "подозреваемый", "подозревать в",
@@ -154,15 +161,17 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=punched", "violence against", "=physically attacked", "=stabbed",
                "=pepper spray", "torture", "=tortured", "=killed", "=murdered", "=shot dead", "=wounded",
                "=kicked", "=manhandled", "=roughed up", "physical attack", "=broke his camera",
-               "=smashed his camera", "=damaged equipment", "=violently"],
+               "=smashed his camera", "=damaged equipment", "=violently", "=vandalized", "=vandalised",
+               "=smashed windows", "=set on fire", "=set fire to", "=arson"],
         "ru": ["напасть", "нападение", "избить", "избиение", "побить", "ударить", "применить силу",
                "нападавший", "насилие в отношении", "покушение", "облить зеленкой", "поджог",
                "поджечь автомобиль", "поджечь машину", "побои", "нанести побои", "убить", "убийство",
                "ранить", "ранение", "толкнуть", "отобрать телефон", "вырвать телефон", "разбить камеру",
-               "сломать камеру"],
+               "сломать камеру", "разбить окна", "разбить стекла", "повредить автомобиль", "поджечь",
+               "облить краской"],
         "kk": ["шабуыл~", "соққыға жық~", "сабады", "сабалды", "ұрып-соқ~", "ұрып", "зорлық-зомбылық",
                "қол жұмса~", "соққы", "ұрды", "жарақат сал~", "өлтірілді", "өлтірді", "жараланды",
-               "жарақат алды", "ұрып-соғ~", "соққыға жығылды"],
+               "жарақат алды", "ұрып-соғ~", "соққыға жығылды", "сындыр~", "өртеп жіберді", "өртеді"],
     },
     "type:shutdown": {
         "en": ["=shut down", "=shutdown", "=shuts down", "internet outage", "internet blackout",
@@ -253,7 +262,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "проверка редакции", "внеплановая проверка", "повестка", "провести беседу",
                "наружное наблюдение", "запугать", "требование удалить", "потребовать удалить",
                "заставить удалить", "судебный иск", "иск к редакции", "преследоваться", "допрашиваться",
-               "выдворить", "не пустить на"],
+               "выдворить", "не пустить на", "иск о ликвидации", "обратиться с иском", "иск о закрытии"],
         "kk": ["қысым", "қысым көрсет~", "қорқыт~", "қудала~", "полиция~ шақыр~", "прокуратура~ шақыр~",
                "тергеу~ шақыр~", "жауап~ шақыр~", "жауап алды", "жауап алу",
                "ескертті", "ескерту жасады", "ескерту берді", "ресми ескерту", "кедергі жаса~",
@@ -284,9 +293,10 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
 # criminal case.
 MODALS: dict[str, list[str]] = {
     "en": ["=may face", "=may be", "=may have", "=might", "=could", "=risk", "=risks", "=fear", "=fears",
-           "=feared", "=would"],
-    "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна"],
-    "kk": ["мүмкін"],
+           "=feared", "=would", "=wants to", "=want to", "=plans to", "=seeks to", "=sought to"],
+    "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна", "хотеть",
+           "намереваться", "планировать", "добиваться"],
+    "kk": ["мүмкін", "жоспарла~", "ниет~"],
 }
 
 # A criminal case opened, with no word about who is charged: the journalist's case, unless the
