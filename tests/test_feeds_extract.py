@@ -195,6 +195,8 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("Журналистку вызвали в полицию для дачи показаний", set(), {"harassment"}, None, None),
     ("Прокуратура вынесла официальное предостережение редактору", set(), {"harassment"}, None, None),
     ("Reporter summoned by prosecutors for questioning", set(), {"harassment"}, None, None),
+    ("Editor questioned by police for five hours", set(), {"harassment"}, None, None),
+    ("Police detained the editor and took her in for questioning", set(), {"detention"}, None, None),
     # statuses: facts, not wishes; not negated
     ("Журналист освобождён из-под стражи", set(), {"detention"} - {"detention"}, "released", None),
     # (the country is the named outlet's: the target list's)

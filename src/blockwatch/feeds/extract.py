@@ -438,7 +438,7 @@ def _vocabulary() -> phrases.PhraseSet:
     """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
-                             vocabulary.AGGREGATE, vocabulary.NOT_TYPES)
+                             vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -488,6 +488,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     statuses: set[str] = set()
     press = False
     case_words: list[str] = []
+    questioning: list[tuple[int, str]] = []
+    detained_in: set[int] = set()
     aggregate = False
     country_score: dict[str, tuple[int, int]] = {}
 
@@ -516,6 +518,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "type":
                 if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
+                if value == "detention":
+                    detained_in.add(sentence[h.first])
                 if value != "criminal_case" and any(
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
                         for c in modal_at):
@@ -529,9 +533,16 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 add("press", words)
             elif kind == "case":
                 case_words.append(words)
+            elif kind == "question":
+                if not _negated(tokens, sentence, h.first, h.last):
+                    questioning.append((sentence[h.first], words))
             elif kind == "aggregate":
                 aggregate = True
                 add("aggregate", words)
+    for at, words in questioning:
+        if at not in detained_in:
+            types.add("harassment")
+            add("harassment", words)
     if case_words and not types & {"assault", "harassment"}:
         types.add("criminal_case")
         for words in case_words:
