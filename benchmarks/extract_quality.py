@@ -1,6 +1,6 @@
 """Extraction quality on labelled real headlines (tests/fixtures/incidents/devset_*.jsonl):
-precision, recall and F1 of "is an incident", micro-F1 over incident types, outlet recall, status
-and country accuracy, per language and per split. Not a test: prints numbers.
+precision, recall and F1 of "is an incident", micro-F1 over incident types, outlet recall and
+precision, status and country accuracy, per language and per split. Not a test: prints numbers.
 
     .venv/bin/python benchmarks/extract_quality.py            # the tables
     .venv/bin/python benchmarks/extract_quality.py --misses   # and what the `rules` split misses
@@ -60,6 +60,7 @@ class Score:
     type_fn: int = 0
     outlets: int = 0
     outlets_found: int = 0
+    outlets_named: int = 0  # by the extractor
     status_n: int = 0
     status_ok: int = 0
     country_n: int = 0
@@ -80,6 +81,9 @@ class Score:
 
     def outlet_recall(self) -> float:
         return self.outlets_found / self.outlets if self.outlets else 1.0
+
+    def outlet_precision(self) -> float:
+        return self.outlets_found / self.outlets_named if self.outlets_named else 1.0
 
     def status_accuracy(self) -> float:
         return self.status_ok / self.status_n if self.status_n else 1.0
@@ -115,6 +119,7 @@ def score(items: Iterable[dict[str, Any]], matcher: Any) -> dict[tuple[str, str]
             want_outlets = set(item["outlets"] or ())
             s.outlets += len(want_outlets)
             s.outlets_found += len(want_outlets & set(x.outlets))
+            s.outlets_named += len(x.outlets)
             if want:
                 s.status_n += 1
                 s.status_ok += (getattr(x, "status", None) == item.get("status"))
@@ -155,7 +160,7 @@ def load_matcher(extractor: Path | None) -> Any:
 
 
 def table(scores: dict[tuple[str, str], Score]) -> str:
-    rows = ["split    lang  items  inc.P  inc.R  inc.F1  type-F1  outlet-R  status  country"]
+    rows = ["split    lang  items  inc.P  inc.R  inc.F1  type-F1  outlet-R  outlet-P  status  country"]
     for split in ("rules", "measure"):
         for lang in ("en", "ru", "kk", "all"):
             s = scores.get((lang, split))
@@ -163,7 +168,8 @@ def table(scores: dict[tuple[str, str], Score]) -> str:
                 continue
             p, r, f = s.incident()
             rows.append(f"{split:8} {lang:4} {s.n:6} {p:6.2f} {r:6.2f} {f:7.2f} {s.types():8.2f} "
-                        f"{s.outlet_recall():9.2f} {s.status_accuracy():7.2f} {s.country_accuracy():8.2f}")
+                        f"{s.outlet_recall():9.2f} {s.outlet_precision():9.2f} {s.status_accuracy():7.2f} "
+                        f"{s.country_accuracy():8.2f}")
     return "\n".join(rows)
 
 

@@ -148,6 +148,8 @@ class _Alias:
     capital: tuple[bool, ...]  # per word: must start with a capital in the text
     length: int
     derived: bool = False  # a bare name made from a domain alias, not written in the list
+    # every spelling in the list that normalises to this alias ("Азаттык", "Азаттық")
+    spellings: list[str] = field(default_factory=list, compare=False)
 
 
 def _token_pattern(tok: str) -> str:
@@ -233,12 +235,16 @@ class Matcher:
                 if kind == "outlet":
                     names += [(b, True, kind) for b in _bare_names(names)]
                     names += [(p, False, "parent") for p in getattr(item, "parents", ())]
-                seen: set[str] = set()
+                seen: dict[str, _Alias] = {}
                 for n, bare, k in names:
                     a = _compile(item.name, k, n, common=bare)
-                    if a is None or normalise(a.text) in seen:
+                    if a is None:
                         continue
-                    seen.add(normalise(a.text))
+                    if normalise(a.text) in seen:
+                        seen[normalise(a.text)].spellings.append(" ".join(n.split()))
+                        continue
+                    a.spellings.append(a.text)
+                    seen[normalise(a.text)] = a
                     first = re.match(r"\w+", normalise(a.text).lstrip("."))
                     if first:
                         self._by_key.setdefault(first.group(0)[:3], []).append(a)
@@ -277,7 +283,8 @@ class Matcher:
 
     def _names(self, text: str, norm: str) -> list[_Match]:
         upper_text = _mostly_upper(text)
-        accepted = [c for c in self._candidates(norm) if _accept(c, text, norm, upper_text)]
+        accepted = _prefer_exact([c for c in self._candidates(norm) if _accept(c, text, norm, upper_text)],
+                                 text)
         # the longer of two overlapping names wins ("Azattyq Ruhy" over "Azattyq")
         accepted.sort(key=lambda c: (-(c.end - c.start), c.start))
         kept: list[_Match] = []
@@ -332,6 +339,25 @@ class Matcher:
 _WORD = re.compile(r"\w+")
 
 
+def _prefer_exact(matches: list[_Match], text: str) -> list[_Match]:
+    """Where names of different owners match the same words, the ones spelled as the text spells
+    them win: Kazakh «Азаттықтың» is Azattyq (alias "Азаттық"), not only the Russian service
+    (alias "Азаттык", which matches it after folding)."""
+    by_span: dict[tuple[int, int], list[_Match]] = {}
+    for c in matches:
+        by_span.setdefault((c.start, c.end), []).append(c)
+    out: list[_Match] = []
+    for (start, end), group in by_span.items():
+        if len({c.alias.owner for c in group}) > 1:
+            span = text[start:end].lower()
+            exact = {c.alias.owner for c in group
+                     if any(span.startswith(sp.lower()) for sp in c.alias.spellings)}
+            if exact:
+                group = [c for c in group if c.alias.owner in exact]
+        out.extend(group)
+    return out
+
+
 def _bare_names(names: list[tuple[str, bool, str]]) -> list[str]:
     """"Orda" from "Orda.kz": the name a text uses when it says it is a media outlet."""
     have = {normalise(n) for n, _, _ in names}
@@ -363,6 +389,12 @@ def _mostly_upper(text: str) -> bool:
 _ANY_DOMAIN = re.compile(
     r"(?<![\w.@])[a-z0-9][a-z0-9-]+\.(?:kz|kg|uz|tj|tm|ru|by|com|org|net|media|asia|info|news)(?![\w.])")
 _SENTENCE_PUNCT = frozenset(".!?:;\n-\"'(…")
+# the people of an organisation: "RFE/RL journalist", "корреспондент Радио Свобода"
+_STAFF = re.compile(r"(journalist|correspondent|reporter|cameraman|contributor|freelancer|staff|"
+                    r"журналист|корреспондент|репортер|оператор|сотрудни|внештатн|тилши|кызметкер)\w*$")
+# words that official names capitalise anywhere ("Қазақстан Республикасы", "Закон о СМИ"): a
+# capital says nothing about them
+_OFFICIAL_WORDS = frozenset(normalise(w) for w in ("Республика", "Закон", "Мир", "Правда", "Свобода"))
 _NOT_AN_OUTLET_AFTER = frozenset(("of", "конституции", "закона", "кодекса", "ук", "коап", "части"))
 
 
@@ -383,6 +415,12 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     media_before = bool(prev) and not before.endswith((".", "!", "?", ":", ";")) and bool(
         _MEDIA_BEFORE.match(prev[-1]) or prev[-2:] == ["according", "to"])
     capitals = all(w[:1].isupper() for need, w in zip(a.capital, words, strict=False) if need)
+    if a.kind == "parent":
+        # "RFE/RL journalist", "журналиста Радио Свобода": the parent's people in the story, not
+        # the organisation's statements ("RFE/RL condemns...")
+        nxt = _WORD.findall(norm[c.end:c.end + 40])[:2]
+        return capitals and ((bool(prev) and bool(_STAFF.match(prev[-1])))
+                             or any(_STAFF.match(w) for w in nxt))
     # proper-noun rule; a name of two or more words in quotes or after a media noun may be in
     # lower case («Adil soz», "сообщает правовой медиацентр")
     if not capitals and not (len(words) > 1 and (quoted or media_before)):
@@ -399,16 +437,28 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     if nxt and _MEDIA_AFTER_KK.match(nxt[0]) and _KAZAKH_TEXT.search(text):
         return True
     if (capitals and not a.derived and not upper_text and _CYR_WORD.match(normalise(words[0]))
-            and not _starts_sentence(norm, c.start)):
+            and not _starts_sentence(norm, c.start) and not _capitalised_neighbour(text, c)
+            and normalise(a.text) not in _OFFICIAL_WORDS):
         # a Russian or Kazakh common word with a capital inside a sentence is a name: Russian
         # and Kazakh headlines do not capitalise every word ("журналисты Азаттыка", "Власти"
-        # at the start of a sentence stays the authorities)
+        # at the start of a sentence stays the authorities). Not when it is part of a longer
+        # name: "Республики Казахстан", "Қазақстан Республикасының"
         return True
     if any(ch.isdigit() for ch in a.text) and capitals:
         # "Article 19" is the organisation unless it is an article of something
         return not nxt or nxt[0] not in _NOT_AN_OUTLET_AFTER
     letters = [ch for ch in span if ch.isalpha()]
-    return len(letters) >= 2 and all(ch.isupper() for ch in letters) and not upper_text
+    # capitals ("ARTICLE 19"); not for a bare name from a domain ("NUR OTAN" is no Nur.kz)
+    return len(letters) >= 2 and all(ch.isupper() for ch in letters) and not upper_text and not a.derived
+
+
+def _capitalised_neighbour(text: str, c: _Match) -> bool:
+    """Part of a longer Russian name: "Республики Казахстан", "Власть Советов". (Kazakh puts a
+    person before the name it acts on, "Мамай Азаттыққа берді", so only Russian is checked.)"""
+    if _KAZAKH_TEXT.search(text):
+        return False
+    after = _WORD.findall(text[c.end:c.end + 40])
+    return bool(after) and after[0][:1].isupper()
 
 
 # --- incident types, statuses, countries ---------------------------------------------------------
