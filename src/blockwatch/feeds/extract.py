@@ -205,7 +205,7 @@ class Extraction:
     country: str | None = None  # ISO code: from the text, else the caller's or the outlets'
     # why: "detention" -> ["задержали"], "outlet:Ratel.kz" -> ["«Ратель»"], "status:released",
     # "country:KZ", "press" -> the words as written in the text
-    evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     aggregate: bool = False  # a count or a ranking ("the number of detained rose to 100")
 
     @property
