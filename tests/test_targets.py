@@ -30,6 +30,7 @@ def test_shipped_kazakhstan_list() -> None:
     assert "Ратель" in ratel.aliases and ratel.domains == ("ratel.kz",)
     azattyq = next(t for t in targets if t.name == "Azattyq")
     assert "RFE/RL" in azattyq.parents and ratel.parents == ()
+    assert "Azattyk Media" in azattyq.excludes
 
 
 @pytest.mark.parametrize("text,key", [
@@ -40,6 +41,7 @@ def test_shipped_kazakhstan_list() -> None:
     ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nalias = ["x"]\n', "target[0].alias"),
     ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nparents = "RFE/RL"\n', "target[0].parents"),
     ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nparents = ["RFE/RL"]\n', "target[0].parents"),
+    ('[[target]]\nname = "A"\nurls = ["https://a.kz/"]\nexcludes = "B"\n', "target[0].excludes"),
 ])
 def test_bad_target_lists(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as ei:

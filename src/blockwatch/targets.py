@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from blockwatch.config import ConfigError
 
-_KEYS = {"name", "urls", "aliases", "country", "category", "parents"}
+_KEYS = {"name", "urls", "aliases", "country", "category", "parents", "excludes"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Target:
     # names of the organisation the outlet is a service of ("RFE/RL" for Azattyq): a report
     # naming the parent means this outlet when the report is about the outlet's country
     parents: tuple[str, ...] = ()
+    # names of other outlets that contain one of this one's names ("Azattyk Media", RFE/RL's
+    # Kyrgyz service, is not Azattyq): a report naming them is not about this outlet
+    excludes: tuple[str, ...] = ()
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -96,8 +99,11 @@ def _target(item: dict[str, Any], *, file: str, key: str, line: int | None) -> T
         raise ConfigError(file, f"{key}.parents", "expected a list of strings", line)
     if parents and not country:
         raise ConfigError(file, f"{key}.parents", "parents need the target's country", line)
+    excludes = item.get("excludes", [])
+    if not isinstance(excludes, list) or not all(isinstance(a, str) for a in excludes):
+        raise ConfigError(file, f"{key}.excludes", "expected a list of strings", line)
     return Target(name.strip(), tuple(urls), tuple(aliases), country, category, source=file,
-                  parents=tuple(parents))
+                  parents=tuple(parents), excludes=tuple(excludes))
 
 
 def load_targets(paths: list[Path]) -> list[Target]:

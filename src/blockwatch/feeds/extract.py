@@ -140,7 +140,7 @@ _HYPHEN_END = r"(?:-[а-я]{1,6})?"  # "Ratel.kz-тің", "Vlast-а"
 class _Alias:
     owner: str  # the target or person name
     # fields below: see _compile
-    kind: str  # "outlet" | "person" | "parent" (an outlet's parent organisation)
+    kind: str  # "outlet" | "person" | "parent" (an outlet's parent) | "other" (not this outlet)
     text: str  # the alias as written
     pattern: re.Pattern[str]
     domain: bool
@@ -235,9 +235,11 @@ class Matcher:
                 if kind == "outlet":
                     names += [(b, True, kind) for b in _bare_names(names)]
                     names += [(p, False, "parent") for p in getattr(item, "parents", ())]
+                    names += [(x, False, "other") for x in getattr(item, "excludes", ())]
                 seen: dict[str, _Alias] = {}
                 for n, bare, k in names:
-                    a = _compile(item.name, k, n, common=bare)
+                    # another outlet's name: its own owner, so that, being longer, it wins the overlap
+                    a = _compile(item.name if k != "other" else f"not {item.name}", k, n, common=bare)
                     if a is None:
                         continue
                     if normalise(a.text) in seen:
@@ -327,6 +329,8 @@ class Matcher:
         outlet_set |= {k.alias.owner for k in kept if k.alias.kind == "parent"}
         outlets = tuple(sorted(outlet_set))
         for k in sorted(kept, key=lambda k: k.start):
+            if k.alias.kind == "other":
+                continue
             kind = "person" if k.alias.kind == "person" else "outlet"
             have = evidence.setdefault(f"{kind}:{k.alias.owner}", [])
             words = _quoted(text, k.start, k.end)
@@ -405,9 +409,12 @@ def _starts_sentence(norm: str, at: int) -> bool:
 
 def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     a = c.alias
-    if a.domain:
-        return True
     span = text[c.start:c.end]
+    if a.domain:
+        # q and k are one letter in names, not in domains: "azattyk.org" (RFE/RL Kyrgyz) is not
+        # "azattyq.org" (Kazakh)
+        low = _keep_q(span)
+        return any(_keep_q(sp).strip(".") in low for sp in a.spellings)
     words = _WORD.findall(span)
     before = norm[:c.start].rstrip()
     quoted = before.endswith(('"', "'"))
@@ -415,6 +422,8 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     media_before = bool(prev) and not before.endswith((".", "!", "?", ":", ";")) and bool(
         _MEDIA_BEFORE.match(prev[-1]) or prev[-2:] == ["according", "to"])
     capitals = all(w[:1].isupper() for need, w in zip(a.capital, words, strict=False) if need)
+    if a.kind == "other":
+        return True
     if a.kind == "parent":
         # "RFE/RL journalist", "журналиста Радио Свобода": the parent's people in the story, not
         # the organisation's statements ("RFE/RL condemns...")
@@ -450,6 +459,10 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
     letters = [ch for ch in span if ch.isalpha()]
     # capitals ("ARTICLE 19"); not for a bare name from a domain ("NUR OTAN" is no Nur.kz)
     return len(letters) >= 2 and all(ch.isupper() for ch in letters) and not upper_text and not a.derived
+
+
+def _keep_q(text: str) -> str:
+    return "".join("q" if ch in "qQ" else n for ch, n in zip(text, normalise(text), strict=True))
 
 
 def _capitalised_neighbour(text: str, c: _Match) -> bool:
