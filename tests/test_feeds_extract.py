@@ -234,6 +234,8 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("Журналисты Азаттыка задержаны в Жанаозене", {"Azattyq"}, {"detention"}, None, "KZ"),
     ("Әділ сөздің мәліметінше, журналист ұсталды", {"Adil Soz"}, {"detention"}, None, "KZ"),
     ("Журналиста задержали в Бишкеке, сообщает «Власть»", {"Vlast.kz"}, {"detention"}, None, "KG"),
+    ("Police searched the office of Orda, an independent news site", {"Orda.kz"}, {"raid"}, None, "KZ"),
+    ("Офис Orda — независимого издания — обыскали", {"Orda.kz"}, {"raid"}, None, "KZ"),
 ]
 
 

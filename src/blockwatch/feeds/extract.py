@@ -399,6 +399,10 @@ _STAFF = re.compile(r"(journalist|correspondent|reporter|cameraman|contributor|f
 # words that official names capitalise anywhere ("Қазақстан Республикасы", "Закон о СМИ"): a
 # capital says nothing about them
 _OFFICIAL_WORDS = frozenset(normalise(w) for w in ("Республика", "Закон", "Мир", "Правда", "Свобода"))
+# a name followed by a comma or dash and a media noun within five words says what it is
+_APPOSITION = re.compile(r"\s*(?:,|\s-)\s*([^.,;:!?\n]{0,60})")
+_MEDIA_NOUN = re.compile(r"(outlet|website|site|newspaper|portal|magazine|agency|channel|publication|"
+                         r"weekly|daily|издани|сайт|портал|газет|агентств|телеканал|журнал|басылым)\w*$")
 _NOT_AN_OUTLET_AFTER = frozenset(("of", "конституции", "закона", "кодекса", "ук", "коап", "части"))
 
 
@@ -445,6 +449,9 @@ def _accept(c: _Match, text: str, norm: str, upper_text: bool) -> bool:
         return True
     if nxt and _MEDIA_AFTER_KK.match(nxt[0]) and _KAZAKH_TEXT.search(text):
         return True
+    m = _APPOSITION.match(norm, c.end)
+    if m and any(_MEDIA_NOUN.match(w) for w in _WORD.findall(m.group(1))[:5]):
+        return True  # "Orda, an independent news site", "Orda — независимое издание"
     if (capitals and not a.derived and not upper_text and _CYR_WORD.match(normalise(words[0]))
             and not _starts_sentence(norm, c.start) and not _capitalised_neighbour(text, c)
             and normalise(a.text) not in _OFFICIAL_WORDS):
