@@ -328,7 +328,12 @@ class Matcher:
             found is not None and self._countries.get(k.alias.owner) == found)]
         outlet_set |= {k.alias.owner for k in kept if k.alias.kind == "parent"}
         outlets = tuple(sorted(outlet_set))
-        for k in sorted(kept, key=lambda k: k.start):
+        reach: dict[str, tuple[int, int]] = {}  # owner -> the furthest-reaching match so far
+        for k in sorted(kept, key=lambda k: (k.start, -(k.end - k.start))):
+            far = reach.get(k.alias.owner)
+            if far is not None and far[1] >= k.end and far != (k.start, k.end):
+                continue  # inside a longer match of the same name ("Vlast" in "Vlast.kz")
+            reach[k.alias.owner] = (k.start, k.end)
             if k.alias.kind == "other":
                 continue
             kind = "person" if k.alias.kind == "person" else "outlet"
