@@ -80,6 +80,7 @@ class HttpHopIn(_In):
     headers: list[list[Text]] = Field(default_factory=list, max_length=256)
     location: Text | None = None
     failure: Failure = None
+    step: Short | None = None
     t_ms: float = 0.0
 
 
@@ -98,6 +99,7 @@ class HttpResultIn(_In):
     t_ms: float = 0.0
     ttfb_ms: float = 0.0
     transfer_ms: float = 0.0
+    received_bytes: int | None = Field(None, ge=0)
 
 
 class MeasurementIn(_In):

@@ -22,6 +22,9 @@ from blockwatch.probe import failures as F
 from blockwatch.probe.records import HttpHop, HttpResult
 
 MAX_REDIRECTS = 10
+# One hop's request, response and body together end after this many read timeouts: a censor
+# that drips bytes just faster than the read timeout would otherwise hold the probe for hours.
+EXCHANGE_TIMEOUTS = 3
 EXCERPT_BYTES = 2048
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", re.I)
@@ -31,8 +34,9 @@ Matcher = Callable[[bytes, dict[str, str], int | None], list[str]]
 
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-# Opens a connection to (host, port), with TLS when asked: (address, stream or None, failure)
-Connect = Callable[[str, int, bool], Awaitable[tuple[str | None, Stream | None, str | None]]]
+# Opens a connection to (host, port), with TLS when asked: (address, stream or None, failure),
+# optionally followed by the step that failed (dns | tcp | tls)
+Connect = Callable[[str, int, bool], Awaitable[tuple[Any, ...]]]
 
 
 class _Failed(Exception):
@@ -47,9 +51,10 @@ class _Exchange:
     more CPU per probe than the request did, and every connection comes from our own TCP/TLS
     step anyway (pinned to the vantage's DNS answer, same SNI and trust store)."""
 
-    def __init__(self, stream: Stream, timeout: float):
+    def __init__(self, stream: Stream, timeout: float, deadline: float | None = None):
         self.reader, self.writer = stream
         self.timeout = timeout
+        self.deadline = deadline  # loop time at which the whole exchange ends
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self.eof = False
 
@@ -82,8 +87,13 @@ class _Exchange:
                 if isinstance(event, h11.ConnectionClosed):
                     raise _Failed(F.EOF_ERROR)
                 return event
+            wait = self.timeout
+            if self.deadline is not None:
+                wait = min(wait, self.deadline - asyncio.get_running_loop().time())
+                if wait <= 0:
+                    raise _Failed(F.GENERIC_TIMEOUT)
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(wait):
                     data = await self.reader.read(65536)
             except (OSError, TimeoutError, EOFError) as exc:
                 raise _Failed(F.classify(exc)) from exc
@@ -98,9 +108,10 @@ class _Exchange:
             if not isinstance(event, h11.InformationalResponse):  # 1xx: wait for the real one
                 raise _Failed(F.HTTP_PROTOCOL_ERROR)
 
-    async def body(self, limit: int, encoding: str) -> tuple[bytes, bool, str | None]:
+    async def body(self, limit: int, encoding: str) -> tuple[bytes, bool, str | None, int]:
         """The decoded body under the cap (the wire is capped too: a body that decodes to
-        nothing must still end)."""
+        nothing must still end), whether it was cut, the failure that ended it, and the bytes
+        received on the wire (also of a body a failure or the deadline cut short)."""
         decoder = _Decoder(encoding)
         parts: list[bytes] = []
         size = wire = 0
@@ -125,7 +136,7 @@ class _Exchange:
             if size >= limit or wire > limit * 4:
                 truncated = True
                 break
-        return b"".join(parts), truncated, failure
+        return b"".join(parts), truncated, failure, wire
 
     def close(self) -> None:
         self.writer.close()
@@ -240,24 +251,29 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
                 dns.name.from_text(host)
         except (ValueError, UnicodeError, dns.exception.DNSException):
             hop.failure = res.failure = F.HTTP_PROTOCOL_ERROR
+            hop.step = "http"
             hop.t_ms = _ms(h0)
             break
         ready = opened.pop((host, port), None)
         if ready is not None:
             hop.address, stream = ready
         else:
-            hop.address, stream, failure = await connect(host, port, https)
+            got = await connect(host, port, https)
+            hop.address, stream, failure = got[:3]
             if stream is None:
                 hop.failure = res.failure = failure or F.UNKNOWN
+                hop.step = got[3] if len(got) > 3 else _step_of(hop.address, hop.failure, https)
                 hop.t_ms = _ms(h0)
                 break
-        ex = _Exchange(stream, timeout)
+        ex = _Exchange(stream, timeout,
+                       asyncio.get_running_loop().time() + timeout * EXCHANGE_TIMEOUTS)
         try:
             try:
                 ex.send(_target(parts), request_headers(host_header, user_agent))
                 resp = await ex.response()
             except _Failed as exc:
                 hop.failure = res.failure = exc.failure
+                hop.step = "http"
                 hop.t_ms = _ms(h0)
                 break
             pairs = [(_text(k), _text(v)) for k, v in resp.headers]
@@ -285,13 +301,17 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
             res.headers = headers
             res.ttfb_ms = ttfb
             b0 = time.perf_counter()
-            body, truncated, failure = await ex.body(body_limit, headers.get("content-encoding", ""))
+            body, truncated, failure, wire = await ex.body(body_limit,
+                                                           headers.get("content-encoding", ""))
         finally:
             ex.close()
         res.transfer_ms = _ms(b0)
+        res.received_bytes = wire
         hop.t_ms = _ms(h0)
         res.body_truncated = truncated
         res.failure = failure
+        if failure is not None:
+            hop.failure, hop.step = failure, "http"
         res.body_length = len(body)
         res.body_sha256 = hashlib.sha256(body).hexdigest()
         res.title = extract_title(body)
@@ -305,6 +325,15 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
         res.failure = F.HTTP_TOO_MANY_REDIRECTS
     res.t_ms = _ms(t0)
     return res
+
+
+def _step_of(address: str | None, failure: str | None, https: bool) -> str:
+    """The failed step of a connection whose opener did not say (an older Connect)."""
+    if address is None:
+        return "dns"
+    if https and failure is not None and failure.startswith("ssl_"):
+        return "tls"
+    return "tcp"
 
 
 def _ms(t0: float) -> float:

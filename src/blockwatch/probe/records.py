@@ -67,6 +67,9 @@ class HttpHop:
     headers: list[list[str]] = field(default_factory=list)
     location: str | None = None
     failure: str | None = None
+    # the step this hop failed at: dns | tcp | tls | http (None: it did not fail, or evidence
+    # recorded before the field existed)
+    step: str | None = None
     t_ms: float = 0.0
 
 
@@ -85,7 +88,8 @@ class HttpResult:
     failure: str | None = None
     t_ms: float = 0.0  # request start to end of body
     ttfb_ms: float = 0.0
-    transfer_ms: float = 0.0
+    transfer_ms: float = 0.0  # reading the body: also when a failure or the deadline cut it short
+    received_bytes: int | None = None  # body bytes as they came off the wire (before decoding)
     not_attempted: bool = False  # no address completed the connection: nothing to ask
 
 

@@ -103,24 +103,30 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
     # request reuses that connection; the others are closed.
     preferred = [t.address for t in m.tls if t.ok] or [t.address for t in m.tcp if t.status == "ok"]
     cache: dict[str, str | None] = {host: next(iter(preferred + reachable), None)}
+    dns_failures: dict[str, str] = {}  # a redirect host's DNS failure, for its hop's record
 
     async def resolve(name: str) -> str | None:
         """The address a redirect's host is fetched at (the first usable answer)."""
         if name not in cache:
             found = await resolvers.resolve(name, ("A",) if not m.ipv6 else ("A", "AAAA"))
             usable = [a for q in found for a in q.answers if a not in q.bogons]
+            if found and not usable:
+                dns_failures[name] = next((q.failure for q in found if q.failure), F.DNS_NO_ANSWER)
             cache[name] = next(iter(usable), None) if found else name  # an IP literal: no DNS
         return cache[name]
 
     async def connect(name: str, port: int, tls: bool
-                      ) -> tuple[str | None, httpprobe.Stream | None, str | None]:
+                      ) -> tuple[str | None, httpprobe.Stream | None, str | None, str | None]:
+        """(address, stream, failure, the step that failed: dns | tcp | tls)"""
         address = await resolve(name)
         if address is None:
-            return None, None, F.DNS_NO_ANSWER
+            return None, None, dns_failures.get(name, F.DNS_NO_ANSWER), "dns"
         tcp, hs, conn = await netsteps.connect(
             address, port, name if tls else None, timeout=settings.timeout,
             source=view.source_address, verified=verified, unverified=unverified, keep=True)
-        return address, conn, (hs.failure if hs is not None and hs.failure else tcp.failure)
+        if hs is not None and hs.failure:
+            return address, conn, hs.failure, "tls"
+        return address, conn, tcp.failure, ("tcp" if tcp.failure else None)
 
     opened_for_http: dict[tuple[str, int], tuple[str, httpprobe.Stream]] = {}
     for address, conn in opened:
