@@ -18,7 +18,7 @@ from blockwatch.analysis.fingerprints import (
     default_matcher,
 )
 from blockwatch.probe import failures as F
-from blockwatch.probe.records import HttpResult, TlsHandshake, WebMeasurement
+from blockwatch.probe.records import HttpHop, HttpResult, TlsHandshake, WebMeasurement
 
 VERDICTS = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
             "throttled", "down", "inconclusive")
@@ -184,9 +184,16 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
                          f"DNS for {host} answered {_addrs(blocked)}, a known block address; "
                          f"the control resolvers answered {_addrs(caddrs)}")
     injected = [r for q in v.dns for r in q.extra_replies if r and set(r) != set(q.answers)]
-    if cf is not None and not caddrs:
-        return None  # nothing to compare with; TCP/TLS/HTTP will tell
     vbogons = frozenset(a for q in v.dns for a in q.bogons)
+    if cf is not None and not caddrs:
+        if cf in (F.DNS_NXDOMAIN, F.DNS_NO_ANSWER) and not any(t.ok for t in v.tls):
+            # The name has no address for the control, yet the vantage's resolver gives one
+            # that does not prove to be the site: a censor's rule outliving the site.
+            return Judgement("dns", False,
+                             f"DNS for {host} answered {_with_asn(vaddrs, asn, vbogons)} at the "
+                             f"vantage, but the name has {_DNS_WORDS.get(cf, cf)} for the control "
+                             "resolvers")
+        return None  # nothing to compare with; TCP/TLS/HTTP will tell
     cbogons = frozenset(a for q in c.dns for a in q.bogons)
     bogons = [a for a in vaddrs if a in vbogons]
     if bogons and not all(a in cbogons for a in caddrs):
@@ -199,10 +206,12 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
                              f"DNS for {host} got two different replies to one query "
                              f"({_addrs(injected[0])} and {_addrs(vaddrs)}): an on-path injector")
         return None
+    second = (f"; it got two different replies to one query ({_addrs(vaddrs)} and "
+              f"{_addrs(injected[0])}): an on-path injector") if injected else ""
     return Judgement("dns", False,
                      f"DNS for {host} answered {_with_asn(vaddrs, asn, vbogons)}; the control resolvers "
                      f"answered {_with_asn(caddrs, asn)}, and the vantage's addresses did not "
-                     f"prove to be {host}")
+                     f"prove to be {host}{second}")
 
 
 def _consistent(v: WebMeasurement, c: WebMeasurement, vaddrs: list[str], caddrs: list[str],
@@ -243,6 +252,10 @@ def _tcp(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
         return None
     ctried = [t for t in c.tcp if t.status != "skipped"]
     first = tried[0]
+    if not ctried:
+        return Judgement("inconclusive", False,
+                         f"connecting to {host} failed from the vantage ({first.failure}); the "
+                         "control had no address to connect to, so nothing to compare with")
     if ctried and not any(t.status == "ok" for t in ctried):
         return Judgement("down", False,
                          f"connecting to {host} failed from the vantage ({first.failure}) and from "
@@ -282,7 +295,11 @@ def _tls(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
         return Judgement("tls", False,
                          f"the certificate presented for {host} is not valid ({first.failure}; "
                          f"issuer \u201c{issuer}\u201d); the control received a valid certificate")
-    if not ctls_ok and c.tls:
+    if not c.tls:
+        return Judgement("inconclusive", False,
+                         f"the TLS handshake with {host} failed from the vantage ({first.failure}); "
+                         "the control made no handshake to compare with")
+    if not ctls_ok:
         return Judgement("down", False,
                          f"the TLS handshake with {host} failed from the vantage ({first.failure}) "
                          f"and from the control ({c.tls[0].failure}): the site is down")
@@ -331,6 +348,11 @@ def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped
     if h is None:
         return None
     if h.status is None:
+        hop = _redirect_hop_failure(h)
+        if hop is not None:
+            j = _judge_hop(hop, ch)
+            if j is not None:
+                return j
         if ch is None or ch.status is None:
             cfail = ch.failure if ch is not None else "not measured"
             return Judgement("down", False,
@@ -345,6 +367,15 @@ def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped
                          f"the response for {host} is a known blockpage ({', '.join(bp[:2])})")
     if ch is None or ch.status is None:
         return None  # the control failed, the vantage works: reachable
+    if h.failure and not ch.failure and h.failure != F.HTTP_TOO_MANY_REDIRECTS:
+        # the response began and then broke off (the control got all of it): too slow to
+        # finish, or cut
+        slow = _slow_transfer(h, ch, host, s)
+        if slow is not None:
+            return slow
+        return Judgement("http_failure", False,
+                         f"the response from {host} broke off after {_kb(_got(h))} "
+                         f"({h.failure}); the control got the whole page ({_kb(_got(ch))})")
     ss_v = matcher.kinds(h.fingerprints)["server_side"]
     ss_c = {f.id for f in matcher.kinds(ch.fingerprints)["server_side"]}
     fresh = [f for f in ss_v if f.id not in ss_c]
@@ -366,6 +397,86 @@ def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped
         return Judgement("http_diff", False,
                          f"the vantage got {_desc(h)}; the control got {_desc(ch)}")
     return None
+
+
+_STEP_WORDS = {
+    "dns": ("dns", "DNS for {b} failed at the vantage ({f})"),
+    "tcp": ("tcp_ip", "connecting to {b} failed at the vantage ({f})"),
+    "tls": ("tls", "the TLS handshake with {b} failed at the vantage ({f})"),
+    "http": ("http_failure", "the HTTP request to {b} failed at the vantage ({f})"),
+}
+
+
+def _redirect_hop_failure(h: HttpResult) -> HttpHop | None:
+    """The failed hop when it is not the first: a redirect's target failed."""
+    if len(h.hops) > 1 and h.hops[-1].failure:
+        return h.hops[-1]
+    return None
+
+
+def _hop_step(hop: HttpHop) -> str:
+    if hop.step:
+        return hop.step
+    # evidence from before hops recorded their step: tell it from the failure
+    f = hop.failure or ""
+    if hop.address is None or f.startswith("dns_"):
+        return "dns"
+    if f.startswith("ssl_"):
+        return "tls"
+    if f in (F.CONNECTION_REFUSED, F.HOST_UNREACHABLE, F.NETWORK_UNREACHABLE):
+        return "tcp"
+    return "http"
+
+
+def _judge_hop(hop: HttpHop, ch: HttpResult | None) -> Judgement | None:
+    """A redirect hop that failed at the vantage, judged by the step it failed at, against
+    the control's hop to the same host."""
+    b = _hostname(hop.url)
+    same = [x for x in (ch.hops if ch is not None else []) if _hostname(x.url) == b]
+    if b is None or not same:
+        return None  # the control never went there: judged on the whole result
+    verdict, words = _STEP_WORDS.get(_hop_step(hop), _STEP_WORDS["http"])
+    said = words.format(b=b, f=_DNS_WORDS.get(hop.failure or "", hop.failure))
+    if any(x.failure for x in same) and not any(x.status is not None and not x.failure
+                                                for x in same):
+        cf = next(x.failure for x in same if x.failure)
+        return Judgement("down", False,
+                         f"the redirect to {b}: {said} and from the control ({cf}): "
+                         f"{b} is down")
+    return Judgement(verdict, False, f"the redirect to {b}: {said}, works from the control")
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # a malformed Location the probe recorded as it came
+        return None
+
+
+def _got(h: HttpResult) -> int:
+    return h.received_bytes if h.received_bytes is not None else h.body_length
+
+
+def _slow_transfer(h: HttpResult, ch: HttpResult, host: str,
+                   s: AnalysisSettings) -> Judgement | None:
+    """A body that flowed but too slowly to finish before the timeout ended it."""
+    vbytes, cbytes = _got(h), _got(ch)
+    if h.failure != F.GENERIC_TIMEOUT or vbytes <= 0 or cbytes < s.throttle_min_bytes \
+            or h.transfer_ms < s.throttle_min_ms:
+        return None
+    vrate = vbytes / max(h.transfer_ms, 1.0)
+    crate = cbytes / max(ch.transfer_ms, 1.0)
+    if crate < s.throttle_factor * vrate:
+        return None
+    return Judgement("throttled", False,
+                     f"the page of {host} downloaded at {_rate(vrate)} from the vantage "
+                     f"({_kb(vbytes)} in {_secs(h.transfer_ms)}, then the timeout ended it) "
+                     f"against {_rate(crate)} from the control")
+
+
+def _rate(bytes_per_ms: float) -> str:
+    kbs = bytes_per_ms * 1000 / 1024
+    return f"{kbs:.1f} KB/s" if kbs < 10 else f"{kbs:.0f} KB/s"
 
 
 def _base(hostname: str) -> str:
