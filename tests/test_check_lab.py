@@ -388,3 +388,50 @@ async def test_a_bug_met_by_one_url_does_not_end_the_round(lab: Lab, tmp_path: P
         db.close()
     assert [(r.target, r.verdict) for r in report.results] == [("Ratel.kz", "ok")]
     assert any(bad in rec.getMessage() and rec.levelname == "ERROR" for rec in caplog.records)
+
+
+@pytest.mark.parametrize("behaviour,verdict,words,step", [
+    (Behaviour.refuse, "tcp_ip", "connecting to news.test failed at the vantage (connection_refused)",
+     "tcp"),
+    (Behaviour.tls_reset_after_hello, "tls",
+     "the TLS handshake with news.test failed at the vantage (connection_reset)", "tls"),
+])
+async def test_failure_on_a_redirect_hop_is_judged_by_its_step(
+        lab: Lab, tmp_path: Path, behaviour: Any, verdict: str, words: str, step: str) -> None:
+    # ratel.test works and redirects to news.test, which fails at the vantage only
+    await lab.add_site("news.test", body=ARTICLE, vantage=behaviour)
+    await lab.add_site("ratel.test", redirect=lab.url("news.test", "/latest"))
+    cfg = await scenario(lab, tmp_path)
+    r = await check(cfg)
+    assert r.verdict == verdict, r.reason
+    assert r.reason.startswith("the redirect to news.test: ") and words in r.reason
+    assert r.reason.endswith("works from the control")
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        m = s.scalar(select(Measurement).where(Measurement.role == "vantage",
+                                               Measurement.url.contains("ratel")))
+        assert m is not None
+        hops = m.evidence["http"]["hops"]
+        assert [h["status"] for h in hops] == [301, None]
+        assert (hops[1]["step"], hops[0]["step"]) == (step, None)
+    db.close()
+
+
+async def test_slow_drip_until_the_timeout_is_throttled(lab: Lab, tmp_path: Path) -> None:
+    # bytes flow at ~4 KB/s to the vantage: the 1 s read timeout never fires, the probe's
+    # deadline (three read timeouts) ends the transfer
+    await lab.add_site("ratel.test", body=ARTICLE, size=256 * 1024,
+                       vantage=Behaviour.throttle(handshake_delay=0.0, rate=4000))
+    cfg = await scenario(lab, tmp_path)
+    r = await check(cfg)
+    assert r.verdict == "throttled", r.reason
+    assert "then the timeout ended it" in r.reason and "from the control" in r.reason
+    db = open_database(cfg.database_url)
+    with db.read() as s:
+        ms = {m.role: m.evidence["http"] for m in s.scalars(
+            select(Measurement).where(Measurement.url.contains("ratel")))}
+    db.close()
+    v, c = ms["vantage"], ms["control"]
+    assert v["failure"] == "generic_timeout_error" and v["status"] == 200
+    assert 0 < v["received_bytes"] < 256 * 1024 and v["transfer_ms"] >= 1000
+    assert c["failure"] is None and c["received_bytes"] == 256 * 1024
