@@ -434,4 +434,5 @@ async def test_slow_drip_until_the_timeout_is_throttled(lab: Lab, tmp_path: Path
     v, c = ms["vantage"], ms["control"]
     assert v["failure"] == "generic_timeout_error" and v["status"] == 200
     assert 0 < v["received_bytes"] < 256 * 1024 and v["transfer_ms"] >= 1000
+    assert v["deadline_exceeded"] and not c["deadline_exceeded"]
     assert c["failure"] is None and c["received_bytes"] == 256 * 1024

@@ -461,7 +461,8 @@ def _slow_transfer(h: HttpResult, ch: HttpResult, host: str,
                    s: AnalysisSettings) -> Judgement | None:
     """A body that flowed but too slowly to finish before the timeout ended it."""
     vbytes, cbytes = _got(h), _got(ch)
-    if h.failure != F.GENERIC_TIMEOUT or vbytes <= 0 or cbytes < s.throttle_min_bytes \
+    # a deadline that ended a flowing transfer, not a read timeout after the bytes stopped
+    if not h.deadline_exceeded or vbytes <= 0 or cbytes < s.throttle_min_bytes \
             or h.transfer_ms < s.throttle_min_ms:
         return None
     vrate = vbytes / max(h.transfer_ms, 1.0)

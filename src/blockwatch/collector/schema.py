@@ -100,6 +100,7 @@ class HttpResultIn(_In):
     ttfb_ms: float = 0.0
     transfer_ms: float = 0.0
     received_bytes: int | None = Field(None, ge=0)
+    deadline_exceeded: bool = False
 
 
 class MeasurementIn(_In):

@@ -55,6 +55,7 @@ class _Exchange:
         self.reader, self.writer = stream
         self.timeout = timeout
         self.deadline = deadline  # loop time at which the whole exchange ends
+        self.deadline_hit = False  # ended by the deadline, not by a silent read timeout
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self.eof = False
 
@@ -91,11 +92,15 @@ class _Exchange:
             if self.deadline is not None:
                 wait = min(wait, self.deadline - asyncio.get_running_loop().time())
                 if wait <= 0:
+                    self.deadline_hit = True
                     raise _Failed(F.GENERIC_TIMEOUT)
             try:
                 async with asyncio.timeout(wait):
                     data = await self.reader.read(65536)
-            except (OSError, TimeoutError, EOFError) as exc:
+            except TimeoutError as exc:
+                self.deadline_hit = wait < self.timeout
+                raise _Failed(F.GENERIC_TIMEOUT) from exc
+            except (OSError, EOFError) as exc:
                 raise _Failed(F.classify(exc)) from exc
             self.eof = not data
             self.h11.receive_data(data)
@@ -307,6 +312,7 @@ async def fetch(url: str, *, opened: dict[tuple[str, int], tuple[str, Stream]], 
             ex.close()
         res.transfer_ms = _ms(b0)
         res.received_bytes = wire
+        res.deadline_exceeded = ex.deadline_hit
         hop.t_ms = _ms(h0)
         res.body_truncated = truncated
         res.failure = failure

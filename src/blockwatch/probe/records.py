@@ -90,6 +90,7 @@ class HttpResult:
     ttfb_ms: float = 0.0
     transfer_ms: float = 0.0  # reading the body: also when a failure or the deadline cut it short
     received_bytes: int | None = None  # body bytes as they came off the wire (before decoding)
+    deadline_exceeded: bool = False  # the request's deadline ended it while bytes still came
     not_attempted: bool = False  # no address completed the connection: nothing to ask
 
 
