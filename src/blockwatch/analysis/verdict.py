@@ -431,9 +431,9 @@ def _hop_step(hop: HttpHop) -> str:
 def _judge_hop(hop: HttpHop, ch: HttpResult | None) -> Judgement | None:
     """A redirect hop that failed at the vantage, judged by the step it failed at, against
     the control's hop to the same host."""
-    b = _hostname(hop.url)
-    same = [x for x in (ch.hops if ch is not None else []) if _hostname(x.url) == b]
-    if b is None or not same:
+    b, key = _hostname(hop.url), _origin(hop.url)
+    same = [x for x in (ch.hops if ch is not None else []) if _origin(x.url) == key]
+    if key is None or not same:
         return None  # the control never went there: judged on the whole result
     verdict, words = _STEP_WORDS.get(_hop_step(hop), _STEP_WORDS["http"])
     said = words.format(b=b, f=_DNS_WORDS.get(hop.failure or "", hop.failure))
@@ -450,6 +450,15 @@ def _hostname(url: str) -> str | None:
     try:
         return urlsplit(url).hostname
     except ValueError:  # a malformed Location the probe recorded as it came
+        return None
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port): http://B and https://B are different connections."""
+    try:
+        p = urlsplit(url)
+        return (p.scheme, p.hostname or "", p.port or (443 if p.scheme == "https" else 80))
+    except ValueError:
         return None
 
 
