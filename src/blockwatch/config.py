@@ -402,6 +402,44 @@ class Webhook(_Strict):
         return self.url or ""
 
 
+def _chat_id(v: Any) -> Any:
+    # TOML lets one write the id as a number; Telegram takes either
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if isinstance(v, str) and not re.fullmatch(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31}", v):
+        raise ValueError(f"{v!r} is not a Telegram chat id; expected a number like "
+                         "\"-1001234567890\" or a public channel's \"@username\"")
+    return v
+
+
+class Telegram(_Strict):
+    """A Telegram chat, group or channel the bot posts alerts and digests to; the filters are
+    a recipient's."""
+
+    chat_id: Annotated[str, BeforeValidator(_chat_id)]
+    bot_token_env: str = ""
+    bot_token_file: str = ""
+    language: Literal["en", "ru", "kk"] = "en"
+    api_url: HttpUrl = "https://api.telegram.org"
+    targets: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    verdicts: list[str] = Field(default_factory=list)
+    digest: bool = True
+    alerts: bool = True
+
+    @field_validator("verdicts")
+    @classmethod
+    def _known_verdicts(cls, v: list[str]) -> list[str]:
+        return Recipient._known_verdicts(v)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Telegram:
+        if bool(self.bot_token_env) == bool(self.bot_token_file):
+            raise ValueError("give the bot token as exactly one of bot_token_env (an environment "
+                             "variable) or bot_token_file (a file); never in this file")
+        return self
+
+
 class AlertsConfig(_Strict):
     smtp_host: str = "localhost"
     smtp_port: int = Field(587, ge=1, le=65535)
@@ -417,6 +455,17 @@ class AlertsConfig(_Strict):
     all_clear: bool = False
     recipient: list[Recipient] = Field(default_factory=list)
     webhook: list[Webhook] = Field(default_factory=list)
+    telegram: list[Telegram] = Field(default_factory=list)
+
+    @field_validator("telegram")
+    @classmethod
+    def _unique_chats(cls, v: list[Telegram]) -> list[Telegram]:
+        seen: set[str] = set()
+        for t in v:
+            if t.chat_id in seen:  # the outbox names a chat by its id
+                raise ValueError(f"chat_id {t.chat_id!r} is used twice; each chat once")
+            seen.add(t.chat_id)
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from blockwatch import aio, redact
 from blockwatch.alerts import compose as C
+from blockwatch.alerts import telegram as tg
 from blockwatch.alerts import webhook as hook
 from blockwatch.alerts.deliver import DeliveryReport, deliver
 from blockwatch.alerts.digest import collect, languages_in_use, queue_for_recipients
@@ -76,6 +77,11 @@ def _report(cfg: Config, db: Database, ids: list[int], rep: DeliveryReport) -> i
         rows = {r.key: r for r in s.scalars(select(Outbox).where(Outbox.id.in_(ids)))}
     for _key, row in sorted(rows.items()):
         dest = hook.label_in(cfg, row.destination) if row.channel == "webhook" else row.destination
+        if row.channel == tg.CHANNEL:
+            found = tg.find(cfg, row.destination)
+            dest = tg.label(found[1]) if found else f"chat {row.destination}"
+            if (row.payload or {}).get("parts", 1) > 1:
+                dest += f" (part {row.payload['part']}/{row.payload['parts']})"
         where = redact.scrub(f"{row.channel} {dest}")
         error = redact.scrub(str(row.last_error))
         if row.status == "sent":
@@ -117,9 +123,9 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
             print(p)
         if not args.send:
             return EXIT_OK
-        if not any(r.digest for r in a.recipient):
-            print("blockwatch digest: --send: no [[alerts.recipient]] with digest = true in "
-                  f"{cfg.source}", file=sys.stderr)
+        if not any(r.digest for r in [*a.recipient, *a.telegram]):
+            print("blockwatch digest: --send: no [[alerts.recipient]] or [[alerts.telegram]] "
+                  f"with digest = true in {cfg.source}", file=sys.stderr)
             return EXIT_USAGE
         # an explicit --send goes out even on a quiet day; the key names the period, so a second
         # run is a second digest, while a retry of this one is not
@@ -153,15 +159,18 @@ def queue_test(db: Database, cfg: Config, now: datetime) -> list[int]:
                     subject=msg.subject, now=now,
                     payload=C.webhook_body(key, "test", [], msg, now, w.language))
             keys.append(key)
+        for chat in a.telegram:
+            keys += tg.queue(s, chat, kind="test", key=tg.key("test", chat, stamp), now=now,
+                             msg=C.compose_test(chat.language, a.timezone, now))
         return list(s.scalars(select(Outbox.id).where(Outbox.key.in_(keys))))
 
 
 def cmd_alerts_test(cfg: Config, args: argparse.Namespace) -> int:
-    """`blockwatch alerts-test`: a test message to every recipient and webhook."""
+    """`blockwatch alerts-test`: a test message to every recipient, webhook and Telegram chat."""
     a = cfg.settings.alerts
-    if not a.recipient and not a.webhook:
-        print(f"blockwatch alerts-test: no [[alerts.recipient]] or [[alerts.webhook]] in "
-              f"{cfg.source}", file=sys.stderr)
+    if not a.recipient and not a.webhook and not a.telegram:
+        print(f"blockwatch alerts-test: no [[alerts.recipient]], [[alerts.webhook]] or "
+              f"[[alerts.telegram]] in {cfg.source}", file=sys.stderr)
         return EXIT_USAGE
     db = open_database(cfg.database_url)
     try:

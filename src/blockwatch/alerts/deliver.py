@@ -1,4 +1,7 @@
-"""Send what is due in the outbox: claim, deliver, record; I/O only, no composition."""
+"""Send what is due in the outbox: claim, deliver, record; I/O only, no composition.
+
+Each channel (email, webhooks, Telegram) claims and delivers its own rows, concurrently and with
+its own error handling: an SMTP server that never answers holds back email only."""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import logging
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from blockwatch.alerts import email as mail
 from blockwatch.alerts import outbox
+from blockwatch.alerts import telegram as tg
 from blockwatch.alerts import webhook as hook
 from blockwatch.alerts.outbox import Row
 from blockwatch.config import Config, SecretError
@@ -104,56 +108,177 @@ async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: 
     report.sent.append(row.key)
 
 
+async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, rows: list[Row],
+                         report: DeliveryReport, clock: Clock) -> None:
+    """One chat's rows, in order. A part waits until the part before it was handed over; after
+    a 429 the chat's other rows wait for the time Telegram named."""
+    found = tg.find(cfg, rows[0].destination)
+    slow_until: datetime | None = None
+    bot_token: str | None = None
+    for n, row in enumerate(rows):
+        if found is None:
+            err = "the chat is no longer in [[alerts.telegram]]; not sent"
+            await asyncio.to_thread(outbox.mark_failed, db, row, err, clock(), permanent=True)
+            report.failed.append((row.key, err))
+            continue
+        i, chat = found
+        if slow_until is not None:
+            await asyncio.to_thread(outbox.defer, db, row, slow_until,
+                                    "Telegram asked to slow down; waiting")
+            report.retry.append((row.key, "Telegram asked to slow down"))
+            continue
+        prev = row.payload.get("prev")
+        before = await asyncio.to_thread(outbox.state, db, prev) if prev else None
+        if before is not None and before[0] in (outbox.PENDING, outbox.SENDING):
+            # the earlier part first: due again when it is (or when its lease ends)
+            until = max(before[1], clock() + outbox.FIRST_RETRY)
+            await asyncio.to_thread(outbox.defer, db, row, until,
+                                    "waiting for the previous part of this message")
+            report.retry.append((row.key, "waiting for the previous part"))
+            continue
+        if bot_token is None:
+            try:
+                bot_token = await asyncio.to_thread(tg.token, cfg, chat, f"alerts.telegram[{i}]")
+            except SecretError as exc:
+                await asyncio.to_thread(outbox.release, db, rows[n:], str(exc), clock())
+                report.secret_errors.append(str(exc))
+                report.retry.extend((r.key, str(exc)) for r in rows[n:])
+                return
+        # Recorded as `sending` before the request, and a request whose answer was lost (read
+        # timeout, dropped connection) becomes `uncertain`, not resent: the rule email follows.
+        # Telegram has no idempotency key, so a resend after a lost answer is a visible duplicate
+        # in a channel every subscriber reads; an uncertain row is counted by `blockwatch
+        # health` and logged, so a person can look at the chat. Failures before the request was
+        # written out (connect, 429, 5xx) are retried: nothing was posted.
+        await asyncio.to_thread(outbox.mark_sending, db, row.id, clock())
+        try:
+            await tg.send(http, chat, bot_token, row.payload["text"])
+        except tg.TelegramError as exc:
+            err = str(exc)
+            if exc.uncertain:
+                await asyncio.to_thread(outbox.mark_uncertain, db, row.id, err)
+                report.uncertain.append((row.key, err))
+                log.warning("outbox %s: %s; not resent (at most once)", row.key, err)
+                continue
+            if exc.retry_after is not None:
+                slow_until = clock() + timedelta(seconds=exc.retry_after)
+                status = await asyncio.to_thread(outbox.retry_at, db, row, err, slow_until)
+            else:
+                status = await asyncio.to_thread(outbox.mark_failed, db, row, err, clock(),
+                                                 permanent=exc.permanent)
+            (report.failed if status == outbox.FAILED else report.retry).append((row.key, err))
+            if status == outbox.FAILED and exc.permanent:
+                log.error("outbox %s: %s; given up (Telegram refused it: is the chat id right, "
+                          "and is the bot still a member, an admin of a channel?)", row.key, err)
+            else:
+                log.warning("outbox %s: %s (%s)", row.key, err,
+                            "given up" if status == outbox.FAILED else "will retry")
+            continue
+        await asyncio.to_thread(outbox.mark_sent, db, row.id, clock())
+        report.sent.append(row.key)
+
+
+async def _telegram_rows(cfg: Config, db: Database, rows: list[Row], report: DeliveryReport,
+                         clock: Clock, ssl_context: ssl.SSLContext | None) -> None:
+    chats: dict[str, list[Row]] = {}
+    for r in rows:
+        chats.setdefault(r.destination, []).append(r)
+    async with tg.client() as http:
+        await asyncio.gather(*(_telegram_chat(cfg, db, http, rs, report, clock)
+                               for rs in chats.values()))
+
+
+async def _email_rows(cfg: Config, db: Database, rows: list[Row], report: DeliveryReport,
+                      clock: Clock, ssl_context: ssl.SSLContext | None) -> None:
+    try:
+        st = mail.smtp_settings(cfg, ssl_context=ssl_context)
+    except SecretError as exc:
+        await asyncio.to_thread(outbox.release, db, rows, str(exc), clock())
+        report.secret_errors.append(str(exc))
+        report.retry.extend((r.key, str(exc)) for r in rows)
+        return
+    for r in rows:
+        await asyncio.to_thread(_email_row, cfg, db, st, r, report, clock)
+
+
+async def _webhook_rows(cfg: Config, db: Database, rows: list[Row], report: DeliveryReport,
+                        clock: Clock, ssl_context: ssl.SSLContext | None) -> None:
+    async with hook.client() as http:
+        for r in rows:
+            await _webhook_row(cfg, db, http, r, report, clock)
+
+
+async def _unknown_rows(cfg: Config, db: Database, rows: list[Row], report: DeliveryReport,
+                        clock: Clock, ssl_context: ssl.SSLContext | None) -> None:
+    for r in rows:
+        err = f"unknown channel {r.channel!r}"
+        await asyncio.to_thread(outbox.mark_failed, db, r, err, clock(), permanent=True)
+        report.failed.append((r.key, err))
+
+
+CHANNELS = {"email": _email_rows, "webhook": _webhook_rows, tg.CHANNEL: _telegram_rows}
+
+
+async def _channel(cfg: Config, db: Database, channel: str | None, report: DeliveryReport,
+                   clock: Clock, *, ids: list[int] | None, limit: int,
+                   ssl_context: ssl.SSLContext | None, until_empty: bool) -> None:
+    """Claim and deliver one channel's due rows (`None`: rows of unknown channels), in batches
+    while `until_empty`. Whatever goes wrong stays in this channel: its claimed rows come back
+    when their lease ends."""
+    run = CHANNELS.get(channel or "", _unknown_rows)
+    while True:
+        rows = await asyncio.to_thread(
+            outbox.claim, db, clock(), ids=ids, limit=limit,
+            channels=[channel] if channel else None,
+            other_than=None if channel else list(CHANNELS))
+        if not rows:
+            return
+        try:
+            await run(cfg, db, rows, report, clock, ssl_context)
+        except Exception as exc:  # a bug or a database outage in one channel: not the others'
+            log.exception("outbox: %s delivery stopped: %s; its rows are retried after %s",
+                          channel or "unknown-channel", exc, outbox.LEASE)
+            return
+        if not until_empty or len(rows) < limit:
+            return
+
+
 async def deliver(cfg: Config, db: Database, *, ids: Iterable[int] | None = None,
                   now: datetime | None = None, limit: int = 100,
-                  ssl_context: ssl.SSLContext | None = None) -> DeliveryReport:
-    """Deliver due rows (only `ids` when given). Missing secrets are reported, not raised: the
-    other channels still go out."""
+                  ssl_context: ssl.SSLContext | None = None,
+                  until_empty: bool = False) -> DeliveryReport:
+    """Deliver due rows (only `ids` when given), each channel on its own. Missing secrets are
+    reported, not raised: the other channels still go out."""
     fixed = now
 
     def clock() -> datetime:
         # a given `now` (tests, a replay) is the clock for the whole batch
         return fixed if fixed is not None else _now()
 
-    now = clock()
     report = DeliveryReport()
-    await asyncio.to_thread(outbox.expire_sending, db, now)
-    rows = await asyncio.to_thread(outbox.claim, db, now, ids=ids, limit=limit)
-    emails = [r for r in rows if r.channel == "email"]
-    hooks = [r for r in rows if r.channel == "webhook"]
-    others = [r for r in rows if r.channel not in ("email", "webhook")]
-    for r in others:
-        err = f"unknown channel {r.channel!r}"
-        await asyncio.to_thread(outbox.mark_failed, db, r, err, now, permanent=True)
-        report.failed.append((r.key, err))
-    if emails:
+    await asyncio.to_thread(outbox.expire_sending, db, clock())
+    wanted = list(ids) if ids is not None else None
+    stopped: list[BaseException] = []
+
+    async def one(ch: str | None) -> None:
         try:
-            st = mail.smtp_settings(cfg, ssl_context=ssl_context)
-        except SecretError as exc:
-            await asyncio.to_thread(outbox.release, db, emails, str(exc), now)
-            report.secret_errors.append(str(exc))
-            report.retry.extend((r.key, str(exc)) for r in emails)
-        else:
-            for r in emails:
-                await asyncio.to_thread(_email_row, cfg, db, st, r, report, clock)
-    if hooks:
-        async with hook.client() as http:
-            for r in hooks:
-                await _webhook_row(cfg, db, http, r, report, clock)
+            await _channel(cfg, db, ch, report, clock, ids=wanted, limit=limit,
+                           ssl_context=ssl_context, until_empty=until_empty)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # raised to our caller, as without tasks (asyncio would end the loop with it)
+            stopped.append(exc)
+
+    await asyncio.gather(*(one(ch) for ch in [*CHANNELS, None]))
+    if stopped:
+        raise stopped[0]
     return report
 
 
 async def deliver_outbox(cfg: Config, db: Database, *, now: datetime | None = None,
                          ssl_context: ssl.SSLContext | None = None) -> DeliveryReport:
-    """The daemon's job: deliver everything due (in batches until none is left). A missing
-    secret is raised (naming it) after the other channels were served."""
-    total = DeliveryReport()
-    while True:
-        rep = await deliver(cfg, db, now=now, ssl_context=ssl_context)
-        total.merge(rep)
-        done = len(rep.sent) + len(rep.retry) + len(rep.failed) + len(rep.uncertain)
-        if done < 100:
-            break
+    """The daemon's job: deliver everything due (each channel in batches until none is left). A
+    missing secret is raised (naming it) after the other channels were served."""
+    total = await deliver(cfg, db, now=now, ssl_context=ssl_context, until_empty=True)
     if total.sent or total.retry or total.failed:
         log.info("outbox: %d sent, %d to retry, %d failed, %d uncertain", len(total.sent),
                  len(total.retry), len(total.failed), len(total.uncertain))

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from blockwatch.alerts import compose as C
+from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.scan import event_item, incident_info, vantage_status
 from blockwatch.analysis.verdict import BLOCKING
@@ -138,6 +139,14 @@ def queue_for_recipients(s: Session, cfg: Config, data: C.DigestData, key_prefix
                 payload={"text": msg.text, "html": msg.html, "language": r.language,
                          "message_id": C.message_id(key, a.sender)})
         keys.append(key)
+    for chat in a.telegram:  # the same, posted to Telegram chats
+        if not chat.digest:
+            continue
+        view = C.filter_digest(data, C.Filter.of(chat.targets, chat.countries, chat.verdicts))
+        if view.all_clear and not (force or a.all_clear):
+            continue
+        keys += tg.queue(s, chat, kind="digest", key=tg.key(key_prefix, chat), now=now,
+                         msg=C.compose_digest(view, chat.language, a.timezone))
     return list(s.scalars(select(Outbox.id).where(Outbox.key.in_(keys)))) if keys else []
 
 

@@ -4,9 +4,10 @@ Row life cycle (`status`):
   pending  -- due at `next_attempt_at`. A worker *claims* a row by bumping `attempts` and moving
               `next_attempt_at` a lease ahead, in its own committed transaction; a worker that
               dies mid-delivery therefore leaves a row that is simply retried when the lease ends.
-  sending  -- (email only) committed just before the SMTP end-of-data mark is written: past this
-              point the server may have accepted the message. Nothing can tell a crash here apart
-              from a crash after acceptance, so a `sending` row whose lease ran out becomes
+  sending  -- (email, Telegram) committed just before the SMTP end-of-data mark is written or
+              the Bot API request is sent: past this point it may have been accepted. Nothing
+              can tell a crash here apart from a crash after acceptance, so a `sending` row
+              whose lease ran out becomes
               `uncertain` and is never resent (at most once; see README).
   sent     -- the server accepted it (SMTP 250 after the data / HTTP 2xx); committed at once.
   failed   -- refused for good (SMTP 5xx, HTTP 4xx) or still failing after MAX_AGE.
@@ -94,8 +95,11 @@ def expire_sending(db: Database, now: datetime) -> list[str]:
 
 
 def claim(db: Database, now: datetime, *, ids: Iterable[int] | None = None,
-          limit: int = 100) -> list[Row]:
-    """Take due rows for delivery (one committed transaction), oldest first."""
+          limit: int = 100, channels: Iterable[str] | None = None,
+          other_than: Iterable[str] | None = None) -> list[Row]:
+    """Take due rows for delivery (one committed transaction), oldest first; only those of
+    `channels`, or of channels not in `other_than`, when given (each channel is claimed and
+    delivered on its own, so a stuck one never holds back another)."""
     with db.write() as s:
         q = (select(Outbox).where(Outbox.status == PENDING, Outbox.next_attempt_at <= now)
              .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
@@ -103,6 +107,10 @@ def claim(db: Database, now: datetime, *, ids: Iterable[int] | None = None,
              .with_for_update(skip_locked=True))
         if ids is not None:
             q = q.where(Outbox.id.in_(list(ids)))
+        if channels is not None:
+            q = q.where(Outbox.channel.in_(list(channels)))
+        if other_than is not None:
+            q = q.where(Outbox.channel.not_in(list(other_than)))
         out = []
         for r in s.scalars(q):
             r.attempts = (r.attempts or 0) + 1
@@ -139,6 +147,33 @@ def mark_failed(db: Database, row: Row, error: str, now: datetime, *, permanent:
             status=status, last_error=error[:2000],
             next_attempt_at=now if give_up else now + backoff(row.attempts)))
     return status
+
+
+def retry_at(db: Database, row: Row, error: str, at: datetime) -> str:
+    """A failed attempt to retry at a time the receiver named (Telegram's `retry_after`), or
+    `failed` when that is past MAX_AGE. Returns the status."""
+    give_up = at - row.created_at > MAX_AGE
+    status = FAILED if give_up else PENDING
+    with db.write() as s:
+        s.execute(update(Outbox).where(Outbox.id == row.id).values(
+            status=status, last_error=error[:2000], next_attempt_at=at))
+    return status
+
+
+def defer(db: Database, row: Row, until: datetime, note: str) -> None:
+    """Give back a claimed row that was not tried (it waits for an earlier part, or its chat
+    asked to slow down): due at `until`, the attempt not counted."""
+    with db.write() as s:
+        s.execute(update(Outbox).where(Outbox.id == row.id).values(
+            attempts=max(0, row.attempts - 1), last_error=note[:2000], next_attempt_at=until))
+
+
+def state(db: Database, key: str) -> tuple[str, datetime] | None:
+    """A row's status and next attempt time, by key."""
+    with db.read() as s:
+        r = s.execute(select(Outbox.status, Outbox.next_attempt_at)
+                      .where(Outbox.key == key)).first()
+        return (r[0], r[1]) if r else None
 
 
 def release(db: Database, rows: Iterable[Row], error: str, now: datetime) -> None:

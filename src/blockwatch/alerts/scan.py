@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from blockwatch.alerts import compose as C
+from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.webhook import hook_id
 from blockwatch.config import AgentVantage, Config, OoniVantage
@@ -243,6 +244,15 @@ def queue_alerts_sync(cfg: Config, db: Database, now: datetime | None = None) ->
             n += enqueue(s, key=key, channel="webhook", destination=dest, kind="alert",
                          subject=msg.subject, now=now,
                          payload=C.webhook_body(key, "alert", items, msg, now, w.language))
+        for chat in a.telegram:
+            if not chat.alerts:
+                continue
+            mine = [i for i in items if C.item_matches(C.Filter.of(chat.targets, chat.countries,
+                                                                   chat.verdicts), i)]
+            if mine:
+                n += len(tg.queue(s, chat, kind="alert", msg=C.compose_alert(
+                    mine, chat.language, a.timezone), now=now,
+                    key=tg.key("alert", chat, C.refs(mine))))
         cur.event, cur.event_gaps = advance(cur.event, cur.event_gaps, ev_seen, now)
         cur.case, cur.case_gaps = advance(cur.case, cur.case_gaps, case_seen, now)
         cur.silent = silent_now
