@@ -129,3 +129,27 @@ def test_concurrent_uploads_keeping_shared_controls(pg_url: str) -> None:
             assert all(s.scalars(select(Measurement.keep).where(Measurement.id.in_(ids))))
     finally:
         db.close()
+
+
+def test_a_uid_given_twice_in_one_batch_is_stored_and_judged_once(any_db: Database) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    with any_db.write() as s:
+        vid = repo.ensure_vantage(s, "twice", "ooni", "KZ")
+    rows = [bulk.Row(uid="same", target_id=None, url=URLS[0], measured_at=t0 + timedelta(minutes=i),
+                     evidence={"i": i}, verdict=v) for i, v in enumerate(["dns", "ok"])]
+    with any_db.write() as s:
+        rec = bulk.record(any_db, s, vid, rows, 2)
+    assert (rec.accepted, rec.duplicates, rec.stored) == (1, 1, {"same"})
+    with any_db.read() as s:
+        assert [(v.verdict, v.measured_at) for v in s.scalars(select(Verdict))] == [("dns", t0)]
+        assert [m.evidence for m in s.scalars(select(Measurement))] == [{"i": 0}]
+
+
+def test_the_bulk_statements_write_every_column_of_the_models() -> None:
+    from blockwatch.storage import models
+
+    for t, model, skip in ((bulk.MEASUREMENTS, models.Measurement, {"id"}),
+                           (bulk.VERDICTS, models.Verdict, {"id"}),
+                           (bulk.EVENTS, models.Event, {"id"}),
+                           (bulk.STATES, models.UrlState, {"url", "vantage_id"})):
+        assert set(t.cols) == {c.name for c in model.__table__.columns} - skip

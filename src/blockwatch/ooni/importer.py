@@ -32,8 +32,8 @@ from blockwatch.ooni.mapping import (
     parse_item,
     vantage_name,
 )
-from blockwatch.storage import Database, repo
-from blockwatch.storage.models import Measurement, UrlState, Vantage, Verdict
+from blockwatch.storage import Database, bulk, repo
+from blockwatch.storage.models import Measurement, Vantage
 from blockwatch.storage.models import Target as TargetRow
 from blockwatch.targets import Target
 
@@ -234,7 +234,8 @@ def _store_page(db: Database, vantage: OoniVantage, target: Target, tid: int,
         events: list[repo.NewEvent] = []
         try:
             with db.write() as s:
-                _store_items(s, vantage, target, tid, items, confirm_after, counts, results, events)
+                _store_items(db, s, vantage, target, tid, items, confirm_after, counts, results,
+                             events)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -248,47 +249,36 @@ def _store_page(db: Database, vantage: OoniVantage, target: Target, tid: int,
         return
 
 
-def _store_items(s: Session, vantage: OoniVantage, target: Target, tid: int,
+def _store_items(db: Database, s: Session, vantage: OoniVantage, target: Target, tid: int,
                  items: list[OoniItem], confirm_after: int, counts: dict[str, int],
                  results: list[dict[str, Any]], events: list[repo.NewEvent]) -> None:
-    vids: dict[str, int] = {}
-    seen: set[str] = set()
-    # Time order per (URL, vantage) is what the state machine assumes; pages arrive ascending
-    # but sort anyway (a stable sort keeps OONI's tie order by measurement_uid).
-    for it in sorted(items, key=lambda i: i.measured_at):
-        if it.uid in seen or repo.measurement_exists(s, it.uid):
-            counts["duplicates"] += 1
-            continue
-        seen.add(it.uid)
-        vname = vantage_name(vantage.name, it.probe_asn)
-        if vname not in vids:
-            vids[vname] = repo.ensure_vantage(s, vname, "ooni", vantage.country, it.probe_asn)
-        vid = vids[vname]
-        m = repo.add_measurement(s, uid=it.uid, target_id=tid, vantage_id=vid, url=it.input,
-                                 role="vantage", measured_at=it.measured_at, evidence=it.raw,
-                                 failure=failure_label(it))
+    """Through the one store path of judged batches (storage/bulk.py), one call per OONI
+    vantage (ASN): duplicates by uid, the state machine stepped in time order, and a late
+    measurement (older than the newest one judged for its URL and vantage) stored with its
+    verdict but never replayed into the state."""
+    per_vantage: dict[str, list[tuple[OoniItem, bulk.Row]]] = {}
+    for it in items:
         j = map_verdict(it)
-        st = s.get(UrlState, (it.input, vid))
-        new = None
-        if st is not None and st.last_seen_at is not None and it.measured_at < st.last_seen_at:
-            # A late upload older than what the state machine has already seen: keep it as
-            # history and evidence, but do not replay it out of order into the event state.
-            s.add(Verdict(measurement_id=m.id, control_id=None, target_id=tid, vantage_id=vid,
-                          url=it.input, verdict=j.verdict, confirmed=j.confirmed,
-                          reason=j.reason, measured_at=it.measured_at))
-            if j.verdict != "ok":
-                m.keep = True
-        else:
-            _, new = repo.record_verdict(s, measurement=m, control_id=None, verdict=j.verdict,
-                                         confirmed=j.confirmed, reason=j.reason,
-                                         confirm_after=confirm_after)
-            if new is not None:
-                events.append(new)
-        row = s.get(Vantage, vid)
-        if row is not None and (row.last_seen_at is None or row.last_seen_at < it.measured_at):
-            row.last_seen_at = it.measured_at
-        counts["stored"] += 1
-        results.append({"target": target.name, "url": it.input, "vantage": vname,
-                        "verdict": j.verdict, "confirmed": j.confirmed, "reason": j.reason,
-                        "measured_at": repo.iso(it.measured_at),
-                        "event": f"{new.previous or 'new'} -> {new.state}" if new else None})
+        per_vantage.setdefault(vantage_name(vantage.name, it.probe_asn), []).append((it, bulk.Row(
+            uid=it.uid, target_id=tid, url=it.input, measured_at=it.measured_at, evidence=it.raw,
+            failure=failure_label(it), verdict=j.verdict, confirmed=j.confirmed,
+            reason=j.reason)))
+    lines: list[tuple[datetime, dict[str, Any]]] = []
+    for vname, pairs in per_vantage.items():
+        vid = repo.ensure_vantage(s, vname, "ooni", vantage.country, pairs[0][0].probe_asn)
+        rec = bulk.record(db, s, vid, [r for _, r in pairs], confirm_after)
+        counts["stored"] += rec.accepted
+        counts["duplicates"] += rec.duplicates
+        events.extend(rec.events)
+        done: set[str] = set()
+        for it, r in pairs:
+            if it.uid not in rec.stored or it.uid in done:
+                continue
+            done.add(it.uid)
+            new = rec.event_of.get(it.uid)
+            lines.append((it.measured_at, {
+                "target": target.name, "url": r.url, "vantage": vname, "verdict": r.verdict,
+                "confirmed": r.confirmed, "reason": r.reason,
+                "measured_at": repo.iso(it.measured_at),
+                "event": f"{new.previous or 'new'} -> {new.state}" if new else None}))
+    results.extend(line for _, line in sorted(lines, key=lambda x: x[0]))

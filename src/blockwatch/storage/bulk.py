@@ -1,6 +1,7 @@
 """The bulk store: measurements, their verdicts and the event state machine of many measurements
-of one vantage in a handful of statements per transaction. Probe rounds (local and resolver
-vantages) and the collector store through it.
+of one vantage in a handful of statements per transaction: the one store path of judged
+batches. Probe rounds (local and resolver vantages), the collector and the OONI import store
+through it; the rule for late measurements is here, and the column lists are the models'.
 
 It mirrors `repo.record_verdict` row for row (tests/test_collector_store.py and
 tests/test_round_store.py hold the two to the same results); the per-row ORM path costs a
@@ -29,9 +30,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Boolean, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis import events as ev
+from blockwatch.storage import models
 from blockwatch.storage.db import Database
 from blockwatch.storage.repo import NewEvent, utcnow
 from blockwatch.textsafe import storable, storable_evidence
@@ -61,6 +65,7 @@ class Recorded:
     duplicates: int  # uids already stored (re-delivery): skipped
     events: list[NewEvent] = field(default_factory=list)  # in the order they were made
     event_of: dict[str, NewEvent] = field(default_factory=dict)  # uid -> the event its verdict made
+    stored: set[str] = field(default_factory=set)  # the uids stored now
 
 
 def encode(row: Row) -> tuple[str, str]:
@@ -119,14 +124,18 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
     rows = storable_rows(rows)
     be = _backend(db, s)
     new_ids = be.insert_measurements(vantage_id, "vantage", rows, [r.verdict != "ok" for r in rows])
-    fresh = sorted((r for r in rows if r.uid in new_ids), key=lambda r: r.measured_at)
+    fresh_by_uid: dict[str, Row] = {}
+    for r in rows:  # a uid given twice is stored (and judged) once: the first one
+        if r.uid in new_ids:
+            fresh_by_uid.setdefault(r.uid, r)
+    fresh = sorted(fresh_by_uid.values(), key=lambda r: r.measured_at)
     if not fresh:
         return Recorded(0, len(rows))
 
     vids = be.insert_verdicts(vantage_id, [(new_ids[r.uid], r) for r in fresh])
     states = be.lock_states(vantage_id, sorted({r.url for r in fresh}), now)
 
-    out = Recorded(len(fresh), len(rows) - len(fresh))
+    out = Recorded(len(fresh), len(rows) - len(fresh), stored=set(fresh_by_uid))
     keep_ids: list[int] = []
     new_events: list[dict[str, Any]] = []
     made: list[tuple[Row, ev.Transition]] = []
@@ -182,11 +191,64 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
 
 
 # --- the statements, per dialect ----------------------------------------------------------------
+# Column lists come from the models: a column added there (with a Python-side scalar default, or
+# set by record()) is written here without another list to keep in step.
 
-STATE_COLS = ("state", "since", "pending", "pending_count", "pending_since", "target_id",
-              "last_verdict_id", "last_seen_at", "updated_at", "event_id")
-EVENT_COLS = ("target_id", "vantage_id", "url", "state", "previous", "confirmed", "reason",
-              "started_at", "detected_at", "ended_at", "verdict_id")
+_PG_DIALECT = postgresql.dialect()
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    cols: tuple[str, ...]
+    times: frozenset[str]  # models.UTCDateTime columns (SQLite: naive UTC text)
+    bools: frozenset[str]
+    defaults: dict[str, Any]  # the model's scalar defaults, for columns a row leaves out
+
+    def pg_record(self) -> str:
+        """The column definitions of jsonb_to_recordset(...) AS x(...)."""
+        t = _model_table(self.name)
+        return ", ".join(f"{c} {t.columns[c].type.compile(dialect=_PG_DIALECT)}" for c in self.cols)
+
+    def sqlite_values(self, d: dict[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for c in self.cols:
+            v = d[c] if c in d else self.defaults.get(c)
+            if v is not None:
+                if c in self.times:
+                    v = _sqlite_time(v)
+                elif c in self.bools:
+                    v = 1 if v else 0
+            out.append(v)
+        return tuple(out)
+
+    def complete(self, d: dict[str, Any]) -> dict[str, Any]:
+        """d with the model's defaults for the columns it leaves out (PostgreSQL's recordset
+        gives NULL for a missing key, not the column's default)."""
+        missing = [c for c in self.cols if c not in d]
+        return {**d, **{c: self.defaults.get(c) for c in missing}} if missing else d
+
+
+def _model_table(name: str) -> Table:
+    return models.Base.metadata.tables[name]
+
+
+def _table(model: type[models.Base], skip: tuple[str, ...] = ("id",)) -> _Table:
+    cols = [c for c in model.__table__.columns if c.name not in skip]
+    return _Table(
+        name=model.__tablename__, cols=tuple(c.name for c in cols),
+        times=frozenset(c.name for c in cols if isinstance(c.type, models.UTCDateTime)),
+        bools=frozenset(c.name for c in cols if isinstance(c.type, Boolean)),
+        defaults={c.name: c.default.arg for c in cols
+                  if c.default is not None and c.default.is_scalar})
+
+
+MEASUREMENTS = _table(models.Measurement)
+VERDICTS = _table(models.Verdict)
+STATES = _table(models.UrlState, skip=("url", "vantage_id"))
+EVENTS = _table(models.Event)
+STATE_COLS = STATES.cols
+EVENT_COLS = EVENTS.cols
 
 
 def _backend(db: Database, s: Session) -> _SQLite | _Postgres:
@@ -214,6 +276,26 @@ def _values(n_rows: int, n_cols: int) -> str:
     return ",".join([one] * n_rows)
 
 
+def _measurement(vantage_id: int, role: str, r: Row, sha: str, keep: bool) -> dict[str, Any]:
+    """A measurements row but its evidence (each backend adds the text as it needs it)."""
+    return {"uid": r.uid, "target_id": r.target_id, "vantage_id": vantage_id, "url": r.url,
+            "role": role, "round_id": r.round_id, "measured_at": r.measured_at,
+            "failure": r.failure, "evidence_sha256": sha, "keep": keep}
+
+
+def _verdict(vantage_id: int, mid: int, r: Row) -> dict[str, Any]:
+    return {"measurement_id": mid, "control_id": r.control_id, "target_id": r.target_id,
+            "vantage_id": vantage_id, "url": r.url, "verdict": r.verdict,
+            "confirmed": r.confirmed, "reason": r.reason, "measured_at": r.measured_at}
+
+
+_SQL_MEASUREMENTS = (f"INSERT INTO measurements ({', '.join(MEASUREMENTS.cols)})",
+                     "ON CONFLICT (uid) DO NOTHING RETURNING id, uid")
+_SQL_VERDICTS = (f"INSERT INTO verdicts ({', '.join(VERDICTS.cols)})",
+                 "RETURNING id, measurement_id")
+_SQL_EVENTS = (f"INSERT INTO events ({', '.join(EVENTS.cols)})", "RETURNING id, verdict_id")
+
+
 class _SQLite:
     CHUNK = 500  # rows per multi-row INSERT (well under SQLite's 32,766 parameters)
 
@@ -234,21 +316,15 @@ class _SQLite:
         vals = []
         for i, r in enumerate(rows):
             text, sha = encode(r)
-            vals.append((r.uid, r.target_id, vantage_id, r.url, role, r.round_id,
-                         _sqlite_time(r.measured_at), r.failure, text, sha,
-                         1 if keep is not None and keep[i] else 0))
-        got = self._insert(
-            "INSERT INTO measurements (uid, target_id, vantage_id, url, role, round_id, measured_at,"
-            " failure, evidence, evidence_sha256, keep)",
-            "ON CONFLICT (uid) DO NOTHING RETURNING id, uid", vals)
+            d = _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i]))
+            d["evidence"] = text
+            vals.append(MEASUREMENTS.sqlite_values(d))
+        got = self._insert(*_SQL_MEASUREMENTS, vals)
         return {uid: mid for mid, uid in got}
 
     def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
-        got = self._insert(
-            "INSERT INTO verdicts (measurement_id, control_id, target_id, vantage_id, url, verdict,"
-            " confirmed, reason, measured_at)", "RETURNING id, measurement_id",
-            [(mid, r.control_id, r.target_id, vantage_id, r.url, r.verdict, 1 if r.confirmed else 0,
-              r.reason, _sqlite_time(r.measured_at)) for mid, r in rows])
+        got = self._insert(*_SQL_VERDICTS, [
+            VERDICTS.sqlite_values(_verdict(vantage_id, mid, r)) for mid, r in rows])
         by_m = {mid: vid for vid, mid in got}
         return [by_m[mid] for mid, _ in rows]
 
@@ -256,45 +332,33 @@ class _SQLite:
                     ) -> dict[str, dict[str, Any]]:
         # the writer holds SQLite's write lock from BEGIN IMMEDIATE: no row locks to take, and
         # missing rows are inserted by update_states
-        out = {u: {"state": None, "since": None, "pending": None, "pending_count": 0,
-                   "pending_since": None, "target_id": None, "last_verdict_id": None,
-                   "last_seen_at": None, "updated_at": now, "event_id": None} for u in urls}
+        out = {u: {**STATES.defaults, **{c: None for c in STATES.cols if c not in STATES.defaults},
+                   "updated_at": now} for u in urls}
         for lo in range(0, len(urls), self.CHUNK):
             part = urls[lo:lo + self.CHUNK]
             self.cur.execute(
-                f"SELECT url, {', '.join(STATE_COLS)} FROM url_states"
+                f"SELECT url, {', '.join(STATES.cols)} FROM url_states"
                 f" WHERE vantage_id = ? AND url IN ({','.join('?' * len(part))})",
                 [vantage_id, *part])
-            for url, state, since, pending, count, psince, tid, lvid, seen, upd, eid in self.cur:
-                out[url] = {"state": state, "since": _sqlite_parse(since), "pending": pending,
-                            "pending_count": count, "pending_since": _sqlite_parse(psince),
-                            "target_id": tid, "last_verdict_id": lvid,
-                            "last_seen_at": _sqlite_parse(seen), "updated_at": _sqlite_parse(upd),
-                            "event_id": eid}
+            for url, *vals in self.cur:
+                out[url] = {c: _sqlite_parse(v) if c in STATES.times else v
+                            for c, v in zip(STATES.cols, vals, strict=True)}
         return out
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
         self.cur.executemany(
-            f"INSERT INTO url_states (url, vantage_id, {', '.join(STATE_COLS)})"
-            f" VALUES ({','.join('?' * (len(STATE_COLS) + 2))})"
+            f"INSERT INTO url_states (url, vantage_id, {', '.join(STATES.cols)})"
+            f" VALUES ({','.join('?' * (len(STATES.cols) + 2))})"
             " ON CONFLICT (url, vantage_id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in STATE_COLS),
-            [(url, vantage_id, st["state"], _sqlite_time(st["since"]), st["pending"],
-              st["pending_count"], _sqlite_time(st["pending_since"]), st["target_id"],
-              st["last_verdict_id"], _sqlite_time(st["last_seen_at"]),
-              _sqlite_time(st["updated_at"]), st["event_id"]) for url, st in states.items()])
+            + ", ".join(f"{c} = excluded.{c}" for c in STATES.cols),
+            [(url, vantage_id, *STATES.sqlite_values(st)) for url, st in states.items()])
 
     def close_events(self, closes: list[tuple[int, datetime]]) -> None:
         self.cur.executemany("UPDATE events SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
                              [(_sqlite_time(at), eid) for eid, at in closes])
 
     def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
-        got = self._insert(
-            f"INSERT INTO events ({', '.join(EVENT_COLS)})", "RETURNING id, verdict_id",
-            [(e["target_id"], e["vantage_id"], e["url"], e["state"], e["previous"],
-              1 if e["confirmed"] else 0, e["reason"], _sqlite_time(e["started_at"]),
-              _sqlite_time(e["detected_at"]), _sqlite_time(e["ended_at"]), e["verdict_id"])
-             for e in rows])
+        got = self._insert(*_SQL_EVENTS, [EVENTS.sqlite_values(e) for e in rows])
         by_v = {vid: eid for eid, vid in got}  # one event per verdict at most
         return [by_v[e["verdict_id"]] for e in rows]
 
@@ -320,26 +384,15 @@ def _dumps(v: Any) -> str:
     return json.dumps(v, default=_json_default, separators=(",", ":"), allow_nan=False)
 
 
-_PG_MEASUREMENTS = """
-INSERT INTO measurements (uid, target_id, vantage_id, url, role, round_id, measured_at, failure,
-                          evidence, evidence_sha256, keep)
-SELECT x.uid, x.target_id, x.vantage_id, x.url, x.role, x.round_id, x.measured_at, x.failure,
-       x.evidence, x.evidence_sha256, x.keep
-FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
-    uid text, target_id int, vantage_id int, url text, role text, round_id text,
-    measured_at timestamptz, failure text, evidence jsonb, evidence_sha256 text, keep boolean)
-ON CONFLICT (uid) DO NOTHING
-RETURNING id, uid"""
+def _pg_insert(t: _Table, tail: str) -> str:
+    return (f"INSERT INTO {t.name} ({', '.join(t.cols)})"
+            f" SELECT {', '.join('x.' + c for c in t.cols)}"
+            f" FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x({t.pg_record()}) {tail}")
 
-_PG_VERDICTS = """
-INSERT INTO verdicts (measurement_id, control_id, target_id, vantage_id, url, verdict, confirmed,
-                      reason, measured_at)
-SELECT x.measurement_id, x.control_id, x.target_id, %(vid)s, x.url, x.verdict, x.confirmed,
-       x.reason, x.measured_at
-FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
-    measurement_id bigint, control_id bigint, target_id int, url text, verdict text,
-    confirmed boolean, reason text, measured_at timestamptz)
-RETURNING id, measurement_id"""
+
+_PG_MEASUREMENTS = _pg_insert(MEASUREMENTS, "ON CONFLICT (uid) DO NOTHING RETURNING id, uid")
+_PG_VERDICTS = _pg_insert(VERDICTS, "RETURNING id, measurement_id")
+_PG_EVENTS = _pg_insert(EVENTS, "RETURNING id, verdict_id")
 
 _PG_STATES_NEW = """
 INSERT INTO url_states (url, vantage_id, pending_count, updated_at)
@@ -347,34 +400,19 @@ SELECT u, %(vid)s, 0, %(now)s FROM unnest(CAST(%(urls)s AS text[])) AS u
 ON CONFLICT (url, vantage_id) DO NOTHING"""
 
 _PG_STATES_LOCK = f"""
-SELECT url, {', '.join(STATE_COLS)} FROM url_states
+SELECT url, {', '.join(STATES.cols)} FROM url_states
 WHERE vantage_id = %(vid)s AND url = ANY(CAST(%(urls)s AS text[]))
 ORDER BY url FOR UPDATE"""
 
-_PG_STATES_UPDATE = """
-UPDATE url_states AS s SET state = x.state, since = x.since, pending = x.pending,
-    pending_count = x.pending_count, pending_since = x.pending_since, target_id = x.target_id,
-    last_verdict_id = x.last_verdict_id, last_seen_at = x.last_seen_at,
-    updated_at = x.updated_at, event_id = x.event_id
-FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
-    url text, state text, since timestamptz, pending text, pending_count int,
-    pending_since timestamptz, target_id int, last_verdict_id bigint, last_seen_at timestamptz,
-    updated_at timestamptz, event_id bigint)
-WHERE s.url = x.url AND s.vantage_id = %(vid)s"""
+_PG_STATES_UPDATE = (
+    f"UPDATE url_states AS s SET {', '.join(f'{c} = x.{c}' for c in STATES.cols)}"
+    f" FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(url text, {STATES.pg_record()})"
+    " WHERE s.url = x.url AND s.vantage_id = %(vid)s")
 
 _PG_EVENTS_CLOSE = """
 UPDATE events AS e SET ended_at = x.ended_at
 FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(id bigint, ended_at timestamptz)
 WHERE e.id = x.id AND e.ended_at IS NULL"""
-
-_PG_EVENTS = f"""
-INSERT INTO events ({', '.join(EVENT_COLS)})
-SELECT {', '.join('x.' + c for c in EVENT_COLS)}
-FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(
-    target_id int, vantage_id int, url text, state text, previous text, confirmed boolean,
-    reason text, started_at timestamptz, detected_at timestamptz, ended_at timestamptz,
-    verdict_id bigint)
-RETURNING id, verdict_id"""
 
 _PG_KEEP = """
 UPDATE measurements SET keep = true WHERE id IN (
@@ -391,19 +429,17 @@ class _Postgres:
         parts = []
         for i, r in enumerate(rows):
             text, sha = encode(r)
-            plain = {"uid": r.uid, "target_id": r.target_id, "vantage_id": vantage_id, "url": r.url,
-                     "role": role, "round_id": r.round_id, "measured_at": r.measured_at,
-                     "failure": r.failure, "evidence_sha256": sha,
-                     "keep": bool(keep is not None and keep[i])}
+            plain = MEASUREMENTS.complete(
+                _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i])))
+            plain.pop("evidence", None)
+            # the evidence's text goes in as it is: serialised once, never parsed back here
             parts.append(_dumps(plain)[:-1] + ',"evidence":' + text + "}")
         self.cur.execute(_PG_MEASUREMENTS, {"rows": "[" + ",".join(parts) + "]"})
         return {uid: mid for mid, uid in self.cur.fetchall()}
 
     def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
-        self.cur.execute(_PG_VERDICTS, {"vid": vantage_id, "rows": _dumps([
-            {"measurement_id": mid, "control_id": r.control_id, "target_id": r.target_id,
-             "url": r.url, "verdict": r.verdict, "confirmed": r.confirmed, "reason": r.reason,
-             "measured_at": r.measured_at} for mid, r in rows])})
+        self.cur.execute(_PG_VERDICTS, {"rows": _dumps([
+            VERDICTS.complete(_verdict(vantage_id, mid, r)) for mid, r in rows])})
         by_m = {mid: vid for vid, mid in self.cur.fetchall()}
         return [by_m[mid] for mid, _ in rows]
 
@@ -413,10 +449,10 @@ class _Postgres:
         instead of overwriting each other's step."""
         self.cur.execute(_PG_STATES_NEW, {"vid": vantage_id, "now": now, "urls": urls})
         self.cur.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": urls})
-        return {r[0]: dict(zip(STATE_COLS, r[1:], strict=True)) for r in self.cur.fetchall()}
+        return {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
-        rows = [{"url": url, **{c: st[c] for c in STATE_COLS}} for url, st in states.items()]
+        rows = [{"url": url, **STATES.complete(st)} for url, st in states.items()]
         self.cur.execute(_PG_STATES_UPDATE, {"rows": _dumps(rows), "vid": vantage_id})
 
     def close_events(self, closes: list[tuple[int, datetime]]) -> None:
@@ -424,7 +460,7 @@ class _Postgres:
                          {"rows": _dumps([{"id": eid, "ended_at": at} for eid, at in closes])})
 
     def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
-        self.cur.execute(_PG_EVENTS, {"rows": _dumps(rows)})
+        self.cur.execute(_PG_EVENTS, {"rows": _dumps([EVENTS.complete(e) for e in rows])})
         by_v = {vid: eid for eid, vid in self.cur.fetchall()}  # one event per verdict at most
         return [by_v[e["verdict_id"]] for e in rows]
 

@@ -120,9 +120,9 @@ def record_verdict(s: Session, *, measurement: Measurement, control_id: int | No
                    confirmed: bool, reason: str, confirm_after: int) -> tuple[Verdict, NewEvent | None]:
     """Store a verdict and advance the (URL, vantage) state machine; returns the new event, if
     this verdict confirmed one. A measurement older than the newest one judged for its (URL,
-    vantage) is stored with its verdict but steps nothing. The reference for the bulk store
-    (storage/bulk.py), which must give the same rows; OONI imports store one at a time
-    through it."""
+    vantage) is stored with its verdict but steps nothing. Kept only as the test oracle of the
+    one store path (storage/bulk.py), which must give the same rows; nothing in the product
+    stores through it."""
     m = measurement
     reason = storable(reason)
     v = Verdict(measurement_id=m.id, control_id=control_id, target_id=m.target_id,
