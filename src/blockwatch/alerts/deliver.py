@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,6 +108,22 @@ async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: 
     report.sent.append(row.key)
 
 
+async def _together(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run concurrently; a KeyboardInterrupt/SystemExit in one is raised to our caller once all
+    are done, as it would be without tasks (asyncio would end the whole loop with it)."""
+    stopped: list[BaseException] = []
+
+    async def guarded(job: Coroutine[Any, Any, None]) -> None:
+        try:
+            await job
+        except (KeyboardInterrupt, SystemExit) as exc:
+            stopped.append(exc)
+
+    await asyncio.gather(*(guarded(j) for j in jobs))
+    if stopped:
+        raise stopped[0]
+
+
 async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, rows: list[Row],
                          report: DeliveryReport, clock: Clock) -> None:
     """One chat's rows, in order. A part waits until the part before it was handed over; after
@@ -184,8 +200,8 @@ async def _telegram_rows(cfg: Config, db: Database, rows: list[Row], report: Del
     for r in rows:
         chats.setdefault(r.destination, []).append(r)
     async with tg.client() as http:
-        await asyncio.gather(*(_telegram_chat(cfg, db, http, rs, report, clock)
-                               for rs in chats.values()))
+        await _together([_telegram_chat(cfg, db, http, rs, report, clock)
+                         for rs in chats.values()])
 
 
 async def _email_rows(cfg: Config, db: Database, rows: list[Row], report: DeliveryReport,
@@ -258,19 +274,9 @@ async def deliver(cfg: Config, db: Database, *, ids: Iterable[int] | None = None
     report = DeliveryReport()
     await asyncio.to_thread(outbox.expire_sending, db, clock())
     wanted = list(ids) if ids is not None else None
-    stopped: list[BaseException] = []
-
-    async def one(ch: str | None) -> None:
-        try:
-            await _channel(cfg, db, ch, report, clock, ids=wanted, limit=limit,
-                           ssl_context=ssl_context, until_empty=until_empty)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # raised to our caller, as without tasks (asyncio would end the loop with it)
-            stopped.append(exc)
-
-    await asyncio.gather(*(one(ch) for ch in [*CHANNELS, None]))
-    if stopped:
-        raise stopped[0]
+    await _together([_channel(cfg, db, ch, report, clock, ids=wanted, limit=limit,
+                              ssl_context=ssl_context, until_empty=until_empty)
+                     for ch in [*CHANNELS, None]])
     return report
 
 
