@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--include-agent-names", action="store_true",
                    help="name agent vantages (default: only their country and network)")
     c = cmd("db", "database maintenance")
-    c.add_argument("action", choices=["upgrade", "status"], help="upgrade: apply migrations")
+    c.add_argument("action", choices=["upgrade", "status", "stats"],
+                   help="upgrade: apply migrations; stats: size, rows, growth, what retention removes next")
+    c.add_argument("--json", action="store_true", help="stats as JSON")
     c = cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
     c.add_argument("--json", action="store_true")
     return p
@@ -381,6 +383,19 @@ def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_db(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.storage.db import Database, current_revision, head_revision, upgrade
 
+    if args.action == "stats":
+        from blockwatch import dbstats
+
+        sdb = _db(cfg)
+        try:
+            st = dbstats.collect(sdb, cfg.settings.retention.raw, datetime.now(UTC))
+        finally:
+            sdb.close()
+        if args.json:
+            _emit_json(st.to_json())
+        else:
+            print("\n".join(dbstats.lines(st)))
+        return EXIT_OK
     db = Database(cfg.database_url)
     try:
         if args.action == "status":
@@ -445,12 +460,15 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
         db.close()
     if args.json:
         _emit_json({"healthy": h.healthy, "problems": h.problems, "jobs": h.jobs,
-                    "outbox": h.outbox, "vantages": h.vantages, "feeds": h.feeds})
+                    "outbox": h.outbox, "vantages": h.vantages, "feeds": h.feeds,
+                    "storage": h.storage})
     else:
         _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
                  f"{j['lag_s']}s" if j["lag_s"] is not None else "-",
                  "OVERDUE" if j["overdue"] else (j["error"] or "ok")] for j in h.jobs],
                ["JOB", "LAST RUN", "LAST OK", "LAG", "STATUS"])
+        if h.storage:
+            print(h.storage["line"])
         print(f"outbox: {h.outbox.get('pending', 0)} pending, "
               f"{h.outbox.get('undeliverable_over_1h', 0)} undeliverable for over an hour")
         for v in h.vantages:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from blockwatch import dbstats
 from blockwatch.alerts.outbox import backlog
 from blockwatch.analysis.display import fresh_limit
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
@@ -27,6 +28,7 @@ class Health:
     vantages: list[dict[str, Any]] = field(default_factory=list)
     feeds: list[dict[str, Any]] = field(default_factory=list)  # failing feeds: shown, not unhealthy
     problems: list[str] = field(default_factory=list)
+    storage: dict[str, Any] = field(default_factory=dict)  # size and growth (dbstats.brief)
 
     @property
     def healthy(self) -> bool:
@@ -108,4 +110,5 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
                             "last_success": repo.iso(f.last_success_at) if f else None,
                             "last_attempt": repo.iso(f.last_attempt_at) if f else None,
                             "consecutive_failures": fails, "error": f.last_error if f else None})
+    h.storage = dbstats.brief(db, now)
     return h

@@ -197,6 +197,10 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
 _PG_DIALECT = postgresql.dialect()
 
 
+def _sqlite_bool(v: Any) -> int:
+    return 1 if v else 0
+
+
 @dataclass(frozen=True)
 class _Table:
     name: str
@@ -211,16 +215,15 @@ class _Table:
         return ", ".join(f"{c} {t.columns[c].type.compile(dialect=_PG_DIALECT)}" for c in self.cols)
 
     def sqlite_values(self, d: dict[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for c in self.cols:
-            v = d[c] if c in d else self.defaults.get(c)
-            if v is not None:
-                if c in self.times:
-                    v = _sqlite_time(v)
-                elif c in self.bools:
-                    v = 1 if v else 0
-            out.append(v)
-        return tuple(out)
+        return tuple([v if (v := d[c] if c in d else dflt) is None or f is None else f(v)
+                      for c, dflt, f in self.sqlite_spec])
+
+    @functools.cached_property
+    def sqlite_spec(self) -> tuple[tuple[str, Any, Any], ...]:
+        """(column, default, conversion) in column order."""
+        return tuple((c, self.defaults.get(c),
+                      _sqlite_time if c in self.times else _sqlite_bool if c in self.bools else None)
+                     for c in self.cols)
 
     def complete(self, d: dict[str, Any]) -> dict[str, Any]:
         """d with the model's defaults for the columns it leaves out (PostgreSQL's recordset
