@@ -540,3 +540,26 @@ def test_configuration_errors_are_named(write_config) -> None:
     cfg = write_config(config_text(free_port(), recipients="", webhooks=(
         "[[alerts.telegram]]\nchat_id = -1001234567890\nbot_token_env = \"X\"\n")))
     assert cfg.settings.alerts.telegram[0].chat_id == "-1001234567890"
+
+
+@respx.mock
+async def test_the_daemon_runs_alerts_for_telegram_alone(db, cfg) -> None:
+    from datetime import UTC, datetime
+
+    from blockwatch.daemon import Daemon
+
+    route = respx.post(API).mock(return_value=ok())
+    d = Daemon(cfg, db)
+    assert "alerts" in {j.name for j in d.jobs()}
+    t = add_target(db, "Vlast.kz", "https://vlast.kz/")
+    v = add_vantage(db, "almaty-1", last_seen_at=T0)
+    # the job runs on the real clock: a change detected ten minutes ago is due now
+    add_event(db, t, v, "https://vlast.kz/", "dns", "ok", datetime.now(UTC) - timedelta(minutes=10))
+    await d.alerts()
+    # the alert, and today's digest (07:00 in Almaty has passed on any clock after 02:00 UTC;
+    # before that, only the alert)
+    kinds = {r.kind: r.status for r in rows(db)}
+    assert kinds.get("alert") == "sent" and set(kinds.values()) == {"sent"}
+    assert route.call_count == len(kinds)
+    alert = next(r.payload["text"] for r in rows(db) if r.kind == "alert")
+    assert alert == sent_texts(route)[0] and "Vlast.kz" in plain(alert)

@@ -150,7 +150,8 @@ class Daemon:
     async def alerts(self) -> None:
         from blockwatch.alerts import deliver_outbox, queue_alerts, queue_digest
 
-        if not (self.cfg.settings.alerts.recipient or self.cfg.settings.alerts.webhook):
+        a = self.cfg.settings.alerts
+        if not (a.recipient or a.webhook or a.telegram):
             return
         await queue_alerts(self.cfg, self.db)
         await queue_digest(self.cfg, self.db)
@@ -185,7 +186,7 @@ class Daemon:
             out.append(JobSpec("asn", timedelta(days=1), self.asn_refresh))
         if s.feeds.active:
             out.append(JobSpec("feeds", s.feeds.interval, self.feeds))
-        if s.alerts.recipient or s.alerts.webhook:
+        if s.alerts.recipient or s.alerts.webhook or s.alerts.telegram:
             out.append(JobSpec("alerts", timedelta(minutes=1), self.alerts))
         out.append(JobSpec("site", timedelta(hours=1), self.site, run_at_start=False))
         out.append(JobSpec("maintenance", timedelta(days=1), self.maintenance))
