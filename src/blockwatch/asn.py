@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from blockwatch import __version__
+from blockwatch.durations import format_duration
 
 if TYPE_CHECKING:
     from blockwatch.config import Config
@@ -368,8 +369,9 @@ class AsnLookup:
                 self._mtime = mtime  # do not re-read the same broken file on every lookup
                 return False
             self._table, self._mtime = table, mtime
-            log.info("ip2asn: loaded %d ranges from %s in %.1f s (%d malformed lines skipped)",
-                     table.stats.ranges, self.path, table.stats.seconds, table.stats.skipped)
+            log.info("ip2asn: loaded %d ranges from %s in %s (%d malformed lines skipped)",
+                     table.stats.ranges, self.path, format_duration(table.stats.seconds),
+                     table.stats.skipped)
             return True
 
     def lookup(self, ip: str) -> str | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -236,25 +237,36 @@ def _emit_json(obj: dict[str, Any]) -> None:
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> None:
-    width = shutil.get_terminal_size((120, 24)).columns
+    """Columns padded to their widest cell; the last (the reason) wraps to the terminal's width
+    on a terminal (or when $COLUMNS is set), its further lines under its first. Piped output
+    keeps one line per row, for grep."""
+    import textwrap
+
+    from blockwatch.textsafe import printable
+
+    def cell(x: object) -> str:  # text from probed sites: no control characters, one line
+        return " ".join(printable(str(x)).split())
+
+    rows = [[cell(x) for x in r] for r in rows]
     cols = list(zip(headers, *rows, strict=False)) if rows else [(h,) for h in headers]
-    widths = [max(len(str(x)) for x in col) for col in cols]
-    # the last column (the reason) takes what is left of the terminal
-    fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    widths[-1] = max(20, min(widths[-1], width - fixed)) if sys.stdout.isatty() else widths[-1]
+    widths = [max(len(x) for x in col) for col in cols]
+    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    wrap_at = None
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        # at least 20 characters of reason a line, however narrow the terminal
+        wrap_at = max(20, shutil.get_terminal_size((120, 24)).columns - indent - 1)
 
-    def line(cells: list[str]) -> str:
-        out = []
-        for i, c in enumerate(cells):
-            s = str(c)
-            if i == len(cells) - 1 and len(s) > widths[i]:
-                s = s[: widths[i] - 1] + "…"
-            out.append(s.ljust(widths[i]) if i < len(cells) - 1 else s)
-        return "  ".join(out)
+    def lines(cells: list[str]) -> list[str]:
+        head = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+        last = textwrap.wrap(cells[-1], wrap_at, break_on_hyphens=False) if wrap_at else None
+        last = last or [cells[-1]]
+        first = (head + "  " if cells[:-1] else "") + last[0]
+        return [first.rstrip()] + [" " * indent + more for more in last[1:]]
 
-    print(line(headers))
+    out = lines(headers)
     for r in rows:
-        print(line(r))
+        out += lines(r)
+    print("\n".join(out))
 
 
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
@@ -276,44 +288,58 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         repo.sync_targets(s, everything)
     total = sum(len(t.urls) for t in targets) * len(
         [v for v in cfg.settings.vantage if isinstance(v, LocalVantage | ResolverVantage)])
-    done = [0]
-    tty = sys.stderr.isatty() and not args.json
+    from blockwatch.progress import ProgressBar, shown
+
+    # a bar with an ETA on a terminal only: never in --json output or piped stderr
+    bar = ProgressBar(total, sys.stderr) if sys.stderr.isatty() and not args.json and total \
+        else None
 
     def progress(r: Any) -> None:
-        done[0] += 1
         if args.json:
             _emit_json(r.to_json())
             sys.stdout.flush()
-        elif tty:
-            sys.stderr.write(f"\r{done[0]}/{total} measured")
-            sys.stderr.flush()
+        if bar is not None and not isinstance(r, _OoniLine):
+            bar.advance()
 
     from blockwatch.asn import AsnLookup, table_path
     from blockwatch.ooni import check_results, import_all
+    from blockwatch.round import next_round_number
 
     lookup = AsnLookup(table_path(cfg)).lookup if cfg.settings.asn.enabled else None
 
+    async def ticking() -> None:  # the elapsed time and ETA move while results are awaited
+        while bar is not None:
+            await asyncio.sleep(0.5)
+            bar.draw()
+
     async def both():  # type: ignore[no-untyped-def]
-        settings = probe_settings(cfg)  # one trust store load for both kinds of round
-        report = await run_round(cfg, targets, db, on_result=progress, asn=lookup,
-                                 settings=settings)
-        report.results += await run_resolver_round(cfg, targets, db, on_result=progress,
-                                                   asn=lookup, settings=settings)
-        for rep in await import_all(cfg, db, targets):
-            for p in rep.problems:
-                print(f"blockwatch check: {rep.vantage}: {p}", file=sys.stderr)
-            for d in check_results([rep], latest_only=True):
-                line = _OoniLine(d)
-                report.results.append(line)
-                progress(line)
-        return report
+        ticker = asyncio.create_task(ticking())
+        try:
+            settings = probe_settings(cfg)  # one trust store load for both kinds of round
+            number = await asyncio.to_thread(next_round_number, db) if total else None
+            report = await run_round(cfg, targets, db, on_result=progress, asn=lookup,
+                                     settings=settings, number=number)
+            report.results += await run_resolver_round(cfg, targets, db, on_result=progress,
+                                                       asn=lookup, settings=settings,
+                                                       number=number)
+            if bar is not None and any(isinstance(v, OoniVantage) for v in cfg.settings.vantage):
+                bar.note("importing OONI measurements")
+            for rep in await import_all(cfg, db, targets):
+                for p in rep.problems:
+                    print(f"blockwatch check: {rep.vantage}: {p}", file=sys.stderr)
+                for d in check_results([rep], latest_only=True):
+                    line = _OoniLine(d)
+                    report.results.append(line)
+                    progress(line)
+            return report
+        finally:
+            ticker.cancel()
 
     try:
-        report = aio.run(both())
+        with shown(bar):
+            report = aio.run(both())
     finally:
         db.close()
-    if tty:
-        sys.stderr.write("\r" + " " * 30 + "\r")
     if not args.json:
         rows = sorted(report.results, key=lambda r: (r.target.lower(), r.url, r.vantage))
         _table([[r.target, r.vantage, r.verdict + (" (confirmed)" if r.confirmed else ""), r.reason]
@@ -451,6 +477,7 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 
 def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
+    from blockwatch.durations import format_duration
     from blockwatch.health import check_health
 
     db = _db(cfg)
@@ -464,7 +491,7 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
                     "storage": h.storage})
     else:
         _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
-                 f"{j['lag_s']}s" if j["lag_s"] is not None else "-",
+                 format_duration(j["lag_s"]) if j["lag_s"] is not None else "-",
                  "OVERDUE" if j["overdue"] else (j["error"] or "ok")] for j in h.jobs],
                ["JOB", "LAST RUN", "LAST OK", "LAG", "STATUS"])
         if h.storage:

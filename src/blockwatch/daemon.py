@@ -25,8 +25,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import undefined
 
-from blockwatch import aio
-from blockwatch.config import Config, OoniVantage, load
+from blockwatch import aio, redact
+from blockwatch.config import Config, LocalVantage, OoniVantage, ResolverVantage, load
+from blockwatch.durations import format_duration
 from blockwatch.storage import Database, open_database, repo
 from blockwatch.storage.db import MissingExtra, acquire_instance_lock
 from blockwatch.storage.models import JobRun
@@ -74,9 +75,11 @@ def _sync_all_targets(db: Database, targets: list[Any]) -> None:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, db: Database, *, now: Callable[[], datetime] | None = None):
+    def __init__(self, cfg: Config, db: Database, *, now: Callable[[], datetime] | None = None,
+                 lock: str = ""):
         self.cfg = cfg
         self.db = db
+        self.lock = lock  # what holds the database for this daemon (shown in the start line)
         self.now = now or (lambda: datetime.now(UTC))
         self.stopping = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
@@ -91,7 +94,7 @@ class Daemon:
 
     async def probe_round(self) -> None:
         from blockwatch.resolver_round import run_resolver_round
-        from blockwatch.round import probe_settings, run_round
+        from blockwatch.round import next_round_number, probe_settings, run_round
         from blockwatch.targets import load_targets
 
         cfg = self.cfg  # one configuration for the whole round, whatever a SIGHUP does meanwhile
@@ -101,15 +104,13 @@ class Daemon:
         if self.settings is None:  # trust store and IPv6 route: read once, not every round
             self.settings = probe_settings(cfg)
         settings = self.settings
-        report = await run_round(cfg, targets, self.db, asn=lookup, settings=settings)
-        results = report.results + await run_resolver_round(
-            cfg, targets, self.db, asn=lookup, settings=settings)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.verdict] = counts.get(r.verdict, 0) + 1
-        events = sum(1 for r in results if r.event)
-        log.info("probe round %s: %d verdicts %s; %d new events", report.round_id[:8],
-                 len(results), counts, events)
+        if not any(isinstance(v, LocalVantage | ResolverVantage) for v in cfg.settings.vantage):
+            log.info("probe round: no local or resolver vantage to measure from")
+        else:  # one number for both kinds; each vantage logs its line (round_summary.py)
+            number = await asyncio.to_thread(next_round_number, self.db)
+            await run_round(cfg, targets, self.db, asn=lookup, settings=settings, number=number)
+            await run_resolver_round(cfg, targets, self.db, asn=lookup, settings=settings,
+                                     number=number)
         # link incidents to new blocks now, send alerts now rather than at the next alerts
         # tick, and show it all on the site
         from blockwatch.feeds.commands import link_cases
@@ -123,8 +124,8 @@ class Daemon:
             from blockwatch.ooni import import_ooni
             from blockwatch.targets import load_targets
 
+            # the import logs its own line (ImportReport.summary)
             rep = await import_ooni(self.cfg, self.db, v, load_targets(self.cfg.target_files))
-            log.info("OONI import %s: %s", v.name, rep.summary())
             if rep.problems:
                 raise JobProblem("; ".join(rep.problems[:3]))
         return job
@@ -205,7 +206,12 @@ class Daemon:
                 await spec.fn()
             except asyncio.CancelledError:
                 ok, error = False, "stopped before it finished"
-                raise
+                if not self.stopping.is_set():
+                    raise
+                # the stop's own cancellation (_drain): one plain line, not APScheduler's
+                # traceback of a failed job
+                log.info("job %s stopped before it finished (the %s given to running jobs "
+                         "were over)", spec.name, format_duration(STOP_GRACE_SECONDS))
             except JobProblem as exc:
                 ok, error = False, str(exc)
                 log.warning("job %s: %s", spec.name, exc)
@@ -284,7 +290,7 @@ class Daemon:
         if self.collector is not None:
             await asyncio.to_thread(self.collector.reload, new)
         log.info("configuration reloaded; jobs: %s", ", ".join(
-            f"{j.name} every {j.interval}" for j in self.jobs()))
+            f"{j.name} every {format_duration(j.interval)}" for j in self.jobs()))
         return True
 
     async def run(self, *, once: bool = False) -> None:
@@ -305,18 +311,53 @@ class Daemon:
             probe = next(j for j in self.jobs() if j.name == "probe")
             await self.wrap(probe)()
             return
+        log.info("%s", self.start_line())  # before any job can log: the first line of a run
         self.schedule()
         self.scheduler.start()
         server = None
         if self.cfg.settings.server is not None:
             server = asyncio.create_task(self._serve())
-        log.info("blockwatch running: %s", ", ".join(
-            f"{j.name} every {j.interval}" for j in self.jobs()))
+        log.debug("jobs: %s", ", ".join(
+            f"{j.name} every {format_duration(j.interval)}" for j in self.jobs()))
         await self.stopping.wait()
         await self._drain()
         if server is not None:
             server.cancel()
             await asyncio.gather(server, return_exceptions=True)
+
+    def start_line(self) -> str:
+        """The one line `run` starts with: what it reads, where it writes, what it watches
+        from where, and when the next probe round is."""
+        from blockwatch.round import last_round_number
+        from blockwatch.round_summary import plural
+        from blockwatch.targets import load_targets
+
+        cfg, s = self.cfg, self.cfg.settings
+        try:
+            targets = load_targets(cfg.target_files)
+            watched = (f"{plural(len(targets), 'target')} "
+                       f"({plural(sum(len(t.urls) for t in targets), 'URL')})")
+        except Exception as exc:  # the probe job reports it too, each round
+            watched = f"targets unreadable ({exc})"
+        feeds = plural(sum(1 for f in s.feeds.source if f.enabled), "feed")
+        searches = plural(sum(1 for f in s.feeds.search if f.enabled), "search", "searches")
+        vantages = ", ".join(f"{v.name} ({v.kind})" for v in s.vantage) or "none"
+        database = redact.url(cfg.database_url) + (f" (held through {self.lock})"
+                                                   if self.lock else "")
+        probe = next(j for j in self.jobs() if j.name == "probe")
+        if not any(isinstance(v, LocalVantage | ResolverVantage) for v in s.vantage):
+            rounds = "no probe rounds (no local or resolver vantage)"
+        else:
+            now = self.now()
+            nxt = now + probe.interval  # the interval trigger's first time, and the one after "now"
+            first = (f"round {last_round_number(self.db) + 1} now, then "
+                     if probe.run_at_start else "")
+            rounds = (f"{first}every {format_duration(probe.interval)}: next at "
+                      f"{local_time(nxt, s.alerts.timezone, now)} "
+                      f"(in {format_duration(max(timedelta(0), nxt - now))})")
+        return (f"blockwatch running: config {cfg.source}; database {database}; "
+                f"site {cfg.resolve(s.site.out)}; vantages {vantages}; {watched}, "
+                f"{feeds}, {searches}; {rounds}")
 
     async def _serve(self) -> None:
         from blockwatch.collector.server import serve_forever
@@ -349,6 +390,16 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         log.info("blockwatch stopped")
+
+
+def local_time(at: datetime, timezone: str, now: datetime) -> str:
+    """"12:45 Asia/Almaty"; with the date when it is not today's there."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(timezone)
+    local = at.astimezone(tz)
+    fmt = "%H:%M" if local.date() == now.astimezone(tz).date() else "%Y-%m-%d %H:%M"
+    return f"{local.strftime(fmt)} {timezone}"
 
 
 def server_available() -> None:
@@ -402,9 +453,10 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
     except BaseException:
         db.close()
         raise
-    log.info("holding %s: one `blockwatch run` per database", lock.what)
+    # what holds the lock is named in the start line: one `blockwatch run` per database
+    log.debug("holding %s", lock.what)
     try:
-        aio.run(_main(cfg, db, once))
+        aio.run(_main(cfg, db, once, lock.what))
     finally:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the loop is gone: still not fatal
         lock.release()
@@ -412,5 +464,5 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
     return 0
 
 
-async def _main(cfg: Config, db: Database, once: bool) -> None:
-    await Daemon(cfg, db).run(once=once)
+async def _main(cfg: Config, db: Database, once: bool, lock: str = "") -> None:
+    await Daemon(cfg, db, lock=lock).run(once=once)

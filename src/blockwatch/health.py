@@ -17,6 +17,7 @@ from blockwatch.alerts.outbox import backlog
 from blockwatch.analysis.display import fresh_limit
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
 from blockwatch.coverage import vantage_coverage
+from blockwatch.durations import format_duration
 from blockwatch.storage import Database, repo
 from blockwatch.storage.models import Feed, JobRun, Outbox, UrlState, Vantage
 
@@ -61,7 +62,7 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
             h.jobs[-1]["failing"] = failing
             if overdue:
                 h.problems.append(f"job {name} is overdue: last ran {repo.iso(last)}, "
-                                  f"every {interval}")
+                                  f"every {format_duration(interval)}")
             if failing:
                 h.problems.append(f"job {name} keeps failing: last success "
                                   f"{repo.iso(r.last_ok_at) or 'never'}, last error: "

@@ -37,6 +37,9 @@ def url(text: str) -> str:
                      for k, _ in parse_qsl(parts.query, keep_blank_values=True))
     if parts.query and not query:
         query = MASK
+    if not netloc and text.startswith(f"{parts.scheme}://"):
+        # urlunsplit would drop the empty authority: "sqlite:////srv/bw.db" -> "sqlite://srv/bw.db"
+        return f"{parts.scheme}://{parts.path}" + (f"?{query}" if query else "")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -22,10 +24,12 @@ from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import DnsQuery, WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import ProbeSettings, now_iso
-from blockwatch.round import CONTROL, Result, control_view, probe_settings
+from blockwatch.round import CONTROL, Result, control_view, next_round_number, probe_settings
+from blockwatch.round_summary import round_line
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
+log = logging.getLogger(__name__)
 LINGER = 0.25  # seconds to keep listening after a reply: an on-path injector answers twice
 RETRY_FAILURES = {"dns_timeout", "dns_servfail_error", "dns_refused_error", "dns_bogus_reply"}
 
@@ -53,10 +57,16 @@ async def run_resolver_round(
     settings: ProbeSettings | None = None,
     asn: Callable[[str], str | None] | None = None,
     on_result: Callable[[Result], None] | None = None,
+    number: int | None = None,
 ) -> list[Result]:
+    """`number`: the round's number, shared with the probe round it goes with (one is taken
+    when not given)."""
     vantages = [v for v in cfg.settings.vantage if isinstance(v, ResolverVantage)]
     if not vantages:
         return []
+    if number is None:
+        number = await asyncio.to_thread(next_round_number, db)
+    started = time.monotonic()
     settings = settings or probe_settings(cfg)
     interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
     control = control_view(cfg)
@@ -120,7 +130,12 @@ async def run_resolver_round(
                     j = judge_dns(v, c, resolver_ok=ok, resolver_problem=problem, asn=asn,
                                   interception=interception)
                     judged.append((t, url, v, c, j))
-            results += await asyncio.to_thread(_store, db, cfg, vconf, judged, round_id)
+            stored = await asyncio.to_thread(_store, db, cfg, vconf, judged, round_id)
+            results += stored
+            log.info("%s", round_line("resolver", number, vconf.name, len(judged),
+                                      time.monotonic() - started, [r.verdict for r in stored],
+                                      sum(1 for r in stored if r.event)))
+            started = time.monotonic()
     if on_result:
         for r in results:
             on_result(r)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
+from blockwatch.round_summary import round_line
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 CONTROL = "control"
 BATCH = 64  # URLs stored per transaction at most
 BATCH_WAIT = 0.25  # seconds the writer lets a batch fill (a crash loses at most this much more)
+ROUND_COUNTER = "probe_round_number"  # kv: the number of the last round (probe and resolver)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Result:
 @dataclass
 class RoundReport:
     round_id: str
+    number: int | None = None  # the round's number in this database (for log lines)
     results: list[Result] = field(default_factory=list)
     vantage_ok: dict[str, bool] = field(default_factory=dict)
     new_events: list[repo.NewEvent] = field(default_factory=list)
@@ -90,9 +94,36 @@ async def run_round(
     settings: ProbeSettings | None = None,
     on_result: Callable[[Result], None] | None = None,
     asn: Callable[[str], str | None] | None = None,
+    number: int | None = None,
 ) -> RoundReport:
+    """`number`: the round's number (`next_round_number`); one is taken when not given."""
     with fewer_gc_passes():
-        return await _run_round(cfg, targets, db, settings=settings, on_result=on_result, asn=asn)
+        return await _run_round(cfg, targets, db, settings=settings, on_result=on_result, asn=asn,
+                                number=number)
+
+
+def next_round_number(db: Database) -> int:
+    """The next round's number: a counter in `kv`, so numbers go on across restarts."""
+    from sqlalchemy.exc import IntegrityError
+
+    from blockwatch.storage.models import KeyValue
+
+    for attempt in (1, 2):
+        try:
+            with db.write() as s:
+                row = s.get(KeyValue, ROUND_COUNTER, with_for_update=True)
+                n = int(row.value if row is not None else 0) + 1
+                repo.set_kv(s, ROUND_COUNTER, n)
+            return n
+        except IntegrityError:  # the first round ever, taken at once by `check` and `run`
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def last_round_number(db: Database) -> int:
+    with db.read() as s:
+        return int(repo.get_kv(s, ROUND_COUNTER, 0) or 0)
 
 
 async def _run_round(
@@ -103,18 +134,28 @@ async def _run_round(
     settings: ProbeSettings | None,
     on_result: Callable[[Result], None] | None,
     asn: Callable[[str], str | None] | None,
+    number: int | None,
 ) -> RoundReport:
+    started = time.monotonic()
     settings = settings or probe_settings(cfg)
     report = RoundReport(round_id=uuid.uuid4().hex)
     control = control_view(cfg)
     locals_ = local_views(cfg)
     if not locals_:
         return report
+    report.number = number if number is not None else \
+        await asyncio.to_thread(next_round_number, db)
     views = [control] + [v for _, v in locals_]
     async with contextlib.AsyncExitStack() as stack:
         dns = {v.name: await stack.enter_async_context(ResolverSet.for_view(v, settings))
                for v in views}
         await _measure_and_store(cfg, targets, db, settings, views, dns, report, on_result, asn)
+    seconds = time.monotonic() - started
+    urls = sum(len(t.urls) for t in targets)
+    for vconf, _ in locals_:
+        mine = [r for r in report.results if r.vantage == vconf.name]
+        log.info("%s", round_line("probe", report.number, vconf.name, urls, seconds,
+                                  [r.verdict for r in mine], sum(1 for r in mine if r.event)))
     return report
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from blockwatch import __version__
+from blockwatch.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class OoniApi:
                         wait = retry_after(r.headers.get("retry-after"), self.now())
                         if wait is not None and wait > MAX_RETRY_AFTER:
                             raise FetchError(url, f"{problem}, and the API asks to wait "
-                                                  f"{wait:.0f} s: trying again at the next import")
+                                                  f"{format_duration(wait)}: trying again at the next import")
                     elif r.status_code != 200:
                         text = (await r.aread())[:300].decode("utf-8", "replace")
                         raise FetchError(url, f"HTTP {r.status_code}: {text.strip()}")
@@ -171,8 +172,8 @@ class OoniApi:
             if attempt == MAX_ATTEMPTS:
                 break
             delay = wait if wait is not None else backoff(attempt)
-            log.warning("OONI API %s: %s; retry %d of %d in %.0f s", url, problem, attempt,
-                        MAX_ATTEMPTS - 1, delay)
+            log.warning("OONI API %s: %s; retry %d of %d in %s", url, problem, attempt,
+                        MAX_ATTEMPTS - 1, format_duration(delay))
             await self.sleep(delay)
         raise FetchError(url, f"{problem}, still failing after {MAX_ATTEMPTS} attempts")
 

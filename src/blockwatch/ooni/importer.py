@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blockwatch.config import Config, OoniVantage
+from blockwatch.durations import format_duration
 from blockwatch.ooni import api as ooni_api
 from blockwatch.ooni.api import FetchError, OoniApi, Page, Sleep, fmt_time, make_client, windows
 from blockwatch.ooni.mapping import (
@@ -32,6 +34,7 @@ from blockwatch.ooni.mapping import (
     parse_item,
     vantage_name,
 )
+from blockwatch.round_summary import plural, verdict_counts
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.storage.models import Measurement, Vantage
 from blockwatch.storage.models import Target as TargetRow
@@ -57,14 +60,22 @@ class ImportReport:
     results: list[dict[str, Any]] = field(default_factory=list)  # one per stored measurement
     new_events: list[repo.NewEvent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # one line per error, for check/health
+    seconds: float = 0.0  # how long the import took
 
     @property
     def ok(self) -> bool:
         return self.errors == 0
 
     def summary(self) -> str:
-        return (f"OONI {self.vantage}: {self.fetched} fetched, {self.stored} stored, "
-                f"{self.duplicates} duplicates, {self.skipped} skipped, {self.errors} errors")
+        """The import's log line: "OONI import ooni-kz in 4.2s: 120 fetched, 118 stored: 100
+        ok, 10 blocked (dns 4, tls 6), 8 inconclusive; 2 duplicates, 0 skipped, 0 errors"."""
+        verdicts = f": {verdict_counts(r['verdict'] for r in self.results)}" if self.stored else ""
+        events = sum(1 for r in self.results if r.get("event"))
+        return (f"OONI import {self.vantage} in {format_duration(self.seconds)}: "
+                f"{self.fetched} fetched, {self.stored} stored{verdicts}; "
+                f"{plural(self.duplicates, 'duplicate')}, {self.skipped} skipped, "
+                f"{plural(self.errors, 'error')}"
+                + (f"; {plural(events, 'new event')}" if events else ""))
 
 
 def domain_targets(targets: list[Target]) -> dict[str, Target]:
@@ -81,6 +92,7 @@ async def import_ooni(cfg: Config, db: Database, vantage: OoniVantage, targets: 
                       sleep: Sleep = asyncio.sleep) -> ImportReport:
     """Import new OONI measurements of every target domain for one `kind = "ooni"` vantage."""
     now = now or repo.utcnow()
+    started = time.monotonic()
     report = ImportReport(vantage.name)
     by_domain = domain_targets(targets)
     if not by_domain:
@@ -101,6 +113,7 @@ async def import_ooni(cfg: Config, db: Database, vantage: OoniVantage, targets: 
     finally:
         if own:
             await http.aclose()
+    report.seconds = time.monotonic() - started
     log.info("%s", report.summary())
     return report
 
