@@ -181,7 +181,8 @@ async def test_a_long_message_is_split_into_well_formed_parts_in_order(db, cfg) 
 
 
 @respx.mock
-async def test_a_later_part_waits_for_an_earlier_one(db, cfg) -> None:
+async def test_a_later_part_waits_for_an_earlier_one(any_db, cfg) -> None:
+    db = any_db  # on SQLite and on the real PostgreSQL server
     route = respx.post(API).mock(side_effect=[ok(1), too_many(7), ok(2), ok(3), ok(4), ok(5),
                                               ok(6), ok(7), ok(8), ok(9), ok(10)])
     many_changes(db)
@@ -263,9 +264,10 @@ async def test_5xx_and_network_errors_are_retried_with_backoff(db, cfg) -> None:
 
 
 @respx.mock
-async def test_restart_after_sending_is_not_a_second_post(db, cfg, monkeypatch) -> None:
+async def test_restart_after_sending_is_not_a_second_post(any_db, cfg, monkeypatch) -> None:
     """A row recorded `sending` whose worker died is `uncertain` after its lease: not posted
     again (the email rule). A lost answer is the same. A crash before `sending` is retried."""
+    db = any_db  # on SQLite and on the real PostgreSQL server
     route = respx.post(API).mock(return_value=ok())
     scenario(db)
     await queue_alerts(cfg, db, now=NOW)
