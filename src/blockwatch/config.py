@@ -453,6 +453,9 @@ class AlertsConfig(_Strict):
     timezone: str = "UTC"
     group_window: Duration = timedelta(minutes=5)
     all_clear: bool = False
+    # incidents (and cases) alert only while this recent: older ones are history, not news
+    incident_max_age: Duration = timedelta(hours=48)
+    quorum: int = Field(0, ge=0)  # vantages of a country that must agree; 0: 1 or 2 (README)
     recipient: list[Recipient] = Field(default_factory=list)
     webhook: list[Webhook] = Field(default_factory=list)
     telegram: list[Telegram] = Field(default_factory=list)

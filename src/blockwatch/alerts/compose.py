@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from blockwatch.analysis.quorum import Agreement
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.textsafe import printable
 
@@ -42,6 +43,7 @@ class IncidentInfo:
     outlets: tuple[str, ...] = ()
     occurred_at: datetime | None = None
     linked: bool = False  # part of a case (correlated with blocking)
+    status: str | None = None  # released, sentenced... as the report says
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class AlertItem:
     reason: str = ""
     confirmed: bool = False
     incident: IncidentInfo | None = None
+    agree: int = 0  # networks of vantage_country that report it blocked (analysis.quorum)
+    measured: int = 0  # ... out of those that could measure it
 
 
 def classify(state: str, previous: str | None) -> str | None:
@@ -221,7 +225,7 @@ def compose_alert(items: Sequence[AlertItem], lang: str, tz: str) -> Message:
     items = sort_items(items)
     t = catalog(lang)
     ctx = {"t": t, "items": items[:MAX_ITEMS], "more": max(0, len(items) - MAX_ITEMS),
-           "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "lang": lang}
+           "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "lang": lang, **_case_ctx(lang)}
     return Message(alert_subject(items, lang), render("alert", "txt", **ctx),
                    render("alert", "html", **ctx))
 
@@ -251,6 +255,13 @@ class BlockedTarget:
     target: str
     country: str
     rows: tuple[BlockedVantage, ...]
+    # per vantage country: how many networks agree it is blocked (analysis.quorum)
+    agreements: tuple[Agreement, ...] = ()
+
+    @property
+    def agreed(self) -> bool:
+        """Enough networks agree somewhere (no agreement data: a single report counts)."""
+        return not self.agreements or any(a.agreed for a in self.agreements)
 
     @property
     def since(self) -> datetime | None:
@@ -290,6 +301,24 @@ class VantageCheck:
 
 
 @dataclass(frozen=True)
+class CaseInfo:
+    """An incident and a blocking event of the same outlet within the correlation window."""
+
+    target: str
+    country: str
+    types: tuple[str, ...]
+    status: str | None
+    state: str  # how it is blocked (a verdict name)
+    vantage: str
+    vantage_country: str
+    since: datetime  # when the blocking started
+    title: str
+    link: str
+    source: str
+    published: datetime | None
+
+
+@dataclass(frozen=True)
 class DigestData:
     since: datetime
     until: datetime
@@ -302,12 +331,18 @@ class DigestData:
     countries: dict[str, str] = field(default_factory=dict)  # target -> country, for filters
     coverage: tuple[VantageCheck, ...] = ()  # every configured vantage
     feeds_configured: int = 0
+    cases: tuple[CaseInfo, ...] = ()  # cases made in the period
+
+    @property
+    def agreed_blocked(self) -> tuple[BlockedTarget, ...]:
+        """Outlets enough networks agree are blocked: what the subject counts."""
+        return tuple(b for b in self.blocked if b.agreed)
 
     @property
     def quiet(self) -> bool:
         """Nothing happened that was seen. Not the same as all clear: see `complete`."""
         return not (self.blocked or self.began or self.ended or self.incidents or self.feeds
-                    or self.silent)
+                    or self.silent or self.cases)
 
     @property
     def unmeasured(self) -> tuple[VantageCheck, ...]:
@@ -349,7 +384,11 @@ def filter_digest(d: DigestData, f: Filter) -> DigestData:
     return replace(d, blocked=tuple(blocked),
                    began=tuple(i for i in d.began if item_matches(f, i)),
                    ended=tuple(i for i in d.ended if item_matches(f, i)),
-                   incidents=tuple(i for i in d.incidents if incident_ok(i)))
+                   incidents=tuple(i for i in d.incidents if incident_ok(i)),
+                   cases=tuple(c for c in d.cases if item_matches(f, AlertItem(
+                       kind="case", ref="", at=c.since, detected_at=c.since, target=c.target,
+                       country=c.country, vantage=c.vantage,
+                       vantage_country=c.vantage_country, state=c.state))))
 
 
 def digest_date(d: DigestData, tz: str) -> str:
@@ -371,11 +410,48 @@ def coverage_line(v: VantageCheck, t: dict[str, Any], tz: str) -> str:
     return x["cov_not_measured"].format(when=when, n=v.unmeasured, total=v.urls)
 
 
+def country_in(code: str, lang: str) -> str:
+    """"in Kazakhstan", "в Казахстане", "Қазақстанда"; a country without a name: its code."""
+    t = catalog(lang)
+    return t["country_in"].get(code) or t["text"]["country_in_other"].format(code=code)
+
+
+def agreement_text(agree: int, measured: int, country: str, lang: str) -> str:
+    """"blocked on 2 of 3 networks in Kazakhstan": the denominator is the networks that could
+    measure it, so with one measuring network it says "1 of 1 network"."""
+    x = catalog(lang)["text"]
+    one = measured % 10 == 1 and measured % 100 != 11 if lang == "ru" else measured == 1
+    text = x["agree_one" if one else "agree_many"].format(n=agree, m=measured)
+    if not country:
+        return text
+    return x["agree_where"].format(text=text, where=country_in(country, lang))
+
+
+def incident_words(types: Iterable[str], status: str | None, lang: str) -> str:
+    """"detention, arrest — released": what a report says happened, in the reader's words."""
+    t = catalog(lang)
+    words = ", ".join(t["incident_type"].get(ty, ty) for ty in types) or \
+        t["text"]["incident_unspecified"]
+    if status:
+        words += " — " + t["incident_status"].get(status, status)
+    return words
+
+
+def _case_ctx(lang: str) -> dict[str, Any]:
+    """Template helpers for cases and agreement, shared by alerts and the digest."""
+    return {"happened": lambda c: incident_words(c.types, c.status, lang),
+            "item_agreement": lambda i: agreement_text(i.agree, i.measured, i.vantage_country,
+                                                       lang) if i.measured else ""}
+
+
 def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     t = catalog(lang)
     date = digest_date(d, tz)
-    if d.blocked:
-        subject = t["text"]["digest_subject_blocked"].format(date=date, count=len(d.blocked))
+    if d.agreed_blocked:
+        subject = t["text"]["digest_subject_blocked"].format(date=date,
+                                                             count=len(d.agreed_blocked))
+    elif d.blocked:  # one network's word only: said in the body, not in the subject
+        subject = t["text"]["digest_subject_other"].format(date=date)
     elif d.all_clear:
         subject = t["text"]["digest_subject_quiet"].format(date=date)
     elif d.quiet:  # nothing seen, but not everything was looked at: never "all clear"
@@ -384,7 +460,9 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
         subject = t["text"]["digest_subject_other"].format(date=date)
     ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "date": date,
            "lang": lang, "blocking": BLOCKING,
-           "coverage_line": lambda v: coverage_line(v, t, tz)}
+           "coverage_line": lambda v: coverage_line(v, t, tz),
+           "agreement": lambda a: agreement_text(a.blocked, a.measured, a.country, lang),
+           **_case_ctx(lang)}
     return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
                    render("digest", "html", **ctx))
 

@@ -8,6 +8,7 @@ and covers the time since the previous digest (no gap, no overlap after downtime
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,13 @@ from sqlalchemy.orm import Session
 from blockwatch.alerts import compose as C
 from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
-from blockwatch.alerts.scan import event_item, incident_info, vantage_status
+from blockwatch.alerts.scan import (
+    country_agreements,
+    event_item,
+    incident_info,
+    incident_time,
+    vantage_status,
+)
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.config import Config
 from blockwatch.coverage import vantage_coverage
@@ -69,6 +76,38 @@ def _blocked_now(s: Session) -> tuple[C.BlockedTarget, ...]:
                  for (name, country), rows in sorted(groups.items(), key=lambda kv: kv[0][0].casefold()))
 
 
+def _with_agreement(s: Session, cfg: Config, blocked: tuple[C.BlockedTarget, ...],
+                    now: datetime) -> tuple[C.BlockedTarget, ...]:
+    """Each blocked outlet with how many networks per country agree (analysis.quorum)."""
+    ids = {n: i for n, i in s.execute(select(Target.name, Target.id))}
+    agree = country_agreements(s, cfg, {ids[b.target] for b in blocked if b.target in ids}, now)
+    out = []
+    for b in blocked:
+        tid = ids.get(b.target)
+        mine = tuple(a for (t, _), a in sorted(agree.items(), key=lambda kv: kv[0][1])
+                     if t == tid)
+        out.append(replace(b, agreements=mine))
+    return tuple(out)
+
+
+def _cases(s: Session, since: datetime, until: datetime) -> tuple[C.CaseInfo, ...]:
+    q = (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage)
+         .join(Incident, Incident.id == Case.incident_id)
+         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
+         .join(Feed, Feed.id == FeedEntry.feed_id)
+         .join(Event, Event.id == Case.event_id)
+         .join(Vantage, Vantage.id == Event.vantage_id)
+         .outerjoin(Target, Target.id == Event.target_id)
+         .where(Case.created_at >= since, Case.created_at < until)
+         .order_by(Case.created_at, Case.id).limit(MAX_ROWS))
+    return tuple(C.CaseInfo(
+        target=t.name if t else e.url, country=t.country if t else "",
+        types=tuple(inc.types or ()), status=inc.status, state=e.state, vantage=v.name,
+        vantage_country=v.country or "", since=e.started_at, title=entry.title,
+        link=entry.link, source=feed.name, published=incident_time(entry))
+        for _c, inc, entry, feed, e, t, v in s.execute(q))
+
+
 def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.DigestData:
     began, ended = [], []
     q = (select(Event, Target, Vantage).join(Vantage, Vantage.id == Event.vantage_id)
@@ -104,10 +143,11 @@ def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.Dige
     coverage = tuple(C.VantageCheck(v.name, v.kind, v.country, v.display, v.urls, v.unmeasured,
                                     v.last_usable_at, v.last_attempt_at)
                      for v in vantage_coverage(s, cfg, until))
-    return C.DigestData(since=since, until=until, blocked=_blocked_now(s), began=tuple(began),
-                        ended=tuple(ended), incidents=incidents, feeds=feeds, silent=silent,
-                        countries=countries, coverage=coverage,
-                        feeds_configured=len(configured))
+    return C.DigestData(since=since, until=until,
+                        blocked=_with_agreement(s, cfg, _blocked_now(s), until),
+                        began=tuple(began), ended=tuple(ended), incidents=incidents, feeds=feeds,
+                        silent=silent, countries=countries, coverage=coverage,
+                        feeds_configured=len(configured), cases=_cases(s, since, until))
 
 
 def languages_in_use(cfg: Config) -> list[str]:

@@ -15,13 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from blockwatch.alerts import compose as C
 from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.webhook import hook_id
+from blockwatch.analysis import display as D
+from blockwatch.analysis import quorum as Q
+from blockwatch.analysis.display import Schedule
 from blockwatch.config import AgentVantage, Config, OoniVantage
+from blockwatch.feeds.correlate import BLOCKING_STATES
 from blockwatch.storage import Database
 from blockwatch.storage.models import (
     Case,
@@ -33,6 +37,7 @@ from blockwatch.storage.models import (
     Target,
     UrlState,
     Vantage,
+    Verdict,
 )
 
 CURSOR_KEY = "alerts.cursor"
@@ -59,7 +64,7 @@ def event_item(e: Event, target: Target | None, vantage: Vantage, kind: str) -> 
 def incident_info(inc: Incident, entry: FeedEntry, feed: Feed, linked: bool) -> C.IncidentInfo:
     return C.IncidentInfo(title=entry.title, link=entry.link, source=feed.name,
                           types=tuple(inc.types or ()), outlets=tuple(inc.outlets or ()),
-                          occurred_at=inc.occurred_at, linked=linked)
+                          occurred_at=inc.occurred_at, linked=linked, status=inc.status)
 
 
 def silent_after(cfg: Config, v: Any) -> timedelta:
@@ -146,6 +151,118 @@ def advance(cursor: int, gaps: dict[int, datetime], seen: set[int],
     return top, out
 
 
+# --- recent incidents and agreement between networks -------------------------------------------
+
+def _aware(dt: datetime | str | None) -> datetime | None:
+    # a scalar subquery's value can bypass the column's UTC type on SQLite
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt)
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def incident_time(entry: FeedEntry) -> datetime:
+    """When a report came out: its published time, else when a feed first showed it."""
+    return entry.published_at or entry.first_seen_at
+
+
+def recent_cases(s: Session, items: list[C.AlertItem], max_age: timedelta,
+                 now: datetime) -> list[C.AlertItem]:
+    """Case items whose incident is recent. An old report (a feed's archive, a search looking
+    back a week) linked to a blocking event is history on the site, not news for anyone's phone."""
+    ids = [int(i.ref[1:]) for i in items if i.kind == "case"]
+    if not ids:
+        return items
+    q = (select(Case.id, FeedEntry).join(Incident, Incident.id == Case.incident_id)
+         .join(FeedEntry, FeedEntry.id == Incident.entry_id).where(Case.id.in_(ids)))
+    old = {cid for cid, entry in s.execute(q) if now - incident_time(entry) > max_age}
+    return [i for i in items if not (i.kind == "case" and int(i.ref[1:]) in old)]
+
+
+def country_agreements(s: Session, cfg: Config, target_ids: set[int],
+                       now: datetime) -> dict[tuple[int, str], Q.Agreement]:
+    """(target id, vantage country) -> whether its vantages agree it is blocked, each vantage
+    classified like the status page (analysis.display). Freshness is judged at the group's latest
+    measurement, so an alert scanned late (the daemon was down) is not dropped as stale."""
+    if not target_ids:
+        return {}
+    sched = Schedule.of(cfg)
+    uv = aliased(Verdict)
+    usable = (select(uv.measured_at)
+              .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
+                     uv.verdict != "inconclusive")
+              .order_by(uv.measured_at.desc()).limit(1).correlate(UrlState).scalar_subquery())
+    q = (select(UrlState.target_id, Vantage.id, Vantage.name, Vantage.kind, Vantage.country,
+                UrlState.state, UrlState.since, Verdict.verdict, UrlState.last_seen_at, usable)
+         .join(Vantage, Vantage.id == UrlState.vantage_id)
+         .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
+         .where(UrlState.target_id.in_(sorted(target_ids)), Vantage.kind != "control"))
+    groups: dict[tuple[int, str], dict[int, list[Any]]] = {}
+    for row in s.execute(q):
+        groups.setdefault((row[0], row[4] or ""), {}).setdefault(row[1], []).append(row)
+    out = {}
+    for key, per_v in groups.items():
+        seen = [_aware(r[8]) for rows in per_v.values() for r in rows if r[8] is not None]
+        ref = min(now, max(seen)) if seen else now  # type: ignore[type-var]
+        displays = [D.combine(D.classify(r[5], r[7], _aware(r[8]), _aware(r[9]), ref,
+                                         sched.interval(r[2], r[3]), _aware(r[6]))
+                              for r in rows).display for rows in per_v.values()]
+        out[key] = Q.agreement(key[1], displays, cfg.settings.alerts.quorum)
+    return out
+
+
+def _block_overlap(s: Session, e: Event, country: str) -> int:
+    """Vantages of `country` (e's own included) blocked at some time during the block that the
+    unblock event `e` ends."""
+    start = s.scalar(select(Event.started_at).where(
+        Event.vantage_id == e.vantage_id, Event.url == e.url, Event.id < e.id)
+        .order_by(Event.id.desc()).limit(1)) or e.started_at
+    q = (select(func.count(func.distinct(Event.vantage_id)))
+         .join(Vantage, Vantage.id == Event.vantage_id)
+         .where(Event.target_id == e.target_id, Event.vantage_id != e.vantage_id,
+                Vantage.country == country, Event.state.in_(sorted(BLOCKING_STATES)),
+                Event.started_at <= e.started_at,
+                or_(Event.ended_at.is_(None), Event.ended_at >= start)))
+    return 1 + int(s.scalar(q) or 0)
+
+
+def agreed_items(s: Session, cfg: Config, items: list[C.AlertItem],
+                 now: datetime) -> list[C.AlertItem]:
+    """Blocked and case alerts only where enough networks of the vantage's country agree
+    (analysis.quorum); each kept item says how many do. An unblock is told only of a block that
+    had agreement; a single network disagreeing with the rest pages no one (the site shows it)."""
+    gated = [i for i in items if i.kind in ("blocked", "case", "unblocked")]
+    if not gated:
+        return items
+    ev_ids = {int(i.ref[1:]) for i in gated if i.ref.startswith("e")}
+    case_ids = {int(i.ref[1:]) for i in gated if i.ref.startswith("c")}
+    case_event = {c: e for c, e in s.execute(select(Case.id, Case.event_id).where(
+        Case.id.in_(sorted(case_ids))))} if case_ids else {}
+    events = {e.id: e for e in s.scalars(select(Event).where(
+        Event.id.in_(sorted(ev_ids | set(case_event.values())))))}
+    tids = {e.target_id for e in events.values() if e.target_id is not None}
+    agree = country_agreements(s, cfg, tids, now)
+    out = []
+    for i in items:
+        if i.kind not in ("blocked", "case", "unblocked"):
+            out.append(i)
+            continue
+        eid = int(i.ref[1:]) if i.ref.startswith("e") else case_event.get(int(i.ref[1:]))
+        e = events.get(eid) if eid is not None else None
+        if e is None or e.target_id is None:
+            out.append(i)  # a URL of no outlet: nothing to compare it with
+            continue
+        a = agree.get((e.target_id, i.vantage_country))
+        if a is None:
+            out.append(i)
+        elif i.kind == "unblocked":
+            if _block_overlap(s, e, i.vantage_country) >= Q.needed(
+                    cfg.settings.alerts.quorum, a.vantages, max(a.measured, 1)):
+                out.append(i)
+        elif a.agreed:
+            out.append(replace(i, agree=a.blocked, measured=a.measured))
+    return out
+
+
 # --- the scan ----------------------------------------------------------------------------------
 
 def _new_events(s: Session, cur: Cursor) -> tuple[list[C.AlertItem], set[int]]:
@@ -217,6 +334,8 @@ def queue_alerts_sync(cfg: Config, db: Database, now: datetime | None = None) ->
         case_items, case_seen = _new_cases(s, cur)
         silent_items, silent_now = _silence(vantage_status(s, cfg, now), cur, cfg)
         items = ev_items + case_items + silent_items
+        items = recent_cases(s, items, a.incident_max_age, now)
+        items = agreed_items(s, cfg, items, now)
         if cur.first_run:
             items = [i for i in items if now - i.detected_at < FIRST_RUN_HORIZON]
         if items and now - min(i.detected_at for i in items) < a.group_window:
