@@ -124,3 +124,68 @@ async def test_connection_reset_while_waiting_for_the_request_is_connection_rese
                                     opened={("site.test", port): ("127.0.0.1", (reader, writer))},
                                     connect=connector([]), body_limit=1024, user_agent="t", timeout=5)
     assert res.failure == F.CONNECTION_RESET and res.status is None
+
+
+@asynccontextmanager
+async def drip_server(interval: float, stop_after: int | None = None
+                      ) -> AsyncIterator[int]:
+    """Sends a response head for a 1 MB body, then one byte every `interval` s (after
+    `stop_after` bytes: nothing more, the connection left open)."""
+    done = asyncio.Event()
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readuntil(b"\r\n\r\n")
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        sent = 0
+        try:
+            while not done.is_set() and (stop_after is None or sent < stop_after):
+                w.write(b"x")
+                await w.drain()
+                sent += 1
+                await asyncio.sleep(interval)
+            await done.wait()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            done.set()
+
+
+async def test_a_drip_faster_than_the_read_timeout_ends_at_the_deadline() -> None:
+    async with drip_server(0.02) as port:
+        res = await httpprobe.fetch(f"http://site.test:{port}/", opened={},
+                                    connect=connector([]), body_limit=1 << 20,
+                                    user_agent="test", timeout=0.2)
+    assert res.status == 200 and res.failure == F.GENERIC_TIMEOUT
+    assert res.deadline_exceeded and 0 < res.received_bytes == res.body_length  # type: ignore[operator]
+    assert (res.hops[-1].failure, res.hops[-1].step) == (F.GENERIC_TIMEOUT, "http")
+
+
+async def test_bytes_that_stop_end_at_the_read_timeout_not_the_deadline() -> None:
+    async with drip_server(0.0, stop_after=3) as port:
+        res = await httpprobe.fetch(f"http://site.test:{port}/", opened={},
+                                    connect=connector([]), body_limit=1 << 20,
+                                    user_agent="test", timeout=0.2)
+    assert res.failure == F.GENERIC_TIMEOUT and res.received_bytes == 3
+    assert not res.deadline_exceeded
+
+
+async def test_a_failed_hop_records_its_step() -> None:
+    async def connect(host: str, port: int, tls: bool) -> tuple:  # type: ignore[type-arg]
+        if host == "gone.test":  # an opener that does not say which step failed
+            return None, None, F.DNS_NXDOMAIN
+        if host == "mitm.test":
+            return "192.0.2.7", None, F.SSL_UNKNOWN_AUTHORITY
+        return "192.0.2.8", None, F.CONNECTION_RESET, "tls"
+
+    for url, step in (("http://gone.test/", "dns"), ("https://mitm.test/", "tls"),
+                      ("https://sni.test/", "tls")):
+        res = await httpprobe.fetch(url, opened={}, connect=connect, body_limit=1024,
+                                    user_agent="test", timeout=1)
+        assert res.hops[-1].step == step, url
