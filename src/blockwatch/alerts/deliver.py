@@ -147,7 +147,7 @@ async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, row
         before = await asyncio.to_thread(outbox.state, db, prev) if prev else None
         if before is not None and before[0] in (outbox.PENDING, outbox.SENDING):
             # the earlier part first: due again when it is (or when its lease ends)
-            until = max(before[1], clock() + outbox.FIRST_RETRY)
+            until = max(before[1], clock() + timedelta(seconds=1))
             await asyncio.to_thread(outbox.defer, db, row, until,
                                     "waiting for the previous part of this message")
             report.retry.append((row.key, "waiting for the previous part"))
