@@ -358,6 +358,11 @@ def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped
             return Judgement("down", False,
                              f"the site does not answer from the vantage ({h.failure}) or from "
                              f"the control ({cfail}): the site is down")
+        b = _hostname(hop.url) if hop is not None else None
+        if b is not None:  # the control was never sent to that host: nothing to compare with
+            return Judgement("http_failure", False,
+                             f"the redirect to {b} failed at the vantage ({h.failure}); the "
+                             f"control was not redirected there and got HTTP {ch.status}")
         return Judgement("http_failure", False,
                          f"the HTTP request to {host} failed ({h.failure}) although the "
                          f"connection worked; the control got HTTP {ch.status}")
