@@ -309,3 +309,64 @@ def test_bar_text_eta_is_the_pace_carried_over() -> None:
     assert buf.getvalue().count("\r") == 2 and "1/2 URLs  2s  ETA 2s" in buf.getvalue()
     bar.close()
     assert buf.getvalue().endswith("\r\x1b[K")
+
+
+# --- resolver rounds and OONI imports ----------------------------------------------------------
+
+async def test_resolver_round_line_counts_the_stored_verdicts(
+        lab: Lab, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from blockwatch.resolver_round import run_resolver_round
+    from lab import DNS
+    from test_resolver_vantage import scenario
+
+    await lab.add_site("ratel.test")
+    await lab.add_site("vlast.test")
+    lab.vantage_dns.set("vlast.test", DNS.nxdomain())  # the in-country resolver lies
+    cfg = await scenario(lab, tmp_path)
+    (tmp_path / "t.toml").write_text(
+        f'[[target]]\nname = "Ratel.kz"\nurls = ["{lab.url("ratel.test")}"]\n'
+        f'[[target]]\nname = "Vlast.kz"\nurls = ["{lab.url("vlast.test")}"]\n', encoding="utf-8")
+    db = open_database(cfg.database_url)
+    try:
+        with caplog.at_level(logging.INFO, logger="blockwatch.resolver_round"):
+            await run_resolver_round(cfg, load_targets(cfg.target_files), db, number=7)
+    finally:
+        db.close()
+    [line] = [r.getMessage() for r in caplog.records if "resolver round" in r.getMessage()]
+    m = re.fullmatch(r"resolver round 7 from kz-isp-dns: 2 URLs in (\S+): (.+)", line)
+    assert m, line
+    assert parse_duration(m[1]) > timedelta(0)
+    assert m[2] == "1 ok, 1 blocked (dns 1)" == verdict_counts(
+        stored_verdicts(cfg.database_url, "kz-isp-dns"))
+
+
+async def test_ooni_import_line_counts_the_stored_verdicts(
+        write_config, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        caplog: pytest.LogCaptureFixture) -> None:
+    import respx
+
+    from blockwatch.config import OoniVantage
+    from blockwatch.ooni import api as ooni_api
+    from blockwatch.ooni import import_ooni
+    from test_ooni import API, CONFIG, NOW, RATEL, Sleeps, two_pages
+
+    monkeypatch.setattr(ooni_api, "PAGE_LIMIT", 2)  # as when the fixtures were recorded
+    cfg = write_config(CONFIG)
+    v = cfg.settings.vantage[0]
+    assert isinstance(v, OoniVantage)
+    db = open_database(cfg.database_url)
+    try:
+        with respx.mock, caplog.at_level(logging.INFO, logger="blockwatch.ooni"):
+            respx.get(API).mock(side_effect=two_pages)
+            rep = await import_ooni(cfg, db, v, [RATEL], now=NOW, sleep=Sleeps())
+        with db.read() as s:
+            stored = list(s.scalars(select(Verdict.verdict).join(
+                Vantage, Vantage.id == Verdict.vantage_id).where(Vantage.kind == "ooni")))
+    finally:
+        db.close()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("OONI import")]
+    m = re.fullmatch(r"OONI import ooni-kz in (\S+): 4 fetched, 4 stored: (.+); 0 duplicates, "
+                     r"0 skipped, 0 errors(; \d+ new events?)?", line)
+    assert m, line
+    assert parse_duration(m[1]) >= timedelta(0) and rep.stored == len(stored) == 4
+    assert m[2] == verdict_counts(stored) and "blocked" in m[2]
