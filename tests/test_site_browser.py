@@ -68,7 +68,7 @@ def _chromium(args: list[str], url: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("path", "size", "name", "expect"), [
     ("/", "390,844", "index-phone", "Ratel.kz"),
-    ("/", "1280,900", "index-desktop", "KZ · AS9198 (volunteer)"),
+    ("/", "1280,900", "index-desktop", "Kazakhstan, AS9198 (agent)"),
     ("/ru/t/ratel-kz.html", "390,1600", "target-ru-phone", "заблокирован"),
     ("/en/t/ratel-kz.html", "1280,1400", "target-desktop", "TLS (SNI) interference"),
     ("/en/incidents.html", "390,1200", "incidents-phone", "journalist detained"),
@@ -149,7 +149,7 @@ def test_each_state_reads_right_in_headless_chromium(served_states: str) -> None
     assert pic.returncode == 0 and (ARTIFACTS / "site-states-phone.png").stat().st_size > 5000
     page = _chromium(["--window-size=390,1600", "--dump-dom"], served_states + "/ru/t/dark-kz.html")
     assert page.returncode == 0, page.stderr[-2000:]
-    assert "не измерено с 15 мар 2026 09:00 UTC" in page.stdout
+    assert "не измерено с 15 марта 2026 09:00 UTC" in page.stdout
     for out in (dom.stderr, pic.stderr, page.stderr):
         bad = [line for line in out.splitlines() if BAD.search(line)]
         assert bad == [], bad

@@ -265,8 +265,9 @@ def test_index_shows_state_per_vantage_since_when_and_history(built) -> None:  #
     assert page.find("html")[0]["lang"] == "en"
     for landmark in ("header", "main", "nav", "footer"):
         assert page.find(landmark), landmark
-    heads = [Page(h).all_text.strip() for h in re.findall(r'<th scope="col">(.*?)</th>', html)]
-    assert heads[1:] == ["KZ · AS9198 (volunteer)", "ooni-kz:AS9198", "kz-isp-dns", "vps"]
+    heads = [Page(h).all_text.strip() for h in re.findall(r'<th scope="col"[^>]*>(.*?)</th>', html)]
+    assert heads[1:] == ["Kazakhstan, AS9198 (agent)", "Kazakhstan, OONI volunteers AS9198",
+        "Kazakhstan, ISP resolver", "Abroad"]
     ratel = _row_text(html, "ratel-kz")
     # worst overall, each vantage with a symbol and a word, since when
     assert "✕ blocked" in ratel and "12 Mar" in ratel and "13 Mar" in ratel
@@ -298,7 +299,8 @@ def test_index_shows_state_per_vantage_since_when_and_history(built) -> None:  #
 def test_every_internal_link_resolves_to_a_built_file(built) -> None:  # type: ignore[no-untyped-def]
     out, _w, _db = built
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 1 + 3 * (2 + 3)  # root + per language: index, incidents, 3 outlets
+    # root + per language: index, incidents, 3 outlets, 5 state filters, 4 network filters
+    assert len(pages) == 1 + 3 * (2 + 3 + 5 + 4)
     for p in pages:
         page = Page(p.read_text(encoding="utf-8"))
         ids = {a["id"] for _, a in page.tags if "id" in a}
@@ -321,7 +323,7 @@ def test_target_page_timeline_evidence_incidents_and_history(built) -> None:  # 
     html = (out / "en" / "t" / "ratel-kz.html").read_text(encoding="utf-8")
     text = Page(html).all_text
     assert "blocked TLS (SNI) interference" in text
-    assert "KZ · AS9198 (volunteer)" in text and "kz-isp-dns" in text
+    assert "Kazakhstan, AS9198 (agent)" in text and "Kazakhstan, ISP resolver" in text
     # timeline: the open TLS event, the DNS event confirmed by a known block address
     with db.read() as s:
         evs = s.scalars(select(Event).where(Event.target_id == w.targets["Ratel.kz"])).all()
@@ -358,7 +360,7 @@ def test_russian_and_kazakh_pages(built) -> None:  # type: ignore[no-untyped-def
     ru = (out / "ru" / "index.html").read_text(encoding="utf-8")
     assert Page(ru).find("html")[0]["lang"] == "ru"
     assert "✕ заблокирован" in _row_text(ru, "ratel-kz")
-    assert "KZ · AS9198 (волонтёр)" in ru
+    assert "Казахстан, AS9198 (агент)" in ru
     kk = (out / "kk" / "index.html").read_text(encoding="utf-8")
     assert Page(kk).find("html")[0]["lang"] == "kk" and "бұғатталған" in kk
     root = (out / "index.html").read_text(encoding="utf-8")
@@ -407,19 +409,22 @@ def test_status_json_is_the_current_state(built) -> None:  # type: ignore[no-unt
     data = json.loads((out / "status.json").read_text(encoding="utf-8"))
     assert data["generated_at"] == "2026-03-15T12:00:00Z"
     assert [v["vantage"] for v in data["vantages"]] == [
-        "KZ · AS9198 (volunteer)", "ooni-kz:AS9198", "kz-isp-dns", "vps"]
+        "Kazakhstan, AS9198 (agent)", "Kazakhstan, OONI volunteers AS9198",
+        "Kazakhstan, ISP resolver", "Abroad"]
     ratel = next(t for t in data["targets"] if t["name"] == "Ratel.kz")
     # the worst over vantages: DNS at the resolver (SEVERITY ranks it above TLS at the agent)
     assert ratel["state"] == "dns" and ratel["status"] == "blocked"
     assert ratel["since"] == "2026-03-13T12:00:00Z" and ratel["page"] == "en/t/ratel-kz.html"
     by_v = {v["vantage"]: v for v in ratel["vantages"]}
-    assert by_v["kz-isp-dns"]["state"] == "dns" and by_v["kz-isp-dns"]["confirmed"] is True
-    assert by_v["KZ · AS9198 (volunteer)"]["asn"] == "AS9198"
-    assert by_v["vps"]["state"] == "ok"
-    assert by_v["KZ · AS9198 (volunteer)"]["state"] == "tls"
-    assert by_v["KZ · AS9198 (volunteer)"]["since"] == "2026-03-12T12:00:00Z"
+    resolver = by_v["Kazakhstan, ISP resolver"]
+    assert resolver["state"] == "dns" and resolver["confirmed"] is True
+    assert resolver["name"] == "kz-isp-dns"  # a configuration name, never an agent's
+    assert by_v["Kazakhstan, AS9198 (agent)"]["asn"] == "AS9198"
+    assert by_v["Abroad"]["state"] == "ok"
+    assert by_v["Kazakhstan, AS9198 (agent)"]["state"] == "tls"
+    assert by_v["Kazakhstan, AS9198 (agent)"]["since"] == "2026-03-12T12:00:00Z"
     assert (out / ratel["page"]).is_file() and (out / ratel["badge"]).is_file()
-    assert set(by_v["vps"]) >= {"state", "since", "last_checked", "reason", "urls"}
+    assert set(by_v["Abroad"]) >= {"state", "since", "last_checked", "reason", "urls"}
 
 
 def _feed(out: Path) -> dict[str, tuple[str, str]]:
@@ -441,7 +446,7 @@ def test_atom_feed_has_stable_ids_and_updated_changes_when_an_event_ends(site) -
     assert first and all(re.fullmatch(r"tag:status\.example\.org,2026:(event|case)/\d+", i)
                          for i in first)
     assert any(i.endswith(":case/1") for i in first)
-    assert any("KZ · AS9198 (volunteer)" in t for _, t in first.values())
+    assert any("Kazakhstan, AS9198 (agent)" in t for _, t in first.values())
     build_site_from_db(db, out, INFO, now=NOW + timedelta(minutes=15), schedule=SCHED)
     assert _feed(out) == first  # nothing changed: same ids, same updated
     with db.write() as s:
@@ -541,7 +546,8 @@ def test_cmd_site_builds_into_the_configured_folder(write_config, tmp_path: Path
     db = open_database(cfg.database_url)
     try:
         report = build_site(cfg, db, other)
-        assert report.files == 21 and report.written < report.files  # unchanged files stay
+        # 21 files, and per language 5 state and 4 network filter pages
+        assert report.files == 21 + 2 * 9 and report.written < report.files  # unchanged stay
     finally:
         db.close()
 

@@ -98,7 +98,7 @@ def test_each_state_from_stored_rows(any_db: Database, tmp_path: Path) -> None:
     assert data["counts"] == {"blocked": 1, "down": 1, "reachable": 1, "reachable_abroad": 0,
                               "not_measured": 1, "stale": 1, "no_data": 1}
     assert data["measured"] is True
-    agent = "KZ · AS9198 (volunteer)"
+    agent = "Kazakhstan, AS9198 (agent)"
     cells = {n: {v["vantage"]: v for v in t["vantages"]} for n, t in by.items()}
     # blocked, by kind, with since when and the time of the measurement that says so
     b = cells["Blocked.kz"][agent]
@@ -111,7 +111,7 @@ def test_each_state_from_stored_rows(any_db: Database, tmp_path: Path) -> None:
     assert d["display"] == "not_measured" and d["state"] is None
     assert d["last_confirmed_state"] == "ok" and d["measured_at"] == "2026-03-15T09:00:00Z"
     assert d["display_since"] == "2026-03-15T09:00:00Z" and d["reason"] == ""
-    assert cells["Dark.kz"]["vps"]["display"] == "reachable"
+    assert cells["Dark.kz"]["Abroad"]["display"] == "reachable"
     assert by["Dark.kz"]["state"] is None
     # stale: no attempt at all for more than two intervals
     st = cells["Stale.kz"][agent]

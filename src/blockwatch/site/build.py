@@ -13,13 +13,17 @@ from pathlib import Path, PurePosixPath
 
 from blockwatch.analysis.display import Schedule
 from blockwatch.site.load import load_snapshot
-from blockwatch.site.model import SiteModel, build_model, status_json
+from blockwatch.site.model import GROUPS, SiteModel, build_model, status_json
 from blockwatch.site.render import (
     SiteInfo,
+    filters,
+    index_rows,
     render_badge,
     render_feed,
     render_incidents,
     render_index,
+    render_network,
+    render_state,
     render_target,
 )
 from blockwatch.site.rollup import rollup_due
@@ -60,9 +64,16 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
     first = info.languages[0]
     # the root index is the first language's index (no extra hop on a slow link), links
     # pointing into that language's folder
-    files["index.html"] = render_index(m, info, first, root="").encode()
+    rows = {lang: index_rows(m, lang) for lang in info.languages}
+    files["index.html"] = render_index(m, info, first, root="", rows=rows[first]).encode()
     for lang in info.languages:
-        files[f"{lang}/index.html"] = render_index(m, info, lang).encode()
+        files[f"{lang}/index.html"] = render_index(m, info, lang, rows=rows[lang]).encode()
+        # the filters, as static pages: no script needed (and none allowed by the CSP)
+        for group in GROUPS:
+            files[f"{lang}/state/{group}.html"] = render_state(m, info, lang, group,
+                                                               rows=rows[lang]).encode()
+        for slug, col in filters(m).networks:
+            files[f"{lang}/network/{slug}.html"] = render_network(m, info, lang, col.key).encode()
         files[f"{lang}/incidents.html"] = render_incidents(m, info, lang).encode()
         files[f"{lang}/feed.xml"] = render_feed(m, info, lang)
         for s in m.statuses:
@@ -126,7 +137,7 @@ def write_site(out_dir: Path, files: dict[str, bytes]) -> tuple[int, int]:
 
 def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
                        now: datetime | None = None,
-                       schedule: Schedule | None = None) -> BuildReport:
+                       schedule: Schedule | None = None, quorum: int = 0) -> BuildReport:
     """`schedule`: how often each vantage measures (`Schedule.of(cfg)`), which decides when a
     measurement is too old to be shown as the current state."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -137,7 +148,7 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
     gc.disable()
     try:
         with db.read() as s:
-            snap = load_snapshot(s, now, schedule)
+            snap = load_snapshot(s, now, schedule, quorum)
         model = build_model(snap)
         files = render_site(model, info)
     finally:

@@ -331,6 +331,92 @@ HOW = {
            "down": "шетелден де ашылмайды"},
 }
 
+# --- cases and agreement between networks (site.cases): every key in en, ru and kk -----------
+
+_CASE_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "agree_one": "blocked on {n} of {m} network", "agree_many": "blocked on {n} of {m} networks",
+        "agree_where": "{text} {where}", "cin_other": "in {code}",
+        "cin_KZ": "in Kazakhstan", "cin_KG": "in Kyrgyzstan", "cin_UZ": "in Uzbekistan",
+        "cin_TJ": "in Tajikistan", "cin_RU": "in Russia", "cin_BY": "in Belarus",
+        "dissent": "not enough networks agree to call it blocked ({needed} needed)",
+        "case": "Report", "what_happened": "what happened",
+        "incident_unspecified": "incident",
+        "itype_detention": "detention", "itype_arrest": "arrest", "itype_blocking": "blocking",
+        "itype_raid": "search or raid", "itype_criminal_case": "criminal case",
+        "itype_fine": "fine", "itype_assault": "assault", "itype_shutdown": "closure",
+        "itype_harassment": "pressure",
+        "istatus_acquitted": "acquitted", "istatus_charges_dropped": "charges dropped",
+        "istatus_unblocked": "unblocked", "istatus_released": "released",
+        "istatus_sentenced": "sentenced", "istatus_convicted": "convicted",
+    },
+    "ru": {
+        "agree_one": "заблокирован в {n} из {m} сети",
+        "agree_many": "заблокирован в {n} из {m} сетей",
+        "agree_where": "{text} {where}", "cin_other": "в стране {code}",
+        "cin_KZ": "в Казахстане", "cin_KG": "в Кыргызстане", "cin_UZ": "в Узбекистане",
+        "cin_TJ": "в Таджикистане", "cin_RU": "в России", "cin_BY": "в Беларуси",
+        "dissent": "недостаточно сетей согласны, что это блокировка (нужно {needed})",
+        "case": "Сообщение", "what_happened": "что произошло",
+        "incident_unspecified": "инцидент",
+        "itype_detention": "задержание", "itype_arrest": "арест",
+        "itype_blocking": "блокировка", "itype_raid": "обыск",
+        "itype_criminal_case": "уголовное дело", "itype_fine": "штраф",
+        "itype_assault": "нападение", "itype_shutdown": "закрытие",
+        "itype_harassment": "давление",
+        "istatus_acquitted": "оправдан", "istatus_charges_dropped": "обвинения сняты",
+        "istatus_unblocked": "разблокирован", "istatus_released": "освобождён",
+        "istatus_sentenced": "вынесен приговор", "istatus_convicted": "осуждён",
+    },
+    "kk": {
+        "agree_one": "бұғатталған желілер: {n} / {m}",
+        "agree_many": "бұғатталған желілер: {n} / {m}",
+        "agree_where": "{where} {text}", "cin_other": "{code} елінде",
+        "cin_KZ": "Қазақстанда", "cin_KG": "Қырғызстанда", "cin_UZ": "Өзбекстанда",
+        "cin_TJ": "Тәжікстанда", "cin_RU": "Ресейде", "cin_BY": "Беларусьте",
+        "dissent": "бұғаттау деуге желілердің келісімі жеткіліксіз ({needed} қажет)",
+        "case": "Хабар", "what_happened": "не болды",
+        "incident_unspecified": "оқиға",
+        "itype_detention": "ұстау", "itype_arrest": "қамауға алу",
+        "itype_blocking": "бұғаттау", "itype_raid": "тінту",
+        "itype_criminal_case": "қылмыстық іс", "itype_fine": "айыппұл",
+        "itype_assault": "шабуыл", "itype_shutdown": "жабу", "itype_harassment": "қысым",
+        "istatus_acquitted": "ақталды", "istatus_charges_dropped": "айып алынып тасталды",
+        "istatus_unblocked": "бұғаттан шығарылды", "istatus_released": "босатылды",
+        "istatus_sentenced": "үкім шығарылды", "istatus_convicted": "сотталды",
+    },
+}
+for _lang, _words in _CASE_WORDS.items():
+    STRINGS[_lang].update(_words)
+
+
+def _maybe(lang: str, key: str) -> str | None:
+    for code in _fallbacks(lang):
+        s = STRINGS.get(code, {}).get(key)
+        if s is not None:
+            return s
+    return None
+
+
+def incident_words(lang: str, types: tuple[str, ...] | list[str], status: str | None) -> str:
+    """"detention — released": what a report says happened."""
+    words = ", ".join(_maybe(lang, f"itype_{ty}") or ty for ty in types) or \
+        t(lang, "incident_unspecified")
+    if status:
+        words += " \u2014 " + (_maybe(lang, f"istatus_{status}") or status)
+    return words
+
+
+def agreement_text(lang: str, n: int, m: int, country: str) -> str:
+    """"blocked on 2 of 3 networks in Kazakhstan" (m: the networks that could measure)."""
+    one = m % 10 == 1 and m % 100 != 11 if lang == "ru" else m == 1
+    text = t(lang, "agree_one" if one else "agree_many", n=n, m=m)
+    if not country:
+        return text
+    where = _maybe(lang, f"cin_{country}") or t(lang, "cin_other", code=country)
+    return t(lang, "agree_where", text=text, where=where)
+
+
 MONTHS = {
     "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
     "ru": ["янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"],
@@ -413,6 +499,11 @@ def how(lang: str, state: str | None) -> str:
 
 @lru_cache(maxsize=4096)
 def fmt_day(lang: str, d: date, *, year: bool = True) -> str:
+    if lang in MONTHS_FULL:
+        m = MONTHS_FULL[lang][d.month - 1]
+        if lang == "kk":
+            return f"{d.year} жылғы {d.day} {m}" if year else f"{d.day} {m}"
+        return f"{d.day} {m} {d.year}" if year else f"{d.day} {m}"
     m = MONTHS.get(lang, MONTHS["en"])[d.month - 1]
     return f"{d.day} {m} {d.year}" if year else f"{d.day} {m}"
 
@@ -442,3 +533,233 @@ def fmt_duration(lang: str, delta: timedelta) -> str:
 
 def fmt_minutes(lang: str, minutes: int) -> str:
     return fmt_duration(lang, timedelta(minutes=minutes))
+
+
+# --- Kazakh for every key (Cyrillic, as current publications write it), the journalist's page:
+# filters, network labels, "how we know" ---------------------------------------------------------
+
+STRINGS["kk"].update({
+    "affected_days": "Проблемалы күндер",
+    "badge": "Белгі",
+    "badge_text": "Ағымдағы күйді көрсету үшін осы суретті қойыңыз:",
+    "bar_label": "Соңғы 90 күн: {parts}",
+    "bar_text": "Жолақ соңғы 90 күнді көрсетеді, ең ертесі сол жақта; күн сайынғы ақау "
+                "минуттары меңзер апарғанда немесе басылым бетінде.",
+    "case_entry": "{name}: «{word}» күйімен байланысты оқиға — {vantage}",
+    "checked": "соңғы тексеру {when}",
+    "confirmed_no": "қорытынды: шетелден бір мезгілде жасалған тексерумен салыстыру",
+    "confirmed_yes": "расталған: белгілі бұғаттау беті, бұғаттау мекенжайы немесе ұстап алу "
+                     "сертификаты сәйкес келді",
+    "days": "{n} күн",
+    "event_ended": "{name}: {word} — {vantage} ({when} аяқталды)",
+    "event_entry": "{name}: {word} — {vantage}",
+    "evidence": "Дәлел",
+    "evidence_hash": "дәлелдің SHA-256 хэші {hash}",
+    "feed": "Atom арнасы",
+    "feed_title": "{title}: өзгерістер мен оқиғалар",
+    "footer": "blockwatch (ашық код) көмегімен жасалған. Cookie, трекер және скрипт жоқ.",
+    "for": "{duration} бойы",
+    "from": "бұрын: {previous}",
+    "history_of": "Соңғы 90 күн: {name}",
+    "incidents_intro": "Жаңалықтар мен құқық қорғау ұйымдарының арналарынан жиналған "
+                       "басылымдар мен журналистер туралы хабарлар және олар байланысты болуы "
+                       "мүмкін бұғаттаулар.",
+    "incidents_linked": "Байланысты оқиғалар",
+    "json": "status.json",
+    "latest_check": "соңғы тексеру: {word} (әлі расталмаған)",
+    "legend": "Қалай оқу керек",
+    "legend_text": "Әр баған — сайттар тексерілетін желі. Күй бірнеше тексеру қатарынан "
+                   "сақталғанда ғана расталады. «Сайт істемейді» — ол шетелден де ашылмайды, "
+                   "яғни бұл цензура емес.",
+    "linked_events": "Байланысты",
+    "measured": "тексеру {when}",
+    "mentioned": "басылымды атайды",
+    "minutes": "Ақау минуттары",
+    "network_unknown": "желі белгісіз",
+    "no_affected_days": "Соңғы 90 күнде проблема болған жоқ.",
+    "no_data_yet": "Әзірге тексеру болған жоқ.",
+    "no_events": "Әзірге өзгеріс болған жоқ.",
+    "no_incidents": "Оқиғалар жоқ.",
+    "no_linked": "Байланысты оқиғалар жоқ.",
+    "outlets": "Басылымдар",
+    "page_of": "{name} — күйі",
+    "people": "Адамдар",
+    "per_vantage": "Желілер бойынша тарих",
+    "seg": "{range}: {word}, {minutes} ақау",
+    "seg_ok": "{range}: {word}",
+    "stale": "жаңа дерек жоқ",
+    "started": "Басталуы",
+    "summary_none": "Барлық {total} басылым қазір барлық желіден қолжетімді.",
+    "summary_some": "{total} басылымның {n} кем дегенде бір желіде бұғатталған немесе "
+                    "кедергімен жұмыс істейді:",
+    "types": "Түрі",
+    "until": "{when} дейін",
+    "urls": "Тексерілетін мекенжайлар",
+})
+HOW["kk"].update({
+    "http_diff": "мазмұны шетелдегіден өзгеше", "http_failure": "HTTP сұрауы үзіледі",
+    "throttled": "шетелге қарағанда әлдеқайда баяу",
+    "inconclusive": "тексеру желісінің өзі істемеді",
+})
+
+_JOURNALIST = {
+    "en": {
+        "filter_state": "Show outlets that are",
+        "filter_network": "Show one network",
+        "filter_all": "all",
+        "state_page": "Outlets that are {word} now",
+        "network_page": "Outlets as seen from {network}",
+        "none_in_state": "No outlet is in this state now.",
+        "group_blocked": "blocked", "group_interfered": "interfered with or slowed down",
+        "group_down": "down everywhere", "group_unknown": "not measured or no recent data",
+        "group_reachable": "reachable",
+        "v_resolver": "{country}, ISP resolver", "v_resolver_asn": "{country}, ISP resolver {asn}",
+        "v_agent": "{country}, {asn} (agent)", "v_agent_n": "{country}, {asn} (agent {n})",
+        "v_ooni": "{country}, OONI volunteers {asn}", "v_local": "{country}, {asn} (our probe)",
+        "v_abroad": "Abroad", "v_abroad_in": "Abroad ({country})",
+        "country_unknown": "country not known",
+        "what_we_see": "What we see",
+        "f_since": "Since", "f_how": "How", "f_where": "Where",
+        "f_evidence": "Evidence (SHA-256 of the measurement)",
+        "how_we_know": "How we know",
+        "know_dns": "Our probe in the country asked the network's DNS for the site's address and "
+                    "got a wrong one (or none), while a resolver abroad gave the real address at "
+                    "the same time.",
+        "know_tcp_ip": "Our probe in the country could not even open a connection to the site's "
+                       "server; from abroad the same connection opened at the same time.",
+        "know_tls": "Our probe in the country opened a connection to the site, but the secure "
+                    "handshake was cut after it named the site; from abroad the same handshake "
+                    "completed.",
+        "know_http_blockpage": "Instead of the site, the network served a page we recognise as "
+                               "a block page (a known text, address or certificate).",
+        "know_http_diff": "The page our probe in the country received is clearly different from "
+                          "the page fetched from abroad at the same time.",
+        "know_http_failure": "The connection opened, but the request for the page was broken "
+                             "off inside the country; from abroad the page loaded.",
+        "know_throttled": "The page loaded inside the country, but many times slower than from "
+                          "abroad at the same time.",
+        "know_down": "The site fails from abroad too, so this is the site itself being down, "
+                     "not censorship.",
+    },
+    "ru": {
+        "filter_state": "Показать издания, которые",
+        "filter_network": "Показать одну сеть",
+        "filter_all": "все",
+        "state_page": "Издания: {word}",
+        "network_page": "Издания глазами сети: {network}",
+        "none_in_state": "Сейчас ни одного издания в этом состоянии.",
+        "group_blocked": "заблокированы", "group_interfered": "работают с помехами или замедлены",
+        "group_down": "не работают отовсюду", "group_unknown": "не измерены или нет свежих данных",
+        "group_reachable": "доступны",
+        "v_resolver": "{country}, DNS провайдера", "v_resolver_asn": "{country}, DNS провайдера {asn}",
+        "v_agent": "{country}, {asn} (агент)", "v_agent_n": "{country}, {asn} (агент {n})",
+        "v_ooni": "{country}, волонтёры OONI {asn}", "v_local": "{country}, {asn} (наш зонд)",
+        "v_abroad": "Из-за рубежа", "v_abroad_in": "Из-за рубежа ({country})",
+        "country_unknown": "страна неизвестна",
+        "what_we_see": "Что мы видим",
+        "f_since": "С какого времени", "f_how": "Как", "f_where": "Где",
+        "f_evidence": "Доказательство (SHA-256 измерения)",
+        "how_we_know": "Откуда мы это знаем",
+        "know_dns": "Наш зонд в стране спросил у DNS сети адрес сайта и получил неверный (или "
+                    "никакого), а резолвер за рубежом в то же время дал настоящий адрес.",
+        "know_tcp_ip": "Наш зонд в стране не смог даже открыть соединение с сервером сайта; из-за "
+                       "рубежа то же соединение в то же время открылось.",
+        "know_tls": "Наш зонд в стране открыл соединение с сайтом, но защищённое рукопожатие "
+                    "оборвалось после того, как было названо имя сайта; из-за рубежа то же "
+                    "рукопожатие завершилось.",
+        "know_http_blockpage": "Вместо сайта сеть показала страницу, которую мы узнаём как "
+                               "страницу блокировки (известный текст, адрес или сертификат).",
+        "know_http_diff": "Страница, которую получил наш зонд в стране, явно отличается от "
+                          "страницы, загруженной в то же время из-за рубежа.",
+        "know_http_failure": "Соединение открылось, но запрос страницы внутри страны "
+                             "обрывался; из-за рубежа страница загрузилась.",
+        "know_throttled": "Страница внутри страны загружалась, но во много раз медленнее, чем "
+                          "в то же время из-за рубежа.",
+        "know_down": "Сайт не открывается и из-за рубежа: не работает сам сайт, это не цензура.",
+    },
+    "kk": {
+        "filter_state": "Басылымдарды көрсету:",
+        "filter_network": "Бір желіні көрсету",
+        "filter_all": "барлығы",
+        "state_page": "Басылымдар: {word}",
+        "network_page": "Желіден көрінісі: {network}",
+        "none_in_state": "Қазір бұл күйде бірде-бір басылым жоқ.",
+        "group_blocked": "бұғатталған", "group_interfered": "кедергі бар немесе баяулатылған",
+        "group_down": "барлық жерден істемейді", "group_unknown": "өлшенбеген немесе жаңа дерек жоқ",
+        "group_reachable": "қолжетімді",
+        "v_resolver": "{country}, провайдер DNS-і", "v_resolver_asn": "{country}, провайдер DNS-і {asn}",
+        "v_agent": "{country}, {asn} (агент)", "v_agent_n": "{country}, {asn} (агент {n})",
+        "v_ooni": "{country}, OONI еріктілері {asn}", "v_local": "{country}, {asn} (біздің зонд)",
+        "v_abroad": "Шетелден", "v_abroad_in": "Шетелден ({country})",
+        "country_unknown": "елі белгісіз",
+        "what_we_see": "Не көреміз",
+        "f_since": "Қашаннан бері", "f_how": "Қалай", "f_where": "Қайда",
+        "f_evidence": "Дәлел (өлшеудің SHA-256 хэші)",
+        "how_we_know": "Қайдан білеміз",
+        "know_dns": "Елдегі зондымыз желінің DNS-інен сайттың мекенжайын сұрап, қате мекенжай "
+                    "алды (немесе ешнәрсе алмады), ал шетелдегі резолвер сол уақытта нақты "
+                    "мекенжайды берді.",
+        "know_tcp_ip": "Елдегі зондымыз сайт серверімен қосылым аша алмады; шетелден дәл сол "
+                       "қосылым сол уақытта ашылды.",
+        "know_tls": "Елдегі зондымыз сайтпен қосылым ашты, бірақ қорғалған қол алысу сайттың "
+                    "аты аталғаннан кейін үзілді; шетелден дәл сол қол алысу аяқталды.",
+        "know_http_blockpage": "Сайттың орнына желі бұғаттау беті ретінде танитын бетті "
+                               "көрсетті (белгілі мәтін, мекенжай немесе сертификат).",
+        "know_http_diff": "Елдегі зондымыз алған бет сол уақытта шетелден жүктелген беттен "
+                          "анық өзгеше.",
+        "know_http_failure": "Қосылым ашылды, бірақ ел ішінде бетті сұрау үзілді; шетелден бет "
+                             "жүктелді.",
+        "know_throttled": "Бет ел ішінде жүктелді, бірақ сол уақытта шетелден жүктегенге "
+                          "қарағанда бірнеше есе баяу.",
+        "know_down": "Сайт шетелден де ашылмайды: сайттың өзі істемейді, бұл цензура емес.",
+    },
+}
+for _lang, _words in _JOURNALIST.items():
+    STRINGS[_lang].update(_words)
+
+# country names for the network labels; an unlisted code is shown as it is ("DE")
+COUNTRIES = {
+    "en": {"KZ": "Kazakhstan", "KG": "Kyrgyzstan", "UZ": "Uzbekistan", "TJ": "Tajikistan",
+           "TM": "Turkmenistan", "RU": "Russia", "BY": "Belarus", "AZ": "Azerbaijan",
+           "DE": "Germany", "NL": "Netherlands", "FI": "Finland", "US": "United States",
+           "GB": "United Kingdom", "FR": "France"},
+    "ru": {"KZ": "Казахстан", "KG": "Кыргызстан", "UZ": "Узбекистан", "TJ": "Таджикистан",
+           "TM": "Туркменистан", "RU": "Россия", "BY": "Беларусь", "AZ": "Азербайджан",
+           "DE": "Германия", "NL": "Нидерланды", "FI": "Финляндия", "US": "США",
+           "GB": "Великобритания", "FR": "Франция"},
+    "kk": {"KZ": "Қазақстан", "KG": "Қырғызстан", "UZ": "Өзбекстан", "TJ": "Тәжікстан",
+           "TM": "Түрікменстан", "RU": "Ресей", "BY": "Беларусь", "AZ": "Әзербайжан",
+           "DE": "Германия", "NL": "Нидерланды", "FI": "Финляндия", "US": "АҚШ",
+           "GB": "Ұлыбритания", "FR": "Франция"},
+}
+
+
+def country_name(lang: str, code: str) -> str:
+    if not code:
+        return t(lang, "country_unknown")
+    return COUNTRIES.get(lang, COUNTRIES["en"]).get(code.upper(), code.upper())
+
+
+# full month names as each language's publications date: "4 декабря 2026", "2026 жылғы 4
+# желтоқсан" (Kazakh: year first, the month in the nominative)
+MONTHS_FULL = {
+    "ru": ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
+           "сентября", "октября", "ноября", "декабря"],
+    "kk": ["қаңтар", "ақпан", "наурыз", "сәуір", "мамыр", "маусым", "шілде", "тамыз",
+           "қыркүйек", "қазан", "қараша", "желтоқсан"],
+}
+
+
+def fmt_num(lang: str, n: int) -> str:
+    """1,234 in English; 1 234 (a no-break space) in Russian and Kazakh."""
+    s = f"{n:,}"
+    return s if lang == "en" else s.replace(",", "\u00a0")
+
+
+@lru_cache(maxsize=4096)
+def fmt_compact(lang: str, d: date, today: date) -> str:
+    """The index's hover text, where bytes count (hundreds of dates a page): 4 Dec in English;
+    04.12 (04.12.2025 in another year) in Russian and Kazakh, as both write dates in figures."""
+    if lang not in MONTHS_FULL:
+        return fmt_short(lang, d, today)
+    return f"{d:%d.%m}" if d.year == today.year else f"{d:%d.%m.%Y}"

@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from blockwatch.analysis import display as D
+from blockwatch.analysis import quorum as Q
 from blockwatch.analysis.verdict import SEVERITY
+from blockwatch.site import cases as site_cases
 from blockwatch.site import i18n
 from blockwatch.site.load import (
     HISTORY_DAYS,
@@ -54,43 +57,146 @@ class PublicVantage:
     country: str
     asn: str
     name: str | None  # None for an agent: its name identifies a volunteer
-    ordinal: int = 1  # second agent in the same country and network: "(volunteer 2)"
+    ordinal: int = 1  # a second vantage of the same kind, country and network: "(agent 2)"
+    home: str = ""  # the country most outlets are in: a local vantage elsewhere is "Abroad"
 
     def label(self, lang: str) -> str:
-        if self.name is not None:
-            return self.name
-        who = i18n.t(lang, "volunteer") + (f" {self.ordinal}" if self.ordinal > 1 else "")
-        net = self.asn or i18n.t(lang, "network_unknown")
-        return f"{self.country or '??'} \u00b7 {net} ({who})"
+        """For readers, from kind, country and network only ("Kazakhstan, AS9198 (agent)",
+        "Abroad"): configuration names mean nothing to them, and an agent's identifies a
+        person. The configuration name is `title` (a tooltip), never an agent's."""
+        c = i18n.country_name(lang, self.country)
+        asn = _asn(self.asn) or i18n.t(lang, "network_unknown")
+        if self.kind == "agent":
+            key = "v_agent_n" if self.ordinal > 1 else "v_agent"
+            return i18n.t(lang, key, country=c, asn=asn, n=self.ordinal)
+        if self.kind == "resolver":
+            text = i18n.t(lang, "v_resolver_asn" if self.asn else "v_resolver", country=c,
+                          asn=asn)
+        elif self.kind == "ooni":
+            text = i18n.t(lang, "v_ooni", country=c, asn=asn)
+        elif self.country and self.country == self.home:
+            text = i18n.t(lang, "v_local", country=c, asn=asn)
+        elif self.country:
+            text = i18n.t(lang, "v_abroad_in", country=c)
+        else:
+            text = i18n.t(lang, "v_abroad")
+        return f"{text} {self.ordinal}" if self.ordinal > 1 else text
+
+    @property
+    def title(self) -> str | None:
+        """The configuration name, for a tooltip; None for an agent."""
+        return None if self.kind == "agent" else self.name
 
     def to_json(self) -> dict[str, str]:
-        return {"vantage": self.label("en"), "kind": self.kind, "country": self.country,
-                "asn": self.asn}
+        out = {"vantage": self.label("en"), "kind": self.kind, "country": self.country,
+               "asn": self.asn}
+        if self.title is not None:
+            out["name"] = self.title
+        return out
 
 
-def public_vantages(vantages: dict[int, VantageRec]) -> dict[int, PublicVantage]:
+def _asn(asn: str) -> str:
+    a = asn.strip()
+    return f"AS{a}" if a.isdigit() else a
+
+
+def public_vantages(vantages: dict[int, VantageRec], home: str = "") -> dict[int, PublicVantage]:
     ordered = sorted(vantages.values(),
                      key=lambda v: (KIND_ORDER.get(v.kind, 9), v.country, v.asn, v.name, v.id))
-    out: dict[int, PublicVantage] = {}
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    # agents in the same country and network are numbered by id, not by name: stable, and the
-    # numbering itself leaks nothing about who they are
-    for v in sorted(ordered, key=lambda v: v.id):
-        if v.kind == "agent":
-            seen[(v.country, v.asn)] += 1
-    ordinal: dict[tuple[str, str], int] = defaultdict(int)
-    agent_ord: dict[int, int] = {}
+    # vantages that would read the same are numbered by id, not by name: stable, and the
+    # numbering itself leaks nothing about who runs them
+    same: dict[tuple[str, str, str], int] = defaultdict(int)
+    for v in vantages.values():
+        same[(v.kind, v.country, v.asn)] += 1
+    ordinal: dict[tuple[str, str, str], int] = defaultdict(int)
+    nth: dict[int, int] = {}
     for v in sorted(vantages.values(), key=lambda v: v.id):
-        if v.kind == "agent":
-            ordinal[(v.country, v.asn)] += 1
-            agent_ord[v.id] = ordinal[(v.country, v.asn)]
+        k = (v.kind, v.country, v.asn)
+        ordinal[k] += 1
+        nth[v.id] = ordinal[k] if same[k] > 1 else 1
+    out: dict[int, PublicVantage] = {}
     for i, v in enumerate(ordered, 1):
-        if v.kind == "agent":
-            n = agent_ord[v.id] if seen[(v.country, v.asn)] > 1 else 1
-            out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn, None, n)
-        else:
-            out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn, v.name)
+        out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn,
+                                  None if v.kind == "agent" else v.name, nth[v.id], home)
     return out
+
+
+def home_country(targets: list[TargetRec]) -> str:
+    """The country most outlets are in ("" when none says)."""
+    counts: dict[str, int] = defaultdict(int)
+    for t in targets:
+        if t.country:
+            counts[t.country] += 1
+    return max(sorted(counts), key=lambda c: counts[c]) if counts else ""
+
+
+# --- what readers filter by: a group per state, ordered as a journalist reads ------------------
+
+GROUPS = ("blocked", "interfered", "down", "unknown", "reachable")
+GROUP_RANK = {g: i for i, g in enumerate(GROUPS)}
+
+
+def group_of(sh: D.Shown | D.OutletShown) -> str:
+    """blocked (DNS, IP, TLS, block page), interfered (different page, broken request,
+    throttled), down, unknown (not measured, stale, no data), reachable."""
+    if sh.display == D.BLOCKED:
+        return "blocked" if i18n.category(sh.kind) == "blocked" else "interfered"
+    if sh.display == D.DOWN:
+        return "down"
+    if sh.display in (D.REACHABLE, D.REACHABLE_ABROAD):
+        return "reachable"
+    return "unknown"
+
+
+def ordered(statuses: list[TargetStatus]) -> list[TargetStatus]:
+    """Blocked outlets first, then interfered, down, not known, reachable; by name within."""
+    return sorted(statuses, key=lambda s: (GROUP_RANK[group_of(s.shown)],
+                                           s.target.name.casefold(), s.target.id))
+
+
+def network_slugs(columns: list[PublicVantage]) -> dict[str, str]:
+    """File names of the per-network pages, from the English label (never an agent's name)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for c in columns:
+        base = slugify(c.label("en")) or c.key
+        s = base if base not in used else f"{base}-{c.key}"
+        used.add(s)
+        out[c.key] = s
+    return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One technique (or "down") seen at an outlet now: since when, on which networks, and the
+    SHA-256 of the measurements that confirmed it."""
+
+    kind: str
+    display: str
+    since: datetime | None
+    networks: tuple[PublicVantage, ...]
+    evidence: tuple[str, ...]
+    confirmed: bool
+
+
+def findings(status: TargetStatus, events: Iterable[EventRec],
+             vantages: dict[int, PublicVantage]) -> list[Finding]:
+    """The outlet page's "what we see": measured problems only (blocked or down, fresh)."""
+    by_kind: dict[str, list[Cell]] = defaultdict(list)
+    for c in status.cells:
+        if c is not None and c.shown.display in (D.BLOCKED, D.DOWN) and c.shown.kind:
+            by_kind[c.shown.kind].append(c)
+    open_ev: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for e in events:
+        if e.ended_at is None and e.evidence_sha256 and e.vantage_id in vantages:
+            open_ev[(vantages[e.vantage_id].key, e.state)].append(e.evidence_sha256)
+    out = []
+    for kind, cells in by_kind.items():
+        sinces = [c.shown.since for c in cells if c.shown.since]
+        ev = tuple(dict.fromkeys(h for c in cells for h in open_ev.get((c.vantage.key, kind), [])))
+        out.append(Finding(kind, cells[0].shown.display, min(sinces) if sinces else None,
+                           tuple(c.vantage for c in cells), ev, any(c.confirmed for c in cells)))
+    return sorted(out, key=lambda f: (-sev(f.kind), f.kind))
 
 
 # --- slugs and links ---------------------------------------------------------------------------
@@ -256,6 +362,7 @@ class TargetStatus:
     bar: tuple[Segment, ...]  # exact states, for the outlet's page
     bar_index: tuple[Segment, ...]  # by category, for the index
     shown: D.OutletShown = NOTHING_SHOWN
+    agreements: tuple[Q.Agreement, ...] = ()  # per vantage country: networks reporting "blocked"
 
     @property
     def problem(self) -> bool:
@@ -326,7 +433,7 @@ class SiteModel:
 def build_model(snap: Snapshot) -> SiteModel:
     now = snap.now
     today = now.date()
-    pv = public_vantages(snap.vantages)
+    pv = public_vantages(snap.vantages, home_country(snap.targets))
     slug = slugs(snap.targets)
     by_tv: dict[tuple[int, int], list[UrlStateRec]] = defaultdict(list)
     for st in snap.states:
@@ -366,7 +473,9 @@ def build_model(snap: Snapshot) -> SiteModel:
             inside = not t.country or vrec.country == t.country
             cells.append(cell_of(col, urls, now, vrec.interval, inside) if urls else None)
         present = [c for c in cells if c is not None]
-        shown = D.outlet((c.shown, c.inside) for c in present)
+        # "blocked" needs enough networks of a country to agree; a lone dissenter stays a card
+        shown, agree = site_cases.headline(cells, D.outlet((c.shown, c.inside) for c in present),
+                                           snap.quorum)
         # how it is blocked, or down, or ok; nothing fresh and usable: no state to claim
         measured = shown.display in D.MEASURED or shown.display == D.REACHABLE_ABROAD
         state = shown.kind if measured else None
@@ -376,7 +485,7 @@ def build_model(snap: Snapshot) -> SiteModel:
         tdays = days_from(rolls, days)
         status = TargetStatus(t, slug[t.id], state, since, any(c.confirmed for c in in_state),
                               tuple(cells), tuple(tdays), tuple(segments(tdays)),
-                              tuple(segments(tdays, by_category=True)), shown)
+                              tuple(segments(tdays, by_category=True)), shown, agree)
         statuses.append(status)
         per_v: dict[int, list[RollupRec]] = defaultdict(list)
         for r in rolls:
@@ -448,6 +557,10 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
             "counts": {k: v for k, v in D.counts(v["display"] for v in vs).items() if v},
             "page": f"{lang}/t/{s.slug}.html", "badge": f"{lang}/badge/{s.slug}.svg",
             "vantages": vs,
+            "agreement": site_cases.agreement_json(s.agreements),
+            "cases": site_cases.cases_json(
+                m.details[s.target.id].events, m.details[s.target.id].cases_by_event, _iso)
+            if s.target.id in m.details else [],
         })
     vantages = [{**v.to_json(), "measured_at": _iso(newest.get(v.key)),
                  "counts": {k: n for k, n in D.counts(per_vantage.get(v.key, [])).items() if n}}

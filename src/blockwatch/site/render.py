@@ -17,9 +17,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from blockwatch.analysis import display as D
+from blockwatch.analysis.quorum import Agreement
 from blockwatch.site import i18n
-from blockwatch.site.load import EventRec
+from blockwatch.site.load import EventRec, IncidentRec
 from blockwatch.site.model import (
+    GROUPS,
     Day,
     FeedItem,
     PublicVantage,
@@ -27,6 +29,10 @@ from blockwatch.site.model import (
     SiteModel,
     category_counts,
     feed_items,
+    findings,
+    group_of,
+    network_slugs,
+    ordered,
     safe_href,
 )
 from blockwatch.storage.repo import iso
@@ -72,6 +78,14 @@ class Lang:
     def t(self, key: str, **kw: object) -> str:
         return i18n.t(self.code, key, **kw)
 
+    def agreement(self, a: Agreement) -> str:
+        """"blocked on 2 of 3 networks in Kazakhstan"."""
+        return i18n.agreement_text(self.code, a.blocked, a.measured, a.country)
+
+    def incident(self, i: IncidentRec) -> str:
+        """"detention — released"."""
+        return i18n.incident_words(self.code, i.types, i.status)
+
     def word(self, state: str | None) -> str:
         return i18n.word(self.code, state)
 
@@ -112,21 +126,24 @@ class Lang:
                     else self.t("not_measured_never"))
         return ""
 
+    def num(self, n: int) -> str:
+        return i18n.fmt_num(self.code, n)
+
     def counts(self, counts: dict[str, int], total: int) -> str:
-        parts = [self.t("count_item", n=counts[d], word=i18n.count_word(self.code, d))
+        parts = [self.t("count_item", n=self.num(counts[d]), word=i18n.count_word(self.code, d))
                  for d in D.OUTLET_ORDER if counts.get(d)]
-        return self.t("counts_line", total=total, parts=", ".join(parts))
+        return self.t("counts_line", total=self.num(total), parts=", ".join(parts))
 
     def bar_label(self, days: tuple[Day, ...]) -> str:
         counts = category_counts(list(days))
-        parts = [f"{self.t('days', n=counts[c])} {i18n.cat_word(self.code, c)}"
+        parts = [f"{self.t('days', n=self.num(counts[c]))} {i18n.cat_word(self.code, c)}"
                  for c in COUNT_ORDER if counts.get(c)]
         return self.t("bar_label", parts=", ".join(parts))
 
     def seg_short(self, s: Segment) -> str:
         """The index's hover text: no "how" (the outlet's page has it), every byte counts."""
-        a = i18n.fmt_short(self.code, s.start, self.today)
-        rng = a if s.start == s.end else f"{a}\u2013{i18n.fmt_short(self.code, s.end, self.today)}"
+        a = i18n.fmt_compact(self.code, s.start, self.today)
+        rng = a if s.start == s.end else f"{a}\u2013{i18n.fmt_compact(self.code, s.end, self.today)}"
         if not s.minutes:
             return f"{rng}: {self.word(s.state)}"
         # whole hours past the first: "5 h" says enough on hover and saves bytes
@@ -216,12 +233,73 @@ def page_note(m: SiteModel, L: Lang) -> str:
     return L.t("not_measured_page", when=L.time(last))
 
 
-def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../") -> str:
+@dataclass(frozen=True)
+class Filters:
+    """The filter links every list page carries: per state group (with counts) and per
+    network. Static pages, no script: `state/<group>.html`, `network/<slug>.html`."""
+
+    groups: tuple[tuple[str, int], ...]
+    networks: tuple[tuple[str, PublicVantage], ...]  # (slug, vantage)
+
+
+def filters(m: SiteModel) -> Filters:
+    counts = dict.fromkeys(GROUPS, 0)
+    for s in m.statuses:
+        counts[group_of(s.shown)] += 1
+    slugs = network_slugs(m.columns)
+    return Filters(tuple(counts.items()), tuple((slugs[c.key], c) for c in m.columns))
+
+
+def index_rows(m: SiteModel, lang: str) -> dict[int, Markup]:
+    """Each outlet's table row once per language, links relative to the language's folder
+    ("t/x.html"): the index and the state pages share them (see `_relink`)."""
     L = Lang(lang, m.now.date())
+    row = environment().get_template("_row.html").module.row  # type: ignore[attr-defined]
+    return {s.target.id: row(L, s) for s in m.statuses}  # Markup: autoescaped by jinja
+
+
+def _relink(html: Markup, prefix: str) -> Markup:
+    # only our own markup has `href="t/`: text from outside is escaped (its quotes are &#34;)
+    if not prefix:
+        return html
+    return Markup(str(html).replace('href="t/', f'href="{prefix}t/'))  # noqa: S704 (escaped)
+
+
+def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../",
+                 rows: dict[int, Markup] | None = None) -> str:
+    L = Lang(lang, m.now.date())
+    rows = rows if rows is not None else index_rows(m, lang)
+    prefix = "" if root == "../" else f"{root}{lang}/"
     return environment().get_template("index.html").render(
-        **_common(m, info, lang, root, "index.html"), statuses=m.statuses, columns=m.columns,
-        problems=m.problems, legend=LEGEND, note=page_note(m, L),
-        counts=L.counts(m.counts, len(m.statuses)), abroad=m.abroad_only)
+        **_common(m, info, lang, root, "index.html"), columns=m.columns,
+        rows=[_relink(rows[s.target.id], prefix) for s in ordered(m.statuses)],
+        empty=not m.statuses, problems=m.problems, legend=LEGEND, note=page_note(m, L),
+        counts=L.counts(m.counts, len(m.statuses)), abroad=m.abroad_only,
+        filters=filters(m), fbase=prefix, current="")
+
+
+def render_state(m: SiteModel, info: SiteInfo, lang: str, group: str, *,
+                 rows: dict[int, Markup] | None = None) -> str:
+    """The outlets in one state group, as the index shows them."""
+    rows = rows if rows is not None else index_rows(m, lang)
+    picked = [s for s in ordered(m.statuses) if group_of(s.shown) == group]
+    return environment().get_template("state.html").render(
+        **_common(m, info, lang, "../../", f"state/{group}.html"), columns=m.columns,
+        rows=[_relink(rows[s.target.id], "../") for s in picked], group=group,
+        filters=filters(m), fbase="../", current=f"state/{group}")
+
+
+def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
+    """Every outlet as one network sees it, worst first."""
+    col = next(i for i, c in enumerate(m.columns) if c.key == key)
+    cells = [(s, s.cells[col]) for s in m.statuses if s.cells[col] is not None]
+    cells.sort(key=lambda p: (GROUPS.index(group_of(p[1].shown)),  # type: ignore[union-attr]
+                              p[0].target.name.casefold(), p[0].target.id))
+    f = filters(m)
+    slug = dict((c.key, sl) for sl, c in f.networks)[key]
+    return environment().get_template("network.html").render(
+        **_common(m, info, lang, "../../", f"network/{slug}.html"), net=m.columns[col],
+        cells=cells, filters=f, fbase="../", current=f"network/{slug}")
 
 
 def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> str:
@@ -240,7 +318,7 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> st
                '</small></td><td>{}</td></tr>\n').format(*r) for r in affected)
     return environment().get_template("target.html").render(
         **_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), d=d,
-        affected=affected, affected_rows=rows,
+        affected=affected, affected_rows=rows, found=findings(d.status, d.events, m.vantages),
         timeline=[(e, _event_text(L, m, e)) for e in d.events])
 
 
