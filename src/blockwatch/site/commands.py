@@ -25,7 +25,7 @@ def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
     return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,
-                              Schedule.of(cfg))
+                              Schedule.of(cfg), cfg.settings.alerts.quorum)
 
 
 def cmd_site(cfg: Config, args: argparse.Namespace) -> int:

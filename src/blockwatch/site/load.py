@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
@@ -105,7 +106,9 @@ class IncidentRec:
     types: tuple[str, ...]
     outlets: tuple[str, ...]
     people: tuple[str, ...]
-    occurred_at: datetime
+    occurred_at: datetime  # published, else when a feed first showed it
+    status: str | None = None  # released, sentenced... as the report says
+    publisher: str = ""  # the site an aggregator (a news search) names, else the feed
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Snapshot:
     events: list[EventRec] = field(default_factory=list)
     incidents: list[IncidentRec] = field(default_factory=list)
     cases: list[CaseRec] = field(default_factory=list)
+    quorum: int = 0  # [alerts] quorum: networks of a country that must agree it is blocked
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -135,9 +139,18 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
-def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None) -> Snapshot:
+def _publisher(source_url: str | None, feed: str) -> str:
+    try:
+        host = urlsplit(source_url).hostname if source_url else None
+    except ValueError:  # stored as found: a hostile feed's URL need not parse
+        host = None
+    return host.removeprefix("www.") if host else feed
+
+
+def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
+                  quorum: int = 0) -> Snapshot:
     schedule = schedule or Schedule()
-    snap = Snapshot(now=now)
+    snap = Snapshot(now=now, quorum=quorum)
     snap.targets = [
         TargetRec(i, n, tuple(u or ()), c or "", cat or "")
         for i, n, u, c, cat in s.execute(
@@ -199,7 +212,8 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None) -
                                         r[8], r[9], r[10], r[11], r[12]))
     q = (
         select(Incident.id, FeedEntry.title, FeedEntry.link, Feed.name, Incident.types,
-               Incident.outlets, Incident.people, Incident.occurred_at)
+               Incident.outlets, Incident.people, Incident.occurred_at, Incident.status,
+               FeedEntry.source_url)
         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
         .join(Feed, Feed.id == FeedEntry.feed_id)
         .order_by(Incident.occurred_at.desc(), Incident.id.desc())
@@ -207,8 +221,8 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None) -
     )
     snap.incidents = [
         IncidentRec(i, ti or "", li or "", src or "", tuple(ty or ()), tuple(o or ()),
-                    tuple(p or ()), at)
-        for i, ti, li, src, ty, o, p, at in s.execute(q)
+                    tuple(p or ()), at, st, _publisher(su, src or ""))
+        for i, ti, li, src, ty, o, p, at, st, su in s.execute(q)
     ]
     iids = {i.id for i in snap.incidents}
     eids = {e.id for e in snap.events}
