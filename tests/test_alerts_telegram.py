@@ -565,3 +565,29 @@ async def test_the_daemon_runs_alerts_for_telegram_alone(db, cfg) -> None:
     assert route.call_count == len(kinds)
     alert = next(r.payload["text"] for r in rows(db) if r.kind == "alert")
     assert alert == sent_texts(route)[0] and "Vlast.kz" in plain(alert)
+
+
+@respx.mock
+async def test_400_answers_say_what_to_fix() -> None:
+    from blockwatch.config import Telegram
+
+    chat = Telegram(chat_id=CHAT, bot_token_env="X")
+    respx.post(API).mock(side_effect=[
+        httpx.Response(400, json={"ok": False, "error_code": 400,
+                                  "description": "Bad Request: chat not found"}),
+        httpx.Response(400, json={"ok": False, "error_code": 400,
+                                  "description": "Bad Request: group chat was upgraded to a "
+                                                 "supergroup chat",
+                                  "parameters": {"migrate_to_chat_id": -1009876543210}}),
+        httpx.Response(401, json={"ok": False, "error_code": 401,
+                                  "description": "Unauthorized"})])
+    async with tg.client() as http:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(tg.TelegramError) as info:
+                await tg.send(http, chat, TOKEN, "x")
+            errors.append(info.value)
+    assert errors[0].permanent and "is chat_id right" in str(errors[0])
+    assert errors[1].permanent and 'chat_id = "-1009876543210"' in str(errors[1])
+    assert not errors[2].permanent and "check the bot token" in str(errors[2])
+    assert all(TOKEN not in str(e) for e in errors)

@@ -184,8 +184,7 @@ async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, row
                                                  permanent=exc.permanent)
             (report.failed if status == outbox.FAILED else report.retry).append((row.key, err))
             if status == outbox.FAILED and exc.permanent:
-                log.error("outbox %s: %s; given up (Telegram refused it: is the chat id right, "
-                          "and is the bot still a member, an admin of a channel?)", row.key, err)
+                log.error("outbox %s: Telegram refused it for good, given up: %s", row.key, err)
             else:
                 log.warning("outbox %s: %s (%s)", row.key, err,
                             "given up" if status == outbox.FAILED else "will retry")

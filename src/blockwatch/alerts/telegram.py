@@ -250,6 +250,10 @@ async def send(http: httpx.AsyncClient, chat: Telegram, bot_token: str, text: st
         if "migrate_to_chat_id" in params:  # a group became a supergroup: it has a new id
             what += (f"; the group has a new id: set chat_id = \"{params['migrate_to_chat_id']}\""
                      " in [[alerts.telegram]]")
+        elif code == 403:
+            what += "; is the bot still a member of the chat (an admin of a channel)?"
+        elif "chat not found" in desc.lower():
+            what += "; is chat_id right, and was the bot added to the chat?"
         raise TelegramError(what, permanent=True)
     if code in (401, 404):
         raise TelegramError(what + " (check the bot token)")
