@@ -76,15 +76,16 @@ def test_collect_and_compose(db, write_config) -> None:
 
     m = C.compose_digest(d, "en", "Asia/Almaty")
     assert m.subject == "blockwatch digest 2026-11-27: 1 outlet(s) blocked"
-    assert "== Blocked now ==" in m.text and "* Ratel.kz, since 2026-11-26 01:45" in m.text
+    assert "== Still blocked ==" in m.text and "* Ratel.kz\n" in m.text
+    assert "  - blockpage, since 2026-11-26 01:45\n    Networks: vps\n" in m.text
     assert "the response is a known blockpage (kz-mic)" in m.text
-    assert "Vlast.kz: reachable again" in m.text
+    assert "* Vlast.kz\n  - reachable again (was: TLS interference), ended 2026-11-27 05:45" in m.text
     assert "HTTP 503 from example.org" in m.text and "almaty-1 (agent, KZ)" in m.text
     assert "<script>" not in m.html and "&lt;script&gt;" in m.html
     assert 'href="https://adilet.example/case?a=1&amp;b=2"' in m.html
     ru = C.compose_digest(d, "ru", "Asia/Almaty")
     assert ru.subject == "blockwatch, сводка за 2026-11-27: заблокировано изданий: 1"
-    assert "Заблокировано сейчас" in ru.text
+    assert "Всё ещё заблокировано" in ru.text
     # a recipient who only follows Vlast.kz sees no Ratel block, but still the system's health
     view = C.filter_digest(d, C.Filter.of(targets=["Vlast.kz"]))
     assert view.blocked == () and view.incidents == () and view.feeds == d.feeds
@@ -227,8 +228,8 @@ def test_cmd_digest_writes_files_per_language(db, write_config, tmp_path, capsys
     names = sorted(p.name for p in out.iterdir())
     date = names[0][:10]
     assert names == [f"{date}.html", f"{date}.ru.html", f"{date}.ru.txt", f"{date}.txt"]
-    assert "Blocked now" in (out / f"{date}.txt").read_text()  # the first language in use
-    assert "Заблокировано сейчас" in (out / f"{date}.ru.html").read_text()
+    assert "Still blocked" in (out / f"{date}.txt").read_text()  # the first language in use
+    assert "Всё ещё заблокировано" in (out / f"{date}.ru.html").read_text()
     assert str(out / f"{date}.html") in capsys.readouterr().out
     assert cmd_digest(cfg, _args(out=str(out), since="tomorrow")) == 2
     assert default_out(cfg) == tmp_path / "reports" / "digests"  # beside reports/site

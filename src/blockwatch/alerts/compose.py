@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from blockwatch.alerts import digest_fold
 from blockwatch.analysis.quorum import Agreement
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.textsafe import printable
@@ -462,6 +463,7 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
            "lang": lang, "blocking": BLOCKING,
            "coverage_line": lambda v: coverage_line(v, t, tz),
            "agreement": lambda a: agreement_text(a.blocked, a.measured, a.country, lang),
+           "fold": digest_fold,  # one block per outlet (alerts/digest_fold.py)
            **_case_ctx(lang)}
     return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
                    render("digest", "html", **ctx))
