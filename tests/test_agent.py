@@ -45,10 +45,11 @@ async def run_agent(argv: list[str]) -> int:
 
 
 def agent_rows(db: Any, name: str) -> list[tuple[str, str]]:
+    """One line per verdict stored: a row stands for itself and its run's repeats."""
     with db.read() as s:
         return [(v.url, v.verdict) for v in s.scalars(
             select(Verdict).join(Vantage, Vantage.id == Verdict.vantage_id)
-            .where(Vantage.name == name).order_by(Verdict.id))]
+            .where(Vantage.name == name).order_by(Verdict.id)) for _ in range(1 + v.repeats)]
 
 
 def queued(tmp_path: Path) -> int:
@@ -142,6 +143,7 @@ async def test_collector_down_then_back_loses_and_doubles_nothing(lab: Lab, tmp_
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     async with running_collector(cfg, sock=sock) as c:
+        c.db.compact_runs = False  # every uid its own row: the delivery order is read from them
         assert await run_agent(args) == 0
         assert queued(tmp_path) == 0
         rows = agent_rows(c.db, "a1")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from blockwatch.analysis import display as D
@@ -78,7 +78,7 @@ def vantage_coverage(s: Session, cfg: Any, now: datetime) -> list[VantageCoverag
     """Every configured vantage (OONI rows are "<name>:<ASN>"), active targets' URLs only."""
     schedule = D.Schedule.of(cfg)
     uv = aliased(Verdict)
-    usable = (select(uv.measured_at)
+    usable = (select(func.coalesce(uv.repeated_until, uv.measured_at))  # a run's last
               .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
                      uv.verdict != "inconclusive")
               .order_by(uv.measured_at.desc()).limit(1)

@@ -66,6 +66,8 @@ def records(db: Database, target: str, since: datetime | None, until: datetime |
                 "evidence_sha256": m.evidence_sha256,
                 "evidence": m.evidence,
             }
+            if m.repeats:  # the same observable outcome measured again, up to repeated_until
+                rec["repeats"], rec["repeated_until"] = m.repeats, repo.iso(m.repeated_until)
             if v.kind == "agent" and not reveal_agents:
                 rec["evidence"] = _strip_agent(rec["evidence"])
             # rows stored before text was made storable may hold controls or NaN: strict JSON

@@ -161,7 +161,9 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
         cids = bulk.insert_measurements(db, s, cid, "control", controls)
         for r, c in zip(rows, controls, strict=True):
             r.control_id = cids[c.uid]
-        event_of = bulk.record(db, s, vid, rows, cfg.settings.probe.confirm_after).event_of
+        rec = bulk.record(db, s, vid, rows, cfg.settings.probe.confirm_after)
+        event_of = rec.event_of
+        bulk.fold_controls(db, s, cid, controls, cids, rec.controls_used)
         for (t, url, v, _c, j), r in zip(judged, rows, strict=True):
             new = event_of.get(r.uid)
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,

@@ -277,11 +277,14 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
     event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:
         cids = bulk.insert_measurements(db, s, cid, "control", controls)
+        used: set[int] = set()
         for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
             for r, c in zip(rows, controls, strict=True):  # one row per URL, as the controls
                 r.control_id = cids[c.uid]
-            event_of.update(bulk.record(db, s, ids["vantages"][vconf.name], rows,
-                                        confirm_after).event_of)
+            rec = bulk.record(db, s, ids["vantages"][vconf.name], rows, confirm_after)
+            event_of.update(rec.event_of)
+            used |= rec.controls_used
+        bulk.fold_controls(db, s, cid, controls, cids, used)  # those no stored verdict names
     results: list[Result] = []
     events: list[repo.NewEvent] = []
     for t, url, vname, m, j in judged:

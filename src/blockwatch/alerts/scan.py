@@ -187,7 +187,7 @@ def country_agreements(s: Session, cfg: Config, target_ids: set[int],
         return {}
     sched = Schedule.of(cfg)
     uv = aliased(Verdict)
-    usable = (select(uv.measured_at)
+    usable = (select(func.coalesce(uv.repeated_until, uv.measured_at))  # a run's last
               .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
                      uv.verdict != "inconclusive")
               .order_by(uv.measured_at.desc()).limit(1).correlate(UrlState).scalar_subquery())

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from starlette.staticfiles import StaticFiles
 
 from blockwatch import __version__
@@ -262,7 +262,8 @@ def public_status(state: CollectorState) -> dict[str, Any]:
     and ASN), merged per network with the worst state: a volunteer's name, address or the
     count of volunteers on one small network is nobody's business."""
     q = (select(Target.name, Verdict.url, Verdict.verdict, Verdict.confirmed, Verdict.reason,
-                Verdict.measured_at, UrlState.state, UrlState.since, Vantage.name.label("vname"),
+                func.coalesce(Verdict.repeated_until, Verdict.measured_at).label("measured_at"),
+                UrlState.state, UrlState.since, Vantage.name.label("vname"),
                 Vantage.kind, Vantage.country, Vantage.asn)
          .select_from(UrlState)
          .join(Verdict, Verdict.id == UrlState.last_verdict_id)

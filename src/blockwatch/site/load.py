@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from blockwatch.analysis.display import Schedule
@@ -170,7 +170,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     uv = aliased(Verdict)
     # the newest usable verdict of each (URL, vantage): one backward step along the
     # (url, vantage_id, measured_at) index when the latest one is usable, which it usually is
-    usable = (select(uv.measured_at)
+    usable = (select(func.coalesce(uv.repeated_until, uv.measured_at))  # a run's last
               .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
                      uv.verdict != "inconclusive")
               .order_by(uv.measured_at.desc()).limit(1)

@@ -130,10 +130,12 @@ def _spans(s: Session, since: datetime, until: datetime) -> list[Span]:
 
 def _counts(s: Session, start: datetime, end: datetime
             ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
-    """Verdicts per (target, vantage) that day, and how many of them were usable."""
-    usable = func.sum(case((Verdict.verdict != "inconclusive", 1), else_=0))
+    """Verdicts per (target, vantage) that day, and how many of them were usable (a row counts
+    for itself and the repetitions of its run, which never crosses a UTC day)."""
+    n = 1 + Verdict.repeats
+    usable = func.sum(case((Verdict.verdict != "inconclusive", n), else_=0))
     q = (
-        select(Verdict.target_id, Verdict.vantage_id, func.count(), usable)
+        select(Verdict.target_id, Verdict.vantage_id, func.sum(n), usable)
         .join(Vantage, Vantage.id == Verdict.vantage_id)
         .where(Vantage.kind != "control", Verdict.target_id.is_not(None),
                and_(Verdict.measured_at >= start, Verdict.measured_at < end))
@@ -142,7 +144,7 @@ def _counts(s: Session, start: datetime, end: datetime
     counts: dict[tuple[int, int], int] = {}
     good: dict[tuple[int, int], int] = {}
     for t, v, n, u in s.execute(q):
-        counts[(t, v)] = n
+        counts[(t, v)] = int(n or 0)
         good[(t, v)] = int(u or 0)
     return counts, good
 

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Table
+from sqlalchemy import Boolean, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis import events as ev
 from blockwatch.storage import models
+from blockwatch.storage import runs as runs_mod
 from blockwatch.storage.db import Database
 from blockwatch.storage.repo import NewEvent, utcnow
 from blockwatch.textsafe import storable, storable_evidence
@@ -66,6 +67,7 @@ class Recorded:
     events: list[NewEvent] = field(default_factory=list)  # in the order they were made
     event_of: dict[str, NewEvent] = field(default_factory=dict)  # uid -> the event its verdict made
     stored: set[str] = field(default_factory=set)  # the uids stored now
+    controls_used: set[int] = field(default_factory=set)  # control ids of verdicts stored whole
 
 
 def encode(row: Row) -> tuple[str, str]:
@@ -106,13 +108,20 @@ def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, ro
 
 
 def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
-           now: datetime | None = None, *, touch_vantage: bool = True) -> Recorded:
+           now: datetime | None = None, *, touch_vantage: bool = True,
+           compact: bool | None = None) -> Recorded:
     """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
     measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
     time order, whatever order the rows came in; a row older than the newest one already judged
     for its (URL, vantage) is stored with its verdict but steps nothing), events, and the keep
     flags of retention: a measurement and its control are kept when the verdict is not "ok" or
     it made an event.
+
+    With `compact`, a measurement whose observable outcome equals its (URL, vantage)'s open run
+    (storage/runs.py: same verdict and evidence but timings, a body alike, the same UTC day)
+    and that makes no event extends the run (repeats, repeated_until on the run's measurement
+    and verdict) instead of adding rows; it still steps the state machine. A late measurement
+    inside the open run with its outcome is a duplicate (a re-delivery of a repetition).
 
     Safe against concurrent writers of the same uids (the later one counts them as duplicates)
     and of the same (URL, vantage) (its state rows are locked before they are read). With
@@ -121,39 +130,95 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
     now = now or utcnow()
     if not rows:
         return Recorded(0, 0)
+    compact = db.compact_runs if compact is None else compact
     rows = storable_rows(rows)
     be = _backend(db, s)
-    new_ids = be.insert_measurements(vantage_id, "vantage", rows, [r.verdict != "ok" for r in rows])
-    fresh_by_uid: dict[str, Row] = {}
+    urls = sorted({r.url for r in rows})
+    states = be.lock_states(vantage_id, urls, now)  # first: the lock orders concurrent writers
+    runs = be.load_runs(vantage_id, urls) if compact else {}
+    stored = be.known_uids([r.uid for r in rows])
+    cand: dict[str, Row] = {}
     for r in rows:  # a uid given twice is stored (and judged) once: the first one
-        if r.uid in new_ids:
-            fresh_by_uid.setdefault(r.uid, r)
-    fresh = sorted(fresh_by_uid.values(), key=lambda r: r.measured_at)
-    if not fresh:
-        return Recorded(0, len(rows))
+        if r.uid not in stored:
+            cand.setdefault(r.uid, r)
 
-    vids = be.insert_verdicts(vantage_id, [(new_ids[r.uid], r) for r in fresh])
-    states = be.lock_states(vantage_id, sorted({r.url for r in fresh}), now)
-
-    out = Recorded(len(fresh), len(rows) - len(fresh), stored=set(fresh_by_uid))
-    keep_ids: list[int] = []
-    new_events: list[dict[str, Any]] = []
-    made: list[tuple[Row, ev.Transition]] = []
-    opened: dict[str, int] = {}  # URL -> index in new_events of its newest event
-    closes: list[tuple[int, datetime]] = []
-    for r, verdict_id in zip(fresh, vids, strict=True):
+    # pass 1, in time order: lateness, the state machine, and which rows extend a run. A run is
+    # named by its head: ("id", measurement id) when stored before, ("uid", uid) when opened now
+    full: list[Row] = []  # rows that get their own measurement and verdict
+    steps: list[tuple[Row, ev.Transition | None, str, Any]] = []  # (row, tr, late|full|repeat, head)
+    repeats: dict[Any, list[datetime]] = {}  # head -> the times that extend its run
+    opened_runs: set[str] = set()  # URLs whose open run changed (saved at the end)
+    for r in sorted(cand.values(), key=lambda r: r.measured_at):
         st = states[r.url]
-        if r.verdict != "ok" and r.control_id is not None:
-            keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
-        if st["last_seen_at"] is not None and r.measured_at < st["last_seen_at"]:
-            continue  # late: stored as evidence, but it must not rewrite the URL's history
+        o = (runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r), r.verdict)
+             if compact else None)
+        run = runs.get(r.url)
+        seen = st["last_seen_at"]
+        if (seen is not None and r.measured_at <= seen and run is not None and o is not None
+                and run["outcome"] == o.key and run["started_at"] <= r.measured_at <= run["last_at"]):
+            continue  # the open run with this outcome covers it: stored (as a repetition) before
+        if seen is not None and r.measured_at < seen:
+            # late: stored as evidence, but it must not rewrite the URL's history; one that an
+            # earlier run with its outcome covers was stored (as a repetition) before
+            if o is not None and _covered(s, vantage_id, r, o):
+                continue
+            full.append(r)
+            steps.append((r, None, "late", None))
+            continue
         cur = ev.UrlState(st["state"], st["since"], st["pending"], st["pending_count"] or 0,
                           st["pending_since"])
         nxt, tr = ev.step(cur, r.verdict, r.measured_at, confirm_after)
         st.update(state=nxt.state, since=nxt.since, pending=nxt.pending,
                   pending_count=nxt.pending_count, pending_since=nxt.pending_since,
-                  target_id=r.target_id, last_verdict_id=verdict_id, updated_at=now)
+                  target_id=r.target_id, updated_at=now)
         st["last_seen_at"] = r.measured_at  # not late: never earlier than what it was
+        if tr is None and run is not None and runs_mod.extends(run, o, r.measured_at):
+            run["last_at"] = r.measured_at
+            repeats.setdefault(run["head"], []).append(r.measured_at)
+            steps.append((r, tr, "repeat", run["head"]))
+            opened_runs.add(r.url)
+            continue
+        full.append(r)
+        steps.append((r, tr, "full", None))
+        if compact:
+            opened_runs.add(r.url)
+            runs[r.url] = None if o is None else {
+                "outcome": o.key, "body_length": o.body_length, "started_at": r.measured_at,
+                "last_at": r.measured_at, "head": ("uid", r.uid)}
+
+    out = Recorded(len(steps), len(rows) - len(steps), stored={r.uid for r, *_ in steps})
+    if not steps:
+        return out
+    new_ids = (be.insert_measurements(vantage_id, "vantage", full,
+                                      [r.verdict != "ok" for r in full]) if full else {})
+    vids = be.insert_verdicts(vantage_id, [(new_ids[r.uid], r) for r in full]) if full else []
+    verdict_of = {r.uid: v for r, v in zip(full, vids, strict=True)}
+
+    def ids_of(head: Any) -> tuple[int, int | None]:
+        kind, key = head
+        if kind == "uid":
+            return new_ids[key], verdict_of[key]
+        return key  # type: ignore[no-any-return]  (("id", (mid, vid)))
+
+    # pass 2: verdict ids, events, keep flags
+    keep_ids: list[int] = []
+    new_events: list[dict[str, Any]] = []
+    made: list[tuple[Row, ev.Transition]] = []
+    opened: dict[str, int] = {}  # URL -> index in new_events of its newest event
+    closes: list[tuple[int, datetime]] = []
+    for r, tr, kind, head in steps:
+        st = states[r.url]
+        if kind == "repeat":
+            st["last_verdict_id"] = ids_of(head)[1]
+            continue
+        if r.control_id is not None:
+            out.controls_used.add(r.control_id)
+            if r.verdict != "ok":
+                keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
+        if kind == "late":
+            continue
+        verdict_id = verdict_of[r.uid]
+        st["last_verdict_id"] = verdict_id
         if tr is None:
             continue
         # events are inserted together after the loop (one statement, not one round trip each)
@@ -183,11 +248,89 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
         for url, idx in opened.items():
             states[url]["event_id"] = eids[idx]
     be.update_states(vantage_id, states)
+    if repeats:
+        be.extend_runs([(*ids_of(h), len(ts), max(ts)) for h, ts in repeats.items()])
+    if opened_runs:
+        be.save_runs(vantage_id, {u: _run_row(runs[u], ids_of) for u in opened_runs})
     if touch_vantage:
-        be.touch_vantage(vantage_id, fresh[-1].measured_at)
+        be.touch_vantage(vantage_id, max(r.measured_at for r, *_ in steps))
     if keep_ids:  # last: a control is shared by every agent's upload of its URL, locked briefly
         be.keep(sorted(set(keep_ids)))
     return out
+
+
+def _run_row(run: dict[str, Any] | None, ids_of: Any) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    mid, vid = ids_of(run["head"])
+    return {"measurement_id": mid, "verdict_id": vid, "outcome": run["outcome"],
+            "body_length": run["body_length"], "started_at": run["started_at"],
+            "last_at": run["last_at"]}
+
+
+def fold_controls(db: Database, s: Session, vantage_id: int, rows: Sequence[Row],
+                  ids: dict[str, int], used: set[int], *, compact: bool | None = None) -> None:
+    """After the verdicts of a round are recorded: the control measurements (`ids` from
+    insert_measurements) that no verdict stored whole was judged against (`used`, from
+    Recorded.controls_used) and whose outcome equals their URL's open run at the control extend
+    that run: their rows go, the run's counts grow. Every control a stored verdict names (an
+    anomaly, a change, a day's sample) stays whole and opens a new run."""
+    if not rows or not (db.compact_runs if compact is None else compact):
+        return
+    be = _backend(db, s)
+    runs = be.load_runs(vantage_id, sorted({r.url for r in rows}), lock=True)
+    gone: list[int] = []
+    repeats: dict[Any, list[datetime]] = {}
+    changed: set[str] = set()
+    for r in sorted((r for r in rows if r.uid in ids), key=lambda r: r.measured_at):
+        mid = ids[r.uid]
+        o = runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r), "control")
+        run = runs.get(r.url)
+        if mid not in used and run is not None and runs_mod.extends(run, o, r.measured_at):
+            run["last_at"] = r.measured_at
+            repeats.setdefault(run["head"], []).append(r.measured_at)
+            gone.append(mid)
+            changed.add(r.url)
+        elif o is not None and (run is None or r.measured_at >= run["last_at"]):
+            runs[r.url] = {"outcome": o.key, "body_length": o.body_length,
+                           "started_at": r.measured_at, "last_at": r.measured_at,
+                           "head": ("id", (mid, None))}
+            changed.add(r.url)
+    if gone:
+        be.delete_measurements(gone)
+    if repeats:
+        be.extend_runs([(*h[1], len(ts), max(ts)) for h, ts in repeats.items()])
+    if changed:
+        be.save_runs(vantage_id, {u: _run_row(runs[u], lambda h: h[1]) for u in changed})
+
+
+def _covered(s: Session, vantage_id: int, r: Row, o: runs_mod.Outcome) -> bool:
+    """Whether the run of r's (URL, vantage) that began last before r has r's outcome and lasted
+    until r's time: r is a measurement already counted in it (a re-delivery). Late rows only."""
+    got = s.execute(
+        select(models.Verdict.verdict, models.Verdict.measured_at, models.Verdict.repeated_until,
+               models.Measurement.evidence)
+        .join(models.Measurement, models.Measurement.id == models.Verdict.measurement_id)
+        .where(models.Verdict.url == r.url, models.Verdict.vantage_id == vantage_id,
+               models.Verdict.measured_at <= r.measured_at)
+        .order_by(models.Verdict.measured_at.desc()).limit(1)).first()
+    if got is None:
+        return False
+    verdict, start, until, evidence = got
+    head = runs_mod.outcome(evidence, verdict)
+    return (head is not None and head.key == o.key and start <= r.measured_at <= (until or start)
+            and runs_mod.bodies_alike(head.body_length, o.body_length))
+
+
+def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A runs row as record() walks it: its head named by the ids stored."""
+    return {"outcome": row["outcome"], "body_length": row["body_length"],
+            "started_at": row["started_at"], "last_at": row["last_at"],
+            "head": ("id", (row["measurement_id"], row["verdict_id"]))}
+
+
+def _parse(r: Row) -> Any:
+    return json.loads(r.evidence_text) if r.evidence_text else None
 
 
 # --- the statements, per dialect ----------------------------------------------------------------
@@ -250,6 +393,7 @@ MEASUREMENTS = _table(models.Measurement)
 VERDICTS = _table(models.Verdict)
 STATES = _table(models.UrlState, skip=("url", "vantage_id"))
 EVENTS = _table(models.Event)
+RUNS = _table(models.Run, skip=("url", "vantage_id"))
 STATE_COLS = STATES.cols
 EVENT_COLS = EVENTS.cols
 
@@ -371,6 +515,55 @@ class _SQLite:
             self.cur.execute(f"UPDATE measurements SET keep = 1 WHERE id IN ({','.join('?' * len(part))})",
                              part)
 
+    def delete_measurements(self, ids: list[int]) -> None:
+        for lo in range(0, len(ids), self.CHUNK):
+            part = ids[lo:lo + self.CHUNK]
+            self.cur.execute(f"DELETE FROM measurements WHERE id IN ({','.join('?' * len(part))})",
+                             part)
+
+    def known_uids(self, uids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for lo in range(0, len(uids), self.CHUNK):
+            part = uids[lo:lo + self.CHUNK]
+            self.cur.execute(f"SELECT uid FROM measurements WHERE uid IN ({','.join('?' * len(part))})",
+                             part)
+            out.update(u for (u,) in self.cur)
+        return out
+
+    def load_runs(self, vantage_id: int, urls: list[str], lock: bool = False
+                  ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for lo in range(0, len(urls), self.CHUNK):
+            part = urls[lo:lo + self.CHUNK]
+            self.cur.execute(
+                f"SELECT url, {', '.join(RUNS.cols)} FROM runs"
+                f" WHERE vantage_id = ? AND url IN ({','.join('?' * len(part))})",
+                [vantage_id, *part])
+            for url, *vals in self.cur:
+                out[url] = _run_dict({c: _sqlite_parse(v) if c in RUNS.times else v
+                                      for c, v in zip(RUNS.cols, vals, strict=True)})
+        return out
+
+    def extend_runs(self, ext: list[tuple[int, int | None, int, datetime]]) -> None:
+        vals = [(n, _sqlite_time(at), mid) for mid, _, n, at in ext]
+        self.cur.executemany("UPDATE measurements SET repeats = repeats + ?, repeated_until = ?"
+                             " WHERE id = ?", vals)
+        self.cur.executemany("UPDATE verdicts SET repeats = repeats + ?, repeated_until = ?"
+                             " WHERE id = ?",
+                             [(n, _sqlite_time(at), vid) for _, vid, n, at in ext if vid is not None])
+
+    def save_runs(self, vantage_id: int, runs: dict[str, dict[str, Any] | None]) -> None:
+        gone = [(u, vantage_id) for u, r in runs.items() if r is None]
+        if gone:
+            self.cur.executemany("DELETE FROM runs WHERE url = ? AND vantage_id = ?", gone)
+        keep = [(u, vantage_id, *RUNS.sqlite_values(r)) for u, r in runs.items() if r is not None]
+        if keep:
+            self.cur.executemany(
+                f"INSERT INTO runs (url, vantage_id, {', '.join(RUNS.cols)})"
+                f" VALUES ({','.join('?' * (len(RUNS.cols) + 2))})"
+                " ON CONFLICT (url, vantage_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in RUNS.cols), keep)
+
     def touch_vantage(self, vantage_id: int, at: datetime) -> None:
         t = _sqlite_time(at)
         self.cur.execute("UPDATE vantages SET last_seen_at = ? WHERE id = ?"
@@ -416,6 +609,21 @@ _PG_EVENTS_CLOSE = """
 UPDATE events AS e SET ended_at = x.ended_at
 FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(id bigint, ended_at timestamptz)
 WHERE e.id = x.id AND e.ended_at IS NULL"""
+
+_PG_RUNS_LOAD = (f"SELECT url, {', '.join(RUNS.cols)} FROM runs"
+                 " WHERE vantage_id = %(vid)s AND url = ANY(CAST(%(urls)s AS text[]))")
+
+_PG_RUNS_SAVE = (
+    f"INSERT INTO runs (url, vantage_id, {', '.join(RUNS.cols)})"
+    f" SELECT x.url, %(vid)s, {', '.join('x.' + c for c in RUNS.cols)}"
+    f" FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(url text, {RUNS.pg_record()})"
+    " ON CONFLICT (url, vantage_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUNS.cols))
+
+_PG_EXTEND = """
+UPDATE {table} AS t SET repeats = t.repeats + x.n, repeated_until = x.at
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(id bigint, n int, at timestamptz)
+WHERE t.id = x.id"""
 
 _PG_KEEP = """
 UPDATE measurements SET keep = true WHERE id IN (
@@ -471,6 +679,36 @@ class _Postgres:
         # rows locked in id order (and those already kept not at all): concurrent uploads that
         # keep the same controls wait for each other instead of deadlocking
         self.cur.execute(_PG_KEEP, {"ids": ids})
+
+    def delete_measurements(self, ids: list[int]) -> None:
+        self.cur.execute("DELETE FROM measurements WHERE id = ANY(%(ids)s)", {"ids": ids})
+
+    def known_uids(self, uids: list[str]) -> set[str]:
+        self.cur.execute("SELECT uid FROM measurements WHERE uid = ANY(%(u)s)", {"u": uids})
+        return {u for (u,) in self.cur.fetchall()}
+
+    def load_runs(self, vantage_id: int, urls: list[str], lock: bool = False
+                  ) -> dict[str, dict[str, Any]]:
+        self.cur.execute(_PG_RUNS_LOAD + (" ORDER BY url FOR UPDATE" if lock else ""),
+                         {"vid": vantage_id, "urls": urls})
+        return {r[0]: _run_dict(dict(zip(RUNS.cols, r[1:], strict=True)))
+                for r in self.cur.fetchall()}
+
+    def extend_runs(self, ext: list[tuple[int, int | None, int, datetime]]) -> None:
+        self.cur.execute(_PG_EXTEND.format(table="measurements"), {"rows": _dumps(
+            [{"id": mid, "n": n, "at": at} for mid, _, n, at in ext])})
+        vrows = [{"id": vid, "n": n, "at": at} for _, vid, n, at in ext if vid is not None]
+        if vrows:
+            self.cur.execute(_PG_EXTEND.format(table="verdicts"), {"rows": _dumps(vrows)})
+
+    def save_runs(self, vantage_id: int, runs: dict[str, dict[str, Any] | None]) -> None:
+        gone = [u for u, r in runs.items() if r is None]
+        if gone:
+            self.cur.execute("DELETE FROM runs WHERE vantage_id = %(vid)s AND url = ANY(%(u)s)",
+                             {"vid": vantage_id, "u": gone})
+        keep = [{"url": u, **r} for u, r in runs.items() if r is not None]
+        if keep:
+            self.cur.execute(_PG_RUNS_SAVE, {"vid": vantage_id, "rows": _dumps(keep)})
 
     def touch_vantage(self, vantage_id: int, at: datetime) -> None:
         self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s WHERE id = %(vid)s"

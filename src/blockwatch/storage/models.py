@@ -103,6 +103,10 @@ class Measurement(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
     evidence_sha256: Mapped[str] = mapped_column(String(64))
     keep: Mapped[bool] = mapped_column(Boolean, default=False)  # never pruned: anomaly or change
+    # a run: this row stands for itself and `repeats` later measurements of the same (URL,
+    # vantage) with the same observable outcome, the last at `repeated_until` (storage/runs.py)
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    repeated_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_measurements_vantage_measured", "vantage_id", "measured_at"),
@@ -125,6 +129,9 @@ class Verdict(Base):
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the run of its measurement: as many more verdicts, the same, the last at repeated_until
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    repeated_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         # latest verdict per target and vantage; history of one target
@@ -151,6 +158,23 @@ class UrlState(Base):
         ForeignKey("verdicts.id", ondelete="SET NULL"), nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Run(Base):
+    """The open run of one (URL, vantage), the control's included: the full row later
+    measurements with the same observable outcome extend (storage/runs.py)."""
+
+    __tablename__ = "runs"
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    vantage_id: Mapped[int] = mapped_column(ForeignKey("vantages.id"), primary_key=True)
+    measurement_id: Mapped[int] = mapped_column(
+        ForeignKey("measurements.id", ondelete="CASCADE"))
+    verdict_id: Mapped[int | None] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="SET NULL"), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(64))  # storage/runs.outcome_key
+    body_length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the full row's measured_at
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its last repetition (or itself)
 
 
 class Event(Base):

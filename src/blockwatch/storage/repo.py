@@ -210,7 +210,7 @@ def latest_verdicts(s: Session, *, target: str | None = None) -> list[VerdictRow
     out = []
     for v, tname, vname, country, kind, st in s.execute(q):
         out.append(VerdictRow(tname or "", v.url, vname, v.verdict, v.confirmed, v.reason,
-                              v.measured_at, st.state if st else None,
+                              v.repeated_until or v.measured_at, st.state if st else None,
                               st.since if st else None, country, kind))
     return out
 

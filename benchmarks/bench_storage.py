@@ -1,0 +1,176 @@
+"""Benchmark: bytes on disk per measurement, amortised, for a simulated stretch of rounds at the
+default 15-minute interval: URLs x (vantage + control), realistic churn (about 2% of URLs change
+state each day, about 1% blocked at any time), a weekly certificate rotation per URL, bodies
+whose length and hash vary from round to round. Stored through the round's own store path
+(round._store; judging replaced by the scenario's verdict: storage, not analysis, is measured).
+
+A year of 1,000 URLs is 70 million measurements; the default is a scaled-down run (200 URLs x 10
+days) with the extrapolation to 1,000 URLs x 365 days printed (bytes per measurement settle after
+the first day: a full sample per (URL, vantage) per day, plus changes and rotations).
+
+    .venv/bin/python benchmarks/bench_storage.py [--urls 200] [--days 10] [--db sqlite|postgres|both]
+        [--no-compact]   # every measurement its own row (the storage before runs), for comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_ingest import PG_URL, measurement
+
+from blockwatch import dbstats
+from blockwatch import round as rnd
+from blockwatch.analysis.fingerprints import default_interception
+from blockwatch.analysis.verdict import Judgement
+from blockwatch.config import load
+from blockwatch.gctune import fewer_gc_passes
+from blockwatch.storage import open_database
+from blockwatch.storage.db import sqlite_path
+from blockwatch.targets import load_targets
+
+INTERVAL = timedelta(minutes=15)
+YEAR_MEASUREMENTS = 1000 * 2 * 96 * 365
+
+
+def run(db_url: str, tmp: Path, n: int, days: int, compact: bool, seed: int = 1) -> dict[str, object]:
+    urls = [f"https://site{i:04d}.bench/" for i in range(n)]
+    (tmp / "targets.toml").write_text("".join(
+        f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(urls)))
+    (tmp / "c.toml").write_text(f"""
+[storage]
+url = "{db_url}"
+[probe]
+targets = ["targets.toml"]
+canaries = []
+[control]
+resolvers = ["127.0.0.1:9"]
+[[vantage]]
+name = "kz"
+kind = "local"
+resolver = "127.0.0.1:9"
+""")
+    cfg = load(tmp / "c.toml")
+    targets = load_targets(cfg.target_files)
+    db = open_database(cfg.database_url)
+    db.compact_runs = compact
+    base, _ = _size(db)
+    ids = rnd._prepare(db, targets, cfg)
+    locals_ = rnd.local_views(cfg)
+    aset = rnd.analysis_settings(cfg)
+    interception = default_interception()
+    rng = random.Random(seed)
+    blocked = set(rng.sample(range(n), max(1, n // 100)))  # ~1% blocked at any time
+    verdict_of: dict[str, Judgement] = {}
+    real_judge = rnd.judge
+    rnd.judge = lambda m, c, **_: verdict_of[m.uid]  # type: ignore[assignment]
+    t0 = datetime(2025, 3, 3, tzinfo=UTC)
+    measurements = 0
+    cpu = 0.0
+    try:
+        for r in range(days * 96):
+            at = t0 + INTERVAL * r
+            if r % 96 == 0 and r:  # a new day: ~2% of URLs change state
+                for i in rng.sample(range(n), max(1, n // 50)):
+                    blocked ^= {i}
+            report = rnd.RoundReport(round_id=uuid.uuid4().hex)
+            items = []
+            for i, (t, u) in enumerate(zip(targets, urls, strict=True)):
+                week = (at - t0 + timedelta(days=i % 7)).days // 7  # each URL its rotation day
+                is_blocked = i in blocked
+                c = measurement(u, i, at, role="control")
+                v = measurement(u, i, at, role="vantage", blocked=is_blocked)
+                v.vantage = "kz"
+                for m in (c, v):
+                    for h in m.tls:
+                        if h.chain:
+                            h.chain[0].sha256 = f"{i:032x}{week:032x}"
+                    if m.http is not None:
+                        m.http.body_length = 84211 + rng.randint(-900, 900)
+                        m.http.body_sha256 = f"{rng.getrandbits(256):064x}"
+                        m.http.t_ms = rng.random() * 300
+                    m.t_ms = rng.random() * 500
+                verdict_of[v.uid] = Judgement("tls" if is_blocked else "ok", is_blocked,
+                                              "the control connected" if is_blocked else "")
+                items.append((t, u, c, [v]))
+            with fewer_gc_passes():
+                c0 = time.process_time()
+                for lo in range(0, n, 64):
+                    rnd._store(db, items[lo:lo + 64], ids, report, cfg.settings.probe.confirm_after,
+                               aset, None, locals_, interception)
+                cpu += time.process_time() - c0
+            verdict_of.clear()
+            measurements += 2 * n
+        size, rows = _size(db)
+    finally:
+        rnd.judge = real_judge  # type: ignore[assignment]
+        db.close()
+    used = size - base
+    per = used / measurements
+    return {"db": db_url.split(":")[0].split("+")[0], "compact": compact, "urls": n, "days": days,
+            "measurements": measurements, "measurement_rows": rows, "bytes": used,
+            "bytes_per_measurement": round(per, 1),
+            "store_cpu_ms_per_url": round(cpu * 1000 / (measurements / 2), 3),
+            "year_1000_urls": dbstats.human_bytes(per * YEAR_MEASUREMENTS)}
+
+
+def _size(db) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    path = sqlite_path(db.url)
+    if path is not None:  # the WAL's pages into the file, so the file is the database
+        con = sqlite3.connect(path)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:  # VACUUM cannot run in a transaction
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+    with db.read() as s:
+        size, _ = dbstats._size(db, s)
+        try:
+            rows = int(s.execute(text("SELECT count(*) FROM measurements")).scalar() or 0)
+        except Exception:
+            rows = 0
+    return size, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--urls", type=int, default=200)
+    ap.add_argument("--days", type=int, default=10)
+    ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--no-compact", action="store_true")
+    args = ap.parse_args()
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    for which in dbs:
+        tmp = Path(tempfile.mkdtemp(prefix="bw-bench-storage-"))
+        if which == "sqlite":
+            print(json.dumps(run(f"sqlite:///{tmp / 'bench.db'}", tmp, args.urls, args.days,
+                                 not args.no_compact)), flush=True)
+            continue
+        schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            sep = "&" if "?" in PG_URL else "?"
+            url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+            print(json.dumps(run(url, tmp, args.urls, args.days, not args.no_compact)), flush=True)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

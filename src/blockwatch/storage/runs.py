@@ -1,0 +1,80 @@
+"""Store what changed, not every repetition: the observable outcome of a measurement, and the
+rule that decides whether it extends the open run of its (URL, vantage) instead of adding a row.
+
+The outcome is what a reader of the evidence would compare: the verdict, the DNS answers (as
+sets: round-robin order is not a change), rcodes, failures, bogons and injected replies; the TCP
+and TLS results per address with the certificate chain's fingerprints; the HTTP status, final
+URL, title, failure and fingerprints of the final response. Timings, TTLs and body hashes are
+not (a page's body changes with every ad); the body's length is compared separately, within the
+proportion the analysis uses to call two bodies alike (AnalysisSettings.body_proportion).
+
+Pure functions: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from blockwatch.analysis.verdict import AnalysisSettings
+
+BODY_PROPORTION = AnalysisSettings().body_proportion
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: str  # SHA-256 of the observable outcome (hex)
+    body_length: int | None
+
+
+def outcome(evidence: dict[str, Any] | None, verdict: str) -> Outcome | None:
+    """The observable outcome of a measurement's evidence (WebMeasurement.to_json), or None
+    when the evidence is not ours (an OONI item, an empty record): such rows are never
+    compacted."""
+    if not isinstance(evidence, dict) or "dns" not in evidence:
+        return None
+    try:
+        dns = sorted(
+            (q.get("qname"), q.get("qtype"), q.get("resolver"), q.get("rcode"),
+             sorted(q.get("answers") or []), sorted(q.get("cnames") or []),
+             sorted(q.get("bogons") or []), sorted(sorted(r) for r in q.get("extra_replies") or []),
+             q.get("failure"))
+            for q in evidence.get("dns") or [])
+        tcp = sorted((c.get("address"), c.get("port"), c.get("status"), c.get("failure"))
+                     for c in evidence.get("tcp") or [])
+        tls = sorted((t.get("address"), t.get("port"), t.get("sni"), t.get("failure"),
+                      t.get("verify_error"), [c.get("sha256") for c in t.get("chain") or []])
+                     for t in evidence.get("tls") or [])
+        h = evidence.get("http")
+        http = None
+        length = None
+        if isinstance(h, dict):
+            http = (h.get("status"), h.get("final_url"), h.get("title"), h.get("failure"),
+                    sorted(h.get("fingerprints") or []), bool(h.get("body_truncated")),
+                    [(x.get("url"), x.get("status"), x.get("failure"), x.get("step"))
+                     for x in h.get("hops") or [] if isinstance(x, dict)])
+            length = int(h.get("body_length") or 0)
+        text = json.dumps([verdict, evidence.get("url"), dns, tcp, tls, http],
+                          separators=(",", ":"), ensure_ascii=False, default=str)
+    except (AttributeError, TypeError, ValueError):
+        return None  # not the shape we write: kept whole
+    return Outcome(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), length)
+
+
+def bodies_alike(a: int | None, b: int | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    big, small = max(a, b), min(a, b)
+    return big == 0 or small / big >= BODY_PROPORTION
+
+
+def extends(run: dict[str, Any] | None, o: Outcome | None, at: datetime) -> bool:
+    """Whether a measurement at `at` with outcome `o` extends the open run `run` (a `runs` row):
+    the same outcome, a body alike, later than the run's last measurement and on the same UTC day
+    as the run's full row (one full sample per (URL, vantage) per day)."""
+    if run is None or o is None:
+        return False
+    return (run["outcome"] == o.key and bodies_alike(run["body_length"], o.body_length)
+            and at > run["last_at"] and at.date() == run["started_at"].date())
