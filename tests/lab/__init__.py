@@ -1,55 +1,14 @@
-"""An in-process network lab for blockwatch tests (in the spirit of OONI's netemx).
+"""Compatibility: the lab lives in `blockwatch.lab`; tests keep `from lab import ...` and
+`from lab.config import ...` (each submodule is the package's own, not a copy, so classes match)."""
 
-Real servers on 127.0.0.0/8: sites on 127.0.1.x (one http and one https port per lab), and
-resolvers (vantage 127.0.2.53, control 127.0.3.53 and 127.0.3.54, vantage2 127.0.4.53) on one
-DNS port (UDP and TCP), each also serving DoH at https://<its address>:<https port>/dns-query.
-Clients pick their network by binding their source address: the vantage 127.0.2.1, the control
-127.0.3.1, a second vantage 127.0.4.1. Each site behaves per source.
-"""
+import importlib
+import sys
 
-from .behaviour import DEFAULT_BLOCKPAGE, Behaviour
-from .certs import ISSUER_KZ, ISSUER_ROGUE, RogueCA, client_context, server_context
-from .core import Lab, default_body
-from .dnsserver import DNS, DNSReply, Query, Zone
-from .net import (
-    CONTROL,
-    CONTROL_RESOLVER,
-    CONTROL_RESOLVER2,
-    VANTAGE,
-    VANTAGE2,
-    VANTAGE2_RESOLVER,
-    VANTAGE_RESOLVER,
-)
-from .sites import Connection, Host, Site
-from .tlsinfo import ClientHello, parse_client_hello
-from .web import Page, Request
+import blockwatch.lab as _lab
+from blockwatch.lab import *  # noqa: F403
+from blockwatch.lab import __all__ as __all__
 
-__all__ = [
-    "CONTROL",
-    "CONTROL_RESOLVER",
-    "CONTROL_RESOLVER2",
-    "DEFAULT_BLOCKPAGE",
-    "DNS",
-    "ISSUER_KZ",
-    "ISSUER_ROGUE",
-    "VANTAGE",
-    "VANTAGE2",
-    "VANTAGE2_RESOLVER",
-    "VANTAGE_RESOLVER",
-    "Behaviour",
-    "ClientHello",
-    "Connection",
-    "DNSReply",
-    "Host",
-    "Lab",
-    "Page",
-    "Query",
-    "Request",
-    "RogueCA",
-    "Site",
-    "Zone",
-    "client_context",
-    "default_body",
-    "parse_client_hello",
-    "server_context",
-]
+for _name in ("behaviour", "certs", "config", "core", "dnsserver", "doh", "net", "sites", "tlsinfo", "web"):
+    _module = importlib.import_module(f"{_lab.__name__}.{_name}")
+    sys.modules[f"{__name__}.{_name}"] = _module
+    globals()[_name] = _module

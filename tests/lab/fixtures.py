@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from .core import Lab
+from blockwatch.lab import Lab
 
 __all__ = ["BIG_LAB_SIZE", "big_lab", "big_lab_names", "lab", "lab_factory"]
 
