@@ -203,6 +203,13 @@ class Daemon:
             started = datetime.now(UTC)
             ok, error = True, None
             try:
+                lock = self.db.instance_lock
+                if lock is not None and not await asyncio.to_thread(lock.hold):
+                    # its connection was cut (a server restart) and another `run` started
+                    log.error("another `blockwatch run` took this database while this one's "
+                              "connection was cut: stopping")
+                    self.stopping.set()
+                    return
                 await spec.fn()
             except asyncio.CancelledError:
                 ok, error = False, "stopped before it finished"
@@ -455,6 +462,7 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
         raise
     # what holds the lock is named in the start line: one `blockwatch run` per database
     log.debug("holding %s", lock.what)
+    db.instance_lock = lock  # each job checks it is still held (daemon.wrap)
     try:
         aio.run(_main(cfg, db, once, lock.what))
     finally:

@@ -271,9 +271,16 @@ class InstanceLock:
     host and start written in it; the kernel lets go when the process dies, however it dies),
     on PostgreSQL a session advisory lock on a connection kept open for that purpose."""
 
-    def __init__(self, release: Any, what: str):
+    def __init__(self, release: Any, what: str, hold: Any = None):
         self._release = release
         self.what = what
+        self._hold = hold
+
+    def hold(self) -> bool:
+        """Whether this process still holds the lock, taking it again if its connection was cut
+        (a PostgreSQL restart ends the session and with it the advisory lock). False when
+        another process took it meanwhile: this one must stop."""
+        return self._hold() if self._hold is not None else True
 
     def release(self) -> None:
         if self._release is not None:
@@ -336,13 +343,28 @@ def _pg_lock(db: Database, role: str, host: str, since: str) -> InstanceLock:
         name = f"blockwatch {role} pid={os.getpid()} host={host}"[:63]
         conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
         if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
+            held = [conn]
+
             def release() -> None:
                 try:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    held[0].execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 finally:
-                    conn.close()
+                    held[0].close()
 
-            return InstanceLock(release, f"PostgreSQL advisory lock {key}")
+            def hold() -> bool:
+                try:
+                    held[0].execute(text("SELECT 1"))
+                    return True
+                except sa_exc.DBAPIError as exc:
+                    if not exc.connection_invalidated:
+                        raise
+                held[0].close()
+                held[0] = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                held[0].execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
+                return bool(held[0].execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                            {"k": key}).scalar_one())
+
+            return InstanceLock(release, f"PostgreSQL advisory lock {key}", hold)
         row = conn.execute(text(
             "SELECT a.application_name, a.backend_start, a.client_addr FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
