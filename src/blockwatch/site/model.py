@@ -59,6 +59,7 @@ class PublicVantage:
     name: str | None  # None for an agent: its name identifies a volunteer
     ordinal: int = 1  # a second vantage of the same kind, country and network: "(agent 2)"
     home: str = ""  # the country most outlets are in: a local vantage elsewhere is "Abroad"
+    several: bool = False  # others read the same: every one of them is numbered
 
     def label(self, lang: str) -> str:
         """For readers, from kind, country and network only ("Kazakhstan, AS9198 (agent)",
@@ -67,7 +68,7 @@ class PublicVantage:
         c = i18n.country_name(lang, self.country)
         asn = _asn(self.asn) or i18n.t(lang, "network_unknown")
         if self.kind == "agent":
-            key = "v_agent_n" if self.ordinal > 1 else "v_agent"
+            key = "v_agent_n" if self.several else "v_agent"
             return i18n.t(lang, key, country=c, asn=asn, n=self.ordinal)
         if self.kind == "resolver":
             text = i18n.t(lang, "v_resolver_asn" if self.asn else "v_resolver", country=c,
@@ -80,7 +81,7 @@ class PublicVantage:
             text = i18n.t(lang, "v_abroad_in", country=c)
         else:
             text = i18n.t(lang, "v_abroad")
-        return f"{text} {self.ordinal}" if self.ordinal > 1 else text
+        return f"{text} {self.ordinal}" if self.several else text
 
     @property
     def title(self) -> str | None:
@@ -117,7 +118,8 @@ def public_vantages(vantages: dict[int, VantageRec], home: str = "") -> dict[int
     out: dict[int, PublicVantage] = {}
     for i, v in enumerate(ordered, 1):
         out[v.id] = PublicVantage(f"n{i}", v.kind, v.country, v.asn,
-                                  None if v.kind == "agent" else v.name, nth[v.id], home)
+                                  None if v.kind == "agent" else v.name, nth[v.id], home,
+                                  same[(v.kind, v.country, v.asn)] > 1)
     return out
 
 

@@ -176,6 +176,7 @@ def _printable(v: Any) -> Any:
     return printable(v) if type(v) is str else v
 
 
+@cache  # one per process: compiling the templates again for every page was most of a build
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined,
