@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         _common(sp, top=False)
         return sp
 
+    from blockwatch import demo
+
+    c = cmd("demo", "see it work in a minute: a local lab of censored sites, two rounds, the "
+            "status site and digest in a new folder (no network, no config)")
+    demo.add_arguments(c)
     c = cmd("check", "one probe round now, from every vantage this host can measure")
     c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     c.add_argument("--target", action="append", metavar="NAME", help="only this target (repeat)")
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "demo":  # writes its own config for its lab
+        from blockwatch.demo import demo_main
+
+        return demo_main(args)
     if args.command == "agent":  # the agent needs no config file and stays small
         from blockwatch.agent.main import agent_main
 
