@@ -24,8 +24,10 @@ class Chromium:
         self._from_child, from_child_w = os.pipe()
 
         def fds() -> None:  # in the child: the protocol's fds 3 (commands in) and 4 (out)
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+            # via fds above both: either pipe end may itself be 3 or 4
+            a, b = os.dup2(to_child_r, 100), os.dup2(from_child_w, 101)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
 
         # a file, not a pipe: a chatty log must never fill a buffer and stall the browser
         self.log = Path(self._profile) / "stderr.log"

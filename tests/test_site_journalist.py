@@ -19,7 +19,6 @@ from blockwatch.site.model import build_model, group_of, ordered
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 INFO = site_info("KZ press status", "https://status.example.org/", ["en", "ru", "kk"])
 AGENT = "almaty-volunteer-zhanna"
-AGENT_IP = "198.51.100.77"
 HASH = "5f" * 32
 IVL = timedelta(minutes=15)
 # name -> the state at the agent (the other vantages see it reachable)
@@ -44,8 +43,7 @@ def snapshot() -> Snapshot:
                 states.append(UrlStateRec(i, vid, url, "ok", since, seen, "inconclusive", False,
                                           "", False, "", NOW - timedelta(days=2)))
                 continue
-            states.append(UrlStateRec(i, vid, url, st, since, seen, st, False,
-                                      f"reason {st} at {AGENT_IP}" if vid == 1 else f"{st}",
+            states.append(UrlStateRec(i, vid, url, st, since, seen, st, False, f"reason {st}",
                                       False, "", seen))
             if st not in ("ok",):
                 events.append(EventRec(len(events) + 1, i, vid, url, st, "ok", False, "r",
@@ -79,6 +77,10 @@ def test_blocked_first_then_interfered_down_not_known_reachable(files) -> None: 
         "dark-kz",  # not measured
         "zeta-kz"]  # reachable last
     assert _ids(files["index.html"]) == _ids(files["ru/index.html"]) == _ids(files["en/index.html"])
+    # the headline's list of problems in the same order
+    blocked_list = files["en/index.html"].split("Blocked or interfered with")[1].split("</p>")[0]
+    assert re.findall(r'href="t/([a-z-]+)\.html"', blocked_list) == [
+        "ratel-kz", "vlast-kz", "orda-kz", "slow-kz"]
     m = build_model(snapshot())
     assert [group_of(s.shown) for s in ordered(m.statuses)] == [
         "blocked", "blocked", "interfered", "interfered", "down", "unknown", "reachable"]

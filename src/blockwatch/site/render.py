@@ -274,7 +274,8 @@ def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../",
     return environment().get_template("index.html").render(
         **_common(m, info, lang, root, "index.html"), columns=m.columns,
         rows=[_relink(rows[s.target.id], prefix) for s in ordered(m.statuses)],
-        empty=not m.statuses, problems=m.problems, legend=LEGEND, note=page_note(m, L),
+        empty=not m.statuses, problems=ordered(m.problems), legend=LEGEND,
+        note=page_note(m, L),
         counts=L.counts(m.counts, len(m.statuses)), abroad=m.abroad_only,
         filters=filters(m), fbase=prefix, current="")
 
