@@ -78,7 +78,13 @@ def demo_main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"blockwatch demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return asyncio.run(run_demo(out))
+    try:
+        return asyncio.run(run_demo(out))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line, as every command fails; the folder keeps what was made
+        print(f"blockwatch demo: failed: {type(exc).__name__}: {exc} (folder: {out})", file=sys.stderr)
+        return EXIT_FAIL
 
 
 def loopback_problem() -> str | None:
