@@ -128,19 +128,28 @@ resolver = "127.0.0.1:9"
 
 def _size(db) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     path = sqlite_path(db.url)
+    free = 0
     if path is not None:  # the WAL's pages into the file, so the file is the database
         con = sqlite3.connect(path)
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        free = con.execute("PRAGMA freelist_count").fetchone()[0] * \
+            con.execute("PRAGMA page_size").fetchone()[0]
         con.close()
     if db.dialect == "postgresql":
         with db.engine.connect() as conn:  # VACUUM cannot run in a transaction
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     with db.read() as s:
-        size, _ = dbstats._size(db, s)
+        size, tables = dbstats._size(db, s)
+        top = sorted(tables.items(), key=lambda x: -x[1])[:5]
+        print("largest tables: " + ", ".join(f"{t} {dbstats.human_bytes(b)}" for t, b in top),
+              file=sys.stderr)
         try:
             rows = int(s.execute(text("SELECT count(*) FROM measurements")).scalar() or 0)
         except Exception:
             rows = 0
+    if free:
+        print(f"({db.dialect}: {free} bytes of it free pages, reused by later writes)",
+              file=sys.stderr)
     return size, rows
 
 

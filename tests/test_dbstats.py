@@ -43,7 +43,7 @@ def fill(db: Database, now: datetime) -> None:
 
 
 def test_stats_count_what_retention_removes_next(setup) -> None:  # type: ignore[no-untyped-def]
-    cfg, db = setup
+    _, db = setup
     fill(db, NOW)
     st = dbstats.collect(db, timedelta(days=30), NOW)
     assert st.measurements == 320 and st.rows["verdicts"] == 320
@@ -81,3 +81,25 @@ def test_db_stats_command_and_health_line(setup, capsys) -> None:  # type: ignor
     main(["--config", str(cfg.path), "health", "--json"])
     health = json.loads(capsys.readouterr().out)
     assert health["storage"]["measurements_per_day"] == pytest.approx(54 / 7)
+
+
+def test_rows_and_the_measurements_they_stand_for_are_counted_apart(any_db: Database) -> None:
+    import random
+
+    from test_runs import measurement
+
+    rng = random.Random(2)
+    with any_db.write() as s:
+        vid = repo.ensure_vantage(s, "vps", "local")
+    rows = []
+    for h in range(10):  # one day, the same outcome: the first, the confirming one, 8 repeats
+        at = NOW - timedelta(days=1) + timedelta(hours=h)
+        m = measurement("https://a.test/", "vps", "vantage", at, "ok", rng)
+        rows.append(bulk.Row(m.uid, None, "https://a.test/", at, m.to_json(), verdict="ok"))
+    with any_db.write() as s:
+        bulk.record(any_db, s, vid, rows, 2, NOW)
+    st = dbstats.collect(any_db, timedelta(days=30), NOW)
+    assert (st.measurements, st.measured) == (2, 10)
+    assert (st.rows_per_day, st.per_day) == (2 / 7, 10 / 7)
+    assert st.bytes_per_measurement == st.size_bytes / 10
+    assert "standing for 10 measured" in "\n".join(dbstats.lines(st))

@@ -257,3 +257,43 @@ def test_a_redelivered_repetition_is_a_duplicate_and_a_new_day_a_full_sample(any
     assert got == [(times[0], 0, None), (times[1], 2, times[3]), (times[4], 3, times[7])]
     assert vs == [(times[0], 0), (times[1], 2), (times[4], 3)]
     assert date(2025, 3, 2) == times[4].date()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_history_stored_without_runs_is_compacted_in_place_resumably(any_db: Database, write_config,  # type: ignore[no-untyped-def]
+                                                                     monkeypatch) -> None:
+    from blockwatch.storage.convert import CURSORS, compact_history
+
+    got = record_month(any_db, write_config, monkeypatch)
+    before = answers(any_db, got["cfg"], "rows", got["end"])
+    with any_db.read() as s:
+        rows_before = dict(s.execute(select(Vantage.name, func.count()).join(
+            Measurement, Measurement.vantage_id == Vantage.id).group_by(Vantage.name)).all())
+
+    def kill(n: int) -> None:
+        if n == 2:
+            raise Killed  # as if the process died after its second transaction
+
+    try:
+        compact_history(any_db, batch=1, after_batch=kill)
+    except Killed:
+        pass
+    with any_db.read() as s:
+        assert repo.get_kv(s, CURSORS["vantage"]) is not None  # where it stopped
+    done = compact_history(any_db, batch=1)
+    assert done.folded > 0
+    after = answers(any_db, got["cfg"], "rows", got["end"])
+    for part in before:
+        assert after[part] == before[part], part
+    with any_db.read() as s:
+        rows_after = dict(s.execute(select(Vantage.name, func.count()).join(
+            Measurement, Measurement.vantage_id == Vantage.id).group_by(Vantage.name)).all())
+        assert repo.get_kv(s, CURSORS["vantage"]) is None
+    assert rows_after["rows"] < rows_before["rows"] / 4
+    # the stored runs were already compact: nothing of theirs folds again
+    assert rows_after["runs"] == rows_before["runs"]
+    # a second pass finds nothing more
+    assert compact_history(any_db).folded == 0

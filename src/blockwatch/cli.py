@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--include-agent-names", action="store_true",
                    help="name agent vantages (default: only their country and network)")
     c = cmd("db", "database maintenance")
-    c.add_argument("action", choices=["upgrade", "status", "stats"],
-                   help="upgrade: apply migrations; stats: size, rows, growth, what retention removes next")
+    c.add_argument("action", choices=["upgrade", "status", "stats", "compact"],
+                   help="upgrade: apply migrations; stats: size, rows, growth, what retention "
+                        "removes next; compact: fold stored repetitions into runs (resumable)")
     c.add_argument("--json", action="store_true", help="stats as JSON")
     c = cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
     c.add_argument("--json", action="store_true")
@@ -418,6 +419,18 @@ def cmd_verdicts(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_db(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.storage.db import Database, current_revision, head_revision, upgrade
 
+    if args.action == "compact":
+        from blockwatch.storage.convert import compact_history
+
+        cdb = _db(cfg)
+        try:
+            done = compact_history(cdb, after_batch=lambda n: print(
+                f"batch {n} committed", file=sys.stderr) if n % 50 == 0 else None)
+        finally:
+            cdb.close()
+        print(f"{done.pairs} (URL, vantage) pairs: {done.folded} repeated measurement rows "
+              f"folded into runs")
+        return EXIT_OK
     if args.action == "stats":
         from blockwatch import dbstats
 

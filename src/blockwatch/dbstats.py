@@ -3,7 +3,8 @@ retention removes next, so an operator can size a disk and a `[retention]` setti
 
 Growth is measured, not guessed: measurements per day over the last 7 days (by measured_at)
 times the database's bytes per measurement now (its size over its measurements: verdicts,
-indexes and events included)."""
+indexes and events included). A measurement row stands for itself and the repetitions of its run
+(storage/runs.py): rows and measurements are counted apart."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ GROWTH_DAYS = 7
 # rows by kind: what an operator asks about (measurements are split into kept and prunable)
 COUNTED = (("verdicts", m.Verdict), ("events", m.Event), ("url_states", m.UrlState),
            ("incidents", m.Incident), ("feed_entries", m.FeedEntry), ("cases", m.Case),
-           ("outbox", m.Outbox), ("daily_rollups", m.DailyRollup))
+           ("outbox", m.Outbox), ("daily_rollups", m.DailyRollup), ("runs", m.Run))
 
 
 @dataclass
@@ -34,11 +35,13 @@ class Stats:
     dialect: str
     size_bytes: int  # the database as stored (SQLite: file + WAL; PostgreSQL: its tables)
     table_bytes: dict[str, int]  # per table with its indexes, where the database says
-    measurements: int
+    measurements: int  # rows
+    measured: int  # measurements they stand for (each row: itself and its run's repeats)
     measurements_kept: int  # anomalies, changes and their controls: retention never removes them
     measurements_prunable: int  # past retention now: removed by the next maintenance run
     rows: dict[str, int]
     per_day: float  # measurements per day, over the last GROWTH_DAYS days
+    rows_per_day: float  # measurement rows added per day, over the same days
     bytes_per_measurement: float | None
     retention_raw_days: float
     next_prune: dict[str, Any] = field(default_factory=dict)  # count and date range, now / in a day
@@ -57,22 +60,28 @@ def collect(db: Database, keep_for: timedelta, now: datetime) -> Stats:
     cutoff = now - keep_for
     with db.read() as s:
         size, tables = _size(db, s)
-        total = _count(s, select(func.count()).select_from(m.Measurement))
+        total, measured = _rows_and_measured(s)
         kept = _count(s, select(func.count()).select_from(m.Measurement)
                       .where(m.Measurement.keep.is_(True)))
         due = _window(s, prunable(cutoff))
         soon = _window(s, prunable(cutoff + timedelta(days=1)))
-        recent = _count(s, select(func.count()).select_from(m.Measurement)
-                        .where(m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
-                               m.Measurement.measured_at <= now))
+        recent_rows, recent = _rows_and_measured(
+            s, m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
+            m.Measurement.measured_at <= now)
         rows = {name: _count(s, select(func.count()).select_from(model)) for name, model in COUNTED}
     return Stats(
         dialect=db.dialect, size_bytes=size, table_bytes=tables, measurements=total,
-        measurements_kept=kept, measurements_prunable=due["count"], rows=rows,
-        per_day=recent / GROWTH_DAYS,
-        bytes_per_measurement=size / total if total else None,
+        measured=measured, measurements_kept=kept, measurements_prunable=due["count"], rows=rows,
+        per_day=recent / GROWTH_DAYS, rows_per_day=recent_rows / GROWTH_DAYS,
+        bytes_per_measurement=size / measured if measured else None,
         retention_raw_days=keep_for.total_seconds() / 86400,
         next_prune={"cutoff": iso(cutoff), "now": due, "within_a_day": soon})
+
+
+def _rows_and_measured(s: Session, *where: Any) -> tuple[int, int]:
+    n, measured = s.execute(select(func.count(), func.sum(1 + m.Measurement.repeats))
+                            .where(*where)).one()
+    return int(n or 0), int(measured or 0)
 
 
 def _count(s: Session, q: Any) -> int:
@@ -138,12 +147,14 @@ def lines(st: Stats) -> list[str]:
     out = [f"database: {human_bytes(st.size_bytes)} ({st.dialect})"]
     bpm = st.bytes_per_measurement
     out.append(f"measurements: {st.measurements:,} ({st.measurements_kept:,} kept for good, "
-               f"{st.measurements_prunable:,} past retention now)"
+               f"{st.measurements_prunable:,} past retention now)")
+    out.append(f"  standing for {st.measured:,} measured (a row and the repetitions of its run)"
                + (f", {bpm:,.0f} bytes each with everything that goes with them" if bpm else ""))
     for name, n in st.rows.items():
         out.append(f"  {name}: {n:,}")
-    out.append(f"growth: {st.per_day:,.0f} measurements/day over the last {GROWTH_DAYS} days, "
-               f"about {human_bytes(st.growth_bytes_per_day)}/day")
+    out.append(f"growth: {st.per_day:,.0f} measurements/day ({st.rows_per_day:,.0f} rows) over "
+               f"the last {GROWTH_DAYS} days, about {human_bytes(st.growth_bytes_per_day)}/day"
+               if st.measured else "growth: no measurements yet")
     nxt = st.next_prune
     out.append(f"retention: raw measurements kept {st.retention_raw_days:g} days "
                f"(cutoff {nxt['cutoff']}); anomalies, changes and their controls kept for good")
@@ -162,10 +173,10 @@ def brief(db: Database, now: datetime) -> dict[str, Any]:
     """Size and growth only (health runs often: no full counts)."""
     with db.read() as s:
         size, _ = _size(db, s)
-        total = _count(s, select(func.count()).select_from(m.Measurement))
-        recent = _count(s, select(func.count()).select_from(m.Measurement)
-                        .where(m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
-                               m.Measurement.measured_at <= now))
+        _, total = _rows_and_measured(s)
+        _, recent = _rows_and_measured(
+            s, m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
+            m.Measurement.measured_at <= now)
     per_day = recent / GROWTH_DAYS
     growth = per_day * size / total if total else None
     line = (f"database: {human_bytes(size)}, growing "

@@ -158,12 +158,12 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
                                  failure=next((q.failure for q in v.dns if q.failure), None),
                                  round_id=round_id, verdict=j.verdict, confirmed=j.confirmed,
                                  reason=j.reason))
-        cids = bulk.insert_measurements(db, s, cid, "control", controls)
+        confirm_after = cfg.settings.probe.confirm_after
+        whole = bulk.full_uids(db, s, vid, rows, confirm_after)  # their controls: whole
+        cids = bulk.store_controls(db, s, cid, controls, [r.uid in whole for r in rows])
         for r, c in zip(rows, controls, strict=True):
             r.control_id = cids[c.uid]
-        rec = bulk.record(db, s, vid, rows, cfg.settings.probe.confirm_after)
-        event_of = rec.event_of
-        bulk.fold_controls(db, s, cid, controls, cids, rec.controls_used)
+        event_of = bulk.record(db, s, vid, rows, confirm_after).event_of
         for (t, url, v, _c, j), r in zip(judged, rows, strict=True):
             new = event_of.get(r.uid)
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,

@@ -276,15 +276,18 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
             judged.append((t, url, vconf.name, m, j))
     event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:
-        cids = bulk.insert_measurements(db, s, cid, "control", controls)
-        used: set[int] = set()
+        # a control is stored whole when a verdict stored whole names it (the others extend
+        # their run: storage/runs.py)
+        whole: set[str] = set()
+        for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
+            whole |= bulk.full_uids(db, s, ids["vantages"][vconf.name], rows, confirm_after)
+        cids = bulk.store_controls(db, s, cid, controls, [
+            any(rows[i].uid in whole for rows in per_vantage) for i in range(len(controls))])
         for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
             for r, c in zip(rows, controls, strict=True):  # one row per URL, as the controls
                 r.control_id = cids[c.uid]
-            rec = bulk.record(db, s, ids["vantages"][vconf.name], rows, confirm_after)
-            event_of.update(rec.event_of)
-            used |= rec.controls_used
-        bulk.fold_controls(db, s, cid, controls, cids, used)  # those no stored verdict names
+            event_of.update(bulk.record(db, s, ids["vantages"][vconf.name], rows,
+                                        confirm_after).event_of)
     results: list[Result] = []
     events: list[repo.NewEvent] = []
     for t, url, vname, m, j in judged:

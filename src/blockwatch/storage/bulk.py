@@ -67,7 +67,6 @@ class Recorded:
     events: list[NewEvent] = field(default_factory=list)  # in the order they were made
     event_of: dict[str, NewEvent] = field(default_factory=dict)  # uid -> the event its verdict made
     stored: set[str] = field(default_factory=set)  # the uids stored now
-    controls_used: set[int] = field(default_factory=set)  # control ids of verdicts stored whole
 
 
 def encode(row: Row) -> tuple[str, str]:
@@ -107,32 +106,22 @@ def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, ro
     return _backend(db, s).insert_measurements(vantage_id, role, storable_rows(rows), keep)
 
 
-def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
-           now: datetime | None = None, *, touch_vantage: bool = True,
-           compact: bool | None = None) -> Recorded:
-    """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
-    measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
-    time order, whatever order the rows came in; a row older than the newest one already judged
-    for its (URL, vantage) is stored with its verdict but steps nothing), events, and the keep
-    flags of retention: a measurement and its control are kept when the verdict is not "ok" or
-    it made an event.
+@dataclass
+class _Plan:
+    states: dict[str, dict[str, Any]]
+    runs: dict[str, Any]
+    full: list[Row]  # rows that get their own measurement and verdict
+    steps: list[tuple[Row, ev.Transition | None, str, Any]]  # (row, tr, late|full|repeat, head)
+    repeats: dict[Any, list[datetime]]  # head -> the times that extend its run
+    opened_runs: set[str]  # URLs whose open run changed (saved at the end)
 
-    With `compact`, a measurement whose observable outcome equals its (URL, vantage)'s open run
-    (storage/runs.py: same verdict and evidence but timings, a body alike, the same UTC day)
-    and that makes no event extends the run (repeats, repeated_until on the run's measurement
-    and verdict) instead of adding rows; it still steps the state machine. A late measurement
-    inside the open run with its outcome is a duplicate (a re-delivery of a repetition).
 
-    Safe against concurrent writers of the same uids (the later one counts them as duplicates)
-    and of the same (URL, vantage) (its state rows are locked before they are read). With
-    `touch_vantage` the vantage's last_seen_at moves up to its newest measurement (the collector
-    sets it to the upload's time itself)."""
-    now = now or utcnow()
-    if not rows:
-        return Recorded(0, 0)
-    compact = db.compact_runs if compact is None else compact
-    rows = storable_rows(rows)
-    be = _backend(db, s)
+def _plan(be: Any, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
+          compact: bool, now: datetime) -> _Plan:
+    """Pass 1 of record(), in time order, writing nothing (but the missing state rows that
+    PostgreSQL's lock creates): lateness, the state machine, and which rows extend a run. A run
+    is named by its head: ("id", (measurement id, verdict id)) when stored before, ("uid", uid)
+    when opened now."""
     urls = sorted({r.url for r in rows})
     states = be.lock_states(vantage_id, urls, now)  # first: the lock orders concurrent writers
     runs = be.load_runs(vantage_id, urls) if compact else {}
@@ -142,8 +131,6 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
         if r.uid not in stored:
             cand.setdefault(r.uid, r)
 
-    # pass 1, in time order: lateness, the state machine, and which rows extend a run. A run is
-    # named by its head: ("id", measurement id) when stored before, ("uid", uid) when opened now
     full: list[Row] = []  # rows that get their own measurement and verdict
     steps: list[tuple[Row, ev.Transition | None, str, Any]] = []  # (row, tr, late|full|repeat, head)
     repeats: dict[Any, list[datetime]] = {}  # head -> the times that extend its run
@@ -186,6 +173,49 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
                 "outcome": o.key, "body_length": o.body_length, "started_at": r.measured_at,
                 "last_at": r.measured_at, "head": ("uid", r.uid)}
 
+    return _Plan(states, runs, full, steps, repeats, opened_runs)
+
+
+def full_uids(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
+              now: datetime | None = None) -> set[str]:
+    """The uids record() would store whole (the others extend a run or are duplicates), without
+    storing anything: a round stores the controls those rows need whole before the rows."""
+    if not rows or not db.compact_runs:
+        return {r.uid for r in rows}
+    p = _plan(_backend(db, s), s, vantage_id, storable_rows(rows), confirm_after, True,
+              now or utcnow())
+    return {r.uid for r in p.full}
+
+
+def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
+           now: datetime | None = None, *, touch_vantage: bool = True,
+           compact: bool | None = None) -> Recorded:
+    """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
+    measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
+    time order, whatever order the rows came in; a row older than the newest one already judged
+    for its (URL, vantage) is stored with its verdict but steps nothing), events, and the keep
+    flags of retention: a measurement and its control are kept when the verdict is not "ok" or
+    it made an event.
+
+    With `compact`, a measurement whose observable outcome equals its (URL, vantage)'s open run
+    (storage/runs.py: same verdict and evidence but timings, a body alike, the same UTC day)
+    and that makes no event extends the run (repeats, repeated_until on the run's measurement
+    and verdict) instead of adding rows; it still steps the state machine. A late measurement
+    inside the open run with its outcome is a duplicate (a re-delivery of a repetition).
+
+    Safe against concurrent writers of the same uids (the later one counts them as duplicates)
+    and of the same (URL, vantage) (its state rows are locked before they are read). With
+    `touch_vantage` the vantage's last_seen_at moves up to its newest measurement (the collector
+    sets it to the upload's time itself)."""
+    now = now or utcnow()
+    if not rows:
+        return Recorded(0, 0)
+    compact = db.compact_runs if compact is None else compact
+    rows = storable_rows(rows)
+    be = _backend(db, s)
+    p = _plan(be, s, vantage_id, rows, confirm_after, compact, now)
+    states, runs, full, steps, repeats, opened_runs = (
+        p.states, p.runs, p.full, p.steps, p.repeats, p.opened_runs)
     out = Recorded(len(steps), len(rows) - len(steps), stored={r.uid for r, *_ in steps})
     if not steps:
         return out
@@ -211,10 +241,8 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
         if kind == "repeat":
             st["last_verdict_id"] = ids_of(head)[1]
             continue
-        if r.control_id is not None:
-            out.controls_used.add(r.control_id)
-            if r.verdict != "ok":
-                keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
+        if r.verdict != "ok" and r.control_id is not None:
+            keep_ids.append(r.control_id)  # the control is half of the evidence of an anomaly
         if kind == "late":
             continue
         verdict_id = verdict_of[r.uid]
@@ -268,40 +296,58 @@ def _run_row(run: dict[str, Any] | None, ids_of: Any) -> dict[str, Any] | None:
             "last_at": run["last_at"]}
 
 
-def fold_controls(db: Database, s: Session, vantage_id: int, rows: Sequence[Row],
-                  ids: dict[str, int], used: set[int], *, compact: bool | None = None) -> None:
-    """After the verdicts of a round are recorded: the control measurements (`ids` from
-    insert_measurements) that no verdict stored whole was judged against (`used`, from
-    Recorded.controls_used) and whose outcome equals their URL's open run at the control extend
-    that run: their rows go, the run's counts grow. Every control a stored verdict names (an
-    anomaly, a change, a day's sample) stays whole and opens a new run."""
-    if not rows or not (db.compact_runs if compact is None else compact):
-        return
+def store_controls(db: Database, s: Session, vantage_id: int, rows: Sequence[Row],
+                   needed: Sequence[bool], *, compact: bool | None = None) -> dict[str, int]:
+    """A round's control measurements: uid -> the id its verdicts' control_id names. A control
+    that no verdict stored whole needs (`needed` False: see full_uids) and whose outcome equals
+    its URL's open run at the control extends that run instead of adding a row, and its uid
+    names the run's full row (the same observable outcome); the others are stored whole and
+    open a run. An already stored uid is left as it is and missing from the result."""
+    if not rows:
+        return {}
+    if not (db.compact_runs if compact is None else compact):
+        return insert_measurements(db, s, vantage_id, "control", rows)
+    rows = storable_rows(rows)
     be = _backend(db, s)
     runs = be.load_runs(vantage_id, sorted({r.url for r in rows}), lock=True)
-    gone: list[int] = []
+    stored = be.known_uids([r.uid for r in rows])
+    full: list[Row] = []
+    repeated: dict[str, Any] = {}  # uid -> head of the run it extends
     repeats: dict[Any, list[datetime]] = {}
     changed: set[str] = set()
-    for r in sorted((r for r in rows if r.uid in ids), key=lambda r: r.measured_at):
-        mid = ids[r.uid]
+    seen: set[str] = set()
+    for i in sorted(range(len(rows)), key=lambda i: rows[i].measured_at):
+        r = rows[i]
+        if r.uid in stored or r.uid in seen:
+            continue
+        seen.add(r.uid)
         o = runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r), "control")
         run = runs.get(r.url)
-        if mid not in used and run is not None and runs_mod.extends(run, o, r.measured_at):
+        if not needed[i] and run is not None and runs_mod.extends(run, o, r.measured_at):
             run["last_at"] = r.measured_at
+            repeated[r.uid] = run["head"]
             repeats.setdefault(run["head"], []).append(r.measured_at)
-            gone.append(mid)
             changed.add(r.url)
-        elif o is not None and (run is None or r.measured_at >= run["last_at"]):
+            continue
+        full.append(r)
+        if o is not None and (run is None or r.measured_at >= run["last_at"]):
+            changed.add(r.url)
             runs[r.url] = {"outcome": o.key, "body_length": o.body_length,
                            "started_at": r.measured_at, "last_at": r.measured_at,
-                           "head": ("id", (mid, None))}
-            changed.add(r.url)
-    if gone:
-        be.delete_measurements(gone)
+                           "head": ("uid", r.uid)}
+    ids = be.insert_measurements(vantage_id, "control", full, None) if full else {}
+
+    def ids_of(head: Any) -> tuple[int, int | None]:
+        kind, key = head
+        return (ids[key], None) if kind == "uid" else (key[0], None)
+
+    out = dict(ids)
+    out.update({uid: ids_of(h)[0] for uid, h in repeated.items()})
     if repeats:
-        be.extend_runs([(*h[1], len(ts), max(ts)) for h, ts in repeats.items()])
+        be.extend_runs([(*ids_of(h), len(ts), max(ts)) for h, ts in repeats.items()])
     if changed:
-        be.save_runs(vantage_id, {u: _run_row(runs[u], lambda h: h[1]) for u in changed})
+        be.save_runs(vantage_id, {u: _run_row(runs[u], ids_of) for u in changed})
+    return out
 
 
 def _covered(s: Session, vantage_id: int, r: Row, o: runs_mod.Outcome) -> bool:
@@ -515,12 +561,6 @@ class _SQLite:
             self.cur.execute(f"UPDATE measurements SET keep = 1 WHERE id IN ({','.join('?' * len(part))})",
                              part)
 
-    def delete_measurements(self, ids: list[int]) -> None:
-        for lo in range(0, len(ids), self.CHUNK):
-            part = ids[lo:lo + self.CHUNK]
-            self.cur.execute(f"DELETE FROM measurements WHERE id IN ({','.join('?' * len(part))})",
-                             part)
-
     def known_uids(self, uids: list[str]) -> set[str]:
         out: set[str] = set()
         for lo in range(0, len(uids), self.CHUNK):
@@ -679,9 +719,6 @@ class _Postgres:
         # rows locked in id order (and those already kept not at all): concurrent uploads that
         # keep the same controls wait for each other instead of deadlocking
         self.cur.execute(_PG_KEEP, {"ids": ids})
-
-    def delete_measurements(self, ids: list[int]) -> None:
-        self.cur.execute("DELETE FROM measurements WHERE id = ANY(%(ids)s)", {"ids": ids})
 
     def known_uids(self, uids: list[str]) -> set[str]:
         self.cur.execute("SELECT uid FROM measurements WHERE uid = ANY(%(u)s)", {"u": uids})

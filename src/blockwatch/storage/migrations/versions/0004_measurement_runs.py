@@ -8,6 +8,10 @@ Create Date: 2026-12-04 13:00:00
 Columns are added (SQLite: ALTER TABLE ADD COLUMN, no table copy), so upgrading a large database
 takes seconds; the rows already stored stay as they are (runs of one) and compaction starts with
 the next measurement of each (URL, vantage).
+
+On PostgreSQL the evidence of new rows is compressed and kept out of line (toast_tuple_target):
+a run's counters are updated with every repetition, and an update copies the row, which must
+then be a few hundred bytes, not the evidence's kilobytes.
 """
 
 import sqlalchemy as sa
@@ -24,6 +28,8 @@ def _time() -> sa.types.TypeEngine:
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('ALTER TABLE measurements SET (toast_tuple_target = 128)')
     for table in ('measurements', 'verdicts'):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('repeats', sa.Integer(), server_default='0',
@@ -53,6 +59,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('ALTER TABLE measurements RESET (toast_tuple_target)')
     op.drop_table('runs')
     for table in ('verdicts', 'measurements'):
         with op.batch_alter_table(table, schema=None) as batch_op:
