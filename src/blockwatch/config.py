@@ -29,6 +29,7 @@ from pydantic import (
 
 from blockwatch.durations import parse_duration
 from blockwatch.hostport import check_doh_url, split_hostport
+from blockwatch.vocabulary import VERDICTS
 
 ENV_VAR = "BLOCKWATCH_CONFIG"
 DEFAULT_PATH = Path("config/blockwatch.toml")
@@ -350,9 +351,7 @@ class FeedsConfig(_Strict):
         return bool(self.names)
 
 
-ALERT_FILTER_NAMES = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
-                      "throttled", "down", "inconclusive", "blocked", "unblocked", "recovered",
-                      "silent", "back", "case")
+ALERT_FILTER_NAMES = (*VERDICTS, "blocked", "unblocked", "recovered", "silent", "back", "case")
 
 
 class Recipient(_Strict):

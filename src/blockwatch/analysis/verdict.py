@@ -11,22 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from blockwatch import vocabulary as F
 from blockwatch.analysis.fingerprints import (
     Interception,
     Matcher,
     default_interception,
     default_matcher,
 )
-from blockwatch.probe import failures as F
-from blockwatch.probe.records import HttpHop, HttpResult, TlsHandshake, WebMeasurement
+from blockwatch.records import HttpHop, HttpResult, TlsHandshake, WebMeasurement
+from blockwatch.vocabulary import BLOCKING, SEVERITY, VERDICTS, Verdict
 
-VERDICTS = ("ok", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
-            "throttled", "down", "inconclusive")
-# "Worst" for a target's state over its URLs: blocking above trouble above fine.
-SEVERITY = {"ok": 0, "inconclusive": 1, "down": 2, "throttled": 3, "http_diff": 4,
-            "http_failure": 5, "tcp_ip": 6, "tls": 7, "dns": 8, "http_blockpage": 9}
-BLOCKING = frozenset({"dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure",
-                      "throttled"})
+__all__ = ["BLOCKING", "SEVERITY", "VERDICTS", "AnalysisSettings", "Judgement", "Verdict", "judge",
+           "judge_dns", "worst"]
+
 CERT_FAILURES = {F.SSL_UNKNOWN_AUTHORITY, F.SSL_INVALID_HOSTNAME, F.SSL_INVALID_CERTIFICATE}
 AsnLookup = Callable[[str], str | None]
 

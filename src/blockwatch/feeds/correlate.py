@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# Event states that mean "blocked" (DESIGN.md verdicts); down, inconclusive and ok are not.
-BLOCKING_STATES = frozenset(
-    {"dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "http_failure", "throttled"}
-)
+from blockwatch.vocabulary import BLOCKING
+
+# Event states that mean "blocked"; down, inconclusive and ok are not.
+BLOCKING_STATES = BLOCKING
 
 
 @dataclass(frozen=True)

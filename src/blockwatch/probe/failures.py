@@ -8,26 +8,36 @@ import ssl
 
 import httpx
 
-DNS_NXDOMAIN = "dns_nxdomain_error"
-DNS_SERVFAIL = "dns_servfail_error"
-DNS_REFUSED = "dns_refused_error"
-DNS_NO_ANSWER = "dns_no_answer"
-DNS_TIMEOUT = "dns_timeout"
-DNS_BOGUS = "dns_bogus_reply"
-CONNECTION_REFUSED = "connection_refused"
-CONNECTION_RESET = "connection_reset"
-GENERIC_TIMEOUT = "generic_timeout_error"
-EOF_ERROR = "eof_error"
-HOST_UNREACHABLE = "host_unreachable"
-NETWORK_UNREACHABLE = "network_unreachable"
-SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
-SSL_UNKNOWN_AUTHORITY = "ssl_unknown_authority"
-SSL_INVALID_HOSTNAME = "ssl_invalid_hostname"
-SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
-HTTP_BODY_TOO_LARGE = "http_body_too_large"
-HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
-HTTP_PROTOCOL_ERROR = "http_protocol_error"
-UNKNOWN = "unknown_failure"
+# The strings live in the neutral vocabulary; re-exported so `failures.X` keeps working.
+from blockwatch.vocabulary import (
+    CONNECTION_REFUSED,
+    CONNECTION_RESET,
+    DNS_BOGUS,
+    DNS_NO_ANSWER,
+    DNS_NXDOMAIN,
+    DNS_REFUSED,
+    DNS_SERVFAIL,
+    DNS_TIMEOUT,
+    EOF_ERROR,
+    GENERIC_TIMEOUT,
+    HOST_UNREACHABLE,
+    HTTP_BODY_TOO_LARGE,
+    HTTP_PROTOCOL_ERROR,
+    HTTP_TOO_MANY_REDIRECTS,
+    NETWORK_UNREACHABLE,
+    SSL_FAILED_HANDSHAKE,
+    SSL_INVALID_CERTIFICATE,
+    SSL_INVALID_HOSTNAME,
+    SSL_UNKNOWN_AUTHORITY,
+    UNKNOWN,
+)
+
+__all__ = ["CONNECTION_REFUSED", "CONNECTION_RESET", "DNS_BOGUS", "DNS_NO_ANSWER", "DNS_NXDOMAIN",
+           "DNS_REFUSED", "DNS_SERVFAIL", "DNS_TIMEOUT", "EOF_ERROR", "GENERIC_TIMEOUT",
+           "HOST_UNREACHABLE", "HTTP_BODY_TOO_LARGE", "HTTP_PROTOCOL_ERROR",
+           "HTTP_TOO_MANY_REDIRECTS", "NETWORK_UNREACHABLE", "SSL_FAILED_HANDSHAKE",
+           "SSL_INVALID_CERTIFICATE", "SSL_INVALID_HOSTNAME", "SSL_UNKNOWN_AUTHORITY", "UNKNOWN",
+           "classify", "verify_error_text"]
 
 _ERRNO = {
     errno.ECONNREFUSED: CONNECTION_REFUSED,
