@@ -178,11 +178,13 @@ async def run(args: argparse.Namespace) -> None:
               f"{args.workers} collector process(es)")
         print(f"upload latency: median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
               f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms")
-        with db.read() as s:
-            nv = s.scalar(select(func.count()).select_from(Verdict))
-            nm = s.scalar(select(func.count()).select_from(Measurement).where(Measurement.role == "vantage"))
+        with db.read() as s:  # a row stands for itself and the repetitions of its run
+            nv = s.scalar(select(func.sum(1 + Verdict.repeats)))
+            nm = s.scalar(select(func.sum(1 + Measurement.repeats)).where(Measurement.role == "vantage"))
+            rows = s.scalar(select(func.count()).select_from(Measurement)
+                            .where(Measurement.role == "vantage"))
             ne = s.scalar(select(func.count()).select_from(Event))
-        print(f"stored: {nm} measurements, {nv} verdicts, {ne} events")
+        print(f"stored: {nm} measurements ({rows} rows), {nv} verdicts, {ne} events")
         assert nv == nm == n == accepted, (nv, nm, n, accepted)
         # re-delivery of one agent's uploads: all duplicates
         name = next(iter(toks))

@@ -58,6 +58,7 @@ class Row:
     confirmed: bool = False
     reason: str = ""
     control_id: int | None = None  # the control measurement the verdict compared against
+    outcome: Any = None  # runs.Outcome, once computed (a round plans a row, then stores it)
 
 
 @dataclass
@@ -137,8 +138,7 @@ def _plan(be: Any, s: Session, vantage_id: int, rows: Sequence[Row], confirm_aft
     opened_runs: set[str] = set()  # URLs whose open run changed (saved at the end)
     for r in sorted(cand.values(), key=lambda r: r.measured_at):
         st = states[r.url]
-        o = (runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r), r.verdict)
-             if compact else None)
+        o = _outcome(r, r.verdict) if compact else None
         run = runs.get(r.url)
         seen = st["last_seen_at"]
         if (seen is not None and r.measured_at <= seen and run is not None and o is not None
@@ -321,7 +321,7 @@ def store_controls(db: Database, s: Session, vantage_id: int, rows: Sequence[Row
         if r.uid in stored or r.uid in seen:
             continue
         seen.add(r.uid)
-        o = runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r), "control")
+        o = _outcome(r, "control")
         run = runs.get(r.url)
         if not needed[i] and run is not None and runs_mod.extends(run, o, r.measured_at):
             run["last_at"] = r.measured_at
@@ -373,6 +373,13 @@ def _run_dict(row: dict[str, Any]) -> dict[str, Any]:
     return {"outcome": row["outcome"], "body_length": row["body_length"],
             "started_at": row["started_at"], "last_at": row["last_at"],
             "head": ("id", (row["measurement_id"], row["verdict_id"]))}
+
+
+def _outcome(r: Row, verdict: str) -> runs_mod.Outcome | None:
+    if r.outcome is None:
+        r.outcome = runs_mod.outcome(r.evidence if r.evidence is not None else _parse(r),
+                                     verdict) or False  # False: computed, none
+    return r.outcome or None
 
 
 def _parse(r: Row) -> Any:
