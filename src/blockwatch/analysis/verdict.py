@@ -1,4 +1,6 @@
-"""Measurement + control -> verdict, confirmed, and a one-line reason a journalist understands.
+"""Measurement + control -> a Judgement: verdict, confirmed, and the keys that explain it (the
+failing step and hop, both sides' failures, the addresses and their networks, the fingerprint,
+the rates), from which the one-line reason a journalist understands is rendered per language.
 
 Pure: no I/O. The vocabulary follows OONI's web connectivity where one exists. The order of the
 checks matters: the first step that fails explains the rest (a lying resolver also breaks TLS).
@@ -8,10 +10,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from blockwatch import vocabulary as F
+from blockwatch.analysis import reasons
 from blockwatch.analysis.fingerprints import (
     Interception,
     Matcher,
@@ -30,9 +34,62 @@ AsnLookup = Callable[[str], str | None]
 
 @dataclass(frozen=True)
 class Judgement:
-    verdict: str
+    """A verdict and why, as keys in the manner of OONI's analysis. `reason` is the English text
+    rendered from the keys (`why` names the explanation); judgements made elsewhere (OONI
+    imports) may carry only a ready-made `reason`."""
+
+    verdict: str  # a Verdict
     confirmed: bool
-    reason: str
+    reason: str = ""
+    why: str | None = None  # the explanation's template in analysis/reasons.py
+    host: str | None = None
+    step: str | None = None  # the failing step: dns | tcp | tls | http | throttle
+    hop_index: int | None = None  # a redirect hop that failed (0 is the first request)
+    hop_host: str | None = None
+    vantage_failure: str | None = None
+    control_failure: str | None = None
+    vantage_addresses: tuple[str, ...] = ()  # the vantage's addresses the reason is about
+    control_addresses: tuple[str, ...] = ()
+    injected_addresses: tuple[str, ...] = ()  # a second, different reply to one DNS query
+    private_addresses: tuple[str, ...] = ()
+    networks: tuple[tuple[str, str], ...] = ()  # (address, network) where the ASN is known
+    port: int | None = None
+    fingerprints: tuple[str, ...] = ()  # matched blockpage / server-side fingerprint ids
+    fingerprint_note: str | None = None
+    issuer: str | None = None  # the certificate's issuer
+    authority: str | None = None  # the known interception authority it belongs to
+    vantage_status: int | None = None
+    control_status: int | None = None
+    vantage_title: str | None = None
+    control_title: str | None = None
+    vantage_bytes: int | None = None
+    control_bytes: int | None = None
+    vantage_ms: float | None = None  # handshake or transfer time
+    control_ms: float | None = None
+    vantage_rate: float | None = None  # goodput, bytes per second
+    control_rate: float | None = None
+    vantage_final_host: str | None = None
+    control_final_host: str | None = None
+    resolver_problem: str | None = None
+
+    @classmethod
+    def explained(cls, verdict: Verdict, confirmed: bool, why: str, **keys: Any) -> Judgement:
+        j = cls(verdict, confirmed, why=why, **keys)
+        return replace(j, reason=reasons.render(j.keys(), "en") or "")
+
+    def keys(self) -> dict[str, Any]:
+        """The explanation as JSON: `why` and every key that is set (verdict, confirmed and the
+        English text are stored beside it)."""
+        out: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if name in ("verdict", "confirmed", "reason") or value in (None, (), ""):
+                continue
+            out[name] = dict(value) if name == "networks" else \
+                list(value) if isinstance(value, tuple) else value
+        return out
+
+    def reason_in(self, lang: str) -> str:
+        return reasons.render(self.keys(), lang) or self.reason
 
 
 @dataclass(frozen=True)
@@ -44,31 +101,23 @@ class AnalysisSettings:
 
 
 def worst(verdicts: list[str]) -> str:
-    return max(verdicts, key=lambda v: SEVERITY.get(v, 0)) if verdicts else "inconclusive"
+    return max(verdicts, key=lambda v: SEVERITY.get(v, 0)) if verdicts else Verdict.INCONCLUSIVE
 
 
-def _addrs(addrs: list[str], n: int = 3) -> str:
-    if not addrs:
-        return "nothing"
-    s = ", ".join(addrs[:n])
-    return s + (f" and {len(addrs) - n} more" if len(addrs) > n else "")
+_J = Judgement.explained
 
 
-def _with_asn(addrs: list[str], asn: AsnLookup | None, bogons: frozenset[str] = frozenset()) -> str:
-    out = []
-    for a in addrs[:3]:
-        note = " (a private address)" if a in bogons else ""
-        network = asn(a) if asn and not note else None
-        out.append(f"{a}{note}{f' ({network})' if network else ''}")
-    return _addrs(out + addrs[3:]) if len(addrs) > 3 else ", ".join(out)
+def _nets(asn: AsnLookup | None, addrs: list[str],
+          bogons: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+    """The networks of the addresses a reason names (the first three); none for a private one."""
+    if asn is None:
+        return ()
+    found = ((a, asn(a) if a not in bogons else None) for a in addrs[:3])
+    return tuple((a, n) for a, n in found if n)
 
 
-def _kb(n: int) -> str:
-    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
-
-
-def _secs(ms: float) -> str:
-    return f"{ms / 1000:.1f} s"
+def _title(h: HttpResult) -> str | None:
+    return h.title[:60] if h.title else None
 
 
 def judge(
@@ -86,20 +135,18 @@ def judge(
     interception = interception or default_interception()
     host = v.hostname
     if not vantage_ok:
-        return Judgement("inconclusive", False,
-                         "every canary site failed from this vantage: its own connection is down")
+        return _J(Verdict.INCONCLUSIVE, False, "vantage_down", host=host)
     if c is None or not control_ok:
-        return Judgement("inconclusive", False,
-                         "no usable control measurement: the control's own connection failed")
+        return _J(Verdict.INCONCLUSIVE, False, "no_control", host=host)
     for step in (_dns, _tcp, _tls, _http, _throttle):
         j = step(v, c, host, asn, matcher, interception, settings)
         if j is not None:
             return j
     h = v.http
     if h is not None and h.status is not None:
-        title = f" \u201c{h.title[:60]}\u201d" if h.title else ""
-        return Judgement("ok", False, f"reachable: HTTP {h.status}{title}")
-    return Judgement("ok", False, "reachable")
+        return _J(Verdict.OK, False, "ok_http", host=host, vantage_status=h.status,
+                  vantage_title=_title(h))
+    return _J(Verdict.OK, False, "ok", host=host)
 
 
 def judge_dns(
@@ -118,17 +165,16 @@ def judge_dns(
     interception = interception or default_interception()
     host = v.hostname
     if not resolver_ok:
-        return Judgement("inconclusive", False,
-                         f"the resolver failed its control queries ({resolver_problem}): "
-                         "no evidence either way")
+        return _J(Verdict.INCONCLUSIVE, False, "resolver_failed", host=host, step="dns",
+                  resolver_problem=resolver_problem)
     if c is None or (not c.addresses() and _dns_failure(c) != F.DNS_NXDOMAIN):
-        return Judgement("inconclusive", False, "the control resolvers gave no answer to compare with")
+        return _J(Verdict.INCONCLUSIVE, False, "no_control_dns", host=host, step="dns")
     j = _dns(v, c, host, asn, matcher, interception, AnalysisSettings())
     if j is None:
-        return Judgement("ok", False, f"DNS for {host} answered {_addrs(v.addresses())}, consistent "
-                                      "with the control resolvers")
-    if j.verdict != "dns":
-        return Judgement("inconclusive", False, j.reason)
+        return _J(Verdict.OK, False, "dns_consistent", host=host,
+                  vantage_addresses=tuple(v.addresses()))
+    if j.verdict != Verdict.DNS:
+        return replace(j, verdict=Verdict.INCONCLUSIVE)
     return j
 
 
@@ -149,66 +195,46 @@ def _dns_failure(m: WebMeasurement) -> str | None:
     return fails[0]
 
 
-_DNS_WORDS = {
-    F.DNS_NXDOMAIN: "NXDOMAIN (the name does not exist)",
-    F.DNS_SERVFAIL: "SERVFAIL (the resolver failed)",
-    F.DNS_REFUSED: "REFUSED",
-    F.DNS_NO_ANSWER: "no address",
-    F.DNS_TIMEOUT: "nothing (the query timed out)",
-    F.DNS_BOGUS: "a malformed reply",
-}
-
-
 def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
     if not v.dns:  # an IP-literal URL: nothing to resolve
         return None
     vf, cf = _dns_failure(v), _dns_failure(c)
     caddrs = c.addresses()
+    keys: dict[str, Any] = {"host": host, "step": "dns", "control_addresses": tuple(caddrs)}
     if vf is not None:
-        said = _DNS_WORDS.get(vf, vf)
         if cf is not None:
-            return Judgement("down", False,
-                             f"DNS for {host} gives {said} from the vantage and "
-                             f"{_DNS_WORDS.get(cf, cf)} from the control resolvers: "
-                             "the name does not work anywhere")
-        return Judgement("dns", False,
-                         f"DNS for {host} answered {said} at the vantage; "
-                         f"the control resolvers answered {_addrs(caddrs)}")
+            return _J(Verdict.DOWN, False, "dns_down", vantage_failure=vf, control_failure=cf,
+                      **keys)
+        return _J(Verdict.DNS, False, "dns_failure", vantage_failure=vf, **keys)
     vaddrs = v.addresses()
     blocked = [a for a in vaddrs if interception.is_block_address(a)]
     if blocked:
-        return Judgement("dns", True,
-                         f"DNS for {host} answered {_addrs(blocked)}, a known block address; "
-                         f"the control resolvers answered {_addrs(caddrs)}")
+        return _J(Verdict.DNS, True, "dns_block_address", vantage_addresses=tuple(blocked), **keys)
     injected = [r for q in v.dns for r in q.extra_replies if r and set(r) != set(q.answers)]
     vbogons = frozenset(a for q in v.dns for a in q.bogons)
     if cf is not None and not caddrs:
         if cf in (F.DNS_NXDOMAIN, F.DNS_NO_ANSWER) and not any(t.ok for t in v.tls):
             # The name has no address for the control, yet the vantage's resolver gives one
             # that does not prove to be the site: a censor's rule outliving the site.
-            return Judgement("dns", False,
-                             f"DNS for {host} answered {_with_asn(vaddrs, asn, vbogons)} at the "
-                             f"vantage, but the name has {_DNS_WORDS.get(cf, cf)} for the control "
-                             "resolvers")
+            return _J(Verdict.DNS, False, "dns_ghost", vantage_addresses=tuple(vaddrs),
+                      control_failure=cf, networks=_nets(asn, vaddrs, bogons=vbogons),
+                      private_addresses=tuple(a for a in vaddrs if a in vbogons), **keys)
         return None  # nothing to compare with; TCP/TLS/HTTP will tell
     cbogons = frozenset(a for q in c.dns for a in q.bogons)
     bogons = [a for a in vaddrs if a in vbogons]
     if bogons and not all(a in cbogons for a in caddrs):
-        return Judgement("dns", False,
-                         f"DNS for {host} answered {_with_asn(bogons, None, vbogons)}; "
-                         f"the control resolvers answered {_addrs(caddrs)}")
+        return _J(Verdict.DNS, False, "dns_private", vantage_addresses=tuple(bogons),
+                  private_addresses=tuple(bogons), **keys)
     if _consistent(v, c, vaddrs, caddrs, asn, matcher) or _tls_interference_only(v):
         if injected:
-            return Judgement("dns", False,
-                             f"DNS for {host} got two different replies to one query "
-                             f"({_addrs(injected[0])} and {_addrs(vaddrs)}): an on-path injector")
+            return _J(Verdict.DNS, False, "dns_injected", vantage_addresses=tuple(vaddrs),
+                      injected_addresses=tuple(injected[0]), **keys)
         return None
-    second = (f"; it got two different replies to one query ({_addrs(vaddrs)} and "
-              f"{_addrs(injected[0])}): an on-path injector") if injected else ""
-    return Judgement("dns", False,
-                     f"DNS for {host} answered {_with_asn(vaddrs, asn, vbogons)}; the control resolvers "
-                     f"answered {_with_asn(caddrs, asn)}, and the vantage's addresses did not "
-                     f"prove to be {host}{second}")
+    return _J(Verdict.DNS, False, "dns_inconsistent_injected" if injected else "dns_inconsistent",
+              vantage_addresses=tuple(vaddrs),
+              injected_addresses=tuple(injected[0]) if injected else (),
+              networks=_nets(asn, vaddrs, bogons=vbogons) + _nets(asn, caddrs),
+              private_addresses=tuple(a for a in vaddrs if a in vbogons), **keys)
 
 
 def _consistent(v: WebMeasurement, c: WebMeasurement, vaddrs: list[str], caddrs: list[str],
@@ -249,17 +275,13 @@ def _tcp(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
         return None
     ctried = [t for t in c.tcp if t.status != "skipped"]
     first = tried[0]
+    keys: dict[str, Any] = {"host": host, "step": "tcp", "vantage_failure": first.failure}
     if not ctried:
-        return Judgement("inconclusive", False,
-                         f"connecting to {host} failed from the vantage ({first.failure}); the "
-                         "control had no address to connect to, so nothing to compare with")
+        return _J(Verdict.INCONCLUSIVE, False, "tcp_no_control", **keys)
     if ctried and not any(t.status == "ok" for t in ctried):
-        return Judgement("down", False,
-                         f"connecting to {host} failed from the vantage ({first.failure}) and from "
-                         f"the control ({ctried[0].failure}): the site is down")
-    return Judgement("tcp_ip", False,
-                     f"connecting to {host} at {first.address}:{first.port} failed "
-                     f"({first.failure}); the control connected")
+        return _J(Verdict.DOWN, False, "tcp_down", control_failure=ctried[0].failure, **keys)
+    return _J(Verdict.TCP_IP, False, "tcp_blocked", vantage_addresses=(first.address,),
+              port=first.port, **keys)
 
 
 # --- TLS ---------------------------------------------------------------------------------------
@@ -276,37 +298,24 @@ def _tls(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
     if ca is not None:
         issuer = next((cert.issuer for t in v.tls for cert in t.chain
                        if ca.matches(cert.issuer) or ca.matches(cert.subject)), "")
-        return Judgement("tls", True,
-                         f"the certificate for {host} was issued by \u201c{issuer}\u201d, a known "
-                         f"state interception authority ({ca.note or ca.id})")
+        return _J(Verdict.TLS, True, "tls_interception", host=host, step="tls", issuer=issuer,
+                  authority=ca.note or ca.id)
     if any(t.ok for t in v.tls):
         return None
     first = v.tls[0]
     ctls_ok = any(t.ok for t in c.tls)
+    keys: dict[str, Any] = {"host": host, "step": "tls", "vantage_failure": first.failure}
     if first.failure in CERT_FAILURES:
-        issuer = first.chain[0].issuer if first.chain else "unknown"
         if not ctls_ok and any(t.failure in CERT_FAILURES for t in c.tls):
-            return Judgement("down", False,
-                             f"the certificate of {host} is invalid from the vantage and from "
-                             f"the control ({first.failure}): a problem of the site")
-        return Judgement("tls", False,
-                         f"the certificate presented for {host} is not valid ({first.failure}; "
-                         f"issuer \u201c{issuer}\u201d); the control received a valid certificate")
+            cfail = next(t.failure for t in c.tls if t.failure in CERT_FAILURES)
+            return _J(Verdict.DOWN, False, "tls_cert_down", control_failure=cfail, **keys)
+        return _J(Verdict.TLS, False, "tls_cert",
+                  issuer=first.chain[0].issuer if first.chain else None, **keys)
     if not c.tls:
-        return Judgement("inconclusive", False,
-                         f"the TLS handshake with {host} failed from the vantage ({first.failure}); "
-                         "the control made no handshake to compare with")
+        return _J(Verdict.INCONCLUSIVE, False, "tls_no_control", **keys)
     if not ctls_ok:
-        return Judgement("down", False,
-                         f"the TLS handshake with {host} failed from the vantage ({first.failure}) "
-                         f"and from the control ({c.tls[0].failure}): the site is down")
-    how = {F.CONNECTION_RESET: "was reset after the ClientHello",
-           F.GENERIC_TIMEOUT: "stalled after the ClientHello",
-           F.EOF_ERROR: "was closed after the ClientHello"}.get(first.failure or "",
-                                                               f"failed ({first.failure})")
-    return Judgement("tls", False,
-                     f"the TLS handshake with {host} ({first.address}) {how}; TCP connected and "
-                     "the control completed the handshake")
+        return _J(Verdict.DOWN, False, "tls_down", control_failure=c.tls[0].failure, **keys)
+    return _J(Verdict.TLS, False, "tls_blocked", vantage_addresses=(first.address,), **keys)
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -335,38 +344,38 @@ def _http_match(h: HttpResult, ch: HttpResult, s: AnalysisSettings) -> bool:
     return False
 
 
-def _desc(h: HttpResult) -> str:
-    title = f" \u201c{h.title[:50]}\u201d" if h.title else ""
-    return f"HTTP {h.status}{title} ({_kb(h.body_length)})"
+def _pages(h: HttpResult, ch: HttpResult) -> dict[str, Any]:
+    """Both sides' status, title and size: what `vdesc` and `cdesc` say."""
+    return {"vantage_status": h.status, "control_status": ch.status, "vantage_title": _title(h),
+            "control_title": _title(ch), "vantage_bytes": h.body_length,
+            "control_bytes": ch.body_length}
 
 
 def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]
     h, ch = v.http, c.http
     if h is None:
         return None
+    keys: dict[str, Any] = {"host": host, "step": "http"}
     if h.status is None:
         hop = _redirect_hop_failure(h)
         if hop is not None:
-            j = _judge_hop(hop, ch)
+            j = _judge_hop(hop, len(h.hops) - 1, ch, host)
             if j is not None:
                 return j
         if ch is None or ch.status is None:
-            cfail = ch.failure if ch is not None else "not measured"
-            return Judgement("down", False,
-                             f"the site does not answer from the vantage ({h.failure}) or from "
-                             f"the control ({cfail}): the site is down")
+            return _J(Verdict.DOWN, False, "http_down", vantage_failure=h.failure,
+                      control_failure=ch.failure if ch is not None else None, **keys)
         b = _hostname(hop.url) if hop is not None else None
         if b is not None:  # the control was never sent to that host: nothing to compare with
-            return Judgement("http_failure", False,
-                             f"the redirect to {b} failed at the vantage ({h.failure}); the "
-                             f"control was not redirected there and got HTTP {ch.status}")
-        return Judgement("http_failure", False,
-                         f"the HTTP request to {host} failed ({h.failure}) although the "
-                         f"connection worked; the control got HTTP {ch.status}")
+            return _J(Verdict.HTTP_FAILURE, False, "http_redirect_unmatched",
+                      hop_index=len(h.hops) - 1, hop_host=b, vantage_failure=h.failure,
+                      control_status=ch.status, **keys)
+        return _J(Verdict.HTTP_FAILURE, False, "http_failure", vantage_failure=h.failure,
+                  control_status=ch.status, **keys)
     bp = _blockpage(h, matcher)
     if bp and not (ch is not None and set(bp) & set(_blockpage(ch, matcher))):
-        return Judgement("http_blockpage", True,
-                         f"the response for {host} is a known blockpage ({', '.join(bp[:2])})")
+        return _J(Verdict.HTTP_BLOCKPAGE, True, "http_blockpage", fingerprints=tuple(bp),
+                  vantage_status=h.status, **keys)
     if ch is None or ch.status is None:
         return None  # the control failed, the vantage works: reachable
     if h.failure and not ch.failure and h.failure != F.HTTP_TOO_MANY_REDIRECTS:
@@ -378,38 +387,29 @@ def _http(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped
         # cut by the deadline while still flowing, with rates that compare, but not much
         # slower than the control: a slow link, judged on what arrived like any page
         if not (h.deadline_exceeded and _got(h) > 0 and _got(ch) >= s.throttle_min_bytes):
-            return Judgement("http_failure", False,
-                             f"the response from {host} broke off after {_kb(_got(h))} "
-                             f"({h.failure}); the control got the whole page ({_kb(_got(ch))})")
+            return _J(Verdict.HTTP_FAILURE, False, "http_broke_off", vantage_failure=h.failure,
+                      vantage_bytes=_got(h), control_bytes=_got(ch), **keys)
     ss_v = matcher.kinds(h.fingerprints)["server_side"]
     ss_c = {f.id for f in matcher.kinds(ch.fingerprints)["server_side"]}
     fresh = [f for f in ss_v if f.id not in ss_c]
     if fresh:
-        return Judgement("http_diff", False,
-                         f"server-side, not state blocking: the site or its CDN answered the "
-                         f"vantage with {fresh[0].what or fresh[0].id} (HTTP {h.status}); the "
-                         f"control got {_desc(ch)}")
+        return _J(Verdict.HTTP_DIFF, False, "http_server_side", fingerprints=(fresh[0].id,),
+                  fingerprint_note=fresh[0].what or None, **_pages(h, ch), **keys)
     if h.status >= 500 and ch.status >= 500:
-        return Judgement("down", False,
-                         f"the site answers with server errors everywhere (HTTP {h.status} at the "
-                         f"vantage, {ch.status} at the control)")
+        return _J(Verdict.DOWN, False, "http_server_errors", vantage_status=h.status,
+                  control_status=ch.status, **keys)
     vhost = urlsplit(h.final_url or "").hostname
     chost = urlsplit(ch.final_url or "").hostname
     if vhost and chost and vhost != chost and _base(vhost) != _base(chost):
-        return Judgement("http_diff", False,
-                         f"{host} redirected the vantage to {vhost}; the control ended at {chost}")
+        return _J(Verdict.HTTP_DIFF, False, "http_redirect_diff", vantage_final_host=vhost,
+                  control_final_host=chost, **keys)
     if not _http_match(h, ch, s):
-        return Judgement("http_diff", False,
-                         f"the vantage got {_desc(h)}; the control got {_desc(ch)}")
+        return _J(Verdict.HTTP_DIFF, False, "http_diff", **_pages(h, ch), **keys)
     return None
 
 
-_STEP_WORDS = {
-    "dns": ("dns", "DNS for {b} failed at the vantage ({f})"),
-    "tcp": ("tcp_ip", "connecting to {b} failed at the vantage ({f})"),
-    "tls": ("tls", "the TLS handshake with {b} failed at the vantage ({f})"),
-    "http": ("http_failure", "the HTTP request to {b} failed at the vantage ({f})"),
-}
+_STEP_VERDICT = {"dns": Verdict.DNS, "tcp": Verdict.TCP_IP, "tls": Verdict.TLS,
+                 "http": Verdict.HTTP_FAILURE}
 
 
 def _redirect_hop_failure(h: HttpResult) -> HttpHop | None:
@@ -433,22 +433,22 @@ def _hop_step(hop: HttpHop) -> str:
     return "http"
 
 
-def _judge_hop(hop: HttpHop, ch: HttpResult | None) -> Judgement | None:
+def _judge_hop(hop: HttpHop, index: int, ch: HttpResult | None, host: str) -> Judgement | None:
     """A redirect hop that failed at the vantage, judged by the step it failed at, against
     the control's hop to the same host."""
     b, key = _hostname(hop.url), _origin(hop.url)
     same = [x for x in (ch.hops if ch is not None else []) if _origin(x.url) == key]
     if key is None or not same:
         return None  # the control never went there: judged on the whole result
-    verdict, words = _STEP_WORDS.get(_hop_step(hop), _STEP_WORDS["http"])
-    said = words.format(b=b, f=_DNS_WORDS.get(hop.failure or "", hop.failure))
+    step = _hop_step(hop)
+    step = step if step in _STEP_VERDICT else "http"
+    keys: dict[str, Any] = {"host": host, "step": step, "hop_index": index, "hop_host": b,
+                            "vantage_failure": hop.failure}
     if any(x.failure for x in same) and not any(x.status is not None and not x.failure
                                                 for x in same):
         cf = next(x.failure for x in same if x.failure)
-        return Judgement("down", False,
-                         f"the redirect to {b}: {said} and from the control ({cf}): "
-                         f"{b} is down")
-    return Judgement(verdict, False, f"the redirect to {b}: {said}, works from the control")
+        return _J(Verdict.DOWN, False, "hop_down", control_failure=cf, **keys)
+    return _J(_STEP_VERDICT[step], False, "hop_blocked", **keys)
 
 
 def _hostname(url: str) -> str | None:
@@ -483,15 +483,9 @@ def _slow_transfer(h: HttpResult, ch: HttpResult, host: str,
     crate = cbytes / max(ch.transfer_ms, 1.0)
     if crate < s.throttle_factor * vrate:
         return None
-    return Judgement("throttled", False,
-                     f"the page of {host} downloaded at {_rate(vrate)} from the vantage "
-                     f"({_kb(vbytes)} in {_secs(h.transfer_ms)}, then the timeout ended it) "
-                     f"against {_rate(crate)} from the control")
-
-
-def _rate(bytes_per_ms: float) -> str:
-    kbs = bytes_per_ms * 1000 / 1024
-    return f"{kbs:.1f} KB/s" if kbs < 10 else f"{kbs:.0f} KB/s"
+    return _J(Verdict.THROTTLED, False, "throttled_transfer", host=host, step="throttle",
+              vantage_rate=vrate * 1000, control_rate=crate * 1000, vantage_bytes=vbytes,
+              control_bytes=cbytes, vantage_ms=h.transfer_ms, control_ms=ch.transfer_ms)
 
 
 def _base(hostname: str) -> str:
@@ -507,9 +501,8 @@ def _throttle(v, c, host, asn, matcher, interception, s):  # type: ignore[no-unt
     if vt and ct:
         vm, cm = statistics.median(vt), statistics.median(ct)
         if vm >= s.throttle_min_ms and vm >= s.throttle_factor * max(cm, 1.0):
-            return Judgement("throttled", False,
-                             f"the TLS handshake with {host} took {_secs(vm)} from the vantage "
-                             f"against {_secs(cm)} from the control")
+            return _J(Verdict.THROTTLED, False, "throttled_handshake", host=host,
+                      step="throttle", vantage_ms=vm, control_ms=cm)
     h, ch = v.http, c.http
     if h and ch and h.status and ch.status and not h.failure \
             and min(h.body_length, ch.body_length) >= s.throttle_min_bytes \
@@ -517,7 +510,9 @@ def _throttle(v, c, host, asn, matcher, interception, s):  # type: ignore[no-unt
         vrate = h.body_length / max(h.transfer_ms, 1.0)
         crate = ch.body_length / max(ch.transfer_ms, 1.0)
         if crate >= s.throttle_factor * vrate:
-            return Judgement("throttled", False,
-                             f"the page of {host} downloaded at {vrate:.0f} KB/s from the vantage "
-                             f"against {crate:.0f} KB/s from the control")
+            # goodput: the whole body over the transfer time, bytes per second
+            return _J(Verdict.THROTTLED, False, "throttled_page", host=host, step="throttle",
+                      vantage_rate=vrate * 1000, control_rate=crate * 1000,
+                      vantage_bytes=h.body_length, control_bytes=ch.body_length,
+                      vantage_ms=h.transfer_ms, control_ms=ch.transfer_ms)
     return None

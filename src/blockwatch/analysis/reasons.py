@@ -1,0 +1,396 @@
+"""A verdict's reason in words, rendered from the judgement's keys by a template per language.
+
+Pure. `render(keys, lang)` takes the JSON-ready keys a `Judgement` carries (and that are stored
+with the verdict), so the site and the digest can say the reason in Russian or Kazakh long after
+the measurement. Keys without a `why` (OONI imports, older rows) render as None: show the stored
+English text. Values (hosts, titles, issuers) are inserted as they are: escaping is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from blockwatch import vocabulary as F
+
+LANGS = ("en", "ru", "kk")
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "vantage_down": "every canary site failed from this vantage: its own connection is down",
+        "no_control": "no usable control measurement: the control's own connection failed",
+        "ok": "reachable",
+        "ok_http": "reachable: HTTP {vstatus}{vtitle}",
+        "resolver_failed": "the resolver failed its control queries ({resolver_problem}): "
+                           "no evidence either way",
+        "no_control_dns": "the control resolvers gave no answer to compare with",
+        "dns_consistent": "DNS for {host} answered {vaddrs}, consistent with the control resolvers",
+        "dns_down": "DNS for {host} gives {vsaid} from the vantage and {csaid} from the control "
+                    "resolvers: the name does not work anywhere",
+        "dns_failure": "DNS for {host} answered {vsaid} at the vantage; the control resolvers "
+                       "answered {caddrs}",
+        "dns_block_address": "DNS for {host} answered {vaddrs}, a known block address; the control "
+                             "resolvers answered {caddrs}",
+        "dns_ghost": "DNS for {host} answered {vaddrs_net} at the vantage, but the name has {csaid} "
+                     "for the control resolvers",
+        "dns_private": "DNS for {host} answered {vaddrs_net}; the control resolvers answered {caddrs}",
+        "dns_injected": "DNS for {host} got two different replies to one query ({injected} and "
+                        "{vaddrs}): an on-path injector",
+        "dns_inconsistent": "DNS for {host} answered {vaddrs_net}; the control resolvers answered "
+                            "{caddrs_net}, and the vantage's addresses did not prove to be {host}",
+        "dns_inconsistent_injected": "DNS for {host} answered {vaddrs_net}; the control resolvers "
+                                     "answered {caddrs_net}, and the vantage's addresses did not "
+                                     "prove to be {host}; it got two different replies to one "
+                                     "query ({vaddrs} and {injected}): an on-path injector",
+        "tcp_no_control": "connecting to {host} failed from the vantage ({vfail}); the control had "
+                          "no address to connect to, so nothing to compare with",
+        "tcp_down": "connecting to {host} failed from the vantage ({vfail}) and from the control "
+                    "({cfail}): the site is down",
+        "tcp_blocked": "connecting to {host} at {address}:{port} failed ({vfail}); the control "
+                       "connected",
+        "tls_interception": "the certificate for {host} was issued by \u201c{issuer}\u201d, a known "
+                            "state interception authority ({authority})",
+        "tls_cert_down": "the certificate of {host} is invalid from the vantage and from the "
+                         "control ({vfail}): a problem of the site",
+        "tls_cert": "the certificate presented for {host} is not valid ({vfail}; issuer "
+                    "\u201c{issuer}\u201d); the control received a valid certificate",
+        "tls_no_control": "the TLS handshake with {host} failed from the vantage ({vfail}); the "
+                          "control made no handshake to compare with",
+        "tls_down": "the TLS handshake with {host} failed from the vantage ({vfail}) and from the "
+                    "control ({cfail}): the site is down",
+        "tls_blocked": "the TLS handshake with {host} ({address}) {how}; TCP connected and the "
+                       "control completed the handshake",
+        "http_down": "the site does not answer from the vantage ({vfail}) or from the control "
+                     "({cfail}): the site is down",
+        "http_redirect_unmatched": "the redirect to {hop_host} failed at the vantage ({vfail}); "
+                                   "the control was not redirected there and got HTTP {cstatus}",
+        "http_failure": "the HTTP request to {host} failed ({vfail}) although the connection "
+                        "worked; the control got HTTP {cstatus}",
+        "http_blockpage": "the response for {host} is a known blockpage ({fingerprints})",
+        "http_broke_off": "the response from {host} broke off after {vbytes} ({vfail}); the "
+                          "control got the whole page ({cbytes})",
+        "http_server_side": "server-side, not state blocking: the site or its CDN answered the "
+                            "vantage with {what} (HTTP {vstatus}); the control got {cdesc}",
+        "http_server_errors": "the site answers with server errors everywhere (HTTP {vstatus} at "
+                              "the vantage, {cstatus} at the control)",
+        "http_redirect_diff": "{host} redirected the vantage to {vfinal}; the control ended at "
+                              "{cfinal}",
+        "http_diff": "the vantage got {vdesc}; the control got {cdesc}",
+        "hop_blocked": "the redirect to {hop_host}: {said}, works from the control",
+        "hop_down": "the redirect to {hop_host}: {said} and from the control ({cfail}): "
+                    "{hop_host} is down",
+        "throttled_transfer": "the page of {host} downloaded at {vrate} from the vantage "
+                              "({vbytes} in {vsecs}, then the timeout ended it) against {crate} "
+                              "from the control",
+        "throttled_handshake": "the TLS handshake with {host} took {vsecs} from the vantage "
+                               "against {csecs} from the control",
+        "throttled_page": "the page of {host} downloaded at {vrate} from the vantage against "
+                          "{crate} from the control",
+    },
+    "ru": {
+        "vantage_down": "все проверочные сайты недоступны из этой точки измерения: не работает её "
+                        "собственное подключение",
+        "no_control": "нет пригодного контрольного измерения: не работает подключение контрольной "
+                      "точки",
+        "ok": "доступен",
+        "ok_http": "доступен: HTTP {vstatus}{vtitle}",
+        "resolver_failed": "резолвер не прошёл контрольные запросы ({resolver_problem}): данных "
+                           "ни за, ни против нет",
+        "no_control_dns": "контрольные резолверы не дали ответа для сравнения",
+        "dns_consistent": "DNS для {host} ответил {vaddrs}, как и контрольные резолверы",
+        "dns_down": "DNS для {host} даёт {vsaid} в точке измерения и {csaid} у контрольных "
+                    "резолверов: имя не работает нигде",
+        "dns_failure": "DNS для {host} ответил {vsaid} в точке измерения; контрольные резолверы "
+                       "ответили {caddrs}",
+        "dns_block_address": "DNS для {host} ответил {vaddrs} — известный адрес блокировки; "
+                             "контрольные резолверы ответили {caddrs}",
+        "dns_ghost": "DNS для {host} ответил {vaddrs_net} в точке измерения, а у контрольных "
+                     "резолверов для этого имени {csaid}",
+        "dns_private": "DNS для {host} ответил {vaddrs_net}; контрольные резолверы ответили "
+                       "{caddrs}",
+        "dns_injected": "DNS для {host} получил два разных ответа на один запрос ({injected} и "
+                        "{vaddrs}): ответ подделывает устройство на пути",
+        "dns_inconsistent": "DNS для {host} ответил {vaddrs_net}; контрольные резолверы ответили "
+                            "{caddrs_net}, и адреса из точки измерения не подтвердили, что это "
+                            "{host}",
+        "dns_inconsistent_injected": "DNS для {host} ответил {vaddrs_net}; контрольные резолверы "
+                                     "ответили {caddrs_net}, и адреса из точки измерения не "
+                                     "подтвердили, что это {host}; на один запрос пришли два "
+                                     "разных ответа ({vaddrs} и {injected}): ответ подделывает "
+                                     "устройство на пути",
+        "tcp_no_control": "подключение к {host} из точки измерения не удалось ({vfail}); у "
+                          "контрольной точки не было адреса для подключения, сравнивать не с чем",
+        "tcp_down": "подключение к {host} не удалось ни из точки измерения ({vfail}), ни из "
+                    "контрольной точки ({cfail}): сайт не работает",
+        "tcp_blocked": "подключение к {host} по адресу {address}:{port} не удалось ({vfail}); "
+                       "контрольная точка подключилась",
+        "tls_interception": "сертификат для {host} выдан «{issuer}» — известным государственным "
+                            "центром перехвата трафика ({authority})",
+        "tls_cert_down": "сертификат {host} недействителен и в точке измерения, и в контрольной "
+                         "точке ({vfail}): проблема самого сайта",
+        "tls_cert": "сертификат, предъявленный для {host}, недействителен ({vfail}; издатель "
+                    "«{issuer}»); контрольная точка получила действительный сертификат",
+        "tls_no_control": "TLS-рукопожатие с {host} из точки измерения не удалось ({vfail}); "
+                          "контрольная точка не выполняла рукопожатия, сравнивать не с чем",
+        "tls_down": "TLS-рукопожатие с {host} не удалось ни из точки измерения ({vfail}), ни из "
+                    "контрольной точки ({cfail}): сайт не работает",
+        "tls_blocked": "TLS-рукопожатие с {host} ({address}) {how}; TCP-соединение установлено, "
+                       "а контрольная точка завершила рукопожатие",
+        "http_down": "сайт не отвечает ни в точке измерения ({vfail}), ни в контрольной точке "
+                     "({cfail}): сайт не работает",
+        "http_redirect_unmatched": "перенаправление на {hop_host} не удалось в точке измерения "
+                                   "({vfail}); контрольную точку туда не перенаправили, она "
+                                   "получила HTTP {cstatus}",
+        "http_failure": "HTTP-запрос к {host} не удался ({vfail}), хотя соединение работало; "
+                        "контрольная точка получила HTTP {cstatus}",
+        "http_blockpage": "ответ для {host} — известная страница блокировки ({fingerprints})",
+        "http_broke_off": "ответ от {host} оборвался после {vbytes} ({vfail}); контрольная точка "
+                          "получила страницу целиком ({cbytes})",
+        "http_server_side": "ограничение на стороне сервера, а не государственная блокировка: "
+                            "сайт или его CDN ответил точке измерения: {what} (HTTP {vstatus}); "
+                            "контрольная точка получила {cdesc}",
+        "http_server_errors": "сайт везде отвечает ошибками сервера (HTTP {vstatus} в точке "
+                              "измерения, {cstatus} в контрольной точке)",
+        "http_redirect_diff": "{host} перенаправил точку измерения на {vfinal}; контрольная точка "
+                              "оказалась на {cfinal}",
+        "http_diff": "точка измерения получила {vdesc}; контрольная точка получила {cdesc}",
+        "hop_blocked": "перенаправление на {hop_host}: {said}, из контрольной точки работает",
+        "hop_down": "перенаправление на {hop_host}: {said}, и из контрольной точки тоже "
+                    "({cfail}): {hop_host} не работает",
+        "throttled_transfer": "страница {host} загружалась со скоростью {vrate} в точке измерения "
+                              "({vbytes} за {vsecs}, затем загрузку прервал тайм-аут) против "
+                              "{crate} в контрольной точке",
+        "throttled_handshake": "TLS-рукопожатие с {host} заняло {vsecs} в точке измерения против "
+                               "{csecs} в контрольной точке",
+        "throttled_page": "страница {host} загружалась со скоростью {vrate} в точке измерения "
+                          "против {crate} в контрольной точке",
+    },
+    "kk": {
+        "vantage_down": "осы өлшеу нүктесінен барлық тексеру сайттары ашылмады: оның өз қосылымы "
+                        "істемейді",
+        "no_control": "жарамды бақылау өлшемі жоқ: бақылау нүктесінің өз қосылымы істемеді",
+        "ok": "қолжетімді",
+        "ok_http": "қолжетімді: HTTP {vstatus}{vtitle}",
+        "resolver_failed": "резолвер бақылау сұрауларынан өтпеді ({resolver_problem}): ешқандай "
+                           "дәлел жоқ",
+        "no_control_dns": "бақылау резолверлері салыстыруға жауап бермеді",
+        "dns_consistent": "{host} үшін DNS {vaddrs} деп жауап берді, бақылау резолверлерімен "
+                          "сәйкес",
+        "dns_down": "{host} үшін DNS өлшеу нүктесінде {vsaid}, бақылау резолверлерінде {csaid} "
+                    "береді: атау еш жерде жұмыс істемейді",
+        "dns_failure": "{host} үшін DNS өлшеу нүктесінде {vsaid} деп жауап берді; бақылау "
+                       "резолверлері {caddrs} деп жауап берді",
+        "dns_block_address": "{host} үшін DNS {vaddrs} деп жауап берді — белгілі бұғаттау "
+                             "мекенжайы; бақылау резолверлері {caddrs} деп жауап берді",
+        "dns_ghost": "{host} үшін DNS өлшеу нүктесінде {vaddrs_net} деп жауап берді, ал бақылау "
+                     "резолверлерінде бұл атау үшін {csaid}",
+        "dns_private": "{host} үшін DNS {vaddrs_net} деп жауап берді; бақылау резолверлері "
+                       "{caddrs} деп жауап берді",
+        "dns_injected": "{host} үшін DNS бір сұрауға екі түрлі жауап алды ({injected} және "
+                        "{vaddrs}): жауапты жолдағы құрылғы жалғайды",
+        "dns_inconsistent": "{host} үшін DNS {vaddrs_net} деп жауап берді; бақылау резолверлері "
+                            "{caddrs_net} деп жауап берді, ал өлшеу нүктесіндегі мекенжайлар "
+                            "{host} екенін растамады",
+        "dns_inconsistent_injected": "{host} үшін DNS {vaddrs_net} деп жауап берді; бақылау "
+                                     "резолверлері {caddrs_net} деп жауап берді, ал өлшеу "
+                                     "нүктесіндегі мекенжайлар {host} екенін растамады; бір "
+                                     "сұрауға екі түрлі жауап келді ({vaddrs} және {injected}): "
+                                     "жауапты жолдағы құрылғы жалғайды",
+        "tcp_no_control": "өлшеу нүктесінен {host} сайтына қосылу сәтсіз болды ({vfail}); бақылау "
+                          "нүктесінде қосылатын мекенжай болмады, салыстыратын ештеңе жоқ",
+        "tcp_down": "{host} сайтына қосылу өлшеу нүктесінен де ({vfail}), бақылау нүктесінен де "
+                    "({cfail}) сәтсіз болды: сайт істемейді",
+        "tcp_blocked": "{host} сайтына {address}:{port} мекенжайы бойынша қосылу сәтсіз болды "
+                       "({vfail}); бақылау нүктесі қосылды",
+        "tls_interception": "{host} сертификатын «{issuer}» берген — трафикті ұстап қалатын "
+                            "белгілі мемлекеттік орталық ({authority})",
+        "tls_cert_down": "{host} сертификаты өлшеу нүктесінде де, бақылау нүктесінде де жарамсыз "
+                         "({vfail}): сайттың өз ақауы",
+        "tls_cert": "{host} үшін ұсынылған сертификат жарамсыз ({vfail}; берген «{issuer}»); "
+                    "бақылау нүктесі жарамды сертификат алды",
+        "tls_no_control": "өлшеу нүктесінен {host} сайтымен TLS қол алысуы сәтсіз болды "
+                          "({vfail}); бақылау нүктесі қол алыспады, салыстыратын ештеңе жоқ",
+        "tls_down": "{host} сайтымен TLS қол алысуы өлшеу нүктесінен де ({vfail}), бақылау "
+                    "нүктесінен де ({cfail}) сәтсіз болды: сайт істемейді",
+        "tls_blocked": "{host} ({address}) сайтымен TLS қол алысуы {how}; TCP қосылды, ал бақылау "
+                       "нүктесі қол алысуды аяқтады",
+        "http_down": "сайт өлшеу нүктесінде де ({vfail}), бақылау нүктесінде де ({cfail}) жауап "
+                     "бермейді: сайт істемейді",
+        "http_redirect_unmatched": "{hop_host} мекенжайына бағыттау өлшеу нүктесінде сәтсіз "
+                                   "болды ({vfail}); бақылау нүктесі онда бағытталмады және "
+                                   "HTTP {cstatus} алды",
+        "http_failure": "қосылым жұмыс істесе де, {host} сайтына HTTP сұрауы сәтсіз болды "
+                        "({vfail}); бақылау нүктесі HTTP {cstatus} алды",
+        "http_blockpage": "{host} үшін жауап — белгілі бұғаттау беті ({fingerprints})",
+        "http_broke_off": "{host} жауабы {vbytes} келгеннен кейін үзілді ({vfail}); бақылау "
+                          "нүктесі бетті толық алды ({cbytes})",
+        "http_server_side": "сервер жағындағы шектеу, мемлекеттік бұғаттау емес: сайт не оның "
+                            "CDN-і өлшеу нүктесіне былай жауап берді: {what} (HTTP {vstatus}); "
+                            "бақылау нүктесі {cdesc} алды",
+        "http_server_errors": "сайт барлық жерде сервер қателерімен жауап береді (өлшеу "
+                              "нүктесінде HTTP {vstatus}, бақылау нүктесінде {cstatus})",
+        "http_redirect_diff": "{host} өлшеу нүктесін {vfinal} мекенжайына бағыттады; бақылау "
+                              "нүктесі {cfinal} мекенжайына жетті",
+        "http_diff": "өлшеу нүктесі {vdesc} алды; бақылау нүктесі {cdesc} алды",
+        "hop_blocked": "{hop_host} мекенжайына бағыттау: {said}, бақылау нүктесінен жұмыс "
+                       "істейді",
+        "hop_down": "{hop_host} мекенжайына бағыттау: {said}, бақылау нүктесінен де ({cfail}): "
+                    "{hop_host} істемейді",
+        "throttled_transfer": "{host} беті өлшеу нүктесінде {vrate} жылдамдықпен жүктелді "
+                              "({vsecs} ішінде {vbytes}, содан кейін күту уақыты бітіп, жүктеу "
+                              "тоқтады), бақылау нүктесінде {crate}",
+        "throttled_handshake": "{host} сайтымен TLS қол алысуы өлшеу нүктесінде {vsecs}, "
+                               "бақылау нүктесінде {csecs} созылды",
+        "throttled_page": "{host} беті өлшеу нүктесінде {vrate}, бақылау нүктесінде {crate} "
+                          "жылдамдықпен жүктелді",
+    },
+}
+
+# The words inside a reason: what a DNS failure means, how a handshake failed, which step of a
+# redirect failed, and the small words of address lists and numbers.
+DNS_WORDS: dict[str, dict[str, str]] = {
+    "en": {F.DNS_NXDOMAIN: "NXDOMAIN (the name does not exist)",
+           F.DNS_SERVFAIL: "SERVFAIL (the resolver failed)", F.DNS_REFUSED: "REFUSED",
+           F.DNS_NO_ANSWER: "no address", F.DNS_TIMEOUT: "nothing (the query timed out)",
+           F.DNS_BOGUS: "a malformed reply"},
+    "ru": {F.DNS_NXDOMAIN: "NXDOMAIN (такого имени нет)",
+           F.DNS_SERVFAIL: "SERVFAIL (сбой резолвера)", F.DNS_REFUSED: "REFUSED (отказ)",
+           F.DNS_NO_ANSWER: "пустой ответ без адреса", F.DNS_TIMEOUT: "ничего (истёк тайм-аут)",
+           F.DNS_BOGUS: "искажённый ответ"},
+    "kk": {F.DNS_NXDOMAIN: "NXDOMAIN (мұндай атау жоқ)",
+           F.DNS_SERVFAIL: "SERVFAIL (резолвер ақауы)", F.DNS_REFUSED: "REFUSED (бас тарту)",
+           F.DNS_NO_ANSWER: "мекенжайсыз жауап", F.DNS_TIMEOUT: "ештеңе (күту уақыты бітті)",
+           F.DNS_BOGUS: "бұзылған жауап"},
+}
+HOW: dict[str, dict[str, str]] = {
+    "en": {F.CONNECTION_RESET: "was reset after the ClientHello",
+           F.GENERIC_TIMEOUT: "stalled after the ClientHello",
+           F.EOF_ERROR: "was closed after the ClientHello", "": "failed ({vfail})"},
+    "ru": {F.CONNECTION_RESET: "сброшено после ClientHello",
+           F.GENERIC_TIMEOUT: "зависло после ClientHello",
+           F.EOF_ERROR: "закрыто после ClientHello", "": "не удалось ({vfail})"},
+    "kk": {F.CONNECTION_RESET: "ClientHello-дан кейін үзілді",
+           F.GENERIC_TIMEOUT: "ClientHello-дан кейін тоқтап қалды",
+           F.EOF_ERROR: "ClientHello-дан кейін жабылды", "": "сәтсіз болды ({vfail})"},
+}
+STEP_SAID: dict[str, dict[str, str]] = {
+    "en": {"dns": "DNS for {hop_host} failed at the vantage ({vsaid})",
+           "tcp": "connecting to {hop_host} failed at the vantage ({vsaid})",
+           "tls": "the TLS handshake with {hop_host} failed at the vantage ({vsaid})",
+           "http": "the HTTP request to {hop_host} failed at the vantage ({vsaid})"},
+    "ru": {"dns": "DNS для {hop_host} не сработал в точке измерения ({vsaid})",
+           "tcp": "подключение к {hop_host} не удалось в точке измерения ({vsaid})",
+           "tls": "TLS-рукопожатие с {hop_host} не удалось в точке измерения ({vsaid})",
+           "http": "HTTP-запрос к {hop_host} не удался в точке измерения ({vsaid})"},
+    "kk": {"dns": "өлшеу нүктесінде {hop_host} үшін DNS сәтсіз болды ({vsaid})",
+           "tcp": "өлшеу нүктесінде {hop_host} мекенжайына қосылу сәтсіз болды ({vsaid})",
+           "tls": "өлшеу нүктесінде {hop_host} мекенжайымен TLS қол алысуы сәтсіз болды ({vsaid})",
+           "http": "өлшеу нүктесінде {hop_host} мекенжайына HTTP сұрауы сәтсіз болды ({vsaid})"},
+}
+WORDS: dict[str, dict[str, str]] = {
+    "en": {"nothing": "nothing", "more": " and {n} more", "private": " (a private address)",
+           "unknown": "unknown", "not_measured": "not measured", "bytes": "{n} bytes",
+           "kb": "{n} KB", "secs": "{n} s", "rate": "{n} KB/s", "open": "\u201c",
+           "close": "\u201d", "point": "."},
+    "ru": {"nothing": "ничего", "more": " и ещё {n}", "private": " (частный адрес)",
+           "unknown": "неизвестен", "not_measured": "не измерялось", "bytes": "{n} байт",
+           "kb": "{n} КБ", "secs": "{n} с", "rate": "{n} КБ/с", "open": "«", "close": "»",
+           "point": ","},
+    "kk": {"nothing": "ештеңе", "more": " және тағы {n}", "private": " (жеке мекенжай)",
+           "unknown": "белгісіз", "not_measured": "өлшенбеді", "bytes": "{n} байт",
+           "kb": "{n} КБ", "secs": "{n} с", "rate": "{n} КБ/с", "open": "«", "close": "»",
+           "point": ","},
+}
+# every table above, for the test that no language lacks an entry
+TABLES = {"TEMPLATES": TEMPLATES, "DNS_WORDS": DNS_WORDS, "HOW": HOW, "STEP_SAID": STEP_SAID,
+          "WORDS": WORDS}
+
+
+def _num(lang: str, x: float, fmt: str) -> str:
+    return format(x, fmt).replace(".", WORDS[lang]["point"])
+
+
+def _kb(lang: str, n: int | None) -> str:
+    n = n or 0
+    w = WORDS[lang]
+    return w["kb"].format(n=f"{n / 1024:.0f}") if n >= 1024 else w["bytes"].format(n=n)
+
+
+def _secs(lang: str, ms: float | None) -> str:
+    return WORDS[lang]["secs"].format(n=_num(lang, (ms or 0.0) / 1000, ".1f"))
+
+
+def _rate(lang: str, bytes_per_s: float | None) -> str:
+    kbs = (bytes_per_s or 0.0) / 1024
+    return WORDS[lang]["rate"].format(n=_num(lang, kbs, ".1f" if kbs < 10 else ".0f"))
+
+
+def _addrs(lang: str, addrs: Sequence[str], n: int = 3) -> str:
+    if not addrs:
+        return WORDS[lang]["nothing"]
+    s = ", ".join(addrs[:n])
+    return s + (WORDS[lang]["more"].format(n=len(addrs) - n) if len(addrs) > n else "")
+
+
+def _with_net(lang: str, addrs: Sequence[str], networks: Mapping[str, str],
+              private: Sequence[str]) -> str:
+    """Addresses with their network, or a note that one is private (a network means nothing)."""
+    out = []
+    for a in addrs[:3]:
+        note = WORDS[lang]["private"] if a in private else ""
+        network = networks.get(a) if not note else None
+        out.append(f"{a}{note}{f' ({network})' if network else ''}")
+    return _addrs(lang, out + list(addrs[3:])) if len(addrs) > 3 else ", ".join(out)
+
+
+def _title(lang: str, title: str | None, n: int) -> str:
+    w = WORDS[lang]
+    return f" {w['open']}{title[:n]}{w['close']}" if title else ""
+
+
+def _desc(lang: str, status: Any, title: str | None, n: int | None) -> str:
+    return f"HTTP {status}{_title(lang, title, 50)} ({_kb(lang, n)})"
+
+
+def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
+    """The reason in `lang` (en, ru or kk; anything else reads English), or None when the keys
+    name no known explanation: the caller shows the stored English text then."""
+    lang = lang if lang in TEMPLATES else "en"
+    template = TEMPLATES[lang].get(str(keys.get("why") or ""))
+    if template is None:
+        return None
+    k = keys.get
+    w = WORDS[lang]
+    dns_words = DNS_WORDS[lang]
+    vaddrs = list(k("vantage_addresses") or ())
+    caddrs = list(k("control_addresses") or ())
+    networks: Mapping[str, str] = k("networks") or {}
+    private = list(k("private_addresses") or ())
+    vf, cf = k("vantage_failure"), k("control_failure")
+    ctx: dict[str, Any] = {
+        "host": k("host") or "", "hop_host": k("hop_host") or "", "port": k("port"),
+        "address": vaddrs[0] if vaddrs else "",
+        "vaddrs": _addrs(lang, vaddrs), "caddrs": _addrs(lang, caddrs),
+        "vaddrs_net": _with_net(lang, vaddrs, networks, private),
+        "caddrs_net": _with_net(lang, caddrs, networks, ()),
+        "injected": _addrs(lang, list(k("injected_addresses") or ())),
+        "vfail": vf, "cfail": cf if cf else w["not_measured"],
+        "vsaid": dns_words.get(vf or "", vf), "csaid": dns_words.get(cf or "", cf),
+        "issuer": k("issuer") or w["unknown"], "authority": k("authority") or "",
+        "resolver_problem": k("resolver_problem") or "",
+        "fingerprints": ", ".join(list(k("fingerprints") or ())[:2]),
+        "what": k("fingerprint_note") or ", ".join(list(k("fingerprints") or ())[:1]),
+        "vstatus": k("vantage_status"), "cstatus": k("control_status"),
+        "vtitle": _title(lang, k("vantage_title"), 60),
+        "vdesc": _desc(lang, k("vantage_status"), k("vantage_title"), k("vantage_bytes")),
+        "cdesc": _desc(lang, k("control_status"), k("control_title"), k("control_bytes")),
+        "vbytes": _kb(lang, k("vantage_bytes")), "cbytes": _kb(lang, k("control_bytes")),
+        "vsecs": _secs(lang, k("vantage_ms")), "csecs": _secs(lang, k("control_ms")),
+        "vrate": _rate(lang, k("vantage_rate")), "crate": _rate(lang, k("control_rate")),
+        "vfinal": k("vantage_final_host") or "", "cfinal": k("control_final_host") or "",
+    }
+    how = HOW[lang]
+    ctx["how"] = how.get(vf or "", how[""]).format(**ctx)
+    said = STEP_SAID[lang]
+    ctx["said"] = said.get(str(k("step") or ""), said["http"]).format(**ctx)
+    return template.format(**ctx)
