@@ -157,7 +157,7 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
             rows.append(bulk.Row(v.uid, tid, url, repo.parse_time(v.measured_at), v.to_json(),
                                  failure=next((q.failure for q in v.dns if q.failure), None),
                                  round_id=round_id, verdict=j.verdict, confirmed=j.confirmed,
-                                 reason=j.reason))
+                                 reason=j.reason, reason_keys=j.keys() or None))
         confirm_after = cfg.settings.probe.confirm_after
         whole = bulk.full_uids(db, s, vid, rows, confirm_after)  # their controls: whole
         cids = bulk.store_controls(db, s, cid, controls, [r.uid in whole for r in rows])

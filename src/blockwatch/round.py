@@ -272,7 +272,7 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
             per_vantage[k].append(bulk.Row(
                 m.uid, tid, url, repo.parse_time(m.measured_at), m.to_json(), failure=m.failure(),
                 round_id=report.round_id, verdict=j.verdict, confirmed=j.confirmed,
-                reason=j.reason))
+                reason=j.reason, reason_keys=j.keys() or None))
             judged.append((t, url, vconf.name, m, j))
     event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:

@@ -100,7 +100,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "dns_consistent": "DNS для {host} ответил {vaddrs}, как и контрольные резолверы",
         "dns_down": "DNS для {host} даёт {vsaid} в точке измерения и {csaid} у контрольных "
                     "резолверов: имя не работает нигде",
-        "dns_failure": "DNS для {host} ответил {vsaid} в точке измерения; контрольные резолверы "
+        "dns_failure": "DNS для {host} вернул {vsaid} в точке измерения; контрольные резолверы "
                        "ответили {caddrs}",
         "dns_block_address": "DNS для {host} ответил {vaddrs} — известный адрес блокировки; "
                              "контрольные резолверы ответили {caddrs}",
@@ -178,7 +178,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
                           "сәйкес",
         "dns_down": "{host} үшін DNS өлшеу нүктесінде {vsaid}, бақылау резолверлерінде {csaid} "
                     "береді: атау еш жерде жұмыс істемейді",
-        "dns_failure": "{host} үшін DNS өлшеу нүктесінде {vsaid} деп жауап берді; бақылау "
+        "dns_failure": "{host} үшін DNS өлшеу нүктесінде {vsaid} қайтарды; бақылау "
                        "резолверлері {caddrs} деп жауап берді",
         "dns_block_address": "{host} үшін DNS {vaddrs} деп жауап берді — белгілі бұғаттау "
                              "мекенжайы; бақылау резолверлері {caddrs} деп жауап берді",
@@ -255,7 +255,7 @@ DNS_WORDS: dict[str, dict[str, str]] = {
            F.DNS_BOGUS: "a malformed reply"},
     "ru": {F.DNS_NXDOMAIN: "NXDOMAIN (такого имени нет)",
            F.DNS_SERVFAIL: "SERVFAIL (сбой резолвера)", F.DNS_REFUSED: "REFUSED (отказ)",
-           F.DNS_NO_ANSWER: "пустой ответ без адреса", F.DNS_TIMEOUT: "ничего (истёк тайм-аут)",
+           F.DNS_NO_ANSWER: "ответ без адреса", F.DNS_TIMEOUT: "ничего (истёк тайм-аут)",
            F.DNS_BOGUS: "искажённый ответ"},
     "kk": {F.DNS_NXDOMAIN: "NXDOMAIN (мұндай атау жоқ)",
            F.DNS_SERVFAIL: "SERVFAIL (резолвер ақауы)", F.DNS_REFUSED: "REFUSED (бас тарту)",

@@ -351,7 +351,7 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
             uid=it.uid, target_id=it.target_id, url=it.m.url, measured_at=it.at,
             evidence=it.evidence if it.evidence is not None else it.m.to_json(),
             failure=it.m.failure(), round_id=it.round_id, verdict=j.verdict,
-            confirmed=j.confirmed, reason=j.reason,
+            confirmed=j.confirmed, reason=j.reason, reason_keys=j.keys() or None,
             control_id=it.control.id if it.control else None))
     res = bulk.record(db, s, vantage_id, rows, confirm_after, now, touch_vantage=False)
     return StoreResult(res.accepted, res.duplicates, res.events)

@@ -39,7 +39,7 @@ from blockwatch.storage import models
 from blockwatch.storage import runs as runs_mod
 from blockwatch.storage.db import Database
 from blockwatch.storage.repo import NewEvent, utcnow
-from blockwatch.textsafe import storable, storable_evidence
+from blockwatch.textsafe import storable, storable_data, storable_evidence
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ class Row:
     reason: str = ""
     control_id: int | None = None  # the control measurement the verdict compared against
     outcome: Any = None  # runs.Outcome, once computed (a round plans a row, then stores it)
+    reason_keys: dict[str, Any] | None = None  # Judgement.keys(): the reason in any language
 
 
 @dataclass
@@ -456,6 +457,13 @@ def _backend(db: Database, s: Session) -> _SQLite | _Postgres:
     return _Postgres(raw) if db.dialect == "postgresql" else _SQLite(raw)
 
 
+def _sqlite_json(d: dict[str, Any]) -> dict[str, Any]:
+    """A verdict row with its reason keys as the JSON text SQLite stores (PostgreSQL's recordset
+    takes them as they are)."""
+    keys = d["reason_keys"]
+    return d if keys is None else {**d, "reason_keys": json.dumps(keys, ensure_ascii=False)}
+
+
 def _sqlite_time(d: datetime | None) -> str | None:
     """What models.UTCDateTime stores on SQLite: naive UTC, always with microseconds (the text is
     compared as text)."""
@@ -486,7 +494,9 @@ def _measurement(vantage_id: int, role: str, r: Row, sha: str, keep: bool) -> di
 def _verdict(vantage_id: int, mid: int, r: Row) -> dict[str, Any]:
     return {"measurement_id": mid, "control_id": r.control_id, "target_id": r.target_id,
             "vantage_id": vantage_id, "url": r.url, "verdict": r.verdict,
-            "confirmed": r.confirmed, "reason": r.reason, "measured_at": r.measured_at}
+            "confirmed": r.confirmed, "reason": r.reason,
+            "reason_keys": storable_data(r.reason_keys) if r.reason_keys else None,
+            "measured_at": r.measured_at}
 
 
 _SQL_MEASUREMENTS = (f"INSERT INTO measurements ({', '.join(MEASUREMENTS.cols)})",
@@ -524,7 +534,7 @@ class _SQLite:
 
     def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
         got = self._insert(*_SQL_VERDICTS, [
-            VERDICTS.sqlite_values(_verdict(vantage_id, mid, r)) for mid, r in rows])
+            VERDICTS.sqlite_values(_sqlite_json(_verdict(vantage_id, mid, r))) for mid, r in rows])
         by_m = {mid: vid for vid, mid in got}
         return [by_m[mid] for mid, _ in rows]
 

@@ -128,6 +128,8 @@ class Verdict(Base):
     verdict: Mapped[str] = mapped_column(String(24))
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
+    # what the reason is rendered from, per language (analysis/reasons.py); None on older rows
+    reason_keys: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # the run of its measurement: as many more verdicts, the same, the last at repeated_until
     repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -1,0 +1,121 @@
+"""A verdict's reason in English, Russian and Kazakh, rendered from the judgement's keys: every
+language has every template, every golden case reads in all three, and the keys survive the
+store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from blockwatch.analysis import reasons
+from blockwatch.analysis.fingerprints import default_interception
+from blockwatch.analysis.verdict import Judgement, judge
+from blockwatch.records import WebMeasurement
+from blockwatch.storage import Database, bulk, repo
+from blockwatch.storage.models import Verdict
+
+CASES = Path(__file__).parent / "cases"
+NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
+KAZAKH_LETTERS = set("әғқңөұүһі")
+ENGLISH_WORDS = re.compile(r"\b(the|from|control|vantage|failed|answered|and)\b")
+
+
+def _judge(name: str) -> Judgement:
+    folder = CASES / name
+    ctx = json.loads((folder / "expected.json").read_text(encoding="utf-8")).get("context", {})
+    asn: dict[str, str] = ctx.get("asn", {})
+
+    def m(file: str) -> WebMeasurement | None:
+        data = json.loads((folder / file).read_text(encoding="utf-8"))
+        return None if data is None else WebMeasurement.from_json(data)
+
+    return judge(m("vantage.json"), m("control.json"),  # type: ignore[arg-type]
+                 vantage_ok=ctx.get("vantage_ok", True), control_ok=ctx.get("control_ok", True),
+                 asn=asn.get if asn else None,
+                 interception=default_interception().with_block_addresses(
+                     ctx.get("block_addresses", [])))
+
+
+@pytest.mark.parametrize("table", sorted(reasons.TABLES))
+def test_no_language_lacks_a_template_or_word(table: str) -> None:
+    by_lang = reasons.TABLES[table]
+    assert set(by_lang) == set(reasons.LANGS)
+    for lang in reasons.LANGS:
+        missing = set(by_lang["en"]) - set(by_lang[lang])
+        extra = set(by_lang[lang]) - set(by_lang["en"])
+        assert not missing and not extra, (table, lang, missing, extra)
+        for key, text in by_lang[lang].items():
+            # the same placeholders in every language: a template never asks for a key another
+            # language does not give, nor drops one (a host, a failure) the English names
+            assert set(re.findall(r"{(\w+)}", text)) == \
+                set(re.findall(r"{(\w+)}", by_lang["en"][key])), (table, lang, key)
+
+
+def test_kazakh_is_written_in_current_cyrillic() -> None:
+    text = " ".join(reasons.TEMPLATES["kk"].values())
+    assert KAZAKH_LETTERS & set(text)
+    assert not re.search(r"[a-z]{4,}", re.sub(r"ClientHello|NXDOMAIN|SERVFAIL|REFUSED|HTTP|TLS|"
+                                               r"TCP|DNS|CDN|\{\w+\}", "", text).lower())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_case_reads_in_every_language(name: str) -> None:
+    j = _judge(name)
+    keys = json.loads(json.dumps(j.keys()))  # as stored
+    en, ru, kk = (reasons.render(keys, lang) for lang in ("en", "ru", "kk"))
+    assert en == j.reason
+    for lang, text in (("ru", ru), ("kk", kk)):
+        assert text and text != en, (lang, text)
+        # what came from the site or the fingerprint data (titles, notes) stays as it came
+        ours = text
+        for given in (j.vantage_title, j.control_title, j.fingerprint_note, j.issuer, j.authority):
+            ours = ours.replace(given or "\0", "")
+        assert "{" not in ours, (lang, text)  # every placeholder filled
+        assert not ENGLISH_WORDS.search(ours), (lang, text)
+        if j.host and "{host}" in reasons.TEMPLATES[lang][keys["why"]]:
+            assert j.host in text
+    assert KAZAKH_LETTERS & set(kk or ""), kk
+
+
+def test_numbers_and_units_read_in_the_reader_s_language() -> None:
+    j = _judge("throttled_until_timeout_https")
+    assert "2.0 KB/s" in j.reason and "60 KB" in j.reason
+    assert "2,0 КБ/с" in j.reason_in("ru") and "60 КБ" in j.reason_in("ru")
+    assert "2,0 КБ/с" in j.reason_in("kk") and "30,0 с" in j.reason_in("kk")
+
+
+def test_an_unknown_language_reads_english_and_text_without_keys_stays_as_stored() -> None:
+    j = _judge("dns_address_that_is_not_the_site")
+    assert reasons.render(j.keys(), "fr") == j.reason
+    assert Judgement("ok", False, "OONI: reachable").reason_in("kk") == "OONI: reachable"
+
+
+def test_the_keys_are_stored_with_the_verdict(any_db: Database) -> None:
+    j = _judge("redirect_http_to_https_then_sni_reset")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    with any_db.write() as s:
+        vid = repo.ensure_vantage(s, "kz-1", "agent", "KZ")
+        rows = [bulk.Row(uuid.uuid4().hex, None, "http://ratel.kz/", at, {"dns": []},
+                         verdict=j.verdict, confirmed=j.confirmed, reason=j.reason,
+                         reason_keys=j.keys()),
+                bulk.Row(uuid.uuid4().hex, None, "http://vlast.kz/", at, {"dns": []},
+                         verdict="ok", reason="OONI: reachable"),
+                # a probed site's title is hostile text: stored escaped, like the evidence
+                bulk.Row(uuid.uuid4().hex, None, "http://azattyq.org/", at, {"dns": []},
+                         verdict="ok", reason="reachable",
+                         reason_keys={"why": "ok_http", "vantage_status": 200,
+                                      "vantage_title": "a\x00b\ud800"})]
+        bulk.record(any_db, s, vid, rows, 2, at)
+    with any_db.read() as s:
+        got = {v.url: v for v in s.scalars(select(Verdict))}
+    stored = got["http://ratel.kz/"].reason_keys
+    assert stored == j.keys() and stored["hop_index"] == 1
+    assert reasons.render(stored, "ru") == j.reason_in("ru")
+    assert got["http://vlast.kz/"].reason_keys is None
+    assert got["http://azattyq.org/"].reason_keys["vantage_title"] == "a\\u0000b\\ud800"
