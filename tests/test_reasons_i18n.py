@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +119,34 @@ def test_the_keys_are_stored_with_the_verdict(any_db: Database) -> None:
     assert reasons.render(stored, "ru") == j.reason_in("ru")
     assert got["http://vlast.kz/"].reason_keys is None
     assert got["http://azattyq.org/"].reason_keys["vantage_title"] == "a\\u0000b\\ud800"
+
+
+# --- where readers see it ------------------------------------------------------------------------
+
+def test_the_outlet_page_says_the_reason_in_its_language() -> None:
+    from markupsafe import escape
+
+    from blockwatch.site.build import render_site, site_info
+    from blockwatch.site.load import Snapshot, TargetRec, UrlStateRec, VantageRec
+    from blockwatch.site.model import build_model
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    seen, since = now - timedelta(minutes=5), now - timedelta(days=3)
+    ivl = timedelta(minutes=15)
+    j = _judge("tls_sni_reset_after_client_hello")
+    old = "the stored English of an older row"
+    snap = Snapshot(
+        now=now, vantages={1: VantageRec(1, "almaty-1", "agent", "KZ", "AS9198", ivl)},
+        targets=[TargetRec(1, "Ratel.kz", ("https://ratel.kz/",), "KZ", "NEWS"),
+                 TargetRec(2, "Vlast.kz", ("https://vlast.kz/",), "KZ", "NEWS")],
+        states=[UrlStateRec(1, 1, "https://ratel.kz/", "tls", since, seen, "tls", False,
+                            j.reason, False, "", seen, j.keys()),
+                UrlStateRec(2, 1, "https://vlast.kz/", "tls", since, seen, "tls", False, old,
+                            False, "", seen)],
+        events=[])
+    files = {k: v.decode("utf-8") for k, v in render_site(
+        build_model(snap), site_info("KZ", "https://s.example.org/", ["en", "ru", "kk"])).items()}
+    for lang in ("en", "ru", "kk"):
+        assert str(escape(j.reason_in(lang))) in files[f"{lang}/t/ratel-kz.html"], lang
+        assert old in files[f"{lang}/t/vlast-kz.html"]  # no keys: the stored text
+    assert str(escape(j.reason)) not in files["ru/t/ratel-kz.html"]

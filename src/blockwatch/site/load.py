@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
@@ -64,6 +65,7 @@ class UrlStateRec:
     event_confirmed: bool
     event_reason: str
     usable_at: datetime | None = None  # the latest measurement that was not inconclusive
+    verdict_keys: dict[str, Any] | None = None  # the latest verdict's reason keys (any language)
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     q = (
         select(UrlState.target_id, UrlState.vantage_id, UrlState.url, UrlState.state,
                UrlState.since, UrlState.last_seen_at, Verdict.verdict, Verdict.confirmed,
-               Verdict.reason, ev.confirmed, ev.reason, usable)
+               Verdict.reason, ev.confirmed, ev.reason, usable, Verdict.reason_keys)
         .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
         .outerjoin(ev, ev.id == UrlState.event_id)
         .order_by(UrlState.target_id, UrlState.vantage_id, UrlState.url)
@@ -187,7 +189,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
         if row[0] in tids and row[1] in vids:
             snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                            bool(row[7]), row[8] or "", bool(row[9]), row[10] or "",
-                                           _aware(row[11])))
+                                           _aware(row[11]), row[12]))
     first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
     # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
     for t, v, d, w, m, n in s.connection().execute(

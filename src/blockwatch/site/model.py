@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from blockwatch.analysis import display as D
@@ -255,6 +255,7 @@ class Cell:
     urls: tuple[UrlStateRec, ...]
     shown: D.Shown  # measured (reachable, blocked, down) or not known, with since when
     inside: bool = True  # the vantage is in the outlet's country (or the outlet has none)
+    reason_keys: dict[str, Any] | None = None  # `reason` in any language (analysis/reasons.py)
 
 
 def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
@@ -273,6 +274,7 @@ def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
     fresh = [u for u in in_state if u.verdict == state and u.verdict_reason]
     reason = fresh[0].verdict_reason if fresh else next((u.event_reason for u in in_state
                                                           if u.event_reason), "")
+    keys = fresh[0].verdict_keys if fresh else None
     pend = worst_of([u.verdict for u in urls
                      if u.verdict not in (None, "inconclusive") and u.verdict != u.state])
     if pend is not None and sev(pend) <= sev(state) and state is not None:
@@ -280,9 +282,9 @@ def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
     shown = D.combine(D.classify(u.state, u.verdict, u.last_seen_at, u.usable_at, now, interval,
                                  u.since) for u in urls)
     if shown.display not in D.MEASURED:
-        reason = ""  # the reason of an old verdict would read as today's
+        reason, keys = "", None  # the reason of an old verdict would read as today's
     return Cell(vantage, state, since, last, confirmed, reason, pend,
-                shown.display == D.STALE, tuple(urls), shown, inside)
+                shown.display == D.STALE, tuple(urls), shown, inside, keys)
 
 
 # --- history -----------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from blockwatch.analysis import display as D
+from blockwatch.analysis import reasons
 from blockwatch.analysis.quorum import Agreement
 from blockwatch.site import i18n
 from blockwatch.site.load import EventRec, IncidentRec
 from blockwatch.site.model import (
     GROUPS,
+    Cell,
     Day,
     FeedItem,
     PublicVantage,
@@ -91,6 +93,10 @@ class Lang:
 
     def how(self, state: str | None) -> str:
         return i18n.how(self.code, state)
+
+    def reason(self, c: Cell) -> str:
+        """The cell's reason in this language, from its keys; else the stored English."""
+        return (reasons.render(c.reason_keys, self.code) if c.reason_keys else None) or c.reason
 
     def day(self, d: date) -> str:
         return i18n.fmt_day(self.code, d)
