@@ -150,3 +150,27 @@ def test_the_outlet_page_says_the_reason_in_its_language() -> None:
         assert str(escape(j.reason_in(lang))) in files[f"{lang}/t/ratel-kz.html"], lang
         assert old in files[f"{lang}/t/vlast-kz.html"]  # no keys: the stored text
     assert str(escape(j.reason)) not in files["ru/t/ratel-kz.html"]
+
+
+def test_the_digest_says_the_reason_in_the_recipient_s_language() -> None:
+    from markupsafe import escape
+
+    from blockwatch.alerts import compose as C
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    j = _judge("dns_address_that_is_not_the_site")
+    rows = (C.BlockedVantage("almaty-agent", "KZ", "https://ratel.kz/", "dns", now, j.reason,
+                             False, j.keys()),
+            C.BlockedVantage("kz-isp-dns", "KZ", "https://ratel.kz/", "dns", now, j.reason,
+                             False, j.keys()))
+    old = C.BlockedVantage("almaty-agent", "KZ", "https://vlast.kz/", "tls", now,
+                           "the stored English of an older row", False)
+    d = C.DigestData(since=now - timedelta(days=1), until=now, blocked=(
+        C.BlockedTarget("Ratel.kz", "KZ", rows), C.BlockedTarget("Vlast.kz", "KZ", (old,))))
+    for lang in ("en", "ru", "kk"):
+        msg = C.compose_digest(d, lang, "UTC")
+        said = j.reason_in(lang)
+        assert msg.text.count(said) == 1, lang  # once for the two networks that agree
+        assert str(escape(said)) in msg.html, lang
+        assert "the stored English of an older row" in msg.text
+    assert j.reason not in C.compose_digest(d, "kk", "UTC").text

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from blockwatch.alerts import digest_fold
+from blockwatch.analysis import reasons
 from blockwatch.analysis.quorum import Agreement
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.textsafe import printable
@@ -249,6 +250,7 @@ class BlockedVantage:
     since: datetime | None
     reason: str
     confirmed: bool
+    reason_keys: dict[str, Any] | None = None  # the reason in any language (analysis/reasons.py)
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,12 @@ def _case_ctx(lang: str) -> dict[str, Any]:
                                                        lang) if i.measured else ""}
 
 
+def reason_in(line: Any, lang: str) -> str:
+    """A digest line's reason in `lang`, from its keys; else the stored English text."""
+    keys = getattr(line, "reason_keys", None)
+    return (reasons.render(keys, lang) if keys else None) or line.reason
+
+
 def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     t = catalog(lang)
     date = digest_date(d, tz)
@@ -464,6 +472,7 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
            "coverage_line": lambda v: coverage_line(v, t, tz),
            "agreement": lambda a: agreement_text(a.blocked, a.measured, a.country, lang),
            "fold": digest_fold,  # one block per outlet (alerts/digest_fold.py)
+           "reason_in": lambda line: reason_in(line, lang),
            **_case_ctx(lang)}
     return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
                    render("digest", "html", **ctx))

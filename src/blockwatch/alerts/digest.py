@@ -64,14 +64,15 @@ def _blocked_now(s: Session) -> tuple[C.BlockedTarget, ...]:
     groups: dict[tuple[str, str], list[C.BlockedVantage]] = {}
     for st, t, v, verdict, ev in s.execute(q):
         # the latest verdict says why now, if it still agrees; else the confirming event's reason
+        keys = None
         if verdict is not None and verdict.verdict == st.state:
-            reason, confirmed = verdict.reason, verdict.confirmed
+            reason, confirmed, keys = verdict.reason, verdict.confirmed, verdict.reason_keys
         else:
             reason, confirmed = (ev.reason, ev.confirmed) if ev else ("", False)
         key = (t.name if t else st.url, t.country if t else "")
         groups.setdefault(key, []).append(C.BlockedVantage(
             vantage=v.name, vantage_country=v.country, url=st.url, state=st.state or "",
-            since=st.since, reason=reason, confirmed=confirmed))
+            since=st.since, reason=reason, confirmed=confirmed, reason_keys=keys))
     return tuple(C.BlockedTarget(name, country, tuple(sorted(rows, key=lambda r: (r.vantage, r.url))))
                  for (name, country), rows in sorted(groups.items(), key=lambda kv: kv[0][0].casefold()))
 

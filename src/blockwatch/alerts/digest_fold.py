@@ -26,6 +26,7 @@ class Line:
     reason: str
     confirmed: bool
     incidents: tuple[Any, ...] = ()  # IncidentInfo of case items
+    reason_keys: dict[str, Any] | None = None  # `reason` in any language (analysis/reasons.py)
 
     @property
     def more_urls(self) -> int:
@@ -59,12 +60,14 @@ def _line(kind: str, state: str, rows: list[Any], at: str, detected: str | None)
     sinces = [getattr(r, at) for r in rows if getattr(r, at) is not None]
     dets = [getattr(r, detected) for r in rows if detected and getattr(r, detected) is not None]
     reason, confirmed = _reason([(r.reason, r.confirmed) for r in rows])
+    keys = next((k for r in rows if r.reason == reason
+                 and (k := getattr(r, "reason_keys", None))), None)
     incidents = tuple(dict.fromkeys(r.incident for r in rows
                                     if getattr(r, "incident", None) is not None))
     return Line(kind, state, min(sinces) if sinces else None, max(dets) if dets else None,
                 tuple(dict.fromkeys(_network(r.vantage, r.vantage_country) for r in rows)),
                 tuple(dict.fromkeys(r.url for r in rows if r.url)), reason, confirmed,
-                incidents)
+                incidents, keys)
 
 
 def still_blocked(blocked: Iterable[Any]) -> list[Outlet]:
