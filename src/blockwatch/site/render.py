@@ -175,7 +175,6 @@ def _css() -> str:
     return re.sub(r"\s*\n\s*", "", css) + widths
 
 
-@cache
 def _printable(v: Any) -> Any:
     """Every {{ value }}: control characters (stored before textsafe, or from a label) as a
     visible escape, not as characters HTML and XML parsers reject."""
