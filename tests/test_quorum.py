@@ -204,3 +204,53 @@ async def test_an_unblock_is_told_only_of_an_agreed_block(any_db, write_config) 
         last = s.scalars(select(Outbox).where(Outbox.destination == "desk@example.org")
                          .order_by(Outbox.id.desc())).first()
     assert last is not None and last.payload["text"].count("reachable again") >= 2
+
+
+# --- a DNS-only resolver vantage ---------------------------------------------------------------
+
+RESOLVER = ('\n[[vantage]]\nname = "kz-isp-dns"\nkind = "resolver"\naddress = "192.0.2.53:53"\n'
+            'country = "KZ"\n')
+
+
+def with_resolver(text: str) -> str:
+    return text.replace("[alerts]", RESOLVER + "\n[alerts]")
+
+
+async def test_a_resolvers_correct_answer_does_not_outvote_a_tls_block(any_db, write_config,
+                                                                       tmp_path) -> None:
+    """A resolver vantage checks DNS only: its "ok" says nothing about the TLS reset the agent
+    sees, so it is not a network that measured the outlet reachable."""
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    t, _ = networks(any_db, {"almaty-1": "tls"})
+    r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
+    add_event(any_db, t, r, RATEL, "ok", None, AT)
+    assert await queue_alerts(cfg, any_db, now=NOW) == 3
+    assert "blocked on 1 of 1 network in Kazakhstan" in alerts(any_db)["desk@example.org"].payload[
+        "text"]
+    _pages, st = site(cfg, any_db, tmp_path)
+    assert st["display"] == "blocked"
+    assert st["agreement"] == [{"country": "KZ", "blocked": 1, "measured": 1, "vantages": 2,
+                                "needed": 1, "agreed": True}]
+    # the resolver's own card still says its DNS answer was correct
+    assert sorted(v["display"] for v in st["vantages"]) == ["blocked", "reachable"]
+
+
+async def test_a_resolver_alone_does_not_make_an_outlet_reachable(any_db, write_config,
+                                                                  tmp_path) -> None:
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    t = add_target(any_db, "Ratel.kz", RATEL)
+    r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
+    add_event(any_db, t, r, RATEL, "ok", None, AT)
+    _pages, st = site(cfg, any_db, tmp_path)
+    assert st["display"] == "not_measured"
+    assert st["agreement"][0]["measured"] == 0
+
+
+async def test_a_resolvers_dns_block_still_counts(any_db, write_config, tmp_path) -> None:
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    t = add_target(any_db, "Ratel.kz", RATEL)
+    r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
+    add_event(any_db, t, r, RATEL, "dns", "ok", AT)
+    assert await queue_alerts(cfg, any_db, now=NOW) == 3
+    _pages, st = site(cfg, any_db, tmp_path)
+    assert st["display"] == "blocked" and st["agreement"][0]["agreed"] is True

@@ -203,9 +203,10 @@ def country_agreements(s: Session, cfg: Config, target_ids: set[int],
     for key, per_v in groups.items():
         seen = [_aware(r[8]) for rows in per_v.values() for r in rows if r[8] is not None]
         ref = min(now, max(seen)) if seen else now  # type: ignore[type-var]
-        displays = [D.combine(D.classify(r[5], r[7], _aware(r[8]), _aware(r[9]), ref,
-                                         sched.interval(r[2], r[3]), _aware(r[6]))
-                              for r in rows).display for rows in per_v.values()]
+        displays = [D.for_outlet(D.combine(
+            D.classify(r[5], r[7], _aware(r[8]), _aware(r[9]), ref, sched.interval(r[2], r[3]),
+                       _aware(r[6])) for r in rows), rows[0][3]).display
+            for rows in per_v.values()]
         out[key] = Q.agreement(key[1], displays, cfg.settings.alerts.quorum)
     return out
 

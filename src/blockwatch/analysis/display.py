@@ -104,6 +104,19 @@ def combine(shown: Iterable[Shown]) -> Shown:
     return Shown(NO_DATA, None, oldest, None)
 
 
+# a resolver vantage asks one DNS server only: a correct answer says nothing about TCP/IP, TLS
+# or HTTP blocking, so it is not a measurement of the outlet (its `dns` block still is one)
+DNS_ONLY_KINDS = frozenset({"resolver"})
+
+
+def for_outlet(shown: Shown, vantage_kind: str) -> Shown:
+    """One vantage's result as evidence about the whole outlet (its headline and the agreement
+    between networks): a DNS-only vantage's non-blocked result counts as not measured."""
+    if vantage_kind in DNS_ONLY_KINDS and shown.display in (REACHABLE, DOWN):
+        return Shown(NOT_MEASURED, None, shown.measured_at, shown.measured_at)
+    return shown
+
+
 @dataclass(frozen=True)
 class OutletShown:
     display: str  # OUTLET_ORDER

@@ -23,11 +23,13 @@ class _Cell(Protocol):  # model.Cell, without importing the model (it imports th
     def inside(self) -> bool: ...
     @property
     def vantage(self) -> Any: ...
+    @property
+    def for_outlet(self) -> D.Shown: ...
 
 
 def agreements(cells: Iterable[_Cell | None], quorum: int) -> tuple[Q.Agreement, ...]:
     """Per vantage country (sorted), how many of the outlet's networks report it blocked."""
-    return tuple(Q.by_country(((c.vantage.country, c.shown.display) for c in cells
+    return tuple(Q.by_country(((c.vantage.country, c.for_outlet.display) for c in cells
                                if c is not None), quorum).values())
 
 
@@ -38,8 +40,8 @@ def headline(cells: Sequence[_Cell | None], shown: D.OutletShown,
     ags = agreements(cells, quorum)
     if shown.display != D.BLOCKED or Q.any_agreed(ags):
         return shown, ags
-    rest = [(c.shown, c.inside) for c in cells
-            if c is not None and c.shown.display != D.BLOCKED]
+    rest = [(c.for_outlet, c.inside) for c in cells
+            if c is not None and c.for_outlet.display != D.BLOCKED]
     return D.outlet(rest), ags
 
 

@@ -257,6 +257,11 @@ class Cell:
     inside: bool = True  # the vantage is in the outlet's country (or the outlet has none)
     reason_keys: dict[str, Any] | None = None  # `reason` in any language (analysis/reasons.py)
 
+    @property
+    def for_outlet(self) -> D.Shown:
+        """This cell as evidence about the outlet (a resolver's correct answer is not)."""
+        return D.for_outlet(self.shown, self.vantage.kind)
+
 
 def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
             interval: timedelta = D.DEFAULT_INTERVAL, inside: bool = True) -> Cell:
@@ -478,7 +483,7 @@ def build_model(snap: Snapshot) -> SiteModel:
             cells.append(cell_of(col, urls, now, vrec.interval, inside) if urls else None)
         present = [c for c in cells if c is not None]
         # "blocked" needs enough networks of a country to agree; a lone dissenter stays a card
-        shown, agree = site_cases.headline(cells, D.outlet((c.shown, c.inside) for c in present),
+        shown, agree = site_cases.headline(cells, D.outlet((c.for_outlet, c.inside) for c in present),
                                            snap.quorum)
         # how it is blocked, or down, or ok; nothing fresh and usable: no state to claim
         measured = shown.display in D.MEASURED or shown.display == D.REACHABLE_ABROAD
