@@ -172,3 +172,12 @@ def test_durations_parse_and_refuse() -> None:
     for text in ("99999999999d", "9" * 400 + "w", "40000d", "5300w"):
         with pytest.raises(DurationTooLong):
             parse_duration(text)
+
+
+def test_the_collector_needs_no_postgres_extra() -> None:
+    """[server] without [postgres] (a collector on SQLite): the collector imports without psycopg."""
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "import blockwatch.collector.ingest, blockwatch.collector.app\n"
+            "from blockwatch.daemon import server_available; server_available()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

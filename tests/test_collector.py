@@ -418,3 +418,24 @@ async def test_back_dated_upload_neither_rewrites_history_nor_reprobes(lab: Lab,
                       for st in s.scalars(select(UrlState))])
         assert after == before
         assert measured(c.db, Verdict) == 6
+
+
+async def test_a_rejected_item_with_a_lone_surrogate_uid_is_answered(lab: Lab, tmp_path: Path,
+                                                                    pg_url: str) -> None:
+    """The answer names a rejected item by its uid: a uid that cannot be encoded must not turn
+    the whole answer into a 500 (the valid item is stored either way)."""
+    url = "https://ratel.test/"
+    tok = tokens("a1")
+    cfg = write_collector_config(tmp_path, lab, pg_url, agents=tok, urls=[url])
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    good = {"url": url, "uid": uuid.uuid4().hex, "measured_at": now}
+    bad = {"url": url, "uid": "SURR", "measured_at": "yesterday"}
+    body = json.dumps({"measurements": [good, bad]}).replace("SURR", "\\udc80x")
+    async with running_collector(cfg) as c, httpx.AsyncClient() as http:
+        r = await http.post(f"{c.url}/api/v1/measurements", content=body,
+                            headers={"authorization": f"Bearer {tok['a1']}",
+                                     "content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["accepted"] == 1
+    assert [x["index"] for x in answer["rejected"]] == [1]

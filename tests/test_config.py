@@ -139,3 +139,10 @@ def test_missing_target_file_is_a_config_error(write_config, capsys) -> None:  #
 def test_every_shipped_config_file_is_valid(path: Path) -> None:
     cfg = C.load(path)
     assert cfg.settings.probe.confirm_after >= 1
+
+
+def test_a_storage_url_error_does_not_show_the_password(write_config) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(C.ConfigError) as ei:
+        write_config('[storage]\nurl = "postgresql://bw:S3cretPW@127.0.0.1/test"\n')
+    assert "S3cretPW" not in str(ei.value)
+    assert "spell the driver" in str(ei.value)

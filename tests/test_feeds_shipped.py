@@ -273,6 +273,9 @@ def resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     ("http://[::1]/", "redirect to an internal address refused: ::1"),
     ("http://[::ffff:10.0.0.5]/", "redirect to an internal address refused: ::ffff:10.0.0.5"),
     ("http://localhost/", "redirect to an internal address refused: localhost"),
+    # carrier-grade NAT (a cloud metadata service lives there) and 6to4 around link-local
+    ("http://100.100.100.200/", "redirect to an internal address refused: 100.100.100.200"),
+    ("http://[2002:a9fe:a9fe::]/", "redirect to an internal address refused: 2002:a9fe:a9fe::"),
     ("http://intranet.example.org/",
      "redirect to an internal address refused: intranet.example.org (192.168.1.10)"),
     ("file:///etc/passwd", "redirect to a non-web address refused: file:///etc/passwd"),

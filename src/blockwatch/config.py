@@ -29,6 +29,7 @@ from pydantic import (
 
 from blockwatch.durations import parse_duration
 from blockwatch.hostport import check_doh_url, split_hostport
+from blockwatch.redact import url as redact_url
 from blockwatch.vocabulary import VERDICTS
 
 ENV_VAR = "BLOCKWATCH_CONFIG"
@@ -142,10 +143,10 @@ class StorageConfig(_Strict):
             return v
         if v.startswith("postgresql://") or v.startswith("postgres://"):
             raise ValueError(
-                f"{v!r}: spell the driver, \"postgresql+psycopg://user@host/db\""
+                f"{redact_url(v)!r}: spell the driver, \"postgresql+psycopg://user@host/db\""
             )
         raise ValueError(
-            f"{v!r}: expected \"sqlite:///path.db\" or \"postgresql+psycopg://user@host/db\""
+            f"{redact_url(v)!r}: expected \"sqlite:///path.db\" or \"postgresql+psycopg://user@host/db\""
         )
 
 

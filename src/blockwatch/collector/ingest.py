@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -78,9 +77,15 @@ class StoreResult:
 
 # What the database says about the data itself (not about its connection): one item's fault.
 # bulk.py talks to the DB-API connection, whose errors SQLAlchemy does not wrap.
+try:  # the [postgres] extra is optional: a collector on SQLite has no psycopg
+    import psycopg
+    _PG_ERRORS: tuple[type[BaseException], ...] = (psycopg.DataError, psycopg.IntegrityError)
+except ImportError:
+    _PG_ERRORS = ()
+
 DATA_ERRORS: tuple[type[BaseException], ...] = (
-    DataError, IntegrityError, sqlite3.DataError, sqlite3.IntegrityError, psycopg.DataError,
-    psycopg.IntegrityError, ValueError, UnicodeError)
+    DataError, IntegrityError, sqlite3.DataError, sqlite3.IntegrityError, *_PG_ERRORS,
+    ValueError, UnicodeError)
 
 
 class Controls:

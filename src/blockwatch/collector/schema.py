@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from blockwatch.agent.queue import MAX_AGE
+from blockwatch.textsafe import printable
 
 # Bounds keep one upload from making the collector build huge objects; the byte limit
 # (`server.max_body`) is the outer bound.
@@ -208,7 +209,7 @@ def parse_per_item(raw: bytes) -> tuple[MeasurementBatch, list[Rejected]]:
             good.append(MeasurementIn.model_validate(item))
         except ValidationError as exc:
             uid = item.get("uid") if isinstance(item, dict) else None
-            rejected.append(Rejected(uid=uid[:128] if isinstance(uid, str) else "",
+            rejected.append(Rejected(uid=printable(uid)[:128] if isinstance(uid, str) else "",
                                      error=item_error(exc), index=i))
     # model_construct: every measurement may have been rejected (min_length is the envelope's)
     return MeasurementBatch.model_construct(measurements=good, asn=env.asn,

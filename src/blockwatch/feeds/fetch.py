@@ -104,10 +104,13 @@ async def system_resolve(host: str) -> list[str]:
 
 
 def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified
-            or ip.is_reserved or ip.is_multicast)
+    if isinstance(ip, ipaddress.IPv6Address):
+        # an IPv4 address wrapped in IPv6 (mapped, 6to4) is judged as that address
+        inner = ip.ipv4_mapped or ip.sixtofour
+        if inner is not None:
+            ip = inner
+    # not is_global: also carrier-grade NAT (100.64/10, where some clouds keep metadata services)
+    return not ip.is_global or ip.is_multicast
 
 
 async def _internal_host(host: str, resolve: Resolve) -> str | None:
