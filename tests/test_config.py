@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -146,3 +148,46 @@ def test_a_storage_url_error_does_not_show_the_password(write_config) -> None:  
         write_config('[storage]\nurl = "postgresql://bw:S3cretPW@127.0.0.1/test"\n')
     assert "S3cretPW" not in str(ei.value)
     assert "spell the driver" in str(ei.value)
+
+
+def _commented_blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each commented-out example: a `# [section]` header with the `# key = value`
+    lines under it, or a lone `# key = value` line inside an active section."""
+    header = re.compile(r"^#\s?\[\[?[a-z_.]+\]\]?\s*(#.*)?$")
+    kv = re.compile(r"^#\s{0,3}[a-z_0-9]+\s*=\s*\S")
+    blocks, i = [], 0
+    while i < len(lines):
+        if header.match(lines[i]):
+            j = i + 1
+            while j < len(lines) and kv.match(lines[j]):
+                j += 1
+            blocks.append((i, j))
+            i = j
+            continue
+        if kv.match(lines[i]):
+            blocks.append((i, i + 1))
+        i += 1
+    return blocks
+
+
+def test_every_commented_example_in_the_shipped_config_loads(tmp_path: Path) -> None:
+    """config/blockwatch.toml documents every setting as commented examples: uncommenting any
+    one of them (a whole block, or one line) must give a configuration that loads."""
+    repo = Path(__file__).resolve().parent.parent
+    src = (repo / "config" / "blockwatch.toml").read_text(encoding="utf-8").split("\n")
+    shutil.copytree(repo / "probes", tmp_path / "probes")
+    (tmp_path / "config").mkdir()
+    blocks = _commented_blocks(src)
+    assert len(blocks) > 20
+    failures = []
+    for a, b in blocks:
+        lines = list(src)
+        for k in range(a, b):
+            lines[k] = re.sub(r"^#\s{0,3}", "", lines[k])
+        path = tmp_path / "config" / "blockwatch.toml"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        try:
+            C.load(path)
+        except C.ConfigError as exc:
+            failures.append(f"lines {a + 1}-{b}: {exc}")
+    assert not failures, "\n".join(failures)

@@ -4,11 +4,13 @@ exit 2, before any probing, and no folder is made; files holding data are the ow
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,15 +45,14 @@ def _connected(s: socket.socket) -> bool:
 
 
 @pytest.fixture
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def world() -> Iterator[Path]:
     """A folder another user can enter: the read-only cases run as an unprivileged user when
-    the tests run as root (root may write anything, so a mode alone would prove nothing)."""
-    d = tmp_path_factory.mktemp("dbworld")
-    for p in (d, *d.parents):
-        if p == Path("/") or p.stat().st_mode & 0o001:
-            break
-        os.chmod(p, p.stat().st_mode | 0o001)  # searchable, not readable
-    return d
+    the tests run as root (root may write anything, so a mode alone would prove nothing).
+    Outside pytest's own temporary folder, which any other pytest run resets to 0700."""
+    d = Path(tempfile.mkdtemp(prefix="blockwatch-dbworld-", dir="/tmp"))
+    os.chmod(d, 0o711)  # searchable, not readable
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def _check(config: Path, *, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:

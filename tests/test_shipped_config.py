@@ -100,7 +100,7 @@ async def shipped(lab: Lab, tmp_path: Path, *, agents: dict[str, str] | None = N
          f"resolvers = {json.dumps(lab.control_resolvers)}"),
         ('source_address = ""                      # bind the control',
          f'source_address = "{CONTROL}"  # bind the control'),
-        ('# resolver = ""', f'resolver = "{lab.vantage_resolver}"'),
+        ('# resolver = "9.9.9.9"', f'resolver = "{lab.vantage_resolver}"'),
         ('# source_address = ""', f'source_address = "{VANTAGE}"'),
         ('url = "https://iptoasn.com/data/ip2asn-combined.tsv.gz"',
          'url = "http://127.0.0.1:9/ip2asn-combined.tsv.gz"'),
