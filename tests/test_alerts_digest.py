@@ -28,6 +28,7 @@ from test_alerts_support import (
     config_text,
     free_port,
     parts,
+    still_measured,
 )
 
 # the shared fixtures, by name (pytest finds fixtures in the test module)
@@ -45,6 +46,7 @@ def busy_day(db, now: datetime) -> None:  # type: ignore[no-untyped-def]
     agent = add_vantage(db, "almaty-1", last_seen_at=now - timedelta(hours=5))
     e = add_event(db, ratel, vps, RATEL, "http_blockpage", "ok", now - timedelta(hours=30),
                   reason="the response is a known blockpage (kz-mic)", confirmed=True)
+    still_measured(db, vps, RATEL, now - timedelta(minutes=10))  # and still, this round
     add_event(db, vlast, vps, VLAST, "tls", "ok", now - timedelta(hours=6),
               reason="connection reset after the TLS ClientHello")
     add_event(db, vlast, vps, VLAST, "ok", "tls", now - timedelta(hours=2))
@@ -272,3 +274,48 @@ def test_cmd_alerts_test(db, smtp, write_config, monkeypatch, capsys) -> None:
     assert "BW_TEST_NOT_SET" in capsys.readouterr().err
     empty = write_config(config_text(2525, recipients=""), name="empty.toml")
     assert cmd_alerts_test(empty, argparse.Namespace()) == 2
+
+
+def test_a_days_old_block_is_stale_not_blocked_now(db, write_config, tmp_path) -> None:
+    """The only Kazakh agent went silent three days ago while seeing Ratel.kz blocked: the
+    status page says stale, and so does the digest; it is not counted as blocked now."""
+    import json
+
+    from blockwatch.site.commands import build_site
+
+    cfg = write_config(config_text(2525))
+    at = T0 - timedelta(minutes=10)
+    t = add_target(db, "Ratel.kz", RATEL)
+    v = add_vantage(db, "almaty-1", last_seen_at=at)
+    add_event(db, t, v, RATEL, "tls", "ok", at)
+    later = T0 + timedelta(days=3)
+    build_site(cfg, db, tmp_path / "site", now=later)
+    st = json.loads((tmp_path / "site" / "status.json").read_text())["targets"][0]
+    assert st["display"] == "stale"
+    with db.read() as s:
+        d = collect(s, cfg, later - timedelta(hours=24), later)
+    assert d.blocked == () and d.agreed_blocked == ()
+    assert [b.target for b in d.stale_blocked] == ["Ratel.kz"]
+    assert not d.quiet and not d.all_clear
+    m = C.compose_digest(d, "en", "Asia/Almaty")
+    assert "outlet(s) blocked" not in m.subject
+    assert "Last known blocked, no fresh measurement" in m.text
+    assert "last measured 2026-11-27" in m.text
+    assert "Last known blocked, no fresh measurement" in m.html
+    ru = C.compose_digest(d, "ru", "Asia/Almaty")
+    assert "свежих измерений нет" in ru.text
+    # a recipient's filter keeps or drops it like a blocked outlet
+    only_vlast = C.filter_digest(d, C.Filter.of(["Vlast.kz"], [], []))
+    assert only_vlast.stale_blocked == ()
+
+
+def test_a_block_measured_this_round_is_blocked_now(db, write_config) -> None:
+    cfg = write_config(config_text(2525))
+    at = T0 - timedelta(minutes=10)
+    t = add_target(db, "Ratel.kz", RATEL)
+    v = add_vantage(db, "almaty-1", last_seen_at=at)
+    add_event(db, t, v, RATEL, "tls", "ok", at - timedelta(days=3))
+    still_measured(db, v, RATEL, at)  # blocked for three days, and still this round
+    with db.read() as s:
+        d = collect(s, cfg, T0 - timedelta(hours=24), T0)
+    assert [b.target for b in d.agreed_blocked] == ["Ratel.kz"] and d.stale_blocked == ()

@@ -200,6 +200,15 @@ def add_event(db: Database, target_id: int | None, vantage_id: int, url: str, st
         return e.id
 
 
+def still_measured(db: Database, vantage_id: int, url: str, at: datetime) -> None:
+    """The latest verdict of `url` at the vantage repeated until `at` (its state unchanged)."""
+    with db.write() as s:
+        st = s.get(UrlState, (url, vantage_id))
+        assert st is not None and st.last_verdict_id is not None
+        s.get(Verdict, st.last_verdict_id).repeated_until = at  # type: ignore[union-attr]
+        st.last_seen_at = at
+
+
 def add_incident(db: Database, *, title: str, link: str, outlets: list[str], at: datetime,
                  event_id: int | None = None, feed: str = "Adil Soz") -> int:
     with db.write() as s:

@@ -251,6 +251,7 @@ class BlockedVantage:
     reason: str
     confirmed: bool
     reason_keys: dict[str, Any] | None = None  # the reason in any language (analysis/reasons.py)
+    last_usable_at: datetime | None = None  # the last usable measurement
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,8 @@ class DigestData:
     since: datetime
     until: datetime
     blocked: tuple[BlockedTarget, ...] = ()
+    # last known blocked, but not freshly measured: never counted as blocked now
+    stale_blocked: tuple[BlockedTarget, ...] = ()
     began: tuple[AlertItem, ...] = ()
     ended: tuple[AlertItem, ...] = ()
     incidents: tuple[IncidentInfo, ...] = ()
@@ -344,8 +347,8 @@ class DigestData:
     @property
     def quiet(self) -> bool:
         """Nothing happened that was seen. Not the same as all clear: see `complete`."""
-        return not (self.blocked or self.began or self.ended or self.incidents or self.feeds
-                    or self.silent or self.cases)
+        return not (self.blocked or self.stale_blocked or self.began or self.ended
+                    or self.incidents or self.feeds or self.silent or self.cases)
 
     @property
     def unmeasured(self) -> tuple[VantageCheck, ...]:
@@ -368,14 +371,16 @@ def filter_digest(d: DigestData, f: Filter) -> DigestData:
     blockwatch itself) are shown to everyone."""
     if f == Filter():
         return d
-    blocked = []
-    for b in d.blocked:
-        rows = tuple(r for r in b.rows if item_matches(f, AlertItem(
-            kind="blocked", ref="", at=d.until, detected_at=d.until, target=b.target,
-            country=b.country, vantage=r.vantage, vantage_country=r.vantage_country,
-            state=r.state)))
-        if rows:
-            blocked.append(replace(b, rows=rows))
+    def outlets(bs: tuple[BlockedTarget, ...]) -> tuple[BlockedTarget, ...]:
+        out = []
+        for b in bs:
+            rows = tuple(r for r in b.rows if item_matches(f, AlertItem(
+                kind="blocked", ref="", at=d.until, detected_at=d.until, target=b.target,
+                country=b.country, vantage=r.vantage, vantage_country=r.vantage_country,
+                state=r.state)))
+            if rows:
+                out.append(replace(b, rows=rows))
+        return tuple(out)
 
     def incident_ok(i: IncidentInfo) -> bool:
         if f.targets and not {o.casefold() for o in i.outlets} & f.targets:
@@ -384,7 +389,7 @@ def filter_digest(d: DigestData, f: Filter) -> DigestData:
             return False
         return True
 
-    return replace(d, blocked=tuple(blocked),
+    return replace(d, blocked=outlets(d.blocked), stale_blocked=outlets(d.stale_blocked),
                    began=tuple(i for i in d.began if item_matches(f, i)),
                    ended=tuple(i for i in d.ended if item_matches(f, i)),
                    incidents=tuple(i for i in d.incidents if incident_ok(i)),

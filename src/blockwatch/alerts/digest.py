@@ -19,12 +19,16 @@ from blockwatch.alerts import compose as C
 from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.scan import (
+    aware,
     country_agreements,
     event_item,
     incident_info,
     incident_time,
+    usable_at,
     vantage_status,
 )
+from blockwatch.analysis import display as D
+from blockwatch.analysis.display import Schedule
 from blockwatch.analysis.verdict import BLOCKING
 from blockwatch.config import Config
 from blockwatch.coverage import vantage_coverage
@@ -53,16 +57,23 @@ def _active(t: type[Target]) -> ColumnElement[bool]:
     return (t.id.is_(None)) | (t.active.is_(True))
 
 
-def _blocked_now(s: Session) -> tuple[C.BlockedTarget, ...]:
-    q = (select(UrlState, Target, Vantage, Verdict, Event)
+def _blocked_now(s: Session, cfg: Config,
+                 until: datetime) -> tuple[tuple[C.BlockedTarget, ...], tuple[C.BlockedTarget, ...]]:
+    """Outlets whose confirmed state is a block: (blocked now, last known blocked). A row is
+    blocked now only when freshly measured at `until` (the status page's rule, analysis.display);
+    an old one (the vantage went silent, or could not look) is listed apart, never as blocked."""
+    sched = Schedule.of(cfg)
+    q = (select(UrlState, Target, Vantage, Verdict, Event, usable_at())
          .join(Vantage, Vantage.id == UrlState.vantage_id)
          .outerjoin(Target, Target.id == UrlState.target_id)
          .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
          .outerjoin(Event, Event.id == UrlState.event_id)
          .where(UrlState.state.in_(sorted(BLOCKING)), Vantage.kind != "control")
          .where(_active(Target)))
-    groups: dict[tuple[str, str], list[C.BlockedVantage]] = {}
-    for st, t, v, verdict, ev in s.execute(q):
+    groups: dict[bool, dict[tuple[str, str], list[C.BlockedVantage]]] = {True: {}, False: {}}
+    for st, t, v, verdict, ev, usable in s.execute(q):
+        shown = D.classify(st.state, verdict.verdict if verdict else None, aware(st.last_seen_at),
+                           aware(usable), until, sched.interval(v.name, v.kind), st.since)
         # the latest verdict says why now, if it still agrees; else the confirming event's reason
         keys = None
         if verdict is not None and verdict.verdict == st.state:
@@ -70,18 +81,26 @@ def _blocked_now(s: Session) -> tuple[C.BlockedTarget, ...]:
         else:
             reason, confirmed = (ev.reason, ev.confirmed) if ev else ("", False)
         key = (t.name if t else st.url, t.country if t else "")
-        groups.setdefault(key, []).append(C.BlockedVantage(
+        groups[shown.display == D.BLOCKED].setdefault(key, []).append(C.BlockedVantage(
             vantage=v.name, vantage_country=v.country, url=st.url, state=st.state or "",
-            since=st.since, reason=reason, confirmed=confirmed, reason_keys=keys))
-    return tuple(C.BlockedTarget(name, country, tuple(sorted(rows, key=lambda r: (r.vantage, r.url))))
-                 for (name, country), rows in sorted(groups.items(), key=lambda kv: kv[0][0].casefold()))
+            since=st.since, reason=reason, confirmed=confirmed, reason_keys=keys,
+            last_usable_at=aware(usable)))
+
+    def targets(g: dict[tuple[str, str], list[C.BlockedVantage]]) -> tuple[C.BlockedTarget, ...]:
+        return tuple(C.BlockedTarget(name, country,
+                                     tuple(sorted(rows, key=lambda r: (r.vantage, r.url))))
+                     for (name, country), rows in sorted(g.items(),
+                                                         key=lambda kv: kv[0][0].casefold()))
+
+    return targets(groups[True]), targets(groups[False])
 
 
 def _with_agreement(s: Session, cfg: Config, blocked: tuple[C.BlockedTarget, ...],
                     now: datetime) -> tuple[C.BlockedTarget, ...]:
     """Each blocked outlet with how many networks per country agree (analysis.quorum)."""
     ids = {n: i for n, i in s.execute(select(Target.name, Target.id))}
-    agree = country_agreements(s, cfg, {ids[b.target] for b in blocked if b.target in ids}, now)
+    agree = country_agreements(s, cfg, {ids[b.target] for b in blocked if b.target in ids}, now,
+                               at_now=True)
     out = []
     for b in blocked:
         tid = ids.get(b.target)
@@ -144,8 +163,10 @@ def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.Dige
     coverage = tuple(C.VantageCheck(v.name, v.kind, v.country, v.display, v.urls, v.unmeasured,
                                     v.last_usable_at, v.last_attempt_at)
                      for v in vantage_coverage(s, cfg, until))
+    blocked, stale_blocked = _blocked_now(s, cfg, until)
     return C.DigestData(since=since, until=until,
-                        blocked=_with_agreement(s, cfg, _blocked_now(s), until),
+                        blocked=_with_agreement(s, cfg, blocked, until),
+                        stale_blocked=stale_blocked,
                         began=tuple(began), ended=tuple(ended), incidents=incidents, feeds=feeds,
                         silent=silent, countries=countries, coverage=coverage,
                         feeds_configured=len(configured), cases=_cases(s, since, until))

@@ -153,7 +153,7 @@ def advance(cursor: int, gaps: dict[int, datetime], seen: set[int],
 
 # --- recent incidents and agreement between networks -------------------------------------------
 
-def _aware(dt: datetime | str | None) -> datetime | None:
+def aware(dt: datetime | str | None) -> datetime | None:
     # a scalar subquery's value can bypass the column's UTC type on SQLite
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt)
@@ -178,19 +178,25 @@ def recent_cases(s: Session, items: list[C.AlertItem], max_age: timedelta,
     return [i for i in items if not (i.kind == "case" and int(i.ref[1:]) in old)]
 
 
+def usable_at() -> Any:
+    """A url_state row's latest measurement that was not inconclusive (a correlated subquery)."""
+    uv = aliased(Verdict)
+    return (select(func.coalesce(uv.repeated_until, uv.measured_at))  # a run's last
+            .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
+                   uv.verdict != "inconclusive")
+            .order_by(uv.measured_at.desc()).limit(1).correlate(UrlState).scalar_subquery())
+
+
 def country_agreements(s: Session, cfg: Config, target_ids: set[int],
-                       now: datetime) -> dict[tuple[int, str], Q.Agreement]:
+                       now: datetime, *, at_now: bool = False) -> dict[tuple[int, str], Q.Agreement]:
     """(target id, vantage country) -> whether its vantages agree it is blocked, each vantage
-    classified like the status page (analysis.display). Freshness is judged at the group's latest
-    measurement, so an alert scanned late (the daemon was down) is not dropped as stale."""
+    classified like the status page (analysis.display). For alerts freshness is judged at the
+    group's latest measurement, so an alert scanned late (the daemon was down) is not dropped as
+    stale; `at_now` judges it at `now`, as the status page does (the digest: blocked *now*)."""
     if not target_ids:
         return {}
     sched = Schedule.of(cfg)
-    uv = aliased(Verdict)
-    usable = (select(func.coalesce(uv.repeated_until, uv.measured_at))  # a run's last
-              .where(uv.url == UrlState.url, uv.vantage_id == UrlState.vantage_id,
-                     uv.verdict != "inconclusive")
-              .order_by(uv.measured_at.desc()).limit(1).correlate(UrlState).scalar_subquery())
+    usable = usable_at()
     q = (select(UrlState.target_id, Vantage.id, Vantage.name, Vantage.kind, Vantage.country,
                 UrlState.state, UrlState.since, Verdict.verdict, UrlState.last_seen_at, usable)
          .join(Vantage, Vantage.id == UrlState.vantage_id)
@@ -201,11 +207,11 @@ def country_agreements(s: Session, cfg: Config, target_ids: set[int],
         groups.setdefault((row[0], row[4] or ""), {}).setdefault(row[1], []).append(row)
     out = {}
     for key, per_v in groups.items():
-        seen = [_aware(r[8]) for rows in per_v.values() for r in rows if r[8] is not None]
-        ref = min(now, max(seen)) if seen else now  # type: ignore[type-var]
+        seen = [aware(r[8]) for rows in per_v.values() for r in rows if r[8] is not None]
+        ref = min(now, max(seen)) if seen and not at_now else now  # type: ignore[type-var]
         displays = [D.for_outlet(D.combine(
-            D.classify(r[5], r[7], _aware(r[8]), _aware(r[9]), ref, sched.interval(r[2], r[3]),
-                       _aware(r[6])) for r in rows), rows[0][3]).display
+            D.classify(r[5], r[7], aware(r[8]), aware(r[9]), ref, sched.interval(r[2], r[3]),
+                       aware(r[6])) for r in rows), rows[0][3]).display
             for rows in per_v.values()]
         out[key] = Q.agreement(key[1], displays, cfg.settings.alerts.quorum)
     return out
