@@ -298,3 +298,16 @@ async def test_agent_footprint_200_targets(lab: Lab, tmp_path: Path, pg_url: str
     rss_mb = result["maxrss_kb"] / 1024
     print(f"agent max RSS for 200 targets: {rss_mb:.1f} MB")
     assert rss_mb <= 60
+
+
+@pytest.mark.parametrize("asn", ["AS²", "AS١٢٣", "AS12345678901", "9198"])
+def test_an_asn_the_collector_would_refuse_is_a_usage_error(
+        asn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The agent accepts exactly the ASNs the collector accepts: one it would refuse would make
+    every upload a 422 for the whole envelope."""
+    token = tmp_path / "token"
+    token.write_text("t" * 32)
+    args = build_parser().parse_args(["--collector", "https://127.0.0.1:1", "--token-file",
+                                      str(token), "--asn", asn, "--once"])
+    assert agent_main(args) == 2
+    assert "--asn" in capsys.readouterr().err

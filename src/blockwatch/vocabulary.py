@@ -60,3 +60,7 @@ HTTP_BODY_TOO_LARGE = "http_body_too_large"
 HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
 HTTP_PROTOCOL_ERROR = "http_protocol_error"
 UNKNOWN = "unknown_failure"
+
+# An autonomous system number as agents send it and the collector accepts it: ASCII digits only
+# (a Unicode digit passed `str.isdigit` in the agent and was refused by the collector).
+ASN_PATTERN = r"^AS[0-9]{1,10}$"

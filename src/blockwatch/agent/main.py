@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import re
 import signal
 import sys
 import uuid
@@ -22,6 +23,7 @@ from blockwatch import aio
 from blockwatch.agent.link import AuthRejected, Collector, CollectorError, PinMismatch, Rejected
 from blockwatch.agent.pin import PinError, parse_pin
 from blockwatch.agent.queue import DEFAULT_MAX, Queue, default_path
+from blockwatch.vocabulary import ASN_PATTERN
 
 if TYPE_CHECKING:  # the probes are imported when a round starts
     from blockwatch.probe.resolvers import ResolverSet
@@ -140,7 +142,7 @@ class Agent:
                   "(a state CA installed on this machine included) is accepted for the collector.",
                   file=sys.stderr)
         asn = _opt(args, "asn")
-        if asn and not (asn.startswith("AS") and asn[2:].isdigit()):
+        if asn and not re.match(ASN_PATTERN, asn):
             raise UsageError(f"--asn {asn}: expected AS followed by digits, like AS9198")
         for n in _opt(args, "allow_network", []):
             try:

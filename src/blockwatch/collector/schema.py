@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from blockwatch.agent.queue import MAX_AGE
 from blockwatch.textsafe import printable
+from blockwatch.vocabulary import ASN_PATTERN
 
 # Bounds keep one upload from making the collector build huge objects; the byte limit
 # (`server.max_body`) is the outer bound.
@@ -158,7 +159,7 @@ class MeasurementIn(_In):
 
 class MeasurementBatch(_In):
     measurements: list[MeasurementIn] = Field(min_length=1, max_length=MAX_BATCH)
-    asn: Annotated[str, Field(pattern=r"^AS\d{1,10}$")] | None = Field(
+    asn: Annotated[str, Field(pattern=ASN_PATTERN)] | None = Field(
         None, description="the agent's network, when its operator set it (e.g. AS9198)")
     agent_version: Short | None = None
 
@@ -183,7 +184,7 @@ class _Envelope(_In):
     """An upload whose measurements are read one by one (parse_per_item)."""
 
     measurements: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
-    asn: Annotated[str, Field(pattern=r"^AS\d{1,10}$")] | None = None
+    asn: Annotated[str, Field(pattern=ASN_PATTERN)] | None = None
     agent_version: Short | None = None
 
 
