@@ -279,7 +279,7 @@ print(json.dumps({"code": code, "maxrss_kb": hwm, "bad": bad}))
 
 
 async def test_agent_footprint_200_targets(lab: Lab, tmp_path: Path, pg_url: str) -> None:
-    """The issue's limit: at most 60 MB RSS for 200 targets, without the server side's modules."""
+    """The agent's budget: at most 60 MB RSS for 200 targets, without the server side's modules."""
     names = [f"site{i:03d}.test" for i in range(200)]
     await lab.add_sites(names)
     urls = [lab.url(n) for n in names]

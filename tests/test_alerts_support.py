@@ -1,5 +1,5 @@
 """Shared pieces for the alerts tests (no tests here): a real SMTP server in this process
-(aiosmtpd on 127.0.0.1, free port picked first: PITFALLS.md), configs and database scenarios."""
+(aiosmtpd on 127.0.0.1, free port picked first: aiosmtpd refuses port 0), configs and database scenarios."""
 
 from __future__ import annotations
 

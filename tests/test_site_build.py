@@ -487,7 +487,7 @@ def test_rebuild_rewrites_only_changes_and_removes_pages_of_dropped_outlets(site
 
 
 def test_index_for_50_outlets_is_at_most_100_kb(db: Database, tmp_path: Path) -> None:
-    """Size is the functional limit for a phone on a slow link (the issue's budget)."""
+    """Size is the functional limit for a phone on a slow link (the page's budget)."""
     now = NOW
     with db.write() as s:
         vids = [_vantage(s, "vps", "local"), _vantage(s, "kz-isp-dns", "resolver", "KZ"),

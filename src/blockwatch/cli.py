@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md is the contract). Exit codes: 0 did its job (blocks are results),
+"""The command line (the README documents it as a contract). Exit codes: 0 did its job (blocks are results),
 1 runtime failure, 2 usage or configuration error, 75 queued for retry but not delivered."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Configuration: TOML in, validated settings out, with errors a person can act on.
 
-Rules (DESIGN.md): unknown keys are errors; paths are relative to the folder of the file that
-names them; durations read "10s"; secrets live in the environment or in files, named by keys
-ending in `_env` / `_file`, and are resolved only when the feature that needs them runs.
+Rules (a contract with users, see the README): unknown keys are errors; paths are relative to the
+folder of the file that names them; durations read "10s"; secrets live in the environment or in
+files, named by keys ending in `_env` / `_file`, and are resolved only when the feature that needs
+them runs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`blockwatch run`: every job in one process on an asyncio scheduler (APScheduler 3).
 
-Jobs are rebuilt from config at every start (no persistent job store: PITFALLS.md); what must
-survive a restart lives in the database (measurements, state machines, outbox, cursors). Every
-job is `max_instances=1` and `coalesce=True`: never two runs of one job at once, and a backlog
-of missed runs collapses into one. Intervals are anchored to the wall clock.
+Jobs are rebuilt from config at every start (no persistent job store: APScheduler's must never be
+shared between processes); what must survive a restart lives in the database (measurements, state
+machines, outbox, cursors). Every job is `max_instances=1` and `coalesce=True`: never two runs of
+one job at once, and a backlog of missed runs collapses into one. Intervals are anchored to the
+wall clock.
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the configuration file and rebuilds the
 jobs from it (targets, vantages, feeds, alerts), keeping the running configuration when the new
@@ -385,7 +386,7 @@ class Daemon:
     async def _drain(self) -> None:
         # APScheduler's shutdown cancels running coroutine jobs: pause, let our own work finish
         # within a bound (a probe round stores results as they arrive, so cutting it short loses
-        # only what was in flight), and only then shut it down (PITFALLS.md).
+        # only what was in flight), and only then shut it down.
         if self.scheduler.running:
             self.scheduler.pause()
         if self.running:

@@ -1,6 +1,6 @@
 """`blockwatch agent`: fetch targets, measure from this network, queue, deliver.
 
-Exit codes (DESIGN.md): 0 everything was delivered, 75 measurements are queued for a later
+Exit codes (as in the README): 0 everything was delivered, 75 measurements are queued for a later
 delivery, 1 a failure (pin mismatch, token refused), 2 a usage error. Works without a
 blockwatch config file: the collector says what to measure."""
 

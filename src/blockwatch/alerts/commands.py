@@ -1,6 +1,6 @@
 """`blockwatch digest` and `blockwatch alerts-test` (wired into cli.py by the lead).
 
-Exit codes (DESIGN.md): 0 done; 1 a message was refused for good; 2 configuration (including a
+Exit codes (as in the README): 0 done; 1 a message was refused for good; 2 configuration (including a
 missing secret); 75 queued for retry but not delivered (the daemon will retry).
 """
 

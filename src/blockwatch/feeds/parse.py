@@ -302,7 +302,7 @@ def parse_feed(data: bytes, content_type: str | None = None, *,
     text = neutralise_doctype(text)
     text = '<?xml version="1.0" encoding="utf-8"?>' + _DECL.sub("", text, count=1)
     # BytesIO, never bytes or str: feedparser treats a string that looks like a path or URL as
-    # one and reads it itself (PITFALLS.md).
+    # one and reads it itself.
     d = feedparser.parse(
         io.BytesIO(text.encode("utf-8", errors="replace")),
         response_headers={"content-type": "application/xml; charset=utf-8"},

@@ -171,7 +171,7 @@ def map_verdict(it: OoniItem) -> Judgement:
 
 
 def vantage_name(vantage: str, probe_asn: str) -> str:
-    """DESIGN.md: an OONI vantage's measurements are `<name>:<probe_asn>`, e.g. ooni-kz:AS9198."""
+    """The output contract: an OONI vantage's measurements are `<name>:<probe_asn>`, e.g. ooni-kz:AS9198."""
     return f"{vantage}:{probe_asn}"
 
 

@@ -1,7 +1,7 @@
 """DNS step: one exchange per resolver and type, no cache, no rotation (dnspython low level).
 
 DoH is done here with httpx (POST application/dns-message), not with dnspython's own DoH, which
-needs another HTTP package (PITFALLS.md)."""
+needs another HTTP package."""
 
 from __future__ import annotations
 

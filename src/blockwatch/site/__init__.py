@@ -1,5 +1,5 @@
 """The public status site: static HTML per language, status.json, an Atom feed and SVG badges,
-built from verdicts, events, daily rollups and incidents (issue 7)."""
+built from verdicts, events, daily rollups and incidents."""
 
 from blockwatch.site.build import BuildReport
 from blockwatch.site.commands import build_site, cmd_site

@@ -1,6 +1,6 @@
 """Daily rollups: worst confirmed state and minutes affected per target, vantage and UTC day.
 
-Definitions (also in the README section of issue 7):
+Definitions (also in the README's status page section):
 - The confirmed-state timeline of one (URL, vantage) is its events: each Event holds its `state`
   from `started_at` until `ended_at` (an open event holds until "now"). Raw verdicts are not used
   for the state, so one lost packet never paints a day red (the same rule as alerts).
