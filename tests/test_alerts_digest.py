@@ -319,3 +319,31 @@ def test_a_block_measured_this_round_is_blocked_now(db, write_config) -> None:
     with db.read() as s:
         d = collect(s, cfg, T0 - timedelta(hours=24), T0)
     assert [b.target for b in d.agreed_blocked] == ["Ratel.kz"] and d.stale_blocked == ()
+
+
+def test_an_outlet_never_measured_is_not_all_clear(db, write_config) -> None:
+    """Vlast.kz was added and nobody has measured it yet: every vantage that is to measure
+    every outlet (the daemon's own, agents) has not measured one URL, so no all-clear."""
+    cfg = write_config(config_text(2525) + FEED)
+    nxt = datetime(2026, 11, 28, 2, tzinfo=UTC)
+    measure(db, cfg, nxt, {"vps": "ok", "almaty-1": "ok"})
+    with db.write() as s:
+        repo.sync_targets(s, [TargetSpec(name="Vlast.kz", urls=(VLAST,), country="KZ")],
+                          retire_others=False)
+        s.add(Feed(name="Adil Soz", url="https://adilet.example/rss", consecutive_failures=0,
+                   last_success_at=nxt - timedelta(minutes=10)))
+    with db.read() as s:
+        d = collect(s, cfg, nxt - timedelta(hours=24), nxt)
+    cov = {v.name: v for v in d.coverage}
+    assert (cov["vps"].display, cov["vps"].urls, cov["vps"].unmeasured) == ("partial", 2, 1)
+    assert (cov["almaty-1"].display, cov["almaty-1"].unmeasured) == ("partial", 1)
+    assert not d.complete and not d.all_clear
+    m = C.compose_digest(d, "en", "Asia/Almaty")
+    assert m.subject == "blockwatch digest 2026-11-28: nothing seen, but not everything was checked"
+    assert "1 of 2 URLs not measured lately" in m.text
+    # once both are measured it is an all-clear again; a retired outlet is not waited for
+    with db.write() as s:
+        repo.sync_targets(s, [TargetSpec(name="Ratel.kz", urls=(RATEL,), country="KZ")],
+                          retire_others=True)
+    with db.read() as s:
+        assert collect(s, cfg, nxt - timedelta(hours=24), nxt).all_clear

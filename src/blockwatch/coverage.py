@@ -18,6 +18,7 @@ from blockwatch.storage.models import Target, UrlState, Vantage, Verdict
 MEASURED = "measured"  # every URL freshly measured (OONI: some URL freshly measured)
 PARTIAL = "partial"  # some URLs measured, some not
 # otherwise one of D.NOT_MEASURED, D.STALE, D.NO_DATA
+LISTED_KINDS = frozenset({"local", "resolver", "agent"})  # measure every active outlet's URLs
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def summarise(name: str, kind: str, country: str, shown: list[D.Shown],
         display = D.STALE
     elif measured == 0:
         display = D.NOT_MEASURED if counts[D.NOT_MEASURED] or not counts[D.NO_DATA] else D.NO_DATA
-    elif unmeasured and kind != "ooni" and counts[D.NOT_MEASURED] + counts[D.STALE]:
+    elif unmeasured and kind != "ooni":
         display = PARTIAL  # OONI tests some URLs some days: that is its normal
     else:
         display = MEASURED
@@ -83,7 +84,7 @@ def vantage_coverage(s: Session, cfg: Any, now: datetime) -> list[VantageCoverag
                      uv.verdict != "inconclusive")
               .order_by(uv.measured_at.desc()).limit(1)
               .correlate(UrlState).scalar_subquery())
-    q = (select(Vantage.name, Vantage.kind, UrlState.state, UrlState.since, Verdict.verdict,
+    q = (select(Vantage.name, UrlState.url, UrlState.state, UrlState.since, Verdict.verdict,
                 UrlState.last_seen_at, usable)
          .join(Vantage, Vantage.id == UrlState.vantage_id)
          .outerjoin(Target, Target.id == UrlState.target_id)
@@ -91,8 +92,12 @@ def vantage_coverage(s: Session, cfg: Any, now: datetime) -> list[VantageCoverag
          .where(Vantage.kind != "control")
          .where(Target.id.is_(None) | Target.active.is_(True)))
     rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for name, kind, state, since, verdict, seen, use in s.execute(q):
-        rows[name].append((kind, state, since, verdict, _aware(seen), _aware(use)))
+    for name, url, state, since, verdict, seen, use in s.execute(q):
+        rows[name].append((url, state, since, verdict, _aware(seen), _aware(use)))
+    # every active outlet's URL: what the daemon's own vantages and the agents are to measure
+    # (OONI tests what its volunteers happen to test, so it is not held to the list)
+    expected = {u for urls in s.scalars(select(Target.urls).where(Target.active.is_(True)))
+                for u in (urls or [])}
     out = []
     for v in cfg.settings.vantage:
         mine = [r for n, rs in rows.items() if n == v.name or n.startswith(v.name + ":")
@@ -100,6 +105,9 @@ def vantage_coverage(s: Session, cfg: Any, now: datetime) -> list[VantageCoverag
         interval = schedule.interval(v.name, v.kind)
         shown = [D.classify(state, verdict, seen, use, now, interval, since)
                  for _, state, since, verdict, seen, use in mine]
+        if v.kind in LISTED_KINDS:  # a URL it never measured is not measured, not fine
+            shown += [D.Shown(D.NO_DATA, None, None, None)
+                      for _ in expected - {r[0] for r in mine}]
         attempts = [seen for *_, seen, _ in mine if seen is not None]
         out.append(summarise(v.name, v.kind, v.country, shown, attempts, interval, now))
     return out
