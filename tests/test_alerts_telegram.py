@@ -122,7 +122,9 @@ async def test_an_alert_is_posted_to_the_chat_in_its_language(db, cfg) -> None:
     assert body["disable_web_page_preview"] is True
     text = body["text"]
     assert text.startswith("<b>blockwatch: Ratel.kz заблокирован (вмешательство в TLS)")
-    assert "Точка наблюдения: almaty-1" in plain(text)
+    # a chat may be a public channel: the agent by its public label, never its configured name
+    assert "Точка наблюдения: Казахстан, сеть неизвестна (агент)" in plain(text)
+    assert "almaty-1" not in text
     (row,) = rows(db)
     assert row.status == "sent" and row.channel == "telegram" and row.destination == CHAT
     assert row.key == f"alert:telegram:{CHAT}:e1"
@@ -591,3 +593,34 @@ async def test_400_answers_say_what_to_fix() -> None:
     assert errors[1].permanent and 'chat_id = "-1009876543210"' in str(errors[1])
     assert not errors[2].permanent and "check the bot token" in str(errors[2])
     assert all(TOKEN not in str(e) for e in errors)
+
+
+STAFF = '\n[[alerts.recipient]]\nemail = "desk@example.org"\nlanguage = "en"\n'
+
+
+@respx.mock
+async def test_agent_names_stay_in_staff_email_never_in_a_chat(db, write_config,
+                                                              monkeypatch) -> None:
+    """The agent "almaty-1" (a volunteer's home connection) blocked, and later silent: the
+    alerts and the digest in the chat name it as the status page does; staff email keeps it."""
+    monkeypatch.setenv("BW_TEST_TELEGRAM_TOKEN", TOKEN)
+    cfg = write_config(config_text(free_port(), recipients=STAFF, webhooks=TELEGRAM))
+    route = respx.post(API).mock(side_effect=lambda req: ok(len(route.calls)))
+    scenario(db)
+    assert await queue_alerts(cfg, db, now=NOW) == 2  # the email and the chat
+    later = NOW + timedelta(days=1)  # the agent has been silent since T0
+    assert await queue_alerts(cfg, db, now=later) == 2
+    assert await queue_digest(cfg, db, now=later) == 2
+    by_channel: dict[str, list[str]] = {}
+    for r in rows(db):
+        by_channel.setdefault(r.channel, []).append(r.subject + r.payload["text"]
+                                                    + r.payload.get("html", ""))
+    assert len(by_channel["telegram"]) == 3 and len(by_channel["email"]) == 3
+    chat = "\n".join(by_channel["telegram"])
+    assert "almaty-1" not in chat
+    assert "Казахстан, сеть неизвестна (агент)" in chat
+    assert C.catalog("ru")["kind"]["silent"] in chat
+    await deliver_outbox(cfg, db, now=later)
+    assert route.call_count == 3 and not any("almaty-1" in t for t in sent_texts(route))
+    # the staff's email keeps the configured name in the alert, the silent alert and the digest
+    assert all("almaty-1" in t for t in by_channel["email"])

@@ -175,3 +175,24 @@ async def test_errors_name_the_webhook_without_its_credentials() -> None:
             text = str(info.value)
             assert "pa55word" not in text and "T0KEN" not in text
             assert "https://***:***@chat.example.org/hook?token=***&x=***" in text
+
+
+@respx.mock
+async def test_a_webhook_never_carries_an_agent_name(db, cfg) -> None:
+    """A webhook feeds a chat channel: the agent "almaty-1" is named by the status page's label,
+    in the text, the items and the delivery id (which a silent alert builds from the name)."""
+    route = respx.post(HOOK).mock(return_value=httpx.Response(204))
+    scenario(db)
+    now = T0 + timedelta(minutes=6)
+    assert await queue_alerts(cfg, db, now=now) == 1
+    later = now + timedelta(days=1)  # the agent has been silent since T0
+    assert await queue_alerts(cfg, db, now=later) == 1
+    await deliver_outbox(cfg, db, now=later)
+    assert route.call_count == 2
+    bodies = [json.loads(c.request.content) for c in route.calls]
+    assert [b["items"][0]["kind"] for b in bodies] == ["blocked", "silent"]
+    for c in route.calls:
+        raw = c.request.content.decode("utf-8")
+        assert "almaty-1" not in raw and "almaty-1" not in c.request.headers[
+            "X-Blockwatch-Delivery"]
+    assert all(b["items"][0]["vantage"] == "Казахстан, сеть неизвестна (агент)" for b in bodies)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import cache
@@ -364,6 +364,36 @@ class DigestData:
     @property
     def all_clear(self) -> bool:
         return self.quiet and self.complete
+
+
+def _hidden_ref(ref: str, name: str) -> str:
+    # "s<vantage>@<time>" -> "s<hash>@<time>": still stable for idempotency keys and webhook ids
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    return ref.replace(name, digest, 1) if name and name in ref else ref
+
+
+def relabel_items(items: Sequence[AlertItem], names: Mapping[str, str]) -> list[AlertItem]:
+    """Items with each vantage in `names` (an agent's configured name) shown by its public label,
+    including inside the item's ref (a webhook's id is built from refs)."""
+    return [replace(i, vantage=names[i.vantage], ref=_hidden_ref(i.ref, i.vantage))
+            if i.vantage in names else i for i in items]
+
+
+def relabel_digest(d: DigestData, names: Mapping[str, str]) -> DigestData:
+    """The digest with every vantage in `names` shown by its public label (see relabel_items)."""
+    if not names:
+        return d
+
+    def rows(bs: tuple[BlockedTarget, ...]) -> tuple[BlockedTarget, ...]:
+        return tuple(replace(b, rows=tuple(replace(r, vantage=names.get(r.vantage, r.vantage))
+                                           for r in b.rows)) for b in bs)
+
+    return replace(
+        d, blocked=rows(d.blocked), stale_blocked=rows(d.stale_blocked),
+        began=tuple(relabel_items(d.began, names)), ended=tuple(relabel_items(d.ended, names)),
+        silent=tuple(replace(v, name=names.get(v.name, v.name)) for v in d.silent),
+        coverage=tuple(replace(v, name=names.get(v.name, v.name)) for v in d.coverage),
+        cases=tuple(replace(c, vantage=names.get(c.vantage, c.vantage)) for c in d.cases))
 
 
 def filter_digest(d: DigestData, f: Filter) -> DigestData:

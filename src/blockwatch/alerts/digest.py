@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from blockwatch.alerts import compose as C
 from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
+from blockwatch.alerts.public_names import agent_labels
 from blockwatch.alerts.scan import (
     aware,
     country_agreements,
@@ -207,6 +208,7 @@ def queue_for_recipients(s: Session, cfg: Config, data: C.DigestData, key_prefix
         view = C.filter_digest(data, C.Filter.of(chat.targets, chat.countries, chat.verdicts))
         if view.all_clear and not (force or a.all_clear):
             continue
+        view = C.relabel_digest(view, agent_labels(s, chat.language))  # a chat may be public
         keys += tg.queue(s, chat, kind="digest", key=tg.key(key_prefix, chat), now=now,
                          msg=C.compose_digest(view, chat.language, a.timezone))
     return list(s.scalars(select(Outbox.id).where(Outbox.key.in_(keys)))) if keys else []

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from blockwatch.alerts import compose as C
 from blockwatch.alerts import telegram as tg
 from blockwatch.alerts.outbox import enqueue
+from blockwatch.alerts.public_names import agent_labels
 from blockwatch.alerts.webhook import hook_id
 from blockwatch.analysis import display as D
 from blockwatch.analysis import quorum as Q
@@ -364,17 +365,20 @@ def queue_alerts_sync(cfg: Config, db: Database, now: datetime | None = None) ->
         for w in a.webhook:
             if not items:
                 break
-            msg = C.compose_alert(items, w.language, a.timezone)
+            # outside the staff's mailboxes an agent is named by its public label only
+            public = C.relabel_items(items, agent_labels(s, w.language))
+            msg = C.compose_alert(public, w.language, a.timezone)
             dest = hook_id(w)  # not the URL: it may carry the webhook's secret
-            key = C.outbox_key("alert", "webhook", dest, C.refs(items))
+            key = C.outbox_key("alert", "webhook", dest, C.refs(public))
             n += enqueue(s, key=key, channel="webhook", destination=dest, kind="alert",
                          subject=msg.subject, now=now,
-                         payload=C.webhook_body(key, "alert", items, msg, now, w.language))
+                         payload=C.webhook_body(key, "alert", public, msg, now, w.language))
         for chat in a.telegram:
             if not chat.alerts:
                 continue
             mine = [i for i in items if C.item_matches(C.Filter.of(chat.targets, chat.countries,
                                                                    chat.verdicts), i)]
+            mine = C.relabel_items(mine, agent_labels(s, chat.language))  # a chat may be public
             if mine:
                 n += len(tg.queue(s, chat, kind="alert", msg=C.compose_alert(
                     mine, chat.language, a.timezone), now=now,
