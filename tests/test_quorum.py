@@ -73,6 +73,20 @@ def test_agreement_in_words() -> None:
     assert C.agreement_text(2, 2, "XX", "en") == "blocked on 2 of 2 networks in XX"
 
 
+def test_a_dns_only_vantage_measures_only_its_dns_block() -> None:
+    from blockwatch.analysis import display as D
+
+    ok = D.Shown(D.REACHABLE, "ok", AT, AT)
+    tls = D.Shown(D.BLOCKED, "tls", AT, AT)
+    dns = D.Shown(D.BLOCKED, "dns", AT, AT)
+    a = Q.of_vantages([("KZ", "agent", tls), ("KZ", "resolver", ok)])["KZ"]
+    assert (a.blocked, a.measured, a.vantages, a.agreed) == (1, 1, 2, True)
+    a = Q.of_vantages([("KZ", "local", ok), ("KZ", "resolver", dns)])["KZ"]
+    assert (a.blocked, a.measured, a.needed, a.agreed) == (1, 2, 2, False)
+    assert D.for_outlet(ok, "resolver").display == D.NOT_MEASURED
+    assert D.for_outlet(ok, "agent") == ok and D.for_outlet(dns, "resolver") == dns
+
+
 # --- from stored rows --------------------------------------------------------------------------
 
 def networks(db, verdicts: dict[str, str]) -> tuple[int, dict[str, int]]:  # type: ignore[no-untyped-def]

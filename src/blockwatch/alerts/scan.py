@@ -210,11 +210,10 @@ def country_agreements(s: Session, cfg: Config, target_ids: set[int],
     for key, per_v in groups.items():
         seen = [aware(r[8]) for rows in per_v.values() for r in rows if r[8] is not None]
         ref = min(now, max(seen)) if seen and not at_now else now  # type: ignore[type-var]
-        displays = [D.for_outlet(D.combine(
+        cells = [(key[1], rows[0][3], D.combine(
             D.classify(r[5], r[7], aware(r[8]), aware(r[9]), ref, sched.interval(r[2], r[3]),
-                       aware(r[6])) for r in rows), rows[0][3]).display
-            for rows in per_v.values()]
-        out[key] = Q.agreement(key[1], displays, cfg.settings.alerts.quorum)
+                       aware(r[6])) for r in rows)) for rows in per_v.values()]
+        out[key] = Q.of_vantages(cells, cfg.settings.alerts.quorum)[key[1]]
     return out
 
 

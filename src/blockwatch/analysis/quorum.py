@@ -60,5 +60,14 @@ def by_country(cells: Iterable[tuple[str, str]], quorum: int = 0) -> dict[str, A
     return {c: agreement(c, groups[c], quorum) for c in sorted(groups)}
 
 
+def of_vantages(cells: Iterable[tuple[str, str, D.Shown]],
+                quorum: int = 0) -> dict[str, Agreement]:
+    """(vantage country, vantage kind, what it shows for the outlet) per vantage -> agreement
+    per country. The one rule the status page, status.json, the alert scan and the digest use:
+    a DNS-only vantage's non-blocked result is not a measurement (display.for_outlet)."""
+    return by_country(((country, D.for_outlet(shown, kind).display)
+                       for country, kind, shown in cells), quorum)
+
+
 def any_agreed(agreements: Iterable[Agreement]) -> bool:
     return any(a.agreed for a in agreements)

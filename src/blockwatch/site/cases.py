@@ -29,8 +29,8 @@ class _Cell(Protocol):  # model.Cell, without importing the model (it imports th
 
 def agreements(cells: Iterable[_Cell | None], quorum: int) -> tuple[Q.Agreement, ...]:
     """Per vantage country (sorted), how many of the outlet's networks report it blocked."""
-    return tuple(Q.by_country(((c.vantage.country, c.for_outlet.display) for c in cells
-                               if c is not None), quorum).values())
+    return tuple(Q.of_vantages(((c.vantage.country, c.vantage.kind, c.shown) for c in cells
+                                if c is not None), quorum).values())
 
 
 def headline(cells: Sequence[_Cell | None], shown: D.OutletShown,
