@@ -68,10 +68,10 @@ def main() -> None:
 def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ignore[type-arg]
     from blockwatch import aio
     from blockwatch.config import load
+    from blockwatch.lab.config import probe_config
     from blockwatch.round import run_round
     from blockwatch.storage import open_database
     from blockwatch.targets import load_targets
-    from lab.config import probe_config
 
     tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
     (tmp / "targets.toml").write_text("".join(
