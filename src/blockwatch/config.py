@@ -356,8 +356,9 @@ class FeedsConfig(_Strict):
 ALERT_FILTER_NAMES = (*VERDICTS, "blocked", "unblocked", "recovered", "silent", "back", "case")
 
 
-class Recipient(_Strict):
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+class _Audience(_Strict):
+    """What an email recipient and a Telegram chat share: language and filters."""
+
     language: Literal["en", "ru", "kk"] = "en"
     targets: list[str] = Field(default_factory=list)
     countries: list[str] = Field(default_factory=list)
@@ -373,6 +374,10 @@ class Recipient(_Strict):
                 raise ValueError(f"{name!r} is not a verdict or alert kind; expected one of "
                                  + ", ".join(ALERT_FILTER_NAMES))
         return v
+
+
+class Recipient(_Audience):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 class Webhook(_Strict):
@@ -413,25 +418,14 @@ def _chat_id(v: Any) -> Any:
     return v
 
 
-class Telegram(_Strict):
+class Telegram(_Audience):
     """A Telegram chat, group or channel the bot posts alerts and digests to; the filters are
     a recipient's."""
 
     chat_id: Annotated[str, BeforeValidator(_chat_id)]
     bot_token_env: str = ""
     bot_token_file: str = ""
-    language: Literal["en", "ru", "kk"] = "en"
     api_url: HttpUrl = "https://api.telegram.org"
-    targets: list[str] = Field(default_factory=list)
-    countries: list[str] = Field(default_factory=list)
-    verdicts: list[str] = Field(default_factory=list)
-    digest: bool = True
-    alerts: bool = True
-
-    @field_validator("verdicts")
-    @classmethod
-    def _known_verdicts(cls, v: list[str]) -> list[str]:
-        return Recipient._known_verdicts(v)
 
     @model_validator(mode="after")
     def _one_token(self) -> Telegram:
