@@ -21,6 +21,7 @@ from blockwatch.alerts.outbox import enqueue
 from blockwatch.alerts.public_names import agent_labels
 from blockwatch.alerts.scan import (
     aware,
+    case_rows,
     country_agreements,
     event_item,
     incident_info,
@@ -112,13 +113,7 @@ def _with_agreement(s: Session, cfg: Config, blocked: tuple[C.BlockedTarget, ...
 
 
 def _cases(s: Session, since: datetime, until: datetime) -> tuple[C.CaseInfo, ...]:
-    q = (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage)
-         .join(Incident, Incident.id == Case.incident_id)
-         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
-         .join(Feed, Feed.id == FeedEntry.feed_id)
-         .join(Event, Event.id == Case.event_id)
-         .join(Vantage, Vantage.id == Event.vantage_id)
-         .outerjoin(Target, Target.id == Event.target_id)
+    q = (case_rows()
          .where(Case.created_at >= since, Case.created_at < until)
          .order_by(Case.created_at, Case.id).limit(MAX_ROWS))
     return tuple(C.CaseInfo(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from blockwatch.alerts import compose as C
@@ -287,14 +287,20 @@ def _new_events(s: Session, cur: Cursor) -> tuple[list[C.AlertItem], set[int]]:
     return items, seen
 
 
+def case_rows() -> Select[Any]:
+    """Cases with what alerts and the digest show of them: the incident, its feed entry and
+    feed, the blocking event, its target and vantage."""
+    return (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage)
+            .join(Incident, Incident.id == Case.incident_id)
+            .join(FeedEntry, FeedEntry.id == Incident.entry_id)
+            .join(Feed, Feed.id == FeedEntry.feed_id)
+            .join(Event, Event.id == Case.event_id)
+            .join(Vantage, Vantage.id == Event.vantage_id)
+            .outerjoin(Target, Target.id == Event.target_id))
+
+
 def _new_cases(s: Session, cur: Cursor) -> tuple[list[C.AlertItem], set[int]]:
-    q = (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage)
-         .join(Incident, Incident.id == Case.incident_id)
-         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
-         .join(Feed, Feed.id == FeedEntry.feed_id)
-         .join(Event, Event.id == Case.event_id)
-         .join(Vantage, Vantage.id == Event.vantage_id)
-         .outerjoin(Target, Target.id == Event.target_id)
+    q = (case_rows()
          .where(or_(Case.id > cur.case, Case.id.in_(list(cur.case_gaps))))
          .order_by(Case.id).limit(BATCH))
     items, seen = [], set()
