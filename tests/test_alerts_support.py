@@ -109,6 +109,23 @@ def smtp_starttls(tmp_path: Path) -> Iterator[SmtpServer]:
         c.stop()
 
 
+# one recipient per language, and a site in all three (tests of every language's output)
+RECIPIENTS_3 = """
+[[alerts.recipient]]
+email = "desk@example.org"
+language = "en"
+
+[[alerts.recipient]]
+email = "ru@example.org"
+language = "ru"
+
+[[alerts.recipient]]
+email = "kk@example.org"
+language = "kk"
+"""
+SITE_3 = '\n[site]\nlanguages = ["en", "ru", "kk"]\n'
+
+
 def config_text(port: int, *, security: str = "none", extra: str = "", recipients: str | None = None,
                 webhooks: str = "") -> str:
     if recipients is None:

@@ -17,25 +17,11 @@ from blockwatch.alerts.digest import collect
 from blockwatch.site.commands import build_site
 from blockwatch.storage import Database
 from blockwatch.storage.models import Case, Feed, FeedEntry, Incident, Outbox
-from test_alerts_support import T0, add_event, add_target, add_vantage, config_text
+from test_alerts_support import RECIPIENTS_3, SITE_3, T0, add_event, add_target, add_vantage, config_text
 
 RATEL = "https://ratel.kz/"
 TITLE = 'Ratel editor detained <script>alert("x")</script> "><img src=x onerror=alert(1)>'
 LINK = "https://adilet.example/case?a=1&b=2"
-RECIPIENTS = """
-[[alerts.recipient]]
-email = "desk@example.org"
-language = "en"
-
-[[alerts.recipient]]
-email = "ru@example.org"
-language = "ru"
-
-[[alerts.recipient]]
-email = "kk@example.org"
-language = "kk"
-"""
-SITE = '\n[site]\nlanguages = ["en", "ru", "kk"]\n'
 WORDS = {"en": "detention \u2014 released", "ru": "задержание \u2014 освобождён",
          "kk": "ұстау \u2014 босатылды"}
 
@@ -94,7 +80,7 @@ def tags(html: str) -> list[str]:
 
 async def test_case_in_alert_digest_page_and_status_json(any_db, write_config,
                                                          tmp_path) -> None:
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3) + SITE_3)
     e = blocked_ratel(any_db, T0 - timedelta(hours=1))
     add_report(any_db, title=TITLE, event_id=e, published=T0 - timedelta(hours=2),
                first_seen=T0 - timedelta(minutes=50))
@@ -154,7 +140,7 @@ async def test_an_old_report_is_history_not_an_alert(any_db, write_config, tmp_p
     """A search looking back a week finds a report from three days ago; it links to today's
     block. The block alerts, the case does not; the case is still on the page and in the
     digest."""
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3) + SITE_3)
     assert cfg.settings.alerts.incident_max_age == timedelta(hours=48)
     e = blocked_ratel(any_db, T0 - timedelta(minutes=10))
     add_report(any_db, title=TITLE, event_id=e, published=T0 - timedelta(days=3),
@@ -174,7 +160,7 @@ async def test_an_old_report_is_history_not_an_alert(any_db, write_config, tmp_p
 
 async def test_a_recent_report_alerts_and_the_age_is_configurable(any_db, write_config) -> None:
     # just inside the limit: published 47 hours ago
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS))
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3))
     e = blocked_ratel(any_db, T0 - timedelta(minutes=10))
     add_report(any_db, title="Ratel editor detained", event_id=e,
                published=T0 - timedelta(hours=47), first_seen=T0 - timedelta(minutes=8))
@@ -185,7 +171,7 @@ async def test_a_recent_report_alerts_and_the_age_is_configurable(any_db, write_
 
 async def test_no_published_time_counts_from_first_seen(any_db, write_config) -> None:
     cfg = write_config(config_text(2525, extra='incident_max_age = "1h"',
-                                   recipients=RECIPIENTS))
+                                   recipients=RECIPIENTS_3))
     assert cfg.settings.alerts.incident_max_age == timedelta(hours=1)
     e = blocked_ratel(any_db, T0 - timedelta(minutes=10))
     add_report(any_db, title="first seen now", event_id=e, published=None,

@@ -16,25 +16,11 @@ from blockwatch.alerts.digest import collect
 from blockwatch.analysis import quorum as Q
 from blockwatch.site.commands import build_site
 from blockwatch.storage.models import Outbox
-from test_alerts_support import T0, add_event, add_target, add_vantage, config_text
+from test_alerts_support import RECIPIENTS_3, SITE_3, T0, add_event, add_target, add_vantage, config_text
 
 RATEL = "https://ratel.kz/"
 AT = T0 - timedelta(minutes=10)  # every network's latest round
 NOW = T0  # the scan: the group window (5m) has passed
-RECIPIENTS = """
-[[alerts.recipient]]
-email = "desk@example.org"
-language = "en"
-
-[[alerts.recipient]]
-email = "ru@example.org"
-language = "ru"
-
-[[alerts.recipient]]
-email = "kk@example.org"
-language = "kk"
-"""
-SITE = '\n[site]\nlanguages = ["en", "ru", "kk"]\n'
 
 
 # --- the rule ----------------------------------------------------------------------------------
@@ -116,7 +102,7 @@ def site(cfg, db, tmp_path: Path) -> tuple[dict[str, str], dict]:  # type: ignor
 
 
 async def test_one_network_country_alerts_on_its_word(any_db, write_config, tmp_path) -> None:
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3) + SITE_3)
     networks(any_db, {"almaty-1": "tls"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 3
     sent = alerts(any_db)
@@ -133,7 +119,7 @@ async def test_one_network_country_alerts_on_its_word(any_db, write_config, tmp_
 
 async def test_one_dissenter_of_three_pages_no_one_but_is_shown(any_db, write_config,
                                                                 tmp_path) -> None:
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3) + SITE_3)
     networks(any_db, {"almaty-1": "tls", "almaty-2": "ok", "astana-1": "ok"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 0
     assert alerts(any_db) == {}
@@ -160,7 +146,7 @@ async def test_one_dissenter_of_three_pages_no_one_but_is_shown(any_db, write_co
 
 
 async def test_two_of_three_agreeing_alert_and_say_so(any_db, write_config, tmp_path) -> None:
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3) + SITE_3)
     networks(any_db, {"almaty-1": "tls", "almaty-2": "tls", "astana-1": "ok"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 3
     text = alerts(any_db)["desk@example.org"].payload["text"]
@@ -181,7 +167,7 @@ async def test_two_of_three_agreeing_alert_and_say_so(any_db, write_config, tmp_
 
 async def test_quorum_three_with_two_measured_two_suffice(any_db, write_config,
                                                           tmp_path) -> None:
-    cfg = write_config(config_text(2525, extra="quorum = 3", recipients=RECIPIENTS) + SITE)
+    cfg = write_config(config_text(2525, extra="quorum = 3", recipients=RECIPIENTS_3) + SITE_3)
     assert cfg.settings.alerts.quorum == 3
     # the third network could not look (every check inconclusive)
     networks(any_db, {"almaty-1": "tls", "almaty-2": "tls", "astana-1": "inconclusive"})
@@ -195,13 +181,13 @@ async def test_quorum_three_with_two_measured_two_suffice(any_db, write_config,
 
 
 async def test_quorum_three_with_three_measured_needs_three(any_db, write_config) -> None:
-    cfg = write_config(config_text(2525, extra="quorum = 3", recipients=RECIPIENTS))
+    cfg = write_config(config_text(2525, extra="quorum = 3", recipients=RECIPIENTS_3))
     networks(any_db, {"almaty-1": "tls", "almaty-2": "tls", "astana-1": "ok"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 0
 
 
 async def test_an_unblock_is_told_only_of_an_agreed_block(any_db, write_config) -> None:
-    cfg = write_config(config_text(2525, recipients=RECIPIENTS))
+    cfg = write_config(config_text(2525, recipients=RECIPIENTS_3))
     t, v = networks(any_db, {"almaty-1": "tls", "almaty-2": "ok", "astana-1": "ok"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 0
     # the dissenter comes back: nobody heard of its block, nobody hears of its end
@@ -234,7 +220,7 @@ async def test_a_resolvers_correct_answer_does_not_outvote_a_tls_block(any_db, w
                                                                        tmp_path) -> None:
     """A resolver vantage checks DNS only: its "ok" says nothing about the TLS reset the agent
     sees, so it is not a network that measured the outlet reachable."""
-    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS_3)) + SITE_3)
     t, _ = networks(any_db, {"almaty-1": "tls"})
     r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
     add_event(any_db, t, r, RATEL, "ok", None, AT)
@@ -251,7 +237,7 @@ async def test_a_resolvers_correct_answer_does_not_outvote_a_tls_block(any_db, w
 
 async def test_a_resolver_alone_does_not_make_an_outlet_reachable(any_db, write_config,
                                                                   tmp_path) -> None:
-    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS_3)) + SITE_3)
     t = add_target(any_db, "Ratel.kz", RATEL)
     r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
     add_event(any_db, t, r, RATEL, "ok", None, AT)
@@ -261,7 +247,7 @@ async def test_a_resolver_alone_does_not_make_an_outlet_reachable(any_db, write_
 
 
 async def test_a_resolvers_dns_block_still_counts(any_db, write_config, tmp_path) -> None:
-    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS)) + SITE)
+    cfg = write_config(with_resolver(config_text(2525, recipients=RECIPIENTS_3)) + SITE_3)
     t = add_target(any_db, "Ratel.kz", RATEL)
     r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
     add_event(any_db, t, r, RATEL, "dns", "ok", AT)
