@@ -26,34 +26,16 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import PG_URL, measurement
+from benchconfig import storage_config
 
 from blockwatch import round as rnd
 from blockwatch.analysis.fingerprints import default_interception
-from blockwatch.config import load
 from blockwatch.gctune import fewer_gc_passes
 from blockwatch.storage import open_database
-from blockwatch.targets import load_targets
 
 
 def run(db_url: str, tmp: Path, n: int, rounds: int, batch: int) -> dict[str, object]:
-    urls = [f"https://site{i:04d}.bench/" for i in range(n)]
-    (tmp / "targets.toml").write_text("".join(
-        f'[[target]]\nname = "T{i}"\nurls = ["{u}"]\n' for i, u in enumerate(urls)))
-    (tmp / "c.toml").write_text(f"""
-[storage]
-url = "{db_url}"
-[probe]
-targets = ["targets.toml"]
-canaries = []
-[control]
-resolvers = ["127.0.0.1:9"]
-[[vantage]]
-name = "kz"
-kind = "local"
-resolver = "127.0.0.1:9"
-""")
-    cfg = load(tmp / "c.toml")
-    targets = load_targets(cfg.target_files)
+    urls, cfg, targets = storage_config(db_url, tmp, n)
     db = open_database(cfg.database_url)
     ids = rnd._prepare(db, targets, cfg)
     locals_ = rnd.local_views(cfg)
