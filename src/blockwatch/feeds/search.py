@@ -40,7 +40,7 @@ class _Named(Protocol):
 def _common_words() -> frozenset[str]:
     from blockwatch.feeds import extract
 
-    return getattr(extract, "COMMON_WORDS", frozenset())
+    return extract.COMMON_WORDS
 
 
 def _fold(name: str) -> str:

@@ -180,15 +180,6 @@ def jsonable(v: Any) -> Any:
     return str(v)
 
 
-def _takes_country(matcher: Matcher) -> bool:
-    import inspect
-
-    try:
-        return "country" in inspect.signature(matcher.extract).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matcher: Matcher, *,
                   now: datetime, query_of: Mapping[str, str] | None = None,
                   country: str | None = None) -> Stored:
@@ -197,7 +188,6 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
     `query_of`: for a search, the query that found each entry. Entries already stored are left
     as they are. Every incident is kept, old or foreign: reading filters, storing does not.
     `country`: the feed's country, for entries whose text names none."""
-    hint = {"country": country} if country and _takes_country(matcher) else {}
     entries = list(entries)
     keys = [storable(e.key) for e in entries]  # as stored (textsafe)
     known: set[str] = set()
@@ -222,7 +212,7 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
         if entry_id is None:
             continue  # another poller stored it a moment ago
         out.new_entries += 1
-        x = matcher.extract(e.title, e.summary, **hint)
+        x = matcher.extract(e.title, e.summary, country=country or None)
         if not x.is_incident:
             continue
         occurred = e.published_at if e.published_at and e.published_at <= now + FUTURE_SLACK else now
@@ -230,9 +220,9 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
             _insert(s, Incident).values(
                 entry_id=entry_id, types=list(x.types), outlets=list(x.outlets),
                 people=list(x.people), occurred_at=occurred, created_at=now,
-                country=(getattr(x, "country", None) or None),
-                status=(getattr(x, "status", None) or None),
-                evidence=storable_data(jsonable(getattr(x, "evidence", None))) or None,
+                country=x.country or None,
+                status=x.status or None,
+                evidence=storable_data(jsonable(x.evidence)) or None,
             ).returning(Incident.id)
         ).scalar()
         if incident_id is not None:
