@@ -139,3 +139,26 @@ def test_a_job_that_keeps_failing_and_a_stuck_outbox(setup) -> None:  # type: ig
                      created_at=now - timedelta(hours=3), next_attempt_at=now))
     h = check_health(cfg, db, datetime.now(UTC))
     assert "1 alert(s) undeliverable for over an hour" in h.problems
+
+
+def test_a_stored_job_error_is_scrubbed_when_shown(setup) -> None:  # type: ignore[no-untyped-def]
+    """An error recorded before a secret was known (another config, an older version) still
+    never reaches health's text or JSON."""
+    from blockwatch import redact
+
+    cfg, db = setup
+    now = datetime.now(UTC)
+    secret = "s3cret-token-value-123"
+    for n in range(3):
+        record_job(db, "alerts", started=now - timedelta(hours=n + 1), ok=False,
+                   error=f"POST https://hooks.example/{secret} failed",
+                   interval=timedelta(minutes=5))
+    try:
+        redact.register(secret)
+        h = check_health(cfg, db, now=now)
+    finally:
+        redact.forget_all()
+    shown = json.dumps(h.jobs) + "\n".join(h.problems)
+    assert "alerts keeps failing" in shown
+    assert secret not in shown
+    assert "https://hooks.example/" in shown  # the rest of the error is still there

@@ -134,3 +134,21 @@ def test_failing_webhooks_and_smtp_login_leak_nothing(tmp_path: Path, smtp_auth:
     assert f"{closed}/hook" not in "".join(r[0] + r[1] for r in rows)  # keys: a hash, no URL
     for secret in ("pa55word-inline", "T0KEN-inline", "SECRETPATH", "T0SECRET"):
         assert secret not in stored, secret
+
+
+def test_telegram_bot_tokens_are_known_from_the_start(tmp_path: Path, scrubbed: None,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot token sits in the request URL's path (which httpx logs): the scrubber knows it as
+    soon as the config is loaded, before any message is sent."""
+    from blockwatch.alerts.webhook import register_secrets
+    from blockwatch.config import load
+
+    token = "123456789:AAEhBOweik6ad6PsWjpQ5l0x9Cwq_ut1rZk"
+    monkeypatch.setenv("BW_TG", token)
+    path = tmp_path / "blockwatch.toml"
+    path.write_text('[[alerts.telegram]]\nchat_id = "-1001234567890"\nbot_token_env = "BW_TG"\n',
+                    encoding="utf-8")
+    register_secrets(load(path))
+    line = redact.scrub(f"HTTP Request: POST https://api.telegram.org/bot{token}/sendMessage")
+    assert token not in line
+    assert "api.telegram.org" in line

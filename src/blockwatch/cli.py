@@ -190,7 +190,7 @@ _EXTRAS = {"fastapi": "server", "uvicorn": "server", "starlette": "server",
 def _register_secrets(cfg: Config) -> None:
     """Secrets this config resolves to are known to the log scrubber from the start."""
     a = cfg.settings.alerts
-    if a.webhook or a.smtp_password_env or a.smtp_password_file or a.smtp_username_env \
+    if a.webhook or a.telegram or a.smtp_password_env or a.smtp_password_file or a.smtp_username_env \
             or a.smtp_username_file:
         from blockwatch.alerts.webhook import register_secrets
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from blockwatch import dbstats
+from blockwatch import dbstats, redact
 from blockwatch.alerts.outbox import backlog
 from blockwatch.analysis.display import fresh_limit
 from blockwatch.config import AgentVantage, Config, LocalVantage, ResolverVantage
@@ -53,7 +53,8 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
                            "last_ok": repo.iso(r.last_ok_at),
                            "lag_s": round(lag.total_seconds()) if lag else None,
                            "interval_s": round(interval.total_seconds()) if interval else None,
-                           "error": r.last_error, "overdue": overdue})
+                           "error": _shown(r.last_error) if r.last_error else None,
+                           "overdue": overdue})
             # keeps failing: the last run failed, and no success within two intervals (or
             # none ever, after more than one run)
             failing = bool(r.last_error) and (
@@ -66,7 +67,7 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
             if failing:
                 h.problems.append(f"job {name} keeps failing: last success "
                                   f"{repo.iso(r.last_ok_at) or 'never'}, last error: "
-                                  f"{(r.last_error or '')[:200]}")
+                                  f"{_shown(r.last_error)[:200]}")
         stuck = s.scalar(select(func.count()).select_from(Outbox)
                          .where(Outbox.status.in_(("pending", "sending", "failed")),
                                 Outbox.created_at < now - timedelta(hours=1))) or 0
@@ -110,6 +111,13 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
             h.feeds.append({"feed": name, "kind": f.kind if f else None, "status": status,
                             "last_success": repo.iso(f.last_success_at) if f else None,
                             "last_attempt": repo.iso(f.last_attempt_at) if f else None,
-                            "consecutive_failures": fails, "error": f.last_error if f else None})
+                            "consecutive_failures": fails,
+                            "error": _shown(f.last_error) if f and f.last_error else None})
     h.storage = dbstats.brief(db, now)
     return h
+
+
+def _shown(error: str | None) -> str:
+    """A stored error as health may print it: a job's error was recorded before every secret of
+    today's config was known (or by an older version), so scrub it again on the way out."""
+    return redact.scrub(error or "")

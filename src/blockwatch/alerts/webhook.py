@@ -67,8 +67,8 @@ def label_in(cfg: Config, destination: str) -> str:
 
 
 def register_secrets(cfg: Config) -> None:
-    """Tell the log scrubber every webhook URL and secret (and the SMTP credentials) this
-    config resolves to; missing ones are reported where they are needed, not here."""
+    """Tell the log scrubber every webhook URL and secret, the SMTP credentials and the Telegram
+    bot tokens this config resolves to; missing ones are reported where they are needed."""
     a = cfg.settings.alerts
     for i, w in enumerate(a.webhook):
         try:
@@ -82,6 +82,14 @@ def register_secrets(cfg: Config) -> None:
     for base in ("smtp_password", "smtp_username"):
         try:
             redact.register(cfg.secret(a, base, "alerts"))
+        except SecretError:
+            pass
+    # a bot token sits in the request URL's path, which httpx logs: known before any request
+    from blockwatch.alerts.telegram import TOKEN_MASK
+
+    for i, chat in enumerate(a.telegram):
+        try:
+            redact.register(cfg.secret(chat, "bot_token", f"alerts.telegram[{i}]"), TOKEN_MASK)
         except SecretError:
             pass
 
