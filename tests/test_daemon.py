@@ -398,3 +398,35 @@ async def test_reload_rebuilds_jobs_and_keeps_their_place(write_config) -> None:
     finally:
         d.scheduler.shutdown(wait=False)
         db.close()
+
+
+async def test_a_broken_list_file_fails_the_job_with_one_plain_line(
+        write_config, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """A people list deleted (or broken) while the daemon runs: the feeds job fails naming the
+    file, recorded for `health`, logged once without a traceback, and the next run tries again."""
+    from blockwatch.daemon import JobSpec
+    from blockwatch.feeds.commands import watched
+
+    (tmp_path / "people.toml").write_text('[[person]]\nname = "A B"\n', encoding="utf-8")
+    cfg = write_config('[probe]\ntargets = ["targets.toml"]\n[asn]\nenabled = false\n'
+                       '[feeds]\npeople = ["people.toml"]\n',
+                       targets='[[target]]\nname = "A"\nurls = ["https://a.example/"]\n')
+    assert watched(cfg)[1]  # readable at start
+    (tmp_path / "people.toml").unlink()
+    db = open_database(cfg.database_url)
+    try:
+        d = Daemon(cfg, db)
+
+        async def job() -> None:
+            watched(d.cfg)
+
+        await d.wrap(JobSpec("feeds", timedelta(hours=1), job))()
+        with db.read() as s:
+            row = s.get(JobRun, "feeds")
+        assert row is not None and row.last_ok_at is None
+        assert "people.toml" in (row.last_error or "")
+        assert "cannot read the people list" in (row.last_error or "")
+        failed = [r for r in caplog.records if "job feeds" in r.getMessage()]
+        assert failed and all(r.exc_info is None for r in failed)
+    finally:
+        db.close()

@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import undefined
 
 from blockwatch import aio, redact
-from blockwatch.config import Config, LocalVantage, OoniVantage, ResolverVantage, load
+from blockwatch.config import Config, ConfigError, LocalVantage, OoniVantage, ResolverVantage, load
 from blockwatch.durations import format_duration
 from blockwatch.storage import Database, open_database, repo
 from blockwatch.storage.db import MissingExtra, acquire_instance_lock
@@ -223,6 +223,11 @@ class Daemon:
             except JobProblem as exc:
                 ok, error = False, str(exc)
                 log.warning("job %s: %s", spec.name, exc)
+            except ConfigError as exc:
+                # a file the job reads (a people or target list edited on disk) is broken: the
+                # file, line and what was expected, once per run, not a traceback
+                ok, error = False, str(exc)
+                log.error("job %s: %s", spec.name, exc)
             except Exception as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
                 log.exception("job %s failed", spec.name)
