@@ -394,3 +394,13 @@ def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     said = STEP_SAID[lang]
     ctx["said"] = said.get(str(k("step") or ""), said["http"]).format(**ctx)
     return template.format(**ctx)
+
+
+def said(keys: Mapping[str, Any] | None, stored: str, lang: str) -> tuple[str, str]:
+    """The reason a reader of `lang` sees and the language it is in: rendered from the keys in
+    `lang`, else the stored text, which is English (rows stored before keys existed, OONI
+    imports). Pages mark the second with lang="en" rather than pass it off as translated."""
+    text = render(keys, lang) if keys else None
+    if text is None:
+        return stored, "en"
+    return text, lang if lang in TEMPLATES else "en"

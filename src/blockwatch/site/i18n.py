@@ -426,7 +426,9 @@ UNITS = {"en": ("d", "h", "min"), "ru": ("дн", "ч", "мин"), "kk": ("күн
 
 
 def _fallbacks(lang: str) -> list[str]:
-    return [lang, "ru", "en"] if lang == "kk" else [lang, "en"]
+    # never Russian on a Kazakh page: every table is complete in every language (a test), and
+    # a key that still slipped through reads in English, which that test names
+    return [lang, "en"]
 
 
 @lru_cache(maxsize=4096)
@@ -717,6 +719,11 @@ _JOURNALIST = {
 for _lang, _words in _JOURNALIST.items():
     STRINGS[_lang].update(_words)
 
+# beside a reason stored before reasons were kept as keys: it exists in English only
+STRINGS["en"]["in_english"] = "(in English)"
+STRINGS["ru"]["in_english"] = "(на английском)"
+STRINGS["kk"]["in_english"] = "(ағылшынша)"
+
 # country names for the network labels; an unlisted code is shown as it is ("DE")
 COUNTRIES = {
     "en": {"KZ": "Kazakhstan", "KG": "Kyrgyzstan", "UZ": "Uzbekistan", "TJ": "Tajikistan",
@@ -728,7 +735,7 @@ COUNTRIES = {
            "DE": "Германия", "NL": "Нидерланды", "FI": "Финляндия", "US": "США",
            "GB": "Великобритания", "FR": "Франция"},
     "kk": {"KZ": "Қазақстан", "KG": "Қырғызстан", "UZ": "Өзбекстан", "TJ": "Тәжікстан",
-           "TM": "Түрікменстан", "RU": "Ресей", "BY": "Беларусь", "AZ": "Әзербайжан",
+           "TM": "Түрікменстан", "RU": "Ресей", "BY": "Беларусь", "AZ": "Әзірбайжан",
            "DE": "Германия", "NL": "Нидерланды", "FI": "Финляндия", "US": "АҚШ",
            "GB": "Ұлыбритания", "FR": "Франция"},
 }

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from blockwatch.analysis import reasons
 from blockwatch.analysis.display import Schedule
 from blockwatch.storage.models import (
     Case,
@@ -66,6 +67,7 @@ class UrlStateRec:
     event_reason: str
     usable_at: datetime | None = None  # the latest measurement that was not inconclusive
     verdict_keys: dict[str, Any] | None = None  # the latest verdict's reason keys (any language)
+    event_keys: dict[str, Any] | None = None  # those of the verdict that opened the event
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,15 @@ class EventRec:
     ended_at: datetime | None
     measured_at: datetime | None
     evidence_sha256: str | None
+    reason_keys: dict[str, Any] | None = None  # of the verdict that opened it (any language)
 
     @property
     def updated(self) -> datetime:
         return max(self.detected_at, self.ended_at) if self.ended_at else self.detected_at
+
+    def said(self, lang: str) -> tuple[str, str]:
+        """(the reason in `lang`, the language it is in): "en" for an old row without keys."""
+        return reasons.said(self.reason_keys, self.reason, lang)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     }
     vids = set(snap.vantages)
     ev = aliased(Event)
+    ev_verdict = aliased(Verdict)
     uv = aliased(Verdict)
     # the newest usable verdict of each (URL, vantage): one backward step along the
     # (url, vantage_id, measured_at) index when the latest one is usable, which it usually is
@@ -180,16 +188,18 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     q = (
         select(UrlState.target_id, UrlState.vantage_id, UrlState.url, UrlState.state,
                UrlState.since, UrlState.last_seen_at, Verdict.verdict, Verdict.confirmed,
-               Verdict.reason, ev.confirmed, ev.reason, usable, Verdict.reason_keys)
+               Verdict.reason, ev.confirmed, ev.reason, usable, Verdict.reason_keys,
+               ev_verdict.reason_keys)
         .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
         .outerjoin(ev, ev.id == UrlState.event_id)
+        .outerjoin(ev_verdict, ev_verdict.id == ev.verdict_id)
         .order_by(UrlState.target_id, UrlState.vantage_id, UrlState.url)
     )
     for row in s.execute(q):
         if row[0] in tids and row[1] in vids:
             snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                            bool(row[7]), row[8] or "", bool(row[9]), row[10] or "",
-                                           _aware(row[11]), row[12]))
+                                           _aware(row[11]), row[12], row[13]))
     first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
     # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
     for t, v, d, w, m, n in s.connection().execute(
@@ -202,7 +212,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     q = (
         select(Event.id, Event.target_id, Event.vantage_id, Event.url, Event.state, Event.previous,
                Event.confirmed, Event.reason, Event.started_at, Event.detected_at, Event.ended_at,
-               Verdict.measured_at, Measurement.evidence_sha256)
+               Verdict.measured_at, Measurement.evidence_sha256, Verdict.reason_keys)
         .outerjoin(Verdict, Verdict.id == Event.verdict_id)
         .outerjoin(Measurement, Measurement.id == Verdict.measurement_id)
         .where(or_(Event.ended_at.is_(None), Event.ended_at >= since))
@@ -211,7 +221,7 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     for r in s.execute(q):
         if r[1] in tids and r[2] in vids:
             snap.events.append(EventRec(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7] or "",
-                                        r[8], r[9], r[10], r[11], r[12]))
+                                        r[8], r[9], r[10], r[11], r[12], r[13]))
     q = (
         select(Incident.id, FeedEntry.title, FeedEntry.link, Feed.name, Incident.types,
                Incident.outlets, Incident.people, Incident.occurred_at, Incident.status,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from blockwatch.analysis import display as D
 from blockwatch.analysis import quorum as Q
+from blockwatch.analysis import reasons
 from blockwatch.analysis.verdict import SEVERITY
 from blockwatch.site import cases as site_cases
 from blockwatch.site import i18n
@@ -257,6 +258,10 @@ class Cell:
     inside: bool = True  # the vantage is in the outlet's country (or the outlet has none)
     reason_keys: dict[str, Any] | None = None  # `reason` in any language (analysis/reasons.py)
 
+    def said(self, lang: str) -> tuple[str, str]:
+        """(the reason in `lang`, the language it is in): "en" for an old row without keys."""
+        return reasons.said(self.reason_keys, self.reason, lang)
+
     @property
     def for_outlet(self) -> D.Shown:
         """This cell as evidence about the outlet (a resolver's correct answer is not)."""
@@ -277,9 +282,11 @@ def cell_of(vantage: PublicVantage, urls: list[UrlStateRec], now: datetime,
     last = max(seen) if seen else None
     confirmed = any(u.event_confirmed for u in in_state)
     fresh = [u for u in in_state if u.verdict == state and u.verdict_reason]
-    reason = fresh[0].verdict_reason if fresh else next((u.event_reason for u in in_state
-                                                          if u.event_reason), "")
-    keys = fresh[0].verdict_keys if fresh else None
+    if fresh:
+        reason, keys = fresh[0].verdict_reason, fresh[0].verdict_keys
+    else:  # the confirming event's reason, from the keys of the verdict that opened it
+        reason, keys = next(((u.event_reason, u.event_keys) for u in in_state
+                             if u.event_reason), ("", None))
     pend = worst_of([u.verdict for u in urls
                      if u.verdict not in (None, "inconclusive") and u.verdict != u.state])
     if pend is not None and sev(pend) <= sev(state) and state is not None:
@@ -525,6 +532,17 @@ def _iso(dt: datetime | None) -> str | None:
     return iso(dt)
 
 
+def _reasons(c: Cell, languages: list[str]) -> dict[str, str]:
+    """A cell's reason in English (`reason`, as stored) and in each of the site's languages it
+    can be said in: an older row without keys has English only, never a pretend translation."""
+    out = {"en": c.reason} if c.reason else {}
+    for lang in languages:
+        text, said_in = c.said(lang)
+        if text and said_in == lang:
+            out[lang] = text
+    return out
+
+
 def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, object]:
     """The current state, for scripts and other sites. Agent vantages appear by country and
     network only, exactly as on the pages. `display` (also `status`) is what may be said:
@@ -554,6 +572,7 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
                        "since": _iso(c.since) if measured else None,
                        "last_checked": _iso(c.last_checked), "stale": c.stale,
                        "pending": c.pending, "reason": c.reason,
+                       "reasons": _reasons(c, languages),
                        "urls": [{"url": u.url, "state": u.state, "since": _iso(u.since),
                                  "measured_at": _iso(u.usable_at),
                                  "last_checked": _iso(u.last_seen_at)} for u in c.urls]})

@@ -432,7 +432,7 @@ def _entry(el, feed, it: FeedItem, m: SiteModel, info: SiteInfo, L: Lang, host: 
         href = _link(info, f"{L.code}/t/{slug_of.get(e.target_id, '')}.html#event-{e.id}")
         lines = [f"{L.t('since', when=L.time(e.started_at))}"
                  + (f" {L.t('until', when=L.time(e.ended_at))}" if e.ended_at else ""),
-                 e.url, e.reason,
+                 e.url, e.said(L.code)[0],
                  L.t("confirmed_yes" if e.confirmed else "confirmed_no")]
     else:
         inc = it.incident
