@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", action="append", metavar="NAME", help="only this target (repeat)")
     c = cmd("run", "the daemon: probe rounds on schedule (and everything else as it is built)")
     c.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    c.add_argument("--shared", action="store_true",
+                   help="PostgreSQL: one of several `run --shared` processes (any hosts); "
+                        "each job runs once across them")
     c = cmd("serve", "only the HTTP side: collector API for agents and the status site")
     c.add_argument("--host")
     c.add_argument("--port", type=int)
@@ -477,7 +480,7 @@ def _lazy(module: str, name: str) -> Callable[[Config, argparse.Namespace], int]
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.daemon import run_daemon
 
-    return run_daemon(cfg, once=args.once)
+    return run_daemon(cfg, once=args.once, shared=getattr(args, "shared", False))
 
 
 def parse_when(text: str, now: datetime) -> datetime:

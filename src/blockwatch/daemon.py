@@ -9,7 +9,9 @@ wall clock.
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the configuration file and rebuilds the
 jobs from it (targets, vantages, feeds, alerts), keeping the running configuration when the new
 one has errors; a changed storage URL or [server] section is logged as needing a restart. One
-daemon per database (`storage.db.acquire_instance_lock`)."""
+daemon per database (`storage.db.acquire_instance_lock`); on PostgreSQL, `run --shared` lets
+several run side by side, each job guarded so that it runs once across them
+(`storage.joblock`)."""
 
 from __future__ import annotations
 
@@ -90,6 +92,7 @@ class Daemon:
         self.collector: Any = None  # CollectorState while the [server] side runs
         self._reload_task: asyncio.Task[None] | None = None
         self._hup_pending = False
+        self.joblocks: Any = None  # storage.joblock.JobLocks in a `run --shared`
 
     # --- the jobs ------------------------------------------------------------------------------
 
@@ -237,6 +240,12 @@ class Daemon:
                                         error=error, interval=spec.interval)
         return wrapper
 
+    def scheduled(self, spec: JobSpec) -> Callable[[], Awaitable[None]]:
+        """What the scheduler calls: the job, and in a shared run only when this process gets
+        it (storage/joblock.py)."""
+        fn = self.wrap(spec)
+        return fn if self.joblocks is None else self.joblocks.guard(spec.name, spec.interval, fn)
+
     def schedule(self, keep: dict[str, datetime] | None = None) -> None:
         """Add every job. `keep`: next run times of the jobs before a reload; a job that stays
         keeps its place (at most one new interval away) instead of running at once."""
@@ -247,7 +256,7 @@ class Daemon:
             if keep is not None and spec.name in keep:
                 nxt = min(keep[spec.name], now + spec.interval)
             self.scheduler.add_job(
-                self.wrap(spec), IntervalTrigger(seconds=secs, jitter=spec.jitter or None),
+                self.scheduled(spec), IntervalTrigger(seconds=secs, jitter=spec.jitter or None),
                 id=spec.name, name=spec.name, max_instances=1, coalesce=True,
                 misfire_grace_time=max(1, int(secs)), next_run_time=nxt,
             )
@@ -454,7 +463,7 @@ def _register_secrets(cfg: Config) -> None:
     register_secrets(cfg)
 
 
-def run_daemon(cfg: Config, *, once: bool = False) -> int:
+def run_daemon(cfg: Config, *, once: bool = False, shared: bool = False) -> int:
     # until the loop's handler is in place, a reload request (systemd's ExecReload, logrotate)
     # must not end the daemon, which is what SIGHUP's default action does
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -462,7 +471,7 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
         server_available()
     db = open_database(cfg.database_url)
     try:
-        lock = acquire_instance_lock(db, "run")
+        lock = acquire_instance_lock(db, "run", shared=shared)
     except BaseException:
         db.close()
         raise
@@ -470,7 +479,7 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
     log.debug("holding %s", lock.what)
     db.instance_lock = lock  # each job checks it is still held (daemon.wrap)
     try:
-        aio.run(_main(cfg, db, once, lock.what))
+        aio.run(_main(cfg, db, once, lock.what, shared))
     finally:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the loop is gone: still not fatal
         lock.release()
@@ -478,5 +487,15 @@ def run_daemon(cfg: Config, *, once: bool = False) -> int:
     return 0
 
 
-async def _main(cfg: Config, db: Database, once: bool, lock: str = "") -> None:
-    await Daemon(cfg, db, lock=lock).run(once=once)
+async def _main(cfg: Config, db: Database, once: bool, lock: str = "",
+                shared: bool = False) -> None:
+    daemon = Daemon(cfg, db, lock=lock)
+    if shared:
+        from blockwatch.storage.joblock import JobLocks
+
+        daemon.joblocks = JobLocks(db)
+    try:
+        await daemon.run(once=once)
+    finally:
+        if daemon.joblocks is not None:
+            daemon.joblocks.close()

@@ -292,17 +292,23 @@ def _holder_line(pid: int, host: str, since: str) -> str:
     return f"pid {pid} on {host}, running since {since}"
 
 
-def acquire_instance_lock(db: Database, role: str = "run") -> InstanceLock:
+def acquire_instance_lock(db: Database, role: str = "run", *, shared: bool = False) -> InstanceLock:
+    """One `run` per database; with `shared` (PostgreSQL only) any number of `run --shared`
+    processes, whose jobs each run once across them (storage/joblock.py). The two kinds
+    exclude each other: the lock is one advisory key, taken exclusive or shared."""
     import socket
     from datetime import UTC, datetime
 
     host = socket.gethostname()
     since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    if shared and db.dialect != "postgresql":
+        raise DatabaseError(f"`{role} --shared` needs PostgreSQL: on SQLite one `blockwatch "
+                            f"{role}` per database (several processes cannot share its jobs)")
     path = sqlite_path(db.url)
     if db.dialect == "sqlite" and path is not None:
         return _flock(path.with_name(path.name + ".lock"), role, host, since)
     if db.dialect == "postgresql":
-        return _pg_lock(db, role, host, since)
+        return _pg_lock(db, role, host, since, shared=shared)
     return InstanceLock(None, "in-memory database")
 
 
@@ -332,22 +338,23 @@ def _flock(lock_path: Path, role: str, host: str, since: str) -> InstanceLock:
     return InstanceLock(release, str(lock_path))
 
 
-def _pg_lock(db: Database, role: str, host: str, since: str) -> InstanceLock:
-    from datetime import UTC
+def _pg_lock(db: Database, role: str, host: str, since: str, *, shared: bool = False
+             ) -> InstanceLock:
+    mode = "_shared" if shared else ""
     # the key is per database *and* schema: two blockwatch installations may share a server
     conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         key = conn.execute(text(
             "SELECT hashtextextended('blockwatch-" + role + ":' || current_database() || '.' "
             "|| current_schema(), 0)")).scalar_one()
-        name = f"blockwatch {role} pid={os.getpid()} host={host}"[:63]
+        name = f"blockwatch {role}{' shared' * shared} pid={os.getpid()} host={host}"[:63]
         conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
-        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
+        if conn.execute(text(f"SELECT pg_try_advisory_lock{mode}(:k)"), {"k": key}).scalar_one():
             held = [conn]
 
             def release() -> None:
                 try:
-                    held[0].execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    held[0].execute(text(f"SELECT pg_advisory_unlock{mode}(:k)"), {"k": key})
                 finally:
                     held[0].close()
 
@@ -361,10 +368,11 @@ def _pg_lock(db: Database, role: str, host: str, since: str) -> InstanceLock:
                 held[0].close()
                 held[0] = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 held[0].execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
-                return bool(held[0].execute(text("SELECT pg_try_advisory_lock(:k)"),
+                return bool(held[0].execute(text(f"SELECT pg_try_advisory_lock{mode}(:k)"),
                                             {"k": key}).scalar_one())
 
-            return InstanceLock(release, f"PostgreSQL advisory lock {key}", hold)
+            return InstanceLock(release, f"PostgreSQL advisory lock {key}{' (shared)' * shared}",
+                                hold)
         row = conn.execute(text(
             "SELECT a.application_name, a.backend_start, a.client_addr FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
@@ -374,11 +382,19 @@ def _pg_lock(db: Database, role: str, host: str, since: str) -> InstanceLock:
         conn.close()
         raise
     conn.close()
-    who = "another process"
-    if row is not None:
-        fields = dict(p.split("=", 1) for p in str(row[0]).split() if "=" in p)
-        started = (row[1].astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-                   if row[1] else "?")
-        who = _holder_line(int(fields.get("pid", "0") or 0), fields.get("host", str(row[2])),
-                           started)
+    who = _holder_of(row) if row is not None else "another process"
+    if row is not None and " shared " in f" {row[0]} ":
+        raise InstanceLocked(f"`blockwatch {role} --shared` processes are using this database "
+                             f"({who}, maybe others): stop them, or start this one with "
+                             "--shared too")
     raise InstanceLocked(f"another `blockwatch {role}` is already using this database ({who})")
+
+
+def _holder_of(row: Any) -> str:
+    """The holder line from pg_stat_activity: application_name, backend_start, client_addr."""
+    from datetime import UTC
+
+    fields = dict(p.split("=", 1) for p in str(row[0]).split() if "=" in p)
+    started = (row[1].astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+               if row[1] else "?")
+    return _holder_line(int(fields.get("pid", "0") or 0), fields.get("host", str(row[2])), started)
