@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +19,6 @@ from test_alerts_support import T0
 from test_daemon import shipped_config, start_run
 from test_single_instance import _blockwatch, _stop
 
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 HOUR = timedelta(hours=1)
 
 
