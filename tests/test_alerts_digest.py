@@ -86,7 +86,7 @@ def test_collect_and_compose(db, write_config) -> None:
     assert "<script>" not in m.html and "&lt;script&gt;" in m.html
     assert 'href="https://adilet.example/case?a=1&amp;b=2"' in m.html
     ru = C.compose_digest(d, "ru", "Asia/Almaty")
-    assert ru.subject == "blockwatch, сводка за 2026-11-27: заблокировано изданий: 1"
+    assert ru.subject == "blockwatch, сводка за 27.11.2026: заблокировано изданий: 1"
     assert "Всё ещё заблокировано" in ru.text
     # a recipient who only follows Vlast.kz sees no Ratel block, but still the system's health
     view = C.filter_digest(d, C.Filter.of(targets=["Vlast.kz"]))
@@ -183,9 +183,11 @@ def test_digest_says_what_could_not_be_checked(any_db, write_config) -> None:
                 "* vps (local): not measured since 2026-11-27 03:15: 1 of 1 URLs inconclusive",
                 "* almaty-1 (agent, KZ): no measurement since 2026-11-27 07:20 (stale)",
                 "No incident feed is configured"]),
-        ("ru", ["проверено не всё", "Что не удалось проверить", "не измерено с 2026-11-27 03:15",
+        ("ru", ["проверено не всё", "Что не удалось проверить", "не измерено с 27.11.2026 03:15",
+                "vps (наш зонд)",
                 "Ни одна лента инцидентов не настроена"]),
-        ("kk", ["бәрі тексерілмеді", "Не тексерілмеді", "2026-11-27 03:15 бері өлшенбеді",
+        ("kk", ["бәрі тексерілмеді", "Не тексерілмеді", "27.11.2026 03:15 бері өлшенбеді",
+                "vps (біздің зонд)",
                 "Бірде-бір оқиға лентасы бапталмаған"]),
     ):
         m = C.compose_digest(d, lang, "Asia/Almaty")

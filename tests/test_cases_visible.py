@@ -109,7 +109,8 @@ async def test_case_in_alert_digest_page_and_status_json(any_db, write_config,
         section = m.text.split(heads[lang], 1)[1].split("==", 1)[0]
         assert f"* Ratel.kz: {WORDS[lang]}" in section
         assert C.catalog(lang)["verdict"]["http_blockpage"] in section
-        assert "2026-11-27 06:45" in section  # the blocking began (Almaty time)
+        # the blocking began (Almaty time), written as each language writes dates
+        assert ("2026-11-27 06:45" if lang == "en" else "27.11.2026 06:45") in section
         assert TITLE in section and LINK in section
         assert "<script>" not in m.html and "&lt;script&gt;" in m.html
         assert 'href="https://adilet.example/case?a=1&amp;b=2"' in m.html

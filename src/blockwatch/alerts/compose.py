@@ -68,6 +68,8 @@ class AlertItem:
     incident: IncidentInfo | None = None
     agree: int = 0  # networks of vantage_country that report it blocked (analysis.quorum)
     measured: int = 0  # ... out of those that could measure it
+    # `reason` in any language: the keys of the verdict that opened the event (analysis/reasons)
+    reason_keys: dict[str, Any] | None = None
 
 
 def classify(state: str, previous: str | None) -> str | None:
@@ -149,10 +151,22 @@ def oneline(text: object, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def fmt_time(dt: datetime | None, tz: str) -> str:
+# how each language writes a date and time in figures: 2026-12-04 in English, 04.12.2026 in
+# Russian and Kazakh publications
+DATE_FORMAT = {"en": "%Y-%m-%d", "ru": "%d.%m.%Y", "kk": "%d.%m.%Y"}
+
+
+def fmt_time(dt: datetime | None, tz: str, lang: str = "en") -> str:
     if dt is None:
         return ""
-    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    fmt = DATE_FORMAT.get(lang, DATE_FORMAT["en"])
+    return dt.astimezone(ZoneInfo(tz)).strftime(f"{fmt} %H:%M")
+
+
+def fmt_num(n: int, lang: str = "en") -> str:
+    """1,234 in English; 1 234 (a no-break space) in Russian and Kazakh, as on the site."""
+    s = f"{n:,}"
+    return s if lang == "en" else s.replace(",", "\u00a0")
 
 
 @cache
@@ -227,14 +241,15 @@ def compose_alert(items: Sequence[AlertItem], lang: str, tz: str) -> Message:
     items = sort_items(items)
     t = catalog(lang)
     ctx = {"t": t, "items": items[:MAX_ITEMS], "more": max(0, len(items) - MAX_ITEMS),
-           "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "lang": lang, **_case_ctx(lang)}
+           "tz": tz, "fmt": lambda dt: fmt_time(dt, tz, lang), "lang": lang,
+           **_reason_ctx(lang), **_case_ctx(lang)}
     return Message(alert_subject(items, lang), render("alert", "txt", **ctx),
                    render("alert", "html", **ctx))
 
 
 def compose_test(lang: str, tz: str, now: datetime) -> Message:
     t = catalog(lang)
-    ctx = {"t": t, "tz": tz, "now": fmt_time(now, tz), "lang": lang}
+    ctx = {"t": t, "tz": tz, "now": fmt_time(now, tz, lang), "lang": lang}
     return Message(t["text"]["test_subject"], render("test", "txt", **ctx),
                    render("test", "html", **ctx))
 
@@ -429,23 +444,31 @@ def filter_digest(d: DigestData, f: Filter) -> DigestData:
                        vantage_country=c.vantage_country, state=c.state))))
 
 
-def digest_date(d: DigestData, tz: str) -> str:
-    return d.until.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d")
+def digest_date(d: DigestData, tz: str, lang: str | None = None) -> str:
+    """The digest's local date: ISO without `lang` (file names), else as `lang` writes it."""
+    fmt = DATE_FORMAT.get(lang, DATE_FORMAT["en"]) if lang else "%Y-%m-%d"
+    return d.until.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
 def coverage_line(v: VantageCheck, t: dict[str, Any], tz: str) -> str:
     """What a vantage could not measure, in words (its name is written by the template)."""
-    x = t["text"]
-    when = fmt_time(v.last_usable_at, tz) if v.last_usable_at else x["never"]
+    x, lang = t["text"], t["language"]
+    when = fmt_time(v.last_usable_at, tz, lang) if v.last_usable_at else x["never"]
+    n, total = fmt_num(v.unmeasured, lang), fmt_num(v.urls, lang)
     if v.display == "stale":
-        return x["cov_stale"].format(when=fmt_time(v.last_attempt_at, tz) or x["never"])
+        return x["cov_stale"].format(when=fmt_time(v.last_attempt_at, tz, lang) or x["never"])
     if v.display == "no_data":
         return x["cov_no_data"]
     if v.display == "partial":
-        return x["cov_partial"].format(n=v.unmeasured, total=v.urls, when=when)
+        return x["cov_partial"].format(n=n, total=total, when=when)
     if v.last_usable_at is None:
-        return x["cov_not_measured_never"].format(n=v.unmeasured, total=v.urls)
-    return x["cov_not_measured"].format(when=when, n=v.unmeasured, total=v.urls)
+        return x["cov_not_measured_never"].format(n=n, total=total)
+    return x["cov_not_measured"].format(when=when, n=n, total=total)
+
+
+def vantage_kind(kind: str, lang: str) -> str:
+    """"agent", "агент": a vantage's kind in the reader's words."""
+    return catalog(lang)["vantage_kind"].get(kind, kind)
 
 
 def country_in(code: str, lang: str) -> str:
@@ -483,14 +506,26 @@ def _case_ctx(lang: str) -> dict[str, Any]:
 
 
 def reason_in(line: Any, lang: str) -> str:
-    """A digest line's reason in `lang`, from its keys; else the stored English text."""
-    keys = getattr(line, "reason_keys", None)
-    return (reasons.render(keys, lang) if keys else None) or line.reason
+    """A digest line's or an alert item's reason in `lang`, from its keys; else the stored
+    English text."""
+    return said(line, lang)[0]
+
+
+def said(line: Any, lang: str) -> tuple[str, str]:
+    """(the reason in `lang`, the language it is in): "en" for an older row without keys, which
+    the templates mark ("in English") rather than pass off as translated."""
+    return reasons.said(getattr(line, "reason_keys", None), line.reason, lang)
+
+
+def _reason_ctx(lang: str) -> dict[str, Any]:
+    return {"reason_in": lambda line: reason_in(line, lang),
+            "said": lambda line: said(line, lang),
+            "kind_of": lambda kind: vantage_kind(kind, lang)}
 
 
 def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     t = catalog(lang)
-    date = digest_date(d, tz)
+    date = digest_date(d, tz, lang)
     if d.agreed_blocked:
         subject = t["text"]["digest_subject_blocked"].format(date=date,
                                                              count=len(d.agreed_blocked))
@@ -502,13 +537,13 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
         subject = t["text"]["digest_subject_incomplete"].format(date=date)
     else:
         subject = t["text"]["digest_subject_other"].format(date=date)
-    ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz), "date": date,
+    ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz, lang), "date": date,
            "lang": lang, "blocking": BLOCKING,
            "coverage_line": lambda v: coverage_line(v, t, tz),
            "agreement": lambda a: agreement_text(a.blocked, a.measured, a.country, lang),
            "fold": digest_fold,  # one block per outlet (alerts/digest_fold.py)
-           "reason_in": lambda line: reason_in(line, lang),
-           **_case_ctx(lang)}
+           "num": lambda n: fmt_num(n, lang),
+           **_reason_ctx(lang), **_case_ctx(lang)}
     return Message(oneline(subject, SUBJECT_MAX), render("digest", "txt", **ctx),
                    render("digest", "html", **ctx))
 

@@ -24,6 +24,7 @@ from blockwatch.alerts.scan import (
     case_rows,
     country_agreements,
     event_item,
+    event_keys,
     incident_info,
     incident_time,
     usable_at,
@@ -65,7 +66,7 @@ def _blocked_now(s: Session, cfg: Config,
     blocked now only when freshly measured at `until` (the status page's rule, analysis.display);
     an old one (the vantage went silent, or could not look) is listed apart, never as blocked."""
     sched = Schedule.of(cfg)
-    q = (select(UrlState, Target, Vantage, Verdict, Event, usable_at())
+    q = (select(UrlState, Target, Vantage, Verdict, Event, usable_at(), event_keys())
          .join(Vantage, Vantage.id == UrlState.vantage_id)
          .outerjoin(Target, Target.id == UrlState.target_id)
          .outerjoin(Verdict, Verdict.id == UrlState.last_verdict_id)
@@ -73,7 +74,7 @@ def _blocked_now(s: Session, cfg: Config,
          .where(UrlState.state.in_(sorted(BLOCKING)), Vantage.kind != "control")
          .where(_active(Target)))
     groups: dict[bool, dict[tuple[str, str], list[C.BlockedVantage]]] = {True: {}, False: {}}
-    for st, t, v, verdict, ev, usable in s.execute(q):
+    for st, t, v, verdict, ev, usable, ev_keys in s.execute(q):
         shown = D.classify(st.state, verdict.verdict if verdict else None, aware(st.last_seen_at),
                            aware(usable), until, sched.interval(v.name, v.kind), st.since)
         # the latest verdict says why now, if it still agrees; else the confirming event's reason
@@ -81,7 +82,8 @@ def _blocked_now(s: Session, cfg: Config,
         if verdict is not None and verdict.verdict == st.state:
             reason, confirmed, keys = verdict.reason, verdict.confirmed, verdict.reason_keys
         else:
-            reason, confirmed = (ev.reason, ev.confirmed) if ev else ("", False)
+            reason, confirmed, keys = (ev.reason, ev.confirmed, ev_keys) if ev else ("", False,
+                                                                                  None)
         key = (t.name if t else st.url, t.country if t else "")
         groups[shown.display == D.BLOCKED].setdefault(key, []).append(C.BlockedVantage(
             vantage=v.name, vantage_country=v.country, url=st.url, state=st.state or "",
@@ -121,21 +123,22 @@ def _cases(s: Session, since: datetime, until: datetime) -> tuple[C.CaseInfo, ..
         types=tuple(inc.types or ()), status=inc.status, state=e.state, vantage=v.name,
         vantage_country=v.country or "", since=e.started_at, title=entry.title,
         link=entry.link, source=feed.name, published=incident_time(entry))
-        for _c, inc, entry, feed, e, t, v in s.execute(q))
+        for _c, inc, entry, feed, e, t, v, _keys in s.execute(q))
 
 
 def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.DigestData:
     began, ended = [], []
-    q = (select(Event, Target, Vantage).join(Vantage, Vantage.id == Event.vantage_id)
+    q = (select(Event, Target, Vantage, event_keys())
+         .join(Vantage, Vantage.id == Event.vantage_id)
          .outerjoin(Target, Target.id == Event.target_id)
          .where(Event.detected_at >= since, Event.detected_at < until, Vantage.kind != "control")
          .order_by(Event.detected_at, Event.id).limit(MAX_ROWS))
-    for e, t, v in s.execute(q):
+    for e, t, v, keys in s.execute(q):
         kind = C.classify(e.state, e.previous)
         if kind in ("blocked", "down"):
-            began.append(event_item(e, t, v, kind))
+            began.append(event_item(e, t, v, kind, keys))
         elif kind in ("unblocked", "recovered"):
-            ended.append(event_item(e, t, v, kind))
+            ended.append(event_item(e, t, v, kind, keys))
     linked = exists().where(Case.incident_id == Incident.id)
     q2 = (select(Incident, FeedEntry, Feed, linked.label("linked"))
           .join(FeedEntry, FeedEntry.id == Incident.entry_id)

@@ -54,12 +54,22 @@ def utcnow() -> datetime:
 
 # --- rows -> records ---------------------------------------------------------------------------
 
-def event_item(e: Event, target: Target | None, vantage: Vantage, kind: str) -> C.AlertItem:
+def event_item(e: Event, target: Target | None, vantage: Vantage, kind: str,
+               keys: dict[str, Any] | None = None) -> C.AlertItem:
+    """`keys`: the reason keys of the verdict that opened the event (`event_keys()` joins them),
+    so the reason reads in each recipient's language."""
     return C.AlertItem(kind=kind, ref=f"e{e.id}", at=e.started_at, detected_at=e.detected_at,
                        target=target.name if target else "", country=target.country if target
                        else "", vantage=vantage.name, vantage_country=vantage.country, url=e.url,
                        state=e.state, previous=e.previous, reason=e.reason,
-                       confirmed=e.confirmed)
+                       confirmed=e.confirmed, reason_keys=keys)
+
+
+def event_keys() -> Any:
+    """The reason keys of an event's opening verdict, as a column to select beside the event
+    (None for rows stored before keys, or whose verdict is gone)."""
+    return (select(Verdict.reason_keys).where(Verdict.id == Event.verdict_id)
+            .correlate(Event).scalar_subquery())
 
 
 def incident_info(inc: Incident, entry: FeedEntry, feed: Feed, linked: bool) -> C.IncidentInfo:
@@ -273,24 +283,25 @@ def agreed_items(s: Session, cfg: Config, items: list[C.AlertItem],
 # --- the scan ----------------------------------------------------------------------------------
 
 def _new_events(s: Session, cur: Cursor) -> tuple[list[C.AlertItem], set[int]]:
-    q = (select(Event, Target, Vantage).join(Vantage, Vantage.id == Event.vantage_id)
+    q = (select(Event, Target, Vantage, event_keys())
+         .join(Vantage, Vantage.id == Event.vantage_id)
          .outerjoin(Target, Target.id == Event.target_id)
          .where(or_(Event.id > cur.event, Event.id.in_(list(cur.event_gaps))))
          .where(Vantage.kind != "control").order_by(Event.id).limit(BATCH))
     items, seen = [], set()
-    for e, t, v in s.execute(q):
+    for e, t, v, keys in s.execute(q):
         seen.add(e.id)
         kind = C.classify(e.state, e.previous)
         if kind is None:
             continue
-        items.append(event_item(e, t, v, kind))
+        items.append(event_item(e, t, v, kind, keys))
     return items, seen
 
 
 def case_rows() -> Select[Any]:
     """Cases with what alerts and the digest show of them: the incident, its feed entry and
     feed, the blocking event, its target and vantage."""
-    return (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage)
+    return (select(Case, Incident, FeedEntry, Feed, Event, Target, Vantage, event_keys())
             .join(Incident, Incident.id == Case.incident_id)
             .join(FeedEntry, FeedEntry.id == Incident.entry_id)
             .join(Feed, Feed.id == FeedEntry.feed_id)
@@ -304,9 +315,9 @@ def _new_cases(s: Session, cur: Cursor) -> tuple[list[C.AlertItem], set[int]]:
          .where(or_(Case.id > cur.case, Case.id.in_(list(cur.case_gaps))))
          .order_by(Case.id).limit(BATCH))
     items, seen = [], set()
-    for c, inc, entry, feed, e, t, v in s.execute(q):
+    for c, inc, entry, feed, e, t, v, keys in s.execute(q):
         seen.add(c.id)
-        base = event_item(e, t, v, "case")
+        base = event_item(e, t, v, "case", keys)
         items.append(replace(base, ref=f"c{c.id}", detected_at=c.created_at,
                              incident=incident_info(inc, entry, feed, True)))
     return items, seen

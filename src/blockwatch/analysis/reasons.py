@@ -301,6 +301,56 @@ WORDS: dict[str, dict[str, str]] = {
            "kb": "{n} КБ", "secs": "{n} с", "rate": "{n} КБ/с", "open": "«", "close": "»",
            "point": ","},
 }
+# What a site's or its CDN's own page is (data/fingerprints.json "server_side", blockwatch's own
+# entries, by id) and which interception authority a certificate belongs to (the `note` of
+# data/interception.json, which the keys store): the data is English, a reader's words are not.
+# An entry not listed here reads as the data says (a test lists every shipped one).
+SERVER_SIDE: dict[str, dict[str, str]] = {
+    "en": {},  # the data's own `what`
+    "ru": {"bw_cloudflare_challenge": "проверка браузера Cloudflare (защита от ботов)",
+           "bw_cloudflare_header_challenge": "проверка Cloudflare (по заголовку ответа)",
+           "bw_cloudflare_blocked": "правило межсетевого экрана Cloudflare заблокировало "
+                                    "посетителя",
+           "bw_cloudflare_country_ban": "владелец сайта закрыл доступ из страны посетителя "
+                                        "(ошибка Cloudflare 1009)",
+           "bw_cloudflare_1020": "правило доступа Cloudflare не пустило посетителя (ошибка 1020)",
+           "bw_ddos_guard": "проверка DDoS-Guard (защита от ботов)",
+           "bw_captcha": "CAPTCHA",
+           "bw_akamai_denied": "Akamai отказал в доступе (часто это ограничение по региону)",
+           "bw_geo_block_text": "сайт сообщает, что недоступен в стране посетителя",
+           "bw_qrator": "проверка Qrator (защита от ботов)",
+           "bw_sucuri": "межсетевой экран Sucuri не пустил посетителя"},
+    "kk": {"bw_cloudflare_challenge": "Cloudflare браузер тексеруі (боттардан қорғау)",
+           "bw_cloudflare_header_challenge": "Cloudflare тексеруі (жауап тақырыбы бойынша)",
+           "bw_cloudflare_blocked": "Cloudflare желіаралық экранының ережесі келушіні бұғаттады",
+           "bw_cloudflare_country_ban": "сайт иесі келушінің елінен кіруге тыйым салған "
+                                        "(Cloudflare 1009 қатесі)",
+           "bw_cloudflare_1020": "Cloudflare кіру ережесі келушіні өткізбеді (1020 қатесі)",
+           "bw_ddos_guard": "DDoS-Guard тексеруі (боттардан қорғау)",
+           "bw_captcha": "CAPTCHA",
+           "bw_akamai_denied": "Akamai кіруге рұқсат бермеді (көбіне аймақ бойынша шектеу)",
+           "bw_geo_block_text": "сайт келушінің елінде қолжетімсіз екенін хабарлайды",
+           "bw_qrator": "Qrator тексеруі (боттардан қорғау)",
+           "bw_sucuri": "Sucuri желіаралық экраны келушіні өткізбеді"},
+}
+AUTHORITY: dict[str, dict[str, str]] = {
+    "en": {},
+    "ru": {"Kazakhstan's 2019 interception certificate":
+           "казахстанский сертификат перехвата 2019 года",
+           "Information Security Certification Authority (2020-24, intermediates rotating about "
+           "every 75 days)": "Information Security Certification Authority (2020–2024, "
+                             "промежуточные сертификаты менялись примерно каждые 75 дней)",
+           "the same, by common name": "тот же центр, по общему имени (CN)"},
+    "kk": {"Kazakhstan's 2019 interception certificate":
+           "Қазақстанның 2019 жылғы трафикті ұстап қалу сертификаты",
+           "Information Security Certification Authority (2020-24, intermediates rotating about "
+           "every 75 days)": "Information Security Certification Authority (2020–2024, аралық "
+                             "сертификаттар шамамен 75 күн сайын ауысып отырды)",
+           "the same, by common name": "сол орталық, жалпы атауы (CN) бойынша"},
+}
+# a resolver's failed control query, "<name>: <failure>" (resolver_round.py); no failure string:
+RESOLVER_NO_ANSWER = "no answer"
+
 # every table above, for the test that no language lacks an entry
 TABLES = {"TEMPLATES": TEMPLATES, "DNS_WORDS": DNS_WORDS, "HOW": HOW, "STEP_SAID": STEP_SAID,
           "WORDS": WORDS}
@@ -352,6 +402,23 @@ def _desc(lang: str, status: Any, title: str | None, n: int | None) -> str:
     return f"HTTP {status}{_title(lang, title, 50)} ({_kb(lang, n)})"
 
 
+def _what(lang: str, fingerprints: Sequence[str], note: str | None) -> str:
+    """A server-side page in the reader's words (by its fingerprint id), else the data's note."""
+    for fp in fingerprints[:1]:
+        if fp in SERVER_SIDE[lang]:
+            return SERVER_SIDE[lang][fp]
+    return note or ", ".join(fingerprints[:1])
+
+
+def _resolver_problem(lang: str, problem: str) -> str:
+    """"kz.example: dns_servfail_error" with the failure in the reader's words."""
+    name, sep, failure = problem.rpartition(": ")
+    if not sep:
+        return problem
+    failure = F.DNS_NO_ANSWER if failure == RESOLVER_NO_ANSWER else failure
+    return f"{name}: {DNS_WORDS[lang].get(failure, failure)}"
+
+
 def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     """The reason in `lang` (en, ru or kk; anything else reads English), or None when the keys
     name no known explanation: the caller shows the stored English text then."""
@@ -376,10 +443,11 @@ def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
         "injected": _addrs(lang, list(k("injected_addresses") or ())),
         "vfail": vf, "cfail": cf if cf else w["not_measured"],
         "vsaid": dns_words.get(vf or "", vf), "csaid": dns_words.get(cf or "", cf),
-        "issuer": k("issuer") or w["unknown"], "authority": k("authority") or "",
-        "resolver_problem": k("resolver_problem") or "",
+        "issuer": k("issuer") or w["unknown"],
+        "authority": AUTHORITY[lang].get(k("authority") or "", k("authority") or ""),
+        "resolver_problem": _resolver_problem(lang, k("resolver_problem") or ""),
         "fingerprints": ", ".join(list(k("fingerprints") or ())[:2]),
-        "what": k("fingerprint_note") or ", ".join(list(k("fingerprints") or ())[:1]),
+        "what": _what(lang, list(k("fingerprints") or ()), k("fingerprint_note")),
         "vstatus": k("vantage_status"), "cstatus": k("control_status"),
         "vtitle": _title(lang, k("vantage_title"), 60),
         "vdesc": _desc(lang, k("vantage_status"), k("vantage_title"), k("vantage_bytes")),
