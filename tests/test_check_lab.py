@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from blockwatch.config import Config, load
+from blockwatch.context import build_context
 from blockwatch.round import Result, run_round
 from blockwatch.storage import open_database, repo
 from blockwatch.storage.models import Event, Measurement
@@ -51,7 +52,8 @@ async def check(cfg: Config, *, asn: Any = None) -> Result:
 
     db = open_database(cfg.database_url)
     try:
-        report = await run_round(cfg, load_targets(cfg.target_files), db, asn=asn)
+        report = await run_round(cfg, load_targets(cfg.target_files), db,
+                                 context=build_context(cfg, asn=asn))
     finally:
         db.close()
     assert len(report.results) == 1

@@ -284,8 +284,9 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.config import LocalVantage, OoniVantage, ResolverVantage
+    from blockwatch.context import build_context
     from blockwatch.resolver_round import run_resolver_round
-    from blockwatch.round import probe_settings, run_round
+    from blockwatch.round import run_round
     from blockwatch.storage import repo
     from blockwatch.targets import load_targets
 
@@ -314,11 +315,11 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         if bar is not None and not isinstance(r, _OoniLine):
             bar.advance()
 
-    from blockwatch.asn import AsnLookup, table_path
     from blockwatch.ooni import check_results, import_all
     from blockwatch.round import next_round_number
 
-    lookup = AsnLookup(table_path(cfg)).lookup if cfg.settings.asn.enabled else None
+    # settings, views, interception matcher and ASN table: once for both kinds of round
+    ctx = build_context(cfg)
 
     async def ticking() -> None:  # the elapsed time and ETA move while results are awaited
         while bar is not None:
@@ -328,13 +329,11 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     async def both():  # type: ignore[no-untyped-def]
         ticker = asyncio.create_task(ticking())
         try:
-            settings = probe_settings(cfg)  # one trust store load for both kinds of round
             number = await asyncio.to_thread(next_round_number, db) if total else None
-            report = await run_round(cfg, targets, db, on_result=progress, asn=lookup,
-                                     settings=settings, number=number)
+            report = await run_round(cfg, targets, db, on_result=progress, context=ctx,
+                                     number=number)
             report.results += await run_resolver_round(cfg, targets, db, on_result=progress,
-                                                       asn=lookup, settings=settings,
-                                                       number=number)
+                                                       context=ctx, number=number)
             if bar is not None and any(isinstance(v, OoniVantage) for v in cfg.settings.vantage):
                 bar.note("importing OONI measurements")
             for rep in await import_all(cfg, db, targets):

@@ -87,8 +87,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.asn: Any = None
-        self.settings: Any = None  # ProbeSettings, made at the first round
+        # MeasureContext (context.py): settings, views, interception, ASN table; built at the
+        # start and on each reload, shared by every round and the collector until the next
+        self.context: Any = None
         self.collector: Any = None  # CollectorState while the [server] side runs
         self._reload_task: asyncio.Task[None] | None = None
         self._hup_pending = False
@@ -97,24 +98,23 @@ class Daemon:
     # --- the jobs ------------------------------------------------------------------------------
 
     async def probe_round(self) -> None:
+        from blockwatch.context import build_context
         from blockwatch.resolver_round import run_resolver_round
-        from blockwatch.round import next_round_number, probe_settings, run_round
+        from blockwatch.round import next_round_number, run_round
         from blockwatch.targets import load_targets
 
         cfg = self.cfg  # one configuration for the whole round, whatever a SIGHUP does meanwhile
         targets = load_targets(cfg.target_files)
         await asyncio.to_thread(_sync_all_targets, self.db, targets)
-        lookup = self.asn.lookup if self.asn is not None else None
-        if self.settings is None:  # trust store and IPv6 route: read once, not every round
-            self.settings = probe_settings(cfg)
-        settings = self.settings
+        if self.context is None:  # a round run without run() (tests)
+            self.context = build_context(cfg)
+        ctx = self.context
         if not any(isinstance(v, LocalVantage | ResolverVantage) for v in cfg.settings.vantage):
             log.info("probe round: no local or resolver vantage to measure from")
         else:  # one number for both kinds; each vantage logs its line (round_summary.py)
             number = await asyncio.to_thread(next_round_number, self.db)
-            await run_round(cfg, targets, self.db, asn=lookup, settings=settings, number=number)
-            await run_resolver_round(cfg, targets, self.db, asn=lookup, settings=settings,
-                                     number=number)
+            await run_round(cfg, targets, self.db, context=ctx, number=number)
+            await run_resolver_round(cfg, targets, self.db, context=ctx, number=number)
         # link incidents to new blocks now, send alerts now rather than at the next alerts
         # tick, and show it all on the site
         from blockwatch.feeds.commands import link_cases
@@ -138,10 +138,11 @@ class Daemon:
         from blockwatch.asn import refresh_if_stale
 
         a = self.cfg.settings.asn
-        res = await refresh_if_stale(self.asn.path, a.max_age, url=a.url)
+        table = self.context.asn_table  # refreshed in place: rounds and collector share it
+        res = await refresh_if_stale(table.path, a.max_age, url=a.url)
         log.info("ASN table: %s", res.status)
         if res.status == "downloaded":
-            await asyncio.to_thread(self.asn.reload)
+            await asyncio.to_thread(table.reload)
         if res.status == "failed":
             raise JobProblem(f"ASN table refresh failed: {res.detail}")
 
@@ -297,29 +298,25 @@ class Daemon:
         for what in restart:
             log.warning("configuration reload: %s changed; restart blockwatch to apply it "
                         "(the running value is kept until then)", what)
-        self.cfg = new
-        self.settings = None  # trust store (ca_bundle) and timeouts: read at the next round
-        if new.settings.asn.enabled:
-            from blockwatch.asn import AsnLookup, table_path
+        from blockwatch.context import build_context
 
-            if self.asn is None or self.asn.path != table_path(new):
-                self.asn = AsnLookup(table_path(new))
-        else:
-            self.asn = None
+        self.cfg = new
+        # trust store (ca_bundle), timeouts, views, matcher: anew; the ASN table kept when the
+        # file is the same
+        self.context = build_context(new, keep=self.context)
         await asyncio.to_thread(_register_secrets, new)
         if self.scheduler.running and not self.stopping.is_set():
             self.reschedule()
         if self.collector is not None:
-            await asyncio.to_thread(self.collector.reload, new)
+            await asyncio.to_thread(self.collector.reload, new, context=self.context)
         log.info("configuration reloaded; jobs: %s", ", ".join(
             f"{j.name} every {format_duration(j.interval)}" for j in self.jobs()))
         return True
 
     async def run(self, *, once: bool = False) -> None:
-        if self.cfg.settings.asn.enabled:
-            from blockwatch.asn import AsnLookup, table_path
+        from blockwatch.context import build_context
 
-            self.asn = AsnLookup(table_path(self.cfg))
+        self.context = build_context(self.cfg)
         if self.cfg.settings.server is not None and not once:
             server_available()  # before any work: a missing extra is a usage error, exit 2
         loop = asyncio.get_running_loop()
@@ -386,7 +383,8 @@ class Daemon:
         from blockwatch.collector.state import CollectorState
 
         # the daemon owns SIGHUP: one reload for the jobs and the collector's agents
-        self.collector = await asyncio.to_thread(CollectorState.create, self.cfg, self.db)
+        self.collector = await asyncio.to_thread(CollectorState.create, self.cfg, self.db,
+                                                 context=self.context)
         try:
             await serve_forever(self.cfg, self.db, self.stopping, state=self.collector,
                                 reload_on_hup=False)

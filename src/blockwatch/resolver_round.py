@@ -16,15 +16,15 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from blockwatch.analysis.fingerprints import default_interception
 from blockwatch.analysis.verdict import judge_dns
 from blockwatch.config import Config, ResolverVantage
+from blockwatch.context import CONTROL, MeasureContext, build_context
 from blockwatch.probe import netsteps
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import DnsQuery, WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
-from blockwatch.probe.runner import ProbeSettings, now_iso
-from blockwatch.round import CONTROL, Result, control_view, next_round_number, probe_settings
+from blockwatch.probe.runner import now_iso
+from blockwatch.round import Result, next_round_number
 from blockwatch.round_summary import round_line
 from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
@@ -54,12 +54,12 @@ async def _control_name_ok(resolver: ResolverSet, name: str, tries: int) -> tupl
 
 async def run_resolver_round(
     cfg: Config, targets: list[Target], db: Database, *,
-    settings: ProbeSettings | None = None,
-    asn: Callable[[str], str | None] | None = None,
+    context: MeasureContext | None = None,
     on_result: Callable[[Result], None] | None = None,
     number: int | None = None,
 ) -> list[Result]:
-    """`number`: the round's number, shared with the probe round it goes with (one is taken
+    """`context`: what the command built from `cfg` (context.py), made here when not given;
+    `number`: the round's number, shared with the probe round it goes with (one is taken
     when not given)."""
     vantages = [v for v in cfg.settings.vantage if isinstance(v, ResolverVantage)]
     if not vantages:
@@ -67,9 +67,8 @@ async def run_resolver_round(
     if number is None:
         number = await asyncio.to_thread(next_round_number, db)
     started = time.monotonic()
-    settings = settings or probe_settings(cfg)
-    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
-    control = control_view(cfg)
+    ctx = context or build_context(cfg)
+    settings, interception, control, asn = ctx.settings, ctx.interception, ctx.control, ctx.asn
     verified, unverified = settings.ssl_contexts()
     sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
     round_id = uuid.uuid4().hex

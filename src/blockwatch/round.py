@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from blockwatch.analysis.fingerprints import default_interception, default_matcher
-from blockwatch.analysis.verdict import AnalysisSettings, Judgement, judge
-from blockwatch.config import Config, LocalVantage
+from blockwatch.analysis.verdict import Judgement, judge
+from blockwatch.config import Config
+from blockwatch.context import (  # the view and settings helpers: re-exported (__all__)
+    CONTROL,
+    MeasureContext,
+    analysis_settings,
+    build_context,
+    control_view,
+    local_views,
+    probe_settings,
+)
 from blockwatch.gctune import fewer_gc_passes
-from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
@@ -25,7 +31,8 @@ from blockwatch.storage import Database, bulk, repo
 from blockwatch.targets import Target
 
 log = logging.getLogger(__name__)
-CONTROL = "control"
+__all__ = ["CONTROL", "Result", "RoundReport", "analysis_settings", "control_view", "local_views",
+           "next_round_number", "probe_settings", "run_round"]
 BATCH = 64  # URLs stored per transaction at most
 BATCH_WAIT = 0.25  # seconds the writer lets a batch fill (a crash loses at most this much more)
 ROUND_COUNTER = "probe_round_number"  # kv: the number of the last round (probe and resolver)
@@ -57,49 +64,20 @@ class RoundReport:
     new_events: list[repo.NewEvent] = field(default_factory=list)
 
 
-def control_view(cfg: Config) -> NetworkView:
-    c = cfg.settings.control
-    return NetworkView(CONTROL, "control", tuple(ResolverSpec.parse(r) for r in c.resolvers),
-                       c.source_address or None)
-
-
-def local_views(cfg: Config) -> list[tuple[LocalVantage, NetworkView]]:
-    out = []
-    for v in cfg.settings.vantage:
-        if isinstance(v, LocalVantage):
-            res = (ResolverSpec.parse(v.resolver),) if v.resolver else ()
-            out.append((v, NetworkView(v.name, "vantage", res, v.source_address or None)))
-    return out
-
-
-def probe_settings(cfg: Config) -> ProbeSettings:
-    p = cfg.settings.probe
-    return ProbeSettings(
-        timeout=p.timeout.total_seconds(), body_limit=p.body_limit, user_agent=p.user_agent,
-        ca_bundle=str(cfg.resolve(p.ca_bundle)) if p.ca_bundle else None,
-        matcher=default_matcher(),
-        allow_networks=tuple(ipaddress.ip_network(n, strict=False) for n in p.allow_networks),
-    )
-
-
-def analysis_settings(cfg: Config) -> AnalysisSettings:
-    return AnalysisSettings(throttle_factor=cfg.settings.probe.throttle_factor)
-
-
 async def run_round(
     cfg: Config,
     targets: list[Target],
     db: Database,
     *,
-    settings: ProbeSettings | None = None,
+    context: MeasureContext | None = None,
     on_result: Callable[[Result], None] | None = None,
-    asn: Callable[[str], str | None] | None = None,
     number: int | None = None,
 ) -> RoundReport:
-    """`number`: the round's number (`next_round_number`); one is taken when not given."""
+    """`context`: what the command built from `cfg` (context.py), made here when not given;
+    `number`: the round's number (`next_round_number`); one is taken when not given."""
     with fewer_gc_passes():
-        return await _run_round(cfg, targets, db, settings=settings, on_result=on_result, asn=asn,
-                                number=number)
+        return await _run_round(cfg, targets, db, context or build_context(cfg),
+                                on_result=on_result, number=number)
 
 
 def next_round_number(db: Database) -> int:
@@ -130,26 +108,24 @@ async def _run_round(
     cfg: Config,
     targets: list[Target],
     db: Database,
+    ctx: MeasureContext,
     *,
-    settings: ProbeSettings | None,
     on_result: Callable[[Result], None] | None,
-    asn: Callable[[str], str | None] | None,
     number: int | None,
 ) -> RoundReport:
     started = time.monotonic()
-    settings = settings or probe_settings(cfg)
     report = RoundReport(round_id=uuid.uuid4().hex)
-    control = control_view(cfg)
-    locals_ = local_views(cfg)
+    control = ctx.control
+    locals_ = ctx.locals
     if not locals_:
         return report
     report.number = number if number is not None else \
         await asyncio.to_thread(next_round_number, db)
     views = [control] + [v for _, v in locals_]
     async with contextlib.AsyncExitStack() as stack:
-        dns = {v.name: await stack.enter_async_context(ResolverSet.for_view(v, settings))
+        dns = {v.name: await stack.enter_async_context(ResolverSet.for_view(v, ctx.settings))
                for v in views}
-        await _measure_and_store(cfg, targets, db, settings, views, dns, report, on_result, asn)
+        await _measure_and_store(cfg, targets, db, ctx, views, dns, report, on_result)
     seconds = time.monotonic() - started
     urls = sum(len(t.urls) for t in targets)
     for vconf, _ in locals_:
@@ -163,18 +139,16 @@ async def _measure_and_store(
     cfg: Config,
     targets: list[Target],
     db: Database,
-    settings: ProbeSettings,
+    ctx: MeasureContext,
     views: list[NetworkView],
     dns: dict[str, ResolverSet],
     report: RoundReport,
     on_result: Callable[[Result], None] | None,
-    asn: Callable[[str], str | None] | None,
 ) -> None:
     """The round itself, with every view's resolvers open."""
-    aset = analysis_settings(cfg)
-    interception = default_interception().with_block_addresses(cfg.settings.probe.block_addresses)
+    settings: ProbeSettings = ctx.settings
     confirm_after = cfg.settings.probe.confirm_after
-    locals_ = local_views(cfg)
+    locals_ = list(ctx.locals)
     sem = asyncio.Semaphore(cfg.settings.probe.concurrency)
 
     async def one(url: str, view: NetworkView) -> WebMeasurement:
@@ -226,7 +200,8 @@ async def _measure_and_store(
             batch = [b for b in batch if b is not None]
             if batch:
                 results, events = await asyncio.to_thread(
-                    _store, db, batch, ids, report, confirm_after, aset, asn, locals_, interception)
+                    _store, db, batch, ids, report, confirm_after, ctx.analysis, ctx.asn, locals_,
+                    ctx.interception)
                 report.results.extend(results)
                 report.new_events.extend(events)
                 if on_result:

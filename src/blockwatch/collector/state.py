@@ -1,4 +1,5 @@
-"""What the collector knows from its configuration: agent tokens, target URLs, probe settings.
+"""What the collector knows from its configuration: agent tokens, target URLs, and the
+measuring context (context.py: probe settings, control view, interception, ASN lookup).
 Swapped as a whole on reload (SIGHUP), so a request sees either the old or the new set."""
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from blockwatch.analysis.fingerprints import Interception, default_interception
+from blockwatch.analysis.fingerprints import Interception
 from blockwatch.analysis.verdict import AnalysisSettings
 from blockwatch.config import AgentVantage, Config, load
+from blockwatch.context import CONTROL, MeasureContext, build_context
 from blockwatch.probe.runner import NetworkView, ProbeSettings
-from blockwatch.round import CONTROL, analysis_settings, control_view, probe_settings
 from blockwatch.storage import Database, repo
 from blockwatch.targets import Target, load_targets
 
@@ -62,12 +63,27 @@ class Snapshot:
     targets: tuple[Target, ...]
     url_targets: dict[str, int | None]  # URL -> target id (what agents may report)
     vantage_ids: dict[str, int]  # agent name (and "control") -> vantages.id
-    control: NetworkView
-    settings: ProbeSettings
-    analysis: AnalysisSettings
-    interception: Interception | MemoInterception
+    context: MeasureContext  # built by the command (or here), shared with its rounds
+    interception: Interception | MemoInterception  # the context's, with ca_for remembered
     confirm_after: int
-    asn: Callable[[str], str | None] | None = None  # the IP-to-ASN table, when there is one
+
+    @property
+    def control(self) -> NetworkView:
+        return self.context.control
+
+    @property
+    def settings(self) -> ProbeSettings:
+        return self.context.settings
+
+    @property
+    def analysis(self) -> AnalysisSettings:
+        return self.context.analysis
+
+    @property
+    def asn(self) -> Callable[[str], str | None] | None:
+        """The same network comparison as local rounds: DNS answers in the control's network
+        are consistent (the daemon downloads the table; without it, lookups return None)."""
+        return self.context.asn
 
     def authenticate(self, authorization: str | None) -> AgentVantage | None:
         """The agent whose token this is, or None. Every configured hash is compared in
@@ -85,7 +101,11 @@ class Snapshot:
         return found
 
 
-def build_snapshot(cfg: Config, db: Database, *, settings: ProbeSettings | None = None) -> Snapshot:
+def build_snapshot(cfg: Config, db: Database, *, context: MeasureContext | None = None,
+                   keep: MeasureContext | None = None) -> Snapshot:
+    """`context`: the command's or daemon's, built from `cfg`; made here when not given
+    (`keep`: the one it replaces, whose ASN table is kept when the file is the same)."""
+    ctx = context or build_context(cfg, keep=keep)
     targets = load_targets(cfg.target_files)
     agents = tuple(v for v in cfg.settings.vantage if isinstance(v, AgentVantage))
     with db.write() as s:
@@ -99,23 +119,9 @@ def build_snapshot(cfg: Config, db: Database, *, settings: ProbeSettings | None 
             url_targets.setdefault(u, tids.get(t.name))
     return Snapshot(
         cfg=cfg, agents=agents, targets=tuple(targets), url_targets=url_targets, vantage_ids=vids,
-        control=control_view(cfg), settings=settings or probe_settings(cfg),
-        analysis=analysis_settings(cfg),
-        interception=MemoInterception(
-            default_interception().with_block_addresses(cfg.settings.probe.block_addresses)),
+        context=ctx, interception=MemoInterception(ctx.interception),
         confirm_after=cfg.settings.probe.confirm_after,
-        asn=_asn_lookup(cfg),
     )
-
-
-def _asn_lookup(cfg: Config) -> Callable[[str], str | None] | None:
-    """The same network comparison as local rounds: DNS answers in the control's network are
-    consistent (the daemon downloads the table; without it, lookups return None)."""
-    if not cfg.settings.asn.enabled:
-        return None
-    from blockwatch.asn import AsnLookup, table_path
-
-    return AsnLookup(table_path(cfg)).lookup
 
 
 @dataclass
@@ -125,18 +131,20 @@ class CollectorState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, cfg: Config, db: Database, *, settings: ProbeSettings | None = None) -> CollectorState:
-        return cls(db, build_snapshot(cfg, db, settings=settings))
+    def create(cls, cfg: Config, db: Database, *,
+               context: MeasureContext | None = None) -> CollectorState:
+        return cls(db, build_snapshot(cfg, db, context=context))
 
-    def reload(self, cfg: Config | None = None) -> bool:
+    def reload(self, cfg: Config | None = None, *, context: MeasureContext | None = None) -> bool:
         """Re-read the configuration (SIGHUP). A broken file is logged and the running set kept:
-        a typo must not lock every agent out."""
+        a typo must not lock every agent out. `context`: the daemon's, already rebuilt from
+        `cfg`."""
         with self._lock:
             old = self.snapshot
             try:
                 if cfg is None:
                     cfg = load(old.cfg.path) if old.cfg.path else old.cfg
-                new = build_snapshot(cfg, self.db)
+                new = build_snapshot(cfg, self.db, context=context, keep=old.context)
             except Exception as exc:
                 log.error("configuration reload failed, keeping the running one: %s", exc)
                 return False
