@@ -49,6 +49,23 @@ class _Server(uvicorn.Server):
             raise RuntimeError("the collector could not start (address in use?)") from None
 
 
+def create_state(cfg: Config, db: Database, attempts: int = 3, **kw: Any) -> CollectorState:
+    """CollectorState.create, again when another process inserted the same targets or agent
+    vantages at the same moment (collectors starting together on one PostgreSQL database): the
+    unique name refuses the later insert, and the next attempt reads the rows the other made."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(attempts):
+        try:
+            return CollectorState.create(cfg, db, **kw)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            log.info("targets or vantages were written by another process meanwhile: reading "
+                     "them again")
+    raise AssertionError("unreachable")
+
+
 def uvicorn_config(app: Any, host: str, port: int, *, ssl_certfile: str | None = None,
                    ssl_keyfile: str | None = None, limits: Limits | None = None) -> uvicorn.Config:
     limits = limits or limits_for(None)
@@ -95,7 +112,7 @@ async def _serve(cfg: Config, db: Database, stop_event: asyncio.Event, *, host: 
                  reload_on_hup: bool = True) -> None:
     """The server itself; see serve_forever."""
     if state is None:
-        state = await asyncio.to_thread(CollectorState.create, cfg, db)
+        state = await asyncio.to_thread(create_state, cfg, db)
     app = create_app(state)
     h, p = listen_address(cfg, host, port)
     server = _Server(uvicorn_config(app, h, p, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
