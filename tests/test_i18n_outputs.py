@@ -1,0 +1,477 @@
+"""Every reader-facing output in Russian and Kazakh, from a database that holds every kind of
+judgement (each reason template), event (blocked, unblocked, down, recovered, inconclusive),
+case, incident type and status, a failing feed and a silent agent: the status site (pages, the
+Atom feed, status.json), the digest (text and HTML) and alerts (email text and HTML, Telegram).
+
+None may carry an English sentence of ours (a fragment of an English message or reason
+template), an English word for a verdict, an untranslated key or placeholder, or a date written
+the English way. The one English allowed is the stored reason of an older row without keys,
+and it must be marked as English (`lang="en"` and a note), never passed off as translated."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from markupsafe import escape
+from sqlalchemy import select
+
+import test_alerts_support as support
+from blockwatch.alerts import compose as C
+from blockwatch.alerts.digest import collect
+from blockwatch.alerts.scan import queue_alerts_sync
+from blockwatch.analysis import reasons
+from blockwatch.analysis.display import Schedule
+from blockwatch.analysis.fingerprints import default_interception, default_matcher
+from blockwatch.analysis.verdict import BLOCKING, Judgement, Verdict
+from blockwatch.config import Config
+from blockwatch.site import i18n
+from blockwatch.site.build import render_site, site_info
+from blockwatch.site.load import load_snapshot
+from blockwatch.site.model import build_model
+from blockwatch.site.rollup import rollup_due
+from blockwatch.storage import Database, bulk, repo
+from blockwatch.storage.models import Event, Feed, Incident, Outbox, Vantage
+from blockwatch.targets import Target as TargetSpec
+from test_reasons_i18n import NAMES, _judge
+
+NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)  # 14:00 in Almaty, the same day
+OLD_REASON = "an older row's stored English reason"
+OTHERS = ("ru", "kk")
+TYPES = ["detention", "arrest", "blocking", "raid", "criminal_case", "fine", "assault",
+         "shutdown", "harassment"]
+STATUSES = ["acquitted", "charges_dropped", "unblocked", "released", "sentenced", "convicted"]
+CHATS = """
+[[alerts.telegram]]
+chat_id = "-100200"
+bot_token_env = "BW_TEST_TELEGRAM_TOKEN"
+language = "ru"
+
+[[alerts.telegram]]
+chat_id = "-100300"
+bot_token_env = "BW_TEST_TELEGRAM_TOKEN"
+language = "kk"
+
+[[vantage]]
+name = "almaty-2"
+kind = "agent"
+country = "KZ"
+token_sha256 = "{'1' * 64}"
+""".replace("{'1' * 64}", "1" * 64)
+
+
+# --- what must not appear -----------------------------------------------------------------------
+
+def _flat(d: dict[str, Any]) -> Iterator[str]:
+    for v in d.values():
+        if isinstance(v, dict):
+            yield from _flat(v)
+        elif isinstance(v, str):
+            yield v
+
+
+def _site_tables() -> list[dict[str, dict[str, str]]]:
+    return [v for name, v in vars(i18n).items()
+            if name.isupper() and isinstance(v, dict) and {"en", "ru", "kk"} <= set(v)
+            and all(isinstance(x, dict) for x in v.values())]
+
+
+def _messages(lang: str) -> list[str]:
+    """Every message of ours in `lang`: alerts and digest, the site, verdict reasons."""
+    out = list(_flat(C.catalog(lang)))
+    out += [s for table in _site_tables() for s in table[lang].values()]
+    out += [s for table in reasons.TABLES.values() for s in table[lang].values()]
+    out += list(reasons.SERVER_SIDE[lang].values()) + list(reasons.AUTHORITY[lang].values())
+    return out
+
+
+def english_fragments() -> list[str]:
+    """Runs of two or more English words of our English messages (between placeholders) that
+    no Russian or Kazakh message uses too (names like "DNS", "HTTP" are said alike)."""
+    frags: set[str] = set()
+    for text in _messages("en"):
+        for part in re.split(r"\{[^}]*\}", text):
+            for m in re.finditer(r"[A-Za-z][A-Za-z'’]*(?:[ ,;:()-]+[A-Za-z][A-Za-z'’]*)+", part):
+                words = re.findall(r"[A-Za-z]+", m.group(0))
+                if len(words) >= 2 and sum(map(len, words)) >= 8:
+                    frags.add(m.group(0))
+    others = "\n".join(_messages("ru") + _messages("kk"))
+    return sorted(f for f in frags if f not in others)
+
+
+ENGLISH = re.compile("|".join(re.escape(f) for f in sorted(english_fragments(), key=len,
+                                                              reverse=True)))
+# single English words of ours that mean a state, a kind or what happened
+WORDS = re.compile(r"\b(reachable|blocked|unblocked|inconclusive|throttl\w+|blockpage|tampering|"
+                   r"interference|recovered|silent|detention|arrest|raid|released|sentenced|"
+                   r"acquitted|convicted|harassment|assault|shutdown|agent|local|stale|"
+                   r"Networks|Incident|Since|Why|Vantage)\b")
+# a message key or a verdict, display or why name shown as it is
+KEYS = re.compile(r"\b(" + "|".join(sorted(
+    {k for k in reasons.TEMPLATES["en"] if "_" in k}
+    | {k for t in _site_tables() for k in t["en"] if "_" in k}
+    | {"tcp_ip", "http_blockpage", "http_diff", "http_failure", "not_measured", "no_data",
+       "reachable_abroad", "criminal_case", "charges_dropped"}
+    | {f"itype_{t}" for t in TYPES} | {f"istatus_{s}" for s in STATUSES},
+    key=len, reverse=True)) + r")\b")
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+ENGLISH_DATE = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|"
+                          r"\b\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
+ENGLISH_NUMBER = re.compile(r"\d\.\d+ ?(КБ|с\b)|\d+,\d{3}\b")
+
+
+class _Visible(HTMLParser):
+    """The text a reader sees or hears (text, title, alt, aria-label), without <style>."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script"):
+            self.skip += 1
+        self.out += [v for k, v in attrs if k in ("title", "alt", "aria-label") and v]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self.skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.out.append(data)
+
+
+def visible(html: str) -> str:
+    p = _Visible()
+    p.feed(html)
+    p.close()
+    return "\n".join(p.out)
+
+
+def atom_text(xml: str) -> str:
+    return "\n".join(re.findall(r"<(?:title|content)[^>]*>([^<]*)<", xml))
+
+
+def problems(text: str, lang: str, data: list[str]) -> list[str]:
+    """What reads as English or as a key in `text` (data from outside taken out first)."""
+    for d in sorted(data, key=len, reverse=True):
+        text = text.replace(d, " ")
+    found = [f"english: {m.group(0)!r}" for m in ENGLISH.finditer(text)]
+    found += [f"word: {m.group(0)!r}" for m in WORDS.finditer(text)]
+    found += [f"key: {m.group(0)!r}" for m in KEYS.finditer(text)]
+    found += [f"placeholder: {m.group(0)!r}" for m in PLACEHOLDER.finditer(text)]
+    found += [f"date: {m.group(0)!r}" for m in ENGLISH_DATE.finditer(text)]
+    found += [f"number: {m.group(0)!r}" for m in ENGLISH_NUMBER.finditer(text)]
+    return [f"{lang}: {p}" for p in found]
+
+
+# --- the database -------------------------------------------------------------------------------
+
+def judgements() -> list[Judgement]:
+    """Every reason template, with the variants of its words (each failing step of a redirect,
+    each way a handshake fails): one golden case per (why, step, failure)."""
+    seen: dict[tuple[Any, ...], Judgement] = {}
+    for name in NAMES:
+        j = _judge(name)
+        seen.setdefault((j.why, j.step, j.vantage_failure), j)
+    E = Judgement.explained
+    host = "ratel.kz"
+    extra = [E(Verdict.OK, False, "ok", host=host),
+             E(Verdict.OK, False, "dns_consistent", host=host, vantage_addresses=("203.0.113.5",)),
+             E(Verdict.INCONCLUSIVE, False, "no_control_dns", host=host, step="dns"),
+             E(Verdict.INCONCLUSIVE, False, "resolver_failed", host=host, step="dns",
+               resolver_problem="control.example: no answer")]
+    out = list(seen.values()) + extra
+    assert {j.why for j in out} == set(reasons.TEMPLATES["en"])
+    return out
+
+
+@dataclass
+class World:
+    cfg: Config
+    outlets: list[tuple[str, Judgement, bool]]  # (name, judgement, still in that state now)
+    data: list[str]  # text from outside (sites, data files): taken out before the checks
+
+
+def populate(db: Database, write_config: Any) -> World:
+    cfg = write_config(support.config_text(2525, recipients=support.RECIPIENTS_3, webhooks=CHATS))
+    js = judgements()
+    outlets = [(f"Издание{i}.kz", j, i % 2 == 0) for i, j in enumerate(js)]
+    with db.write() as s:
+        ids = repo.sync_targets(s, [TargetSpec(n, (f"https://site{i}.example/",), country="KZ",
+                                               category="NEWS")
+                                    for i, (n, _, _) in enumerate(outlets)]
+                                + [TargetSpec("Старое.kz", ("https://old.example/",),
+                                              country="KZ", category="NEWS")],
+                                retire_others=False)
+        vid = repo.ensure_vantage(s, "almaty-1", "agent", "KZ", "AS9198")
+        silent = repo.ensure_vantage(s, "almaty-2", "agent", "KZ", "AS9198")
+    ok = Judgement.explained(Verdict.OK, False, "ok_http", host="site.example", vantage_status=200)
+    rows = []
+    for i, (name, j, still) in enumerate(outlets):
+        url = f"https://site{i}.example/"
+
+        def row(j: Judgement, at: datetime, n: int, url: str = url, name: str = name,
+                i: int = i) -> bulk.Row:
+            return bulk.Row(f"u{i}-{n}", ids[name], url, at, {"dns": []}, verdict=j.verdict,
+                            confirmed=j.confirmed, reason=j.reason, reason_keys=j.keys())
+        rows.append(row(j, NOW - timedelta(hours=6), 0))
+        if j.verdict != Verdict.OK and not still:
+            rows.append(row(ok, NOW - timedelta(hours=2), 1))  # unblocked or recovered
+            rows.append(row(ok, NOW - timedelta(minutes=10), 2))
+        else:
+            rows.append(row(j, NOW - timedelta(minutes=10), 1))
+    rows.sort(key=lambda r: r.measured_at)
+    with db.write() as s:
+        bulk.record(db, s, vid, rows, confirm_after=1, now=NOW)
+    # an older row: a block stored with its English reason only
+    old = support.add_event(db, ids["Старое.kz"], vid, "https://old.example/", "tls", None,
+                            NOW - timedelta(minutes=10), reason=OLD_REASON)
+    with db.write() as s:
+        s.get(Event, old).started_at = NOW - timedelta(hours=5)
+        s.get(Vantage, silent).last_seen_at = NOW - timedelta(hours=5)  # almaty-2: silent
+        s.add(Feed(name="Адил Соз", url="https://adilsoz.example/rss", consecutive_failures=3,
+                   last_error="HTTP 503"))
+    blocked = next(n for n, j, still in outlets if still and j.verdict in BLOCKING)
+    with db.read() as s:
+        event = s.scalar(select(Event.id).where(Event.target_id == ids[blocked],
+                                                Event.state.in_(sorted(BLOCKING))))
+    for k, (link, status) in enumerate(((event, "released"), (None, "sentenced"))):
+        inc = support.add_incident(db, title=f"Сообщение {k} о {blocked}",
+                                   link=f"https://adilsoz.example/{k}", outlets=[blocked],
+                                   at=NOW - timedelta(hours=3), event_id=link, feed="Адил Соз")
+        with db.write() as s:
+            row = s.get(Incident, inc)
+            row.types, row.status = TYPES, status
+    data = ["HTTP 503", "almaty-1", "almaty-2", "vps"]
+    for j in js:  # what the judgements quote from sites and the data files, as they came
+        data += [x for x in (j.vantage_title, j.control_title, j.issuer, j.fingerprint_note,
+                             j.authority) if x]
+    return World(cfg, outlets, data)
+
+
+@pytest.fixture
+def world(db: Database, write_config: Any, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("BW_TEST_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setattr(C, "MAX_ITEMS", 500)  # every item in one message, to check them all
+    return populate(db, write_config)
+
+
+def site_files(db: Database, w: World) -> dict[str, str]:
+    rollup_due(db, NOW)
+    with db.read() as s:
+        snap = load_snapshot(s, NOW, Schedule.of(w.cfg), w.cfg.settings.alerts.quorum)
+    files = render_site(build_model(snap), site_info("KZ", "https://s.example.org/",
+                                                     ["en", "ru", "kk"]))
+    return {k: v.decode("utf-8") for k, v in files.items()}
+
+
+def alert_texts(db: Database, w: World) -> dict[str, list[tuple[str, str]]]:
+    """Per language, every alert queued: (kind of part, text) for email text, HTML and
+    subject, and each Telegram message."""
+    assert queue_alerts_sync(w.cfg, db, NOW) > 0
+    out: dict[str, list[tuple[str, str]]] = {"en": [], "ru": [], "kk": []}
+    with db.read() as s:
+        for r in s.scalars(select(Outbox)):
+            p = r.payload
+            if r.channel == "email":
+                out[p["language"]] += [("subject", r.subject), ("text", p["text"]),
+                                       ("html", p["html"])]
+            elif r.channel == "telegram":
+                out[p["language"]].append(("telegram", p["text"]))
+    return out
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+def test_the_checks_know_english_when_they_see_it() -> None:
+    """The detectors themselves: an English message, word, key or date is found."""
+    en = C.compose_digest(C.DigestData(since=NOW - timedelta(days=1), until=NOW), "en", "UTC")
+    assert problems(en.text, "en", [])
+    assert problems("доступен с 2026-12-04 09:00", "ru", [])
+    assert problems("страница Dec 4", "ru", [])
+    assert problems("сайт: http_blockpage", "ru", [])
+    assert problems("скорость 2.0 КБ/с", "ru", [])
+    assert problems("{host} недоступен", "ru", [])
+    assert problems("статус: reachable", "kk", [])
+    assert problems("the control connected", "kk", [])
+    assert not problems("доступен с 04.12.2026 09:00, 2,0 КБ/с, 1 234", "ru", [])
+
+
+def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, world: World) -> None:
+    files = site_files(db, world)
+    found = []
+    for path, text in sorted(files.items()):
+        lang = path.split("/", 1)[0]
+        if lang not in OTHERS:
+            continue
+        if path.endswith(".html"):
+            shown = visible(text)
+            # the older row's English is marked: inside lang="en", after the note
+            assert text.count(f'<span lang="en">{escape(OLD_REASON)}</span>') == \
+                text.count(str(escape(OLD_REASON))), path
+            if OLD_REASON in shown:
+                assert i18n.t(lang, "in_english") in shown, path
+        elif path.endswith(".xml"):
+            shown = atom_text(text)
+        else:
+            continue
+        found += [f"{path}: {p}" for p in problems(shown.replace(OLD_REASON, " "), lang,
+                                                   world.data)]
+    assert sorted({f.split(": ", 1)[1] for f in found}) == [], found[:5]
+    # every reason reads in the page's language: the cell now, and each event on the timeline
+    for lang in ("en", *OTHERS):
+        for name, j, _ in world.outlets:
+            page = next(v for k, v in files.items() if k.startswith(f"{lang}/t/")
+                        and f"<h1>{escape(name)}</h1>" in v)
+            if j.verdict not in BLOCKING and j.verdict != Verdict.DOWN:
+                continue  # "reachable" needs no reason; "not measured" shows none
+            assert str(escape(j.reason_in(lang))) in page, (lang, name, j.why)
+        assert "(на английском)" not in files[f"{lang}/index.html"]
+    assert str(escape(OLD_REASON)) in next(v for k, v in files.items()
+                                           if k.startswith("kk/t/") and "Старое.kz" in v)
+
+
+def test_status_json_gives_each_language_s_reason_and_keeps_the_english_one(
+        db: Database, world: World) -> None:
+    doc = json.loads(site_files(db, world)["status.json"])
+    by_name = {t["name"]: t for t in doc["targets"]}
+    for name, j, still in world.outlets:
+        if not still or j.verdict in (Verdict.OK, Verdict.INCONCLUSIVE):
+            continue
+        (v,) = [v for v in by_name[name]["vantages"] if v["reason"]]
+        assert v["reason"] == j.reason  # as before: the stored English
+        assert v["reasons"] == {lang: j.reason_in(lang) for lang in ("en", "ru", "kk")}, name
+    (old,) = [v for v in by_name["Старое.kz"]["vantages"] if v["reason"]]
+    assert old["reasons"] == {"en": OLD_REASON}  # no pretend translation
+
+
+def test_the_digest_in_russian_and_kazakh_has_no_english_of_ours(db: Database,
+                                                                world: World) -> None:
+    with db.read() as s:
+        d = collect(s, world.cfg, NOW - timedelta(hours=24), NOW)
+    assert d.began and d.ended and d.blocked and d.cases and d.incidents and d.feeds and d.silent
+    found = []
+    for lang in OTHERS:
+        m = C.compose_digest(d, lang, world.cfg.settings.alerts.timezone)
+        assert "04.12.2026" in m.subject and "04.12.2026" in m.text
+        for part, text in (("subject", m.subject), ("text", m.text), ("html", visible(m.html))):
+            if OLD_REASON in text:
+                assert C.catalog(lang)["text"]["in_english"] in text
+            found += [f"digest {part}: {p}" for p in problems(text.replace(OLD_REASON, " "),
+                                                              lang, world.data)]
+        assert f'<span lang="en">{escape(OLD_REASON)}</span>' in m.html
+        # the reasons of what began and ended, rendered from the events' verdicts
+        for name, j, _ in world.outlets:
+            if j.verdict in BLOCKING or j.verdict == Verdict.DOWN:
+                assert C.oneline(j.reason_in(lang), 500) in m.text, (lang, name, j.why)
+        for w in TYPES:  # what happened, in the reader's words
+            assert C.catalog(lang)["incident_type"][w] in m.text
+        assert C.catalog(lang)["incident_status"]["released"] in m.text
+    assert found == []
+
+
+def test_alerts_in_russian_and_kazakh_have_no_english_of_ours(db: Database,
+                                                             world: World) -> None:
+    texts = alert_texts(db, world)
+    found = []
+    for lang in OTHERS:
+        assert {k for k, _ in texts[lang]} == {"subject", "text", "html", "telegram"}
+        for part, text in texts[lang]:
+            shown = visible(text) if part in ("html", "telegram") else text
+            if OLD_REASON in shown:
+                assert C.catalog(lang)["text"]["in_english"] in shown, part
+            found += [f"alert {part}: {p}" for p in problems(shown.replace(OLD_REASON, " "),
+                                                             lang, world.data)]
+        email = next(t for k, t in texts[lang] if k == "text")
+        telegram = visible("".join(t for k, t in texts[lang] if k == "telegram"))
+        for name, j, still in world.outlets:
+            # a block that already ended is no news (no agreement now); what holds is
+            if still and (j.verdict in BLOCKING or j.verdict == Verdict.DOWN):
+                said = C.oneline(j.reason_in(lang), 500)
+                assert said in email and said in telegram, (lang, name, j.why)
+        assert "04.12.2026" in email
+    assert found == []
+    # English readers get English, from the same keys
+    email = next(t for k, t in texts["en"] if k == "text")
+    assert all(C.oneline(j.reason, 500) in email for _, j, still in world.outlets
+               if still and j.verdict in BLOCKING)
+
+
+def test_a_webhook_keeps_the_english_reason_and_carries_the_keys(db: Database,
+                                                                world: World) -> None:
+    from blockwatch.alerts.scan import Cursor, _new_events
+
+    with db.read() as s:
+        items, _ = _new_events(s, Cursor())
+    item = next(i for i in items if i.kind == "blocked" and i.reason_keys)
+    body = C.webhook_body("k", "alert", [item], C.compose_alert([item], "kk", "UTC"), NOW, "kk")
+    (got,) = body["items"]
+    assert got["reason"] == item.reason and got["reason_keys"] == item.reason_keys
+    assert reasons.render(got["reason_keys"], "kk") in body["text"]
+    old = next(i for i in items if i.reason == OLD_REASON)
+    assert old.reason_keys is None
+
+
+def test_every_shipped_server_side_page_and_interception_authority_reads_in_each_language() -> None:
+    ids = {f.id for f in default_matcher().fingerprints if f.kind == "server_side"}
+    notes = {ca.note for ca in default_interception().cas if ca.note}
+    for lang in OTHERS:
+        assert ids <= set(reasons.SERVER_SIDE[lang]), lang
+        assert notes <= set(reasons.AUTHORITY[lang]), lang
+    keys = {"why": "resolver_failed", "host": "ratel.kz",
+            "resolver_problem": "control.example: no answer"}
+    assert "no answer" not in (reasons.render(keys, "kk") or "")
+    assert "control.example: мекенжайсыз жауап" in (reasons.render(keys, "kk") or "")
+
+
+def test_dates_and_numbers_of_alerts_in_each_language() -> None:
+    at = datetime(2026, 12, 4, 9, 5, tzinfo=UTC)
+    assert C.fmt_time(at, "Asia/Almaty", "en") == "2026-12-04 14:05"
+    assert C.fmt_time(at, "Asia/Almaty", "ru") == "04.12.2026 14:05"
+    assert C.fmt_time(at, "Asia/Almaty", "kk") == "04.12.2026 14:05"
+    assert C.fmt_num(12345, "en") == "12,345" and C.fmt_num(12345, "kk") == "12\u00a0345"
+    d = C.DigestData(since=at - timedelta(days=1), until=at)
+    assert C.digest_date(d, "UTC") == "2026-12-04"  # file names stay ISO
+    assert C.digest_date(d, "UTC", "ru") == "04.12.2026"
+
+
+def test_event_reasons_survive_retention_on_both_databases(any_db: Database,
+                                                           write_config: Any) -> None:
+    """The verdict that opened an event is kept by retention (an anomaly, or a change), so its
+    keys still say the reason in every language after raw measurements are pruned; the
+    loaders read them as JSON on SQLite and PostgreSQL alike."""
+    from blockwatch.alerts.scan import Cursor, _new_events
+    from blockwatch.retention import prune
+
+    cfg = write_config(support.config_text(2525, recipients=support.RECIPIENTS_3))
+    block = _judge("tls_sni_reset_after_client_hello")
+    ok = Judgement.explained(Verdict.OK, False, "ok_http", host="ratel.kz", vantage_status=200)
+    with any_db.write() as s:
+        tid = repo.sync_targets(s, [TargetSpec("Ratel.kz", ("https://ratel.kz/",), country="KZ",
+                                               category="NEWS")], retire_others=False)["Ratel.kz"]
+        vid = repo.ensure_vantage(s, "almaty-1", "agent", "KZ", "AS9198")
+    plan = [ok, ok, block, block, ok, ok]
+    rows = [bulk.Row(f"r{n}", tid, "https://ratel.kz/", NOW - timedelta(days=30, hours=6 - n),
+                     {"dns": []}, verdict=j.verdict, confirmed=j.confirmed, reason=j.reason,
+                     reason_keys=j.keys()) for n, j in enumerate(plan)]
+    with any_db.write() as s:
+        bulk.record(any_db, s, vid, rows, confirm_after=1, now=NOW, compact=False)
+    assert prune(any_db, timedelta(days=1), NOW) > 0  # the plain "ok" repetitions went
+    with any_db.read() as s:
+        items, _ = _new_events(s, Cursor())
+        snap = load_snapshot(s, NOW, Schedule.of(cfg))
+    by_state = {i.state: i for i in items}
+    assert by_state["tls"].reason_keys == block.keys()
+    assert C.reason_in(by_state["tls"], "kk") == block.reason_in("kk")
+    assert C.reason_in(by_state["ok"], "ru") == ok.reason_in("ru")
+    (ev,) = [e for e in snap.events if e.state == "tls"]
+    assert ev.said("kk") == (block.reason_in("kk"), "kk")
+    assert ev.said("en") == (block.reason, "en")
