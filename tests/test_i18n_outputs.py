@@ -312,7 +312,7 @@ def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, wor
         lang = path.split("/", 1)[0]
         if lang not in OTHERS:
             continue
-        if path.endswith(".html"):
+        if path.endswith((".html", ".svg")):
             shown = visible(text)
             # the older row's English is marked: inside lang="en", after the note
             assert text.count(f'<span lang="en">{escape(OLD_REASON)}</span>') == \
@@ -399,6 +399,10 @@ def test_alerts_in_russian_and_kazakh_have_no_english_of_ours(db: Database,
                 assert said in email and said in telegram, (lang, name, j.why)
         assert "04.12.2026" in email
     assert found == []
+    for lang in OTHERS:  # and the test message
+        m = C.compose_test(lang, "Asia/Almaty", NOW)
+        assert problems(f"{m.subject}\n{m.text}\n{visible(m.html)}", lang, []) == []
+        assert "04.12.2026 14:00" in m.text
     # English readers get English, from the same keys
     email = next(t for k, t in texts["en"] if k == "text")
     assert all(C.oneline(j.reason, 500) in email for _, j, still in world.outlets
