@@ -3,6 +3,11 @@ once to a real uvicorn collector (its own process) backed by the PostgreSQL serv
 are pre-seeded, so this measures ingest + judge + store, not probing.
 
     .venv/bin/python benchmarks/bench_ingest.py [--agents 50] [--batches 10] [--batch 100]
+        [--processes N | --workers N]
+
+`--processes N` starts N separate `serve` processes (as on N hosts behind a reverse proxy), each
+on its own port, and spreads the agents across them; `--workers N` is one `serve --workers N`.
+`--profile DIR` writes a cProfile of each collector process into DIR.
 
 Needs the PostgreSQL server (BLOCKWATCH_TEST_PG_URL, default postgresql+psycopg://postgres@
 127.0.0.1:5432/test); works in a fresh schema that is dropped afterwards."""
@@ -13,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +86,38 @@ def measurement(url: str, i: int, at: datetime, *, role: str, blocked: bool = Fa
         tls=[tls], http=http, t_ms=210.0)
 
 
+# one collector process: `serve` on a port, optionally under cProfile (written at SIGINT)
+# (the worker threads of asyncio.to_thread, where judging and storing run, each get a profiler
+# of their own at their first event; merged at the end)
+SERVE = """
+import argparse, cProfile, logging, os, pstats, sys, threading
+from blockwatch.collector.commands import cmd_serve
+from blockwatch.config import load
+logging.basicConfig(level=logging.WARNING)
+cfg, port, workers, prof = load(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ns = argparse.Namespace(host=None, port=port, workers=workers)
+if not prof:
+    sys.exit(cmd_serve(cfg, ns))
+profs = [cProfile.Profile()]
+def per_thread(*_):
+    p = cProfile.Profile()
+    profs.append(p)
+    p.enable()
+threading.setprofile(per_thread)
+profs[0].enable()
+try:
+    cmd_serve(cfg, ns)
+finally:
+    for p in profs:
+        p.create_stats()
+    st = pstats.Stats(profs[0])
+    for p in profs[1:]:
+        if p.stats:
+            st.add(p)
+    st.dump_stats(os.path.join(prof, f"serve-{port}.prof"))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +131,7 @@ async def run(args: argparse.Namespace) -> None:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    proc = None
+    procs: list[subprocess.Popen[bytes]] = []
     tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
     try:
         urls = [f"https://site{i:03d}.bench/" for i in range(N_URLS)]
@@ -134,24 +172,23 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{n} measurements in {args.agents * args.batches} uploads of {args.batch}, "
               f"{sum(len(x) for v in bodies.values() for x in v) / n / 1024:.1f} KB each")
 
-        proc = subprocess.Popen([sys.executable, "-c", (
-            "import argparse, logging, sys\n"
-            "from blockwatch.collector.commands import cmd_serve\n"
-            "from blockwatch.config import load\n"
-            "logging.basicConfig(level=logging.WARNING)\n"
-            "sys.exit(cmd_serve(load(sys.argv[1]), argparse.Namespace(host=None, port=None, "
-            "workers=int(sys.argv[2]))))\n"),
-            str(tmp / "blockwatch.toml"), str(args.workers)])
+        ports = [port] + [free_port() for _ in range(args.processes - 1)]
+        for p in ports:
+            procs.append(subprocess.Popen([sys.executable, "-c", SERVE, str(tmp / "blockwatch.toml"),
+                                           str(p), str(args.workers), args.profile or ""]))
         async with httpx.AsyncClient() as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get(f"http://127.0.0.1:{port}/api/v1/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise SystemExit("the collector did not start")
+            for p in ports:
+                for _ in range(400):
+                    try:
+                        if (await probe.get(f"http://127.0.0.1:{p}/api/v1/health")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.05)
+                else:
+                    raise SystemExit("the collector did not start")
+        # agent k posts to collector k mod N (a reverse proxy's round robin by client)
+        port_of = {name: ports[k % len(ports)] for k, name in enumerate(toks)}
 
         latencies: list[float] = []
 
@@ -161,7 +198,8 @@ async def run(args: argparse.Namespace) -> None:
                     "authorization": f"Bearer {toks[name]}", "content-type": "application/json"}) as c:
                 for body in bodies[name]:
                     t = time.perf_counter()
-                    r = await c.post(f"http://127.0.0.1:{port}/api/v1/measurements", content=body)
+                    r = await c.post(f"http://127.0.0.1:{port_of[name]}/api/v1/measurements",
+                                     content=body)
                     latencies.append(time.perf_counter() - t)
                     r.raise_for_status()
                     acc += r.json()["accepted"]
@@ -175,7 +213,8 @@ async def run(args: argparse.Namespace) -> None:
         latencies.sort()
         print(f"ingested {accepted} measurements (verdicts included) in {wall:.2f} s: "
               f"{accepted / wall:,.0f} measurements/s with {args.agents} concurrent agents, "
-              f"{args.workers} collector process(es)")
+              f"{args.processes} serve process(es) x {args.workers} worker(s), "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         print(f"upload latency: median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
               f"p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms")
         with db.read() as s:  # a row stands for itself and the repetitions of its run
@@ -194,9 +233,10 @@ async def run(args: argparse.Namespace) -> None:
               f"{time.perf_counter() - t0:.2f} s")
         db.close()
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)  # a graceful stop: the profiles are written
+        for proc in procs:
+            proc.wait(timeout=60)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
@@ -207,7 +247,10 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--workers", type=int, default=1, help="collector processes (serve --workers)")
+    p.add_argument("--workers", type=int, default=1, help="serve --workers N in each serve process")
+    p.add_argument("--processes", type=int, default=1,
+                   help="separate serve processes, agents spread across them")
+    p.add_argument("--profile", metavar="DIR", help="cProfile each serve process into DIR")
     asyncio.run(run(p.parse_args()))
 
 
