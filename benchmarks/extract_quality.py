@@ -4,6 +4,10 @@ precision, status and country accuracy, per language and per split. Not a test: 
 
     .venv/bin/python benchmarks/extract_quality.py            # the tables
     .venv/bin/python benchmarks/extract_quality.py --misses   # and what the `rules` split misses
+    .venv/bin/python benchmarks/extract_quality.py --split rules --misses   # while writing rules
+
+Whoever writes rules iterates with `--split rules`, which scores and prints only that split: the
+`measure` table is run once, at the end, and its numbers are reported as they are.
 
 Each item is `split` "rules" (may be read while writing rules) or "measure" (never read: the
 honest estimate). Only misses of the `rules` split are ever printed. Extraction runs on title +
@@ -159,9 +163,9 @@ def load_matcher(extractor: Path | None) -> Any:
     return Matcher(load_targets([ROOT / "probes" / "kz.toml"]), people)
 
 
-def table(scores: dict[tuple[str, str], Score]) -> str:
+def table(scores: dict[tuple[str, str], Score], splits: Iterable[str] = ("rules", "measure")) -> str:
     rows = ["split    lang  items  inc.P  inc.R  inc.F1  type-F1  outlet-R  outlet-P  status  country"]
-    for split in ("rules", "measure"):
+    for split in splits:
         for lang in ("en", "ru", "kk", "all"):
             s = scores.get((lang, split))
             if s is None:
@@ -177,10 +181,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--misses", action="store_true", help="print the rules split's misses")
     ap.add_argument("--extractor", type=Path, help="another extract.py to measure")
+    ap.add_argument("--split", choices=("rules", "measure"),
+                    help="score and print only this split (`rules` while writing rules)")
     args = ap.parse_args()
-    items = load_items()
+    items = [i for i in load_items() if args.split is None or i["split"] == args.split]
     scores = score(items, load_matcher(args.extractor))
-    print(table(scores))
+    print(table(scores, (args.split,) if args.split else ("rules", "measure")))
     print("status: accuracy over labelled incidents; country: over items with a country label")
     if args.misses:
         for lang in ("en", "ru", "kk"):

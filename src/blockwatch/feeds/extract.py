@@ -513,13 +513,16 @@ def _vocabulary() -> phrases.PhraseSet:
     """Types, statuses, countries, press words and calls, compiled once on first use."""
     entries = [(label, lang, e)
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
-                             vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING)
+                             vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING,
+                             vocabulary.CHARGES, vocabulary.LIABILITY, vocabulary.BACKGROUND)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
     entries += [("press:", lang, e) for lang, es in vocabulary.PRESS.items() for e in es]
     entries += [("call:", lang, e) for lang, es in vocabulary.CALLS.items() for e in es]
     entries += [("modal:", lang, e) for lang, es in vocabulary.MODALS.items() for e in es]
+    entries += [("callafter:", lang, e) for lang, es in vocabulary.CALLS_AFTER.items() for e in es]
+    entries += [("modalafter:", lang, e) for lang, es in vocabulary.MODALS_AFTER.items() for e in es]
     return phrases.PhraseSet(entries, normalise)
 
 
@@ -534,8 +537,11 @@ class Reading:
 
 
 _CALL_WINDOW = 3  # words before a status that can make it a wish ("призвал ... освободить")
+_AFTER_WINDOW = 2  # words after a Kazakh verb that make it a wish or a possibility ("босатуды талап етті")
 _MODAL_WINDOW = 5  # words before a type that can make it a possibility ("may face charges and a fine")
 _NEGATIONS = frozenset(("not", "never", "no", "не", "нет", "ни"))
+_ATTRIBUTIVE = frozenset(("jailed", "imprisoned"))  # "a jailed journalist": a description, not the news
+_DETERMINERS = frozenset(("a", "an", "the", "to", "of", "for", "with", "two", "three", "several"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
@@ -558,6 +564,22 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     hits = _vocabulary().find(tokens)
     call_at = {h.first for h in hits if h.group == "call"}
     modal_at = {h.first for h in hits if h.group == "modal"}
+    after_at = {h.first for h in hits if h.group in ("callafter", "modalafter")}
+    # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
+    background_to = [h.last for h in hits
+                     if h.group == "background" and h.last - h.first < len(h.entry.words)]
+
+    def past(h: phrases.Hit) -> bool:
+        """Right after a word that puts it in someone's past ("previously jailed", "бұрын
+        сотталған"), or an English participle used as an adjective ("a jailed journalist")."""
+        if h.first > 0 and tokens[h.first].text in _ATTRIBUTIVE and tokens[h.first - 1].text in _DETERMINERS:
+            return True
+        return any(h.first - 1 <= b <= h.last for b in background_to)
+
+    def followed(h: phrases.Hit) -> bool:
+        """A Kazakh wish or possibility after the verb: "босатуды талап етті", "айырылуы мүмкін"."""
+        return any(h.last < c <= h.last + _AFTER_WINDOW and sentence[c] == sentence[h.first]
+                   for c in after_at)
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -565,6 +587,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     case_words: list[str] = []
     questioning: list[tuple[int, str]] = []
     detained_in: set[int] = set()
+    charge_words: list[str] = []
+    liability_words: list[str] = []
+    days = prison = False  # days in jail (administrative) and a prison sentence (criminal)
+    foreground = False  # a type word that is not a mention of someone's past
     aggregate = False
     country_score: dict[str, tuple[int, int]] = {}
 
@@ -584,23 +610,35 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         for label in h.labels:
             kind, value = label.split(":", 1)
             if kind == "status":
-                if any(h.first - _CALL_WINDOW <= c <= h.last and sentence[c] == sentence[h.first]
+                # (a call word inside the matched words is part of a fact: "decided to close the case")
+                if any(h.first - _CALL_WINDOW <= c <= h.first and sentence[c] == sentence[h.first]
                        for c in call_at) or lemmas.INFINITIVE in tokens[h.first].keys \
-                        or _negated(tokens, sentence, h.first, h.last):
+                        or _negated(tokens, sentence, h.first, h.last) or followed(h) or past(h):
                     continue
+                if value == "sentenced" and "type:criminal_case" in h.labels:
+                    prison = True
                 statuses.add(value)
                 add(label, words)
+            elif kind == "admin":
+                days = True
             elif kind == "type":
                 if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
                 if value == "detention":
                     detained_in.add(sentence[h.first])
-                if value != "criminal_case" and any(
+                if value != "criminal_case" and (any(
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
-                        for c in modal_at):
+                        for c in modal_at) or followed(h)):
                     continue  # "may face a fine": not (yet) a fine
+                if not past(h):
+                    foreground = True  # not "a jailed journalist", "ранее задержанный", "бұрын сотталған"
                 types.add(value)
                 add(value, words)
+            elif kind == "charge":
+                if not _negated(tokens, sentence, h.first, h.last):
+                    charge_words.append(words)
+            elif kind == "liability":
+                liability_words.append(words)
             elif kind == "country":
                 vote(value, h.start, words)
             elif kind == "press":
@@ -617,11 +655,31 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     for at, words in questioning:
         if at not in detained_in:
             types.add("harassment")
+            foreground = True
             add("harassment", words)
     if case_words and not types & {"assault", "harassment"}:
         types.add("criminal_case")
+        foreground = True
         for words in case_words:
             add("criminal_case", words)
+    if charge_words and not days and "fine" not in types:
+        # charges with days in jail or a fine are administrative: an arrest or a fine, not a case
+        types.add("criminal_case")
+        foreground = True
+        for words in charge_words:
+            add("criminal_case", words)
+    if liability_words and "arrest" not in types:
+        types.add("fine")  # administrative liability with no days in jail said: a fine
+        foreground = True
+        for words in liability_words:
+            add("fine", words)
+    if days and not prison:
+        statuses.discard("sentenced")  # "sentenced to 10 days" is an arrest, not a prison sentence
+    if "acquitted" in statuses and "criminal_case" not in types:
+        types.add("criminal_case")  # an acquittal ends a court case ("ақтап шығарды")
+        add("criminal_case", evidence["status:acquitted"][0])
+    if types and not foreground and not statuses:
+        types.clear()  # every type word is someone's past in a story about something else
     for m in _COUNTRY_DOMAIN.finditer(norm):
         vote(m.group(1).upper(), m.start(), text[m.start():m.end()])
     status = next((s for s in STATUSES if s in statuses), None)

@@ -78,6 +78,14 @@ def keys(token: str, kazakh_letters: bool = False) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=50_000)
+def kazakh_keys(keys: frozenset[str]) -> frozenset[str]:
+    """The keys of a word in a text written in Kazakh: its weak "w:" keys count as Kazakh ("k:")."""
+    if not any(k.startswith("w:") for k in keys):
+        return keys
+    return frozenset("k:" + k[2:] if k.startswith("w:") else k for k in keys)
+
+
 _KAZAKH_LETTER = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 
 

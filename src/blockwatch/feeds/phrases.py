@@ -87,14 +87,29 @@ def tokenize(text: str, norm: str) -> list[Token]:
     sentence = 0
     kazakh_text = lemmas.has_kazakh_letters(text)
     keys = lemmas.keys
-    for m in lemmas.TOKEN.finditer(norm):
-        s, e = m.span()
+    spans = [m.span() for m in lemmas.TOKEN.finditer(norm)]
+    # In a text written in Kazakh, a word the Russian dictionary knows is a Kazakh word too: "сот"
+    # (court), "полиция", "телефоны" (his phone) may start a Kazakh phrase. A Russian text that
+    # only names a Kazakh outlet or person ("журналисты «Азаттық»") stays Russian.
+    in_kazakh = kazakh_text and _mostly_kazakh(text, spans)
+    for s, e in spans:
         while breaks[sentence] < s:
             sentence += 1
-        word = m.group(0)
+        word = norm[s:e]
         kk = kazakh_text and lemmas.has_kazakh_letters(text[s:e])
-        out.append(Token(s, e, word, keys(word, kk), sentence))
+        ks = keys(word, kk)
+        if in_kazakh and not kk:
+            ks = lemmas.kazakh_keys(ks)
+        out.append(Token(s, e, word, ks, sentence))
     return out
+
+
+KAZAKH_SHARE = 0.15  # of the words, with a Kazakh letter: a text in Kazakh (most Kazakh words have none)
+
+
+def _mostly_kazakh(text: str, spans: Sequence[tuple[int, int]]) -> bool:
+    marked = sum(1 for s, e in spans if lemmas.has_kazakh_letters(text[s:e]))
+    return marked >= 2 and marked >= KAZAKH_SHARE * len(spans)
 
 
 def _compile_word(word: str, lang: str, first: bool, surface: bool,

@@ -20,17 +20,35 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=detained for questioning", "=forced into a car", "=forced into a vehicle",
                "=held in custody", "=held overnight", "=held at a police station", "=held incommunicado",
                "=taken away by police", "=taken in for questioning", "=brought to the police station",
-               "=brought to a police station"],
+               "=brought to a police station",
+               # taken in without the word "detained"
+               "=taken to the * police department", "=taken to the police department",
+               "=taken to a police department", "=taken to the * police station", "=taken to police",
+               "=brought to the police", "=escorted to the police", "=forced into a police car",
+               "=bundled into a", "=dragged into a police", "=hours at a police station",
+               "=hours at the police station", "=hours in a police station", "=hours in police custody",
+               "=night in a police station", "=night at a police station", "=night in police custody"],
         "ru": ["задержать", "задержание", "задерживать", "задержанный", "доставить в отдел",
                "доставить в полицию", "доставить в ОП", "увезти в отдел", "увезти в полицию",
                "забрать в полицию", "забрать в отдел", "провести в полиции", "задержать для допроса",
                "доставить на допрос", "задержать и допросить", "увезти в неизвестном направлении",
                "=задержаны", "силой увезти", "доставить в УВД", "доставить в РОВД", "доставить в ОВД",
-               "доставить в отделение", "доставить в участок", "удерживать в отделе", "удерживать в полиции"],
+               "доставить в отделение", "доставить в участок", "удерживать в отделе", "удерживать в полиции",
+               # taken in without the word "задержать"
+               "отвезти в отдел", "отвезти в полицию", "отвезти в горотдел", "доставить в горотдел",
+               "отвезти в ОВД", "отвезти в РОВД", "отвезти в УВД", "отвезти в отделение",
+               "посадить в автозак",
+               "в автозак", "в автозаке", "скрутить", "увезти в ОВД", "увезти в РОВД", "забрать в отделение",
+               "сопроводить в отдел", "сопроводить в полицию", "провести в отделе", "провести в отделении",
+               "провести ночь в"],
         "kk": ["ұстады", "ұсталды", "ұсталған", "ұстап", "ұстап әкетті", "ұстау", "ұстаған",
                "полиция бөліміне жеткізілді", "полицияға алып кетті", "ұсталып",
                "полицияға апарды", "полиция бөліміне алып кетті", "ұстап алды", "қолға түсті",
-               "полиция алып кетті", "құқық қорғау органдары ұстады"],
+               "полиция алып кетті", "құқық қорғау органдары ұстады",
+               # the passive and participles of ұстау, and taken in without it
+               "ұстал~", "ұстап ал~", "ұстап әкет~", "қолға алын~", "полиция~ жеткіз~", "полиция~ алып кет~",
+               "бөлім~ алып кет~", "бөлім~ жеткіз~", "бөлімше~ алып кет~", "бөлімше~ жеткіз~",
+               "көлік~ отырғыз~", "күштеп алып кет~", "полицияда~ ... сағат~", "полицияда~ ... түн~"],
     },
     # a court found someone guilty: a criminal case (even of an administrative offence)
     "type:criminal_case+status:convicted": {
@@ -38,20 +56,30 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "ru": ["суд признал виновным", "суд признал виновной"],
         "en": ["=found guilty", "=found him guilty", "=found her guilty"],
     },
-    "type:arrest": {
+    "type:arrest+admin:days": {
         "en": ["sentence to * day", "=days in jail", "=days of administrative arrest", "=days in detention",
-               "arrest", "=jailed", "jail", "remanded in custody", "pretrial detention",
+               "=given * days", "=got * days", "=received * days", "=days of administrative detention",
+               "=days' administrative detention", "=days’ administrative detention", "=days of detention"],
+        "ru": ["суток ареста", "получить * сутки", "на * сутки ареста", "приговорить к * сутки",
+               "сутки административного ареста", "арестовать на * сутки", "дать * сутки", "получить * суток",
+               "сутки ареста", "на * суток"],
+        "kk": ["тәулікке қамады", "тәулікке қамалды", "тәулік әкімшілік қамақ", "тәулікке", "тәулік~ қама~",
+               "тәулік қамақ~", "тәулік әкімшілік қамау~"],
+    },
+    "type:arrest": {
+        "en": ["arrest", "administrative detention", "=jailed", "jail", "remanded in custody",
+               "pretrial detention",
                "=imprisoned", "imprisonment", "=behind bars", "=house arrest", "remand", "=remanded"],
         "ru": ["арест", "арестовать", "арестованный", "взять под стражу", "заключить под стражу",
                "за решетку", "за решеткой",
                "административный арест",
                "поместить под стражу", "содержание под стражей", "мера пресечения", "сизо",
-               "суток ареста", "получить * сутки", "на * сутки ареста", "приговорить к * сутки",
-               "сутки административного ареста", "арестовать на * сутки",
-               "домашний арест", "ИВС", "изолятор временного содержания"],
+               "домашний арест", "ИВС", "изолятор временного содержания", "спецприемник",
+               "отбывать арест", "отправить под арест"],
         "kk": ["қамауға алынды", "қамауға алды", "қамауда", "қамау", "қамақ", "қамады", "қамалды",
                "тұтқындалды", "тұтқынға", "тұтқындау", "түрме", "тәулікке қамады", "тәулікке қамалды",
-               "тәулік әкімшілік қамақ", "тәулікке", "үйқамақ", "тергеу изоляторы",
+               "үйқамақ", "тергеу изоляторы", "үй қамағ~", "қамағ~", "қамауға алу~", "түрмеге қама~",
+               "түрмеге жабыл~", "бұлтартпау шарасы",
                "уақытша ұстау изоляторы", "әкімшілік қамаққа", "қамаққа алынды", "қамаққа алды",
                "қамау жазасы", "қамаққа"],
     },
@@ -90,22 +118,24 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "блокироваться"],
         "kk": ["бұғат~", "блокта~", "қолжетімсіз", "қолжетімділігі шектел~", "қолжетімділік шектел~",
                "кіру шектел~", "ашылмай", "баяулат~", "интернет баяулады", "ашылмайды", "жұмыс істемей",
-               "шектеу қой~", "ашылмай қалды", "кіре алмай", "VPN арқылы ғана"],
+               "шектеу қой~", "ашылмай қалды", "кіре алмай", "VPN арқылы ғана", "кіру мүмкін емес",
+               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~"],
     },
     "type:raid": {
         "en": ["raid", "=searched", "search of", "searches of", "=searched the", "=searching their",
                "=searching the", "=searching his", "=searching her", "=seized equipment",
-               "confiscate", "=ransacked", "=stormed"],
+               "confiscate", "=ransacked", "=stormed", "=seized her", "=seized his", "=seized their",
+               "=seized the", "=seized laptops", "=seized computers", "=seized phones"],
         "ru": ["обыск", "обыскать", "выемка", "изъять", "изъятие", "обыскивать", "ворваться в редакцию",
                "ворваться в офис", "ворваться в квартиру", "нагрянуть", "следственные действия в редакции",
-               "конфисковать", "прийти с обыском", "осмотр помещения", "осмотр офиса"],
+               "конфисковать", "прийти с обыском", "осмотр помещения", "осмотр офиса", "изъять технику",
+               "изъять телефон", "изъять ноутбук", "изъять компьютер"],
         "kk": ["тінту", "тінтті", "тінтілді", "тінт~", "тәркіле~", "алып кетті техника", "тәркіленді",
-               "басып кірді", "техника~ алып кет~"],
+               "басып кірді", "техника~ алып кет~", "телефон~ алып кет~", "ноутбу~ алып кет~",
+               "компьютер~ алып кет~", "құрылғы~ алып кет~", "тінту жүргіз~", "тінту жаса~"],
     },
     "type:criminal_case": {
         "en": [ "criminal charge", "criminal proceedings", "criminal code", "criminal liability",
-               "charged with", "charges against", "=charges of", "face charges", "=charging him",
-               "=charging her", "=charging them",
                "indict", "indictment", "prosecute", "prosecution", "convict", "conviction",
                "on trial", "stand trial", "trial of", "=trial against", "=tried for", "=tried in absentia",
                "found guilty",
@@ -115,7 +145,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=on suspicion of", "=suspected of", "=criminal charges",
                "acquit", "acquittal", "=case against", "=court hearing", "=hearing in the case",
                "verdict", "appeal court", "extortion", "=false denunciation", "=criminal code",
-               "=faces up to", "=could face", "=on charges of", "=accused of", "=probe against",
+               "=faces up to", "=could face", "=probe against",
                "=investigation against", "=in absentia", "extradition", "=wanted list",
                "=international wanted list", "=became a suspect", "=as a suspect", "=status to suspect",
                "=changed to suspect"],
@@ -136,7 +166,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "ложный донос", "вымогательство", "мошенничество",
                "грозить до * лет", "грозить * лет", "подследственный",
                "заочно осудить", "заочный приговор", "экстрадиция", "экстрадировать", "объявить в розыск",
-               "международный розыск", "обвиняться", "подозреваться", "разыскиваться", "судиться"],
+               "международный розыск", "обвиняться", "подозреваться", "разыскиваться", "судиться",
+               "подсудимый", "обвинительный акт", "скамья подсудимых"],
         "kk": [ "қылмыстық қудалау",
                "қылмыстық жауапкершілік", "айыпталды", "айыпталушы", "айыптау", "айыпта~",
                "күдікті", "көрінеу жалған", "сотталды", "сотталған", "соттады", "үкім", "сот үкімі",
@@ -144,15 +175,16 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "қылмыстық кодекс", "бап бойынша", "ақталды",
                "ақтау үкімі",
                "кінәлі деп", "айып тағылды", "айып тақты", "айып тағ~", "сот процесі", "ҚК",
-               "Қылмыстық кодекс~", "жаза тағайындалды", "күдіктілер"],
+               "Қылмыстық кодекс~", "жаза тағайындалды", "күдіктілер",
+               # the article of the code: бап becomes баб- before a vowel ("бабы бойынша")
+               "баб~ бойынша", "ҚК~ баб~", "қылмыстық жауапкершілікке тарт~", "айыпталушы~", "сотталушы~",
+               "үкім шық~", "үкім шығар~", "айыптау актісі", "айыпкер~"],
     },
     "type:fine": {
         "en": ["=fined", "=fines", "=a fine", "=fine of", "=fine for", "=penalty", "=penalties",
                "administrative fine", "administrative penalty"],
-        "ru": ["штраф", "оштрафовать", "штрафовать", "административное взыскание",
-               "административная ответственность", "мрп", "административное наказание",
-               "административный штраф"],
-        "kk": ["айыппұл", "айыппұл салынды", "айыппұл салды", "айып салынды", "әкімшілік жауапкершілік",
+        "ru": ["штраф", "оштрафовать", "штрафовать", "мрп", "административный штраф"],
+        "kk": ["айыппұл", "айыппұл салынды", "айыппұл салды", "айып салынды",
                "айыппұл~", "айып салды", "айып сал~", "айыппұл төле~", "АЕК", "айлық есептік көрсеткіш",
                "айыппұл төлеуге"],
     },
@@ -162,16 +194,25 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=pepper spray", "torture", "=tortured", "=killed", "=murdered", "=shot dead", "=wounded",
                "=kicked", "=manhandled", "=roughed up", "physical attack", "=broke his camera",
                "=smashed his camera", "=damaged equipment", "=violently", "=vandalized", "=vandalised",
-               "=smashed windows", "=set on fire", "=set fire to", "=arson"],
+               "=smashed windows", "=set on fire", "=set fire to", "=arson", "=camera was smashed",
+               "=smashed the camera", "=smashed her camera", "=smashed their camera", "=damaged his camera",
+               "=damaged her camera", "=damage to the camera", "=pepper gas", "=hit him", "=hit her",
+               "=grabbed his phone", "=grabbed her phone", "=snatched"],
         "ru": ["напасть", "нападение", "избить", "избиение", "побить", "ударить", "применить силу",
                "нападавший", "насилие в отношении", "покушение", "облить зеленкой", "поджог",
                "поджечь автомобиль", "поджечь машину", "побои", "нанести побои", "убить", "убийство",
                "ранить", "ранение", "толкнуть", "отобрать телефон", "вырвать телефон", "разбить камеру",
                "сломать камеру", "разбить окна", "разбить стекла", "повредить автомобиль", "поджечь",
-               "облить краской"],
+               "облить краской", "разбить телефон", "сломать телефон", "выбить из рук", "выбить телефон",
+               "вырвать из рук", "повредить камеру", "повредить штатив", "перцовый газ", "перцовый баллончик",
+               "распылить газ", "газовый баллончик", "ударить кулаком"],
         "kk": ["шабуыл~", "соққыға жық~", "сабады", "сабалды", "ұрып-соқ~", "ұрып", "зорлық-зомбылық",
                "қол жұмса~", "соққы", "ұрды", "жарақат сал~", "өлтірілді", "өлтірді", "жараланды",
-               "жарақат алды", "ұрып-соғ~", "соққыға жығылды", "сындыр~", "өртеп жіберді", "өртеді"],
+               "жарақат алды", "ұрып-соғ~", "соққыға жығылды", "сындыр~", "өртеп жіберді", "өртеді",
+               # force, fire, kicks, snatching
+               "күш қолдан~", "күш көрсет~", "өртел~", "өртеп", "от қой~", "тепкіле~", "тепті",
+               "итеріп жібер~",
+               "телефон~ тартып ал~", "камера~ тартып ал~", "газ шаш~", "газ сеп~", "бүрік~", "жұдырық~"],
     },
     "type:shutdown": {
         "en": ["=shut down", "=shutdown", "=shuts down", "internet outage", "internet blackout",
@@ -203,7 +244,9 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "kk": ["интернет ажыратыл~", "интернет өшірілді", "интернет өшір~", "интернет тоқтатыл~",
                "жұмысы тоқтатылды", "шығарылымы тоқтатылды", "жабылды", "жабылып", "жабылған", "жабу",
                "жапты", "жабуға ұласты",
-               "таратылды", "мобильді интернет өшір~", "лицензиясынан айыр~", "тіркеуден шығар~",
+               "мобильді интернет өшір~", "эфирден алын~", "эфирден түсір~", "шығарылуы тоқтатыл~",
+               "шығарылымы тоқтатыл~", "қызметін тоқтат~", "жұмысын тоқтат~", "лицензия~ қайтарып ал~",
+               "лицензиясынан айыр~", "тіркеуден шығар~",
                "қызметі тоқтатыл~", "байланыс үзілді", "интернетсіз қалды"],
     },
     "type:harassment": {
@@ -226,7 +269,15 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=pressure from the authorities", "=threatened with", "=pressured", "=prosecutor's warning",
                "=denied access to the", "=barred from covering", "=police came to", "=visited by",
                "spyware", "=pegasus", "=phone tapped", "=blacklisted", "=entry ban",
-               "=barred from entering", "=undesirable organization", "=undesirable organisation"],
+               "=barred from entering", "=undesirable organization", "=undesirable organisation",
+               # kept from reporting
+               "=not allowed to film", "=not allowed to cover", "=not allowed to enter",
+               "=not allowed to report",
+               "=not allowed into", "=banned from filming", "=barred from filming", "=prevented from filming",
+               "=prevent them from filming", "=prevented them from filming", "=stopped from filming",
+               "=ordered to delete", "=to delete the", "=forced to delete", "=made to delete",
+               "=demanded that he delete", "=demanded that she delete", "=refused entry",
+               "=denied access to"],
         "ru": ["давление", "давить на", "на * давить", "оказывать давление", "предостережение",
                "вынести предупреждение",
                "предупреждение об уголовной ответственности", "письменное предупреждение",
@@ -261,7 +312,14 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "проверка редакции", "внеплановая проверка", "повестка", "провести беседу",
                "наружное наблюдение", "запугать", "требование удалить", "потребовать удалить",
                "заставить удалить", "судебный иск", "иск к редакции", "преследоваться",
-               "выдворить", "не пустить на", "иск о ликвидации", "обратиться с иском", "иск о закрытии"],
+               "выдворить", "не пустить на", "иск о ликвидации", "обратиться с иском", "иск о закрытии",
+               # kept from reporting
+               "запретить снимать", "не дать снимать", "не позволить снимать", "помешать снимать",
+               "мешать снимать", "стереть видео", "стереть запись", "стереть фото", "удалить запись",
+               "удалить видеозапись", "потребовать стереть", "не пустить в здание", "лишить доступа в здание",
+               "ограничить доступ в здание", "доступ в здание", "не допустить на", "выгнать журналиста",
+               "вызвать для дачи объяснений", "для дачи объяснений", "вызвать дать объяснение",
+               "мешать работе", "закрывать объектив"],
         "kk": ["қысым", "қысым көрсет~", "қорқыт~", "қудала~", "полиция~ шақыр~", "прокуратура~ шақыр~",
                "тергеу~ шақыр~", "жауап~ шақыр~",
                "ескертті", "ескерту жасады", "ескерту берді", "ресми ескерту", "кедергі жаса~",
@@ -272,7 +330,12 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "моральдық зиян", "ескерту жасал~", "профилактикалық әңгіме", "полиция келді", "үйіне келді",
                "аккредитациядан айыр~", "қауіп төндір~", "қорқытып-үркіт~", "шетелдік агент",
                "елге кіргізбе~", "шекарадан өткізбе~", "депортация~", "тексеріс жүргіз~", "аңд~",
-               "шақырту~", "әңгімеге шақыр~", "шығуға тыйым", "кіруге тыйым", "жала жап~"],
+               "шақырту~", "әңгімеге шақыр~", "шығуға тыйым", "кіруге тыйым", "жала жап~",
+               # summoned, questioned, kept from reporting, made to delete
+               "түсініктеме беру~ шақыр~", "түсініктеме ал~", "жауап алын~", "рұқсат берме~",
+               "түсір~ тыйым", "түсір~ рұқсат етпе~", "түсір~ берме~", "кіргізбе~", "жолатпа~",
+               "өшір~ талап", "өшір~ мәжбүрле~", "өшірт~", "ар-намыс~ қорға~",
+               "кедергі~", "камера~ көлегейле~"],
     },
 }
 
@@ -282,8 +345,8 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
     "type:none": {
         "en": ["=organization against torture", "=organisation against torture", "=committee against torture",
                "=convention against torture", "=against torture", "=press release", "=arrest warrant for"],
-        "ru": ["комитет против пыток", "против пыток", "пресс-релиз"],
-        "kk": ["азаптауға қарсы"],
+        "ru": ["комитет против пыток", "против пыток", "пресс-релиз", "ранее судимый", "судимость"],
+        "kk": ["азаптауға қарсы", "жала жабу"],
     },
 }
 
@@ -295,7 +358,10 @@ MODALS: dict[str, list[str]] = {
            "=feared", "=would", "=wants to", "=want to", "=plans to", "=seeks to", "=sought to"],
     "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна", "хотеть",
            "намереваться", "планировать", "добиваться"],
-    "kk": ["мүмкін", "жоспарла~", "ниет~"],
+}
+# Kazakh puts the modal after the verb: "бас бостандығынан айырылуы мүмкін" (may be jailed)
+MODALS_AFTER: dict[str, list[str]] = {
+    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
@@ -316,11 +382,14 @@ CASE_OPENED: dict[str, dict[str, list[str]]] = {
         "en": ["criminal case", "criminal investigation", "criminal probe", "criminal complaint",
                "pretrial investigation", "pre-trial investigation", "=criminal investigation",
                "=opened an investigation", "=launched an investigation", "=case was opened",
-               "=opened a case"],
+               "=opened a case", "=case was sent to court", "=case went to court"],
         "ru": ["уголовное дело", "возбудить дело", "возбуждение дела", "досудебное расследование",
-               "досудебное производство", "завести дело", "заведено дело", "следствие по делу"],
+               "досудебное производство", "завести дело", "заведено дело", "следствие по делу",
+               "судебное заседание", "заседание по делу", "дело передано в суд", "направить дело в суд"],
         "kk": ["қылмыстық іс", "қылмыстық істер", "іс қозғалды", "іс қозғады", "іс қозғал~", "іс қозға~",
-               "қылмыстық тергеу", "қылмыстық істі", "сотқа дейінгі тергеп-тексеру"],
+               "қылмыстық тергеу", "қылмыстық істі", "сотқа дейінгі тергеп-тексеру",
+               # the case goes to court
+               "іс~ сотқа", "сот отырыс~", "сотқа дейінгі тергеу", "сотқа жолдан~"],
     },
 }
 
@@ -335,13 +404,46 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Charges named without a court or a prison sentence ("charged with", "accused of"): a criminal
+# case, unless the same text is about days in jail or a fine, which are administrative ("sentenced
+# to 10 days on charges of violating rally rules" is an arrest).
+CHARGES: dict[str, dict[str, list[str]]] = {
+    "charge:": {
+        "en": ["charged with", "charges against", "=charges of", "face charges", "=charging him",
+               "=charging her", "=charging them", "=on charges of", "=accused of", "=on a charge of"],
+    },
+}
+
+# Administrative liability without the penalty: a fine, which is what it nearly always is, unless
+# the text says days in jail ("15 тәулікке әкімшілік жауапкершілікке тартылды" is an arrest).
+LIABILITY: dict[str, dict[str, list[str]]] = {
+    "liability:": {
+        "en": ["=administrative liability", "=administrative responsibility"],
+        "ru": ["административное взыскание", "административная ответственность",
+               "административное наказание"],
+        "kk": ["әкімшілік жауапкершілік", "әкімшілік жаза~", "әкімшілік жауапқа"],
+    },
+}
+
+# Words that put a type in the past of someone the text is not about: "previously jailed",
+# "ранее задержанный", "бұрын сотталған" (and, in extract, "a jailed journalist"). A text whose
+# every type word is such a mention, and that has no status, is no incident.
+BACKGROUND: dict[str, dict[str, list[str]]] = {
+    "background:": {
+        "en": ["=previously", "=formerly", "=once"],
+        "ru": ["ранее", "прежде"],
+        "kk": ["бұрын", "бұған дейін", "бұрынғы"],
+    },
+}
+
 # What the text says happened in the end (one status; the first of STATUSES that is found).
 STATUSES = ("acquitted", "charges_dropped", "unblocked", "released", "sentenced", "convicted")
 STATUS: dict[str, dict[str, list[str]]] = {
     "status:acquitted": {
         "en": ["acquit", "acquittal", "=found not guilty", "=cleared of"],
-        "ru": ["оправдать", "оправдательный приговор", "оправдан"],
-        "kk": ["ақталды", "ақтау үкімі", "ақтады", "ақтап шықты"],
+        "ru": ["оправдать", "оправдательный приговор", "оправдан", "признать невиновным"],
+        "kk": ["ақталды", "ақтау үкімі", "ақтады", "ақтап шықты", "ақтап шығар~", "кінәсіз деп таны~",
+               "кінәсіз деп тап~"],
     },
     "status:charges_dropped": {
         "en": ["=charges dropped", "=charges were dropped", "=charges have been dropped",
@@ -349,6 +451,12 @@ STATUS: dict[str, dict[str, list[str]]] = {
                "=dropped charges", "=case closed", "=case was closed", "=closed the case",
                "=case dismissed", "=case was dismissed", "=dismissed the case", "=charges were withdrawn",
                "=withdrew the charges", "=dropped the case", "=case was dropped", "=charges ... dropped",
+               "=close the criminal investigation", "=closed the criminal investigation",
+               "=closed the investigation", "=investigation was closed", "=investigation was dropped",
+               "=dropped the investigation", "=investigation ... closed", "=investigation ... dropped",
+               "=decided to close the criminal", "=decided to close the case",
+               "=decided to close the investigation",
+               "=decided to drop the charges", "=agreed to drop the charges",
                "=case ... closed", "=case ... dismissed", "=charges ... withdrawn"],
         "ru": ["прекратить дело", "дело прекращено", "прекращение дела", "прекратить уголовное дело",
                "прекратить уголовное преследование", "прекращение уголовного преследования",
@@ -357,7 +465,8 @@ STATUS: dict[str, dict[str, list[str]]] = {
                "дело ... закрыть", "обвинение ... снять", "преследование ... прекратить"],
         "kk": ["іс тоқтатылды", "іс қысқартылды", "ісі тоқтатылды", "ісі қысқартылды", "іс тоқтатты",
                "іс ... тоқтатылды", "іс ... қысқартылды",
-               "қылмыстық іс тоқтатылды", "қылмыс құрамы жоқ"],
+               "қылмыстық іс тоқтатылды", "қылмыс құрамы жоқ", "қылмыс құрамы болма~", "іс~ ... тоқтатыл~",
+               "іс~ ... қысқартыл~", "іс~ ... тоқтат~"],
     },
     "status:unblocked": {
         "en": ["unblock", "=access restored", "=access was restored", "=access has been restored",
@@ -376,10 +485,11 @@ STATUS: dict[str, dict[str, list[str]]] = {
                "=later released", "=subsequently released", "=eventually released", "=since released",
                "=been freed", "=released without charge", "=released the next day", "=after his release",
                "=after her release", "=after their release", "=since his release", "=since her release",
-               "=upon his release", "=upon her release"],
+               "=upon his release", "=upon her release", "=walk free", "=were freed", "=was freed"],
         "ru": ["освободить", "отпустить", "выйти на свободу", "освободиться", "отпустить домой",
                "освободить из-под стражи", "после освобождения", "после своего освобождения"],
-        "kk": ["босатылды", "босатты", "бостандыққа шықты", "босатып", "босатылған", "босады",
+        "kk": ["босатылды", "босатты", "бостандыққа шықты", "босатып", "босатылған", "босады", "босатыл~",
+               "бостандыққа шығар~", "үйіне қайтарыл~", "үйіне жіберіл~",
                "босатылғаннан кейін", "босатылған соң"],
     },
     "status:sentenced": {
@@ -390,7 +500,8 @@ STATUS: dict[str, dict[str, list[str]]] = {
     "status:convicted": {
         "en": ["convict", "=found guilty", "=guilty verdict", "=guilty of"],
         "ru": ["осудить", "признать виновным", "обвинительный приговор", "осужденный"],
-        "kk": ["кінәлі деп танылды", "кінәлі деп таныды", "кінәлі деп тап~", "сот ... деп таныды",
+        "kk": ["кінәлі деп танылды", "кінәлі деп таныды", "кінәлі деп тап~", "кінәлі деп таны~",
+               "сот ... деп таныды",
                "сот ... деп танылды"],
     },
 }
@@ -403,7 +514,10 @@ CALLS: dict[str, list[str]] = {
     "ru": ["призвать", "призывать", "требовать", "потребовать", "просить", "попросить", "призыв",
            "требование", "=не", "должный", "мочь", "добиваться", "ходатайство", "=если", "=чтобы",
            "=ли", "хотеть"],
-    "kk": ["талап~", "шақырды", "өтінді", "үндеді"],
+}
+# Kazakh puts the call after the verb: "журналисті босатуды талап етті" (demanded his release)
+CALLS_AFTER: dict[str, list[str]] = {
+    "kk": ["талап~", "шақырды", "өтінді", "үндеді", "сұрады", "қажет", "керек"],
 }
 
 # Countries: names, adjectives, capitals and big cities. ISO 3166 alpha-2 codes.
@@ -502,17 +616,19 @@ PRESS: dict[str, list[str]] = {
            "freedom of speech", "freedom of expression", "=false information", "defamation", "libel",
            "slander", "=facebook post", "=social media post", "news agency", "news site", "podcast",
            "cameraman", "photographer", "publication", "=covering", "=while covering", "=post", "=posts",
-           "=posted", "=repost", "=reposted", "=video", "=online"],
+           "=posted", "=repost", "=reposted", "=video", "=online", "film crew", "camera crew", "news crew",
+           "tv crew", "cameraman", "=footage"],
     "ru": ["журналист", "журналистка", "репортер", "редактор", "главред", "редакция", "сми", "издание",
            "газета", "сайт", "портал", "блогер", "корреспондент", "телеканал", "радио", "интернет",
            "мессенджер", "социальная сеть", "соцсеть", "телеграм-канал", "правозащитник",
            "свобода слова", "ложная информация", "недостоверная информация", "заведомо ложная",
            "клевета", "публикация", "пост в", "медиаресурс", "информагентство", "оператор канала",
            "фотограф", "видеооператор", "ютубер", "инстаграм", "тикток", "ddos", "эфир", "освещать",
-           "освещение", "пост", "репост", "видеоролик", "видео", "запись в", "комментарий в"],
+           "освещение", "пост", "репост", "видеоролик", "видео", "запись в", "комментарий в",
+           "съемочная группа", "телепрограмма", "телепередача", "фоторепортаж", "стрим", "прямой эфир"],
     "kk": ["журналист", "тілші", "редактор", "басылым", "сайт", "блогер", "интернет",
            "әлеуметтік желі", "жалған ақпарат", "жалған мәлімет", "сөз бостандығы", "телеарна",
            "газет", "редакция", "БАҚ", "эфир", "арна", "радио", "портал", "ақпарат агенттігі",
            "хабар тарат~", "жариялаған", "жазба", "пост", "видео", "парақша", "Facebook", "Instagram",
-           "желіде"],
+           "желіде", "түсірілім тобы", "оператор~", "бейне~", "тікелей эфир"],
 }

@@ -1,0 +1,140 @@
+"""Vocabulary classes of the extractor, one row per inflection or phrasing of a class: Kazakh
+legal, police and court words with their endings, Russian and English phrasings that tell an
+incident without its type word ("taken to the police station", "получил 10 суток"),
+administrative penalties (days in jail are an arrest, not a prison sentence), and background
+mentions that make no incident. The sentences are written for these tests; the quality
+measurement on real text is tests/test_extract_devset.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blockwatch.feeds.extract import Matcher
+from blockwatch.targets import load_targets
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Matcher:
+    return Matcher(load_targets([Path(__file__).parent.parent / "probes" / "kz.toml"]), [])
+
+
+# (text, types, status); every text names the press, so a type makes an incident
+CLASSES: list[tuple[str, set[str], str | None]] = [
+    # --- Kazakh: detention (ұстау) in its voices, tenses and participles
+    ("Полиция журналисті ұстап алды", {"detention"}, None),
+    ("Тілшіні полиция бөлімшесіне алып кетті", {"detention"}, None),
+    ("Журналистер ұсталғаннан кейін бес сағат өтті", {"detention"}, None),
+    ("Блогер полицияға жеткізілді", {"detention"}, None),
+    ("Тілшіні полицейлер күштеп көлікке отырғызды", {"detention"}, None),
+    ("Журналист полиция бөлімінде үш сағат ұсталды", {"detention"}, None),
+    ("Тілшілер полицияда бес сағат болды, кешке босатылды", {"detention"}, "released"),
+    # --- Kazakh: arrest (қамау) and days in jail
+    ("Блогер 10 тәулікке қамалды", {"arrest"}, None),
+    ("Журналистке 15 тәулік әкімшілік қамақ берілді", {"arrest"}, None),
+    ("Сот журналисті екі айға қамауға алу туралы шешім шығарды", {"arrest"}, None),
+    ("Тілші уақытша ұстау изоляторына қамалды", {"arrest"}, None),
+    ("Блогер тергеу изоляторында отыр", {"arrest"}, None),
+    ("Журналист үй қамағына шығарылды", {"arrest"}, None),
+    # --- Kazakh: criminal case, court and sentence
+    ("Журналистке қатысты қылмыстық іс қозғалды", {"criminal_case"}, None),
+    ("Блогерге жалған ақпарат тарату бабымен айып тағылды", {"criminal_case"}, None),
+    ("Журналист ҚК-нің 274-бабы бойынша күдікті деп танылды", {"criminal_case"}, None),
+    ("Сот блогерді бес жылға бас бостандығынан айырды", {"criminal_case"}, "sentenced"),
+    ("Журналист үш жылға сотталды", {"criminal_case"}, "sentenced"),
+    ("Тілшінің ісі сотқа жолданды", {"criminal_case"}, None),
+    ("Блогердің ісі бойынша сот отырысы өтті", {"criminal_case"}, None),
+    ("Сот журналисті кінәлі деп тапты", {"criminal_case"}, "convicted"),
+    ("Сот журналисті ақтап шығарды", {"criminal_case"}, "acquitted"),
+    ("Журналист кінәсіз деп танылды", {"criminal_case"}, "acquitted"),
+    ("Журналистке қатысты қылмыстық іс қылмыс құрамы болмағандықтан тоқтатылды", {"criminal_case"},
+     "charges_dropped"),
+    # --- Kazakh: fine, and administrative liability (a fine unless days in jail are said)
+    ("Блогерге 50 АЕК көлемінде айыппұл салынды", {"fine"}, None),
+    ("Журналист айыппұл төлеуге міндеттелді", {"fine"}, None),
+    ("Блогер әкімшілік жауапкершілікке тартылды", {"fine"}, None),
+    ("Блогер 15 тәулікке әкімшілік жауапкершілікке тартылды", {"arrest"}, None),
+    # --- Kazakh: raid
+    ("Журналистің үйінде тінту жүргізілді", {"raid"}, None),
+    ("Редакцияда тінту жасалып, компьютерлер тәркіленді", {"raid"}, None),
+    ("Тілшінің телефоны мен ноутбугын алып кетті", {"raid"}, None),
+    # --- Kazakh: assault
+    ("Белгісіз біреулер журналиске шабуыл жасады", {"assault"}, None),
+    ("Тілшіге күш қолданылды", {"assault"}, None),
+    ("Журналистің көлігі өртелді", {"assault"}, None),
+    ("Тілшінің камерасын сындырып, өзін итеріп жіберді", {"assault"}, None),
+    ("Журналисті ұрып-соғып кетті", {"assault"}, None),
+    ("Блогерді тепкілеп, телефонын тартып алды", {"assault"}, None),
+    # --- Kazakh: harassment
+    ("Журналист полицияға шақыртылды", {"harassment"}, None),
+    ("Тілші прокуратураға түсініктеме беруге шақырылды", {"harassment"}, None),
+    ("Журналистен полицияда жауап алынды", {"harassment"}, None),
+    ("Редакторға прокуратура ескерту жасады", {"harassment"}, None),
+    ("Тілшілерге түсірілім жүргізуге рұқсат бермеді", {"harassment"}, None),
+    ("Журналиске бейнені өшіруді талап етті", {"harassment"}, None),
+    ("Шенеунік газетті сотқа берді", {"harassment"}, None),
+    ("Журналиске қоқан-лоқы жасалды", {"harassment"}, None),
+    ("Тілшілердің жұмысына кедергі келтірілді", {"harassment"}, None),
+    # --- Kazakh: blocking and shutdown
+    ("Сайтқа кіру мүмкін емес, ол бұғатталған", {"blocking"}, None),
+    ("Басылымның сайты ашылмай тұр", {"blocking"}, None),
+    ("Сайт бұғаттан шығарылды", {"blocking"}, "unblocked"),
+    ("Облыста мобильді интернет өшірілді", {"shutdown"}, None),
+    ("Газеттің шығарылымы тоқтатылды", {"shutdown"}, None),
+    ("Телеарна эфирден алынды", {"shutdown"}, None),
+    # --- Russian: incidents told without a type word
+    ("Журналиста силой отвезли в горотдел", {"detention"}, None),
+    ("Корреспондента посадили в автозак", {"detention"}, None),
+    ("Журналистку доставили в отдел полиции", {"detention"}, None),
+    ("Блогеру дали 10 суток", {"arrest"}, None),
+    ("Журналист отбывает арест в спецприемнике", {"arrest"}, None),
+    ("Суд приговорил журналиста к пяти годам колонии", {"criminal_case"}, "sentenced"),
+    ("Подсудимый блогер выступил с последним словом", {"criminal_case"}, None),
+    ("В суде прошло заседание по делу журналиста", {"criminal_case"}, None),
+    ("У журналиста провели обыск и изъяли технику", {"raid"}, None),
+    ("Неизвестный разбил телефон журналистки, выбив его из рук", {"assault"}, None),
+    ("В сторону оператора распылили перцовый газ", {"assault"}, None),
+    ("Журналистам запретили снимать и потребовали стереть видео", {"harassment"}, None),
+    ("Корреспондента не пустили на заседание акимата", {"harassment"}, None),
+    ("Журналиста лишили доступа в здание правительства", {"harassment"}, None),
+    ("Блогер привлечен к административной ответственности", {"fine"}, None),
+    ("Блогер привлечен к административной ответственности в виде 15 суток ареста", {"arrest"}, None),
+    ("Блогера вызвали для дачи объяснений", {"harassment"}, None),
+    # --- English: incidents told without a type word
+    ("The reporter was taken to the Saryarka Police Department", {"detention"}, None),
+    ("The journalist spent five hours at a police station", {"detention"}, None),
+    ("The editor was forced into a police car", {"detention"}, None),
+    ("The blogger was given 10 days", {"arrest"}, None),
+    ("The journalist was sentenced to 15 days of administrative detention", {"arrest"}, None),
+    ("Police searched the reporter's apartment and seized her laptop", {"raid"}, None),
+    ("The journalist was not allowed to film the meeting", {"harassment"}, None),
+    ("Police ordered the reporter to delete the footage", {"harassment"}, None),
+    ("The cameraman was hit and his camera was smashed", {"assault"}, None),
+    ("The court decided to close the criminal investigation against the editor", {"criminal_case"},
+     "charges_dropped"),
+    # days in jail are an arrest: no prison sentence, no criminal case from the charge words
+    ("The journalist was sentenced to 10 days in jail on charges of violating rally rules",
+     {"arrest"}, None),
+    ("Журналиста приговорили к 10 суткам ареста", {"arrest"}, None),
+]
+
+
+@pytest.mark.parametrize(("text", "types", "status"), CLASSES, ids=[row[0][:48] for row in CLASSES])
+def test_class(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
+    x = shipped.extract(text)
+    assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+# Background: a type word about the past or about someone else, in a text about something else
+BACKGROUND: list[str] = [
+    "Kazakh group to award a democracy prize to a jailed journalist",
+    "The previously jailed editor presented his new book on press freedom",
+    "Ранее судимый блогер открыл кофейню",
+    "Бұрын сотталған журналист жаңа кітабын таныстырды",
+]
+
+
+@pytest.mark.parametrize("text", BACKGROUND)
+def test_background_is_no_incident(shipped: Matcher, text: str) -> None:
+    assert not shipped.extract(text).is_incident
