@@ -379,11 +379,10 @@ class Daemon:
                 f"{feeds}, {searches}; {rounds}")
 
     async def _serve(self) -> None:
-        from blockwatch.collector.server import serve_forever
-        from blockwatch.collector.state import CollectorState
+        from blockwatch.collector.server import create_state, serve_forever
 
         # the daemon owns SIGHUP: one reload for the jobs and the collector's agents
-        self.collector = await asyncio.to_thread(CollectorState.create, self.cfg, self.db,
+        self.collector = await asyncio.to_thread(create_state, self.cfg, self.db,
                                                  context=self.context)
         try:
             await serve_forever(self.cfg, self.db, self.stopping, state=self.collector,
