@@ -8,7 +8,7 @@ English text. Values (hosts, titles, issuers) are inserted as they are: escaping
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from blockwatch import vocabulary as F
@@ -419,6 +419,70 @@ def _resolver_problem(lang: str, problem: str) -> str:
     return f"{name}: {DNS_WORDS[lang].get(failure, failure)}"
 
 
+def _n(k: Any, name: str) -> list[Any]:
+    return list(k(name) or ())
+
+
+# Each placeholder from the keys, computed only when the template names it (a page renders
+# thousands of reasons; most placeholders are not in any one template).
+_FIELDS: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
+    "host": lambda k, lang, c: k("host") or "",
+    "hop_host": lambda k, lang, c: k("hop_host") or "",
+    "port": lambda k, lang, c: k("port"),
+    "address": lambda k, lang, c: (_n(k, "vantage_addresses") or [""])[0],
+    "vaddrs": lambda k, lang, c: _addrs(lang, _n(k, "vantage_addresses")),
+    "caddrs": lambda k, lang, c: _addrs(lang, _n(k, "control_addresses")),
+    "vaddrs_net": lambda k, lang, c: _with_net(lang, _n(k, "vantage_addresses"),
+                                               k("networks") or {}, _n(k, "private_addresses")),
+    "caddrs_net": lambda k, lang, c: _with_net(lang, _n(k, "control_addresses"),
+                                               k("networks") or {}, ()),
+    "injected": lambda k, lang, c: _addrs(lang, _n(k, "injected_addresses")),
+    "vfail": lambda k, lang, c: k("vantage_failure"),
+    "cfail": lambda k, lang, c: k("control_failure") or WORDS[lang]["not_measured"],
+    "vsaid": lambda k, lang, c: DNS_WORDS[lang].get(k("vantage_failure") or "",
+                                                    k("vantage_failure")),
+    "csaid": lambda k, lang, c: DNS_WORDS[lang].get(k("control_failure") or "",
+                                                    k("control_failure")),
+    "issuer": lambda k, lang, c: k("issuer") or WORDS[lang]["unknown"],
+    "authority": lambda k, lang, c: AUTHORITY[lang].get(k("authority") or "",
+                                                        k("authority") or ""),
+    "resolver_problem": lambda k, lang, c: _resolver_problem(lang, k("resolver_problem") or ""),
+    "fingerprints": lambda k, lang, c: ", ".join(_n(k, "fingerprints")[:2]),
+    "what": lambda k, lang, c: _what(lang, _n(k, "fingerprints"), k("fingerprint_note")),
+    "vstatus": lambda k, lang, c: k("vantage_status"),
+    "cstatus": lambda k, lang, c: k("control_status"),
+    "vtitle": lambda k, lang, c: _title(lang, k("vantage_title"), 60),
+    "vdesc": lambda k, lang, c: _desc(lang, k("vantage_status"), k("vantage_title"),
+                                      k("vantage_bytes")),
+    "cdesc": lambda k, lang, c: _desc(lang, k("control_status"), k("control_title"),
+                                      k("control_bytes")),
+    "vbytes": lambda k, lang, c: _kb(lang, k("vantage_bytes")),
+    "cbytes": lambda k, lang, c: _kb(lang, k("control_bytes")),
+    "vsecs": lambda k, lang, c: _secs(lang, k("vantage_ms")),
+    "csecs": lambda k, lang, c: _secs(lang, k("control_ms")),
+    "vrate": lambda k, lang, c: _rate(lang, k("vantage_rate")),
+    "crate": lambda k, lang, c: _rate(lang, k("control_rate")),
+    "vfinal": lambda k, lang, c: k("vantage_final_host") or "",
+    "cfinal": lambda k, lang, c: k("control_final_host") or "",
+    "how": lambda k, lang, c: HOW[lang].get(k("vantage_failure") or "",
+                                            HOW[lang][""]).format_map(c),
+    "said": lambda k, lang, c: STEP_SAID[lang].get(str(k("step") or ""),
+                                                   STEP_SAID[lang]["http"]).format_map(c),
+}
+
+
+class _Context(dict[str, Any]):
+    """The placeholders of one reason, each computed on first use."""
+
+    def __init__(self, keys: Mapping[str, Any], lang: str) -> None:
+        super().__init__()
+        self.get_key, self.lang = keys.get, lang
+
+    def __missing__(self, name: str) -> Any:
+        value = self[name] = _FIELDS[name](self.get_key, self.lang, self)
+        return value
+
+
 def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     """The reason in `lang` (en, ru or kk; anything else reads English), or None when the keys
     name no known explanation: the caller shows the stored English text then."""
@@ -426,42 +490,7 @@ def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     template = TEMPLATES[lang].get(str(keys.get("why") or ""))
     if template is None:
         return None
-    k = keys.get
-    w = WORDS[lang]
-    dns_words = DNS_WORDS[lang]
-    vaddrs = list(k("vantage_addresses") or ())
-    caddrs = list(k("control_addresses") or ())
-    networks: Mapping[str, str] = k("networks") or {}
-    private = list(k("private_addresses") or ())
-    vf, cf = k("vantage_failure"), k("control_failure")
-    ctx: dict[str, Any] = {
-        "host": k("host") or "", "hop_host": k("hop_host") or "", "port": k("port"),
-        "address": vaddrs[0] if vaddrs else "",
-        "vaddrs": _addrs(lang, vaddrs), "caddrs": _addrs(lang, caddrs),
-        "vaddrs_net": _with_net(lang, vaddrs, networks, private),
-        "caddrs_net": _with_net(lang, caddrs, networks, ()),
-        "injected": _addrs(lang, list(k("injected_addresses") or ())),
-        "vfail": vf, "cfail": cf if cf else w["not_measured"],
-        "vsaid": dns_words.get(vf or "", vf), "csaid": dns_words.get(cf or "", cf),
-        "issuer": k("issuer") or w["unknown"],
-        "authority": AUTHORITY[lang].get(k("authority") or "", k("authority") or ""),
-        "resolver_problem": _resolver_problem(lang, k("resolver_problem") or ""),
-        "fingerprints": ", ".join(list(k("fingerprints") or ())[:2]),
-        "what": _what(lang, list(k("fingerprints") or ()), k("fingerprint_note")),
-        "vstatus": k("vantage_status"), "cstatus": k("control_status"),
-        "vtitle": _title(lang, k("vantage_title"), 60),
-        "vdesc": _desc(lang, k("vantage_status"), k("vantage_title"), k("vantage_bytes")),
-        "cdesc": _desc(lang, k("control_status"), k("control_title"), k("control_bytes")),
-        "vbytes": _kb(lang, k("vantage_bytes")), "cbytes": _kb(lang, k("control_bytes")),
-        "vsecs": _secs(lang, k("vantage_ms")), "csecs": _secs(lang, k("control_ms")),
-        "vrate": _rate(lang, k("vantage_rate")), "crate": _rate(lang, k("control_rate")),
-        "vfinal": k("vantage_final_host") or "", "cfinal": k("control_final_host") or "",
-    }
-    how = HOW[lang]
-    ctx["how"] = how.get(vf or "", how[""]).format(**ctx)
-    said = STEP_SAID[lang]
-    ctx["said"] = said.get(str(k("step") or ""), said["http"]).format(**ctx)
-    return template.format(**ctx)
+    return template.format_map(_Context(keys, lang))
 
 
 def said(keys: Mapping[str, Any] | None, stored: str, lang: str) -> tuple[str, str]:
