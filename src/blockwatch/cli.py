@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("alerts-test", "send a test message to every configured channel")
     c = cmd("site", "build the static status site")
     c.add_argument("--out", metavar="DIR")
+    c.add_argument("--full", action="store_true",
+                   help="render every page (default: only outlets whose data or freshness changed)")
     c = cmd("export", "evidence export for lawyers and researchers")
     c.add_argument("--target", metavar="NAME")
     c.add_argument("--since", metavar="T")

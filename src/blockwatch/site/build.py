@@ -1,17 +1,25 @@
-"""Build the static site: roll up due days, read a snapshot, render every file in memory (pure),
-then write only what changed, each file atomically (a web server reading the folder mid-build
-never sees a half-written page), and remove files an earlier build made that are gone now."""
+"""Build the static site: roll up due days, read a snapshot, render in memory (pure), then write
+only what changed, each file atomically (a web server reading the folder mid-build never sees a
+half-written page), and remove files an earlier build made that are gone now.
+
+Incremental by default (site/incremental.py): an outlet's pages are rendered again only when its
+data, what may be said of it (fresh, stale, not measured) or a site-wide input changed; the pages
+that aggregate are rendered every time. `full=True` renders everything."""
 
 from __future__ import annotations
 
 import gc
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from markupsafe import Markup
+
 from blockwatch.analysis.display import Schedule
+from blockwatch.site import incremental as inc
 from blockwatch.site.load import load_snapshot
 from blockwatch.site.model import GROUPS, SiteModel, build_model, status_json
 from blockwatch.site.render import (
@@ -43,11 +51,16 @@ class BuildReport:
     removed: int  # files of an earlier build that are gone now
     rollups: int  # daily rollup rows written before rendering
     index_bytes: int  # the first language's index.html, the page phones load first
+    outlets: int = 0  # outlets in the site
+    rendered: int = 0  # of them, those whose pages were rendered in this build
+    full: str = ""  # why every page was rendered; "" for an incremental build
 
     def summary(self) -> str:
+        how = (f"full build: {self.full}" if self.full else
+               f"incremental: {self.rendered} of {self.outlets} outlets rendered")
         return (f"wrote the status site to {self.out_dir}: {self.pages} pages, {self.files} files, "
                 f"{self.bytes / 1024:.0f} KiB ({self.written} changed, {self.removed} removed; "
-                f"index {self.index_bytes / 1024:.1f} KiB)")
+                f"index {self.index_bytes / 1024:.1f} KiB; {how})")
 
 
 def site_info(title: str, base_url: str, languages: list[str] | tuple[str, ...]) -> SiteInfo:
@@ -60,11 +73,26 @@ def site_info(title: str, base_url: str, languages: list[str] | tuple[str, ...])
 
 def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
     """Pure: every file of the site, by its path relative to the site's root."""
+    return render_parts(m, info)[0]
+
+
+def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None = None,
+                 rows_kept: dict[str, dict[int, str]] | None = None,
+                 as_of: dict[int, datetime] | None = None,
+                 ) -> tuple[dict[str, bytes], dict[str, dict[int, Markup]]]:
+    """Pure: the files to write, and every outlet's index row per language. `outlets`: those
+    whose own pages and rows are rendered (None: all); the others' rows come from `rows_kept`
+    and their pages are left as they are. `as_of`: each outlet page's time (page_time)."""
     files: dict[str, bytes] = {}
     first = info.languages[0]
+    kept = rows_kept or {}
+    when = as_of if as_of is not None else {
+        tid: inc.page_time(d, m.now) for tid, d in m.details.items()}
     # the root index is the first language's index (no extra hop on a slow link), links
     # pointing into that language's folder
-    rows = {lang: index_rows(m, lang) for lang in info.languages}
+    rows = {lang: {**{tid: Markup(html) for tid, html in kept.get(lang, {}).items()},  # noqa: S704 (rendered by us)
+                   **index_rows(m, lang, outlets)}
+            for lang in info.languages}
     files["index.html"] = render_index(m, info, first, root="", rows=rows[first]).encode()
     for lang in info.languages:
         files[f"{lang}/index.html"] = render_index(m, info, lang, rows=rows[lang]).encode()
@@ -77,13 +105,16 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
         files[f"{lang}/incidents.html"] = render_incidents(m, info, lang).encode()
         files[f"{lang}/feed.xml"] = render_feed(m, info, lang)
         for s in m.statuses:
-            files[f"{lang}/t/{s.slug}.html"] = render_target(m, info, lang, s.target.id).encode()
+            if outlets is not None and s.target.id not in outlets:
+                continue
+            files[f"{lang}/t/{s.slug}.html"] = render_target(
+                m, info, lang, s.target.id, when[s.target.id]).encode()
             files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.shown, lang).encode()
     files["feed.xml"] = files[f"{first}/feed.xml"]
     # textsafe.dumps: strict JSON (no NaN) of printable text, whatever older rows hold
     files["status.json"] = (dumps(status_json(m, title=info.title, languages=list(info.languages)),
                                   separators=(",", ":")) + "\n").encode()
-    return files
+    return files, rows
 
 
 def _safe_rel(p: str) -> bool:
@@ -104,8 +135,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_site(out_dir: Path, files: dict[str, bytes]) -> tuple[int, int]:
-    """Write changed files and remove stale ones; returns (written, removed)."""
+def write_site(out_dir: Path, files: dict[str, bytes],
+               kept: Collection[str] = ()) -> tuple[int, int]:
+    """Write changed files and remove stale ones; returns (written, removed). `kept`: files of
+    the site this build did not render (an incremental build's unchanged outlets)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for rel, data in sorted(files.items()):
@@ -123,23 +156,29 @@ def write_site(out_dir: Path, files: dict[str, bytes]) -> tuple[int, int]:
         old = manifest.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         old = []
+    keep = set(kept)
     for rel in old:
-        if rel in files or not _safe_rel(rel):
+        if rel in files or rel in keep or not _safe_rel(rel):
             continue
         try:
             (out_dir / rel).unlink()
             removed += 1
         except FileNotFoundError:
             pass
-    _write_atomic(manifest, ("\n".join(sorted(files)) + "\n").encode())
+    listing = ("\n".join(sorted({*files, *keep})) + "\n").encode()
+    if listing != "\n".join(old).encode() + b"\n":
+        _write_atomic(manifest, listing)
     return written, removed
 
 
 def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
                        now: datetime | None = None,
-                       schedule: Schedule | None = None, quorum: int = 0) -> BuildReport:
+                       schedule: Schedule | None = None, quorum: int = 0, *,
+                       full: bool = False, config: str = "") -> BuildReport:
     """`schedule`: how often each vantage measures (`Schedule.of(cfg)`), which decides when a
-    measurement is too old to be shown as the current state."""
+    measurement is too old to be shown as the current state. `full`: render every page even if
+    the folder's build state says it is current. `config`: a digest of the configuration the
+    pages depend on (a change renders everything)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     rolled = rollup_due(db, now)
     # The build allocates millions of short-lived objects and creates no cycles worth chasing:
@@ -149,13 +188,33 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
     try:
         with db.read() as s:
             snap = load_snapshot(s, now, schedule, quorum)
-        model = build_model(snap)
-        files = render_site(model, info)
+        marks = inc.history_marks(snap.rollups, now.date())
+        state = None if full else inc.read_state(out_dir)
+        # the daily history (most of the model's time) only of the outlets that are rendered:
+        # the plan is made on a model without it
+        model = build_model(snap if state is None else replace(snap, rollups=[]))
+        plan = inc.plan(model, info.languages, out_dir, state, marks, config=config, force=full)
+        if state is not None and (plan.full or plan.render):
+            model = build_model(snap if plan.full else replace(
+                snap, rollups=[r for r in snap.rollups if r.target_id in plan.render]))
+        files, rows = render_parts(model, info, None if plan.full else plan.render,
+                                   state.rows if state is not None else None, plan.as_of)
     finally:
         if gc_was_enabled:
             gc.enable()
-    written, removed = write_site(out_dir, files)
-    return BuildReport(out_dir=out_dir, pages=sum(1 for p in files if p.endswith(".html")),
-                       files=len(files), bytes=sum(len(b) for b in files.values()),
+    kept = [p for st in model.statuses if st.target.id not in plan.render
+            for p in inc.outlet_files(st.slug, info.languages)]
+    inc.drop_state(out_dir)
+    written, removed = write_site(out_dir, files, kept)
+    _write_atomic(out_dir / inc.STATE, inc.state_bytes(inc.State(
+        plan.site, plan.keys, {lang: {tid: str(r[tid]) for tid in plan.keys}
+                               for lang, r in rows.items()})))
+    kept_bytes = sum((out_dir / p).stat().st_size for p in kept)
+    return BuildReport(out_dir=out_dir,
+                       pages=sum(1 for p in [*files, *kept] if p.endswith(".html")),
+                       files=len(files) + len(kept),
+                       bytes=sum(len(b) for b in files.values()) + kept_bytes,
                        written=written, removed=removed, rollups=rolled,
-                       index_bytes=len(files[f"{info.languages[0]}/index.html"]))
+                       index_bytes=len(files[f"{info.languages[0]}/index.html"]),
+                       outlets=len(model.statuses), rendered=len(plan.render),
+                       full=plan.why)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 from datetime import datetime
 from pathlib import Path
 
@@ -18,25 +19,37 @@ def default_out(cfg: Config) -> Path:
     return cfg.resolve(cfg.settings.site.out)
 
 
+def config_key(cfg: Config) -> str:
+    """A digest of the configuration the pages are made from ([site], the probe schedule, the
+    agreement quorum): when it changes, the next build renders every page. Nothing else of the
+    configuration (no secret) goes into it."""
+    s = cfg.settings
+    site = s.site
+    return hashlib.sha256(repr((site.title, site.base_url, tuple(site.languages),
+                                s.alerts.quorum, Schedule.of(cfg))).encode()).hexdigest()
+
+
 def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
-               now: datetime | None = None) -> BuildReport:
-    """Build the whole site into `out_dir` (default: `[site] out`). The daemon calls this after
-    each round; cheap when little changed (unchanged files are not rewritten)."""
+               now: datetime | None = None, *, full: bool = False) -> BuildReport:
+    """Build the site into `out_dir` (default: `[site] out`). The daemon calls this after each
+    round; incremental: only outlets whose data or freshness changed are rendered again, and
+    unchanged files are not rewritten. `full`: render every page."""
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
     return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,
-                              Schedule.of(cfg), cfg.settings.alerts.quorum)
+                              Schedule.of(cfg), cfg.settings.alerts.quorum, full=full,
+                              config=config_key(cfg))
 
 
 def cmd_site(cfg: Config, args: argparse.Namespace) -> int:
-    """`blockwatch site [--out DIR]`: --out is relative to the working directory (a command-line
-    path), `[site] out` to the config file's folder (a config path)."""
+    """`blockwatch site [--out DIR] [--full]`: --out is relative to the working directory (a
+    command-line path), `[site] out` to the config file's folder (a config path)."""
     from blockwatch.storage import open_database
 
     out = Path(args.out) if getattr(args, "out", None) else default_out(cfg)
     db = open_database(cfg.database_url)
     try:
-        report = build_site(cfg, db, out)
+        report = build_site(cfg, db, out, full=bool(getattr(args, "full", False)))
     finally:
         db.close()
     print(report.summary())

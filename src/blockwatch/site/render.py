@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -256,12 +257,14 @@ def filters(m: SiteModel) -> Filters:
     return Filters(tuple(counts.items()), tuple((slugs[c.key], c) for c in m.columns))
 
 
-def index_rows(m: SiteModel, lang: str) -> dict[int, Markup]:
+def index_rows(m: SiteModel, lang: str, only: Collection[int] | None = None) -> dict[int, Markup]:
     """Each outlet's table row once per language, links relative to the language's folder
-    ("t/x.html"): the index and the state pages share them (see `_relink`)."""
+    ("t/x.html"): the index and the state pages share them (see `_relink`). `only`: those
+    outlets' rows (an incremental build keeps the others')."""
     L = Lang(lang, m.now.date())
     row = environment().get_template("_row.html").module.row  # type: ignore[attr-defined]
-    return {s.target.id: row(L, s) for s in m.statuses}  # Markup: autoescaped by jinja
+    return {s.target.id: row(L, s) for s in m.statuses  # Markup: autoescaped by jinja
+            if only is None or s.target.id in only}
 
 
 def _relink(html: Markup, prefix: str) -> Markup:
@@ -309,9 +312,15 @@ def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
         cells=cells, filters=f, fbase="../", current=f"network/{slug}")
 
 
-def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> str:
+def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
+                  as_of: datetime | None = None) -> str:
+    """`as_of`: the time the page is written as of (its footer's "updated" and the "for 3 h"
+    of what still holds); `m.now` when not given. The incremental build passes the outlet's
+    newest data (incremental.page_time), so a page is a function of its data and not of the
+    clock, and a page left unwritten reads byte for byte as a new one would."""
     d = m.details[target_id]
     L = Lang(lang, m.now.date())
+    at = as_of or m.now
     # formatted here rather than in the template: up to 360 rows a page, 1000 pages a build
     affected = sorted(
         ((day.day.isoformat(), L.day(day.day), L.vlabel(h.vantage), code(day.state),
@@ -324,12 +333,12 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int) -> st
         Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
                '</small></td><td>{}</td></tr>\n').format(*r) for r in affected)
     return environment().get_template("target.html").render(
-        **_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), d=d,
+        **{**_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), "now": at}, d=d,
         affected=affected, affected_rows=rows, found=findings(d.status, d.events, m.vantages),
-        timeline=[(e, _event_text(L, m, e)) for e in d.events])
+        timeline=[(e, _event_text(L, m, e, at)) for e in d.events])
 
 
-def _event_text(L: Lang, m: SiteModel, e: EventRec) -> dict[str, str]:
+def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, str]:
     """One timeline entry's words, formatted in Python: the template's per-call overhead over
     ~100 events a page and 1000 pages a build was most of the build time."""
     ok = e.state == "ok"
@@ -347,7 +356,7 @@ def _event_text(L: Lang, m: SiteModel, e: EventRec) -> dict[str, str]:
     return {
         "start_iso": iso(e.started_at) or "", "start": L.time(e.started_at),
         "end_iso": iso(end) or "", "end": L.time(end) if end else L.t("ongoing"),
-        "dur": L.dur((end or m.now) - e.started_at), "vantage": L.vlabel(m.vantages[e.vantage_id]),
+        "dur": L.dur((end or now) - e.started_at), "vantage": L.vlabel(m.vantages[e.vantage_id]),
         "code": code(e.state), "word": f"{sym(e.state)} {L.word(e.state)}", "detail": detail,
         "evidence": evidence, "linked": L.t("linked_events"),
     }
