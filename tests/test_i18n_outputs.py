@@ -479,3 +479,24 @@ def test_event_reasons_survive_retention_on_both_databases(any_db: Database,
     (ev,) = [e for e in snap.events if e.state == "tls"]
     assert ev.said("kk") == (block.reason_in("kk"), "kk")
     assert ev.said("en") == (block.reason, "en")
+
+
+def test_a_cell_whose_latest_verdict_disagrees_says_the_event_s_reason_in_its_language() -> None:
+    """The confirmed state is a block, the latest check (pending) says reachable: the card
+    gives the reason of the verdict that opened the block, in the page's language."""
+    from blockwatch.site.load import Snapshot, TargetRec, UrlStateRec, VantageRec
+
+    j = _judge("tls_sni_reset_after_client_hello")
+    seen = NOW - timedelta(minutes=5)
+    snap = Snapshot(
+        now=NOW, vantages={1: VantageRec(1, "almaty-1", "agent", "KZ", "AS9198",
+                                         timedelta(minutes=15))},
+        targets=[TargetRec(1, "Ratel.kz", ("https://ratel.kz/",), "KZ", "NEWS")],
+        states=[UrlStateRec(1, 1, "https://ratel.kz/", "tls", NOW - timedelta(days=2), seen,
+                            "ok", False, "reachable", True, j.reason, seen, None, j.keys())],
+        events=[])
+    (cell,) = [c for c in build_model(snap).statuses[0].cells if c]
+    assert cell.reason == j.reason and cell.reason_keys == j.keys()
+    files = render_site(build_model(snap), site_info("KZ", "", ["en", "ru", "kk"]))
+    for lang in ("en", "ru", "kk"):
+        assert str(escape(j.reason_in(lang))) in files[f"{lang}/t/ratel-kz.html"].decode()
