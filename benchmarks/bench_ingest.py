@@ -118,6 +118,28 @@ finally:
 """
 
 
+def cpu_seconds(names: set[str] | None = None, pids: set[int] | None = None) -> float:
+    """CPU time (user + system) of the processes with these pids (and their children), or with
+    these command names (PostgreSQL's backends: every session's, other users' included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            comm = raw[raw.index("(") + 1:raw.rindex(")")]
+            rest = raw[raw.rindex(")") + 2:].split()
+            stats.append((int(d), comm, int(rest[1]), int(rest[11]) + int(rest[12])))
+    if names is not None:
+        return sum(t for _, c, _, t in stats if c in names) / tick
+    want = set(pids or ())
+    want |= {p for p, _, pp, _ in stats if pp in want}
+    return sum(t for p, _, _, t in stats if p in want) / tick
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -206,11 +228,21 @@ async def run(args: argparse.Namespace) -> None:
                     dup += r.json()["duplicates"]
             return acc, dup
 
+        serve_pids = {p.pid for p in procs}
+        c0, pg0, me0 = cpu_seconds(pids=serve_pids), cpu_seconds({"postgres"}), time.process_time()
         t0 = time.perf_counter()
         res = await asyncio.gather(*(agent(nm) for nm in toks))
         wall = time.perf_counter() - t0
+        cpu = cpu_seconds(pids=serve_pids) - c0
+        pg_cpu = cpu_seconds({"postgres"}) - pg0
+        me = time.process_time() - me0
         accepted = sum(a for a, _ in res)
         latencies.sort()
+        # CPU per measurement does not depend on how busy the machine is; wall time does
+        print(f"CPU per measurement: collector {cpu / n * 1000:.2f} ms, PostgreSQL "
+              f"{pg_cpu / n * 1000:.2f} ms (all its sessions), this client {me / n * 1000:.2f} ms;"
+              f" on {os.cpu_count()} CPUs that is at most "
+              f"{(os.cpu_count() or 1) / ((cpu + pg_cpu + me) / n):,.0f} measurements/s")
         print(f"ingested {accepted} measurements (verdicts included) in {wall:.2f} s: "
               f"{accepted / wall:,.0f} measurements/s with {args.agents} concurrent agents, "
               f"{args.processes} serve process(es) x {args.workers} worker(s), "
