@@ -8,7 +8,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
 
 from blockwatch.alerts import outbox
 from blockwatch.daemon import record_job
@@ -164,3 +166,24 @@ def test_outbox_claim_skips_rows_another_process_is_claiming(pg_url: str) -> Non
     finally:
         a.close()
         b.close()
+
+
+async def test_guard_skips_the_run_when_the_database_is_away(pg_url: str,
+                                                             caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    db = open_database(pg_url)
+    locks = JobLocks(db)
+    locks._engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                  poolclass=NullPool)  # nothing listens on port 1
+    ran: list[bool] = []
+
+    async def job() -> None:
+        ran.append(True)
+
+    try:
+        await locks.guard("feeds", HOUR, job)()  # no exception into the scheduler
+        assert ran == []
+        assert "job feeds: not run, its lock could not be taken" in caplog.text
+    finally:
+        locks.close()
+        db.close()

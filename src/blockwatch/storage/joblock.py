@@ -122,7 +122,11 @@ class JobLocks:
         """`fn` (the daemon's job wrapper, which records the run in `job_runs`) run only when
         this process gets the job."""
         async def guarded() -> None:
-            claim, why = await asyncio.to_thread(self.claim, job, interval, datetime.now(UTC))
+            try:
+                claim, why = await asyncio.to_thread(self.claim, job, interval, datetime.now(UTC))
+            except Exception as exc:  # the database is away: the next tick tries again
+                log.error("job %s: not run, its lock could not be taken: %s", job, exc)
+                return
             if claim is None:
                 log.info("job %s: not run here (%s)", job, why)
                 return
