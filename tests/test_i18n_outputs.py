@@ -500,3 +500,36 @@ def test_a_cell_whose_latest_verdict_disagrees_says_the_event_s_reason_in_its_la
     files = render_site(build_model(snap), site_info("KZ", "", ["en", "ru", "kk"]))
     for lang in ("en", "ru", "kk"):
         assert str(escape(j.reason_in(lang))) in files[f"{lang}/t/ratel-kz.html"].decode()
+
+
+def test_an_ooni_import_s_reason_reads_in_each_language() -> None:
+    """OONI imports store OONI's judgement as English text (no keys): every form ooni/mapping.py
+    writes is read back and said in Russian and Kazakh, its link kept."""
+    from blockwatch.ooni.mapping import OoniItem, map_verdict
+
+    def item(**kw: Any) -> OoniItem:
+        base: dict[str, Any] = dict(
+            uid="ooni:1", input="https://ratel.kz/", host="ratel.kz", probe_asn="AS9198",
+            probe_cc="KZ", measured_at=NOW, anomaly=True, confirmed=False, failure=False,
+            blocking_type="dns", accuracy=None,
+            measurement_url="https://explorer.ooni.org/m/20261204x")
+        return OoniItem(**{**base, **kw}, raw={})
+
+    forms = [item(failure=True), item(accuracy=0.0), item(anomaly=False),
+             item(confirmed=True, blocking_type=None), item(blocking_type="weird"),
+             item(blocking_type=None), item(measurement_url="")]
+    forms += [item(blocking_type=b) for b in ("dns", "tcp_ip", "http-failure", "http-diff")]
+    forms += [item(blocking_type="dns", confirmed=True)]
+    texts = {map_verdict(i).reason for i in forms}
+    assert len(texts) == len(forms)
+    for en in texts:
+        assert reasons.said(None, en, "en") == (en, "en")
+        for lang in OTHERS:
+            text, said_in = reasons.said(None, en, lang)
+            assert said_in == lang, (lang, en)
+            body = en.split(": ", 1)[1].split("; https://")[0]
+            assert body not in text and "OONI's verdict" not in text, (lang, text)
+            assert ("https://explorer.ooni.org/m/20261204x" in text) == ("https://" in en)
+            assert "AS9198" in text
+            assert problems(text.replace("weird", ""), lang, []) == [], text
+    assert reasons.said(None, "OONI's verdict from AS1: something new", "kk")[1] == "en"

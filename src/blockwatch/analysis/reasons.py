@@ -8,6 +8,7 @@ English text. Values (hosts, titles, issuers) are inserted as they are: escaping
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -493,11 +494,96 @@ def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     return template.format_map(_Context(keys, lang))
 
 
+# --- OONI imports: OONI's judgement as text, in the fixed form ooni/mapping.py writes ----------
+# ("OONI's verdict from AS9198: <what>[ (confirmed: ...)][; <link>]"), read back so that it too
+# reads in every language. A test writes every form through ooni/mapping.py and reads it here.
+
+OONI_EN = {
+    "failed": "the measurement failed (the probe or OONI's control could not complete it), so it "
+              "says nothing about blocking",
+    "unreliable": "OONI marks this measurement as unreliable (accuracy 0)",
+    "ok": "no anomaly, the site was reachable",
+    "dns": "DNS anomaly: the probe's resolver answered differently from OONI's control",
+    "tcp_ip": "TCP/IP anomaly: connecting to the site's addresses failed while OONI's control "
+              "connected",
+    "http_failure": "HTTP failure: the request (TLS handshake included) failed while OONI's "
+                    "control succeeded",
+    "http_diff": "HTTP difference: the page differs from the one OONI's control received",
+    "http_blockpage": "confirmed blocking: OONI matched a known blockpage",
+}
+OONI: dict[str, dict[str, str]] = {
+    "ru": {"who": "вердикт OONI из сети {asn}",
+           "failed": "измерение не удалось (зонд или контрольная точка OONI не смогли его "
+                     "завершить), о блокировке оно ничего не говорит",
+           "unreliable": "OONI отмечает это измерение как ненадёжное (точность 0)",
+           "ok": "аномалии нет, сайт был доступен",
+           "dns": "аномалия DNS: резолвер зонда ответил иначе, чем контрольная точка OONI",
+           "tcp_ip": "аномалия TCP/IP: подключение к адресам сайта не удалось, а контрольная "
+                     "точка OONI подключилась",
+           "http_failure": "сбой HTTP: запрос (включая TLS-рукопожатие) не удался, а у "
+                           "контрольной точки OONI прошёл",
+           "http_diff": "различие HTTP: страница отличается от полученной контрольной точкой "
+                        "OONI",
+           "http_blockpage": "подтверждённая блокировка: OONI распознал известную страницу "
+                             "блокировки",
+           "confirmed": " (подтверждено: совпал известный адрес блокировки или страница "
+                        "блокировки)",
+           "unknown_type": "аномалия неизвестного типа «{type}», которую blockwatch не может "
+                           "истолковать",
+           "no_type": "аномалия без типа, которую blockwatch не может истолковать"},
+    "kk": {"who": "OONI шешімі ({asn} желісі)",
+           "failed": "өлшеу сәтсіз аяқталды (зонд немесе OONI бақылау нүктесі оны аяқтай "
+                     "алмады), бұғаттау туралы ештеңе айтпайды",
+           "unreliable": "OONI бұл өлшеуді сенімсіз деп белгілеген (дәлдігі 0)",
+           "ok": "ауытқу жоқ, сайт қолжетімді болды",
+           "dns": "DNS ауытқуы: зондтың резолвері OONI бақылау нүктесінен өзгеше жауап берді",
+           "tcp_ip": "TCP/IP ауытқуы: сайт мекенжайларына қосылу сәтсіз болды, ал OONI бақылау "
+                     "нүктесі қосылды",
+           "http_failure": "HTTP қатесі: сұрау (TLS қол алысуын қоса) сәтсіз болды, ал OONI "
+                           "бақылау нүктесінде сәтті өтті",
+           "http_diff": "HTTP айырмашылығы: бет OONI бақылау нүктесі алған беттен өзгеше",
+           "http_blockpage": "расталған бұғаттау: OONI белгілі бұғаттау бетін таныды",
+           "confirmed": " (расталды: белгілі бұғаттау мекенжайы немесе бұғаттау беті сәйкес "
+                        "келді)",
+           "unknown_type": "blockwatch түсіндіре алмайтын, түрі белгісіз («{type}») ауытқу",
+           "no_type": "blockwatch түсіндіре алмайтын, түрі көрсетілмеген ауытқу"},
+}
+OONI_CONFIRMED_EN = " (confirmed: a known block address or blockpage matched)"
+_OONI = re.compile(r"OONI's verdict from (?P<asn>\S+): (?P<body>.*?)(?P<link>; \S+)?", re.S)
+_OONI_UNKNOWN = re.compile(r"an anomaly (?:of unknown type (?P<type>'.*')|without a type), "
+                           r"which blockwatch cannot interpret", re.S)
+_OONI_BODY = {v: k for k, v in OONI_EN.items()}
+
+
+def ooni_text(stored: str, lang: str) -> str | None:
+    """An OONI import's stored English reason in `lang`, or None when it is not in the form
+    ooni/mapping.py writes."""
+    words = OONI.get(lang)
+    m = _OONI.fullmatch(stored) if words else None
+    if words is None or m is None:
+        return None
+    body, extra = m["body"], ""
+    if body.endswith(OONI_CONFIRMED_EN):
+        body, extra = body[: -len(OONI_CONFIRMED_EN)], words["confirmed"]
+    if body in _OONI_BODY:
+        what = words[_OONI_BODY[body]]
+    elif (u := _OONI_UNKNOWN.fullmatch(body)) is not None:
+        what = (words["unknown_type"].format(type=u["type"][1:-1]) if u["type"]
+                else words["no_type"])
+    else:
+        return None
+    return f"{words['who'].format(asn=m['asn'])}: {what}{extra}{m['link'] or ''}"
+
+
 def said(keys: Mapping[str, Any] | None, stored: str, lang: str) -> tuple[str, str]:
     """The reason a reader of `lang` sees and the language it is in: rendered from the keys in
-    `lang`, else the stored text, which is English (rows stored before keys existed, OONI
-    imports). Pages mark the second with lang="en" rather than pass it off as translated."""
+    `lang`; an OONI import's text read back in `lang`; else the stored text, which is English
+    (rows stored before keys existed). Pages mark that one with lang="en" and a note rather than
+    pass it off as translated."""
+    lang = lang if lang in TEMPLATES else "en"
     text = render(keys, lang) if keys else None
+    if text is None and lang != "en" and stored.startswith("OONI"):
+        text = ooni_text(stored, lang)
     if text is None:
         return stored, "en"
-    return text, lang if lang in TEMPLATES else "en"
+    return text, lang
