@@ -119,7 +119,8 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
 
 def _safe_rel(p: str) -> bool:
     pp = PurePosixPath(p)
-    return bool(p) and not pp.is_absolute() and ".." not in pp.parts and p != MANIFEST
+    return (bool(p) and not pp.is_absolute() and ".." not in pp.parts
+            and p not in (MANIFEST, inc.STATE, inc.LOCK))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -180,6 +181,12 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
     the folder's build state says it is current. `config`: a digest of the configuration the
     pages depend on (a change renders everything)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    with inc.folder_lock(out_dir):  # the daemon's build and a `blockwatch site` take turns
+        return _build(db, out_dir, info, now, schedule, quorum, full, config)
+
+
+def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
+           schedule: Schedule | None, quorum: int, full: bool, config: str) -> BuildReport:
     rolled = rollup_due(db, now)
     # The build allocates millions of short-lived objects and creates no cycles worth chasing:
     # the cyclic collector's passes over the growing heap cost a third of the build time.

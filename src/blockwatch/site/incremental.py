@@ -16,11 +16,13 @@ site-wide one (the first build of a UTC day renders everything).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -30,7 +32,8 @@ import blockwatch
 from blockwatch.site.load import RollupRec
 from blockwatch.site.model import SiteModel, TargetDetail
 
-STATE = ".blockwatch-site-state.json"  # dot-file: `serve` never serves it
+STATE = ".blockwatch-site-state.json"  # dot-files: `serve` never serves them
+LOCK = ".blockwatch-site.lock"
 STATE_VERSION = 1
 
 
@@ -65,15 +68,15 @@ def site_key(m: SiteModel, languages: Iterable[str], config: str = "") -> str:
 
 def page_time(d: TargetDetail, now: datetime) -> datetime:
     """The time an outlet's page is written as of: the newest time among what it shows (a
-    check, an event, an incident), never later than `now`. Nothing at all: `now` (the page is
-    then rendered on every build, which costs little: it is nearly empty)."""
+    check, an event, an incident) up to `now`. Nothing at all: `now` (the page is then rendered
+    on every build, which costs little: it is nearly empty)."""
     times = [u.last_seen_at for c in d.status.cells if c is not None for u in c.urls
              if u.last_seen_at is not None]
     for e in d.events:
         times += [e.detected_at, e.ended_at or e.detected_at]
     times += [i.occurred_at for i, _ in d.incidents]
-    newest = max(times, default=None)
-    return newest if newest is not None and newest <= now else now
+    # a time after `now` (a clock ahead, a feed's future date) counts once it has passed
+    return max((t for t in times if t <= now), default=now)
 
 
 def history_marks(rollups: Iterable[RollupRec], today: date) -> dict[int, tuple[object, ...]]:
@@ -134,6 +137,19 @@ def state_bytes(state: State) -> bytes:
                        "rows": {lang: {str(k): v for k, v in sorted(rows.items())}
                                 for lang, rows in state.rows.items()}},
                       ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """One build at a time per folder: two interleaved builds could leave a state that
+    describes pages the other one overwrote."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def drop_state(out_dir: Path) -> None:
