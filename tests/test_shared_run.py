@@ -71,10 +71,11 @@ async def test_guard_releases_on_failure_and_records_own_start(pg_url: str) -> N
     db = open_database(pg_url)
     locks = JobLocks(db)
     try:
-        started = datetime.now(UTC)
+        starts: list[datetime] = []
 
-        async def failing() -> None:
-            await asyncio.to_thread(record_job, db, "feeds", started=started, ok=False,
+        async def failing() -> None:  # as daemon.wrap: its start taken after the claim
+            starts.append(datetime.now(UTC))
+            await asyncio.to_thread(record_job, db, "feeds", started=starts[0], ok=False,
                                     error="x", interval=HOUR)
             raise RuntimeError("job failed")
 
@@ -84,10 +85,28 @@ async def test_guard_releases_on_failure_and_records_own_start(pg_url: str) -> N
             pass
         else:
             raise AssertionError("the job's error must reach the scheduler")
+        (started,) = starts
         assert locks.mine["feeds"] == started
         claim, _ = JobLocks(db).claim("feeds", HOUR, started + HOUR)  # the lock was let go
         assert claim is not None
         claim.release()
+
+        # another process runs it; here the job is skipped without recording (a stop): the
+        # other's start is not taken for this process's own
+        other = JobLocks(db)
+        later = datetime.now(UTC)  # before this process's claim below
+        got, _ = other.claim("feeds", HOUR, later + HOUR)
+        assert got is not None
+        record_job(db, "feeds", started=later, ok=True, error=None, interval=HOUR)
+        got.release()
+        other.close()
+
+        async def stopped() -> None:
+            return None
+
+        locks.mine.clear()
+        await locks.guard("feeds", timedelta(microseconds=1), stopped)()  # not skipped
+        assert "feeds" not in locks.mine
     finally:
         locks.close()
         db.close()

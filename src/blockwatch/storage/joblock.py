@@ -55,6 +55,7 @@ class Claim:
     conn: Any
     key: int
     job: str
+    at: datetime  # when it was claimed: a start recorded since is this process's own
 
     def release(self) -> datetime | None:
         """Let the lock go; returns the job's last start as `job_runs` has it now (this
@@ -115,7 +116,7 @@ class JobLocks:
         except BaseException:
             conn.close()
             raise
-        return Claim(conn, key, job), ""
+        return Claim(conn, key, job, now), ""
 
     def guard(self, job: str, interval: timedelta,
               fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -135,7 +136,7 @@ class JobLocks:
             finally:
                 # synchronous: a cancelled job must still let its lock go (two short queries)
                 last = claim.release()
-                if last is not None:
+                if last is not None and last >= claim.at:  # not another's (a stop skips it)
                     self.mine[job] = last
         return guarded
 
