@@ -10,6 +10,7 @@ the first day: a full sample per (URL, vantage) per day, plus changes and rotati
 
     .venv/bin/python benchmarks/bench_storage.py [--urls 200] [--days 10] [--db sqlite|postgres|both]
         [--no-compact]   # every measurement its own row (the storage before runs), for comparison
+        [--whole-evidence]   # evidence stored whole, not as pieces (storage/evidence.py)
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ INTERVAL = timedelta(minutes=15)
 YEAR_MEASUREMENTS = 1000 * 2 * 96 * 365
 
 
-def run(db_url: str, tmp: Path, n: int, days: int, compact: bool, seed: int = 1) -> dict[str, object]:
+def run(db_url: str, tmp: Path, n: int, days: int, compact: bool, seed: int = 1,
+        pieces: bool = True) -> dict[str, object]:
     urls, cfg, targets = storage_config(db_url, tmp, n)
     db = open_database(cfg.database_url)
     db.compact_runs = compact
+    db.evidence_pieces = pieces
     base, _ = _size(db)
     ids = rnd._prepare(db, targets, cfg)
     locals_ = rnd.local_views(cfg)
@@ -102,7 +105,8 @@ def run(db_url: str, tmp: Path, n: int, days: int, compact: bool, seed: int = 1)
         db.close()
     used = size - base
     per = used / measurements
-    return {"db": db_url.split(":")[0].split("+")[0], "compact": compact, "urls": n, "days": days,
+    return {"db": db_url.split(":")[0].split("+")[0], "compact": compact, "pieces": pieces,
+            "urls": n, "days": days,
             "measurements": measurements, "measurement_rows": rows, "bytes": used,
             "bytes_per_measurement": round(per, 1),
             # PostgreSQL: after VACUUM FULL, without the dead row versions of updates that
@@ -146,13 +150,14 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=10)
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--no-compact", action="store_true")
+    ap.add_argument("--whole-evidence", action="store_true")
     args = ap.parse_args()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     for which in dbs:
         tmp = Path(tempfile.mkdtemp(prefix="bw-bench-storage-"))
         if which == "sqlite":
             print(json.dumps(run(f"sqlite:///{tmp / 'bench.db'}", tmp, args.urls, args.days,
-                                 not args.no_compact)), flush=True)
+                                 not args.no_compact, pieces=not args.whole_evidence)), flush=True)
             continue
         schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(PG_URL)
@@ -161,7 +166,8 @@ def main() -> None:
         try:
             sep = "&" if "?" in PG_URL else "?"
             url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-            print(json.dumps(run(url, tmp, args.urls, args.days, not args.no_compact)), flush=True)
+            print(json.dumps(run(url, tmp, args.urls, args.days, not args.no_compact,
+                                 pieces=not args.whole_evidence)), flush=True)
         finally:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -121,8 +121,9 @@ def control_dns(db_path: Path, url: str) -> list[dict[str, Any]]:
     db = open_database(f"sqlite:///{db_path}")
     try:
         with db.read() as s:
-            ev = s.scalars(select(Measurement.evidence).where(
+            ev = s.scalars(select(Measurement).where(
                 Measurement.url == url, Measurement.role == "control")).first()
+            ev = None if ev is None else ev.evidence
     finally:
         db.close()
     assert ev is not None, f"no control measurement of {url}"
@@ -191,8 +192,8 @@ async def test_agent_asks_a_doh_resolver(lab: Lab, tmp_path: Path,
         assert "Traceback" not in err
         rows = agent_rows(c.db, "almaty-1")
         with c.db.read() as s:
-            ev = s.scalars(select(Measurement.evidence).where(
-                Measurement.role == "vantage", Measurement.url.contains("vlast.kz"))).one()
+            ev = s.scalars(select(Measurement).where(
+                Measurement.role == "vantage", Measurement.url.contains("vlast.kz"))).one().evidence
     assert dict(rows) == expected([u for u, _ in rows])
     assert {q["transport"] for q in ev["dns"]} == {"doh"}
     assert ev["dns"][0]["failure"] == F.DNS_NXDOMAIN  # the lie, carried over DoH
@@ -254,7 +255,8 @@ async def test_agent_with_a_dead_doh_resolver_reports_dns_failures(
         assert code == 0 and "Traceback" not in err, err
         rows = agent_rows(c.db, "almaty-1")
         with c.db.read() as s:
-            evs = list(s.scalars(select(Measurement.evidence).where(Measurement.role == "vantage")))
+            evs = [m.evidence for m in s.scalars(select(Measurement).where(
+                Measurement.role == "vantage"))]
     # the canary failed too: the agent's own network is in doubt, so nothing is called blocked
     assert len(rows) == n_urls(cfg) and {v for _, v in rows} == {"inconclusive"}
     assert {q["failure"] for ev in evs for q in ev["dns"]} == {F.CONNECTION_REFUSED}

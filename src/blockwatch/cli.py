@@ -110,10 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", metavar="PATH", help="default: reports/export/<target>-<time>.<format>")
     c.add_argument("--include-agent-names", action="store_true",
                    help="name agent vantages (default: only their country and network)")
+    c.add_argument("--verify", metavar="PATH", help="check an export offline (with the manifest "
+                   "and hash chain beside it): exit 0 when it verifies, 1 naming the first bad record")
     c = cmd("db", "database maintenance")
     c.add_argument("action", choices=["upgrade", "status", "stats", "compact"],
                    help="upgrade: apply migrations; stats: size, rows, growth, what retention "
-                        "removes next; compact: fold stored repetitions into runs (resumable)")
+                        "removes next; compact: fold stored repetitions into runs and store "
+                        "older evidence as pieces (resumable)")
     c.add_argument("--json", action="store_true", help="stats as JSON")
     c = cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
     c.add_argument("--json", action="store_true")
@@ -140,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from blockwatch.agent.main import agent_main
 
         return agent_main(args)
+    if args.command == "export" and args.verify:  # offline: no config, no database
+        from blockwatch.exportverify import verify_main
+
+        return verify_main(args.verify)
     from blockwatch.config import ConfigError, SecretError, load
     from blockwatch.storage.db import DatabaseError, InstanceLocked
 
@@ -433,7 +440,8 @@ def cmd_db(cfg: Config, args: argparse.Namespace) -> int:
         finally:
             cdb.close()
         print(f"{done.pairs} (URL, vantage) pairs: {done.folded} repeated measurement rows "
-              f"folded into runs")
+              f"folded into runs; {done.pieced} rows' evidence stored as pieces"
+              + (f" ({done.left_whole} left whole)" if done.left_whole else ""))
         return EXIT_OK
     if args.action == "stats":
         from blockwatch import dbstats

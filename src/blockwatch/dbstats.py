@@ -27,7 +27,8 @@ GROWTH_DAYS = 7
 # rows by kind: what an operator asks about (measurements are split into kept and prunable)
 COUNTED = (("verdicts", m.Verdict), ("events", m.Event), ("url_states", m.UrlState),
            ("incidents", m.Incident), ("feed_entries", m.FeedEntry), ("cases", m.Case),
-           ("outbox", m.Outbox), ("daily_rollups", m.DailyRollup), ("runs", m.Run))
+           ("outbox", m.Outbox), ("daily_rollups", m.DailyRollup), ("runs", m.Run),
+           ("evidence_pieces", m.EvidencePiece))
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """`blockwatch export`: the evidence of one target for a period, for lawyers and researchers.
 Every record carries its raw measurement, the SHA-256 stored with it, and a SHA-256 of the
-record itself; a manifest carries the SHA-256 of the whole file."""
+record itself; a manifest carries the SHA-256 of the whole file; a kept record (an anomaly, a
+state change, their controls) its place in its vantage's hash chain (storage/chain.py), whose
+entries for the period and head are written beside the records (`<file>.chain.json`), so
+`blockwatch export --verify FILE` (exportverify.py) checks offline that no kept record was
+removed or changed."""
 
 from __future__ import annotations
 
@@ -16,17 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from blockwatch import __version__
-from blockwatch.storage import Database, repo
+from blockwatch.storage import Database, chain, repo
+from blockwatch.storage import evidence as E
 from blockwatch.storage.models import Measurement, Target, Vantage, Verdict
 from blockwatch.textsafe import dumps, printable, storable_data
 
 CSV_FIELDS = ["uid", "target", "url", "vantage", "vantage_kind", "country", "asn", "role",
               "measured_at", "verdict", "confirmed", "reason", "control_uid", "evidence_sha256",
-              "record_sha256", "evidence"]
+              "repeats", "repeated_until", "chain_seq", "chain", "record_sha256", "evidence"]
 
 
 def public_vantage(name: str, kind: str, country: str, asn: str, *, reveal: bool) -> str:
@@ -53,34 +58,88 @@ def records(db: Database, target: str, since: datetime | None, until: datetime |
             q = q.where(Measurement.measured_at >= since)
         if until is not None:
             q = q.where(Measurement.measured_at < until)
-        for m, v, verdict, control_uid in s.execute(q).yield_per(500):
-            rec: dict[str, Any] = {
-                "uid": m.uid, "target": t.name, "url": m.url,
-                "vantage": public_vantage(v.name, v.kind, v.country, v.asn, reveal=reveal_agents),
-                "vantage_kind": v.kind, "country": v.country, "asn": v.asn, "role": m.role,
-                "measured_at": repo.iso(m.measured_at),
-                "verdict": verdict.verdict if verdict else None,
-                "confirmed": verdict.confirmed if verdict else None,
-                "reason": verdict.reason if verdict else None,
-                "control_uid": control_uid,
-                "evidence_sha256": m.evidence_sha256,
-                "evidence": m.evidence,
-            }
-            if m.repeats:  # the same observable outcome measured again, up to repeated_until
-                rec["repeats"], rec["repeated_until"] = m.repeats, repo.iso(m.repeated_until)
-            if v.kind == "agent" and not reveal_agents:
-                rec["evidence"] = _strip_agent(rec["evidence"])
-            # rows stored before text was made storable may hold controls or NaN: strict JSON
-            rec = storable_data(rec, printable)
-            rec["record_sha256"] = repo.evidence_hash({k: rec[k] for k in rec
-                                                        if k != "record_sha256"})
-            yield rec
+        for part in s.execute(q).yield_per(500).partitions():
+            data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
+                               for m, *_ in part])
+            for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
+                yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
+
+
+def _record(t: Target, m: Measurement, v: Vantage, verdict: Verdict | None,
+            control_uid: str | None, ev: Any, reveal_agents: bool) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "uid": m.uid, "target": t.name, "url": m.url,
+        "vantage": public_vantage(v.name, v.kind, v.country, v.asn, reveal=reveal_agents),
+        "vantage_kind": v.kind, "country": v.country, "asn": v.asn, "role": m.role,
+        "measured_at": repo.iso(m.measured_at),
+        "verdict": verdict.verdict if verdict else None,
+        "confirmed": verdict.confirmed if verdict else None,
+        "reason": verdict.reason if verdict else None,
+        "control_uid": control_uid,
+        "evidence_sha256": m.evidence_sha256,
+        "evidence": ev,
+    }
+    if m.repeats:  # the same observable outcome measured again, up to repeated_until
+        rec["repeats"], rec["repeated_until"] = m.repeats, repo.iso(m.repeated_until)
+    if m.chain_seq is not None:  # a kept row: its place in its vantage's hash chain
+        rec["chain_seq"], rec["chain"] = m.chain_seq, m.chain
+    if v.kind == "agent" and not reveal_agents:
+        rec["evidence"] = _strip_agent(rec["evidence"])
+    # rows stored before text was made storable may hold controls or NaN: strict JSON
+    rec = storable_data(rec, printable)
+    rec["record_sha256"] = repo.evidence_hash({k: rec[k] for k in rec if k != "record_sha256"})
+    return rec
 
 
 def _strip_agent(evidence: Any) -> Any:
     if isinstance(evidence, dict) and "vantage" in evidence:
         evidence = {**evidence, "vantage": "agent", "source_address": None}
     return evidence
+
+
+def chain_entries(db: Database, target: str, since: datetime | None, until: datetime | None, *,
+                  reveal_agents: bool = False) -> list[dict[str, Any]]:
+    """Per vantage with a kept record of `target` in the period: its chain from the first link
+    measured in the period (any target's) to its head, each entry's target, time, record digest
+    and chain value, and the chain value before the first."""
+    with db.read() as s:
+        t = s.scalar(select(Target).where(Target.name == target))
+        if t is None:
+            raise LookupError(target)
+        period = [Measurement.chain_seq.is_not(None)]
+        if since is not None:
+            period.append(Measurement.measured_at >= since)
+        if until is not None:
+            period.append(Measurement.measured_at < until)
+        vids = s.scalars(select(Measurement.vantage_id).distinct()
+                         .where(Measurement.target_id == t.id, *period)).all()
+        out = []
+        for vid in sorted(vids):
+            v = s.get(Vantage, vid)
+            assert v is not None
+            first = s.scalar(select(func.min(Measurement.chain_seq))
+                             .where(Measurement.vantage_id == vid, *period))
+            prev = s.scalar(select(Measurement.chain).where(
+                Measurement.vantage_id == vid, Measurement.chain_seq == first - 1))
+            links = []
+            for r in s.execute(
+                    select(Measurement.chain_seq, Measurement.chain, Measurement.uid,
+                           Measurement.url, Measurement.role, Measurement.measured_at,
+                           Measurement.evidence_sha256, Target.name)
+                    .outerjoin(Target, Target.id == Measurement.target_id)
+                    .where(Measurement.vantage_id == vid, Measurement.chain_seq >= first)
+                    .order_by(Measurement.chain_seq)):
+                rec = storable_data({"uid": r.uid, "target": r.name, "url": r.url, "role": r.role,
+                                     "measured_at": repo.iso(r.measured_at),
+                                     "evidence_sha256": r.evidence_sha256}, printable)
+                links.append({"seq": r.chain_seq, "target": rec["target"],
+                              "measured_at": rec["measured_at"], "digest": chain.digest(rec),
+                              "chain": r.chain})
+            out.append({"vantage": public_vantage(v.name, v.kind, v.country, v.asn,
+                                                  reveal=reveal_agents),
+                        "prev": prev or chain.GENESIS, "links": links,
+                        "head": {"seq": links[-1]["seq"], "chain": links[-1]["chain"]}})
+        return out
 
 
 @dataclass
@@ -90,6 +149,7 @@ class ExportResult:
     records: int
     sha256: str
     size: int
+    chain: Path | None = None
 
 
 def slug(name: str) -> str:
@@ -99,6 +159,7 @@ def slug(name: str) -> str:
 def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datetime | None,
                  until: datetime | None, reveal_agents: bool = False) -> ExportResult:
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    chain.link(db)  # every kept row in its chain before it is read
     tmp = out.with_name(out.name + ".part")
     h = hashlib.sha256()
     n = 0
@@ -124,6 +185,13 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
                 n += 1
     tmp.replace(out)
     digest = h.hexdigest()
+    chain_path = _private(out.with_name(out.name + ".chain.json"))
+    chain_path.write_text(dumps({
+        "file": out.name, "target": target, "since": repo.iso(since), "until": repo.iso(until),
+        "genesis": chain.GENESIS, "vantages": chain_entries(
+            db, target, since, until, reveal_agents=reveal_agents),
+        "verify": f"blockwatch export --verify {out.name}",
+    }, indent=1) + "\n", encoding="utf-8")
     manifest = _private(out.with_name(out.name + ".manifest.json"))
     manifest.write_text(json.dumps({
         "file": out.name, "sha256": digest, "size": out.stat().st_size, "records": n,
@@ -132,7 +200,7 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
         "agent_names": "included" if reveal_agents else "withheld",
         "verify": f"sha256sum {out.name}  # must print {digest}",
     }, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    return ExportResult(out, manifest, n, digest, out.stat().st_size)
+    return ExportResult(out, manifest, n, digest, out.stat().st_size, chain_path)
 
 
 def _private(path: Path) -> Path:

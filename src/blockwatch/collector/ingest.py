@@ -27,7 +27,7 @@ from blockwatch.context import CONTROL
 from blockwatch.probe.records import WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import measure
-from blockwatch.storage import Database, bulk, repo
+from blockwatch.storage import Database, bulk, evidence, repo
 from blockwatch.storage.models import Measurement, Vantage
 from blockwatch.textsafe import printable
 
@@ -208,13 +208,14 @@ class Controls:
 
 def _load_controls(db: Database, control_id: int, urls: list[str], lo: datetime,
                    hi: datetime) -> list[tuple[str, Control]]:
-    q = (select(M.c.id, M.c.url, M.c.measured_at, M.c.evidence)
+    q = (select(M.c.id, M.c.url, M.c.measured_at, *evidence.columns())
          .where(M.c.vantage_id == control_id, M.c.role == "control",
                 M.c.measured_at >= lo, M.c.measured_at <= hi, M.c.url.in_(urls))
          .order_by(M.c.measured_at))
     with db.read() as s:
-        return [(r.url, Control(r.id, r.measured_at, WebMeasurement.from_json(r.evidence)))
-                for r in s.execute(q)]
+        rows = s.execute(q).all()
+        return [(r.url, Control(r.id, r.measured_at, WebMeasurement.from_json(e)))
+                for r, e in zip(rows, evidence.loads(s, [r[3:] for r in rows]), strict=True)]
 
 
 def _store_control(db: Database, snap: Snapshot, url: str, m: WebMeasurement) -> int:

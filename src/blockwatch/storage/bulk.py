@@ -14,8 +14,9 @@ SQLite the values are converted here as models.UTCDateTime stores them (naive UT
 PostgreSQL each batch goes as one JSON parameter (jsonb_to_recordset) of a short statement that
 psycopg prepares once, instead of a multi-row VALUES it would parse anew on every call.
 
-Evidence is serialised once: its canonical JSON (repo.canonical_json) is hashed and stored as it
-is; the JSON column reads it back as a dict. Every text that is stored passes through
+Evidence is serialised once: its canonical JSON (repo.canonical_json) is hashed, then stored as
+content-addressed pieces and a compressed rest (storage/evidence.py): the pieces a batch needs
+that are not stored yet are inserted first, in one statement. Every text that is stored passes through
 textsafe here (evidence, URL, reason, round id): a NUL in a page title is stored as the escape
 `\u0000` on both databases instead of failing PostgreSQL's write of the whole batch."""
 
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from blockwatch.analysis import events as ev
+from blockwatch.storage import evidence as evidence_mod
 from blockwatch.storage import models
 from blockwatch.storage import runs as runs_mod
 from blockwatch.storage.db import Database
@@ -71,10 +73,32 @@ class Recorded:
     stored: set[str] = field(default_factory=set)  # the uids stored now
 
 
-def encode(row: Row) -> tuple[str, str]:
-    """The stored evidence text (storable) and its SHA-256."""
-    _, t = storable_evidence(row.evidence, row.evidence_text)
-    return t, hashlib.sha256(t.encode("utf-8")).hexdigest()
+def encode(row: Row) -> tuple[str, str, Any]:
+    """The stored evidence text (storable), its SHA-256 and its data (None: parse the text)."""
+    data, t = storable_evidence(row.evidence, row.evidence_text)
+    return t, hashlib.sha256(t.encode("utf-8")).hexdigest(), data
+
+
+# PostgreSQL: writers that refer to pieces take this advisory lock shared, retention's sweep of
+# unreferenced pieces takes it alone (a piece found stored must still be there at commit)
+PIECES_LOCK = 0x62775063  # "bwPc"
+
+
+def _encoded(rows: Sequence[Row], pieces: bool
+             ) -> tuple[list[tuple[str, str, evidence_mod.Split | None]], dict[str, evidence_mod.Piece]]:
+    """Per row (text, sha256, its split or None when stored whole), and the batch's pieces."""
+    out: list[tuple[str, str, evidence_mod.Split | None]] = []
+    need: dict[str, evidence_mod.Piece] = {}
+    for r in rows:
+        text, sha, data = encode(r)
+        if not pieces:
+            out.append((text, sha, None))
+            continue
+        sp = evidence_mod.split(text, data)
+        for p in sp.pieces:
+            need.setdefault(p.sha256, p)
+        out.append((text, sha, sp))
+    return out, need
 
 
 _TEXT_FIELDS = ("uid", "url", "failure", "round_id", "reason")
@@ -106,6 +130,13 @@ def insert_measurements(db: Database, s: Session, vantage_id: int, role: str, ro
     if not rows:
         return {}
     return _backend(db, s).insert_measurements(vantage_id, role, storable_rows(rows), keep)
+
+
+def store_pieces(db: Database, s: Session, need: dict[str, evidence_mod.Piece]) -> None:
+    """Evidence pieces stored if they are not yet (db compact's conversion; record() does it
+    with its rows)."""
+    if need:
+        _backend(db, s).store_pieces(need)
 
 
 @dataclass
@@ -356,15 +387,15 @@ def _covered(s: Session, vantage_id: int, r: Row, o: runs_mod.Outcome) -> bool:
     until r's time: r is a measurement already counted in it (a re-delivery). Late rows only."""
     got = s.execute(
         select(models.Verdict.verdict, models.Verdict.measured_at, models.Verdict.repeated_until,
-               models.Measurement.evidence)
+               *evidence_mod.columns())
         .join(models.Measurement, models.Measurement.id == models.Verdict.measurement_id)
         .where(models.Verdict.url == r.url, models.Verdict.vantage_id == vantage_id,
                models.Verdict.measured_at <= r.measured_at)
         .order_by(models.Verdict.measured_at.desc()).limit(1)).first()
     if got is None:
         return False
-    verdict, start, until, evidence = got
-    head = runs_mod.outcome(evidence, verdict)
+    verdict, start, until, *stored = got
+    head = runs_mod.outcome(evidence_mod.load(s, stored), verdict)
     return (head is not None and head.key == o.key and start <= r.measured_at <= (until or start)
             and runs_mod.bodies_alike(head.body_length, o.body_length))
 
@@ -454,7 +485,8 @@ EVENT_COLS = EVENTS.cols
 
 def _backend(db: Database, s: Session) -> _SQLite | _Postgres:
     raw = s.connection().connection.driver_connection  # the session's transaction, begun
-    return _Postgres(raw) if db.dialect == "postgresql" else _SQLite(raw)
+    pieces = getattr(db, "evidence_pieces", True)
+    return _Postgres(raw, pieces) if db.dialect == "postgresql" else _SQLite(raw, pieces)
 
 
 def _sqlite_json(d: dict[str, Any]) -> dict[str, Any]:
@@ -509,8 +541,9 @@ _SQL_EVENTS = (f"INSERT INTO events ({', '.join(EVENTS.cols)})", "RETURNING id, 
 class _SQLite:
     CHUNK = 500  # rows per multi-row INSERT (well under SQLite's 32,766 parameters)
 
-    def __init__(self, raw: Any):
+    def __init__(self, raw: Any, pieces: bool = True):
         self.cur = raw.cursor()
+        self.pieces = pieces
 
     def _insert(self, head: str, tail: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
@@ -524,13 +557,33 @@ class _SQLite:
     def insert_measurements(self, vantage_id: int, role: str, rows: Sequence[Row],
                             keep: Sequence[bool] | None) -> dict[str, int]:
         vals = []
-        for i, r in enumerate(rows):
-            text, sha = encode(r)
+        enc, need = _encoded(rows, self.pieces)
+        if need:
+            self.store_pieces(need)
+        for i, (r, (text, sha, sp)) in enumerate(zip(rows, enc, strict=True)):
             d = _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i]))
-            d["evidence"] = text
+            if sp is None:
+                d["evidence"] = text
+            else:
+                d["evidence"], d["evidence_z"], d["evidence_refs"] = "null", sp.blob, sp.refs
             vals.append(MEASUREMENTS.sqlite_values(d))
         got = self._insert(*_SQL_MEASUREMENTS, vals)
         return {uid: mid for mid, uid in got}
+
+    def store_pieces(self, need: dict[str, evidence_mod.Piece]) -> None:
+        """The pieces not stored yet, compressed and inserted (the write lock is held)."""
+        shas = list(need)
+        have: set[str] = set()
+        for lo in range(0, len(shas), self.CHUNK):
+            part = shas[lo:lo + self.CHUNK]
+            self.cur.execute("SELECT sha256 FROM evidence_pieces WHERE sha256 IN"
+                             f" ({','.join('?' * len(part))})", part)
+            have.update(x for (x,) in self.cur)
+        new = [(p.sha256, p.kind, len(p.text), evidence_mod.pack(p.text))
+               for sha, p in need.items() if sha not in have]
+        if new:
+            self.cur.executemany("INSERT INTO evidence_pieces (sha256, kind, size, data)"
+                                 " VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING", new)
 
     def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
         got = self._insert(*_SQL_VERDICTS, [
@@ -643,7 +696,9 @@ def _pg_insert(t: _Table, tail: str) -> str:
             f" FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x({t.pg_record()}) {tail}")
 
 
-_PG_MEASUREMENTS = _pg_insert(MEASUREMENTS, "ON CONFLICT (uid) DO NOTHING RETURNING id, uid")
+# evidence stored as pieces holds JSON null, which the recordset reads as SQL NULL
+_PG_MEASUREMENTS = _pg_insert(MEASUREMENTS, "ON CONFLICT (uid) DO NOTHING RETURNING id, uid"
+                              ).replace("x.evidence,", "coalesce(x.evidence, 'null'::jsonb),", 1)
 _PG_VERDICTS = _pg_insert(VERDICTS, "RETURNING id, measurement_id")
 _PG_EVENTS = _pg_insert(EVENTS, "RETURNING id, verdict_id")
 
@@ -688,20 +743,47 @@ UPDATE measurements SET keep = true WHERE id IN (
     FOR NO KEY UPDATE)"""
 
 
+_PG_PIECES = """
+INSERT INTO evidence_pieces (sha256, kind, size, data)
+SELECT x.sha256, x.kind, x.size, x.data
+FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(sha256 text, kind text, size int, data bytea)
+ON CONFLICT (sha256) DO NOTHING"""
+
+
+def _pg_bytes(b: bytes | None) -> str | None:
+    return None if b is None else "\\x" + b.hex()
+
+
 class _Postgres:
-    def __init__(self, raw: Any):
+    def __init__(self, raw: Any, pieces: bool = True):
         self.cur = raw.cursor()
+        self.pieces = pieces
+
+    def store_pieces(self, need: dict[str, evidence_mod.Piece]) -> None:
+        self.cur.execute("SELECT pg_advisory_xact_lock_shared(%(k)s)", {"k": PIECES_LOCK})
+        self.cur.execute("SELECT sha256 FROM evidence_pieces WHERE sha256 = ANY(%(s)s)",
+                         {"s": list(need)})
+        have = {x for (x,) in self.cur.fetchall()}
+        new = [{"sha256": p.sha256, "kind": p.kind, "size": len(p.text),
+                "data": _pg_bytes(evidence_mod.pack(p.text))}
+               for sha, p in need.items() if sha not in have]
+        if new:
+            self.cur.execute(_PG_PIECES, {"rows": _dumps(new)})
 
     def insert_measurements(self, vantage_id: int, role: str, rows: Sequence[Row],
                             keep: Sequence[bool] | None) -> dict[str, int]:
         parts = []
-        for i, r in enumerate(rows):
-            text, sha = encode(r)
-            plain = MEASUREMENTS.complete(
-                _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i])))
+        enc, need = _encoded(rows, self.pieces)
+        if need:
+            self.store_pieces(need)
+        for i, (r, (text, sha, sp)) in enumerate(zip(rows, enc, strict=True)):
+            d = _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i]))
+            if sp is not None:
+                d["evidence_z"], d["evidence_refs"] = _pg_bytes(sp.blob), _pg_bytes(sp.refs)
+            plain = MEASUREMENTS.complete(d)
             plain.pop("evidence", None)
             # the evidence's text goes in as it is: serialised once, never parsed back here
-            parts.append(_dumps(plain)[:-1] + ',"evidence":' + text + "}")
+            parts.append(_dumps(plain)[:-1] + ',"evidence":' + ("null" if sp else text) + "}")
         self.cur.execute(_PG_MEASUREMENTS, {"rows": "[" + ",".join(parts) + "]"})
         return {uid: mid for mid, uid in self.cur.fetchall()}
 

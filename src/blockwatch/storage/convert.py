@@ -7,10 +7,19 @@ Per (URL, vantage), in time order, a verdict row extends the run before it when 
 outcome is the same, on the same UTC day, and no event names it; its measurement and verdict
 go, the run's row counts them. Then per URL at the control: a control measurement no verdict
 names extends the run before it on the same terms. States that named a folded verdict name the
-run's; an open run whose row was folded goes with it (the next measurement opens a new one)."""
+run's; an open run whose row was folded goes with it (the next measurement opens a new one).
+A row already in the hash chain of kept rows (storage/chain.py) is never folded.
+
+Last, rows whose evidence is still stored whole (before evidence pieces) are rewritten as pieces
+and a compressed rest (storage/evidence.py), a few hundred rows per transaction in id order, the
+position saved with each: only when the stored text joins back to the very text its
+evidence_sha256 was computed from (a row whose JSON the database has re-spelled, such as
+PostgreSQL's jsonb turning 1e16 into an integer, is left whole: what export prints of it stays
+what it was)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +27,16 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from blockwatch.storage import repo
+from blockwatch.storage import bulk, chain, repo
+from blockwatch.storage import evidence as E
 from blockwatch.storage import runs as R
 from blockwatch.storage.db import Database
 from blockwatch.storage.models import Event, Measurement, UrlState, Vantage, Verdict
 
 BATCH = 200  # (URL, vantage) pairs per transaction
-CURSORS = {"vantage": "compact:vantage_cursor", "control": "compact:control_cursor"}
+PIECES_BATCH = 500  # rows per transaction when evidence is rewritten as pieces
+CURSORS = {"vantage": "compact:vantage_cursor", "control": "compact:control_cursor",
+           "pieces": "compact:pieces_cursor"}
 
 
 @dataclass
@@ -32,6 +44,8 @@ class Converted:
     pairs: int = 0
     folded: int = 0  # measurement rows that became repeats of the run before them
     batches: int = 0
+    pieced: int = 0  # rows whose whole evidence was rewritten as pieces
+    left_whole: int = 0  # rows whose stored JSON no longer spells their hashed text
 
 
 def compact_history(db: Database, *, batch: int = BATCH,
@@ -53,10 +67,49 @@ def compact_history(db: Database, *, batch: int = BATCH,
             out.batches += 1
             if after_batch is not None:
                 after_batch(out.batches)
+    while _piece_batch(db, out):
+        out.batches += 1
+        if after_batch is not None:
+            after_batch(out.batches)
     with db.write() as s:  # done: a later run starts over (and finds only what came since)
         for key in CURSORS.values():
             repo.set_kv(s, key, None)
+    from blockwatch.retention import sweep_pieces
+
+    sweep_pieces(db)  # the folded rows' pieces
+    chain.link(db)
     return out
+
+
+def _piece_batch(db: Database, out: Converted) -> bool:
+    """One transaction of the evidence conversion; False when there is nothing left."""
+    with db.write() as s:
+        cur = repo.get_kv(s, CURSORS["pieces"]) or 0
+        rows = s.execute(select(Measurement.id, Measurement.evidence_json,
+                                Measurement.evidence_sha256)
+                         .where(Measurement.id > cur, Measurement.evidence_z.is_(None))
+                         .order_by(Measurement.id).limit(PIECES_BATCH)).all()
+        if not rows:
+            return False
+        texts = E.texts(s, [(ev, None, None) for _, ev, _ in rows])
+        todo: list[tuple[int, E.Split]] = []
+        need: dict[str, E.Piece] = {}
+        for (mid, _, sha), text in zip(rows, texts, strict=True):
+            if hashlib.sha256(text.encode("utf-8")).hexdigest() != sha:
+                out.left_whole += 1
+                continue
+            sp = E.split(text)
+            todo.append((mid, sp))
+            for p in sp.pieces:
+                need.setdefault(p.sha256, p)
+        bulk.store_pieces(db, s, need)
+        if todo:
+            s.execute(update(Measurement).execution_options(synchronize_session=False),
+                      [{"id": mid, "evidence_json": None, "evidence_z": sp.blob,
+                        "evidence_refs": sp.refs} for mid, sp in todo])
+        out.pieced += len(todo)
+        repo.set_kv(s, CURSORS["pieces"], rows[-1][0])
+    return True
 
 
 def _next_keys(s: Session, role: str, cur: list[Any] | None, n: int) -> list[tuple[int, str]]:
@@ -80,19 +133,21 @@ def _same_run(head: dict[str, Any], o: R.Outcome | None, start: Any) -> bool:
 def _fold_vantage(s: Session, vid: int, url: str) -> int:
     rows = s.execute(
         select(Verdict.id, Verdict.measurement_id, Verdict.verdict, Verdict.measured_at,
-               Verdict.repeats, Verdict.repeated_until, Measurement.evidence)
+               Verdict.repeats, Verdict.repeated_until, Measurement.chain_seq, *E.columns())
         .join(Measurement, Measurement.id == Verdict.measurement_id)
         .where(Verdict.vantage_id == vid, Verdict.url == url)
         .order_by(Verdict.measured_at, Verdict.id)).all()
+    data = E.loads(s, [r[7:] for r in rows])
     named = set(s.scalars(select(Event.verdict_id).where(Event.vantage_id == vid,
                                                          Event.url == url)))
     heads: list[dict[str, Any]] = []
     head: dict[str, Any] | None = None
     moved: dict[int, int] = {}  # folded verdict id -> its run's verdict id
     gone: list[int] = []
-    for v_id, m_id, verdict, at, reps, until, evidence in rows:
+    for (v_id, m_id, verdict, at, reps, until, chained, *_), evidence in zip(rows, data,
+                                                                           strict=True):
         o = R.outcome(evidence, verdict)
-        if head is not None and v_id not in named and _same_run(head, o, at):
+        if head is not None and v_id not in named and chained is None and _same_run(head, o, at):
             head["repeats"] += 1 + (reps or 0)
             head["last"] = until or at
             moved[v_id] = head["vid"]
@@ -121,10 +176,11 @@ def _fold_vantage(s: Session, vid: int, url: str) -> int:
 def _fold_control(s: Session, vid: int, url: str) -> int:
     rows = s.execute(
         select(Measurement.id, Measurement.measured_at, Measurement.repeats,
-               Measurement.repeated_until, Measurement.evidence)
+               Measurement.repeated_until, Measurement.chain_seq, *E.columns())
         .where(Measurement.vantage_id == vid, Measurement.url == url,
                Measurement.role == "control")
         .order_by(Measurement.measured_at, Measurement.id)).all()
+    data = E.loads(s, [r[5:] for r in rows])
     ids = [r[0] for r in rows]
     named: set[int] = set()
     for lo in range(0, len(ids), 500):
@@ -133,9 +189,9 @@ def _fold_control(s: Session, vid: int, url: str) -> int:
     head: dict[str, Any] | None = None
     heads: list[dict[str, Any]] = []
     moved: dict[int, int] = {}
-    for m_id, at, reps, until, evidence in rows:
+    for (m_id, at, reps, until, chained, *_), evidence in zip(rows, data, strict=True):
         o = R.outcome(evidence, "control")
-        if head is not None and m_id not in named and _same_run(head, o, at):
+        if head is not None and m_id not in named and chained is None and _same_run(head, o, at):
             head["repeats"] += 1 + (reps or 0)
             head["last"] = until or at
             moved[m_id] = head["mid"]

@@ -194,6 +194,9 @@ class Database:
     # repetitions extend runs instead of adding rows (storage/runs.py); off only for tests that
     # compare the stored rows with the per-row reference
     compact_runs: bool = True
+    # evidence stored as content-addressed pieces (storage/evidence.py); off only for the
+    # benchmark's comparison with whole evidence
+    evidence_pieces: bool = True
 
     def __init__(self, url: str):
         self.url = url

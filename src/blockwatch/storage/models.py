@@ -14,14 +14,17 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # Stable constraint names so Alembic batch migrations on SQLite can find them.
 NAMING = {
@@ -100,9 +103,17 @@ class Measurement(Base):
     round_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
     failure: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # the evidence whole (rows stored before pieces, and the ORM path), or JSON null when it is
+    # stored as pieces: evidence_z (the rest, compressed) + evidence_refs (the pieces' SHA-256s).
+    # Read it through storage/evidence.py (or the `evidence` property below), never directly.
+    evidence_json: Mapped[Any] = mapped_column("evidence", JSONType)
+    evidence_z: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    evidence_refs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     evidence_sha256: Mapped[str] = mapped_column(String(64))
     keep: Mapped[bool] = mapped_column(Boolean, default=False)  # never pruned: anomaly or change
+    # the hash chain of kept rows per vantage (storage/chain.py): position and link hash
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    chain: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # a run: this row stands for itself and `repeats` later measurements of the same (URL,
     # vantage) with the same observable outcome, the last at `repeated_until` (storage/runs.py)
     repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -112,7 +123,54 @@ class Measurement(Base):
         Index("ix_measurements_vantage_measured", "vantage_id", "measured_at"),
         Index("ix_measurements_target_measured", "target_id", "measured_at"),
         Index("ix_measurements_measured_at", "measured_at"),
+        # partial: only chained rows are in it, and only kept rows not yet chained in the other
+        Index("ix_measurements_vantage_chain", "vantage_id", "chain_seq", unique=True,
+              sqlite_where=text("chain_seq IS NOT NULL"),
+              postgresql_where=text("chain_seq IS NOT NULL")),
+        Index("ix_measurements_unchained", "id", sqlite_where=text("keep AND chain_seq IS NULL"),
+              postgresql_where=text("keep AND chain_seq IS NULL")),
     )
+
+    @property
+    def evidence(self) -> Any:
+        """The evidence as data, through storage/evidence.py (read inside the row's session)."""
+        from sqlalchemy.orm import object_session
+
+        if self.evidence_z is None:
+            return self.evidence_json
+        from blockwatch.storage import evidence
+
+        stored = (self.evidence_json, self.evidence_z, self.evidence_refs)
+        s = object_session(self)
+        if s is not None:
+            return evidence.load(s, stored)
+        bind = self.__dict__.get("_loaded_from")  # detached: the engine it was loaded through
+        if bind is None:
+            raise RuntimeError("evidence stored as pieces is read inside the row's session")
+        with Session(bind) as s:
+            return evidence.load(s, stored)
+
+    @evidence.setter
+    def evidence(self, value: Any) -> None:  # whole, in the JSON column (the ORM path)
+        self.evidence_json, self.evidence_z, self.evidence_refs = value, None, None
+
+
+@event.listens_for(Measurement, "load")
+def _remember_engine(row: Measurement, context: Any) -> None:
+    """A row read after its session closed still finds its evidence pieces."""
+    row.__dict__["_loaded_from"] = context.session.get_bind()
+
+
+class EvidencePiece(Base):
+    """A part of evidence that repeats across measurements (a certificate chain, a header set, a
+    DNS answer set), stored once: zstd of its canonical JSON, keyed by that JSON's SHA-256
+    (storage/evidence.py). Retention deletes the pieces no row refers to any more."""
+
+    __tablename__ = "evidence_pieces"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # chain | headers | answers
+    size: Mapped[int] = mapped_column(Integer)  # characters of its JSON (db stats)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Verdict(Base):
