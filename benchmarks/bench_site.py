@@ -117,7 +117,7 @@ def populate(url: str, n_targets: int, days: int, seed: int = 7, stress: bool = 
                 states.append({"url": ev["url"], "vantage_id": v, "target_id": t, "state": st,
                                "since": since, "pending_count": 0, "event_id": mid,
                                "last_verdict_id": mid, "last_seen_at": at, "updated_at": at})
-        s.execute(insert(Measurement), meas)
+        s.execute(insert(Measurement.__table__), meas)
         s.execute(insert(Verdict), verd)
         s.execute(insert(Event), events)
         s.execute(insert(UrlState), states)
@@ -146,7 +146,7 @@ def round_changes(url: str, outlets: list[int], at: datetime) -> None:
     with db.write() as s:
         for t in outlets:
             mid, u = 1_000_000 + t, f"https://outlet{t}.kz/"
-            s.execute(insert(Measurement), [{
+            s.execute(insert(Measurement.__table__), [{
                 "id": mid, "uid": f"r{mid}", "target_id": t, "vantage_id": 4, "url": u,
                 "role": "vantage", "measured_at": at, "evidence": {"url": u},
                 "evidence_sha256": hashlib.sha256(str(mid).encode()).hexdigest(), "keep": True}])
