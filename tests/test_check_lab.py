@@ -288,7 +288,8 @@ async def test_vantage_without_connectivity_is_inconclusive(lab: Lab, tmp_path: 
 
 async def test_events_across_rounds(lab: Lab, tmp_path: Path) -> None:
     site = await lab.add_site("ratel.test")
-    cfg = await scenario(lab, tmp_path)
+    # every round its own control (judging against an earlier one: test_control_reuse.py)
+    cfg = await scenario(lab, tmp_path, extra_probe='control_reuse = "0"')
     seen = [(await check(cfg)).event for _ in range(2)]
     await site.set_behaviour(vantage=Behaviour.tls_reset_after_hello)
     seen += [(await check(cfg)).event for _ in range(2)]

@@ -167,6 +167,14 @@ class ProbeConfig(_Strict):
     )
     block_addresses: list[str] = Field(default_factory=list)
     allow_networks: list[str] = Field(default_factory=list)
+    # how old the last control of a URL may be and still be judged against, when a vantage's
+    # result is plainly fine and matches it (round.py); "0": the control fetches every URL
+    control_reuse: Duration = timedelta(hours=1)
+
+    @field_validator("control_reuse", mode="before")
+    @classmethod
+    def _zero(cls, v: Any) -> Any:
+        return "0s" if isinstance(v, str) and v.strip() == "0" else v
 
     @field_validator("allow_networks", "block_addresses")
     @classmethod

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from blockwatch.analysis.verdict import judge_dns
-from blockwatch.config import Config, ResolverVantage
+from blockwatch.config import Config, LocalVantage, ResolverVantage
 from blockwatch.context import CONTROL, MeasureContext, build_context
 from blockwatch.probe import netsteps
 from blockwatch.probe.dnsprobe import ResolverSpec
@@ -159,12 +159,18 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
                                  reason=j.reason, reason_keys=j.keys() or None))
         confirm_after = cfg.settings.probe.confirm_after
         whole = bulk.full_uids(db, s, vid, rows, confirm_after)  # their controls: whole
-        cids = bulk.store_controls(db, s, cid, controls, [r.uid in whole for r in rows])
+        # beside local vantages these DNS-only controls stay out of the control's runs: there
+        # they would alternate with the probe round's whole controls, which then could neither
+        # extend a run nor be judged against again (round.py, control_reuse)
+        mixed = any(isinstance(x, LocalVantage) for x in cfg.settings.vantage)
+        cids = bulk.store_controls(db, s, cid, controls, [r.uid in whole for r in rows],
+                                   compact=False if mixed else None)
         for r, c in zip(rows, controls, strict=True):
             r.control_id = cids[c.uid]
         event_of = bulk.record(db, s, vid, rows, confirm_after).event_of
-        for (t, url, v, _c, j), r in zip(judged, rows, strict=True):
+        for (t, url, v, c, j), r in zip(judged, rows, strict=True):
             new = event_of.get(r.uid)
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
-                              v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None))
+                              v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None,
+                              control_measured_at=c.measured_at))
     return out

@@ -1,5 +1,12 @@
 """One probe round: canaries, then every URL from the control and from each local vantage,
-judged and stored as results arrive (a crash mid-round loses only what was in flight)."""
+judged and stored as results arrive (a crash mid-round loses only what was in flight).
+
+The control resolvers are asked for every URL. The control's own fetch (TCP, TLS, HTTP) is
+skipped when its last measurement of the URL is younger than `[probe] control_reuse` and every
+vantage's result is plainly fine and matches it (analysis/reuse.py) with a verdict of "ok"
+against it: those verdicts name that stored control (its id and time), never one measured now.
+Anything else (no recent control, a failure, a difference, a fingerprint, a slow transfer) is
+judged against a control fetched now."""
 
 from __future__ import annotations
 
@@ -10,7 +17,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
 
+from blockwatch.analysis.reuse import plainly_fine
 from blockwatch.analysis.verdict import Judgement, judge
 from blockwatch.config import Config
 from blockwatch.context import (  # the view and settings helpers: re-exported (__all__)
@@ -23,11 +33,12 @@ from blockwatch.context import (  # the view and settings helpers: re-exported (
     probe_settings,
 )
 from blockwatch.gctune import fewer_gc_passes
-from blockwatch.probe.records import WebMeasurement
+from blockwatch.probe.records import DnsQuery, WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import NetworkView, ProbeSettings, measure
 from blockwatch.round_summary import round_line
 from blockwatch.storage import Database, bulk, repo
+from blockwatch.storage.controls import CachedControl, recent_controls
 from blockwatch.targets import Target
 
 log = logging.getLogger(__name__)
@@ -48,11 +59,15 @@ class Result:
     reason: str
     measured_at: str
     event: str | None = None  # "ok -> tls" when this verdict confirmed a change
+    control_measured_at: str | None = None  # when the control judged against was measured
+    control_reused: bool = False  # that control is an earlier round's (control_reuse)
 
     def to_json(self) -> dict[str, object]:
         return {"target": self.target, "url": self.url, "vantage": self.vantage,
                 "verdict": self.verdict, "confirmed": self.confirmed, "reason": self.reason,
-                "measured_at": self.measured_at, "event": self.event}
+                "measured_at": self.measured_at, "event": self.event,
+                "control_measured_at": self.control_measured_at,
+                "control_reused": self.control_reused}
 
 
 @dataclass
@@ -62,6 +77,8 @@ class RoundReport:
     results: list[Result] = field(default_factory=list)
     vantage_ok: dict[str, bool] = field(default_factory=dict)
     new_events: list[repo.NewEvent] = field(default_factory=list)
+    controls_fetched: int = 0  # URLs the control fetched this round
+    controls_reused: int = 0  # URLs judged against an earlier control (control_reuse)
 
 
 async def run_round(
@@ -171,15 +188,54 @@ async def _measure_and_store(
                         view.name)
 
     ids = await asyncio.to_thread(_prepare, db, targets, cfg)
-    queue: asyncio.Queue[tuple[Target, str, WebMeasurement, list[WebMeasurement]] | None] = \
-        asyncio.Queue()
+    reuse = cfg.settings.probe.control_reuse
+    cached: dict[str, CachedControl] = {}
+    if reuse > timedelta(0):
+        cached = await asyncio.to_thread(
+            recent_controls, db, ids["vantages"][CONTROL], [u for t in targets for u in t.urls],
+            repo.utcnow() - reuse)
+    queue: asyncio.Queue[Item | None] = asyncio.Queue()
+    control, vantage_views = views[0], views[1:]
+
+    async def control_dns(url: str) -> list[DnsQuery]:
+        async with sem:
+            return await dns[control.name].resolve(urlsplit(url).hostname or "")
+
+    def against(prior: CachedControl, now_dns: list[DnsQuery],
+                vs: list[WebMeasurement]) -> list[Judgement] | None:
+        """Every vantage's verdict against the earlier control, or None when any of them needs
+        a control measured now."""
+        if not all(plainly_fine(m, prior.m, now_dns, settings=ctx.analysis, asn=ctx.asn)
+                   for m in vs):
+            return None
+        out = []
+        for (vconf, _view), m in zip(locals_, vs, strict=True):
+            j = judge(m, prior.m, vantage_ok=report.vantage_ok.get(vconf.name, True),
+                      control_ok=report.vantage_ok.get(CONTROL, True), asn=ctx.asn,
+                      settings=ctx.analysis, interception=ctx.interception)
+            if j.verdict != "ok":
+                return None
+            out.append(j)
+        return out
 
     async def url_job(t: Target, url: str) -> None:
         try:
-            c, *vs = await asyncio.gather(*(one(url, view) for view in views))
+            prior = cached.get(url)
+            if prior is None:
+                c, *vs = await asyncio.gather(*(one(url, view) for view in views))
+            else:  # the vantages and the control's DNS first; the control's fetch if needed
+                now_dns, *vs = await asyncio.gather(
+                    control_dns(url), *(one(url, view) for view in vantage_views))
+                js = against(prior, now_dns, vs)
+                if js is not None:
+                    report.controls_reused += 1
+                    await queue.put((t, url, prior, vs, js))
+                    return
+                c = await one(url, control)
         except Exception:  # a bug met by one URL must not end the round for all the others
             log.exception("measuring %s failed; it has no result this round", url)
             return
+        report.controls_fetched += 1
         await queue.put((t, url, c, vs))
 
     stopping = asyncio.Event()
@@ -217,6 +273,9 @@ async def _measure_and_store(
         stopping.set()
         await queue.put(None)
         await wtask
+    if reuse > timedelta(0):
+        log.debug("probe round %s: the control fetched %d URLs, %d judged against an earlier "
+                  "control", report.number, report.controls_fetched, report.controls_reused)
 
 
 def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict[str, int]]:
@@ -229,46 +288,68 @@ def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict
     return {"targets": tids, "vantages": vids}
 
 
+# A URL's measurements on their way to the writer: (target, URL, the control measured now, the
+# vantages' measurements) or, judged against an earlier control, (..., that control, the
+# vantages' measurements, their judgements).
+Item = tuple[Target, str, WebMeasurement, list[WebMeasurement]] | \
+    tuple[Target, str, CachedControl, list[WebMeasurement], list[Judgement]]
+
+
 def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, interception):  # type: ignore[no-untyped-def]
-    """One transaction per batch: the controls in one INSERT, then per local vantage one bulk
-    store of its measurements, verdicts and state machines (storage/bulk.py)."""
+    """One transaction per batch: the controls measured now in one INSERT, then per local
+    vantage one bulk store of its measurements, verdicts and state machines (storage/bulk.py).
+    Items without judgements are judged here against their control."""
     cid = ids["vantages"][CONTROL]
-    controls: list[bulk.Row] = []
+    controls: list[bulk.Row] = []  # measured this round
+    control_of: list[bulk.Row | CachedControl] = []  # per item: what its verdicts name
     per_vantage: list[list[bulk.Row]] = [[] for _ in locals_]
-    judged: list[tuple[Target, str, str, WebMeasurement, Judgement]] = []
-    for t, url, c, vs in batch:
+    judged: list[tuple[Target, str, str, WebMeasurement, Judgement, str, bool]] = []
+    for item in batch:
+        t, url, c, vs = item[:4]
+        given: list[Judgement] | None = item[4] if len(item) > 4 else None
         tid = ids["targets"].get(t.name)
-        controls.append(bulk.Row(c.uid, tid, url, repo.parse_time(c.measured_at), c.to_json(),
-                                 failure=c.failure(), round_id=report.round_id))
+        reused = isinstance(c, CachedControl)
+        if isinstance(c, CachedControl):
+            control_of.append(c)
+            cm = c.m
+        else:
+            row = bulk.Row(c.uid, tid, url, repo.parse_time(c.measured_at), c.to_json(),
+                           failure=c.failure(), round_id=report.round_id)
+            controls.append(row)
+            control_of.append(row)
+            cm = c
         for k, ((vconf, _view), m) in enumerate(zip(locals_, vs, strict=True)):
-            j: Judgement = judge(m, c, vantage_ok=report.vantage_ok.get(vconf.name, True),
-                                 control_ok=report.vantage_ok.get(CONTROL, True), asn=asn,
-                                 settings=aset, interception=interception)
+            j: Judgement = given[k] if given is not None else judge(
+                m, cm, vantage_ok=report.vantage_ok.get(vconf.name, True),
+                control_ok=report.vantage_ok.get(CONTROL, True), asn=asn, settings=aset,
+                interception=interception)
             per_vantage[k].append(bulk.Row(
                 m.uid, tid, url, repo.parse_time(m.measured_at), m.to_json(), failure=m.failure(),
                 round_id=report.round_id, verdict=j.verdict, confirmed=j.confirmed,
                 reason=j.reason, reason_keys=j.keys() or None))
-            judged.append((t, url, vconf.name, m, j))
+            judged.append((t, url, vconf.name, m, j, cm.measured_at, reused))
     event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:
         # a control is stored whole when a verdict stored whole names it (the others extend
-        # their run: storage/runs.py)
+        # their run: storage/runs.py); an earlier control is stored already, whole
         whole: set[str] = set()
         for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
             whole |= bulk.full_uids(db, s, ids["vantages"][vconf.name], rows, confirm_after)
+        fresh = [i for i, c in enumerate(control_of) if isinstance(c, bulk.Row)]
         cids = bulk.store_controls(db, s, cid, controls, [
-            any(rows[i].uid in whole for rows in per_vantage) for i in range(len(controls))])
+            any(rows[i].uid in whole for rows in per_vantage) for i in fresh])
         for (vconf, _view), rows in zip(locals_, per_vantage, strict=True):
-            for r, c in zip(rows, controls, strict=True):  # one row per URL, as the controls
-                r.control_id = cids[c.uid]
+            for r, c in zip(rows, control_of, strict=True):  # one row per URL, as the controls
+                r.control_id = c.id if isinstance(c, CachedControl) else cids[c.uid]
             event_of.update(bulk.record(db, s, ids["vantages"][vconf.name], rows,
                                         confirm_after).event_of)
     results: list[Result] = []
     events: list[repo.NewEvent] = []
-    for t, url, vname, m, j in judged:
+    for t, url, vname, m, j, control_at, reused in judged:
         new = event_of.get(m.uid)
         if new is not None:
             events.append(new)
         results.append(Result(t.name, url, vname, j.verdict, j.confirmed, j.reason, m.measured_at,
-                              f"{new.previous or 'new'} -> {new.state}" if new else None))
+                              f"{new.previous or 'new'} -> {new.state}" if new else None,
+                              control_measured_at=control_at, control_reused=reused))
     return results, events

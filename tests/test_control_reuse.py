@@ -1,0 +1,202 @@
+"""The control fetches a URL only where its result can change the verdict: a second round over an
+unchanged site is judged against the stored control (the control resolvers still asked), a
+changed or failing vantage result and a control older than `control_reuse` are measured afresh,
+and a verdict names the control it was judged against, never one it did not have."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from blockwatch.analysis.fingerprints import default_interception
+from blockwatch.analysis.reuse import plainly_fine
+from blockwatch.analysis.verdict import judge
+from blockwatch.config import Config, load
+from blockwatch.context import build_context
+from blockwatch.probe.records import WebMeasurement
+from blockwatch.resolver_round import run_resolver_round
+from blockwatch.round import RoundReport, run_round
+from blockwatch.storage import open_database
+from blockwatch.storage.models import Measurement, Run, Vantage, Verdict
+from blockwatch.targets import load_targets
+from lab import CONTROL, VANTAGE, Behaviour, Lab, Page
+from test_check_lab import ARTICLE, scenario
+
+CASES = Path(__file__).parent / "cases"
+OTHER = ARTICLE.replace(b"Ratel: independent journalism", b"Ratel: a new front page today")
+
+
+async def one_round(cfg: Config, *, resolver_round: bool = False) -> RoundReport:
+    db = open_database(cfg.database_url)
+    try:
+        ctx = build_context(cfg, asn=None)
+        targets = load_targets(cfg.target_files)
+        report = await run_round(cfg, targets, db, context=ctx)
+        if resolver_round:
+            await run_resolver_round(cfg, targets, db, context=ctx)
+    finally:
+        db.close()
+    return report
+
+
+def controls_stored(cfg: Config) -> list[Measurement]:
+    db = open_database(cfg.database_url)
+    try:
+        with db.read() as s:
+            return list(s.scalars(select(Measurement).where(Measurement.role == "control")
+                                  .order_by(Measurement.id)))
+    finally:
+        db.close()
+
+
+async def test_an_unchanged_site_is_judged_against_the_stored_control(
+        lab: Lab, tmp_path: Path) -> None:
+    site = await lab.add_site("ratel.test", body=ARTICLE)
+    cfg = await scenario(lab, tmp_path, canary=False)
+    first = await one_round(cfg)
+    assert (first.controls_fetched, first.controls_reused) == (1, 0)
+    [r1] = first.results
+    assert r1.verdict == "ok" and not r1.control_reused
+    fetched = len(site.connections_from(CONTROL))
+    vantage = len(site.connections_from(VANTAGE))
+    asked = len(lab.control_dns.queried("ratel.test"))
+    assert fetched and vantage and asked
+
+    second = await one_round(cfg)
+    assert (second.controls_fetched, second.controls_reused) == (0, 1)
+    [r2] = second.results
+    assert (r2.verdict, r2.event) == ("ok", "new -> ok")  # the same verdict a fresh control gives
+    # it says which control it had: the first round's, measured then
+    assert r2.control_reused and r2.control_measured_at == r1.control_measured_at
+    assert r2.to_json()["control_reused"] is True
+    assert len(site.connections_from(CONTROL)) == fetched  # no control fetch
+    assert len(site.connections_from(VANTAGE)) > vantage  # the vantage measured again
+    assert len(lab.control_dns.queried("ratel.test")) > asked  # and the control's DNS asked
+
+    [control] = controls_stored(cfg)  # no control row was made up for the second round
+    assert control.evidence["measured_at"] == r1.control_measured_at
+    db = open_database(cfg.database_url)
+    try:
+        with db.read() as s:
+            # the verdict that made the event is stored whole and names that control, which is
+            # kept with it (retention keeps the evidence of a change)
+            named = s.scalars(select(Verdict.control_id).join(
+                Measurement, Measurement.id == Verdict.measurement_id)
+                .where(Measurement.role == "vantage").order_by(Verdict.id)).all()
+            assert named and set(named) == {control.id}
+            assert s.get(Measurement, control.id).keep
+    finally:
+        db.close()
+
+
+async def test_a_changed_or_failing_vantage_result_fetches_the_control(
+        lab: Lab, tmp_path: Path) -> None:
+    site = await lab.add_site("ratel.test", body=ARTICLE)
+    cfg = await scenario(lab, tmp_path, canary=False)
+    await one_round(cfg)
+    fetched = len(site.connections_from(CONTROL))
+
+    site.page = Page(body=OTHER)  # the page changed (for everyone): its title differs
+    changed = await one_round(cfg)
+    assert (changed.controls_fetched, changed.controls_reused) == (1, 0)
+    [r] = changed.results
+    assert r.verdict == "ok" and not r.control_reused and "a new front page" in r.reason
+    assert len(site.connections_from(CONTROL)) > fetched
+    fetched = len(site.connections_from(CONTROL))
+
+    await site.set_behaviour(vantage=Behaviour.tls_reset_after_hello)
+    blocked = await one_round(cfg)
+    assert (blocked.controls_fetched, blocked.controls_reused) == (1, 0)
+    assert [(x.verdict, x.control_reused) for x in blocked.results] == [("tls", False)]
+    assert len(site.connections_from(CONTROL)) > fetched
+    assert len(controls_stored(cfg)) >= 2
+
+
+async def test_a_control_older_than_control_reuse_is_measured_again(
+        lab: Lab, tmp_path: Path) -> None:
+    site = await lab.add_site("ratel.test", body=ARTICLE)
+    cfg = await scenario(lab, tmp_path, canary=False, extra_probe='control_reuse = "1h"')
+    await one_round(cfg)
+    fetched = len(site.connections_from(CONTROL))
+    db = open_database(cfg.database_url)
+    try:
+        with db.write() as s:  # the control's last measurement, 61 minutes earlier
+            cid = s.scalar(select(Vantage.id).where(Vantage.name == "control"))
+            [last] = s.scalars(select(Run.last_at).where(Run.vantage_id == cid)).all()
+            s.execute(update(Run).where(Run.vantage_id == cid)
+                      .values(last_at=last - timedelta(minutes=61)))
+    finally:
+        db.close()
+    stale = await one_round(cfg)
+    assert (stale.controls_fetched, stale.controls_reused) == (1, 0)
+    assert len(site.connections_from(CONTROL)) > fetched
+    # that fresh control found the same outcome: its run goes on, and is young again
+    again = await one_round(cfg)
+    assert (again.controls_fetched, again.controls_reused) == (0, 1)
+
+
+async def test_zero_turns_reuse_off(lab: Lab, tmp_path: Path) -> None:
+    site = await lab.add_site("ratel.test", body=ARTICLE)
+    cfg = await scenario(lab, tmp_path, canary=False, extra_probe='control_reuse = "0"')
+    assert cfg.settings.probe.control_reuse == timedelta(0)
+    fetched = 0
+    for _ in range(2):
+        report = await one_round(cfg)
+        assert (report.controls_fetched, report.controls_reused) == (1, 0)
+        assert len(site.connections_from(CONTROL)) > fetched  # fetched again
+        fetched = len(site.connections_from(CONTROL))
+
+
+async def test_a_resolver_round_between_leaves_the_control_reusable(
+        lab: Lab, tmp_path: Path) -> None:
+    """The resolver round's DNS-only controls must not take the place of the probe round's
+    whole control in the control's runs."""
+    site = await lab.add_site("ratel.test", body=ARTICLE)
+    cfg = await scenario(lab, tmp_path, canary=False)
+    assert cfg.path is not None
+    cfg.path.write_text(cfg.path.read_text(encoding="utf-8") + (
+        f'\n[[vantage]]\nname = "kz-dns"\nkind = "resolver"\naddress = "{lab.vantage_resolver}"\n'
+        'control_name = "ratel.test"\n'), encoding="utf-8")
+    cfg = load(cfg.path)
+    await one_round(cfg, resolver_round=True)
+    fetched = len(site.connections_from(CONTROL))
+    second = await one_round(cfg, resolver_round=True)
+    assert (second.controls_fetched, second.controls_reused) == (0, 1)
+    assert len(site.connections_from(CONTROL)) == fetched
+
+
+def _case(name: str) -> tuple[WebMeasurement, WebMeasurement, dict]:  # type: ignore[type-arg]
+    folder = CASES / name
+    expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+    v = WebMeasurement.from_json(json.loads((folder / "vantage.json").read_text(encoding="utf-8")))
+    c = WebMeasurement.from_json(json.loads((folder / "control.json").read_text(encoding="utf-8")))
+    return v, c, expected
+
+
+def _names() -> list[str]:
+    return sorted(p.name for p in CASES.iterdir() if p.is_dir()
+                  and json.loads((p / "control.json").read_text(encoding="utf-8")) is not None)
+
+
+@pytest.mark.parametrize("name", _names())
+def test_no_golden_case_of_a_block_passes_as_plainly_fine(name: str) -> None:
+    """Against its own control as the stored one: every case whose verdict is not "ok" fails the
+    round's test for reuse (plainly fine, then "ok" against that control). Plainly fine alone
+    lets through only interception by an authority the device trusts, which judge() names."""
+    v, c, expected = _case(name)
+    ctx = expected.get("context", {})
+    asn_table = ctx.get("asn", {})
+    asn = asn_table.get if asn_table else None
+    fine = plainly_fine(v, c, c.dns, asn=asn)
+    j = judge(v, c, vantage_ok=ctx.get("vantage_ok", True), control_ok=ctx.get("control_ok", True),
+              asn=asn, interception=default_interception().with_block_addresses(
+                  ctx.get("block_addresses", [])))
+    if expected["verdict"] != "ok":
+        assert not (fine and j.verdict == "ok")
+        assert not fine or name == "tls_interception_trusted_on_the_device"
+    if name in ("ok_https", "ok_http_only_site", "ok_redirect_to_www"):
+        assert fine and j.verdict == "ok"  # the common fine page is reused
