@@ -533,3 +533,15 @@ def test_an_ooni_import_s_reason_reads_in_each_language() -> None:
             assert "AS9198" in text
             assert problems(text.replace("weird", ""), lang, []) == [], text
     assert reasons.said(None, "OONI's verdict from AS1: something new", "kk")[1] == "en"
+
+
+def test_the_data_and_ooni_tables_have_every_entry_in_every_language() -> None:
+    assert set(reasons.OONI) == set(OTHERS)
+    want = set(reasons.OONI_EN) | {"who", "confirmed", "unknown_type", "no_type"}
+    for lang in OTHERS:
+        assert set(reasons.OONI[lang]) == want, lang
+        assert "{asn}" in reasons.OONI[lang]["who"] and "{type}" in reasons.OONI[lang][
+            "unknown_type"]
+    for table in (reasons.SERVER_SIDE, reasons.AUTHORITY):
+        assert set(table["ru"]) == set(table["kk"])
+        assert all(v.strip() for lang in OTHERS for v in table[lang].values())
