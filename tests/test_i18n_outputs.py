@@ -545,3 +545,16 @@ def test_the_data_and_ooni_tables_have_every_entry_in_every_language() -> None:
     for table in (reasons.SERVER_SIDE, reasons.AUTHORITY):
         assert set(table["ru"]) == set(table["kk"])
         assert all(v.strip() for lang in OTHERS for v in table[lang].values())
+
+
+def test_every_incident_type_and_status_the_extractor_gives_has_words_in_each_language() -> None:
+    """A type or status added to extraction without words would show as its code ("fine")."""
+    from blockwatch.feeds import extract
+
+    assert set(TYPES) == set(extract.TYPES) and set(STATUSES) == set(extract.STATUSES)
+    for lang in ("en", *OTHERS):
+        words = C.catalog(lang)
+        assert set(extract.TYPES) <= set(words["incident_type"]), lang
+        assert set(extract.STATUSES) <= set(words["incident_status"]), lang
+        assert all(f"itype_{t}" in i18n.STRINGS[lang] for t in extract.TYPES), lang
+        assert all(f"istatus_{s}" in i18n.STRINGS[lang] for s in extract.STATUSES), lang
