@@ -445,6 +445,13 @@ def test_dates_and_numbers_of_alerts_in_each_language() -> None:
     d = C.DigestData(since=at - timedelta(days=1), until=at)
     assert C.digest_date(d, "UTC") == "2026-12-04"  # file names stay ISO
     assert C.digest_date(d, "UTC", "ru") == "04.12.2026"
+    many = [C.AlertItem(kind="down", ref=f"e{n}", at=at, detected_at=at, target=f"T{n}")
+            for n in range(1234)]
+    assert "1,234" in C.alert_subject(many, "en")
+    # a subject is one line of plain text: the no-break space becomes a space there
+    assert "изменений 1 234" in C.alert_subject(many, "ru")
+    assert "1,234" not in C.alert_subject(many, "kk")
+    assert "1\u00a0184" in C.compose_alert(many, "kk", "UTC").text  # "and 1 184 more"
 
 
 def test_event_reasons_survive_retention_on_both_databases(any_db: Database,

@@ -232,8 +232,8 @@ def alert_subject(items: Sequence[AlertItem], lang: str) -> str:
                 names.append(label)
         shown = ", ".join(names[:3])
         if len(names) > 3:
-            shown += " " + t["text"]["and_more"].format(count=len(names) - 3)
-        s = t["text"]["alert_subject_many"].format(count=len(items), names=shown)
+            shown += " " + t["text"]["and_more"].format(count=fmt_num(len(names) - 3, lang))
+        s = t["text"]["alert_subject_many"].format(count=fmt_num(len(items), lang), names=shown)
     return oneline(s, SUBJECT_MAX)
 
 
@@ -242,7 +242,7 @@ def compose_alert(items: Sequence[AlertItem], lang: str, tz: str) -> Message:
     t = catalog(lang)
     ctx = {"t": t, "items": items[:MAX_ITEMS], "more": max(0, len(items) - MAX_ITEMS),
            "tz": tz, "fmt": lambda dt: fmt_time(dt, tz, lang), "lang": lang,
-           **_reason_ctx(lang), **_case_ctx(lang)}
+           "num": lambda n: fmt_num(n, lang), **_reason_ctx(lang), **_case_ctx(lang)}
     return Message(alert_subject(items, lang), render("alert", "txt", **ctx),
                    render("alert", "html", **ctx))
 
@@ -528,7 +528,7 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     date = digest_date(d, tz, lang)
     if d.agreed_blocked:
         subject = t["text"]["digest_subject_blocked"].format(date=date,
-                                                             count=len(d.agreed_blocked))
+                                                             count=fmt_num(len(d.agreed_blocked), lang))
     elif d.blocked:  # one network's word only: said in the body, not in the subject
         subject = t["text"]["digest_subject_other"].format(date=date)
     elif d.all_clear:
