@@ -162,9 +162,13 @@ def test_site_wide_changes_render_everything(db: Database, tmp_path: Path,
     r = build_site_from_db(db, out, two, now=NOW, schedule=SCHED, config="b")
     assert r.full and r.rendered == 3 and not [p for p in (out / "kk").rglob("*") if p.is_file()]
 
+    retitled = site_info("Another title", INFO.base_url, ["en", "ru"])
+    r = build_site_from_db(db, out, retitled, now=NOW, schedule=SCHED, config="b")
+    assert r.full and "Another title" in (out / "ru/t/vlast-kz.html").read_text()
+
     r = build_site_from_db(db, out, two, now=NOW + timedelta(days=1), schedule=SCHED,
                            config="b")
-    assert r.full  # a new day: the bars' window moved
+    assert r.full  # a new day (and the title back): the bars' window moved
 
     monkeypatch.setattr(inc, "code_version", lambda: "another blockwatch")
     r = build_site_from_db(db, out, two, now=NOW + timedelta(days=1), schedule=SCHED,

@@ -200,7 +200,7 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
         # the daily history (most of the model's time) only of the outlets that are rendered:
         # the plan is made on a model without it
         model = build_model(snap if state is None else replace(snap, rollups=[]))
-        plan = inc.plan(model, info.languages, out_dir, state, marks, config=config, force=full)
+        plan = inc.plan(model, info, out_dir, state, marks, config=config, force=full)
         if state is not None and (plan.full or plan.render):
             model = build_model(snap if plan.full else replace(
                 snap, rollups=[r for r in snap.rollups if r.target_id in plan.render]))

@@ -31,6 +31,7 @@ from pathlib import Path
 import blockwatch
 from blockwatch.site.load import RollupRec
 from blockwatch.site.model import SiteModel, TargetDetail
+from blockwatch.site.render import SiteInfo
 
 STATE = ".blockwatch-site-state.json"  # dot-files: `serve` never serves them
 LOCK = ".blockwatch-site.lock"
@@ -57,11 +58,12 @@ def code_version() -> str:
     return h.hexdigest()
 
 
-def site_key(m: SiteModel, languages: Iterable[str], config: str = "") -> str:
+def site_key(m: SiteModel, info: SiteInfo, config: str = "") -> str:
     """What every outlet page depends on besides its own data: a change renders everything.
-    `config`: a digest of the configuration the pages depend on (site section, schedule,
-    quorum; `commands.config_key`); the target list and the vantages' public labels are here."""
-    return _digest((STATE_VERSION, code_version(), tuple(languages), config, m.now.date(),
+    `info`: the title, base URL and languages; `config`: a digest of the rest of the
+    configuration the pages depend on (schedule, quorum; `commands.config_key`); the target
+    list and the vantages' public labels are here."""
+    return _digest((STATE_VERSION, code_version(), info, config, m.now.date(),
                     tuple((s.target.id, s.target.name, s.slug) for s in m.statuses),
                     tuple(sorted(m.vantages.items())), tuple(m.columns)))
 
@@ -171,7 +173,7 @@ class Plan:
     site: str
 
 
-def plan(m: SiteModel, languages: tuple[str, ...], out_dir: Path, state: State | None,
+def plan(m: SiteModel, info: SiteInfo, out_dir: Path, state: State | None,
          history: dict[int, tuple[object, ...]], *, config: str = "",
          force: bool = False) -> Plan:
     """Which outlets to render: all on a full build (asked for, no usable state, or a site-wide
@@ -179,7 +181,8 @@ def plan(m: SiteModel, languages: tuple[str, ...], out_dir: Path, state: State |
     `m` need not hold the daily history (outlet_key leaves it out)."""
     as_of = {tid: page_time(d, m.now) for tid, d in m.details.items()}
     keys = {tid: outlet_key(d, as_of[tid], history.get(tid, ())) for tid, d in m.details.items()}
-    site = site_key(m, languages, config)
+    site = site_key(m, info, config)
+    languages = info.languages
     why = ("asked for (--full)" if force else "no earlier build state" if state is None
            else "code, configuration, targets, vantages or date changed"
            if state.site != site else "")
