@@ -73,10 +73,10 @@ class Recorded:
     stored: set[str] = field(default_factory=set)  # the uids stored now
 
 
-def encode(row: Row) -> tuple[str, str, Any]:
-    """The stored evidence text (storable), its SHA-256 and its data (None: parse the text)."""
-    data, t = storable_evidence(row.evidence, row.evidence_text)
-    return t, hashlib.sha256(t.encode("utf-8")).hexdigest(), data
+def encode(row: Row) -> tuple[str, str]:
+    """The stored evidence text (storable) and its SHA-256."""
+    _, t = storable_evidence(row.evidence, row.evidence_text)
+    return t, hashlib.sha256(t.encode("utf-8")).hexdigest()
 
 
 # PostgreSQL: writers that refer to pieces take this advisory lock shared, retention's sweep of
@@ -90,11 +90,11 @@ def _encoded(rows: Sequence[Row], pieces: bool
     out: list[tuple[str, str, evidence_mod.Split | None]] = []
     need: dict[str, evidence_mod.Piece] = {}
     for r in rows:
-        text, sha, data = encode(r)
+        text, sha = encode(r)
         if not pieces:
             out.append((text, sha, None))
             continue
-        sp = evidence_mod.split(text, data)
+        sp = evidence_mod.split(text)
         for p in sp.pieces:
             need.setdefault(p.sha256, p)
         out.append((text, sha, sp))
