@@ -138,3 +138,80 @@ BACKGROUND: list[str] = [
 @pytest.mark.parametrize("text", BACKGROUND)
 def test_background_is_no_incident(shipped: Matcher, text: str) -> None:
     assert not shipped.extract(text).is_incident
+
+
+# More phrasings of the Kazakh classes, and closed cases that are no closed outlets
+MORE: list[tuple[str, set[str], str | None]] = [
+    ("Журналист ІІБ-ге алып барылды", {"detention"}, None),
+    ("Блогер екі айға күзетке алынды", {"arrest"}, None),
+    ("Журналистің қамау мерзімі тағы бір айға ұзартылды", {"arrest"}, None),
+    ("Блогер халықаралық іздеуге жарияланды", {"criminal_case"}, None),
+    ("Апелляциялық сот журналистің шағымын қанағаттандырмады", {"criminal_case"}, None),
+    ("Тілші таяқ жеді", {"assault"}, None),
+    ("Журналист ҰҚК-ға шақырылды", {"harassment"}, None),
+    ("Тілшілерге аккредитация берілмеді", {"harassment"}, None),
+    ("Журналист қамаудан шықты", {"arrest"}, "released"),
+    ("Журналистке қатысты қылмыстық іс жабылды", {"criminal_case"}, "charges_dropped"),
+    ("Уголовное дело против блогера закрыли", {"criminal_case"}, "charges_dropped"),
+    ("Журналиста водворили в ИВС", {"arrest"}, None),
+    ("Редакции вручили повестку в суд", {"harassment"}, None),
+    # a wish or a possibility after the Kazakh verb is no fact (charges one faces are a case)
+    ("Журналистер тілшіні босатуды талап етті", set(), None),
+    ("Блогер бес жылға бас бостандығынан айырылуы мүмкін", {"criminal_case"}, None),
+    ("Журналиске айыппұл салынуы мүмкін", set(), None),
+]
+
+
+@pytest.mark.parametrize(("text", "types", "status"), MORE, ids=[row[0][:48] for row in MORE])
+def test_more(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
+    x = shipped.extract(text)
+    assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+# Whose detention, which charge, which pressure
+CONTEXT: list[tuple[str, set[str], str | None]] = [
+    # in a story about an attack on the press, detained suspects are the attackers
+    ("Журналиске шабуыл жасалды. Шабуыл жасаған екі күдікті ұсталды", {"assault"}, None),
+    ("The reporter was beaten; two suspects were detained", {"assault"}, None),
+    ("Нападение на журналиста: задержан подозреваемый", {"assault"}, None),
+    # with no attack, the suspect may be the journalist
+    ("Журналист күдікті ретінде ұсталды", {"detention", "criminal_case"}, None),
+    # an offence named as the reason for a blocking or a fine is no criminal case
+    ("Сайт заблокирован за экстремизм", {"blocking"}, None),
+    ("Блогера оштрафовали за распространение заведомо ложной информации", {"fine"}, None),
+    ("Блогера обвинили в распространении заведомо ложной информации", {"criminal_case"}, None),
+    # a call to stop pressure, beside another incident, is no new incident; alone, it is the story
+    ("Reporter arrested; RSF calls on the authorities to stop harassing reporters", {"arrest"}, None),
+    ("Kazakhstan must stop harassing journalists, says RSF", {"harassment"}, None),
+    # a topic is not an event
+    ("Во время подготовки материала о давлении на журналистов сайт издания заблокировали", {"blocking"},
+     None),
+]
+
+
+@pytest.mark.parametrize(("text", "types", "status"), CONTEXT, ids=[row[0][:48] for row in CONTEXT])
+def test_context(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
+    x = shipped.extract(text)
+    assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+@pytest.mark.parametrize("text", [
+    "Қазақстанда 8 мыңнан астам сайт бұғатталды",
+    "За год в Казахстане заблокировали тысячи сайтов",
+    "Журналистов в стране нередко преследуют",
+])
+def test_counts_and_habits_are_no_incident(shipped: Matcher, text: str) -> None:
+    assert not shipped.extract(text).is_incident
+
+
+def test_kazakh_text_lets_loanwords_start_phrases() -> None:
+    """"сот" (court) and "телефоны" (his phone) are Russian words too; in a Kazakh text they may
+    start a Kazakh phrase, in a Russian text that names a Kazakh outlet they may not."""
+    from blockwatch.feeds import phrases
+    from blockwatch.feeds.extract import normalise
+
+    def kinds(text: str) -> list[bool]:
+        return [any(k.startswith("k:") for k in t.keys) for t in phrases.tokenize(text, normalise(text))]
+
+    assert kinds("Блогердің ісі бойынша сот отырысы өтті")[3]  # "сот"
+    assert not kinds("Суд над журналистом «Азаттық» начался в Алматы")[1]  # "над"

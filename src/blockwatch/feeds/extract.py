@@ -514,7 +514,8 @@ def _vocabulary() -> phrases.PhraseSet:
     entries = [(label, lang, e)
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
                              vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING,
-                             vocabulary.CHARGES, vocabulary.LIABILITY, vocabulary.BACKGROUND)
+                             vocabulary.CHARGES, vocabulary.LIABILITY, vocabulary.BACKGROUND,
+                             vocabulary.SUSPECTS, vocabulary.STOPS)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -562,12 +563,16 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     tokens = phrases.tokenize(text, norm)
     sentence = [t.sentence for t in tokens]
     hits = _vocabulary().find(tokens)
-    call_at = {h.first for h in hits if h.group == "call"}
-    modal_at = {h.first for h in hits if h.group == "modal"}
-    after_at = {h.first for h in hits if h.group in ("callafter", "modalafter")}
+    by_group: dict[str, list[phrases.Hit]] = {}
+    for h in hits:
+        by_group.setdefault(h.group, []).append(h)
+    call_at = {h.first for h in by_group.get("call", ())}
+    modal_at = {h.first for h in by_group.get("modal", ())}
+    after_at = {h.first for g in ("callafter", "modalafter") for h in by_group.get(g, ())}
+    suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
+    stop_to = {h.last for h in by_group.get("stop", ())}
     # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
-    background_to = [h.last for h in hits
-                     if h.group == "background" and h.last - h.first < len(h.entry.words)]
+    background_to = [h.last for h in by_group.get("background", ()) if h.last - h.first < len(h.entry.words)]
 
     def past(h: phrases.Hit) -> bool:
         """Right after a word that puts it in someone's past ("previously jailed", "бұрын
@@ -591,6 +596,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     liability_words: list[str] = []
     days = prison = False  # days in jail (administrative) and a prison sentence (criminal)
     foreground = False  # a type word that is not a mention of someone's past
+    of_suspects: list[tuple[str, str]] = []  # detentions and cases of suspects, maybe the attackers
+    stopped: list[str] = []  # pressure someone is called on to stop
     aggregate = False
     country_score: dict[str, tuple[int, int]] = {}
 
@@ -630,6 +637,12 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
                         for c in modal_at) or followed(h)):
                     continue  # "may face a fine": not (yet) a fine
+                if value == "harassment" and any(h.first - 2 <= c < h.first for c in stop_to):
+                    stopped.append(words)  # "... to stop harassing reporters": decided below
+                    continue
+                if value in ("detention", "arrest", "criminal_case") and sentence[h.first] in suspects_in:
+                    of_suspects.append((value, words))  # decided below: whose detention is it?
+                    continue
                 if not past(h):
                     foreground = True  # not "a jailed journalist", "ранее задержанный", "бұрын сотталған"
                 types.add(value)
@@ -662,13 +675,24 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         foreground = True
         for words in case_words:
             add("criminal_case", words)
-    if charge_words and not days and "fine" not in types:
-        # charges with days in jail or a fine are administrative: an arrest or a fine, not a case
+    if stopped and not types:
+        types.add("harassment")  # the call is the story: "Kazakhstan must stop persecuting journalists"
+        foreground = True
+        for words in stopped:
+            add("harassment", words)
+    if of_suspects and "assault" not in types:
+        for value, words in of_suspects:  # no attack in the story: the suspects may be the press
+            types.add(value)
+            foreground = True
+            add(value, words)
+    if charge_words and not days and not types & {"fine", "blocking", "shutdown"}:
+        # charges with days in jail or a fine are administrative: an arrest or a fine, not a case;
+        # an offence named with a blocked site is why it was blocked
         types.add("criminal_case")
         foreground = True
         for words in charge_words:
             add("criminal_case", words)
-    if liability_words and "arrest" not in types:
+    if liability_words and "arrest" not in types and not days:
         types.add("fine")  # administrative liability with no days in jail said: a fine
         foreground = True
         for words in liability_words:

@@ -56,6 +56,10 @@ class Entry:
     label: str  # what a match means, e.g. "type:detention", "status:released", "country:KZ"
     text: str  # the entry as written, for explanations
     words: tuple[_Word, ...]
+    group: str = ""  # the label's kind, "type" for "type:detention" (set from the label)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group", self.label.split(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Hit:
 
     @property
     def group(self) -> str:
-        return self.label.split(":", 1)[0]
+        return self.entry.group
 
     @property
     def labels(self) -> list[str]:
@@ -88,15 +92,17 @@ def tokenize(text: str, norm: str) -> list[Token]:
     kazakh_text = lemmas.has_kazakh_letters(text)
     keys = lemmas.keys
     spans = [m.span() for m in lemmas.TOKEN.finditer(norm)]
+    marked = ([lemmas.has_kazakh_letters(text[s:e]) for s, e in spans] if kazakh_text
+              else [False] * len(spans))
     # In a text written in Kazakh, a word the Russian dictionary knows is a Kazakh word too: "сот"
     # (court), "полиция", "телефоны" (his phone) may start a Kazakh phrase. A Russian text that
     # only names a Kazakh outlet or person ("журналисты «Азаттық»") stays Russian.
-    in_kazakh = kazakh_text and _mostly_kazakh(text, spans)
-    for s, e in spans:
+    n_marked = marked.count(True) if kazakh_text else 0
+    in_kazakh = n_marked >= 2 and n_marked >= KAZAKH_SHARE * len(spans)
+    for (s, e), kk in zip(spans, marked, strict=True):
         while breaks[sentence] < s:
             sentence += 1
         word = norm[s:e]
-        kk = kazakh_text and lemmas.has_kazakh_letters(text[s:e])
         ks = keys(word, kk)
         if in_kazakh and not kk:
             ks = lemmas.kazakh_keys(ks)
@@ -105,11 +111,6 @@ def tokenize(text: str, norm: str) -> list[Token]:
 
 
 KAZAKH_SHARE = 0.15  # of the words, with a Kazakh letter: a text in Kazakh (most Kazakh words have none)
-
-
-def _mostly_kazakh(text: str, spans: Sequence[tuple[int, int]]) -> bool:
-    marked = sum(1 for s, e in spans if lemmas.has_kazakh_letters(text[s:e]))
-    return marked >= 2 and marked >= KAZAKH_SHARE * len(spans)
 
 
 def _compile_word(word: str, lang: str, first: bool, surface: bool,
