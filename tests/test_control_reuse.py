@@ -200,3 +200,38 @@ def test_no_golden_case_of_a_block_passes_as_plainly_fine(name: str) -> None:
         assert not fine or name == "tls_interception_trusted_on_the_device"
     if name in ("ok_https", "ok_http_only_site", "ok_redirect_to_www"):
         assert fine and j.verdict == "ok"  # the common fine page is reused
+
+
+def test_the_last_control_is_read_from_its_run(any_db) -> None:  # type: ignore[no-untyped-def]
+    """storage/controls.py on SQLite and PostgreSQL: a URL's control run, its full row and the
+    time of its last repetition; none older than asked for."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from blockwatch.storage import bulk, repo
+    from blockwatch.storage.controls import recent_controls
+
+    _v, template, _e = _case("ok_https")
+    t0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+    def control(url: str, at: datetime, uid: str) -> bulk.Row:
+        m = replace(template, url=url, uid=uid,
+                    measured_at=at.isoformat().replace("+00:00", "Z"))
+        return bulk.Row(uid, None, url, at, m.to_json(), failure=m.failure())
+
+    a, b = "https://a.example/", "https://b.example/"
+    with any_db.write() as s:
+        cid = repo.ensure_vantage(s, "control", "control")
+        first = bulk.store_controls(any_db, s, cid, [control(a, t0, "a0"), control(b, t0, "b0")],
+                                    [False, False])
+    with any_db.write() as s:  # a's control again, the same outcome: its run goes on
+        again = bulk.store_controls(any_db, s, cid, [control(a, t0 + timedelta(minutes=15), "a1")],
+                                    [False])
+    assert again["a1"] == first["a0"]  # no row of its own: the run's full row stands for it
+    got = recent_controls(any_db, cid, [a, b, "https://c.example/"], t0 + timedelta(minutes=10))
+    assert set(got) == {a}
+    assert got[a].id == first["a0"] and got[a].measured_at == t0
+    assert got[a].last_at == t0 + timedelta(minutes=15)
+    assert got[a].m.url == a and got[a].m.http is not None
+    assert set(recent_controls(any_db, cid, [a, b], t0)) == {a, b}
+    assert recent_controls(any_db, cid, [a, b], t0 + timedelta(minutes=16)) == {}

@@ -9,36 +9,19 @@ verdict judged against it names that row (`verdicts.control_id`), whose own `mea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
 
 from blockwatch.probe.records import WebMeasurement
+from blockwatch.storage import evidence
 from blockwatch.storage.db import Database
 from blockwatch.storage.models import Measurement, Run
 
 CHUNK = 500  # URLs per query (SQLite's limit on bound parameters)
 M: Table = Measurement.__table__  # type: ignore[assignment]
 R: Table = Run.__table__  # type: ignore[assignment]
-# the evidence as the schema holds it: whole in the JSON column, or (where the schema has them)
-# as compressed pieces read through storage/evidence.py
-PIECES = ("evidence_z", "evidence_refs")
-
-
-def _evidence_columns() -> list[Any]:
-    return [M.c.evidence] + [M.c[n] for n in PIECES if n in M.c]
-
-
-def _evidence(s: Session, rows: Sequence[Sequence[Any]]) -> list[Any]:
-    if len(rows) and len(rows[0]) > 1:
-        from blockwatch.storage import evidence  # type: ignore[attr-defined]
-
-        return list(evidence.loads(s, rows))
-    return [r[0] for r in rows]
 
 
 @dataclass(frozen=True)
@@ -57,18 +40,19 @@ def recent_controls(db: Database, control_vantage_id: int, urls: list[str],
     wanted = sorted(set(urls))
     with db.read() as s:
         for lo in range(0, len(wanted), CHUNK):
-            q = (select(R.c.url, R.c.last_at, M.c.id, M.c.measured_at, *_evidence_columns())
+            q = (select(R.c.url, R.c.last_at, M.c.id, M.c.measured_at,
+                        *evidence.columns())
                  .join(M, M.c.id == R.c.measurement_id)
                  .where(R.c.vantage_id == control_vantage_id,
                         R.c.url.in_(wanted[lo:lo + CHUNK]), R.c.last_at >= since,
                         M.c.role == "control"))
             rows = s.execute(q).all()
-            found = _evidence(s, [r[4:] for r in rows])
-            for (url, last_at, mid, at, *_), evidence in zip(rows, found, strict=True):
-                if not isinstance(evidence, dict) or "dns" not in evidence:
+            found = evidence.loads(s, [r[4:] for r in rows])
+            for (url, last_at, mid, at, *_), data in zip(rows, found, strict=True):
+                if not isinstance(data, dict) or "dns" not in data:
                     continue  # not a whole record of ours: measured afresh
                 try:
-                    m = WebMeasurement.from_json(evidence)
+                    m = WebMeasurement.from_json(data)
                 except (TypeError, ValueError):
                     continue
                 out[url] = CachedControl(mid, at, last_at, m)
