@@ -215,3 +215,23 @@ def test_kazakh_text_lets_loanwords_start_phrases() -> None:
 
     assert kinds("Блогердің ісі бойынша сот отырысы өтті")[3]  # "сот"
     assert not kinds("Суд над журналистом «Азаттық» начался в Алматы")[1]  # "над"
+
+
+KAZAKH_MORE: list[tuple[str, set[str], str | None]] = [
+    # days in jail with "жаза тағайындалды" (a penalty was set) are an arrest, not a criminal case
+    ("Тілшіге 10 тәулік әкімшілік қамақ жазасы тағайындалды", {"arrest"}, None),
+    ("Блогер ұлтаралық араздықты қоздырды деген айыппен тергеу изоляторына қамалды",
+     {"arrest", "criminal_case"}, None),
+    ("Журналисті үш сағат бойы тергеді", {"harassment"}, None),
+    ("Әкім журналисті сотқа тартты", {"harassment"}, None),
+    # "мерзімінен бұрын": before the end of the term, not "previously"
+    ("Журналист мерзімінен бұрын босатылды", set(), "released"),
+    ("The reporter was handed a 10-day jail term", {"arrest"}, None),
+    ("Редакции пригрозили расправой", {"harassment"}, None),
+]
+
+
+@pytest.mark.parametrize(("text", "types", "status"), KAZAKH_MORE, ids=[row[0][:48] for row in KAZAKH_MORE])
+def test_kazakh_more(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
+    x = shipped.extract(text)
+    assert (set(x.types), x.status) == (types, status), x.evidence

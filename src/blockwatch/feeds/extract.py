@@ -541,6 +541,7 @@ _CALL_WINDOW = 3  # words before a status that can make it a wish ("призва
 _AFTER_WINDOW = 2  # words after a Kazakh verb that make it a wish or a possibility ("босатуды талап етті")
 _MODAL_WINDOW = 5  # words before a type that can make it a possibility ("may face charges and a fine")
 _NEGATIONS = frozenset(("not", "never", "no", "не", "нет", "ни"))
+_ABLATIVE = ("нан", "нен", "дан", "ден", "тан", "тен")  # Kazakh "X-тан бұрын": before X
 _ATTRIBUTIVE = frozenset(("jailed", "imprisoned"))  # "a jailed journalist": a description, not the news
 _DETERMINERS = frozenset(("a", "an", "the", "to", "of", "for", "with", "two", "three", "several"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
@@ -572,7 +573,9 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
     stop_to = {h.last for h in by_group.get("stop", ())}
     # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
-    background_to = [h.last for h in by_group.get("background", ()) if h.last - h.first < len(h.entry.words)]
+    # ("мерзімінен бұрын босатылды" is released before the end of the term, not previously)
+    background_to = [h.last for h in by_group.get("background", ()) if h.last - h.first < len(h.entry.words)
+                     and not (h.first > 0 and tokens[h.first - 1].text.endswith(_ABLATIVE))]
 
     def past(h: phrases.Hit) -> bool:
         """Right after a word that puts it in someone's past ("previously jailed", "бұрын
