@@ -235,3 +235,25 @@ KAZAKH_MORE: list[tuple[str, set[str], str | None]] = [
 def test_kazakh_more(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
     x = shipped.extract(text)
     assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+@pytest.mark.parametrize(("text", "incident"), [
+    # the correspondent in a byline reports the story; a detention at a rally stays no incident
+    ("Алматыда митингіге шыққан 20 адам ұсталды, деп хабарлайды BAQ.KZ тілшісі.", False),
+    ("На митинге в Алматы задержаны 20 человек, сообщает корреспондент Stan.kz.", False),
+    ("Журналист митингіде ұсталды, деп хабарлайды BAQ.KZ тілшісі.", True),
+    ("Корреспондента задержали на митинге, сообщает корреспондент Stan.kz.", True),
+])
+def test_bylines_are_not_the_press(shipped: Matcher, text: str, incident: bool) -> None:
+    assert shipped.extract(text).is_incident is incident
+
+
+@pytest.mark.parametrize(("text", "status"), [
+    # a refusal to release is no release
+    ("Суд отказался освободить журналиста из-под стражи", None),
+    ("The court refused to release the journalist", None),
+    ("Сот журналисті босатудан бас тартты", None),
+    ("Журналиста освободили из-под стражи", "released"),
+])
+def test_refusals_are_no_status(shipped: Matcher, text: str, status: str | None) -> None:
+    assert shipped.extract(text).status == status

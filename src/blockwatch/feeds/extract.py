@@ -314,7 +314,9 @@ class Matcher:
         r = read_text(text, norm, title_end=len(title))
         for key, words in r.evidence.items():
             evidence.setdefault(key, []).extend(words)
-        press = _PRESS.search(norm) or _ANY_DOMAIN.search(norm)
+        bylines = _bylines(norm)
+        press = next((m for rx in (_PRESS, _ANY_DOMAIN) for m in rx.finditer(norm)
+                      if not _inside(m.start(), bylines)), None)
         if press and "press" not in evidence:
             evidence["press"] = [text[press.start():press.end()]]
         found = r.country or country
@@ -549,6 +551,24 @@ _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталға�
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
 
 
+# Bylines: the outlet or correspondent that reports the story, at the end of a sentence: "...,
+# деп хабарлайды BAQ.KZ тілшісі.", "..., сообщает корреспондент Tengrinews.kz". The press words in
+# them say who reports, not that the story is about the press (a protest detention reported by a
+# correspondent is no press-freedom incident). Named outlets still count (see the module docstring).
+_BYLINE = re.compile(
+    r"(?:деп (?:хабарла|жаз|малимде)\w*|(?:сообщает|сообщил[аио]?|передает|пишет|информирует) "
+    r"(?:корреспондент|журналист|собкор)\w*)[^\n]{0,60}?(?=[.!?](?:\s|$)|$|\n)")
+
+
+def _bylines(norm: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _BYLINE.finditer(norm)] if "деп " in norm or "сообщ" in norm \
+        or "переда" in norm or "пишет" in norm or "информир" in norm else []
+
+
+def _inside(at: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(s <= at < e for s, e in spans)
+
+
 def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: int, last: int) -> bool:
     for i in (first - 1, first - 2):
         if i >= 0 and sentence[i] == sentence[first] and (
@@ -564,6 +584,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     tokens = phrases.tokenize(text, norm)
     sentence = [t.sentence for t in tokens]
     hits = _vocabulary().find(tokens)
+    bylines = _bylines(norm)
     by_group: dict[str, list[phrases.Hit]] = {}
     for h in hits:
         by_group.setdefault(h.group, []).append(h)
@@ -658,6 +679,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "country":
                 vote(value, h.start, words)
             elif kind == "press":
+                if _inside(h.start, bylines):
+                    continue  # the reporter of the story, not a subject of it
                 press = True
                 add("press", words)
             elif kind == "case":

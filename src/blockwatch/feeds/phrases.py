@@ -98,12 +98,17 @@ def tokenize(text: str, norm: str) -> list[Token]:
     # (court), "полиция", "телефоны" (his phone) may start a Kazakh phrase. A Russian text that
     # only names a Kazakh outlet or person ("журналисты «Азаттық»") stays Russian.
     n_marked = marked.count(True) if kazakh_text else 0
+    words = [(s, e, norm[s:e], kk) for (s, e), kk in zip(spans, marked, strict=True)]
+    all_keys = [keys(word, kk) for _, _, word, kk in words]
     in_kazakh = n_marked >= 2 and n_marked >= KAZAKH_SHARE * len(spans)
-    for (s, e), kk in zip(spans, marked, strict=True):
+    if n_marked and not in_kazakh:
+        # a short Kazakh sentence may have one word with a Kazakh letter; then most of its words
+        # are still unknown to the Russian dictionary ("босатудан бас тартты")
+        unknown = sum(1 for ks in all_keys if any(k.startswith("k:") for k in ks))
+        in_kazakh = unknown >= UNKNOWN_SHARE * len(spans)
+    for (s, e, word, kk), ks in zip(words, all_keys, strict=True):
         while breaks[sentence] < s:
             sentence += 1
-        word = norm[s:e]
-        ks = keys(word, kk)
         if in_kazakh and not kk:
             ks = lemmas.kazakh_keys(ks)
         out.append(Token(s, e, word, ks, sentence))
@@ -111,6 +116,7 @@ def tokenize(text: str, norm: str) -> list[Token]:
 
 
 KAZAKH_SHARE = 0.15  # of the words, with a Kazakh letter: a text in Kazakh (most Kazakh words have none)
+UNKNOWN_SHARE = 0.5  # of the words, unknown to the Russian dictionary or Kazakh-lettered: Kazakh too
 
 
 def _compile_word(word: str, lang: str, first: bool, surface: bool,

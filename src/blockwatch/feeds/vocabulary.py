@@ -73,7 +73,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
     "type:arrest": {
         "en": ["arrest", "administrative detention", "=jailed", "jail", "remanded in custody",
                "pretrial detention",
-               "=imprisoned", "imprisonment", "=behind bars", "=house arrest", "remand", "=remanded"],
+               "=imprisoned", "imprisonment", "=behind bars", "=house arrest", "remand", "=remanded",
+               "=remains in custody", "=remains in detention", "=still in custody", "=kept in custody"],
         "ru": ["арест", "арестовать", "арестованный", "взять под стражу", "заключить под стражу",
                "за решетку", "за решеткой",
                "административный арест",
@@ -553,14 +554,15 @@ STATUS: dict[str, dict[str, list[str]]] = {
 # "calls to release", "талап етті".
 CALLS: dict[str, list[str]] = {
     "en": ["call", "urge", "demand", "ask", "want", "=should", "=must", "=may", "=could", "=would",
+           "=refused", "=declined",
            "=to", "=if", "=unless", "=not", "appeal", "petition", "=whether"],
     "ru": ["призвать", "призывать", "требовать", "потребовать", "просить", "попросить", "призыв",
            "требование", "=не", "должный", "мочь", "добиваться", "ходатайство", "=если", "=чтобы",
-           "=ли", "хотеть"],
+           "=ли", "хотеть", "отказаться", "отказать", "отказываться"],
 }
 # Kazakh puts the call after the verb: "журналисті босатуды талап етті" (demanded his release)
 CALLS_AFTER: dict[str, list[str]] = {
-    "kk": ["талап~", "шақырды", "өтінді", "үндеді", "сұрады", "қажет", "керек"],
+    "kk": ["талап~", "шақырды", "өтінді", "үндеді", "сұрады", "қажет", "керек", "бас тарт~"],
 }
 
 # Countries: names, adjectives, capitals and big cities. ISO 3166 alpha-2 codes.
