@@ -238,3 +238,16 @@ def test_outlet_page_is_written_as_of_its_data(db: Database, tmp_path: Path) -> 
     index = (out / "en/index.html").read_text()
     assert '<time datetime="2026-03-15T12:07:00Z"' in index.split("<footer>")[1]
     assert os.path.getsize(out / inc.STATE) > 0
+
+
+def test_outlet_without_data_is_rendered_every_time(db: Database, tmp_path: Path) -> None:
+    """Nothing to date its page by: it is written as of the build (and costs little)."""
+    populate(db)
+    with db.write() as s:
+        s.add(Target(name="New.kz", country="KZ", category="NEWS", urls=["https://new.kz/"],
+                     aliases=[], active=True))
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    r = _same_as_full(db, out, tmp_path, NOW + timedelta(minutes=1), "no-data")
+    assert r.rendered == 1 + 2  # it, and the block and the outage that gained a minute today
+    assert "2026-03-15T12:01:00Z" in (out / "en/t/new-kz.html").read_text().split("<footer>")[1]
