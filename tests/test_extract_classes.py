@@ -257,3 +257,13 @@ def test_bylines_are_not_the_press(shipped: Matcher, text: str, incident: bool) 
 ])
 def test_refusals_are_no_status(shipped: Matcher, text: str, status: str | None) -> None:
     assert shipped.extract(text).status == status
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("Former owner of a publishing house gets a 6-year suspended sentence", {"criminal_case"}),
+    ("Suspicious vehicles parked outside the newsroom for weeks", {"harassment"}),
+    ("У редакции неделями стоял подозрительный автомобиль", {"harassment"}),
+])
+def test_publishers_and_surveillance(shipped: Matcher, text: str, types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert x.is_incident and set(x.types) == types, x.evidence
