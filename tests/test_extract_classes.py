@@ -267,3 +267,14 @@ def test_refusals_are_no_status(shipped: Matcher, text: str, status: str | None)
 def test_publishers_and_surveillance(shipped: Matcher, text: str, types: set[str]) -> None:
     x = shipped.extract(text)
     assert x.is_incident and set(x.types) == types, x.evidence
+
+
+@pytest.mark.parametrize(("text", "types", "status"), [
+    ("The blogger was jailed for 15 days", {"arrest"}, None),  # days: no prison sentence
+    ("Журналиста доставили в департамент полиции", {"detention"}, None),
+    ("The editor has been held since March", {"arrest"}, None),
+    ("Газета прекратила выход", {"shutdown"}, None),
+])
+def test_last_phrasings(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
+    x = shipped.extract(text)
+    assert (set(x.types), x.status) == (types, status), x.evidence
