@@ -570,7 +570,8 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
     finally:
         db.close()
     print(f"wrote {res.records} records to {res.path} ({res.size} bytes)")
-    print(f"sha256 {res.sha256}  (manifest: {res.manifest})")
+    print(f"sha256 {res.sha256}  (manifest: {res.manifest}; hash chain: {res.chain})")
+    print(f"check it offline: blockwatch export --verify {res.path}")
     return EXIT_OK
 
 
