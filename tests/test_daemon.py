@@ -430,3 +430,28 @@ async def test_a_broken_list_file_fails_the_job_with_one_plain_line(
         assert failed and all(r.exc_info is None for r in failed)
     finally:
         db.close()
+
+
+async def test_a_reload_that_raises_is_logged_and_the_next_sighup_still_reloads(
+        write_config, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config('[asn]\nenabled = false\n')
+    db = open_database(cfg.database_url)
+    try:
+        d = Daemon(cfg, db)
+        calls: list[int] = []
+
+        async def broken() -> bool:
+            calls.append(1)
+            raise RuntimeError("boom while reloading")
+
+        monkeypatch.setattr(d, "reload", broken)
+        d._hup_pending = True
+        await d._reloads()  # does not raise: the task would otherwise end silently
+        assert any("configuration reload failed" in r.getMessage() and r.exc_info
+                   for r in caplog.records)
+        d._hup_pending = True
+        await d._reloads()
+        assert len(calls) == 2
+    finally:
+        db.close()

@@ -281,7 +281,12 @@ class Daemon:
     async def _reloads(self) -> None:
         while self._hup_pending and not self.stopping.is_set():
             self._hup_pending = False
-            await self.reload()
+            try:
+                await self.reload()
+            except Exception:
+                # never a silent end of the reload task: the running config stays, and the
+                # next SIGHUP tries again
+                log.exception("configuration reload failed, keeping the running configuration")
 
     async def reload(self) -> bool:
         """Re-read the configuration file; True when the new one is running."""
@@ -304,6 +309,8 @@ class Daemon:
         # trust store (ca_bundle), timeouts, views, matcher: anew; the ASN table kept when the
         # file is the same
         self.context = build_context(new, keep=self.context)
+        import blockwatch.alerts.webhook  # noqa: F401  (on this thread: see _register_secrets)
+
         await asyncio.to_thread(_register_secrets, new)
         if self.scheduler.running and not self.stopping.is_set():
             self.reschedule()
@@ -455,6 +462,8 @@ def _load_checked(path: Any) -> Config:
 
 
 def _register_secrets(cfg: Config) -> None:
+    # imported by the caller's thread first (see reload): importing the alerts package in a
+    # worker thread while a job imports it on the loop's thread can see it half initialised
     from blockwatch.alerts.webhook import register_secrets
 
     register_secrets(cfg)

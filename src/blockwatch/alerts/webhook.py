@@ -21,6 +21,7 @@ import httpx
 
 from blockwatch import __version__, redact
 from blockwatch.alerts.email import DeliveryError
+from blockwatch.alerts.telegram import TOKEN_MASK
 from blockwatch.config import Config, SecretError, Webhook
 from blockwatch.textsafe import dumps
 
@@ -85,8 +86,6 @@ def register_secrets(cfg: Config) -> None:
         except SecretError:
             pass
     # a bot token sits in the request URL's path, which httpx logs: known before any request
-    from blockwatch.alerts.telegram import TOKEN_MASK
-
     for i, chat in enumerate(a.telegram):
         try:
             redact.register(cfg.secret(chat, "bot_token", f"alerts.telegram[{i}]"), TOKEN_MASK)
