@@ -284,9 +284,9 @@ class Daemon:
             try:
                 await self.reload()
             except Exception:
-                # never a silent end of the reload task: the running config stays, and the
-                # next SIGHUP tries again
-                log.exception("configuration reload failed, keeping the running configuration")
+                # never a silent end of the reload task: said, and the next SIGHUP tries again
+                log.exception("configuration reload failed part-way: send SIGHUP again, or "
+                              "restart blockwatch")
 
     async def reload(self) -> bool:
         """Re-read the configuration file; True when the new one is running."""
