@@ -69,6 +69,7 @@ class Score:
     status_ok: int = 0
     country_n: int = 0
     country_ok: int = 0
+    by_type: dict[str, list[int]] = field(default_factory=dict)  # type -> [tp, fp, fn]
     misses: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -120,6 +121,11 @@ def score(items: Iterable[dict[str, Any]], matcher: Any) -> dict[tuple[str, str]
             s.type_tp += len(want_types & got_types)
             s.type_fp += len(got_types - want_types)
             s.type_fn += len(want_types - got_types)
+            for t in want_types | got_types:
+                c = s.by_type.setdefault(t, [0, 0, 0])
+                c[0] += t in want_types and t in got_types
+                c[1] += t in got_types and t not in want_types
+                c[2] += t in want_types and t not in got_types
             want_outlets = set(item["outlets"] or ())
             s.outlets += len(want_outlets)
             s.outlets_found += len(want_outlets & set(x.outlets))
@@ -177,10 +183,25 @@ def table(scores: dict[tuple[str, str], Score], splits: Iterable[str] = ("rules"
     return "\n".join(rows)
 
 
+def type_table(scores: dict[tuple[str, str], Score], splits: Iterable[str]) -> str:
+    """Precision, recall and F1 of each incident type over incidents (the type micro-F1's parts)."""
+    rows = ["split    type           want  found  P     R     F1"]
+    for split in splits:
+        s = scores.get(("all", split))
+        if s is None:
+            continue
+        for t in sorted(s.by_type):
+            tp, fp, fn = s.by_type[t]
+            p, r, f = Score.f1(tp, fp, fn)
+            rows.append(f"{split:8} {t:14} {tp + fn:4} {tp + fp:6}  {p:4.2f}  {r:4.2f}  {f:4.2f}")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--misses", action="store_true", help="print the rules split's misses")
     ap.add_argument("--extractor", type=Path, help="another extract.py to measure")
+    ap.add_argument("--types", action="store_true", help="also print each type's precision and recall")
     ap.add_argument("--split", choices=("rules", "measure"),
                     help="score and print only this split (`rules` while writing rules)")
     args = ap.parse_args()
@@ -188,6 +209,9 @@ def main() -> None:
     scores = score(items, load_matcher(args.extractor))
     print(table(scores, (args.split,) if args.split else ("rules", "measure")))
     print("status: accuracy over labelled incidents; country: over items with a country label")
+    if args.types:
+        print()
+        print(type_table(scores, (args.split,) if args.split else ("rules", "measure")))
     if args.misses:
         for lang in ("en", "ru", "kk"):
             s = scores.get((lang, "rules"))
