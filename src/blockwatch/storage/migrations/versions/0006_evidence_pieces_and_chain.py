@@ -11,8 +11,9 @@ on a large database; rows stored before keep their evidence whole in the JSON co
 as they are. `blockwatch db compact` converts them to pieces in place, in short transactions,
 resumable (storage/convert.py); the chain is extended over kept rows by storage/chain.py.
 
-On PostgreSQL the measurements' toast_tuple_target goes back to its default: a new row's evidence
-is a few hundred compressed bytes, kept in line.
+On PostgreSQL the measurements keep 0004's toast_tuple_target: a run's counters are updated with
+every repetition and an update copies the row, so the few hundred bytes of a row's compressed
+evidence are still best kept out of line.
 """
 
 import sqlalchemy as sa
@@ -44,13 +45,9 @@ def upgrade() -> None:
     op.create_index('ix_measurements_unchained', 'measurements', ['id'],
                     sqlite_where=sa.text('keep AND chain_seq IS NULL'),
                     postgresql_where=sa.text('keep AND chain_seq IS NULL'))
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE measurements RESET (toast_tuple_target)')
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('ALTER TABLE measurements SET (toast_tuple_target = 128)')
     op.drop_index('ix_measurements_unchained', table_name='measurements')
     op.drop_index('ix_measurements_vantage_chain', table_name='measurements')
     with op.batch_alter_table('measurements', schema=None) as batch_op:
