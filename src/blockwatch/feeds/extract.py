@@ -603,12 +603,12 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         сотталған"), or an English participle used as an adjective ("a jailed journalist")."""
         if h.first > 0 and tokens[h.first].text in _ATTRIBUTIVE and tokens[h.first - 1].text in _DETERMINERS:
             return True
-        return any(h.first - 1 <= b <= h.last for b in background_to)
+        return bool(background_to) and any(h.first - 1 <= b <= h.last for b in background_to)
 
     def followed(h: phrases.Hit) -> bool:
         """A Kazakh wish or possibility after the verb: "босатуды талап етті", "айырылуы мүмкін"."""
-        return any(h.last < c <= h.last + _AFTER_WINDOW and sentence[c] == sentence[h.first]
-                   for c in after_at)
+        return bool(after_at) and any(
+            h.last < c <= h.last + _AFTER_WINDOW and sentence[c] == sentence[h.first] for c in after_at)
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -661,7 +661,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
                         for c in modal_at) or followed(h)):
                     continue  # "may face a fine": not (yet) a fine
-                if value == "harassment" and any(h.first - 2 <= c < h.first for c in stop_to):
+                if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue
                 if value in ("detention", "arrest", "criminal_case") and sentence[h.first] in suspects_in:

@@ -62,8 +62,7 @@ class Entry:
         object.__setattr__(self, "group", self.label.split(":", 1)[0])
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):  # a tuple: made for every match of every text, so cheap to build
     label: str  # one or more labels joined by "+": "type:arrest+type:criminal_case"
     start: int  # offsets in the text
     end: int
@@ -89,29 +88,34 @@ def tokenize(text: str, norm: str) -> list[Token]:
     breaks = [m.start() for m in _SENTENCE_END.finditer(norm)]
     breaks.append(len(norm) + 1)
     sentence = 0
-    kazakh_text = lemmas.has_kazakh_letters(text)
     keys = lemmas.keys
+    if not lemmas.has_kazakh_letters(text):
+        for m in lemmas.TOKEN.finditer(norm):
+            s, e = m.span()
+            while breaks[sentence] < s:
+                sentence += 1
+            word = m.group(0)
+            out.append(Token(s, e, word, keys(word, False), sentence))
+        return out
     spans = [m.span() for m in lemmas.TOKEN.finditer(norm)]
-    marked = ([lemmas.has_kazakh_letters(text[s:e]) for s, e in spans] if kazakh_text
-              else [False] * len(spans))
+    marked = [lemmas.has_kazakh_letters(text[s:e]) for s, e in spans]
+    all_keys = [keys(norm[s:e], kk) for (s, e), kk in zip(spans, marked, strict=True)]
     # In a text written in Kazakh, a word the Russian dictionary knows is a Kazakh word too: "сот"
     # (court), "полиция", "телефоны" (his phone) may start a Kazakh phrase. A Russian text that
     # only names a Kazakh outlet or person ("журналисты «Азаттық»") stays Russian.
-    n_marked = marked.count(True) if kazakh_text else 0
-    words = [(s, e, norm[s:e], kk) for (s, e), kk in zip(spans, marked, strict=True)]
-    all_keys = [keys(word, kk) for _, _, word, kk in words]
+    n_marked = marked.count(True)
     in_kazakh = n_marked >= 2 and n_marked >= KAZAKH_SHARE * len(spans)
     if n_marked and not in_kazakh:
         # a short Kazakh sentence may have one word with a Kazakh letter; then most of its words
         # are still unknown to the Russian dictionary ("босатудан бас тартты")
         unknown = sum(1 for ks in all_keys if any(k.startswith("k:") for k in ks))
         in_kazakh = unknown >= UNKNOWN_SHARE * len(spans)
-    for (s, e, word, kk), ks in zip(words, all_keys, strict=True):
+    for (s, e), kk, ks in zip(spans, marked, all_keys, strict=True):
         while breaks[sentence] < s:
             sentence += 1
         if in_kazakh and not kk:
             ks = lemmas.kazakh_keys(ks)
-        out.append(Token(s, e, word, ks, sentence))
+        out.append(Token(s, e, norm[s:e], ks, sentence))
     return out
 
 
