@@ -6,10 +6,22 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+import test_alerts_support as support
 from blockwatch.alerts import outbox, queue_alerts
+from blockwatch.alerts.deliver import DeliveryReport, _email_rows, deliver
 from blockwatch.alerts.scan import CURSOR_KEY, GAP_TTL, advance
 from blockwatch.storage.models import KeyValue, Outbox
-from test_alerts_support import T0, add_event, add_incident, add_target, add_vantage, config_text
+from test_alerts_support import (
+    T0,
+    add_event,
+    add_incident,
+    add_target,
+    add_vantage,
+    cfg_for,
+    config_text,
+)
+
+smtp = support.smtp  # the shared fixture, by name
 
 
 def _enqueue(db, key: str, now=T0) -> bool:  # type: ignore[no-untyped-def]
@@ -47,7 +59,7 @@ def test_crashed_worker_lease_runs_out(any_db) -> None:
     _enqueue(any_db, "k1")
     _enqueue(any_db, "k2")
     _, b = outbox.claim(any_db, T0)
-    outbox.mark_sending(any_db, b.id, T0)  # crashed after handing the message over
+    assert outbox.mark_sending(any_db, b, T0)  # crashed after handing the message over
     # nothing happened to `a` past the point of no return: retried after the lease
     assert outbox.expire_sending(any_db, T0 + timedelta(minutes=1)) == []
     later = T0 + outbox.LEASE + timedelta(seconds=1)
@@ -122,3 +134,73 @@ async def test_vantage_silent_then_back_is_alerted_once_each(any_db, write_confi
     with any_db.read() as s:
         subjects = [r.subject for r in s.scalars(select(Outbox).order_by(Outbox.id))]
     assert "blockwatch: vantage reporting again: almaty-1" in subjects[-2:]
+
+
+def test_late_worker_skips_a_row_claimed_since(any_db) -> None:
+    """A's lease on a batch ran out (slow deliveries); B claimed the rows again: A's renewal,
+    point of no return and retry all leave B's claim alone, also after B gave a row back."""
+    _enqueue(any_db, "k1")
+    _enqueue(any_db, "k2")
+    a1, a2 = outbox.claim(any_db, T0)
+    later = T0 + outbox.LEASE + timedelta(minutes=1)
+    b1, b2 = outbox.claim(any_db, later)
+    assert (b1.id, b2.id) == (a1.id, a2.id) and b1.attempts == 2
+    assert outbox.renew(any_db, a1, later) is None
+    assert outbox.mark_sending(any_db, a1, later) is False
+    outbox.mark_failed(any_db, a1, "timeout", later, permanent=True)
+    outbox.release(any_db, [a1], "no secret", later)
+    # B waits for something and gives k2 back (its attempt not counted): A's attempt count
+    # matches again, its lease does not
+    outbox.defer(any_db, b2, later + timedelta(minutes=1), "waiting")
+    assert outbox.mark_sending(any_db, a2, later) is False
+    with any_db.read() as s:
+        got = {r.key: (r.status, r.attempts, r.next_attempt_at)
+               for r in s.scalars(select(Outbox))}
+    assert got == {"k1": ("pending", 2, b1.lease),
+                   "k2": ("pending", 1, later + timedelta(minutes=1))}
+    renewed = outbox.renew(any_db, b1, later + timedelta(minutes=2))  # B's own: still B's
+    assert renewed is not None and renewed.lease == later + timedelta(minutes=2) + outbox.LEASE
+    assert outbox.mark_sending(any_db, b1, later) is False  # the renewal made it a new lease
+    assert outbox.mark_sending(any_db, renewed, later) is True
+
+
+def _enqueue_test_mail(db, key: str) -> None:  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        outbox.enqueue(s, key=key, channel="email", destination="desk@example.org", kind="test",
+                       subject="s", payload={"text": "t", "html": "<p>t</p>",
+                                             "message_id": f"<{key}@blockwatch.test>"}, now=T0)
+
+
+async def test_batch_past_its_lease_sends_nothing_twice(any_db, smtp, write_config,
+                                                        monkeypatch) -> None:
+    """Process A claimed a batch and is slow; its lease runs out and process B delivers the
+    batch. What is left of A's batch is not sent again; a row B claims while A is already in its
+    SMTP conversation is dropped before the final "." (the server discards it)."""
+    cfg = cfg_for(write_config, smtp)
+    for key in ("m1", "m2"):
+        _enqueue_test_mail(any_db, key)
+    batch_a = outbox.claim(any_db, T0)
+    later = T0 + outbox.LEASE + timedelta(minutes=1)
+    rep_b = await deliver(cfg, any_db, now=later)
+    assert sorted(rep_b.sent) == ["m1", "m2"] and len(smtp.handler.messages) == 2
+    rep_a = DeliveryReport()
+    await _email_rows(cfg, any_db, batch_a, rep_a, lambda: later, None)
+    assert rep_a == DeliveryReport() and len(smtp.handler.messages) == 2
+
+    _enqueue_test_mail(any_db, "m3")
+    (row_a,) = outbox.claim(any_db, later)
+    real = outbox.mark_sending
+    claimed_b: list[outbox.Row] = []
+
+    def b_claims_first(db, row, now):  # type: ignore[no-untyped-def]
+        # A's SMTP server took longer than the lease: B claims the row just before A's point
+        # of no return
+        claimed_b.extend(outbox.claim(db, later + 2 * outbox.LEASE))
+        return real(db, row, now)
+
+    monkeypatch.setattr(outbox, "mark_sending", b_claims_first)
+    rep_a = DeliveryReport()
+    await _email_rows(cfg, any_db, [row_a], rep_a, lambda: later, None)
+    assert [r.key for r in claimed_b] == ["m3"]
+    assert rep_a == DeliveryReport() and len(smtp.handler.messages) == 2
+    assert outbox.state(any_db, "m3") == ("pending", claimed_b[0].lease)

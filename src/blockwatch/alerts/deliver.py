@@ -47,6 +47,10 @@ def _now() -> datetime:
 def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
                report: DeliveryReport, clock: Clock) -> None:
     """One email, synchronously (runs in a worker thread)."""
+    renewed = outbox.renew(db, row, clock())
+    if renewed is None:  # another delivery claimed it after this batch's lease ran out
+        return
+    row = renewed
     recipients = {r.email.casefold() for r in cfg.settings.alerts.recipient}
     if row.kind != "test" and row.destination.casefold() not in recipients:
         err = "the recipient is no longer in [[alerts.recipient]]; not sent"
@@ -57,9 +61,15 @@ def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
     msg = mail.build_message(sender=st.sender, to=row.destination, subject=row.subject,
                              text=p["text"], html=p["html"], message_id=p["message_id"],
                              date=row.created_at, lang=p.get("language", "en"))
+    def sending() -> None:
+        if not outbox.mark_sending(db, row, clock()):
+            raise outbox.ClaimLost(row.key)  # no final ".": the server discards the message
+
     try:
-        mail.send(st, msg, before_commit=lambda: outbox.mark_sending(db, row.id, clock()),
+        mail.send(st, msg, before_commit=sending,
                   on_accepted=lambda: outbox.mark_sent(db, row.id, clock()))
+    except outbox.ClaimLost:
+        return
     except mail.DeliveryError as exc:
         if exc.uncertain:
             outbox.mark_uncertain(db, row.id, str(exc))
@@ -76,6 +86,10 @@ def _email_row(cfg: Config, db: Database, st: mail.SmtpSettings, row: Row,
 
 async def _webhook_row(cfg: Config, db: Database, http: httpx.AsyncClient, row: Row,
                        report: DeliveryReport, clock: Clock) -> None:
+    renewed = await asyncio.to_thread(outbox.renew, db, row, clock())
+    if renewed is None:  # another delivery claimed it after this batch's lease ran out
+        return
+    row = renewed
     hooks: dict[str, tuple[int, Any]] = {}
     for i, w in enumerate(cfg.settings.alerts.webhook):
         hooks[hook.hook_id(w)] = (i, w)
@@ -131,7 +145,11 @@ async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, row
     found = tg.find(cfg, rows[0].destination)
     slow_until: datetime | None = None
     bot_token: str | None = None
-    for n, row in enumerate(rows):
+    for n, claimed in enumerate(rows):
+        renewed = await asyncio.to_thread(outbox.renew, db, claimed, clock())
+        if renewed is None:  # another delivery claimed it after this batch's lease ran out
+            continue
+        row = renewed
         if found is None:
             err = "the chat is no longer in [[alerts.telegram]]; not sent"
             await asyncio.to_thread(outbox.mark_failed, db, row, err, clock(), permanent=True)
@@ -156,9 +174,10 @@ async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, row
             try:
                 bot_token = await asyncio.to_thread(tg.token, cfg, chat, f"alerts.telegram[{i}]")
             except SecretError as exc:
-                await asyncio.to_thread(outbox.release, db, rows[n:], str(exc), clock())
+                rest = [row, *rows[n + 1:]]  # this one as renewed
+                await asyncio.to_thread(outbox.release, db, rest, str(exc), clock())
                 report.secret_errors.append(str(exc))
-                report.retry.extend((r.key, str(exc)) for r in rows[n:])
+                report.retry.extend((r.key, str(exc)) for r in rest)
                 return
         # Recorded as `sending` before the request, and a request whose answer was lost (read
         # timeout, dropped connection) becomes `uncertain`, not resent: the rule email follows.
@@ -166,7 +185,8 @@ async def _telegram_chat(cfg: Config, db: Database, http: httpx.AsyncClient, row
         # in a channel every subscriber reads; an uncertain row is counted by `blockwatch
         # health` and logged, so a person can look at the chat. Failures before the request was
         # written out (connect, 429, 5xx) are retried: nothing was posted.
-        await asyncio.to_thread(outbox.mark_sending, db, row.id, clock())
+        if not await asyncio.to_thread(outbox.mark_sending, db, row, clock()):
+            continue  # claimed by another delivery meanwhile: it sends it
         try:
             await tg.send(http, chat, bot_token, row.payload["text"])
         except tg.TelegramError as exc:

@@ -4,6 +4,10 @@ Row life cycle (`status`):
   pending  -- due at `next_attempt_at`. A worker *claims* a row by bumping `attempts` and moving
               `next_attempt_at` a lease ahead, in its own committed transaction; a worker that
               dies mid-delivery therefore leaves a row that is simply retried when the lease ends.
+              The claim is the pair (`attempts`, `next_attempt_at`) it wrote: every later change
+              by that worker (`renew` just before the row's delivery, `mark_sending`, a retry)
+              applies only while the row still holds it, so a worker whose lease ran out (a slow
+              batch) skips a row another worker has claimed since instead of sending it again.
   sending  -- (email, Telegram) committed just before the SMTP end-of-data mark is written or
               the Bot API request is sent: past this point it may have been accepted. Nothing
               can tell a crash here apart from a crash after acceptance, so a `sending` row
@@ -20,11 +24,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -54,6 +58,11 @@ class Row:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    lease: datetime  # the claim's `next_attempt_at`: with `attempts`, what makes it this claim's
+
+
+class ClaimLost(Exception):
+    """The row was claimed by another worker after this one's lease ran out: not ours to send."""
 
 
 def enqueue(s: Session, *, key: str, channel: str, destination: str, kind: str, subject: str,
@@ -116,14 +125,44 @@ def claim(db: Database, now: datetime, *, ids: Iterable[int] | None = None,
             r.attempts = (r.attempts or 0) + 1
             r.next_attempt_at = now + LEASE
             out.append(Row(r.id, r.key, r.channel, r.destination, r.kind, r.subject,
-                           dict(r.payload), r.attempts, r.created_at))
+                           dict(r.payload), r.attempts, r.created_at, now + LEASE))
         return out
 
 
-def mark_sending(db: Database, row_id: int, now: datetime) -> None:
+def _held(row: Row) -> ColumnElement[bool]:
+    """The row is still pending under this claim (no other worker claimed it since)."""
+    return and_(Outbox.id == row.id, Outbox.status == PENDING, Outbox.attempts == row.attempts,
+                Outbox.next_attempt_at == row.lease)
+
+
+def _ours(row: Row) -> ColumnElement[bool]:
+    """Held by this claim, or marked `sending` by it (nobody claims a `sending` row)."""
+    return or_(_held(row), and_(Outbox.id == row.id, Outbox.status == SENDING,
+                                Outbox.attempts == row.attempts))
+
+
+def _changed(db: Database, row: Row, where: ColumnElement[bool], **values: Any) -> bool:
     with db.write() as s:
-        s.execute(update(Outbox).where(Outbox.id == row_id)
-                  .values(status=SENDING, next_attempt_at=now + LEASE))
+        done = s.execute(update(Outbox).where(where).values(**values)
+                         .returning(Outbox.id)).scalar() is not None
+    if not done:
+        log.info("outbox %s: claimed by another delivery since this one's lease ran out; "
+                 "left to it", row.key)
+    return done
+
+
+def renew(db: Database, row: Row, now: datetime) -> Row | None:
+    """The lease from now on, just before the row is delivered (a batch of slow deliveries
+    must not outlast it); None when another worker claimed the row meanwhile: skip it."""
+    if _changed(db, row, _held(row), next_attempt_at=now + LEASE):
+        return replace(row, lease=now + LEASE)
+    return None
+
+
+def mark_sending(db: Database, row: Row, now: datetime) -> bool:
+    """The point of no return, recorded only while the row still holds this claim; False:
+    another worker claimed it meanwhile, so this one must not send it."""
+    return _changed(db, row, _held(row), status=SENDING, next_attempt_at=now + LEASE)
 
 
 def mark_sent(db: Database, row_id: int, now: datetime) -> None:
@@ -142,10 +181,8 @@ def mark_failed(db: Database, row: Row, error: str, now: datetime, *, permanent:
     """Record a failed attempt: a retry after backoff, or `failed` for good. Returns the status."""
     give_up = permanent or now + backoff(row.attempts) - row.created_at > MAX_AGE
     status = FAILED if give_up else PENDING
-    with db.write() as s:
-        s.execute(update(Outbox).where(Outbox.id == row.id).values(
-            status=status, last_error=error[:2000],
-            next_attempt_at=now if give_up else now + backoff(row.attempts)))
+    _changed(db, row, _ours(row), status=status, last_error=error[:2000],
+             next_attempt_at=now if give_up else now + backoff(row.attempts))
     return status
 
 
@@ -154,18 +191,15 @@ def retry_at(db: Database, row: Row, error: str, at: datetime) -> str:
     `failed` when that is past MAX_AGE. Returns the status."""
     give_up = at - row.created_at > MAX_AGE
     status = FAILED if give_up else PENDING
-    with db.write() as s:
-        s.execute(update(Outbox).where(Outbox.id == row.id).values(
-            status=status, last_error=error[:2000], next_attempt_at=at))
+    _changed(db, row, _ours(row), status=status, last_error=error[:2000], next_attempt_at=at)
     return status
 
 
 def defer(db: Database, row: Row, until: datetime, note: str) -> None:
     """Give back a claimed row that was not tried (it waits for an earlier part, or its chat
     asked to slow down): due at `until`, the attempt not counted."""
-    with db.write() as s:
-        s.execute(update(Outbox).where(Outbox.id == row.id).values(
-            attempts=max(0, row.attempts - 1), last_error=note[:2000], next_attempt_at=until))
+    _changed(db, row, _held(row), attempts=max(0, row.attempts - 1), last_error=note[:2000],
+             next_attempt_at=until)
 
 
 def state(db: Database, key: str) -> tuple[str, datetime] | None:
@@ -179,11 +213,9 @@ def state(db: Database, key: str) -> tuple[str, datetime] | None:
 def release(db: Database, rows: Iterable[Row], error: str, now: datetime) -> None:
     """Give back claimed rows that were not tried (e.g. a missing secret): due again after backoff,
     the attempt not counted against them."""
-    with db.write() as s:
-        for r in rows:
-            s.execute(update(Outbox).where(Outbox.id == r.id).values(
-                attempts=max(0, r.attempts - 1), last_error=error[:2000],
-                next_attempt_at=now + backoff(r.attempts)))
+    for r in rows:
+        _changed(db, r, _held(r), attempts=max(0, r.attempts - 1), last_error=error[:2000],
+                 next_attempt_at=now + backoff(r.attempts))
 
 
 def statuses(db: Database, ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
