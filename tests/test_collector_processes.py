@@ -115,11 +115,13 @@ def test_collectors_starting_together_both_start(lab: Lab, tmp_path: Path, pg_ur
         done: list[object] = []
         with first.write() as s:
             mine = repo.ensure_vantage(s, "a1", "agent", "KZ")
+            holder = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
             t = threading.Thread(target=lambda: done.append(_state_or_error(cfg, second)))
             t.start()
-            with watch.connect() as c:  # until the starting one waits on this transaction
-                while not c.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")
-                                    ).scalar():
+            with watch.connect() as c:  # until a session waits on this very transaction
+                waiting = text("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE :holder = ANY(pg_blocking_pids(pid))")
+                while not c.execute(waiting, {"holder": holder}).scalar():
                     c.rollback()
         t.join(30)
         (state,) = done
