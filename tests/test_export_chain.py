@@ -166,3 +166,22 @@ def test_verify_needs_no_config_and_says_what_is_missing(tmp_path: Path,
     out.write_text("")
     code, text = _verify(out, capsys)
     assert code == 1 and "manifest.json: missing" in text
+
+
+def test_a_database_that_cannot_be_written_still_exports(any_db: Database, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    _history(any_db)
+
+    def read_only(db: Database, **_: Any) -> int:
+        raise OperationalError("UPDATE measurements", {}, Exception("attempt to write a readonly database"))
+
+    monkeypatch.setattr(chain, "link", read_only)
+    out = tmp_path / "t.jsonl"
+    res = export.write_export(any_db, "T", out, fmt="jsonl", since=None, until=None)
+    assert res.records > 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not any("chain_seq" in r for r in recs)  # nothing was linked: no chain claimed
+    assert _verify(out, capsys)[0] == 0

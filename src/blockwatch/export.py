@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
 from blockwatch import __version__
@@ -28,6 +30,8 @@ from blockwatch.storage import Database, chain, repo
 from blockwatch.storage import evidence as E
 from blockwatch.storage.models import Measurement, Target, Vantage, Verdict
 from blockwatch.textsafe import dumps, printable, storable_data
+
+log = logging.getLogger(__name__)
 
 CSV_FIELDS = ["uid", "target", "url", "vantage", "vantage_kind", "country", "asn", "role",
               "measured_at", "verdict", "confirmed", "reason", "control_uid", "evidence_sha256",
@@ -159,7 +163,11 @@ def slug(name: str) -> str:
 def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datetime | None,
                  until: datetime | None, reveal_agents: bool = False) -> ExportResult:
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    chain.link(db)  # every kept row in its chain before it is read
+    try:
+        chain.link(db)  # every kept row in its chain before it is read
+    except DBAPIError as exc:  # a read-only database still exports what is chained already
+        log.warning("export: kept rows not linked into the hash chain now (%s)",
+                    type(exc.orig).__name__ if exc.orig is not None else exc)
     tmp = out.with_name(out.name + ".part")
     h = hashlib.sha256()
     n = 0

@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from blockwatch.storage import repo
 from blockwatch.storage.db import Database
@@ -56,7 +56,8 @@ def link(db: Database, *, batch: int = BATCH) -> int:
                        Measurement.role, Measurement.measured_at, Measurement.evidence_sha256,
                        Target.name)
                 .outerjoin(Target, Target.id == Measurement.target_id)
-                .where(Measurement.keep.is_(True), Measurement.chain_seq.is_(None))
+                # spelled as the partial index ix_measurements_unchained is, so SQLite uses it
+                .where(text("keep AND chain_seq IS NULL"))
                 .order_by(Measurement.id).limit(batch)).all()
             if not rows:
                 return total
