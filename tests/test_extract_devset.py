@@ -38,6 +38,8 @@ FLOORS: dict[tuple[str, str], tuple[float, float, float, float, float, float]] =
     ("measure", "kk"): (0.81, 0.61, 0.88, 0.96, 0.91, 0.91),
     ("measure", "all"): (0.88, 0.75, 0.91, 0.96, 0.87, 0.88),
     ("rules", "all"): (0.94, 0.85, 0.97, 0.96, 0.90, 0.87),
+    # the holdout's outlet precision is low by labelling (media only; see README)
+    ("holdout", "all"): (0.86, 0.70, 0.89, 0.60, 0.86, 0.87),
 }
 
 
@@ -53,7 +55,7 @@ def test_labels_are_well_formed(item: dict[str, Any]) -> None:
     assert not missing, f"{item['_where']}: missing {sorted(missing)}"
     assert isinstance(item["id"], str) and item["id"]
     assert item["lang"] in ("en", "ru", "kk")
-    assert item["split"] in ("rules", "measure")
+    assert item["split"] in quality.SPLITS
     assert isinstance(item["title"], str) and item["title"].strip()
     assert item["summary"] is None or isinstance(item["summary"], str)
     assert isinstance(item["incident"], bool)
