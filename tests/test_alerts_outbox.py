@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import respx
 from sqlalchemy import select
 
 import test_alerts_support as support
 from blockwatch.alerts import outbox, queue_alerts
-from blockwatch.alerts.deliver import DeliveryReport, _email_rows, deliver
+from blockwatch.alerts.deliver import DeliveryReport, _email_rows, _telegram_rows, deliver
 from blockwatch.alerts.scan import CURSOR_KEY, GAP_TTL, advance
 from blockwatch.storage.models import KeyValue, Outbox
 from test_alerts_support import (
@@ -19,6 +20,7 @@ from test_alerts_support import (
     add_vantage,
     cfg_for,
     config_text,
+    free_port,
 )
 
 smtp = support.smtp  # the shared fixture, by name
@@ -204,3 +206,43 @@ async def test_batch_past_its_lease_sends_nothing_twice(any_db, smtp, write_conf
     assert [r.key for r in claimed_b] == ["m3"]
     assert rep_a == DeliveryReport() and len(smtp.handler.messages) == 2
     assert outbox.state(any_db, "m3") == ("pending", claimed_b[0].lease)
+
+
+@respx.mock
+async def test_telegram_batch_past_its_lease_posts_nothing_twice(any_db, write_config,
+                                                                 monkeypatch) -> None:
+    """The same for Telegram (no idempotency key: a second post is seen by every reader)."""
+    from test_alerts_telegram import API, CHAT, TELEGRAM, TOKEN, ok
+
+    monkeypatch.setenv("BW_TEST_TELEGRAM_TOKEN", TOKEN)
+    cfg = write_config(config_text(free_port(), recipients="", webhooks=TELEGRAM))
+    route = respx.post(API).mock(return_value=ok())
+    for key in ("t1", "t2"):
+        with any_db.write() as s:
+            outbox.enqueue(s, key=key, channel="telegram", destination=CHAT, kind="alert",
+                           subject="s", payload={"text": f"<b>{key}</b>"}, now=T0)
+    batch_a = outbox.claim(any_db, T0)
+    later = T0 + outbox.LEASE + timedelta(minutes=1)
+    rep_b = await deliver(cfg, any_db, now=later)
+    assert sorted(rep_b.sent) == ["t1", "t2"] and route.call_count == 2
+    rep_a = DeliveryReport()
+    await _telegram_rows(cfg, any_db, batch_a, rep_a, lambda: later, None)
+    assert rep_a == DeliveryReport() and route.call_count == 2
+
+    with any_db.write() as s:
+        outbox.enqueue(s, key="t3", channel="telegram", destination=CHAT, kind="alert",
+                       subject="s", payload={"text": "<b>t3</b>"}, now=later)
+    (row_a,) = outbox.claim(any_db, later)
+    real = outbox.mark_sending
+    claimed_b: list[outbox.Row] = []
+
+    def b_claims_first(db, row, now):  # type: ignore[no-untyped-def]
+        claimed_b.extend(outbox.claim(db, later + 2 * outbox.LEASE))
+        return real(db, row, now)
+
+    monkeypatch.setattr(outbox, "mark_sending", b_claims_first)
+    rep_a = DeliveryReport()
+    await _telegram_rows(cfg, any_db, [row_a], rep_a, lambda: later, None)
+    assert [r.key for r in claimed_b] == ["t3"]
+    assert rep_a == DeliveryReport() and route.call_count == 2
+    assert outbox.state(any_db, "t3") == ("pending", claimed_b[0].lease)
