@@ -402,3 +402,30 @@ async def test_guard_skips_the_run_when_the_database_is_away(pg_url: str,
     finally:
         locks.close()
         db.close()
+
+
+def test_check_while_the_database_is_away_keeps_the_job(pg_url: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The lock's session is gone and the server cannot be reached: nobody else can take the
+    job either, so the run goes on (its own writes fail if the outage lasts); checked again
+    at the next check."""
+    db = open_database(pg_url)
+    locks = JobLocks(db)
+    try:
+        got, _ = locks.claim("feeds", HOUR)
+        assert got is not None
+        _terminate(pg_url, got)
+        real = locks._engine
+        locks._engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                      poolclass=NullPool)  # nothing listens on port 1
+        assert got.check() is True
+        assert "job feeds: its lock could not be taken again yet" in caplog.text
+        locks._engine.dispose()
+        locks._engine = real
+        assert got.check() is True  # the server is back: the lock taken again
+        none, why = JobLocks(db).claim("feeds", HOUR)
+        assert none is None and why == "running in another process"
+        got.release()
+    finally:
+        locks.close()
+        db.close()

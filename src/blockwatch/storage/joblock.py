@@ -92,7 +92,11 @@ class Claim:
             log.warning("job %s: its lock's connection was lost; taking the lock again",
                         self.job)
             self.close()
-        conn = self.locks.connect()
+        try:
+            conn = self.locks.connect()
+        except Exception as exc:  # the database is away: so are this job's writes; next time
+            log.warning("job %s: its lock could not be taken again yet: %s", self.job, exc)
+            return True
         try:
             if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar_one():
                 if self.job in PER_HOST or self.locks.started_by(conn, self.job) == self.locks.me:
@@ -220,7 +224,12 @@ class JobLocks:
                 done, _ = await asyncio.wait({task}, timeout=self.check_every)
                 if done:
                     break
-                if not await asyncio.to_thread(claim.check):
+                try:
+                    held = await asyncio.to_thread(claim.check)
+                except Exception as exc:  # the database is away: the job's writes fail too
+                    log.warning("job %s: its lock could not be checked: %s", claim.job, exc)
+                    continue
+                if not held:
                     log.error("job %s: its lock's connection was cut and another process has "
                               "the job now: stopping this run", claim.job)
                     task.cancel()
