@@ -103,12 +103,13 @@ class Daemon:
         from blockwatch.round import next_round_number, run_round
         from blockwatch.targets import load_targets
 
-        cfg = self.cfg  # one configuration for the whole round, whatever a SIGHUP does meanwhile
+        # one configuration and the context built from it for the whole round, both taken
+        # before any await: a SIGHUP meanwhile must not pair the old one with the new context
+        cfg, ctx = self.cfg, self.context
+        if ctx is None:  # a round run without run() (tests)
+            ctx = self.context = build_context(cfg)
         targets = load_targets(cfg.target_files)
         await asyncio.to_thread(_sync_all_targets, self.db, targets)
-        if self.context is None:  # a round run without run() (tests)
-            self.context = build_context(cfg)
-        ctx = self.context
         if not any(isinstance(v, LocalVantage | ResolverVantage) for v in cfg.settings.vantage):
             log.info("probe round: no local or resolver vantage to measure from")
         else:  # one number for both kinds; each vantage logs its line (round_summary.py)
@@ -305,10 +306,10 @@ class Daemon:
                         "(the running value is kept until then)", what)
         from blockwatch.context import build_context
 
-        self.cfg = new
         # trust store (ca_bundle), timeouts, views, matcher: anew; the ASN table kept when the
-        # file is the same
-        self.context = build_context(new, keep=self.context)
+        # file is the same. Built before either is set: the two change together or not at all
+        context = build_context(new, keep=self.context)
+        self.cfg, self.context = new, context
         import blockwatch.alerts.webhook  # noqa: F401  (on this thread: see _register_secrets)
 
         await asyncio.to_thread(_register_secrets, new)

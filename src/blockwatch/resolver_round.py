@@ -172,5 +172,6 @@ def _store(db: Database, cfg: Config, vconf: ResolverVantage, judged: list, roun
             new = event_of.get(r.uid)
             out.append(Result(t.name, url, vconf.name, j.verdict, j.confirmed, j.reason,
                               v.measured_at, f"{new.previous or 'new'} -> {new.state}" if new else None,
-                              control_measured_at=c.measured_at))
+                              control_measured_at=c.measured_at,
+                              control_last_seen_at=c.measured_at))
     return out

@@ -3,10 +3,10 @@ judged and stored as results arrive (a crash mid-round loses only what was in fl
 
 The control resolvers are asked for every URL. The control's own fetch (TCP, TLS, HTTP) is
 skipped when its last measurement of the URL is younger than `[probe] control_reuse` and every
-vantage's result is plainly fine and matches it (analysis/reuse.py) with a verdict of "ok"
-against it: those verdicts name that stored control (its id and time), never one measured now.
-Anything else (no recent control, a failure, a difference, a fingerprint, a slow transfer) is
-judged against a control fetched now."""
+vantage's result came over verified TLS, is plainly fine and matches it (analysis/reuse.py) with
+a verdict of "ok" against it: those verdicts name that stored control (its id and time), never
+one measured now. Anything else (plain HTTP, no recent control, a failure, a difference, a
+fingerprint, a slow transfer) is judged against a control fetched now."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from blockwatch.analysis.reuse import plainly_fine
 from blockwatch.analysis.verdict import Judgement, judge
-from blockwatch.config import Config
+from blockwatch.config import Config, LocalVantage
 from blockwatch.context import (  # the view and settings helpers: re-exported (__all__)
     CONTROL,
     MeasureContext,
@@ -61,12 +61,16 @@ class Result:
     event: str | None = None  # "ok -> tls" when this verdict confirmed a change
     control_measured_at: str | None = None  # when the control judged against was measured
     control_reused: bool = False  # that control is an earlier round's (control_reuse)
+    # the last time the control saw that same outcome (its run's last repetition): what its
+    # age under control_reuse is counted from; control_measured_at for a control measured now
+    control_last_seen_at: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"target": self.target, "url": self.url, "vantage": self.vantage,
                 "verdict": self.verdict, "confirmed": self.confirmed, "reason": self.reason,
                 "measured_at": self.measured_at, "event": self.event,
                 "control_measured_at": self.control_measured_at,
+                "control_last_seen_at": self.control_last_seen_at,
                 "control_reused": self.control_reused}
 
 
@@ -187,7 +191,7 @@ async def _measure_and_store(
             log.warning("every canary failed from %s: its verdicts this round are inconclusive",
                         view.name)
 
-    ids = await asyncio.to_thread(_prepare, db, targets, cfg)
+    ids = await asyncio.to_thread(_prepare, db, targets, locals_)
     reuse = cfg.settings.probe.control_reuse
     cached: dict[str, CachedControl] = {}
     if reuse > timedelta(0):
@@ -278,12 +282,15 @@ async def _measure_and_store(
                   "control", report.number, report.controls_fetched, report.controls_reused)
 
 
-def _prepare(db: Database, targets: list[Target], cfg: Config) -> dict[str, dict[str, int]]:
+def _prepare(db: Database, targets: list[Target],
+             locals_: list[tuple[LocalVantage, NetworkView]]) -> dict[str, dict[str, int]]:
+    """Target and vantage ids; the vantages are the context's (the ones measured and stored),
+    never read again from a configuration that may have been reloaded since."""
     with db.write() as s:
         # the target files themselves are synced by the caller that loaded all of them
         tids = repo.sync_targets(s, targets, retire_others=False)
         vids = {CONTROL: repo.ensure_vantage(s, CONTROL, "control")}
-        for v, _ in local_views(cfg):
+        for v, _ in locals_:
             vids[v.name] = repo.ensure_vantage(s, v.name, "local", v.country)
     return {"targets": tids, "vantages": vids}
 
@@ -303,7 +310,7 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
     controls: list[bulk.Row] = []  # measured this round
     control_of: list[bulk.Row | CachedControl] = []  # per item: what its verdicts name
     per_vantage: list[list[bulk.Row]] = [[] for _ in locals_]
-    judged: list[tuple[Target, str, str, WebMeasurement, Judgement, str, bool]] = []
+    judged: list[tuple[Target, str, str, WebMeasurement, Judgement, str, str, bool]] = []
     for item in batch:
         t, url, c, vs = item[:4]
         given: list[Judgement] | None = item[4] if len(item) > 4 else None
@@ -312,12 +319,14 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
         if isinstance(c, CachedControl):
             control_of.append(c)
             cm = c.m
+            last_seen = _iso_ms(c.last_at)
         else:
             row = bulk.Row(c.uid, tid, url, repo.parse_time(c.measured_at), c.to_json(),
                            failure=c.failure(), round_id=report.round_id)
             controls.append(row)
             control_of.append(row)
             cm = c
+            last_seen = c.measured_at
         for k, ((vconf, _view), m) in enumerate(zip(locals_, vs, strict=True)):
             j: Judgement = given[k] if given is not None else judge(
                 m, cm, vantage_ok=report.vantage_ok.get(vconf.name, True),
@@ -327,7 +336,7 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
                 m.uid, tid, url, repo.parse_time(m.measured_at), m.to_json(), failure=m.failure(),
                 round_id=report.round_id, verdict=j.verdict, confirmed=j.confirmed,
                 reason=j.reason, reason_keys=j.keys() or None))
-            judged.append((t, url, vconf.name, m, j, cm.measured_at, reused))
+            judged.append((t, url, vconf.name, m, j, cm.measured_at, last_seen, reused))
     event_of: dict[str, repo.NewEvent] = {}
     with db.write() as s:
         # a control is stored whole when a verdict stored whole names it (the others extend
@@ -345,11 +354,17 @@ def _store(db, batch, ids, report, confirm_after, aset, asn, locals_, intercepti
                                         confirm_after).event_of)
     results: list[Result] = []
     events: list[repo.NewEvent] = []
-    for t, url, vname, m, j, control_at, reused in judged:
+    for t, url, vname, m, j, control_at, last_seen, reused in judged:
         new = event_of.get(m.uid)
         if new is not None:
             events.append(new)
         results.append(Result(t.name, url, vname, j.verdict, j.confirmed, j.reason, m.measured_at,
                               f"{new.previous or 'new'} -> {new.state}" if new else None,
-                              control_measured_at=control_at, control_reused=reused))
+                              control_measured_at=control_at, control_reused=reused,
+                              control_last_seen_at=last_seen))
     return results, events
+
+
+def _iso_ms(at: datetime) -> str:
+    """A stored time written as measurements write theirs (UTC, milliseconds, "Z")."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
