@@ -4,20 +4,37 @@ PostgreSQL, step by step through data changes, the passing of time and staleness
 
 from __future__ import annotations
 
+import json
 import os
-from datetime import datetime, timedelta
+import shutil
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from blockwatch.cli import build_parser
 from blockwatch.site import build as build_mod
 from blockwatch.site import incremental as inc
+from blockwatch.site import render
 from blockwatch.site.build import BuildReport, build_site_from_db, site_info
+from blockwatch.site.load import RollupRec
 from blockwatch.storage import Database
-from blockwatch.storage.models import DailyRollup, Feed, FeedEntry, Incident, Target
-from test_site_build import INFO, NOW, SCHED, _record, populate
+from blockwatch.storage.models import (
+    Case,
+    DailyRollup,
+    Event,
+    Feed,
+    FeedEntry,
+    Incident,
+    Target,
+    UrlState,
+    Vantage,
+    Verdict,
+)
+from test_site_build import AGENT_NAME, INFO, NOW, SCHED, _record, populate
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -32,10 +49,13 @@ def _mtimes(root: Path) -> dict[str, int]:
 
 
 class Spy:
-    """The outlets whose pages a build renders (render_target as build.py calls it)."""
+    """The outlets whose pages a build renders (render_target as build.py calls it).
+    `incremental`: what `_same_as_full`'s incremental build rendered, taken before its full
+    build (whose renders would otherwise be mixed in and hide any extra or missing one)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.ids: set[int] = set()
+        self.incremental: set[int] = set()
         real = build_mod.render_target
 
         def spy(m, info, lang, target_id, as_of=None):  # type: ignore[no-untyped-def]
@@ -50,14 +70,20 @@ class Spy:
 
 
 def _same_as_full(db: Database, out: Path, tmp: Path, now: datetime, name: str,
-                  **kw: object) -> BuildReport:
+                  spy: Spy | None = None, **kw: object) -> BuildReport:
     """An incremental build into `out`, then a full one into a new folder at the same time:
     every file must be the same, byte for byte."""
+    if spy is not None:
+        spy.take()
     report = build_site_from_db(db, out, INFO, now=now, schedule=SCHED, **kw)  # type: ignore[arg-type]
+    if spy is not None:
+        spy.incremental = spy.take()
     full = tmp / f"full-{name}"
     full_report = build_site_from_db(db, full, INFO, now=now, schedule=SCHED, full=True,
                                      **kw)  # type: ignore[arg-type]
     assert full_report.full == "asked for (--full)"
+    if spy is not None:
+        spy.take()  # the full build's renders: every outlet
     a, b = _tree(out), _tree(full)
     assert sorted(a) == sorted(b)
     differ = [p for p in a if a[p] != b[p]]
@@ -88,8 +114,8 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         _record(s, vlast, w.vantages["vps"], "https://vlast.kz/", NOW - timedelta(minutes=1),
                 "ok", "reachable: HTTP 200")
     before = _mtimes(out)
-    r = _same_as_full(any_db, out, tmp_path, NOW, "one-outlet")
-    assert spy.take() - {ratel, azattyq} == {vlast}  # the full build's renders mixed in
+    r = _same_as_full(any_db, out, tmp_path, NOW, "one-outlet", spy)
+    assert spy.incremental == {vlast}
     assert (r.full, r.rendered) == ("", 1)
     changed = {p for p, t in _mtimes(out).items() if before.get(p) != t}
     outlet_pages = {p for p in changed if "/t/" in p or "/badge/" in p}
@@ -116,8 +142,8 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         # reported late: older than the page's time, so only the outlet's key can tell
         s.add(Incident(entry_id=fe.id, types=["interrogation"], outlets=["Vlast.kz"], people=[],
                        occurred_at=NOW - timedelta(days=3), created_at=later))
-    r = _same_as_full(any_db, out, tmp_path, later, "incident")
-    assert vlast in spy.take() and r.rendered == 1
+    r = _same_as_full(any_db, out, tmp_path, later, "incident", spy)
+    assert spy.incremental == {vlast} and r.rendered == 1
     assert "Vlast.kz editor questioned" in (out / "en/t/vlast-kz.html").read_text()
 
     # a day of history filled in late (an older day without rows): that outlet's bars change
@@ -125,8 +151,8 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         s.add(DailyRollup(target_id=vlast, vantage_id=w.vantages["ooni-kz:AS9198"],
                           day=NOW.date() - timedelta(days=40), worst="dns",
                           minutes_affected=600, measurements=1))
-    r = _same_as_full(any_db, out, tmp_path, later, "history")
-    assert vlast in spy.take() and r.rendered == 1
+    r = _same_as_full(any_db, out, tmp_path, later, "history", spy)
+    assert spy.incremental == {vlast} and r.rendered == 1
 
 
 def test_stale_by_time_alone_is_rendered_again(any_db: Database, tmp_path: Path,
@@ -251,3 +277,266 @@ def test_outlet_without_data_is_rendered_every_time(db: Database, tmp_path: Path
     r = _same_as_full(db, out, tmp_path, NOW + timedelta(minutes=1), "no-data")
     assert r.rendered == 1 + 2  # it, and the block and the outage that gained a minute today
     assert "2026-03-15T12:01:00Z" in (out / "en/t/new-kz.html").read_text().split("<footer>")[1]
+
+
+def test_changes_an_incremental_build_must_see(any_db: Database, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each change below, then an incremental build and a full one at the same time: the same
+    files byte for byte, and the incremental build rendered exactly the outlets it touched."""
+    w = populate(any_db)
+    ratel, vlast, azattyq = (w.targets[n] for n in ("Ratel.kz", "Vlast.kz", "Azattyq"))
+    everyone = {ratel, vlast, azattyq}
+    out = tmp_path / "site"
+    t = NOW + timedelta(minutes=30)
+    build_site_from_db(any_db, out, INFO, now=t, schedule=SCHED)
+    spy = Spy(monkeypatch)
+
+    def same(name: str, rendered: set[int], now: datetime = t) -> None:
+        r = _same_as_full(any_db, out, tmp_path, now, name, spy)
+        assert spy.incremental == rendered, name
+        assert r.rendered == len(rendered), name
+
+    with any_db.write() as s:  # a case linking the raid at Vlast.kz to one of its events
+        raid = s.scalars(select(Incident).where(Incident.types == ["raid"])).one()
+        ev = s.scalars(select(Event).where(Event.target_id == vlast)).first()
+        assert ev is not None
+        s.add(Case(incident_id=raid.id, event_id=ev.id, created_at=t))
+    same("case linked", {vlast})
+
+    with any_db.write() as s:  # the feed corrected the headline of that report
+        entry = s.get(FeedEntry, raid.entry_id)
+        assert entry is not None
+        entry.title = "Raid at Vlast.kz (corrected)"
+    same("incident title edited", {vlast})
+
+    with any_db.write() as s:  # an event ends, the URL's state untouched
+        ev = s.scalars(select(Event).where(Event.target_id == ratel,
+                                           Event.ended_at.is_(None))).first()
+        assert ev is not None
+        ev.ended_at = t - timedelta(minutes=5)
+    same("event ended", {ratel})
+
+    with any_db.write() as s:  # a vantage renamed, an agent's network changed: labels move
+        s.execute(update(Vantage).where(Vantage.name == "vps").values(name="vps-renamed"))
+        s.execute(update(Vantage).where(Vantage.name == AGENT_NAME).values(asn="AS9199"))
+    same("vantages relabelled", everyone)
+
+    with any_db.write() as s:
+        target = s.get(Target, azattyq)
+        assert target is not None
+        target.urls = [*target.urls, "https://azattyq.org/"]
+    same("target URL added", {azattyq})
+
+    with any_db.write() as s:  # the reason's keys of a verdict shown now (read per language)
+        vid = s.scalars(select(Verdict.id).join(UrlState, UrlState.last_verdict_id == Verdict.id)
+                        .where(UrlState.target_id == ratel, UrlState.state == "tls")).first()
+        s.execute(update(Verdict).where(Verdict.id == vid).values(
+            reason_keys={"why": "tls_reset", "step": "tls"}))
+    same("reason keys changed", {ratel})
+
+    with any_db.write() as s:  # a rollup of 10 days ago rewritten in place, count unchanged
+        s.execute(update(DailyRollup).where(
+            DailyRollup.target_id == vlast,
+            DailyRollup.day == NOW.date() - timedelta(days=10)).values(
+                worst="dns", minutes_affected=300))
+    same("older rollup rewritten", {vlast})
+
+    with any_db.write() as s:  # one old row removed and another day added: the same count
+        old = s.scalars(select(DailyRollup).where(
+            DailyRollup.target_id == ratel,
+            DailyRollup.day == NOW.date() - timedelta(days=20))).first()
+        assert old is not None
+        s.delete(old)
+        s.add(DailyRollup(target_id=ratel, vantage_id=w.vantages["ooni-kz:AS9198"],
+                          day=NOW.date() - timedelta(days=50), worst="tls",
+                          minutes_affected=99, measurements=1))
+    same("rollup removed and another added", {ratel})
+
+    # freshness at its boundary: the last round at NOW - 6 h, stale two 6-hour intervals later
+    # (the blocked and down outlets also gain minutes today on every build)
+    stale_at = NOW + timedelta(hours=6)
+    for when in (stale_at - timedelta(seconds=1), stale_at, stale_at + timedelta(seconds=1)):
+        r = _same_as_full(any_db, out, tmp_path, when, f"boundary {when.isoformat()}", spy)
+        assert r.full == ""
+    assert "no measurement since" in (out / "en/t/vlast-kz.html").read_text()
+
+    # a local round with nothing new but the checks: every outlet's page shows each
+    # network's last check, so every measured outlet is rendered again
+    checked = stale_at + timedelta(minutes=1)
+    with any_db.write() as s:
+        s.execute(update(UrlState).values(last_seen_at=checked))
+    same("every URL checked again", everyone, checked)
+    assert "no measurement since" not in (out / "en/t/vlast-kz.html").read_text()
+
+
+def test_history_marks_are_a_checksum_of_every_row() -> None:
+    """Order-free (databases return rows in any order) and the same in every process (a
+    pinned value: no salted `hash`)."""
+    rows = [RollupRec(1, v, date(2026, 3, 1) - timedelta(days=d), w, m, 8)
+            for v, d, w, m in [(1, 0, "ok", 0), (2, 30, "dns", 300), (2, 31, "novel", 5)]]
+    marks = inc.history_marks(rows)
+    assert marks == inc.history_marks(list(reversed(rows)))
+    assert marks == {1: (3, 8191416424)}
+    changed = [*rows[:2], RollupRec(1, 2, rows[2].day, "novel", 6, 8)]
+    assert inc.history_marks(changed) != marks
+
+
+def test_the_build_time_is_read_once_the_folder_is_locked(db: Database, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that waited for another one must not judge freshness or date its pages as of
+    before it waited."""
+    populate(db, now=NOW)
+    seen: list[str] = []
+    real_lock = inc.folder_lock
+
+    @contextmanager
+    def lock(out_dir: Path) -> Iterator[None]:
+        seen.append("waits")
+        with real_lock(out_dir):
+            seen.append("locked")
+            yield
+
+    def clock() -> datetime:
+        seen.append("clock")
+        return NOW
+
+    monkeypatch.setattr(inc, "folder_lock", lock)
+    monkeypatch.setattr(build_mod, "_clock", clock)
+    build_site_from_db(db, tmp_path / "site", INFO, schedule=SCHED)
+    assert seen == ["waits", "locked", "clock"]
+
+
+def test_old_data_and_a_fresh_news_item(db: Database, tmp_path: Path) -> None:
+    """An outlet page's time is its newest check or event, labelled as the data's time: a
+    fresh report about it must not make three-day-old measurements look current."""
+    populate(db)
+    later = NOW + timedelta(days=3)  # no round for three days
+    with db.write() as s:
+        feed = s.scalars(select(Feed)).first()
+        assert feed is not None
+        fe = FeedEntry(feed_id=feed.id, entry_key="fresh", title="Vlast.kz editor questioned",
+                       link="https://example.org/q", summary="",
+                       published_at=later - timedelta(minutes=5), first_seen_at=later,
+                       content_sha256="1" * 64)
+        s.add(fe)
+        s.flush()
+        s.add(Incident(entry_id=fe.id, types=["interrogation"], outlets=["Vlast.kz"], people=[],
+                       occurred_at=later - timedelta(minutes=5), created_at=later))
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=later, schedule=SCHED)
+    last_round = (NOW - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for lang, label in (("en", "Data as of"), ("ru", "Последние данные"),
+                        ("kk", "Соңғы деректер")):
+        page = (out / f"{lang}/t/vlast-kz.html").read_text()
+        footer = page.split("<footer>")[1]
+        assert f'{label}: <time datetime="{last_round}"' in footer, lang
+        assert "Vlast.kz editor questioned" in page
+    page = (out / "en/t/vlast-kz.html").read_text()
+    assert "no recent data" in page.split("<footer>")[0]
+    index = (out / "en/index.html").read_text().split("<footer>")[1]
+    assert 'Updated: <time datetime="2026-03-18T12:00:00Z"' in index  # the build's time
+
+
+@pytest.mark.parametrize("row", [
+    '<tr id="vlast-kz"><th scope="row"><script>alert(1)</script></th></tr>\n',
+    '<tr id="vlast-kz" onmouseover="alert(1)"><th>x</th></tr>\n',
+    '<tr id="vlast-kz"><th><a href="javascript:alert(1)">x</a></th></tr>\n',
+    '<tr id="vlast-kz"><th><img src=x onerror=alert(1)></th></tr>\n',
+    '<tr id="vlast-kz"><th title="a" onclick="b">x</th></tr>\n',
+    '<tr id="ratel-kz"><th scope="row">someone else\'s row</th></tr>\n',
+    '<tr id="vlast-kz"></tr></table><table><tr><td>x</td></tr>\n',
+])
+def test_an_edited_state_file_never_injects_html(db: Database, tmp_path: Path,
+                                                 row: str) -> None:
+    populate(db)
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    raw = json.loads((out / inc.STATE).read_text(encoding="utf-8"))
+    vlast = next(k for k, v in raw["rows"]["en"].items() if 'id="vlast-kz"' in v)
+    raw["rows"]["en"][vlast] = row
+    (out / inc.STATE).write_text(json.dumps(raw), encoding="utf-8")
+    r = _same_as_full(db, out, tmp_path, NOW, "edited-state")
+    assert r.rendered == 1
+    assert row.strip() not in (out / "en/index.html").read_text()
+
+
+def test_every_row_we_render_has_the_shape_the_state_check_accepts(db: Database,
+                                                                   tmp_path: Path) -> None:
+    """Rows with hostile text from feeds and probed sites included (populate's XSS strings):
+    a row refused here would be rendered again on every build."""
+    populate(db)
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    raw = json.loads((out / inc.STATE).read_text(encoding="utf-8"))
+    rows = [v for lang in raw["rows"].values() for v in lang.values()]
+    assert len(rows) == 9 and all(inc.row_ok(v, v.split('"')[1]) for v in rows)
+
+
+def test_a_kept_page_edited_by_hand_is_rendered_again(db: Database, tmp_path: Path) -> None:
+    populate(db)
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    page = out / "kk/t/ratel-kz.html"
+    page.write_bytes(page.read_bytes().replace(b"</main>", b"<p>edited</p></main>"))
+    r = _same_as_full(db, out, tmp_path, NOW, "edited-page")
+    assert r.rendered == 1 and b"edited" not in page.read_bytes()
+    # the same size, and the old mtime put back: what a copy with the same length leaves
+    st = page.stat()
+    data = page.read_bytes()
+    page.write_bytes(data.replace(b"<main", b"<MAIN", 1))
+    os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    r = _same_as_full(db, out, tmp_path, NOW, "edited-page-2")
+    assert r.rendered == 1 and page.read_bytes() == data
+
+
+def test_a_kept_file_removed_during_the_build(db: Database, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build that had already written its pages succeeds; the next one renders it."""
+    w = populate(db)
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    with db.write() as s:
+        _record(s, w.targets["Vlast.kz"], w.vantages["vps"], "https://vlast.kz/",
+                NOW - timedelta(minutes=1), "ok", "reachable: HTTP 200")
+    real = build_mod.write_site
+
+    def write_then_lose_one(out_dir: Path, files: dict[str, bytes],
+                            kept: Collection[str] = ()) -> tuple[int, int]:
+        done = real(out_dir, files, kept)
+        assert "ru/t/ratel-kz.html" in kept
+        (out_dir / "ru/t/ratel-kz.html").unlink()  # an operator's clean-up, an rsync
+        return done
+
+    monkeypatch.setattr(build_mod, "write_site", write_then_lose_one)
+    r = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+    assert r.rendered == 1
+    monkeypatch.undo()
+    r = _same_as_full(db, out, tmp_path, NOW, "vanished")
+    assert r.rendered == 1 and (out / "ru/t/ratel-kz.html").is_file()
+
+
+def test_a_template_edited_under_a_running_daemon(db: Database, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jinja reloads an edited template; the build must then render every page with it, not
+    only the outlets whose data changed."""
+    templates = tmp_path / "templates"
+    shutil.copytree(render.TEMPLATES, templates)
+    monkeypatch.setattr(render, "TEMPLATES", templates)
+    render.environment.cache_clear()
+    render._css.cache_clear()
+    try:
+        populate(db)
+        out = tmp_path / "site"
+        build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+        base = templates / "base.html"
+        st = base.stat()
+        base.write_text(base.read_text(encoding="utf-8").replace(
+            "{{ L.t('footer') }}", "{{ L.t('footer') }} Edited."), encoding="utf-8")
+        os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        r = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
+        assert r.full and r.rendered == 3
+        pages = [p for p in out.rglob("*.html")]
+        assert pages and all("Edited." in p.read_text(encoding="utf-8") for p in pages)
+    finally:
+        render.environment.cache_clear()
+        render._css.cache_clear()

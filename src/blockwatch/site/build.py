@@ -85,7 +85,7 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
     and their pages are left as they are. `as_of`: each outlet page's time (page_time)."""
     files: dict[str, bytes] = {}
     first = info.languages[0]
-    kept = rows_kept or {}
+    kept = rows_kept or {}  # checked by incremental.plan (row_ok): of our own shape
     when = as_of if as_of is not None else {
         tid: inc.page_time(d, m.now) for tid, d in m.details.items()}
     # the root index is the first language's index (no extra hop on a slow link), links
@@ -180,9 +180,15 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
     measurement is too old to be shown as the current state. `full`: render every page even if
     the folder's build state says it is current. `config`: a digest of the configuration the
     pages depend on (a change renders everything)."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
     with inc.folder_lock(out_dir):  # the daemon's build and a `blockwatch site` take turns
-        return _build(db, out_dir, info, now, schedule, quorum, full, config)
+        # the clock read once the folder is ours: a build that waited for another must not
+        # date its pages (and judge freshness) as of before the wait
+        at = (now or _clock()).astimezone(UTC)
+        return _build(db, out_dir, info, at, schedule, quorum, full, config)
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
@@ -204,8 +210,11 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
         if state is not None and (plan.full or plan.render):
             model = build_model(snap if plan.full else replace(
                 snap, rollups=[r for r in snap.rollups if r.target_id in plan.render]))
+        kept_rows = None if state is None or plan.full else {
+            lang: {tid: r for tid, r in rows.items() if tid not in plan.render}
+            for lang, rows in state.rows.items()}
         files, rows = render_parts(model, info, None if plan.full else plan.render,
-                                   state.rows if state is not None else None, plan.as_of)
+                                   kept_rows, plan.as_of)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -213,10 +222,14 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
             for p in inc.outlet_files(st.slug, info.languages)]
     inc.drop_state(out_dir)
     written, removed = write_site(out_dir, files, kept)
+    # every outlet file as this build leaves it; a kept one removed meanwhile is left out
+    # (the build still succeeds, and the next one renders that outlet again)
+    stamps = inc.file_stamps(out_dir, [p for st in model.statuses
+                                       for p in inc.outlet_files(st.slug, info.languages)])
     _write_atomic(out_dir / inc.STATE, inc.state_bytes(inc.State(
         plan.site, plan.keys, {lang: {tid: str(r[tid]) for tid in plan.keys}
-                               for lang, r in rows.items()})))
-    kept_bytes = sum((out_dir / p).stat().st_size for p in kept)
+                               for lang, r in rows.items()}, stamps)))
+    kept_bytes = sum(stamps[p][0] for p in kept if p in stamps)
     return BuildReport(out_dir=out_dir,
                        pages=sum(1 for p in [*files, *kept] if p.endswith(".html")),
                        files=len(files) + len(kept),

@@ -33,6 +33,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "bar_text": "Each bar shows the last 90 days, oldest on the left; hover or open the outlet "
                     "for the minutes affected each day.",
         "updated": "Updated",
+        "data_as_of": "Data as of",
         "all_incidents": "Incidents",
         "incidents_title": "Incidents",
         "incidents_intro": "Reports about outlets and journalists, collected from news and NGO "
@@ -134,6 +135,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "bar_text": "Полоса — последние 90 дней, слева самые ранние; минуты сбоев по дням — при "
                     "наведении или на странице издания.",
         "updated": "Обновлено",
+        "data_as_of": "Последние данные",
         "all_incidents": "Инциденты",
         "incidents_title": "Инциденты",
         "incidents_intro": "Сообщения об изданиях и журналистах из новостей и лент "
@@ -227,6 +229,7 @@ STRINGS: dict[str, dict[str, str]] = {
         # filled in cannot take: "басталуы: {when}", "соңғы өлшеу: {when}, содан бері ..."
         "since": "басталуы: {when}",
         "updated": "Жаңартылды",
+        "data_as_of": "Соңғы деректер",
         "all_incidents": "Оқиғалар",
         "incidents_title": "Оқиғалар",
         "home": "Барлық басылымдар",

@@ -205,7 +205,7 @@ class SiteInfo:
 def _common(m: SiteModel, info: SiteInfo, lang: str, root: str, page: str) -> dict[str, object]:
     return {"lang": lang, "L": Lang(lang, m.now.date()), "root": root, "page": page,
             "title": info.title, "languages": info.languages, "now": m.now,
-            "base_url": info.base_url, "vantages": m.vantages}
+            "base_url": info.base_url, "vantages": m.vantages, "stamp": "updated"}
 
 
 _BAR_OPEN = Markup('<div class="bar" role="img" aria-label="{}">')
@@ -314,7 +314,7 @@ def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
 
 def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
                   as_of: datetime | None = None) -> str:
-    """`as_of`: the time the page is written as of (its footer's "updated" and the "for 3 h"
+    """`as_of`: the time the page is written as of (its footer's "data as of" and the "for 3 h"
     of what still holds); `m.now` when not given. The incremental build passes the outlet's
     newest data (incremental.page_time), so a page is a function of its data and not of the
     clock, and a page left unwritten reads byte for byte as a new one would."""
@@ -333,7 +333,9 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
         Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
                '</small></td><td>{}</td></tr>\n').format(*r) for r in affected)
     return environment().get_template("target.html").render(
-        **{**_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), "now": at}, d=d,
+        # "Data as of": the page's time is its newest check or event, not the build's
+        **{**_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), "now": at,
+           "stamp": "data_as_of"}, d=d,
         affected=affected, affected_rows=rows, found=findings(d.status, d.events, m.vantages),
         timeline=[(e, _event_text(L, m, e, at)) for e in d.events])
 
