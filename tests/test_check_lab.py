@@ -16,7 +16,7 @@ from blockwatch.config import Config, load
 from blockwatch.context import build_context
 from blockwatch.round import Result, run_round
 from blockwatch.storage import open_database, repo
-from blockwatch.storage.models import Event, Measurement
+from blockwatch.storage.models import Event, Measurement, Verdict
 from lab import CONTROL, DNS, ISSUER_KZ, ISSUER_ROGUE, VANTAGE, Behaviour, Lab
 
 FORTINET_BLOCKPAGE = (b"<html><head><title>Web Filter Violation</title></head><body>"
@@ -288,24 +288,32 @@ async def test_vantage_without_connectivity_is_inconclusive(lab: Lab, tmp_path: 
 
 async def test_events_across_rounds(lab: Lab, tmp_path: Path) -> None:
     site = await lab.add_site("ratel.test")
-    # every round its own control (judging against an earlier one: test_control_reuse.py)
-    cfg = await scenario(lab, tmp_path, extra_probe='control_reuse = "0"')
-    seen = [(await check(cfg)).event for _ in range(2)]
+    # control reuse on (the default): an unchanged fine result is judged against the stored
+    # control, which must not change a verdict, an event or what retention keeps
+    cfg = await scenario(lab, tmp_path)
+    results = [await check(cfg) for _ in range(2)]
     await site.set_behaviour(vantage=Behaviour.tls_reset_after_hello)
-    seen += [(await check(cfg)).event for _ in range(2)]
+    results += [await check(cfg) for _ in range(2)]
     await site.set_behaviour(vantage=None)
-    seen += [(await check(cfg)).event for _ in range(2)]
-    assert seen == [None, "new -> ok", None, "ok -> tls", None, "tls -> ok"]
+    results += [await check(cfg) for _ in range(2)]
+    assert [r.event for r in results] == [None, "new -> ok", None, "ok -> tls", None, "tls -> ok"]
+    # a fine result after the first round reused the control; a failing one never
+    assert [r.control_reused for r in results] == [False, True, False, False, True, True]
     db = open_database(cfg.database_url)
     with db.read() as s:
         evs = s.scalars(select(Event).order_by(Event.id)).all()
         assert [(e.previous, e.state) for e in evs] == [(None, "ok"), ("ok", "tls"), ("tls", "ok")]
         assert evs[1].ended_at == evs[2].started_at and evs[2].ended_at is None
-        # retention keeps the evidence of anomalies and changes, with their controls
-        kept = {(m.role, m.round_id) for m in s.scalars(select(Measurement).where(Measurement.keep))}
-        rounds = [m.round_id for m in s.scalars(select(Measurement).where(Measurement.role == "vantage")
-                                                .order_by(Measurement.id))]
-        assert kept == {(role, rounds[i]) for i in (1, 2, 3, 5) for role in ("vantage", "control")}
+        # retention keeps the evidence of anomalies and changes, with the controls they were
+        # judged against (a reused one is an earlier round's row)
+        vantage = s.scalars(select(Measurement).where(Measurement.role == "vantage")
+                            .order_by(Measurement.id)).all()
+        assert [m.keep for m in vantage] == [False, True, True, True, False, True]
+        named = {s.scalar(select(Verdict.control_id).where(Verdict.measurement_id == m.id))
+                 for m in vantage if m.keep}
+        kept = set(s.scalars(select(Measurement.id).where(Measurement.keep,
+                                                          Measurement.role == "control")))
+        assert None not in named and kept == named
     db.close()
 
 
