@@ -292,3 +292,28 @@ def test_export_prints_the_stored_evidence(any_db: Database, tmp_path: Path) -> 
     for r in recs:
         assert hashlib.sha256(canonical_json(r["evidence"]).encode()).hexdigest() == \
             r["evidence_sha256"]
+
+
+def test_a_sweep_waits_for_writers_that_found_pieces_stored(pg_url: str) -> None:
+    """PostgreSQL: a writer that found a piece stored holds the pieces' lock shared until it
+    commits, so retention's sweep (which takes it alone) cannot delete that piece under it."""
+    db = open_database(pg_url)
+    try:
+        items = [d for d in recorded() if E.split(_text(d)).pieces][:5]  # with pieces
+        _store(db, items)
+        with db.write() as s:  # a writer between finding the pieces stored and committing
+            vid = repo.ensure_vantage(s, "vps", "local")
+            data = {**items[0], "uid": "again"}
+            bulk.record(db, s, vid, [bulk.Row("again", None, "https://x.test/again", T0, data,
+                                              verdict="ok")], 2)
+            with db.engine.connect() as other:  # retention's session, meanwhile
+                got = other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                    {"k": bulk.PIECES_LOCK}).scalar()
+                assert got is False  # the sweep would wait here
+                other.rollback()
+        assert retention.sweep_pieces(db) == 0  # every piece is referred to
+        with db.engine.connect() as other:  # committed: the lock is free again
+            assert other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                 {"k": bulk.PIECES_LOCK}).scalar() is True
+    finally:
+        db.close()
