@@ -23,10 +23,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
@@ -118,10 +120,11 @@ finally:
 """
 
 
-def cpu_seconds(names: set[str] | None = None, pids: set[int] | None = None) -> float:
-    """CPU time (user + system) of the processes with these pids (and their children), or with
-    these command names (PostgreSQL's backends: every session's, other users' included)."""
-    tick = os.sysconf("SC_CLK_TCK")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats(comm: str | None = None) -> list[tuple[int, int, int]]:
+    """(pid, parent pid, CPU ticks user + system) of every process (named `comm` if given)."""
     stats = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -130,14 +133,65 @@ def cpu_seconds(names: set[str] | None = None, pids: set[int] | None = None) -> 
                     raw = f.read()
             except OSError:
                 continue
-            comm = raw[raw.index("(") + 1:raw.rindex(")")]
+            if comm is not None and raw[raw.index("(") + 1:raw.rindex(")")] != comm:
+                continue
             rest = raw[raw.rindex(")") + 2:].split()
-            stats.append((int(d), comm, int(rest[1]), int(rest[11]) + int(rest[12])))
-    if names is not None:
-        return sum(t for _, c, _, t in stats if c in names) / tick
-    want = set(pids or ())
-    want |= {p for p, _, pp, _ in stats if pp in want}
-    return sum(t for p, _, _, t in stats if p in want) / tick
+            stats.append((int(d), int(rest[1]), int(rest[11]) + int(rest[12])))
+    return stats
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """CPU time (user + system) of the processes with these pids and their children."""
+    stats = _proc_stats()
+    want = set(pids) | {p for p, pp, _ in stats if pp in pids}
+    return sum(t for p, _, t in stats if p in want) / TICK
+
+
+class BackendCpu:
+    """CPU time of the benchmark's own PostgreSQL backends (the sessions whose
+    application_name is the benchmark's: not the other sessions on the server), sampled every
+    0.1 s from /proc while the run lasts. A backend that ends between two samples loses its
+    last 0.1 s at most (the collectors' overflow connections come and go), so this is a
+    slight undercount. The server must be on this machine."""
+
+    def __init__(self, admin: Any, app: str):
+        self.admin, self.app = admin, app
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.samples = 0
+        self.own = 0.0  # this sampler's own CPU, not the client's
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, conn: Any, initial: bool) -> None:
+        pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name "
+                                     "= :a"), {"a": self.app}).scalars())
+        conn.rollback()
+        for pid, _, ticks in _proc_stats():
+            if pid in pids:
+                # a backend first seen after the start began during the run: all its CPU counts
+                self.first.setdefault(pid, ticks if initial else 0)
+                self.last[pid] = ticks
+        self.samples += 1
+
+    def _loop(self) -> None:
+        t = time.thread_time()
+        with self.admin.connect() as conn:
+            while not self._stop.wait(0.1):
+                self._sample(conn, initial=False)
+            self._sample(conn, initial=False)
+        self.own = time.thread_time() - t
+
+    def start(self) -> None:
+        with self.admin.connect() as conn:
+            self._sample(conn, initial=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        """CPU seconds of the benchmark's backends since `start`."""
+        self._stop.set()
+        self._thread.join()
+        return sum(self.last[p] - self.first[p] for p in self.last) / TICK
 
 
 def free_port() -> int:
@@ -152,7 +206,9 @@ async def run(args: argparse.Namespace) -> None:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    # the benchmark's sessions are told apart from the server's other sessions by this name
+    app = f"bw-bench-{schema}"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}&application_name={app}"
     procs: list[subprocess.Popen[bytes]] = []
     tmp = Path(tempfile.mkdtemp(prefix="bw-bench-"))
     try:
@@ -229,20 +285,27 @@ async def run(args: argparse.Namespace) -> None:
             return acc, dup
 
         serve_pids = {p.pid for p in procs}
-        c0, pg0, me0 = cpu_seconds(pids=serve_pids), cpu_seconds({"postgres"}), time.process_time()
+        backends = BackendCpu(admin, app)
+        backends.start()
+        c0, me0 = cpu_seconds(serve_pids), time.process_time()
+        all0 = sum(t for _, _, t in _proc_stats("postgres")) / TICK
         t0 = time.perf_counter()
         res = await asyncio.gather(*(agent(nm) for nm in toks))
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(pids=serve_pids) - c0
-        pg_cpu = cpu_seconds({"postgres"}) - pg0
-        me = time.process_time() - me0
+        cpu = cpu_seconds(serve_pids) - c0
+        pg_cpu = backends.stop()
+        pg_all = sum(t for _, _, t in _proc_stats("postgres")) / TICK - all0
+        me = time.process_time() - me0 - backends.own
         accepted = sum(a for a, _ in res)
         latencies.sort()
         # CPU per measurement does not depend on how busy the machine is; wall time does
         print(f"CPU per measurement: collector {cpu / n * 1000:.2f} ms, PostgreSQL "
-              f"{pg_cpu / n * 1000:.2f} ms (all its sessions), this client {me / n * 1000:.2f} ms;"
+              f"{pg_cpu / n * 1000:.2f} ms (the benchmark's {len(backends.last)} backends), "
+              f"this client {me / n * 1000:.2f} ms;"
               f" on {os.cpu_count()} CPUs that is at most "
               f"{(os.cpu_count() or 1) / ((cpu + pg_cpu + me) / n):,.0f} measurements/s")
+        print(f"(every postgres process on this machine, other sessions included: "
+              f"{pg_all / n * 1000:.2f} ms per measurement; {backends.samples} samples)")
         print(f"ingested {accepted} measurements (verdicts included) in {wall:.2f} s: "
               f"{accepted / wall:,.0f} measurements/s with {args.agents} concurrent agents, "
               f"{args.processes} serve process(es) x {args.workers} worker(s), "
