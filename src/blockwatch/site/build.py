@@ -201,7 +201,7 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
     try:
         with db.read() as s:
             snap = load_snapshot(s, now, schedule, quorum)
-        marks = inc.history_marks(snap.rollups, now.date())
+        marks = inc.history_marks(snap.rollups)
         state = None if full else inc.read_state(out_dir)
         # the daily history (most of the model's time) only of the outlets that are rendered:
         # the plan is made on a model without it

@@ -32,8 +32,9 @@ def config_key(cfg: Config) -> str:
 def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
                now: datetime | None = None, *, full: bool = False) -> BuildReport:
     """Build the site into `out_dir` (default: `[site] out`). The daemon calls this after each
-    round; incremental: only outlets whose data or freshness changed are rendered again, and
-    unchanged files are not rewritten. `full`: render every page."""
+    round; incremental: only outlets whose data or freshness changed are rendered again (after
+    a local probe round that is every measured outlet: their pages show each network's last
+    check), and unchanged files are not rewritten. `full`: render every page."""
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
     return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,

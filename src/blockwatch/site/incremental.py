@@ -15,9 +15,9 @@ outlet's fingerprint, the second of the site-wide one (the first build of a UTC 
 everything).
 
 What this saves in daemon use: every check moves its URL's last-check time, which an outlet page
-shows per network, so after a local probe round every measured outlet is rendered again. Builds
-with nothing new, or after only agent uploads, OONI imports or feed polls, render only the
-outlets those touched.
+shows per network, so after a local probe round (or an agent's upload of a whole round) every
+measured outlet is rendered again. Builds with nothing new, after feed polls, or after OONI
+imports and agent uploads touching some outlets render only those.
 
 Trust: the state file lives in a folder others may write. Index rows taken from it must have
 the shape our row template makes (`row_ok`: only its tags and attributes, escaped text, links to
@@ -39,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -122,15 +122,14 @@ _WORST = {w: i for i, w in enumerate(
 _ROW = struct.Struct("<qqqqq")
 
 
-def history_marks(rollups: Iterable[RollupRec], today: date = date.min,
-                  ) -> dict[int, tuple[object, ...]]:
+def history_marks(rollups: Iterable[RollupRec]) -> dict[int, tuple[object, ...]]:
     """Per target, a checksum of every rollup row of its window: how many rows, and the sum of
     each row's CRC-32 over (vantage, day, worst, minutes, measurements). A sum, so the order the
     database returns rows in does not matter; CRC-32 of packed integers, so the same rows give
     the same value in every process (no salted `hash`). Any row rewritten, removed or added
     changes it, an older day's included (`blockwatch db` tools, a restore, a hand fix).
-    About 70 ms for 180k rows under load. `today` is kept for callers; the window moves with
-    the date, which is in the site key."""
+    About 70 ms for 180k rows under load. The window moves with the date, which is in the
+    site key."""
     count: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
     pack, crc, worst_of = _ROW.pack, zlib.crc32, _WORST.get
