@@ -267,17 +267,22 @@ async def test_guard_lets_go_off_the_event_loop(pg_url: str,
         assert released and released[0] != threading.get_ident()
         released.clear()
         running = asyncio.Event()
+        cleaned: list[bool] = []
 
         async def long_job() -> None:
             running.set()
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.to_thread(cleaned.clear)  # as the daemon records the stop
+                cleaned.append(True)
 
         task = asyncio.create_task(locks.guard("maintenance", HOUR, long_job)())
         await running.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert released == []
+        assert released == [] and cleaned == [True]  # the job's cleanup ran before the guard ended
         other = JobLocks(db)
         _, why = await asyncio.to_thread(other.claim, "maintenance", HOUR)
         assert why.startswith("another process started it"), why  # the lock was free

@@ -239,6 +239,7 @@ class JobLocks:
                     return
         except asyncio.CancelledError:
             task.cancel()
+            await asyncio.wait({task})  # the job's own cleanup (the wrapper records the stop)
             raise
         task.result()
 
