@@ -37,7 +37,7 @@ from blockwatch.storage import open_database
 def run(db_url: str, tmp: Path, n: int, rounds: int, batch: int) -> dict[str, object]:
     urls, cfg, targets = storage_config(db_url, tmp, n)
     db = open_database(cfg.database_url)
-    ids = rnd._prepare(db, targets, cfg)
+    ids = rnd._prepare(db, targets, rnd.local_views(cfg))
     locals_ = rnd.local_views(cfg)
     aset = rnd.analysis_settings(cfg)
     interception = default_interception()

@@ -87,7 +87,7 @@ def test_round_store_matches_record_verdict(any_db: Database, write_config, monk
     targets = load_targets(cfg.target_files)
     by_url = {u: t for t in targets for u in t.urls}
     any_db.compact_runs = False  # row for row against the reference (runs: test_runs.py)
-    ids = rnd._prepare(any_db, targets, cfg)
+    ids = rnd._prepare(any_db, targets, rnd.local_views(cfg))
     locals_ = rnd.local_views(cfg)
     with any_db.write() as s:
         ref = {"a": repo.ensure_vantage(s, "ref-a", "local", "KZ"),

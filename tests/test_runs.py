@@ -89,7 +89,7 @@ def record_month(db: Database, write_config, monkeypatch) -> dict[str, Any]:  # 
                 '[[target]]\nname = "C"\nurls = ["https://c.test/"]\n')
     targets = load_targets(cfg.target_files)
     by_url = {u: t for t in targets for u in t.urls}
-    ids = rnd._prepare(db, targets, cfg)
+    ids = rnd._prepare(db, targets, rnd.local_views(cfg))
     views = {v.name: (v, view) for v, view in rnd.local_views(cfg)}
     verdict_of: dict[str, Judgement] = {}
     monkeypatch.setattr(rnd, "judge", lambda m, c, **_: verdict_of[m.uid])
