@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from blockwatch import __version__
 from blockwatch.storage import Database, chain, repo
@@ -45,8 +45,38 @@ def public_vantage(name: str, kind: str, country: str, asn: str, *, reveal: bool
     return name
 
 
+def _in_period(m: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    out = []
+    if since is not None:
+        out.append(m.measured_at >= since)
+    if until is not None:
+        out.append(m.measured_at < until)
+    return out
+
+
+def named_controls_outside(s: Session, target_id: int, since: datetime | None,
+                           until: datetime | None) -> list[int]:
+    """The control rows that verdicts of the period name but the period does not hold: a
+    verdict judged against an earlier round's control (round.py, control_reuse) names that
+    control's row, which can be from an earlier day. They are exported with the period."""
+    ctl = aliased(Measurement)
+    outside = [ctl.target_id.is_(None), ctl.target_id != target_id]
+    if since is not None:
+        outside.append(ctl.measured_at < since)
+    if until is not None:
+        outside.append(ctl.measured_at >= until)
+    return sorted(s.scalars(
+        select(ctl.id).distinct()
+        .join(Verdict, Verdict.control_id == ctl.id)
+        .join(Measurement, Measurement.id == Verdict.measurement_id)
+        .where(Measurement.target_id == target_id, *_in_period(Measurement, since, until),
+               or_(*outside))))
+
+
 def records(db: Database, target: str, since: datetime | None, until: datetime | None, *,
             reveal_agents: bool = False) -> Iterator[dict[str, Any]]:
+    """The target's records of the period in time order, then the controls its verdicts name
+    from outside it (`named_controls_outside`), so every `control_uid` has its record."""
     ctl = aliased(Measurement)
     with db.read() as s:
         t = s.scalar(select(Target).where(Target.name == target))
@@ -56,17 +86,17 @@ def records(db: Database, target: str, since: datetime | None, until: datetime |
              .join(Vantage, Vantage.id == Measurement.vantage_id)
              .outerjoin(Verdict, Verdict.measurement_id == Measurement.id)
              .outerjoin(ctl, ctl.id == Verdict.control_id)
-             .where(Measurement.target_id == t.id)
              .order_by(Measurement.measured_at, Measurement.id))
-        if since is not None:
-            q = q.where(Measurement.measured_at >= since)
-        if until is not None:
-            q = q.where(Measurement.measured_at < until)
-        for part in s.execute(q).yield_per(500).partitions():
-            data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
-                               for m, *_ in part])
-            for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
-                yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
+        outside = named_controls_outside(s, t.id, since, until)
+        queries = [q.where(Measurement.target_id == t.id, *_in_period(Measurement, since, until))]
+        queries += [q.where(Measurement.id.in_(outside[i:i + 500]))
+                    for i in range(0, len(outside), 500)]
+        for query in queries:
+            for part in s.execute(query).yield_per(500).partitions():
+                data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
+                                   for m, *_ in part])
+                for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
+                    yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
 
 
 def _record(t: Target, m: Measurement, v: Vantage, verdict: Verdict | None,
@@ -110,19 +140,26 @@ def chain_entries(db: Database, target: str, since: datetime | None, until: date
         t = s.scalar(select(Target).where(Target.name == target))
         if t is None:
             raise LookupError(target)
-        period = [Measurement.chain_seq.is_not(None)]
-        if since is not None:
-            period.append(Measurement.measured_at >= since)
-        if until is not None:
-            period.append(Measurement.measured_at < until)
-        vids = s.scalars(select(Measurement.vantage_id).distinct()
-                         .where(Measurement.target_id == t.id, *period)).all()
+        period = [Measurement.chain_seq.is_not(None), *_in_period(Measurement, since, until)]
+        vids = set(s.scalars(select(Measurement.vantage_id).distinct()
+                             .where(Measurement.target_id == t.id, *period)))
+        # the kept controls exported from outside the period: their chain from them on
+        earlier: dict[int, int] = {}
+        outside = named_controls_outside(s, t.id, since, until)
+        for i in range(0, len(outside), 500):
+            for vid, seq in s.execute(
+                    select(Measurement.vantage_id, func.min(Measurement.chain_seq))
+                    .where(Measurement.id.in_(outside[i:i + 500]),
+                           Measurement.chain_seq.is_not(None))
+                    .group_by(Measurement.vantage_id)):
+                earlier[vid] = min(seq, earlier.get(vid, seq))
         out = []
-        for vid in sorted(vids):
+        for vid in sorted(vids | set(earlier)):
             v = s.get(Vantage, vid)
             assert v is not None
-            first = s.scalar(select(func.min(Measurement.chain_seq))
-                             .where(Measurement.vantage_id == vid, *period))
+            starts = [s.scalar(select(func.min(Measurement.chain_seq))
+                               .where(Measurement.vantage_id == vid, *period)), earlier.get(vid)]
+            first = min(x for x in starts if x is not None)
             prev = s.scalar(select(Measurement.chain).where(
                 Measurement.vantage_id == vid, Measurement.chain_seq == first - 1))
             links = []

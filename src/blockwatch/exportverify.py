@@ -5,8 +5,10 @@ Checked: the file's SHA-256, size and record count against the manifest; each re
 `record_sha256` (JSON lines) and `evidence_sha256` (the SHA-256 of its evidence's canonical JSON;
 an agent's evidence exported without its name and address cannot be, and is counted apart); the
 hash chain of each vantage from the value before its first entry to its head (storage/chain.py);
-each kept record against its chain entry; and that every chain entry of the export's target
-measured in its period has its record in the file. The first problem found is reported by line
+each kept record against its chain entry; that every chain entry of the export's target
+measured in its period has its record in the file; and that every control a verdict names
+(`control_uid`) has its record in the file (export writes the ones from outside the period
+too). The first problem found is reported by line
 and uid. The head values printed are what to compare with the database or an earlier export."""
 
 from __future__ import annotations
@@ -103,6 +105,11 @@ def verify(path: Path) -> Verified:
     if manifest.get("records") != len(recs):
         raise VerifyError(f"{path.name}: {len(recs)} records, the manifest says "
                           f"{manifest.get('records')}")
+    uids = {rec.get("uid") for _, rec in recs}
+    for line, rec in recs:  # a verdict's evidence includes the control it was judged against
+        if rec.get("control_uid") and rec["control_uid"] not in uids:
+            raise VerifyError(f"line {line} (uid {rec.get('uid')}): the control it was judged "
+                              f"against (uid {rec['control_uid']}) is missing from the export")
     target, since, until = chains.get("target"), chains.get("since"), chains.get("until")
     used: set[int] = set()  # lines
     for vc in chains.get("vantages") or []:
