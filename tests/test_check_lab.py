@@ -402,10 +402,12 @@ async def test_a_bug_met_by_one_url_does_not_end_the_round(lab: Lab, tmp_path: P
 
 
 @pytest.mark.parametrize("behaviour,verdict,words,step", [
-    (Behaviour.refuse, "tcp_ip", "connecting to news.test failed at the vantage (connection_refused)",
+    (Behaviour.refuse, "tcp_ip",
+     "connecting to news.test failed at the vantage (connection refused, connection_refused)",
      "tcp"),
     (Behaviour.tls_reset_after_hello, "tls",
-     "the TLS handshake with news.test failed at the vantage (connection_reset)", "tls"),
+     "the TLS handshake with news.test failed at the vantage (connection reset, connection_reset)",
+     "tls"),
 ])
 async def test_failure_on_a_redirect_hop_is_judged_by_its_step(
         lab: Lab, tmp_path: Path, behaviour: Any, verdict: str, words: str, step: str) -> None:

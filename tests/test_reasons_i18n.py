@@ -174,3 +174,57 @@ def test_the_digest_says_the_reason_in_the_recipient_s_language() -> None:
         assert str(escape(said)) in msg.html, lang
         assert "the stored English of an older row" in msg.text
     assert j.reason not in C.compose_digest(d, "kk", "UTC").text
+
+
+# --- failures in words ---------------------------------------------------------------------------
+
+def test_every_failure_string_has_words_in_every_language() -> None:
+    from blockwatch import vocabulary
+
+    for lang in reasons.LANGS:
+        assert set(reasons.FAILURE_WORDS[lang]) == set(vocabulary.FAILURES), lang
+    assert KAZAKH_LETTERS & set(" ".join(reasons.FAILURE_WORDS["kk"].values()))
+
+
+@pytest.mark.parametrize("failure", sorted(reasons.FAILURE_WORDS["en"]))
+def test_a_failure_reads_in_words_with_its_code_after_them(failure: str) -> None:
+    """Every template that gives a failure in brackets, with every failure string: the reader's
+    words, then the code (once with its words, never alone)."""
+    base = {"host": "ratel.kz", "hop_host": "news.ratel.kz", "vantage_addresses": ["1.2.3.4"],
+            "port": 443, "control_status": 200, "vantage_failure": failure,
+            "control_failure": failure}
+    whys = [w for w, t in reasons.TEMPLATES["en"].items() if "{vfail}" in t or "{cfail}" in t]
+    cases = [{**base, "why": w} for w in whys]
+    cases += [{**base, "why": "hop_blocked", "step": s} for s in ("tcp", "tls", "http")]
+    cases += [{**base, "why": "tls_blocked", "vantage_failure": failure}]
+    for lang in reasons.LANGS:
+        said = f"({reasons.FAILURE_WORDS[lang][failure]}, {failure}"
+        for keys in cases:
+            if keys["why"] == "tls_blocked" and failure in reasons.HOW[lang]:
+                continue  # "was reset after the ClientHello": said by the sentence itself
+            text = reasons.render(keys, lang) or ""
+            assert said in text, (lang, keys["why"], text)
+            assert text.count(failure) == text.count(said), (lang, keys["why"], text)
+
+
+def test_a_failure_the_tables_do_not_know_reads_as_its_code() -> None:
+    keys = {"why": "tcp_blocked", "host": "ratel.kz", "vantage_addresses": ["1.2.3.4"],
+            "port": 443, "vantage_failure": "quic_newer_failure"}
+    assert "(quic_newer_failure)" in (reasons.render(keys, "kk") or "")
+    keys = {"why": "tcp_down", "host": "ratel.kz"}  # no failure stored on either side
+    assert reasons.render(keys, "ru") == ("подключение к ratel.kz не удалось ни из точки "
+                                          "измерения (неизвестен), ни из контрольной точки (не "
+                                          "измерялось): сайт не работает")
+
+
+def test_a_dns_failure_in_brackets_reads_in_words() -> None:
+    """The site does not answer anywhere because its name has no address: the words of
+    dns_no_answer, not the code alone."""
+    keys = {"why": "http_down", "host": "ratel.kz", "vantage_failure": "dns_no_answer",
+            "control_failure": "dns_no_answer"}
+    assert reasons.render(keys, "ru") == (
+        "сайт не отвечает ни в точке измерения (ответ без адреса, dns_no_answer), ни в "
+        "контрольной точке (ответ без адреса, dns_no_answer): сайт не работает")
+    problem = {"why": "resolver_failed", "resolver_problem": "kz.example: generic_timeout_error"}
+    assert "kz.example: күту уақыты бітті, generic_timeout_error" in (
+        reasons.render(problem, "kk") or "")

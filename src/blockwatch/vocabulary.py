@@ -60,6 +60,14 @@ HTTP_BODY_TOO_LARGE = "http_body_too_large"
 HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
 HTTP_PROTOCOL_ERROR = "http_protocol_error"
 UNKNOWN = "unknown_failure"
+# every failure string above, for the tables that say them in words (analysis/reasons.py)
+FAILURES: tuple[str, ...] = (
+    DNS_NXDOMAIN, DNS_SERVFAIL, DNS_REFUSED, DNS_NO_ANSWER, DNS_TIMEOUT, DNS_BOGUS,
+    CONNECTION_REFUSED, CONNECTION_RESET, GENERIC_TIMEOUT, EOF_ERROR, HOST_UNREACHABLE,
+    NETWORK_UNREACHABLE, SSL_INVALID_CERTIFICATE, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_HOSTNAME,
+    SSL_FAILED_HANDSHAKE, HTTP_BODY_TOO_LARGE, HTTP_TOO_MANY_REDIRECTS, HTTP_PROTOCOL_ERROR,
+    UNKNOWN,
+)
 
 # An autonomous system number as agents send it and the collector accepts it: ASCII digits only
 # (a Unicode digit passed `str.isdigit` in the agent and was refused by the collector).

@@ -263,6 +263,53 @@ DNS_WORDS: dict[str, dict[str, str]] = {
            F.DNS_NO_ANSWER: "мекенжайсыз жауап", F.DNS_TIMEOUT: "ештеңе (күту уақыты бітті)",
            F.DNS_BOGUS: "бұзылған жауап"},
 }
+# Every failure string (vocabulary.FAILURES) in words, where a reason gives the failure in
+# brackets: "(connection refused, connection_refused)" in every language, the words for the
+# reader and OONI's code after them for experts (it is what they search for). A code not listed
+# (an agent's newer one) reads as the code itself. The Kazakh wants a native speaker's review.
+FAILURE_WORDS: dict[str, dict[str, str]] = {
+    "en": {F.DNS_NXDOMAIN: "the name does not exist", F.DNS_SERVFAIL: "the resolver failed",
+           F.DNS_REFUSED: "the resolver refused the query", F.DNS_NO_ANSWER: "no address",
+           F.DNS_TIMEOUT: "the DNS query timed out", F.DNS_BOGUS: "a malformed DNS reply",
+           F.CONNECTION_REFUSED: "connection refused", F.CONNECTION_RESET: "connection reset",
+           F.GENERIC_TIMEOUT: "timed out", F.EOF_ERROR: "connection closed unexpectedly",
+           F.HOST_UNREACHABLE: "host unreachable", F.NETWORK_UNREACHABLE: "network unreachable",
+           F.SSL_INVALID_CERTIFICATE: "invalid certificate",
+           F.SSL_UNKNOWN_AUTHORITY: "certificate from an unknown authority",
+           F.SSL_INVALID_HOSTNAME: "certificate for another name",
+           F.SSL_FAILED_HANDSHAKE: "TLS handshake failed",
+           F.HTTP_BODY_TOO_LARGE: "page too large",
+           F.HTTP_TOO_MANY_REDIRECTS: "too many redirects",
+           F.HTTP_PROTOCOL_ERROR: "malformed HTTP response", F.UNKNOWN: "unknown failure"},
+    "ru": {F.DNS_NXDOMAIN: "такого имени нет", F.DNS_SERVFAIL: "сбой резолвера",
+           F.DNS_REFUSED: "резолвер отказал в ответе", F.DNS_NO_ANSWER: "ответ без адреса",
+           F.DNS_TIMEOUT: "истёк тайм-аут DNS-запроса", F.DNS_BOGUS: "искажённый ответ DNS",
+           F.CONNECTION_REFUSED: "соединение отклонено",
+           F.CONNECTION_RESET: "соединение сброшено", F.GENERIC_TIMEOUT: "истёк тайм-аут",
+           F.EOF_ERROR: "соединение неожиданно закрыто", F.HOST_UNREACHABLE: "узел недоступен",
+           F.NETWORK_UNREACHABLE: "сеть недоступна",
+           F.SSL_INVALID_CERTIFICATE: "недействительный сертификат",
+           F.SSL_UNKNOWN_AUTHORITY: "сертификат выдан неизвестным центром",
+           F.SSL_INVALID_HOSTNAME: "сертификат выдан на другое имя",
+           F.SSL_FAILED_HANDSHAKE: "сбой TLS-рукопожатия",
+           F.HTTP_BODY_TOO_LARGE: "страница слишком большая",
+           F.HTTP_TOO_MANY_REDIRECTS: "слишком много перенаправлений",
+           F.HTTP_PROTOCOL_ERROR: "искажённый HTTP-ответ", F.UNKNOWN: "неизвестный сбой"},
+    "kk": {F.DNS_NXDOMAIN: "мұндай атау жоқ", F.DNS_SERVFAIL: "резолвер ақауы",
+           F.DNS_REFUSED: "резолвер жауап беруден бас тартты",
+           F.DNS_NO_ANSWER: "мекенжайсыз жауап",
+           F.DNS_TIMEOUT: "DNS сұрауының күту уақыты бітті",
+           F.DNS_BOGUS: "бұзылған DNS жауабы", F.CONNECTION_REFUSED: "қосылымнан бас тартылды",
+           F.CONNECTION_RESET: "қосылым үзілді", F.GENERIC_TIMEOUT: "күту уақыты бітті",
+           F.EOF_ERROR: "қосылым күтпеген жерден жабылды", F.HOST_UNREACHABLE: "түйін қолжетімсіз",
+           F.NETWORK_UNREACHABLE: "желі қолжетімсіз",
+           F.SSL_INVALID_CERTIFICATE: "жарамсыз сертификат",
+           F.SSL_UNKNOWN_AUTHORITY: "сертификатты белгісіз орталық берген",
+           F.SSL_INVALID_HOSTNAME: "сертификат басқа атауға берілген",
+           F.SSL_FAILED_HANDSHAKE: "TLS қол алысуы сәтсіз",
+           F.HTTP_BODY_TOO_LARGE: "бет тым үлкен", F.HTTP_TOO_MANY_REDIRECTS: "бағыттау тым көп",
+           F.HTTP_PROTOCOL_ERROR: "бұзылған HTTP жауабы", F.UNKNOWN: "белгісіз ақау"},
+}
 HOW: dict[str, dict[str, str]] = {
     "en": {F.CONNECTION_RESET: "was reset after the ClientHello",
            F.GENERIC_TIMEOUT: "stalled after the ClientHello",
@@ -276,17 +323,17 @@ HOW: dict[str, dict[str, str]] = {
 }
 STEP_SAID: dict[str, dict[str, str]] = {
     "en": {"dns": "DNS for {hop_host} failed at the vantage ({vsaid})",
-           "tcp": "connecting to {hop_host} failed at the vantage ({vsaid})",
-           "tls": "the TLS handshake with {hop_host} failed at the vantage ({vsaid})",
-           "http": "the HTTP request to {hop_host} failed at the vantage ({vsaid})"},
+           "tcp": "connecting to {hop_host} failed at the vantage ({vfail})",
+           "tls": "the TLS handshake with {hop_host} failed at the vantage ({vfail})",
+           "http": "the HTTP request to {hop_host} failed at the vantage ({vfail})"},
     "ru": {"dns": "DNS для {hop_host} не сработал в точке измерения ({vsaid})",
-           "tcp": "подключение к {hop_host} не удалось в точке измерения ({vsaid})",
-           "tls": "TLS-рукопожатие с {hop_host} не удалось в точке измерения ({vsaid})",
-           "http": "HTTP-запрос к {hop_host} не удался в точке измерения ({vsaid})"},
+           "tcp": "подключение к {hop_host} не удалось в точке измерения ({vfail})",
+           "tls": "TLS-рукопожатие с {hop_host} не удалось в точке измерения ({vfail})",
+           "http": "HTTP-запрос к {hop_host} не удался в точке измерения ({vfail})"},
     "kk": {"dns": "өлшеу нүктесінде {hop_host} үшін DNS сәтсіз болды ({vsaid})",
-           "tcp": "өлшеу нүктесінде {hop_host} мекенжайына қосылу сәтсіз болды ({vsaid})",
-           "tls": "өлшеу нүктесінде {hop_host} мекенжайымен TLS қол алысуы сәтсіз болды ({vsaid})",
-           "http": "өлшеу нүктесінде {hop_host} мекенжайына HTTP сұрауы сәтсіз болды ({vsaid})"},
+           "tcp": "өлшеу нүктесінде {hop_host} мекенжайына қосылу сәтсіз болды ({vfail})",
+           "tls": "өлшеу нүктесінде {hop_host} мекенжайымен TLS қол алысуы сәтсіз болды ({vfail})",
+           "http": "өлшеу нүктесінде {hop_host} мекенжайына HTTP сұрауы сәтсіз болды ({vfail})"},
 }
 WORDS: dict[str, dict[str, str]] = {
     "en": {"nothing": "nothing", "more": " and {n} more", "private": " (a private address)",
@@ -353,8 +400,8 @@ AUTHORITY: dict[str, dict[str, str]] = {
 RESOLVER_NO_ANSWER = "no answer"
 
 # every table above, for the test that no language lacks an entry
-TABLES = {"TEMPLATES": TEMPLATES, "DNS_WORDS": DNS_WORDS, "HOW": HOW, "STEP_SAID": STEP_SAID,
-          "WORDS": WORDS}
+TABLES = {"TEMPLATES": TEMPLATES, "DNS_WORDS": DNS_WORDS, "FAILURE_WORDS": FAILURE_WORDS,
+          "HOW": HOW, "STEP_SAID": STEP_SAID, "WORDS": WORDS}
 
 
 def _num(lang: str, x: float, fmt: str) -> str:
@@ -411,13 +458,27 @@ def _what(lang: str, fingerprints: Sequence[str], note: str | None) -> str:
     return note or ", ".join(fingerprints[:1])
 
 
+def _failure(lang: str, code: str | None) -> str:
+    """A failure string in brackets' words: "connection refused, connection_refused"."""
+    if not code:
+        return WORDS[lang]["unknown"]
+    words = FAILURE_WORDS[lang].get(code)
+    return f"{words}, {code}" if words else code
+
+
+def _dns_said(lang: str, code: str | None) -> str:
+    """A DNS failure said inline ("NXDOMAIN (the name does not exist)"); any other failure a
+    resolver met in the words of `_failure`."""
+    return DNS_WORDS[lang].get(code or "") or _failure(lang, code)
+
+
 def _resolver_problem(lang: str, problem: str) -> str:
     """"kz.example: dns_servfail_error" with the failure in the reader's words."""
     name, sep, failure = problem.rpartition(": ")
     if not sep:
         return problem
     failure = F.DNS_NO_ANSWER if failure == RESOLVER_NO_ANSWER else failure
-    return f"{name}: {DNS_WORDS[lang].get(failure, failure)}"
+    return f"{name}: {_dns_said(lang, failure)}"
 
 
 def _n(k: Any, name: str) -> list[Any]:
@@ -438,12 +499,11 @@ _FIELDS: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
     "caddrs_net": lambda k, lang, c: _with_net(lang, _n(k, "control_addresses"),
                                                k("networks") or {}, ()),
     "injected": lambda k, lang, c: _addrs(lang, _n(k, "injected_addresses")),
-    "vfail": lambda k, lang, c: k("vantage_failure"),
-    "cfail": lambda k, lang, c: k("control_failure") or WORDS[lang]["not_measured"],
-    "vsaid": lambda k, lang, c: DNS_WORDS[lang].get(k("vantage_failure") or "",
-                                                    k("vantage_failure")),
-    "csaid": lambda k, lang, c: DNS_WORDS[lang].get(k("control_failure") or "",
-                                                    k("control_failure")),
+    "vfail": lambda k, lang, c: _failure(lang, k("vantage_failure")),
+    "cfail": lambda k, lang, c: (_failure(lang, k("control_failure")) if k("control_failure")
+                                 else WORDS[lang]["not_measured"]),
+    "vsaid": lambda k, lang, c: _dns_said(lang, k("vantage_failure")),
+    "csaid": lambda k, lang, c: _dns_said(lang, k("control_failure")),
     "issuer": lambda k, lang, c: k("issuer") or WORDS[lang]["unknown"],
     "authority": lambda k, lang, c: AUTHORITY[lang].get(k("authority") or "",
                                                         k("authority") or ""),
