@@ -507,9 +507,10 @@ def test_a_kept_file_removed_during_the_build(db: Database, tmp_path: Path,
         (out_dir / "ru/t/ratel-kz.html").unlink()  # an operator's clean-up, an rsync
         return done
 
+    whole = build_site_from_db(db, tmp_path / "whole", INFO, now=NOW, schedule=SCHED)
     monkeypatch.setattr(build_mod, "write_site", write_then_lose_one)
     r = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED)
-    assert r.rendered == 1
+    assert r.rendered == 1 and r.files == whole.files - 1  # the one that vanished
     monkeypatch.undo()
     r = _same_as_full(db, out, tmp_path, NOW, "vanished")
     assert r.rendered == 1 and (out / "ru/t/ratel-kz.html").is_file()

@@ -229,11 +229,12 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
     _write_atomic(out_dir / inc.STATE, inc.state_bytes(inc.State(
         plan.site, plan.keys, {lang: {tid: str(r[tid]) for tid in plan.keys}
                                for lang, r in rows.items()}, stamps)))
-    kept_bytes = sum(stamps[p][0] for p in kept if p in stamps)
+    present = [p for p in kept if p in stamps]
     return BuildReport(out_dir=out_dir,
-                       pages=sum(1 for p in [*files, *kept] if p.endswith(".html")),
-                       files=len(files) + len(kept),
-                       bytes=sum(len(b) for b in files.values()) + kept_bytes,
+                       pages=sum(1 for p in [*files, *present] if p.endswith(".html")),
+                       files=len(files) + len(present),
+                       bytes=sum(len(b) for b in files.values())
+                       + sum(stamps[p][0] for p in present),
                        written=written, removed=removed, rollups=rolled,
                        index_bytes=len(files[f"{info.languages[0]}/index.html"]),
                        outlets=len(model.statuses), rendered=len(plan.render),
