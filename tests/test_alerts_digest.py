@@ -349,3 +349,29 @@ def test_an_outlet_never_measured_is_not_all_clear(db, write_config) -> None:
                           retire_others=True)
     with db.read() as s:
         assert collect(s, cfg, nxt - timedelta(hours=24), nxt).all_clear
+
+
+def test_a_failing_feed_is_named_where_the_digest_says_to_look(db, write_config) -> None:
+    """Every network measured, a feed failing: "not an all-clear (see What could not be
+    checked)" must find the feed there, not an empty section."""
+    cfg = write_config(config_text(2525) + FEED)
+    now = T0
+    measure(db, cfg, now, {"vps": "ok", "almaty-1": "ok"},
+            at=(timedelta(minutes=12), timedelta(minutes=2)))
+    with db.write() as s:
+        s.add(Feed(name="Adil Soz", url="https://adilet.example/rss", consecutive_failures=3,
+                   last_error="HTTP 503", last_success_at=now - timedelta(days=2)))
+    with db.read() as s:
+        d = collect(s, cfg, now - timedelta(hours=24), now)
+    assert d.unmeasured == () and d.feeds and not d.complete
+    for lang, coverage, want, feeds in (
+            ("en", "What could not be checked", "Incident feeds that could not be read: 1",
+             "Feeds that failed"),
+            ("ru", "Что не удалось проверить",
+             "Ленты инцидентов, которые не удалось прочитать: 1", "Ленты с ошибками"),
+            ("kk", "Не тексерілмеді", "Оқылмаған оқиға арналары: 1",
+             "Қатемен жұмыс істеген арналар")):
+        m = C.compose_digest(d, lang, "UTC")
+        section = m.text.split(f"== {coverage} ==")[1].split(f"== {feeds} ==")[0]
+        assert want in section, (lang, section)
+        assert want in m.html
