@@ -23,6 +23,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 import test_alerts_support as support
+from blockwatch import vocabulary
 from blockwatch.alerts import compose as C
 from blockwatch.alerts.digest import collect
 from blockwatch.alerts.scan import queue_alerts_sync
@@ -63,6 +64,22 @@ name = "almaty-2"
 kind = "agent"
 country = "KZ"
 token_sha256 = "{'1' * 64}"
+
+[[vantage]]
+name = "vps-kz"
+kind = "local"
+country = "KZ"
+
+[[vantage]]
+name = "kz-isp-dns"
+kind = "resolver"
+address = "203.0.113.53:53"
+country = "KZ"
+
+[[vantage]]
+name = "ooni-kz"
+kind = "ooni"
+country = "KZ"
 """.replace("{'1' * 64}", "1" * 64)
 
 
@@ -107,19 +124,29 @@ def english_fragments() -> list[str]:
 
 ENGLISH = re.compile("|".join(re.escape(f) for f in sorted(english_fragments(), key=len,
                                                               reverse=True)))
-# single English words of ours that mean a state, a kind or what happened
-WORDS = re.compile(r"\b(reachable|blocked|unblocked|inconclusive|throttl\w+|blockpage|tampering|"
-                   r"interference|recovered|silent|detention|arrest|raid|released|sentenced|"
-                   r"acquitted|convicted|harassment|assault|shutdown|agent|local|stale|"
-                   r"Networks|Incident|Since|Why|Vantage)\b")
-# a message key or a verdict, display or why name shown as it is
+def english_words() -> list[str]:
+    """Every single English word of our English messages (between placeholders) that no Russian
+    or Kazakh message uses too, nor a language's own name in the switcher ("English"): any case
+    of one in a Russian or Kazakh output is English of ours ("down", "Blocked", "control")."""
+    def words(texts: list[str]) -> set[str]:
+        return {w.lower() for text in texts for part in re.split(r"\{[^}]*\}", text)
+                for w in re.findall(r"[A-Za-z]+", part)}
+    others = words(_messages("ru") + _messages("kk") + list(i18n.LANG_NAMES.values()))
+    return sorted(words(_messages("en")) - others)
+
+
+WORDS = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(english_words()) + r")(?![A-Za-z0-9_])", re.I)
+# a message key, a verdict, display or why name, or a failure string shown as it is; and any
+# snake_case word at all (a key or code of a table this list has not heard of)
 KEYS = re.compile(r"\b(" + "|".join(sorted(
     {k for k in reasons.TEMPLATES["en"] if "_" in k}
     | {k for t in _site_tables() for k in t["en"] if "_" in k}
+    | {k for t in reasons.TABLES.values() for k in t["en"] if "_" in k}
+    | set(vocabulary.FAILURES)
     | {"tcp_ip", "http_blockpage", "http_diff", "http_failure", "not_measured", "no_data",
        "reachable_abroad", "criminal_case", "charges_dropped"}
     | {f"itype_{t}" for t in TYPES} | {f"istatus_{s}" for s in STATUSES},
-    key=len, reverse=True)) + r")\b")
+    key=len, reverse=True)) + r")\b|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b")
 PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 ENGLISH_DATE = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|"
                           r"\b\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
@@ -163,6 +190,9 @@ def problems(text: str, lang: str, data: list[str]) -> list[str]:
     """What reads as English or as a key in `text` (data from outside taken out first)."""
     for d in sorted(data, key=len, reverse=True):
         text = text.replace(d, " ")
+    text = re.sub(r"https?://\S+", " ", text)  # a link or the badge's embed code is no prose
+    for code, words in reasons.FAILURE_WORDS.get(lang, {}).items():
+        text = text.replace(f"{words}, {code}", words)  # the code after its words, for experts
     found = [f"english: {m.group(0)!r}" for m in ENGLISH.finditer(text)]
     found += [f"word: {m.group(0)!r}" for m in WORDS.finditer(text)]
     found += [f"key: {m.group(0)!r}" for m in KEYS.finditer(text)]
@@ -193,11 +223,58 @@ def judgements() -> list[Judgement]:
     return out
 
 
+def ooni_item(**kw: Any) -> Any:
+    from blockwatch.ooni.mapping import OoniItem
+
+    base: dict[str, Any] = dict(
+        uid="ooni:1", input="https://ratel.kz/", host="ratel.kz", probe_asn="AS9198",
+        probe_cc="KZ", measured_at=NOW, anomaly=True, confirmed=False, failure=False,
+        blocking_type="dns", accuracy=None,
+        measurement_url="https://explorer.ooni.org/m/20261204x")
+    return OoniItem(**{**base, **kw}, raw={})
+
+
+def ooni_forms() -> list[Any]:
+    """An OONI list item of every form ooni/mapping.py writes a reason in."""
+    forms = [ooni_item(failure=True), ooni_item(accuracy=0.0), ooni_item(anomaly=False),
+             ooni_item(confirmed=True, blocking_type=None), ooni_item(blocking_type="weird"),
+             ooni_item(blocking_type=None), ooni_item(measurement_url="")]
+    forms += [ooni_item(blocking_type=b) for b in ("dns", "tcp_ip", "http-failure", "http-diff")]
+    return [*forms, ooni_item(blocking_type="dns", confirmed=True)]
+
+
+# the vantages beside the agents, each with outlets of its own: (vantage name, kind, country,
+# ASN); a local one abroad has no country, the name of an OONI one is "<name>:<ASN>"
+OTHER_VANTAGES = [("vps", "local", "", ""), ("vps-kz", "local", "KZ", "AS21299"),
+                  ("kz-isp-dns", "resolver", "KZ", ""), ("ooni-kz:AS48716", "ooni", "KZ",
+                                                             "AS48716")]
+
+
+@dataclass
+class Other:
+    """An outlet measured at a local, resolver or OONI vantage: its verdict there, the stored
+    English reason and the keys (None for OONI: its text is read back)."""
+    name: str
+    kind: str
+    verdict: str
+    reason: str
+    keys: dict[str, Any] | None
+
+    def said(self, lang: str) -> str:
+        return reasons.said(self.keys, self.reason, lang)[0]
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict in BLOCKING
+
+
 @dataclass
 class World:
     cfg: Config
     outlets: list[tuple[str, Judgement, bool]]  # (name, judgement, still in that state now)
     data: list[str]  # text from outside (sites, data files): taken out before the checks
+    # outlets measured only by a local, resolver or OONI vantage
+    others: list[Other]
 
 
 def populate(db: Database, write_config: Any) -> World:
@@ -253,8 +330,46 @@ def populate(db: Database, write_config: Any) -> World:
     data = ["HTTP 503", "almaty-1", "almaty-2", "vps"]
     for j in js:  # what the judgements quote from sites and the data files, as they came
         data += [x for x in (j.vantage_title, j.control_title, j.issuer, j.fingerprint_note,
-                             j.authority) if x]
-    return World(cfg, outlets, data)
+                             j.authority, j.host, j.hop_host, j.vantage_final_host,
+                             j.control_final_host) if x]
+        data += list(j.fingerprints)  # blockpage ids, as the data files name them
+    others = _other_vantages(db, js)
+    data += [n for n, _, _, _ in OTHER_VANTAGES] + ["AS9198", "AS48716", "AS21299"]
+    return World(cfg, outlets, data, others)
+
+
+def _other_vantages(db: Database, js: list[Judgement]) -> list[Other]:
+    """Outlets of their own at the local vantages (a block at home, reachable abroad), the
+    resolver (each DNS reason) and OONI (each form of its reasons), confirmed now."""
+    from blockwatch.ooni.mapping import map_verdict
+
+    tls = next(j for j in js if j.verdict == Verdict.TLS)
+    ok = Judgement.explained(Verdict.OK, False, "ok_http", host="site.example", vantage_status=200)
+    plan: list[tuple[str, list[tuple[str, Any, str, dict[str, Any] | None]]]] = [
+        ("Местное.kz", [("vps-kz", tls.verdict, tls.reason, tls.keys()),
+                        ("vps", ok.verdict, ok.reason, ok.keys())])]
+    plan += [(f"Резолвер{n}.kz", [("kz-isp-dns", j.verdict, j.reason, j.keys())])
+             for n, j in enumerate(j for j in js if j.why.startswith(("dns_", "resolver_",
+                                                                       "no_control_dns")))]
+    plan += [(f"OONI{n}.kz", [("ooni-kz:AS48716", (m := map_verdict(it)).verdict, m.reason,
+                               None)]) for n, it in enumerate(ooni_forms())]
+    with db.write() as s:
+        ids = repo.sync_targets(s, [TargetSpec(n, (f"https://other{i}.example/",), country="KZ",
+                                               category="NEWS") for i, (n, _) in enumerate(plan)],
+                                retire_others=False)
+        vids = {n: repo.ensure_vantage(s, n, kind, c, asn) for n, kind, c, asn in OTHER_VANTAGES}
+    kinds = {n: kind for n, kind, _, _ in OTHER_VANTAGES}
+    out = []
+    for i, (name, at) in enumerate(plan):
+        for vname, verdict, reason, keys in at:
+            rows = [bulk.Row(f"o{i}-{vname}-{n}", ids[name], f"https://other{i}.example/",
+                             NOW - ago, {"dns": []}, verdict=verdict, reason=reason,
+                             reason_keys=keys)
+                    for n, ago in enumerate((timedelta(hours=6), timedelta(minutes=10)))]
+            with db.write() as s:
+                bulk.record(db, s, vids[vname], rows, confirm_after=1, now=NOW)
+            out.append(Other(name, kinds[vname], str(verdict), reason, keys))
+    return out
 
 
 @pytest.fixture
@@ -303,10 +418,17 @@ def test_the_checks_know_english_when_they_see_it() -> None:
     assert problems("статус: reachable", "kk", [])
     assert problems("the control connected", "kk", [])
     assert not problems("доступен с 04.12.2026 09:00, 2,0 КБ/с, 1 234", "ru", [])
+    # any English word of our messages, in any case, and any key or failure code shown bare
+    for leak in ("сайт: down", "Down", "Blocked", "Source: Адил Соз", "Confirmed", "unknown",
+                 "never", "через control", "resolver", "Kazakhstan", "(connection_refused)",
+                 "сбой: some_new_code", "DNS (dns_no_answer)"):
+        assert problems(leak, "kk", []), leak
+    refused = reasons.FAILURE_WORDS["ru"]["connection_refused"]
+    assert not problems(f"не удалось ({refused}, connection_refused)", "ru", [])
 
 
-def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, world: World) -> None:
-    files = site_files(db, world)
+def site_problems(files: dict[str, str], w: World) -> list[str]:
+    """What reads as English of ours on the Russian and Kazakh pages and feeds."""
     found = []
     for path, text in sorted(files.items()):
         lang = path.split("/", 1)[0]
@@ -324,8 +446,31 @@ def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, wor
         else:
             continue
         found += [f"{path}: {p}" for p in problems(shown.replace(OLD_REASON, " "), lang,
-                                                   world.data)]
-    assert sorted({f.split(": ", 1)[1] for f in found}) == [], found[:5]
+                                                   w.data)]
+    return found
+
+
+def test_an_english_word_of_ours_on_a_russian_or_kazakh_page_is_found(
+        db: Database, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single English word in any case ("down", "Down") where the reader's word belongs."""
+    caches = [f for f in vars(i18n).values() if hasattr(f, "cache_clear")]
+    monkeypatch.setitem(i18n.CATEGORY_WORDS["ru"], "down", "down")
+    monkeypatch.setitem(i18n.CATEGORY_WORDS["kk"], "down", "Down")
+    try:
+        for f in caches:
+            f.cache_clear()
+        found = site_problems(site_files(db, world), world)
+    finally:
+        monkeypatch.undo()
+        for f in caches:  # the words, not the leaked ones, for the tests after this one
+            f.cache_clear()
+    assert {f.split(": ", 1)[1] for f in found} == {"ru: word: 'down'", "kk: word: 'Down'"}
+
+
+def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, world: World) -> None:
+    files = site_files(db, world)
+    found = site_problems(files, world)
+    assert sorted({f.split(": ", 1)[1] for f in found}) == [], sorted(set(found))[:40]
     # every reason reads in the page's language: the cell now, and each event on the timeline
     for lang in ("en", *OTHERS):
         for name, j, _ in world.outlets:
@@ -335,6 +480,20 @@ def test_the_site_in_russian_and_kazakh_has_no_english_of_ours(db: Database, wor
                 continue  # "reachable" needs no reason; "not measured" shows none
             assert str(escape(j.reason_in(lang))) in page, (lang, name, j.why)
         assert "(на английском)" not in files[f"{lang}/index.html"]
+    # the local, resolver and OONI vantages by their kind in the page's language, with reasons
+    for lang in ("en", *OTHERS):
+        kz = i18n.country_name(lang, "KZ")
+        labels = {"ooni": i18n.t(lang, "v_ooni", country=kz, asn="AS48716"),
+                  "resolver": i18n.t(lang, "v_resolver", country=kz, asn=""),
+                  "local": i18n.t(lang, "v_local", country=kz, asn="AS21299")}
+        for o in world.others:
+            page = next(v for k, v in files.items() if k.startswith(f"{lang}/t/")
+                        and f"<h1>{escape(o.name)}</h1>" in v)
+            assert str(escape(labels[o.kind])) in page, (lang, o.name)
+            if o.blocked:
+                assert str(escape(o.said(lang))) in page, (lang, o.name)
+            if o.name == "Местное.kz":
+                assert str(escape(i18n.t(lang, "v_abroad"))) in page, lang
     assert str(escape(OLD_REASON)) in next(v for k, v in files.items()
                                            if k.startswith("kk/t/") and "Старое.kz" in v)
 
@@ -372,6 +531,9 @@ def test_the_digest_in_russian_and_kazakh_has_no_english_of_ours(db: Database,
         for name, j, _ in world.outlets:
             if j.verdict in BLOCKING or j.verdict == Verdict.DOWN:
                 assert C.oneline(j.reason_in(lang), 500) in m.text, (lang, name, j.why)
+        for o in world.others:  # local, resolver and OONI vantages' blocks, OONI's text too
+            if o.blocked:
+                assert C.oneline(o.said(lang), 500) in m.text, (lang, o.name)
         for w in TYPES:  # what happened, in the reader's words
             assert C.catalog(lang)["incident_type"][w] in m.text
         assert C.catalog(lang)["incident_status"]["released"] in m.text
@@ -397,6 +559,10 @@ def test_alerts_in_russian_and_kazakh_have_no_english_of_ours(db: Database,
             if still and (j.verdict in BLOCKING or j.verdict == Verdict.DOWN):
                 said = C.oneline(j.reason_in(lang), 500)
                 assert said in email and said in telegram, (lang, name, j.why)
+        for o in world.others:
+            if o.blocked:
+                said = C.oneline(o.said(lang), 500)
+                assert said in email and said in telegram, (lang, o.name)
         assert "04.12.2026" in email
     assert found == []
     for lang in OTHERS:  # and the test message
@@ -512,21 +678,9 @@ def test_a_cell_whose_latest_verdict_disagrees_says_the_event_s_reason_in_its_la
 def test_an_ooni_import_s_reason_reads_in_each_language() -> None:
     """OONI imports store OONI's judgement as English text (no keys): every form ooni/mapping.py
     writes is read back and said in Russian and Kazakh, its link kept."""
-    from blockwatch.ooni.mapping import OoniItem, map_verdict
+    from blockwatch.ooni.mapping import map_verdict
 
-    def item(**kw: Any) -> OoniItem:
-        base: dict[str, Any] = dict(
-            uid="ooni:1", input="https://ratel.kz/", host="ratel.kz", probe_asn="AS9198",
-            probe_cc="KZ", measured_at=NOW, anomaly=True, confirmed=False, failure=False,
-            blocking_type="dns", accuracy=None,
-            measurement_url="https://explorer.ooni.org/m/20261204x")
-        return OoniItem(**{**base, **kw}, raw={})
-
-    forms = [item(failure=True), item(accuracy=0.0), item(anomaly=False),
-             item(confirmed=True, blocking_type=None), item(blocking_type="weird"),
-             item(blocking_type=None), item(measurement_url="")]
-    forms += [item(blocking_type=b) for b in ("dns", "tcp_ip", "http-failure", "http-diff")]
-    forms += [item(blocking_type="dns", confirmed=True)]
+    forms = ooni_forms()
     texts = {map_verdict(i).reason for i in forms}
     assert len(texts) == len(forms)
     for en in texts:
