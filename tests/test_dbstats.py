@@ -100,6 +100,25 @@ def test_rows_and_the_measurements_they_stand_for_are_counted_apart(any_db: Data
         bulk.record(any_db, s, vid, rows, 2, NOW)
     st = dbstats.collect(any_db, timedelta(days=30), NOW)
     assert (st.measurements, st.measured) == (2, 10)
-    assert (st.rows_per_day, st.per_day) == (2 / 7, 10 / 7)
+    # a database one day old: its growth over that day, not spread over a week
+    assert st.growth_window_days == 1
+    assert (st.rows_per_day, st.per_day) == (2, 10)
     assert st.bytes_per_measurement == st.size_bytes / 10
     assert "standing for 10 measured" in "\n".join(dbstats.lines(st))
+
+
+def test_a_young_database_grows_over_its_own_age_not_a_week(setup) -> None:  # type: ignore[no-untyped-def]
+    """An hour-old database with 48 measurements grows 48 an hour, not 48 a week."""
+    _, db = setup
+    with db.write() as s:
+        vid = repo.ensure_vantage(s, "vps", "local")
+    rows = [bulk.Row(uid=f"u{i}", target_id=None, url=f"https://{i}.test/",
+                     measured_at=NOW - timedelta(minutes=90) + timedelta(minutes=i),
+                     evidence={"i": i}, verdict="ok", reason="r") for i in range(48)]
+    with db.write() as s:
+        bulk.record(db, s, vid, rows, 2, NOW)
+    st = dbstats.collect(db, timedelta(days=30), NOW)
+    assert st.growth_window_days == pytest.approx(1.5 / 24)
+    assert st.per_day == pytest.approx(48 / (1.5 / 24))
+    assert any("the 1h30m since the first measurement" in line for line in dbstats.lines(st))
+    assert "since the first measurement" in dbstats.brief(db, NOW)["line"]

@@ -1,7 +1,8 @@
 """`blockwatch db stats`: how big the database is, what it holds, how fast it grows and what
 retention removes next, so an operator can size a disk and a `[retention]` setting.
 
-Growth is measured, not guessed: measurements per day over the last 7 days (by measured_at)
+Growth is measured, not guessed: measurements per day over the last 7 days (by measured_at;
+over the time since the first measurement when the database is younger, at least an hour)
 times the database's bytes per measurement now (its size over its measurements: verdicts,
 indexes and events included). A measurement row stands for itself and the repetitions of its run
 (storage/runs.py): rows and measurements are counted apart."""
@@ -23,6 +24,7 @@ from blockwatch.storage.db import sqlite_path
 from blockwatch.storage.repo import iso
 
 GROWTH_DAYS = 7
+MIN_GROWTH_WINDOW = timedelta(hours=1)  # a younger database: rates over an hour, not minutes
 
 # rows by kind: what an operator asks about (measurements are split into kept and prunable)
 COUNTED = (("verdicts", m.Verdict), ("events", m.Event), ("url_states", m.UrlState),
@@ -41,11 +43,13 @@ class Stats:
     measurements_kept: int  # anomalies, changes and their controls: retention never removes them
     measurements_prunable: int  # past retention now: removed by the next maintenance run
     rows: dict[str, int]
-    per_day: float  # measurements per day, over the last GROWTH_DAYS days
+    per_day: float  # measurements per day, over `growth_window_days`
     rows_per_day: float  # measurement rows added per day, over the same days
     bytes_per_measurement: float | None
     retention_raw_days: float
     next_prune: dict[str, Any] = field(default_factory=dict)  # count and date range, now / in a day
+    # GROWTH_DAYS, or the time since the first measurement when the database is younger
+    growth_window_days: float = GROWTH_DAYS
 
     @property
     def growth_bytes_per_day(self) -> float | None:
@@ -70,10 +74,11 @@ def collect(db: Database, keep_for: timedelta, now: datetime) -> Stats:
             s, m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
             m.Measurement.measured_at <= now)
         rows = {name: _count(s, select(func.count()).select_from(model)) for name, model in COUNTED}
+        days = _window_days(s, now)
     return Stats(
         dialect=db.dialect, size_bytes=size, table_bytes=tables, measurements=total,
         measured=measured, measurements_kept=kept, measurements_prunable=due["count"], rows=rows,
-        per_day=recent / GROWTH_DAYS, rows_per_day=recent_rows / GROWTH_DAYS,
+        per_day=recent / days, rows_per_day=recent_rows / days, growth_window_days=days,
         bytes_per_measurement=size / measured if measured else None,
         retention_raw_days=keep_for.total_seconds() / 86400,
         next_prune={"cutoff": iso(cutoff), "now": due, "within_a_day": soon})
@@ -154,7 +159,8 @@ def lines(st: Stats) -> list[str]:
     for name, n in st.rows.items():
         out.append(f"  {name}: {n:,}")
     out.append(f"growth: {st.per_day:,.0f} measurements/day ({st.rows_per_day:,.0f} rows) over "
-               f"the last {GROWTH_DAYS} days, about {human_bytes(st.growth_bytes_per_day)}/day"
+               f"{_window_said(st.growth_window_days)}, about "
+               f"{human_bytes(st.growth_bytes_per_day)}/day"
                if st.measured else "growth: no measurements yet")
     nxt = st.next_prune
     out.append(f"retention: raw measurements kept {st.retention_raw_days:g} days "
@@ -178,10 +184,31 @@ def brief(db: Database, now: datetime) -> dict[str, Any]:
         _, recent = _rows_and_measured(
             s, m.Measurement.measured_at >= now - timedelta(days=GROWTH_DAYS),
             m.Measurement.measured_at <= now)
-    per_day = recent / GROWTH_DAYS
+        days = _window_days(s, now)
+    per_day = recent / days
     growth = per_day * size / total if total else None
     line = (f"database: {human_bytes(size)}, growing "
-            + (f"{human_bytes(growth)}/day ({per_day:,.0f} measurements/day over the last "
-               f"{GROWTH_DAYS} days)" if total else "- (no measurements yet)"))
+            + (f"{human_bytes(growth)}/day ({per_day:,.0f} measurements/day over "
+               f"{_window_said(days)})" if total else "- (no measurements yet)"))
     return {"size_bytes": size, "measurements_per_day": per_day,
             "growth_bytes_per_day": growth, "line": line}
+
+
+def _window_days(s: Session, now: datetime) -> float:
+    """The days growth is averaged over: GROWTH_DAYS, or since the first measurement when the
+    database is younger (a database an hour old did not grow for a week)."""
+    first = s.scalar(select(func.min(m.Measurement.measured_at)))
+    if first is None:
+        return float(GROWTH_DAYS)
+    if first.tzinfo is None:  # SQLite hands back naive UTC
+        first = first.replace(tzinfo=now.tzinfo)
+    span = max(now - first, MIN_GROWTH_WINDOW)
+    return min(span, timedelta(days=GROWTH_DAYS)).total_seconds() / 86400
+
+
+def _window_said(days: float) -> str:
+    from blockwatch.durations import format_duration
+
+    if days >= GROWTH_DAYS:
+        return f"the last {GROWTH_DAYS} days"
+    return f"the {format_duration(timedelta(days=days))} since the first measurement"
