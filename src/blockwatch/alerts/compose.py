@@ -505,12 +505,6 @@ def _case_ctx(lang: str) -> dict[str, Any]:
                                                        lang) if i.measured else ""}
 
 
-def reason_in(line: Any, lang: str) -> str:
-    """A digest line's or an alert item's reason in `lang`, from its keys; else the stored
-    English text."""
-    return said(line, lang)[0]
-
-
 def said(line: Any, lang: str) -> tuple[str, str]:
     """(the reason in `lang`, the language it is in): "en" for an older row without keys, which
     the templates mark ("in English") rather than pass off as translated."""
@@ -518,8 +512,7 @@ def said(line: Any, lang: str) -> tuple[str, str]:
 
 
 def _reason_ctx(lang: str) -> dict[str, Any]:
-    return {"reason_in": lambda line: reason_in(line, lang),
-            "said": lambda line: said(line, lang),
+    return {"said": lambda line: said(line, lang),
             "kind_of": lambda kind: vantage_kind(kind, lang)}
 
 

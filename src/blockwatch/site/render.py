@@ -18,13 +18,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from blockwatch.analysis import display as D
-from blockwatch.analysis import reasons
 from blockwatch.analysis.quorum import Agreement
 from blockwatch.site import i18n
 from blockwatch.site.load import EventRec, IncidentRec
 from blockwatch.site.model import (
     GROUPS,
-    Cell,
     Day,
     FeedItem,
     PublicVantage,
@@ -94,10 +92,6 @@ class Lang:
 
     def how(self, state: str | None) -> str:
         return i18n.how(self.code, state)
-
-    def reason(self, c: Cell) -> str:
-        """The cell's reason in this language, from its keys; else the stored English."""
-        return (reasons.render(c.reason_keys, self.code) if c.reason_keys else None) or c.reason
 
     def day(self, d: date) -> str:
         return i18n.fmt_day(self.code, d)
@@ -429,6 +423,12 @@ def render_feed(m: SiteModel, info: SiteInfo, lang: str) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
 
 
+def _said(L: Lang, said: tuple[str, str]) -> str:
+    """A reason in a text feed: one stored in English only (an older row) says so, as pages do."""
+    text, lang = said
+    return text if lang == L.code else f"{L.t('in_english')} {text}"
+
+
 def _entry(el, feed, it: FeedItem, m: SiteModel, info: SiteInfo, L: Lang, host: str,  # type: ignore[no-untyped-def]
            slug_of: dict[int, str], name_of: dict[int, str]) -> None:
     e = it.event
@@ -443,7 +443,7 @@ def _entry(el, feed, it: FeedItem, m: SiteModel, info: SiteInfo, L: Lang, host: 
         href = _link(info, f"{L.code}/t/{slug_of.get(e.target_id, '')}.html#event-{e.id}")
         lines = [f"{L.t('since', when=L.time(e.started_at))}"
                  + (f" {L.t('until', when=L.time(e.ended_at))}" if e.ended_at else ""),
-                 e.url, e.said(L.code)[0],
+                 e.url, _said(L, e.said(L.code)),
                  L.t("confirmed_yes" if e.confirmed else "confirmed_no")]
     else:
         inc = it.incident
