@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from blockwatch.storage import repo
 from blockwatch.storage.db import Database
@@ -44,13 +45,19 @@ def step(prev: str, target: str | None, measured_at: str | None, dig: str) -> st
                           .encode("utf-8")).hexdigest()
 
 
+def lock(db: Database, s: Session) -> None:
+    """Hold the linkers' lock until `s` ends: taken first in a transaction that reads rows'
+    chain places and acts on them (link; db compact's folds). SQLite's write lock is it."""
+    if db.dialect == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+
+
 def link(db: Database, *, batch: int = BATCH) -> int:
     """Chain every kept row not chained yet; returns how many were linked."""
     total = 0
     while True:
         with db.write() as s:
-            if db.dialect == "postgresql":
-                s.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+            lock(db, s)
             rows = s.execute(
                 select(Measurement.id, Measurement.vantage_id, Measurement.uid, Measurement.url,
                        Measurement.role, Measurement.measured_at, Measurement.evidence_sha256,

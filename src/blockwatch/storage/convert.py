@@ -56,6 +56,9 @@ def compact_history(db: Database, *, batch: int = BATCH,
     for role in ("vantage", "control"):
         while True:
             with db.write() as s:
+                # a row linked meanwhile must not be folded away (a gap in its chain for good):
+                # the chain's linkers wait for this transaction (SQLite: its write lock already)
+                chain.lock(db, s)
                 cur = repo.get_kv(s, CURSORS[role])
                 keys = _next_keys(s, role, cur, batch)
                 if not keys:
