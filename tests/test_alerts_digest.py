@@ -239,6 +239,18 @@ def test_cmd_digest_writes_files_per_language(db, write_config, tmp_path, capsys
     assert default_out(cfg) == tmp_path / "reports" / "digests"  # beside reports/site
 
 
+
+def test_cmd_digest_send_without_recipients_does_nothing_first(db, write_config, tmp_path,
+                                                               capsys) -> None:
+    cfg = write_config(config_text(2525, recipients='[[alerts.recipient]]\nemail = "a@example.org"\n'
+                                   'digest = false\n'))
+    out = tmp_path / "nothing"
+    assert cmd_digest(cfg, _args(out=str(out), send=True)) == 2
+    assert "no [[alerts.recipient]] or [[alerts.telegram]] with digest = true" in \
+        capsys.readouterr().err
+    assert not out.exists()  # a usage error: no files written first
+
+
 def test_cmd_digest_send(db, smtp, write_config, tmp_path) -> None:
     cfg = cfg_for(write_config, smtp)
     assert cmd_digest(cfg, _args(out=str(tmp_path / "d"), send=True)) == 0

@@ -114,6 +114,11 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
     if since >= now:
         print(f"blockwatch digest: --since {args.since} is not in the past", file=sys.stderr)
         return EXIT_USAGE
+    if args.send and not any(r.digest for r in [*a.recipient, *a.telegram]):
+        # a usage error is said before anything is done
+        print("blockwatch digest: --send: no [[alerts.recipient]] or [[alerts.telegram]] "
+              f"with digest = true in {cfg.source}", file=sys.stderr)
+        return EXIT_USAGE
     out = Path(args.out) if args.out else default_out(cfg)
     db = open_database(cfg.database_url)
     try:
@@ -123,10 +128,6 @@ def cmd_digest(cfg: Config, args: argparse.Namespace) -> int:
             print(p)
         if not args.send:
             return EXIT_OK
-        if not any(r.digest for r in [*a.recipient, *a.telegram]):
-            print("blockwatch digest: --send: no [[alerts.recipient]] or [[alerts.telegram]] "
-                  f"with digest = true in {cfg.source}", file=sys.stderr)
-            return EXIT_USAGE
         # an explicit --send goes out even on a quiet day; the key names the period, so a second
         # run is a second digest, while a retry of this one is not
         prefix = f"digest:{since.isoformat(timespec='seconds')}/{now.isoformat(timespec='microseconds')}"
