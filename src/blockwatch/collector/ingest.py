@@ -1,7 +1,15 @@
 """Judging on arrival: the control for each reported URL, the verdict, and one transaction per
 upload that stores measurements, verdicts and the event state machine in bulk (storage/bulk.py:
 the per-row ORM path costs ~3 round trips and a unit-of-work flush per measurement, which caps
-ingest far below what 50 agents post at once)."""
+ingest far below what 50 agents post at once).
+
+A URL's control is, in this order: one measured within CONTROL_WINDOW of the agent's measurement
+(or of now, for an old queued one); the control's last measurement of the URL (its open run,
+storage/controls.py) younger than `[probe] control_reuse`, when every measurement of that URL in
+the upload came over verified TLS, is plainly fine and matches it (analysis/reuse.py, with the
+control resolvers asked now) with an "ok" verdict against it, as a local round reuses one; else
+one fetched now. The verdict names the control row it was judged against, never one it did not
+have."""
 
 from __future__ import annotations
 
@@ -10,24 +18,27 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from blockwatch.analysis.reuse import plainly_fine
 from blockwatch.analysis.verdict import Judgement, judge
 from blockwatch.collector.schema import MeasurementBatch
 from blockwatch.collector.state import CollectorState, Snapshot
 from blockwatch.config import AgentVantage
 from blockwatch.context import CONTROL
-from blockwatch.probe.records import WebMeasurement
+from blockwatch.probe.records import DnsQuery, WebMeasurement
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import measure
 from blockwatch.storage import Database, bulk, evidence, repo
+from blockwatch.storage.controls import CachedControl, recent_controls
 from blockwatch.storage.models import Measurement, Vantage
 from blockwatch.textsafe import printable
 
@@ -40,6 +51,10 @@ CACHE_URLS = 5000  # URLs whose recent controls stay in memory
 # of its URLs are judged without a control (inconclusive) rather than making the collector a
 # prober on an uploader's command.
 MAX_CONTROLS_PER_UPLOAD = 128
+# How long the control resolvers' answer for a host stands for "asked now" when a stored control
+# is reused: 50 agents uploading the same URLs within a minute ask them once, not 50 times.
+DNS_FRESH = 60.0
+T = TypeVar("T")
 
 M: Table = Measurement.__table__  # type: ignore[assignment]
 
@@ -47,7 +62,7 @@ M: Table = Measurement.__table__  # type: ignore[assignment]
 @dataclass
 class Control:
     id: int
-    at: datetime
+    at: datetime  # when the row `id` was measured
     m: WebMeasurement
 
 
@@ -89,15 +104,18 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class Controls:
-    """Recent control measurements per URL: memory first, then the database (a local round of
-    `blockwatch run` stores one every interval), else measured now, once per URL however many
-    agents ask at the same moment."""
+    """Control measurements per URL: one near the agent's time from memory, then from the
+    database (a local round of `blockwatch run` stores one every interval), then the control's
+    last measurement where the agents' results allow (control_reuse), else measured now, once
+    per URL however many agents ask at the same moment."""
 
     def __init__(self, state: CollectorState):
         self.state = state
         self._recent: OrderedDict[str, list[Control]] = OrderedDict()
         self._loaded: dict[str, float] = {}  # URL -> monotonic time its DB rows were read
         self._inflight: dict[str, asyncio.Future[Control]] = {}
+        self._dns: dict[str, tuple[float, list[DnsQuery]]] = {}  # host -> (monotonic, answers)
+        self._dns_inflight: dict[str, asyncio.Future[list[DnsQuery]]] = {}
         self._health: tuple[float, bool] | None = None
         self._health_lock = asyncio.Lock()
 
@@ -142,9 +160,12 @@ class Controls:
             old, _ = self._recent.popitem(last=False)
             self._loaded.pop(old, None)
 
-    async def for_items(self, snap: Snapshot, items: Sequence[Item]) -> None:
-        """Give every item a control: one DB read for what memory lacks, one probe per URL
-        for what the DB lacks too."""
+    async def for_items(self, snap: Snapshot, items: Sequence[Item], *,
+                        healthy: bool = True) -> None:
+        """Give every item a control: one DB read for what memory lacks, then the control's
+        last measurement where it may stand (`healthy`: the collector's canaries answered), one
+        probe per URL for the rest. Items judged against a reused control get their judgement
+        here."""
         need = [it for it in items if self._pick(it.m.url, it.at) is None]
         now = time.monotonic()
         unread = sorted({it.m.url for it in need
@@ -165,45 +186,134 @@ class Controls:
                 # An old queued measurement with no control near its time: today's control is
                 # the best evidence left, measured once per URL and window, not per upload.
                 it.control = self._pick(it.m.url, wall)
-        missing = sorted({it.m.url for it in items if it.control is None})
-        if len(missing) > MAX_CONTROLS_PER_UPLOAD:
-            log.warning("an upload needs %d control measurements; measuring %d, the rest are "
-                        "judged without one", len(missing), MAX_CONTROLS_PER_UPLOAD)
-            missing = missing[:MAX_CONTROLS_PER_UPLOAD]
-        if missing:
-            async with ResolverSet.for_view(snap.control, snap.settings) as dns:
-                got = await asyncio.gather(*(self._measure(snap, u, dns) for u in missing),
-                                           return_exceptions=True)
-            fresh = {}
-            for u, c in zip(missing, got, strict=True):
-                if isinstance(c, BaseException):
-                    log.error("control measurement of %s failed: %s", u, c)
-                else:
-                    fresh[u] = c
-            for it in items:
-                if it.control is None:
-                    # as above: today's control (the site may have been down then; rare)
-                    it.control = fresh.get(it.m.url)
+        if all(it.control is not None for it in items):
+            return
+        async with ResolverSet.for_view(snap.control, snap.settings) as dns:
+            reuse = snap.cfg.settings.probe.control_reuse
+            if healthy and reuse > timedelta(0):
+                # a control whose network fails says nothing: fetched (and judged) as before
+                await self._reuse(snap, [it for it in items if it.control is None],
+                                  wall - reuse, dns)
+            missing = sorted({it.m.url for it in items if it.control is None})
+            if len(missing) > MAX_CONTROLS_PER_UPLOAD:
+                log.warning("an upload needs %d control measurements; measuring %d, the rest are "
+                            "judged without one", len(missing), MAX_CONTROLS_PER_UPLOAD)
+                missing = missing[:MAX_CONTROLS_PER_UPLOAD]
+            if not missing:
+                return
+            got = await asyncio.gather(*(self._measure(snap, u, dns) for u in missing),
+                                       return_exceptions=True)
+        fresh = {}
+        for u, c in zip(missing, got, strict=True):
+            if isinstance(c, BaseException):
+                log.error("control measurement of %s failed: %s", u, c)
+            else:
+                fresh[u] = c
+        for it in items:
+            if it.control is None:
+                # as above: today's control (the site may have been down then; rare)
+                it.control = fresh.get(it.m.url)
+
+    async def _reuse(self, snap: Snapshot, need: Sequence[Item], since: datetime,
+                     dns: ResolverSet) -> None:
+        """The control's last measurement of a URL (its open run, last seen at `since` or later)
+        for the items of that URL, when every one of them may be judged against it
+        (`reuse_judgements`); the others keep no control, and get one fetched now."""
+        by_url: dict[str, list[Item]] = {}
+        for it in need:
+            by_url.setdefault(it.m.url, []).append(it)
+        priors = await asyncio.to_thread(recent_controls, self.state.db,
+                                         snap.vantage_ids[CONTROL], sorted(by_url), since)
+        # the control resolvers are asked only where a result could pass (nothing failed)
+        asks = sorted(u for u, its in by_url.items()
+                      if u in priors and all(it.m.failure() is None for it in its))
+        answers = await asyncio.gather(*(self._control_dns(u, dns) for u in asks),
+                                       return_exceptions=True)
+        reused = 0
+        for u, now_dns in zip(asks, answers, strict=True):
+            if isinstance(now_dns, BaseException):
+                log.warning("the control resolvers' answer for %s failed: %s", u, now_dns)
+                continue
+            prior = priors[u]
+            try:
+                js = reuse_judgements(snap, prior, now_dns, by_url[u])
+            except Exception:  # odd evidence met by a bug: a control fetched now, judged later
+                log.exception("checking %s against the control's last measurement failed", u)
+                continue
+            if js is None:
+                continue
+            c = Control(prior.id, prior.measured_at, prior.m)  # named as measured then
+            for it, j in zip(by_url[u], js, strict=True):
+                it.control, it.judgement = c, j
+            reused += 1
+        if by_url:
+            log.debug("an upload's %d URLs without a recent control: %d judged against the "
+                      "control's last measurement", len(by_url), reused)
+
+    async def _control_dns(self, url: str, dns: ResolverSet) -> list[DnsQuery]:
+        """The control resolvers' answers for the URL's host, asked now (or at most DNS_FRESH
+        seconds ago, by another upload)."""
+        host = urlsplit(url).hostname or ""
+        hit = self._dns.get(host)
+        if hit is not None and time.monotonic() - hit[0] < DNS_FRESH:
+            return hit[1]
+
+        async def ask() -> list[DnsQuery]:
+            got = await dns.resolve(host)
+            if len(self._dns) >= CACHE_URLS:
+                self._dns.clear()
+            self._dns[host] = (time.monotonic(), got)
+            return got
+
+        return await _once(self._dns_inflight, host, ask)
 
     async def _measure(self, snap: Snapshot, url: str, dns: ResolverSet) -> Control:
-        fut = self._inflight.get(url)
-        if fut is not None:
-            return await asyncio.shield(fut)
-        fut = asyncio.get_running_loop().create_future()
-        self._inflight[url] = fut
-        try:
+        async def fetch() -> Control:
             m = await measure(url, snap.control, snap.settings, dns)
             cid = await asyncio.to_thread(_store_control, self.state.db, snap, url, m)
             c = Control(cid, repo.parse_time(m.measured_at), m)
             self.remember(url, c)
-            fut.set_result(c)
             return c
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._inflight[url]
+
+        return await _once(self._inflight, url, fetch)
+
+
+async def _once(inflight: dict[str, asyncio.Future[T]], key: str,
+                work: Callable[[], Awaitable[T]]) -> T:
+    """`work()` for `key`, once however many callers ask for it at the same moment."""
+    fut = inflight.get(key)
+    if fut is not None:
+        return await asyncio.shield(fut)
+    fut = asyncio.get_running_loop().create_future()
+    inflight[key] = fut
+    try:
+        result = await work()
+        fut.set_result(result)
+        return result
+    except BaseException as exc:
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: nobody else may be waiting
+        raise
+    finally:
+        del inflight[key]
+
+
+def reuse_judgements(snap: Snapshot, prior: CachedControl, now_dns: list[DnsQuery],
+                     items: Sequence[Item]) -> list[Judgement] | None:
+    """Each item's judgement against the control's last measurement `prior`, or None when any
+    of them needs a control measured now: every one must be plainly fine against it
+    (analysis/reuse.py; `now_dns`: the control resolvers' answers now) and judged "ok"."""
+    if not all(plainly_fine(it.m, prior.m, now_dns, settings=snap.analysis, asn=snap.asn)
+               for it in items):
+        return None
+    out = []
+    for it in items:
+        j = judge(it.m, prior.m, vantage_ok=it.vantage_ok, control_ok=True,
+                  settings=snap.analysis, interception=snap.interception, asn=snap.asn)
+        if j.verdict != "ok":
+            return None
+        out.append(j)
+    return out
 
 
 def _load_controls(db: Database, control_id: int, urls: list[str], lo: datetime,
@@ -219,10 +329,12 @@ def _load_controls(db: Database, control_id: int, urls: list[str], lo: datetime,
 
 
 def _store_control(db: Database, snap: Snapshot, url: str, m: WebMeasurement) -> int:
+    """Stored whole (verdicts judged against it name it) and as the control's open run of the
+    URL, so that later uploads and local rounds find it as its last measurement."""
     with db.write() as s:
-        return bulk.insert_measurements(db, s, snap.vantage_ids[CONTROL], "control", [bulk.Row(
+        return bulk.store_controls(db, s, snap.vantage_ids[CONTROL], [bulk.Row(
             m.uid, snap.url_targets.get(url), url, repo.parse_time(m.measured_at), m.to_json(),
-            failure=m.failure())])[m.uid]
+            failure=m.failure())], [True])[m.uid]
 
 
 class Ingestor:
@@ -267,8 +379,9 @@ class Ingestor:
             if items else set()
         fresh = [it for it in items if it.uid not in known]
         if fresh:
-            await self.controls.for_items(snap, fresh)
-            if not await self.controls.healthy(snap):
+            healthy = await self.controls.healthy(snap)
+            await self.controls.for_items(snap, fresh, healthy=healthy)
+            if not healthy:
                 for it in fresh:
                     it.control_ok = False
         asn = agent.asn or batch.asn or ""
@@ -292,10 +405,13 @@ def _rejected(uid: str, error: str) -> dict[str, Any]:
 
 
 def judge_items(snap: Snapshot, items: Sequence[Item]) -> list[tuple[Item, str]]:
-    """Judge each item; those judge() fails on (a bug met by odd evidence) are returned."""
+    """Judge each item not judged yet; those judge() fails on (a bug met by odd evidence) are
+    returned."""
     failed = []
     for it in items:
         c = it.control
+        if it.judgement is not None:
+            continue  # judged against a reused control when it was chosen (the same inputs)
         try:
             it.judgement = judge(it.m, c.m if c else None, vantage_ok=it.vantage_ok,
                                  control_ok=c is not None and it.control_ok,
