@@ -19,7 +19,7 @@ from blockwatch.storage import Database, bulk, chain, repo
 from blockwatch.storage import convert as conv
 from blockwatch.storage.db import open_database
 from blockwatch.storage.models import Measurement, Target
-from test_export_chain import T0, _m, _verify
+from test_export_chain import T0, _history, _m, _verify
 
 
 def _exp(db: Database, tmp_path: Path, fmt: str = "jsonl") -> Path:
@@ -88,3 +88,34 @@ def test_compact_never_folds_a_row_linked_meanwhile(pg_url: str, tmp_path: Path,
         assert code == 0, said
     finally:
         db.close()
+
+
+# --- an export while rows are linked ---------------------------------------------------------
+
+def test_an_export_verifies_though_rows_are_linked_while_it_is_written(
+        any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _history(any_db)
+    real = export._chain_entries
+    linked: list[int] = []
+
+    def racing(s: Session, *a: Any, **kw: Any) -> Any:
+        # after the records are read: a round stores a new anomaly of T, another process links
+        with any_db.write() as w:
+            tid = w.scalar(select(Target.id).where(Target.name == "T"))
+            vid = repo.ensure_vantage(w, "vps", "local")
+            at = T0 + timedelta(hours=80)
+            m = _m("https://t.test/", at, "tls")
+            bulk.record(any_db, w, vid, [bulk.Row(m.uid, tid, m.url, at, m.to_json(),
+                                                  verdict="tls")], 2)
+        linked.append(chain.link(any_db))
+        return real(s, *a, **kw)
+
+    monkeypatch.setattr(export, "_chain_entries", racing)
+    out = _exp(any_db, tmp_path)
+    assert linked[0] > 0
+    code, said = _verify(out, capsys)
+    assert code == 0, said
+    monkeypatch.undo()  # the next export has it, and verifies too
+    code, said = _verify(_exp(any_db, tmp_path / "next"), capsys)
+    assert code == 0, said

@@ -16,12 +16,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
@@ -73,30 +74,46 @@ def named_controls_outside(s: Session, target_id: int, since: datetime | None,
                or_(*outside))))
 
 
+@contextmanager
+def snapshot(db: Database) -> Iterator[Session]:
+    """One read transaction that sees the database as of its first query: the records and the
+    chain entries written beside them must agree though rows are linked meanwhile (SQLite's
+    read transaction is one already; PostgreSQL's READ COMMITTED is not)."""
+    with db.read() as s:
+        if db.dialect == "postgresql":
+            s.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        yield s
+
+
 def records(db: Database, target: str, since: datetime | None, until: datetime | None, *,
             reveal_agents: bool = False) -> Iterator[dict[str, Any]]:
     """The target's records of the period in time order, then the controls its verdicts name
     from outside it (`named_controls_outside`), so every `control_uid` has its record."""
+    with snapshot(db) as s:
+        yield from _records(s, target, since, until, reveal_agents=reveal_agents)
+
+
+def _records(s: Session, target: str, since: datetime | None, until: datetime | None, *,
+             reveal_agents: bool = False) -> Iterator[dict[str, Any]]:
     ctl = aliased(Measurement)
-    with db.read() as s:
-        t = s.scalar(select(Target).where(Target.name == target))
-        if t is None:
-            raise LookupError(target)
-        q = (select(Measurement, Vantage, Verdict, ctl.uid)
-             .join(Vantage, Vantage.id == Measurement.vantage_id)
-             .outerjoin(Verdict, Verdict.measurement_id == Measurement.id)
-             .outerjoin(ctl, ctl.id == Verdict.control_id)
-             .order_by(Measurement.measured_at, Measurement.id))
-        outside = named_controls_outside(s, t.id, since, until)
-        queries = [q.where(Measurement.target_id == t.id, *_in_period(Measurement, since, until))]
-        queries += [q.where(Measurement.id.in_(outside[i:i + 500]))
-                    for i in range(0, len(outside), 500)]
-        for query in queries:
-            for part in s.execute(query).yield_per(500).partitions():
-                data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
-                                   for m, *_ in part])
-                for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
-                    yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
+    t = s.scalar(select(Target).where(Target.name == target))
+    if t is None:
+        raise LookupError(target)
+    q = (select(Measurement, Vantage, Verdict, ctl.uid)
+         .join(Vantage, Vantage.id == Measurement.vantage_id)
+         .outerjoin(Verdict, Verdict.measurement_id == Measurement.id)
+         .outerjoin(ctl, ctl.id == Verdict.control_id)
+         .order_by(Measurement.measured_at, Measurement.id))
+    outside = named_controls_outside(s, t.id, since, until)
+    queries = [q.where(Measurement.target_id == t.id, *_in_period(Measurement, since, until))]
+    queries += [q.where(Measurement.id.in_(outside[i:i + 500]))
+                for i in range(0, len(outside), 500)]
+    for query in queries:
+        for part in s.execute(query).yield_per(500).partitions():
+            data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
+                               for m, *_ in part])
+            for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
+                yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
 
 
 def _record(t: Target, m: Measurement, v: Vantage, verdict: Verdict | None,
@@ -136,51 +153,56 @@ def chain_entries(db: Database, target: str, since: datetime | None, until: date
     """Per vantage with a kept record of `target` in the period: its chain from the first link
     measured in the period (any target's) to its head, each entry's target, time, record digest
     and chain value, and the chain value before the first."""
-    with db.read() as s:
-        t = s.scalar(select(Target).where(Target.name == target))
-        if t is None:
-            raise LookupError(target)
-        period = [Measurement.chain_seq.is_not(None), *_in_period(Measurement, since, until)]
-        vids = set(s.scalars(select(Measurement.vantage_id).distinct()
-                             .where(Measurement.target_id == t.id, *period)))
-        # the kept controls exported from outside the period: their chain from them on
-        earlier: dict[int, int] = {}
-        outside = named_controls_outside(s, t.id, since, until)
-        for i in range(0, len(outside), 500):
-            for vid, seq in s.execute(
-                    select(Measurement.vantage_id, func.min(Measurement.chain_seq))
-                    .where(Measurement.id.in_(outside[i:i + 500]),
-                           Measurement.chain_seq.is_not(None))
-                    .group_by(Measurement.vantage_id)):
-                earlier[vid] = min(seq, earlier.get(vid, seq))
-        out = []
-        for vid in sorted(vids | set(earlier)):
-            v = s.get(Vantage, vid)
-            assert v is not None
-            starts = [s.scalar(select(func.min(Measurement.chain_seq))
-                               .where(Measurement.vantage_id == vid, *period)), earlier.get(vid)]
-            first = min(x for x in starts if x is not None)
-            prev = s.scalar(select(Measurement.chain).where(
-                Measurement.vantage_id == vid, Measurement.chain_seq == first - 1))
-            links = []
-            for r in s.execute(
-                    select(Measurement.chain_seq, Measurement.chain, Measurement.uid,
-                           Measurement.url, Measurement.role, Measurement.measured_at,
-                           Measurement.evidence_sha256, Target.name)
-                    .outerjoin(Target, Target.id == Measurement.target_id)
-                    .where(Measurement.vantage_id == vid, Measurement.chain_seq >= first)
-                    .order_by(Measurement.chain_seq)):
-                rec = storable_data({"uid": r.uid, "target": r.name, "url": r.url, "role": r.role,
-                                     "measured_at": repo.iso(r.measured_at),
-                                     "evidence_sha256": r.evidence_sha256}, printable)
-                links.append({"seq": r.chain_seq, "target": rec["target"],
-                              "measured_at": rec["measured_at"], "digest": chain.digest(rec),
-                              "chain": r.chain})
-            out.append({"vantage": public_vantage(v.name, v.kind, v.country, v.asn,
-                                                  reveal=reveal_agents),
-                        "prev": prev or chain.GENESIS, "links": links,
-                        "head": {"seq": links[-1]["seq"], "chain": links[-1]["chain"]}})
-        return out
+    with snapshot(db) as s:
+        return _chain_entries(s, target, since, until, reveal_agents=reveal_agents)
+
+
+def _chain_entries(s: Session, target: str, since: datetime | None, until: datetime | None, *,
+                   reveal_agents: bool = False) -> list[dict[str, Any]]:
+    t = s.scalar(select(Target).where(Target.name == target))
+    if t is None:
+        raise LookupError(target)
+    period = [Measurement.chain_seq.is_not(None), *_in_period(Measurement, since, until)]
+    vids = set(s.scalars(select(Measurement.vantage_id).distinct()
+                         .where(Measurement.target_id == t.id, *period)))
+    # the kept controls exported from outside the period: their chain from them on
+    earlier: dict[int, int] = {}
+    outside = named_controls_outside(s, t.id, since, until)
+    for i in range(0, len(outside), 500):
+        for vid, seq in s.execute(
+                select(Measurement.vantage_id, func.min(Measurement.chain_seq))
+                .where(Measurement.id.in_(outside[i:i + 500]),
+                       Measurement.chain_seq.is_not(None))
+                .group_by(Measurement.vantage_id)):
+            earlier[vid] = min(seq, earlier.get(vid, seq))
+    out = []
+    for vid in sorted(vids | set(earlier)):
+        v = s.get(Vantage, vid)
+        assert v is not None
+        starts = [s.scalar(select(func.min(Measurement.chain_seq))
+                           .where(Measurement.vantage_id == vid, *period)), earlier.get(vid)]
+        first = min(x for x in starts if x is not None)
+        prev = s.scalar(select(Measurement.chain).where(
+            Measurement.vantage_id == vid, Measurement.chain_seq == first - 1))
+        links = []
+        for r in s.execute(
+                select(Measurement.chain_seq, Measurement.chain, Measurement.uid,
+                       Measurement.url, Measurement.role, Measurement.measured_at,
+                       Measurement.evidence_sha256, Target.name)
+                .outerjoin(Target, Target.id == Measurement.target_id)
+                .where(Measurement.vantage_id == vid, Measurement.chain_seq >= first)
+                .order_by(Measurement.chain_seq)):
+            rec = storable_data({"uid": r.uid, "target": r.name, "url": r.url, "role": r.role,
+                                 "measured_at": repo.iso(r.measured_at),
+                                 "evidence_sha256": r.evidence_sha256}, printable)
+            links.append({"seq": r.chain_seq, "target": rec["target"],
+                          "measured_at": rec["measured_at"], "digest": chain.digest(rec),
+                          "chain": r.chain})
+        out.append({"vantage": public_vantage(v.name, v.kind, v.country, v.asn,
+                                              reveal=reveal_agents),
+                    "prev": prev or chain.GENESIS, "links": links,
+                    "head": {"seq": links[-1]["seq"], "chain": links[-1]["chain"]}})
+    return out
 
 
 @dataclass
@@ -209,12 +231,12 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
     h = hashlib.sha256()
     n = 0
     # evidence names vantages and networks: the owner's only, as the database is
-    with _private(tmp).open("wb") as f:
+    with snapshot(db) as s, _private(tmp).open("wb") as f:
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
             w.writeheader()
-            for rec in records(db, target, since, until, reveal_agents=reveal_agents):
+            for rec in _records(s, target, since, until, reveal_agents=reveal_agents):
                 row = dict(rec)
                 row["evidence"] = repo.canonical_json(rec["evidence"])
                 w.writerow(row)
@@ -223,18 +245,19 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
                     _flush(buf, f, h)
             _flush(buf, f, h)
         else:
-            for rec in records(db, target, since, until, reveal_agents=reveal_agents):
+            for rec in _records(s, target, since, until, reveal_agents=reveal_agents):
                 data = (dumps(rec, sort_keys=True) + "\n").encode()  # one record a line
                 f.write(data)
                 h.update(data)
                 n += 1
+        # in the same snapshot: a row linked meanwhile is in neither
+        entries = _chain_entries(s, target, since, until, reveal_agents=reveal_agents)
     tmp.replace(out)
     digest = h.hexdigest()
     chain_path = _private(out.with_name(out.name + ".chain.json"))
     chain_path.write_text(dumps({
         "file": out.name, "target": target, "since": repo.iso(since), "until": repo.iso(until),
-        "genesis": chain.GENESIS, "vantages": chain_entries(
-            db, target, since, until, reveal_agents=reveal_agents),
+        "genesis": chain.GENESIS, "vantages": entries,
         "verify": f"blockwatch export --verify {out.name}",
     }, indent=1) + "\n", encoding="utf-8")
     manifest = _private(out.with_name(out.name + ".manifest.json"))
