@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from blockwatch.config import Config, load
 from blockwatch.storage import Database
-from blockwatch.storage.models import Measurement, Run, Vantage, Verdict
+from blockwatch.storage.models import Event, Measurement, Run, Vantage, Verdict
 from lab import Behaviour, Lab, Page
 from test_check_lab import ARTICLE
 from test_collector import auth, vantage_measurement
@@ -115,6 +115,9 @@ async def test_an_unchanged_fine_site_is_judged_against_the_stored_control(
         assert len(site.connections_from(lab.CONTROL)) == fetched  # no control fetch
         assert len(lab.control_dns.queried("ratel.test")) > asked  # its DNS asked now
         assert controls(db) == [first.control_id]  # no control row made up
+        with db.read() as s:  # its verdict opened the event: the control it names is kept
+            assert s.scalars(select(Event.verdict_id)).all() == [second.id]
+            assert s.get(Measurement, first.control_id).keep  # type: ignore[union-attr]
     finally:
         db.close()
 
