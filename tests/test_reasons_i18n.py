@@ -228,3 +228,62 @@ def test_a_dns_failure_in_brackets_reads_in_words() -> None:
     problem = {"why": "resolver_failed", "resolver_problem": "kz.example: generic_timeout_error"}
     assert "kz.example: күту уақыты бітті, generic_timeout_error" in (
         reasons.render(problem, "kk") or "")
+
+
+# --- text from outside inside a sentence of ours ----------------------------------------------------
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_a_bidi_control_from_a_probed_page_cannot_turn_a_reason_around() -> None:
+    """A page title, host or issuer with U+202E (right-to-left override) would reverse the rest
+    of the line on the site, in email and Telegram: every explicit bidi control is written out."""
+    evil = "Ratel \u202eгазета\u2066x\u2069"
+    keys = {"why": "http_diff", "vantage_status": 200, "vantage_title": evil, "vantage_bytes": 10,
+            "control_status": 200, "control_title": "Ratel", "control_bytes": 20}
+    tls = {"why": "tls_cert", "host": "ratel.kz", "vantage_failure": "ssl_unknown_authority",
+           "issuer": "CN=\u202bKZ"}
+    for lang in reasons.LANGS:
+        for k in (keys, tls):
+            text = reasons.render(k, lang) or ""
+            assert not set(BIDI) & set(text), (lang, text)
+        assert "Ratel \\u202eгазета\\u2066x\\u2069" in (reasons.render(keys, lang) or "")
+        # an older row's stored English and an OONI import's text, said as they came
+        assert reasons.said(None, f"blocked \u202e{evil}", lang)[0] == (
+            "blocked \\u202eRatel \\u202eгазета\\u2066x\\u2069")
+        ooni = "OONI's verdict from AS9198\u202e: no anomaly, the site was reachable"
+        assert not set(BIDI) & set(reasons.said(None, ooni, lang)[0])
+    j = Judgement.explained("http_diff", False, "http_diff", **{k: v for k, v in keys.items()
+                                                              if k != "why"})
+    assert "\u202e" not in j.reason  # the English stored with the verdict, too
+
+
+def test_the_outlet_page_and_alerts_show_a_bidi_control_written_out() -> None:
+    from blockwatch.alerts import compose as C
+    from blockwatch.site.build import render_site, site_info
+    from blockwatch.site.load import Snapshot, TargetRec, UrlStateRec, VantageRec
+    from blockwatch.site.model import build_model
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    seen, since = now - timedelta(minutes=5), now - timedelta(days=3)
+    j = Judgement.explained("http_diff", False, "http_diff", host="ratel.kz", vantage_status=200,
+                            vantage_title="abc\u202edef", vantage_bytes=10, control_status=200,
+                            control_title="Ratel", control_bytes=20)
+    snap = Snapshot(
+        now=now, vantages={1: VantageRec(1, "almaty-1", "agent", "KZ", "AS9198",
+                                         timedelta(minutes=15))},
+        targets=[TargetRec(1, "Ratel.kz", ("https://ratel.kz/",), "KZ", "NEWS")],
+        states=[UrlStateRec(1, 1, "https://ratel.kz/", "http_diff", since, seen, "http_diff",
+                            False, j.reason, False, "", seen, j.keys())],
+        events=[])
+    files = render_site(build_model(snap), site_info("KZ", "https://s.example.org/",
+                                                     ["en", "ru", "kk"]))
+    for lang in ("en", "ru", "kk"):
+        page = files[f"{lang}/t/ratel-kz.html"].decode()
+        assert "abc\\u202edef" in page and "\u202e" not in page, lang
+    item = C.AlertItem(kind="blocked", ref="e1", at=now, detected_at=now, target="Ratel.kz",
+                       state="http_diff", reason=j.reason, reason_keys=j.keys())
+    for lang in ("en", "ru", "kk"):
+        m = C.compose_alert([item], lang, "UTC")
+        for text in (m.text, m.html):
+            assert "abc\\u202edef" in text and "\u202e" not in text, lang

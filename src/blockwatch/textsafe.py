@@ -30,6 +30,9 @@ _UNPRINTABLE = re.compile(_CHARS)
 # only sends the text down the slow path, so false alarms cost time, never correctness.
 _JSON_SUSPECT = re.compile("\\\\[ubf]|[\x7f-\x9f\ud800-\udfff\ufffe\uffff]|NaN|Infinity")
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+# The explicit bidi controls (embeddings, overrides, isolates): legal text everywhere, but one
+# from a probed page inside a sentence of ours turns the rest of the line around (U+202E).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def _esc(m: re.Match[str]) -> str:
@@ -49,6 +52,16 @@ def printable(s: str) -> str:
     if _UNPRINTABLE.search(s) is None:
         return s
     return _UNPRINTABLE.sub(_esc, s)
+
+
+def visible_bidi(s: str) -> str:
+    """`s` with every explicit bidi control written as `\\uXXXX`: for text from outside said
+    inside a sentence of ours (a reason), which must read in the order it was written. The
+    evidence and a verdict's keys keep them as they came (and their hashes); a sentence escapes
+    them when it is said."""
+    if _BIDI.search(s) is None:
+        return s
+    return _BIDI.sub(_esc, s)
 
 
 def storable_opt(s: str | None) -> str | None:

@@ -3,7 +3,9 @@
 Pure. `render(keys, lang)` takes the JSON-ready keys a `Judgement` carries (and that are stored
 with the verdict), so the site and the digest can say the reason in Russian or Kazakh long after
 the measurement. Keys without a `why` (OONI imports, older rows) render as None: show the stored
-English text. Values (hosts, titles, issuers) are inserted as they are: escaping is the caller's.
+English text. Values (hosts, titles, issuers) are inserted as they are, but for the explicit bidi
+controls, written out as `\\u202e` (textsafe.visible_bidi) so that a page title cannot turn the
+sentence around; escaping for HTML is the caller's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from blockwatch import vocabulary as F
+from blockwatch.textsafe import visible_bidi
 
 LANGS = ("en", "ru", "kk")
 
@@ -551,7 +554,8 @@ def render(keys: Mapping[str, Any], lang: str = "en") -> str | None:
     template = TEMPLATES[lang].get(str(keys.get("why") or ""))
     if template is None:
         return None
-    return template.format_map(_Context(keys, lang))
+    # our templates have no bidi controls: any in the result came with a value from outside
+    return visible_bidi(template.format_map(_Context(keys, lang)))
 
 
 # --- OONI imports: OONI's judgement as text, in the fixed form ooni/mapping.py writes ----------
@@ -645,5 +649,5 @@ def said(keys: Mapping[str, Any] | None, stored: str, lang: str) -> tuple[str, s
     if text is None and lang != "en" and stored.startswith("OONI"):
         text = ooni_text(stored, lang)
     if text is None:
-        return stored, "en"
-    return text, lang
+        return visible_bidi(stored), "en"
+    return visible_bidi(text), lang
