@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="name agent vantages (default: only their country and network)")
     c.add_argument("--verify", metavar="PATH", help="check an export offline (with the manifest "
                    "and hash chain beside it): exit 0 when it verifies, 1 naming the first bad record")
+    c.add_argument("--expect-head", metavar="VANTAGE:SEQ:HASH", action="append",
+                   help="with --verify: a chain head kept apart (an earlier export's, the "
+                        "database's) that the export's chain must hold (repeatable)")
     c = cmd("db", "database maintenance")
     c.add_argument("action", choices=["upgrade", "status", "stats", "compact"],
                    help="upgrade: apply migrations; stats: size, rows, growth, what retention "
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export" and args.verify:  # offline: no config, no database
         from blockwatch.exportverify import verify_main
 
-        return verify_main(args.verify)
+        return verify_main(args.verify, args.expect_head)
     from blockwatch.config import ConfigError, SecretError, load
     from blockwatch.storage.db import DatabaseError, InstanceLocked
 

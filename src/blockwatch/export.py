@@ -176,6 +176,7 @@ def _chain_entries(s: Session, target: str, since: datetime | None, until: datet
                 .group_by(Measurement.vantage_id)):
             earlier[vid] = min(seq, earlier.get(vid, seq))
     out = []
+    v2_from = chain.v2_from(s)
     for vid in sorted(vids | set(earlier)):
         v = s.get(Vantage, vid)
         assert v is not None
@@ -185,18 +186,13 @@ def _chain_entries(s: Session, target: str, since: datetime | None, until: datet
         prev = s.scalar(select(Measurement.chain).where(
             Measurement.vantage_id == vid, Measurement.chain_seq == first - 1))
         links = []
-        for r in s.execute(
-                select(Measurement.chain_seq, Measurement.chain, Measurement.uid,
-                       Measurement.url, Measurement.role, Measurement.measured_at,
-                       Measurement.evidence_sha256, Target.name)
-                .outerjoin(Target, Target.id == Measurement.target_id)
-                .where(Measurement.vantage_id == vid, Measurement.chain_seq >= first)
-                .order_by(Measurement.chain_seq)):
-            rec = storable_data({"uid": r.uid, "target": r.name, "url": r.url, "role": r.role,
-                                 "measured_at": repo.iso(r.measured_at),
-                                 "evidence_sha256": r.evidence_sha256}, printable)
-            links.append({"seq": r.chain_seq, "target": rec["target"],
-                          "measured_at": rec["measured_at"], "digest": chain.digest(rec),
+        for r in s.execute(chain.columns(s)
+                           .where(Measurement.vantage_id == vid, Measurement.chain_seq >= first)
+                           .order_by(Measurement.chain_seq)):
+            rec = chain.fields(r)
+            fmt = chain.version(v2_from, vid, r.chain_seq)
+            links.append({"seq": r.chain_seq, "v": fmt, "target": rec["target"],
+                          "measured_at": rec["measured_at"], "digest": chain.digest(rec, fmt),
                           "chain": r.chain})
         out.append({"vantage": public_vantage(v.name, v.kind, v.country, v.asn,
                                               reveal=reveal_agents),
