@@ -291,7 +291,8 @@ def test_every_new_phrase_exists_in_english_russian_and_kazakh() -> None:
     for lang in ("en", "ru", "kk"):
         assert new <= set(i18n.STRINGS[lang]), lang
         assert set(i18n.DISPLAY_WORDS[lang]) == set(i18n.DISPLAY_WORDS["en"]), lang
-        assert set(i18n.COUNT_WORDS[lang]) == set(D.OUTLET_ORDER), lang
+        # the headline counts the display states with "blocked" split as the filters split it
+        assert set(i18n.COUNT_WORDS[lang]) == set(D.OUTLET_ORDER) | {"interfered"}, lang
         # Kazakh in Cyrillic, not Latin transliteration
         if lang == "kk":
             words = {k: re.sub(r"\{\w+\}", "", i18n.STRINGS["kk"][k]) for k in new}

@@ -1,8 +1,10 @@
 """`blockwatch health`: last run and lag of each job, outbox backlog, what each vantage measured;
 unhealthy when a job is overdue by more than two intervals or keeps failing, an alert has been
 undeliverable for over an hour, a vantage has been silent for more than three rounds, or a
-vantage has had no usable measurement (only inconclusive ones) for two intervals or at all since
-it began measuring. Usable and fresh are judged as on the status page (analysis/display.py)."""
+vantage has had no usable measurement for two intervals or at all since it began measuring: either
+its checks ran and were inconclusive, or no check ran at all since its last usable one ("quiet":
+said as not measuring, never as inconclusive). Usable and fresh are judged as on the status
+page (analysis/display.py)."""
 
 from __future__ import annotations
 
@@ -88,16 +90,25 @@ def check_health(cfg: Config, db: Database, now: datetime) -> Health:
             # attempts, but none usable lately (or ever): its own network or the control fails
             not_measuring = c.last_attempt_at is not None and (
                 c.last_usable_at is None or now - c.last_usable_at > fresh_limit(c.interval))
+            # ...or no check at all lately, its last ones usable: quiet, not inconclusive
+            quiet = (not_measuring and c.last_usable_at is not None
+                     and c.last_attempt_at is not None
+                     and c.last_attempt_at <= c.last_usable_at)
             h.vantages.append({"vantage": name, "kind": kind, "last_seen": repo.iso(last),
                                "last_usable": repo.iso(c.last_usable_at), "display": c.display,
                                "urls": c.urls, "unmeasured": c.unmeasured,
-                               "silent": silent, "not_measuring": not_measuring})
+                               "silent": silent, "not_measuring": not_measuring,
+                               "quiet": quiet})
             if silent and (runs.get("probe") is not None or kind == "agent"):
                 h.problems.append(f"vantage {name} ({kind}) silent since {repo.iso(last) or 'ever'}")
             elif not_measuring and c.last_usable_at is None:
                 h.problems.append(f"vantage {name} ({kind}) has no usable measurement since it "
                                   f"began measuring: every result is inconclusive (its network "
                                   f"or the control cannot reach anything)")
+            elif quiet:
+                h.problems.append(f"vantage {name} ({kind}) has run no check since "
+                                  f"{repo.iso(c.last_attempt_at)} (more than two intervals): "
+                                  f"it is not measuring; its last results were usable")
             elif not_measuring:
                 h.problems.append(f"vantage {name} ({kind}) has had no usable measurement since "
                                   f"{repo.iso(c.last_usable_at)} (more than two intervals): "

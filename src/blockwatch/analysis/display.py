@@ -15,6 +15,11 @@ or of rounds in which blockwatch could not look.
 - stale: no attempt at all for more than two intervals of the vantage's schedule (the daemon, an
   agent or OONI stopped reporting). `since` is the last attempt.
 - no_data: never measured, or measured but no state confirmed yet.
+
+Adding up (`combine`, `outlet`): a not-known result says since when nothing usable came, from
+the newest usable measurement of every URL or network added, so an outlet whose one network is
+stale and another cannot look reads "not measured since <the stale one's last usable>", never
+"no usable measurement yet" while one of its cards shows one.
 """
 
 from __future__ import annotations
@@ -99,8 +104,13 @@ def combine(shown: Iterable[Shown]) -> Shown:
         return Shown(DOWN, "down", oldest, min(sinces) if sinces else None)
     if top.display == REACHABLE:
         return Shown(REACHABLE, "ok", oldest, max(sinces) if sinces else None)
-    if top.display in (NOT_MEASURED, STALE):
-        return Shown(top.display, None, oldest, max(sinces) if sinces else None)
+    if top.display == NOT_MEASURED:
+        # since when nothing usable: the newest usable measurement of any of them, a stale
+        # one's included (one URL or network that cannot look does not erase what another
+        # measured before it went quiet)
+        return Shown(NOT_MEASURED, None, oldest, max(measured) if measured else None)
+    if top.display == STALE:
+        return Shown(STALE, None, oldest, max(sinces) if sinces else None)
     return Shown(NO_DATA, None, oldest, None)
 
 

@@ -25,6 +25,9 @@ class Agreement:
     measured: int  # vantages with a usable fresh result (reachable, blocked or down)
     vantages: int  # vantages of the country that test the outlet
     needed: int  # how many blocked reports make it agreed
+    # every blocked report is interference or slowing (http_diff, http_failure, throttled), none
+    # a block (DNS, IP, TLS, block page): the wording says "interfered with", the rule is the same
+    interfered: bool = False
 
     @property
     def agreed(self) -> bool:
@@ -43,21 +46,33 @@ def needed(quorum: int, vantages: int, measured: int) -> int:
     return max(1, min(base, measured))
 
 
-def agreement(country: str, displays: Iterable[str], quorum: int = 0) -> Agreement:
+# the blocking verdicts that are interference or slowing rather than a block (the site's
+# "interfered" group); the words only, never the quorum rule
+INTERFERED = frozenset({"http_diff", "http_failure", "throttled"})
+
+
+def agreement(country: str, displays: Iterable[str], quorum: int = 0,
+              kinds: Iterable[str | None] = ()) -> Agreement:
     """One outlet in one country: `displays` holds one display state (analysis.display) per
-    vantage of that country that tests the outlet."""
+    vantage of that country that tests the outlet; `kinds`, the verdicts of those blocked."""
     ds = list(displays)
     blocked = sum(1 for d in ds if d == D.BLOCKED)
     measured = sum(1 for d in ds if d in D.MEASURED)
-    return Agreement(country, blocked, measured, len(ds), needed(quorum, len(ds), measured))
+    ks = [k for k in kinds if k]
+    return Agreement(country, blocked, measured, len(ds), needed(quorum, len(ds), measured),
+                     bool(ks) and all(k in INTERFERED for k in ks))
 
 
-def by_country(cells: Iterable[tuple[str, str]], quorum: int = 0) -> dict[str, Agreement]:
-    """(vantage country, display) per vantage -> agreement per country, sorted by country."""
+def by_country(cells: Iterable[tuple[str, str] | tuple[str, str, str | None]],
+               quorum: int = 0) -> dict[str, Agreement]:
+    """(vantage country, display[, kind]) per vantage -> agreement per country, sorted."""
     groups: dict[str, list[str]] = {}
-    for country, display in cells:
+    kinds: dict[str, list[str | None]] = {}
+    for country, display, *kind in cells:
         groups.setdefault(country, []).append(display)
-    return {c: agreement(c, groups[c], quorum) for c in sorted(groups)}
+        if display == D.BLOCKED and kind:
+            kinds.setdefault(country, []).append(kind[0])
+    return {c: agreement(c, groups[c], quorum, kinds.get(c, ())) for c in sorted(groups)}
 
 
 def of_vantages(cells: Iterable[tuple[str, str, D.Shown]],
@@ -65,8 +80,8 @@ def of_vantages(cells: Iterable[tuple[str, str, D.Shown]],
     """(vantage country, vantage kind, what it shows for the outlet) per vantage -> agreement
     per country. The one rule the status page, status.json, the alert scan and the digest use:
     a DNS-only vantage's non-blocked result is not a measurement (display.for_outlet)."""
-    return by_country(((country, D.for_outlet(shown, kind).display)
-                       for country, kind, shown in cells), quorum)
+    outlet = [(country, D.for_outlet(shown, kind)) for country, kind, shown in cells]
+    return by_country(((country, sh.display, sh.kind) for country, sh in outlet), quorum)
 
 
 def any_agreed(agreements: Iterable[Agreement]) -> bool:

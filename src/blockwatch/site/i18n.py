@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 LANG_NAMES = {"en": "English", "ru": "Русский", "kk": "Қазақша"}
 
@@ -303,13 +304,16 @@ DISPLAY_WORDS = {
 }
 # the headline's counts of outlets
 COUNT_WORDS = {
-    "en": {"blocked": "blocked", "down": "down everywhere", "reachable": "reachable",
+    "en": {"blocked": "blocked", "interfered": "interfered with or slowed down",
+           "down": "down everywhere", "reachable": "reachable",
            "reachable_abroad": "reachable from abroad only", "not_measured": "not measured",
            "stale": "no recent data", "no_data": "no data yet"},
-    "ru": {"blocked": "заблокированы", "down": "не работают отовсюду", "reachable": "доступны",
+    "ru": {"blocked": "заблокированы", "interfered": "работают с помехами или замедлены",
+           "down": "не работают отовсюду", "reachable": "доступны",
            "reachable_abroad": "доступны (проверено только из-за рубежа)",
            "not_measured": "не измерены", "stale": "нет свежих данных", "no_data": "нет данных"},
-    "kk": {"blocked": "бұғатталған", "down": "барлық жерден істемейді", "reachable": "қолжетімді",
+    "kk": {"blocked": "бұғатталған", "interfered": "кедергі бар немесе баяулатылған",
+           "down": "барлық жерден істемейді", "reachable": "қолжетімді",
            "reachable_abroad": "тек шетелден тексерілген", "not_measured": "өлшенбеген",
            "stale": "жаңа дерек жоқ", "no_data": "дерек жоқ"},
 }
@@ -340,7 +344,11 @@ HOW = {
 
 _CASE_WORDS: dict[str, dict[str, str]] = {
     "en": {
-        "agree_one": "blocked on {n} of {m} network", "agree_many": "blocked on {n} of {m} networks",
+        "agree_one": "{verb} on {n} of {m} network", "agree_many": "{verb} on {n} of {m} networks",
+        "agree_blocked": "blocked", "agree_interfered": "interfered with",
+        "agree_measured_one": "{verb} on {n} of {m} network that measured",
+        "agree_measured_many": "{verb} on {n} of {m} networks that measured",
+        "agree_total": "{text} ({total} {where})", "agree_total_all": "{text} ({total} in all)",
         "agree_where": "{text} {where}", "cin_other": "in {code}",
         "cin_KZ": "in Kazakhstan", "cin_KG": "in Kyrgyzstan", "cin_UZ": "in Uzbekistan",
         "cin_TJ": "in Tajikistan", "cin_RU": "in Russia", "cin_BY": "in Belarus",
@@ -356,8 +364,13 @@ _CASE_WORDS: dict[str, dict[str, str]] = {
         "istatus_sentenced": "sentenced", "istatus_convicted": "convicted",
     },
     "ru": {
-        "agree_one": "заблокирован в {n} из {m} сети",
-        "agree_many": "заблокирован в {n} из {m} сетей",
+        "agree_one": "{verb} в {n} из {m} сети",
+        "agree_many": "{verb} в {n} из {m} сетей",
+        "agree_blocked": "заблокирован", "agree_interfered": "работает с помехами",
+        "agree_measured_one": "{verb} в {n} из {m} сети, где удалось измерить",
+        "agree_measured_many": "{verb} в {n} из {m} сетей, где удалось измерить",
+        "agree_total": "{text} ({where} всего {total})",
+        "agree_total_all": "{text} (всего {total})",
         "agree_where": "{text} {where}", "cin_other": "в стране {code}",
         "cin_KZ": "в Казахстане", "cin_KG": "в Кыргызстане", "cin_UZ": "в Узбекистане",
         "cin_TJ": "в Таджикистане", "cin_RU": "в России", "cin_BY": "в Беларуси",
@@ -374,8 +387,13 @@ _CASE_WORDS: dict[str, dict[str, str]] = {
         "istatus_sentenced": "вынесен приговор", "istatus_convicted": "осуждён",
     },
     "kk": {
-        "agree_one": "бұғатталған желілер: {n} / {m}",
-        "agree_many": "бұғатталған желілер: {n} / {m}",
+        "agree_one": "{verb} желілер: {n} / {m}",
+        "agree_many": "{verb} желілер: {n} / {m}",
+        "agree_blocked": "бұғатталған", "agree_interfered": "кедергі бар",
+        "agree_measured_one": "{verb} желілер: {n} / {m}, өлшей алған желілер арасында",
+        "agree_measured_many": "{verb} желілер: {n} / {m}, өлшей алған желілер арасында",
+        "agree_total": "{text} ({where} барлығы {total})",
+        "agree_total_all": "{text} (барлығы {total})",
         "agree_where": "{where} {text}", "cin_other": "{code} елінде",
         "cin_KZ": "Қазақстанда", "cin_KG": "Қырғызстанда", "cin_UZ": "Өзбекстанда",
         "cin_TJ": "Тәжікстанда", "cin_RU": "Ресейде", "cin_BY": "Беларусьте",
@@ -392,6 +410,32 @@ _CASE_WORDS: dict[str, dict[str, str]] = {
     },
 }
 for _lang, _words in _CASE_WORDS.items():
+    STRINGS[_lang].update(_words)
+
+# --- what cannot be said: no check ran versus checks that could not look ---------------------
+_UNKNOWN_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "held_until": "at least until {when}",
+        "mixed_page": "Right now blockwatch is not measuring: some of its networks have run no "
+                      "check since {since}, the others checked but could not look (their own "
+                      "network or the comparison from abroad failed). Last usable measurement: "
+                      "{when}.",
+    },
+    "ru": {
+        "held_until": "как минимум до {when}",
+        "mixed_page": "Сейчас blockwatch не измеряет: часть сетей не проводила проверок с "
+                      "{since}, остальные проверяли, но не смогли измерить (отказала их "
+                      "собственная сеть или сравнение из-за рубежа). Последнее пригодное "
+                      "измерение: {when}.",
+    },
+    "kk": {
+        "held_until": "кемінде осы уақытқа дейін жалғасты: {when}",
+        "mixed_page": "Қазір blockwatch өлшемей тұр: кейбір желілер тексеру жүргізбей тұр "
+                      "(соңғы тексеру: {since}), қалғандары тексерді, бірақ өлшей алмады (өз желісі немесе "
+                      "шетелден салыстыру істемеді). Соңғы жарамды өлшеу: {when}.",
+    },
+}
+for _lang, _words in _UNKNOWN_WORDS.items():
     STRINGS[_lang].update(_words)
 
 
@@ -412,14 +456,33 @@ def incident_words(lang: str, types: tuple[str, ...] | list[str], status: str | 
     return words
 
 
-def agreement_text(lang: str, n: int, m: int, country: str) -> str:
-    """"blocked on 2 of 3 networks in Kazakhstan" (m: the networks that could measure)."""
+def agreement_text(lang: str, n: int, m: int, country: str, *, total: int | None = None,
+                   interfered: bool = False) -> str:
+    """"blocked on 2 of 3 networks in Kazakhstan" (m: the networks that could measure). When
+    fewer measured than the country has (`total`), it says so: "blocked on 1 of 1 network that
+    measured (2 in Kazakhstan)". `interfered`: every network reporting it saw interference or
+    slowing (http_diff, http_failure, throttled), not a block: "interfered with on ..."."""
     one = m % 10 == 1 and m % 100 != 11 if lang == "ru" else m == 1
-    text = t(lang, "agree_one" if one else "agree_many", n=n, m=m)
-    if not country:
+    verb = t(lang, "agree_interfered" if interfered else "agree_blocked")
+    where = (_maybe(lang, f"cin_{country}") or t(lang, "cin_other", code=country)
+             if country else "")
+    if total is not None and total > m:
+        text = t(lang, "agree_measured_one" if one else "agree_measured_many", verb=verb, n=n,
+                 m=m)
+        if not where:
+            return t(lang, "agree_total_all", text=text, total=total)
+        return t(lang, "agree_total", text=text, total=total, where=where)
+    text = t(lang, "agree_one" if one else "agree_many", verb=verb, n=n, m=m)
+    if not where:
         return text
-    where = _maybe(lang, f"cin_{country}") or t(lang, "cin_other", code=country)
     return t(lang, "agree_where", text=text, where=where)
+
+
+def agreement_of(lang: str, a: Any) -> str:
+    """A quorum.Agreement in words: how many networks that measured report it, of how many the
+    country has, and whether what they report is a block or interference."""
+    return agreement_text(lang, a.blocked, a.measured, a.country, total=a.vantages,
+                          interfered=a.interfered)
 
 
 MONTHS = {

@@ -149,7 +149,8 @@ def outlet_key(d: TargetDetail, as_of: datetime, history: tuple[object, ...] = (
     model's days and bars are left out: an incremental build computes them only for the
     outlets it renders."""
     status = replace(d.status, days=(), bar=(), bar_index=())
-    return _digest((status, d.events, d.cases_by_event, d.incidents, as_of, history))
+    return _digest((status, d.events, d.cases_by_event, d.incidents, as_of, history,
+                    tuple(sorted(d.held_until.items()))))
 
 
 def outlet_files(slug: str, languages: Iterable[str]) -> list[str]:

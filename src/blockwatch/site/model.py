@@ -151,6 +151,17 @@ def group_of(sh: D.Shown | D.OutletShown) -> str:
     return "unknown"
 
 
+# the index's headline counts: the display states with "blocked" split as the filters split it
+HEADLINE_ORDER = (D.BLOCKED, "interfered", D.DOWN, D.REACHABLE, D.REACHABLE_ABROAD,
+                  D.NOT_MEASURED, D.STALE, D.NO_DATA)
+
+
+def headline_class(sh: D.Shown | D.OutletShown) -> str:
+    """The display state, except that a blocked outlet whose technique is interference or
+    slowing (http_diff, http_failure, throttled) is "interfered", as its filter group says."""
+    return "interfered" if group_of(sh) == "interfered" else sh.display
+
+
 def ordered(statuses: list[TargetStatus]) -> list[TargetStatus]:
     """Blocked outlets first, then interfered, down, not known, reachable; by name within."""
     return sorted(statuses, key=lambda s: (GROUP_RANK[group_of(s.shown)],
@@ -404,6 +415,9 @@ class TargetDetail:
     events: tuple[EventRec, ...]
     cases_by_event: dict[int, list[IncidentRec]]
     incidents: tuple[tuple[IncidentRec, bool], ...]  # (incident, linked by a case)
+    # open events whose URL and network measured nothing usable lately: the last usable
+    # measurement, which the timeline says it held "at least until" (it cannot say "ongoing")
+    held_until: dict[int, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -427,6 +441,30 @@ class SiteModel:
     def counts(self) -> dict[str, int]:
         """Outlets per display state, every state present (zeros included)."""
         return D.counts(s.shown.display for s in self.statuses)
+
+    @property
+    def headline_counts(self) -> dict[str, int]:
+        """Outlets per `HEADLINE_ORDER` class: the same split as the filter groups."""
+        out = dict.fromkeys(HEADLINE_ORDER, 0)
+        for s in self.statuses:
+            out[headline_class(s.shown)] += 1
+        return out
+
+    @property
+    def unknown_cause(self) -> tuple[str, datetime | None]:
+        """Why nothing is measured, from the networks' cards: "stale_page" (no check ran
+        lately anywhere; with the newest check), "not_measured_page" (checks ran and could not
+        look) or "mixed_page" (some networks silent since the time given, others failing)."""
+        silent = [c.last_checked for s in self.statuses for c in s.cells
+                  if c is not None and c.shown.display == D.STALE]
+        failing = any(c is not None and c.shown.display == D.NOT_MEASURED
+                      for s in self.statuses for c in s.cells)
+        newest = max((t for t in silent if t is not None), default=None)
+        if silent and failing:
+            return "mixed_page", newest
+        if failing:
+            return "not_measured_page", None
+        return "stale_page", newest
 
     @property
     def last_usable(self) -> datetime | None:
@@ -517,11 +555,29 @@ def build_model(snap: Snapshot) -> SiteModel:
                       key=lambda p: (p[0].occurred_at, p[0].id), reverse=True)
         details[t.id] = TargetDetail(status, tuple(hist), tuple(tev),
                                      {e.id: cases_by_event[e.id] for e in tev if e.id in cases_by_event},
-                                     tuple(incs))
+                                     tuple(incs), held_until(tev, by_tv.get, snap.vantages, now))
     model = SiteModel(now, columns, pv, statuses, details, list(snap.incidents),
                       dict(incident_events), list(snap.events), list(snap.cases))
     model.targets_by_name = {s.target.name.casefold(): s for s in statuses}
     return model
+
+
+def held_until(events: Iterable[EventRec], urls_of: Any, vantages: dict[int, VantageRec],
+               now: datetime) -> dict[int, datetime]:
+    """Open events whose URL at that network has no fresh usable measurement: the time of its
+    last one (the state is known to have held until then, not that it still holds)."""
+    out: dict[int, datetime] = {}
+    for e in events:
+        if e.ended_at is not None or e.vantage_id not in vantages:
+            continue
+        for u in urls_of((e.target_id, e.vantage_id)) or ():
+            if u.url != e.url or u.state != e.state:
+                continue
+            sh = D.classify(u.state, u.verdict, u.last_seen_at, u.usable_at, now,
+                            vantages[e.vantage_id].interval, u.since)
+            if sh.display not in D.MEASURED and u.usable_at is not None:
+                out[e.id] = max(u.usable_at, e.started_at)
+    return out
 
 
 # --- status.json -------------------------------------------------------------------------------
@@ -548,7 +604,10 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
     network only, exactly as on the pages. `display` (also `status`) is what may be said:
     reachable, blocked, down (measured), reachable_abroad (measured from outside the outlet's
     country only), not_measured, stale, no_data; `state` is the verdict behind a measured
-    display and null otherwise (`last_confirmed_state` keeps the old one)."""
+    display and null otherwise (`last_confirmed_state` keeps the old one). `display` "blocked"
+    covers every blocking verdict; `group` (and the top-level `groups` counts) is the class the
+    pages count and filter by: blocked, interfered (different page, broken request,
+    throttled), down, unknown, reachable."""
     lang = languages[0]
     targets = []
     per_vantage: dict[str, list[str]] = defaultdict(list)
@@ -565,6 +624,7 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
                 newest[c.vantage.key] = sh.measured_at
             measured = sh.display in D.MEASURED
             vs.append({**c.vantage.to_json(), "display": sh.display, "status": sh.display,
+                       "group": group_of(sh),
                        "state": sh.kind if measured else None, "last_confirmed_state": c.state,
                        "in_country": c.inside, "measured_at": _iso(sh.measured_at),
                        "display_since": _iso(sh.since),
@@ -579,7 +639,8 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
         sh2 = s.shown
         targets.append({
             "name": s.target.name, "country": s.target.country, "category": s.target.category,
-            "display": sh2.display, "status": sh2.display, "state": s.state,
+            "display": sh2.display, "status": sh2.display, "group": group_of(sh2),
+            "state": s.state,
             "in_country": sh2.in_country, "measured_at": _iso(sh2.measured_at),
             "confirmed": s.confirmed, "since": _iso(sh2.since),
             "counts": {k: v for k, v in D.counts(v["display"] for v in vs).items() if v},
@@ -595,6 +656,7 @@ def status_json(m: SiteModel, *, title: str, languages: list[str]) -> dict[str, 
                 for v in m.columns]
     return {"generated_at": _iso(m.now), "title": title, "measured": m.any_measured,
             "last_usable_measurement": _iso(m.last_usable), "counts": m.counts,
+            "groups": {g: sum(1 for s in m.statuses if group_of(s.shown) == g) for g in GROUPS},
             "vantages": vantages, "targets": targets}
 
 

@@ -23,6 +23,7 @@ from blockwatch.site import i18n
 from blockwatch.site.load import EventRec, IncidentRec
 from blockwatch.site.model import (
     GROUPS,
+    HEADLINE_ORDER,
     Day,
     FeedItem,
     PublicVantage,
@@ -81,7 +82,7 @@ class Lang:
 
     def agreement(self, a: Agreement) -> str:
         """"blocked on 2 of 3 networks in Kazakhstan"."""
-        return i18n.agreement_text(self.code, a.blocked, a.measured, a.country)
+        return i18n.agreement_of(self.code, a)
 
     def incident(self, i: IncidentRec) -> str:
         """"detention — released"."""
@@ -132,7 +133,7 @@ class Lang:
 
     def counts(self, counts: dict[str, int], total: int) -> str:
         parts = [self.t("count_item", n=self.num(counts[d]), word=i18n.count_word(self.code, d))
-                 for d in D.OUTLET_ORDER if counts.get(d)]
+                 for d in HEADLINE_ORDER if counts.get(d)]
         return self.t("counts_line", total=self.num(total), parts=", ".join(parts))
 
     def bar_label(self, days: tuple[Day, ...]) -> str:
@@ -228,10 +229,8 @@ def page_note(m: SiteModel, L: Lang) -> str:
     last = m.last_usable
     if last is None:
         return L.t("no_usable")
-    c = m.counts
-    if c[D.STALE] >= c[D.NOT_MEASURED]:
-        return L.t("stale_page", when=L.time(last))
-    return L.t("not_measured_page", when=L.time(last))
+    key, since = m.unknown_cause  # no check ran lately, or checks that could not look
+    return L.t(key, when=L.time(last), since=L.time(since) if since else "")
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,7 @@ def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../",
         rows=[_relink(rows[s.target.id], prefix) for s in ordered(m.statuses)],
         empty=not m.statuses, problems=ordered(m.problems), legend=LEGEND,
         note=page_note(m, L),
-        counts=L.counts(m.counts, len(m.statuses)), abroad=m.abroad_only,
+        counts=L.counts(m.headline_counts, len(m.statuses)), abroad=m.abroad_only,
         filters=filters(m), fbase=prefix, current="")
 
 

@@ -8,7 +8,11 @@ Definitions (also in the README's status page section):
 - `worst` of a day: the worst state that held at any moment of that day.
 - `minutes_affected`: the minutes of that day (up to "now" for today) during which at least one
   of the target's URLs was confirmed in a BLOCKING state or `down` at that vantage (the union of
-  those intervals, so two URLs blocked at the same time count once).
+  those intervals, so two URLs blocked at the same time count once). A state counts from its
+  first measurement to the measurement that replaced it (the next state's start) or, while it
+  still holds, to its last measurement that showed it: nothing is counted past what was
+  measured, so a vantage that went silent or whose checks are inconclusive adds no minutes (the
+  outlet page's "since ... (for N)" counts to its newest check, the same rule).
 - `measurements`: the verdicts recorded that day for the target at that vantage.
 - A day gets a row only if it has at least one verdict: a silent vantage (an agent offline) shows
   "no data", not an inherited "reachable". A day with verdicts but no confirmed state yet (the
@@ -47,6 +51,8 @@ class Span:
     state: str
     start: datetime
     end: datetime | None  # None: still holds
+    # still holding: its last measurement that showed it (None: unknown, counted to "now")
+    seen_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ def rollup_day(spans: Iterable[Span], counts: Mapping[tuple[int, int], int], day
             continue
         if key not in worst or SEVERITY.get(sp.state, 0) > SEVERITY.get(worst[key], 0):
             worst[key] = sp.state
+        if sp.end is None and sp.seen_until is not None:
+            e = max(s, min(e, sp.seen_until))  # not past its last measurement
         if sp.state in AFFECTED and e > s:
             hit.setdefault(key, []).append((s, e))
     rows = []
@@ -118,14 +126,25 @@ def rollup_day(spans: Iterable[Span], counts: Mapping[tuple[int, int], int], day
 # --- I/O ---------------------------------------------------------------------------------------
 
 def _spans(s: Session, since: datetime, until: datetime) -> list[Span]:
+    # an open event's last measurement that showed its state (a run's last repetition included)
+    seen = (select(func.max(func.coalesce(Verdict.repeated_until, Verdict.measured_at)))
+            .where(Verdict.url == Event.url, Verdict.vantage_id == Event.vantage_id,
+                   Verdict.verdict == Event.state, Verdict.measured_at >= Event.started_at)
+            .correlate(Event).scalar_subquery())
     q = (
-        select(Event.target_id, Event.vantage_id, Event.state, Event.started_at, Event.ended_at)
+        select(Event.target_id, Event.vantage_id, Event.state, Event.started_at, Event.ended_at,
+               case((Event.ended_at.is_(None), seen), else_=None))
         .join(Vantage, Vantage.id == Event.vantage_id)
         .where(Vantage.kind != "control", Event.target_id.is_not(None),
                Event.started_at < until,
                or_(Event.ended_at.is_(None), Event.ended_at >= since))
     )
-    return [Span(t, v, st, a, b) for t, v, st, a, b in s.execute(q)]
+    return [Span(t, v, st, a, b, _aware(u)) for t, v, st, a, b, u in s.execute(q)]
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
 def _counts(s: Session, start: datetime, end: datetime
