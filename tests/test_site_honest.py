@@ -112,7 +112,7 @@ def test_minutes_affected_stop_at_the_last_measurement(any_db: Database,
                                .where(Target.name == "Dns.kz", DailyRollup.worst == "dns"))
     assert ev.ended_at is None
     # from the event's start to the last DNS measurement, not to the build's "now"
-    assert minutes == round((LAST - started).total_seconds() / 60) == 45
+    assert minutes == (LAST - started).total_seconds() // 60 == 45
     # the bar's hover text on the outlet page says the same 45 minutes
     html = (tmp_path / "site" / "en" / "t" / "dns-kz.html").read_text(encoding="utf-8")
     titles = [a["title"] for a in Page(html).find("i") if "title" in a]
@@ -144,3 +144,21 @@ def test_interference_is_counted_and_worded_as_interference(any_db: Database,
     kk = Page((out / "kk" / "t" / "slow-kz.html").read_text(encoding="utf-8")).all_text
     assert ("кедергі бар желілер: 1 / 1, өлшей алған желілер арасында (Қазақстанда барлығы 2)"
             in kk), kk
+
+
+def test_an_open_state_counts_to_its_last_measurement_as_the_header_does() -> None:
+    """Pure: an open block measured 10:00:00 to 10:01:50 is 1 minute in the rollup (not the
+    build's 10:30, nor rounded up to 2) and "1 min" in the header's words."""
+    from blockwatch.site import i18n
+    from blockwatch.site.rollup import Span, rollup_day
+
+    start = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)
+    last = start + timedelta(minutes=1, seconds=50)
+    (row,) = rollup_day([Span(1, 1, "throttled", start, None, last)], {(1, 1): 3}, start.date(),
+                        start + timedelta(minutes=30))
+    assert row.minutes_affected == 1
+    assert i18n.fmt_minutes("en", row.minutes_affected) == i18n.fmt_duration("en", last - start)
+    # unknown last measurement (an older caller): counted to "now" as before
+    (row,) = rollup_day([Span(1, 1, "throttled", start, None)], {(1, 1): 3}, start.date(),
+                        start + timedelta(minutes=30))
+    assert row.minutes_affected == 30

@@ -117,7 +117,8 @@ def rollup_day(spans: Iterable[Span], counts: Mapping[tuple[int, int], int], day
         if usable is not None and not usable.get(key):
             rows.append(RollupRow(key[0], key[1], day, "inconclusive", 0, n))
             continue
-        minutes = round(_union_seconds(hit.get(key, [])) / 60)
+        # whole minutes, rounded down as every duration on the pages is (i18n.fmt_duration)
+        minutes = int(_union_seconds(hit.get(key, [])) // 60)
         rows.append(RollupRow(key[0], key[1], day, worst.get(key, "inconclusive"),
                               min(minutes, 1440), n))
     return rows
