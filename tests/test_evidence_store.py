@@ -302,6 +302,7 @@ def test_a_sweep_waits_for_writers_that_found_pieces_stored(pg_url: str) -> None
         items = [d for d in recorded() if E.split(_text(d)).pieces][:5]  # with pieces
         _store(db, items)
         with db.write() as s:  # a writer between finding the pieces stored and committing
+            writer = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
             vid = repo.ensure_vantage(s, "vps", "local")
             data = {**items[0], "uid": "again"}
             bulk.record(db, s, vid, [bulk.Row("again", None, "https://x.test/again", T0, data,
@@ -310,10 +311,15 @@ def test_a_sweep_waits_for_writers_that_found_pieces_stored(pg_url: str) -> None
                 got = other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                                     {"k": bulk.PIECES_LOCK}).scalar()
                 assert got is False  # the sweep would wait here
+                assert other.execute(text(  # for this writer's share of it
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = :p"
+                    " AND mode = 'ShareLock' AND granted AND objid = :k % 4294967296"),
+                    {"p": writer, "k": bulk.PIECES_LOCK}).scalar() == 1
                 other.rollback()
         assert retention.sweep_pieces(db) == 0  # every piece is referred to
-        with db.engine.connect() as other:  # committed: the lock is free again
-            assert other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                 {"k": bulk.PIECES_LOCK}).scalar() is True
+        with db.engine.connect() as other:  # committed: the writer holds it no more (other
+            # tests on the same database may take it meanwhile: only this writer's is asked)
+            assert other.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                      " AND pid = :p"), {"p": writer}).scalar() == 0
     finally:
         db.close()
