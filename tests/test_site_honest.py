@@ -162,3 +162,28 @@ def test_an_open_state_counts_to_its_last_measurement_as_the_header_does() -> No
     (row,) = rollup_day([Span(1, 1, "throttled", start, None)], {(1, 1): 3}, start.date(),
                         start + timedelta(minutes=30))
     assert row.minutes_affected == 30
+
+
+def test_a_lone_slowed_network_is_a_lone_interference(any_db: Database, tmp_path: Path) -> None:
+    """One of two networks sees the outlet slowed, the other reaches it: the line says
+    interference, and that not enough networks agree to call it that."""
+    with any_db.write() as s:
+        t = Target(name="Slow.kz", country="KZ", category="NEWS", urls=["https://slow.kz/"],
+                   aliases=[], active=True)
+        s.add(t)
+        s.flush()
+        agent = repo.ensure_vantage(s, AGENT, "agent", "KZ", "AS9198")
+        local = repo.ensure_vantage(s, "kz", "local", "KZ")
+        repo.ensure_vantage(s, "control", "control")
+        for at in rounds(NOW - timedelta(minutes=50), NOW - timedelta(minutes=5)):
+            record(s, t.id, agent, "https://slow.kz/", at, "ok")
+            record(s, t.id, local, "https://slow.kz/", at, "throttled")
+    out = tmp_path / "site"
+    data = build(any_db, out)
+    assert data["targets"][0]["display"] == "reachable"
+    page = Page((out / "en" / "t" / "slow-kz.html").read_text(encoding="utf-8")).all_text
+    assert ("interfered with on 1 of 2 networks in Kazakhstan · not enough networks agree to "
+            "call it interference (2 needed)") in page, page
+    ru = Page((out / "ru" / "t" / "slow-kz.html").read_text(encoding="utf-8")).all_text
+    assert "работает с помехами в 1 из 2 сетей в Казахстане" in ru, ru
+    assert "недостаточно сетей согласны, что это помехи (нужно 2)" in ru, ru
