@@ -46,6 +46,18 @@ def public_vantage(name: str, kind: str, country: str, asn: str, *, reveal: bool
     return name
 
 
+def public_uid(uid: str | None, name: str | None, kind: str | None, country: str, asn: str, *,
+               reveal: bool) -> str | None:
+    """An agent's measurement uid is "<agent name>/<its own uid>" (collector/ingest.py): with
+    names withheld the name becomes the public label, so the record still names its row."""
+    if uid is None or name is None or kind != "agent" or reveal:
+        return uid
+    label = public_vantage(name, kind, country, asn, reveal=False)
+    if uid.startswith(name + "/"):
+        return label + uid[len(name):]
+    return uid.replace(name, label) if name else uid
+
+
 def _in_period(m: Any, since: datetime | None, until: datetime | None) -> list[Any]:
     out = []
     if since is not None:
@@ -96,13 +108,16 @@ def records(db: Database, target: str, since: datetime | None, until: datetime |
 def _records(s: Session, target: str, since: datetime | None, until: datetime | None, *,
              reveal_agents: bool = False) -> Iterator[dict[str, Any]]:
     ctl = aliased(Measurement)
+    ctlv = aliased(Vantage)  # a control is the control vantage's row; masked if ever an agent's
     t = s.scalar(select(Target).where(Target.name == target))
     if t is None:
         raise LookupError(target)
-    q = (select(Measurement, Vantage, Verdict, ctl.uid)
+    q = (select(Measurement, Vantage, Verdict, ctl.uid, ctlv.name, ctlv.kind, ctlv.country,
+                ctlv.asn)
          .join(Vantage, Vantage.id == Measurement.vantage_id)
          .outerjoin(Verdict, Verdict.measurement_id == Measurement.id)
          .outerjoin(ctl, ctl.id == Verdict.control_id)
+         .outerjoin(ctlv, ctlv.id == ctl.vantage_id)
          .order_by(Measurement.measured_at, Measurement.id))
     outside = named_controls_outside(s, t.id, since, until)
     queries = [q.where(Measurement.target_id == t.id, *_in_period(Measurement, since, until))]
@@ -112,14 +127,16 @@ def _records(s: Session, target: str, since: datetime | None, until: datetime | 
         for part in s.execute(query).yield_per(500).partitions():
             data = E.loads(s, [(m.evidence_json, m.evidence_z, m.evidence_refs)
                                for m, *_ in part])
-            for (m, v, verdict, control_uid), ev in zip(part, data, strict=True):
+            for (m, v, verdict, control_uid, *cv), ev in zip(part, data, strict=True):
+                control_uid = public_uid(control_uid, *cv, reveal=reveal_agents)
                 yield _record(t, m, v, verdict, control_uid, ev, reveal_agents)
 
 
 def _record(t: Target, m: Measurement, v: Vantage, verdict: Verdict | None,
             control_uid: str | None, ev: Any, reveal_agents: bool) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "uid": m.uid, "target": t.name, "url": m.url,
+        "uid": public_uid(m.uid, v.name, v.kind, v.country, v.asn, reveal=reveal_agents),
+        "target": t.name, "url": m.url,
         "vantage": public_vantage(v.name, v.kind, v.country, v.asn, reveal=reveal_agents),
         "vantage_kind": v.kind, "country": v.country, "asn": v.asn, "role": m.role,
         "measured_at": repo.iso(m.measured_at),
