@@ -166,3 +166,52 @@ def test_public_uid() -> None:
                              reveal=False) == "old-agent:??:AS?-x"
     assert export.public_uid("vps/x", "vps", "local", "", "", reveal=False) == "vps/x"
     assert export.public_uid(None, None, None, "", "", reveal=False) is None
+
+
+# --- export --target spellings, and a failed export ---------------------------------------------
+
+def test_export_takes_the_target_spellings_verdicts_takes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from blockwatch.cli import main
+    from blockwatch.config import load
+    from blockwatch.storage import open_database
+    from blockwatch.targets import load_targets
+
+    (tmp_path / "t.toml").write_text(
+        '[[target]]\nname = "Ratel.kz"\naliases = ["Ратель"]\nurls = ["https://ratel.kz/"]\n')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[storage]\nurl = "sqlite:///bw.db"\n[probe]\ntargets = ["t.toml"]\n')
+    c = load(cfg)
+    db = open_database(c.database_url)
+    with db.write() as s:
+        repo.sync_targets(s, load_targets(c.target_files))
+    db.close()
+    for i, name in enumerate(("ратель", "RATEL.KZ", "https://ratel.kz/", "ratel.kz")):
+        out = tmp_path / f"e{i}.jsonl"
+        assert main(["--config", str(cfg), "export", "--target", name, "--out", str(out)]) == 0
+        manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+        assert manifest["target"] == "Ratel.kz", name
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "export", "--target", "Ratl.kz"]) == 2
+    assert "did you mean 'Ratel.kz'" in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_no_part_file(any_db: Database, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _agent_history(any_db)
+    out = tmp_path / "exports" / "t.jsonl"
+    with pytest.raises(LookupError):  # the records' file is opened before the target is read
+        export.write_export(any_db, "NoSuch", out, fmt="jsonl", since=None, until=None)
+    assert sorted(p.name for p in out.parent.iterdir()) == []
+    export.write_export(any_db, "T", out, fmt="jsonl", since=None, until=None)
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert len(before) == 3
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "dumps", broken)  # fails once the records are read
+    with pytest.raises(OSError):
+        export.write_export(any_db, "T", out, fmt="jsonl", since=None, until=None)
+    # nothing half-written, and the earlier export of that path is left whole
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before

@@ -561,12 +561,14 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     since = parse_when(args.since, now) if args.since else None
     until = parse_when(args.until, now) if args.until else None
-    out = Path(args.out) if args.out else Path("reports/export") / (
-        f"{slug(args.target)}-{now.strftime('%Y%m%dT%H%M%SZ')}.{args.format}")
     db = _db(cfg)
     try:
+        with db.read() as s:  # as `verdicts` takes it: name, alias, URL or host, any case
+            target = _known_target(s, args.target)
+        out = Path(args.out) if args.out else Path("reports/export") / (
+            f"{slug(target)}-{now.strftime('%Y%m%dT%H%M%SZ')}.{args.format}")
         try:
-            res = write_export(db, args.target, out, fmt=args.format, since=since, until=until,
+            res = write_export(db, target, out, fmt=args.format, since=since, until=until,
                                reveal_agents=args.include_agent_names)
         except LookupError:
             raise UsageError(f"no target named {args.target!r} in the database") from None

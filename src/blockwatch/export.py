@@ -240,7 +240,26 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
     except DBAPIError as exc:  # a read-only database still exports what is chained already
         log.warning("export: kept rows not linked into the hash chain now (%s)",
                     type(exc.orig).__name__ if exc.orig is not None else exc)
-    tmp = out.with_name(out.name + ".part")
+    paths = [out, out.with_name(out.name + ".chain.json"),
+             out.with_name(out.name + ".manifest.json")]
+    parts = [p.with_name(p.name + ".part") for p in paths]
+    try:
+        res = _write(db, target, out, parts, fmt=fmt, since=since, until=until,
+                     reveal_agents=reveal_agents)
+        for part, path in zip(parts, paths, strict=True):  # the manifest last: all is there
+            part.replace(path)
+    except BaseException:  # a failed export leaves no half-written file behind
+        for part in parts:
+            part.unlink(missing_ok=True)
+        raise
+    return res
+
+
+def _write(db: Database, target: str, out: Path, parts: list[Path], *, fmt: str,
+           since: datetime | None, until: datetime | None,
+           reveal_agents: bool) -> ExportResult:
+    """The records, chain file and manifest of `out` written to `parts`."""
+    tmp, chain_tmp, manifest_tmp = parts
     h = hashlib.sha256()
     n = 0
     # evidence names vantages and networks: the owner's only, as the database is
@@ -265,23 +284,22 @@ def write_export(db: Database, target: str, out: Path, *, fmt: str, since: datet
                 n += 1
         # in the same snapshot: a row linked meanwhile is in neither
         entries = _chain_entries(s, target, since, until, reveal_agents=reveal_agents)
-    tmp.replace(out)
     digest = h.hexdigest()
-    chain_path = _private(out.with_name(out.name + ".chain.json"))
-    chain_path.write_text(dumps({
+    size = tmp.stat().st_size
+    _private(chain_tmp).write_text(dumps({
         "file": out.name, "target": target, "since": repo.iso(since), "until": repo.iso(until),
         "genesis": chain.GENESIS, "vantages": entries,
         "verify": f"blockwatch export --verify {out.name}",
     }, indent=1) + "\n", encoding="utf-8")
-    manifest = _private(out.with_name(out.name + ".manifest.json"))
-    manifest.write_text(json.dumps({
-        "file": out.name, "sha256": digest, "size": out.stat().st_size, "records": n,
+    _private(manifest_tmp).write_text(json.dumps({
+        "file": out.name, "sha256": digest, "size": size, "records": n,
         "format": fmt, "target": target, "since": repo.iso(since), "until": repo.iso(until),
         "generated_at": repo.iso(datetime.now(UTC)), "generator": f"blockwatch {__version__}",
         "agent_names": "included" if reveal_agents else "withheld",
         "verify": f"sha256sum {out.name}  # must print {digest}",
     }, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    return ExportResult(out, manifest, n, digest, out.stat().st_size, chain_path)
+    return ExportResult(out, out.with_name(out.name + ".manifest.json"), n, digest, size,
+                        out.with_name(out.name + ".chain.json"))
 
 
 def _private(path: Path) -> Path:
