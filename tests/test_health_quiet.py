@@ -29,3 +29,19 @@ def test_a_quiet_vantage_is_not_called_inconclusive(setup) -> None:  # type: ign
     h = check_health(cfg, db, now)
     (p,) = [p for p in h.problems if p.startswith("vantage vps")]
     assert p.endswith("its results are inconclusive") and h.vantages[0]["quiet"] is False
+
+
+def test_health_text_marks_quiet_and_inconclusive_apart(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    from blockwatch.cli import main
+
+    cfg, db = setup
+    now = datetime.now(UTC).replace(microsecond=0)
+    last = now - timedelta(minutes=35)
+    store(db, [(last - timedelta(minutes=15), "ok"), (last, "ok")])
+    assert main(["--config", str(cfg.path), "health"]) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("vantage vps"))
+    assert line.endswith("QUIET (no check since its last usable results)")
+    store(db, [(now - timedelta(minutes=5), "inconclusive")])
+    main(["--config", str(cfg.path), "health"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("vantage vps"))
+    assert line.endswith("NOT MEASURING (checks inconclusive)")

@@ -539,7 +539,7 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
             print(f"vantage {v['vantage']} ({v['kind']}): last seen {v['last_seen'] or 'never'}, "
                   f"last usable {v.get('last_usable') or 'never'}"
                   f"{' SILENT' if v['silent'] else ''}"
-                  f"{' NOT MEASURING' if v.get('not_measuring') else ''}")
+                  f"{_measuring_mark(v)}")
         failing = [f for f in h.feeds if f["status"] == "failing"]
         never = sum(1 for f in h.feeds if f["status"] == "never fetched")
         print(f"feeds: {len(h.feeds) - len(failing) - never} of {len(h.feeds)} working"
@@ -595,3 +595,11 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "db": cmd_db,
     "run": cmd_run,
 }
+
+
+def _measuring_mark(v: dict[str, Any]) -> str:
+    """health's mark for a vantage not measuring: quiet (no check ran since its last usable
+    results) is not the same as checks that run and cannot look."""
+    if v.get("quiet"):
+        return " QUIET (no check since its last usable results)"
+    return " NOT MEASURING (checks inconclusive)" if v.get("not_measuring") else ""
