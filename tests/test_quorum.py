@@ -57,6 +57,12 @@ def test_agreement_in_words() -> None:
     assert C.agreement_text(2, 3, "KZ", "kk") == "Қазақстанда бұғатталған желілер: 2 / 3"
     assert C.agreement_text(1, 1, "", "en") == "blocked on 1 of 1 network"
     assert C.agreement_text(2, 2, "XX", "en") == "blocked on 2 of 2 networks in XX"
+    # alerts and the digest say it as the page does: interference, and networks that measured
+    assert C.agreement_text(1, 1, "KZ", "en", interfered=True) == \
+        "interfered with on 1 of 1 network in Kazakhstan"
+    assert C.agreement_text(1, 1, "KZ", "en", total=2) == \
+        "blocked on 1 of 1 network that measured (2 in Kazakhstan)"
+    assert C.agreement_text(2, 2, "KZ", "en", total=2) == "blocked on 2 of 2 networks in Kazakhstan"
 
 
 def test_a_dns_only_vantage_measures_only_its_dns_block() -> None:
@@ -173,7 +179,8 @@ async def test_quorum_three_with_two_measured_two_suffice(any_db, write_config,
     networks(any_db, {"almaty-1": "tls", "almaty-2": "tls", "astana-1": "inconclusive"})
     assert await queue_alerts(cfg, any_db, now=NOW) == 3
     text = alerts(any_db)["desk@example.org"].payload["text"]
-    assert "blocked on 2 of 2 networks in Kazakhstan" in text
+    # the alert says it as the page does: how many measured, of how many the country has
+    assert "blocked on 2 of 2 networks that measured (3 in Kazakhstan)" in text
     pages, st = site(cfg, any_db, tmp_path)
     assert st["agreement"][0] == {"country": "KZ", "blocked": 2, "measured": 2, "vantages": 3,
                                   "needed": 2, "agreed": True}
@@ -227,8 +234,8 @@ async def test_a_resolvers_correct_answer_does_not_outvote_a_tls_block(any_db, w
     r = add_vantage(any_db, "kz-isp-dns", kind="resolver", last_seen_at=AT)
     add_event(any_db, t, r, RATEL, "ok", None, AT)
     assert await queue_alerts(cfg, any_db, now=NOW) == 3
-    assert "blocked on 1 of 1 network in Kazakhstan" in alerts(any_db)["desk@example.org"].payload[
-        "text"]
+    assert ("blocked on 1 of 1 network that measured (2 in Kazakhstan)"
+            in alerts(any_db)["desk@example.org"].payload["text"])
     _pages, st = site(cfg, any_db, tmp_path)
     assert st["display"] == "blocked"
     assert st["agreement"] == [{"country": "KZ", "blocked": 1, "measured": 1, "vantages": 2,

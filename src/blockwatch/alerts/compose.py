@@ -25,6 +25,7 @@ from blockwatch.alerts import digest_fold
 from blockwatch.analysis import reasons
 from blockwatch.analysis.quorum import Agreement
 from blockwatch.analysis.verdict import BLOCKING
+from blockwatch.site import i18n as site_i18n
 from blockwatch.textsafe import printable
 
 LANGUAGES = ("en", "ru", "kk")
@@ -68,6 +69,8 @@ class AlertItem:
     incident: IncidentInfo | None = None
     agree: int = 0  # networks of vantage_country that report it blocked (analysis.quorum)
     measured: int = 0  # ... out of those that could measure it
+    vantages: int = 0  # ... out of those the country has
+    interfered: bool = False  # every report is interference or slowing, not a block
     # `reason` in any language: the keys of the verdict that opened the event (analysis/reasons)
     reason_keys: dict[str, Any] | None = None
 
@@ -471,21 +474,13 @@ def vantage_kind(kind: str, lang: str) -> str:
     return catalog(lang)["vantage_kind"].get(kind, kind)
 
 
-def country_in(code: str, lang: str) -> str:
-    """"in Kazakhstan", "в Казахстане", "Қазақстанда"; a country without a name: its code."""
-    t = catalog(lang)
-    return t["country_in"].get(code) or t["text"]["country_in_other"].format(code=code)
-
-
-def agreement_text(agree: int, measured: int, country: str, lang: str) -> str:
-    """"blocked on 2 of 3 networks in Kazakhstan": the denominator is the networks that could
-    measure it, so with one measuring network it says "1 of 1 network"."""
-    x = catalog(lang)["text"]
-    one = measured % 10 == 1 and measured % 100 != 11 if lang == "ru" else measured == 1
-    text = x["agree_one" if one else "agree_many"].format(n=agree, m=measured)
-    if not country:
-        return text
-    return x["agree_where"].format(text=text, where=country_in(country, lang))
+def agreement_text(agree: int, measured: int, country: str, lang: str, *, total: int = 0,
+                   interfered: bool = False) -> str:
+    """"blocked on 2 of 3 networks in Kazakhstan": the site's words (one rule for the page, the
+    digest and alerts): the networks that could measure it, how many the country has when fewer
+    measured (`total`), "interfered with" when every report is interference or slowing."""
+    return site_i18n.agreement_text(lang, agree, measured, country, total=total or None,
+                                    interfered=interfered)
 
 
 def incident_words(types: Iterable[str], status: str | None, lang: str) -> str:
@@ -501,8 +496,9 @@ def incident_words(types: Iterable[str], status: str | None, lang: str) -> str:
 def _case_ctx(lang: str) -> dict[str, Any]:
     """Template helpers for cases and agreement, shared by alerts and the digest."""
     return {"happened": lambda c: incident_words(c.types, c.status, lang),
-            "item_agreement": lambda i: agreement_text(i.agree, i.measured, i.vantage_country,
-                                                       lang) if i.measured else ""}
+            "item_agreement": lambda i: agreement_text(
+                i.agree, i.measured, i.vantage_country, lang, total=i.vantages,
+                interfered=i.interfered) if i.measured else ""}
 
 
 def said(line: Any, lang: str) -> tuple[str, str]:
@@ -533,7 +529,7 @@ def compose_digest(d: DigestData, lang: str, tz: str) -> Message:
     ctx = {"t": t, "d": d, "tz": tz, "fmt": lambda dt: fmt_time(dt, tz, lang), "date": date,
            "lang": lang, "blocking": BLOCKING,
            "coverage_line": lambda v: coverage_line(v, t, tz),
-           "agreement": lambda a: agreement_text(a.blocked, a.measured, a.country, lang),
+           "agreement": lambda a: site_i18n.agreement_of(lang, a),
            "fold": digest_fold,  # one block per outlet (alerts/digest_fold.py)
            "num": lambda n: fmt_num(n, lang),
            **_reason_ctx(lang), **_case_ctx(lang)}

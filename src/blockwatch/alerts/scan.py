@@ -276,7 +276,8 @@ def agreed_items(s: Session, cfg: Config, items: list[C.AlertItem],
                     cfg.settings.alerts.quorum, a.vantages, max(a.measured, 1)):
                 out.append(i)
         elif a.agreed:
-            out.append(replace(i, agree=a.blocked, measured=a.measured))
+            out.append(replace(i, agree=a.blocked, measured=a.measured, vantages=a.vantages,
+                               interfered=a.interfered))
     return out
 
 
