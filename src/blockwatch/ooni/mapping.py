@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from blockwatch.analysis.reasons import OONI_CONFIRMED_EN, OONI_EN
 from blockwatch.analysis.verdict import Judgement
 
 # OONI's web_connectivity `blocking` values (hyphenated) -> our verdicts. The underscore spellings
@@ -28,16 +29,9 @@ BLOCKING_TYPES: dict[str, str] = {
     "http_diff": "http_diff",
 }
 
-# What each verdict means in OONI's terms, for the one-line reason.
-_MEANING = {
-    "dns": "DNS anomaly: the probe's resolver answered differently from OONI's control",
-    "tcp_ip": "TCP/IP anomaly: connecting to the site's addresses failed while OONI's control "
-              "connected",
-    "http_failure": "HTTP failure: the request (TLS handshake included) failed while OONI's "
-                    "control succeeded",
-    "http_diff": "HTTP difference: the page differs from the one OONI's control received",
-    "http_blockpage": "confirmed blocking: OONI matched a known blockpage",
-}
+# What each verdict means in OONI's terms, for the one-line reason: analysis/reasons.py holds
+# the English (and reads it back into every language), so the two cannot drift apart.
+_MEANING = OONI_EN
 
 _ASN = re.compile(r"^AS\d{1,10}$")
 _UID_MAX = 128  # Measurement.uid is String(128)
@@ -150,15 +144,12 @@ def map_verdict(it: OoniItem) -> Judgement:
     who = f"OONI's verdict from {it.probe_asn}"
     link = f"; {it.measurement_url}" if it.measurement_url else ""
     if it.failure:
-        return Judgement("inconclusive", False,
-                         f"{who}: the measurement failed (the probe or OONI's control could not "
-                         f"complete it), so it says nothing about blocking{link}")
+        return Judgement("inconclusive", False, f"{who}: {_MEANING['failed']}{link}")
     if it.accuracy is not None and it.accuracy <= 0.0:
-        return Judgement("inconclusive", False,
-                         f"{who}: OONI marks this measurement as unreliable (accuracy 0){link}")
+        return Judgement("inconclusive", False, f"{who}: {_MEANING['unreliable']}{link}")
     if not it.anomaly:
         # OONI never sets confirmed without anomaly; if it did, no anomaly is the safer reading.
-        return Judgement("ok", False, f"{who}: no anomaly, the site was reachable{link}")
+        return Judgement("ok", False, f"{who}: {_MEANING['ok']}{link}")
     mapped = BLOCKING_TYPES.get(it.blocking_type) if it.blocking_type else None
     if it.confirmed and mapped in (None, "http_diff"):
         return Judgement("http_blockpage", True, f"{who}: {_MEANING['http_blockpage']}{link}")
@@ -166,7 +157,7 @@ def map_verdict(it: OoniItem) -> Judgement:
         what = f"of unknown type {it.blocking_type!r}" if it.blocking_type else "without a type"
         return Judgement("inconclusive", False,
                          f"{who}: an anomaly {what}, which blockwatch cannot interpret{link}")
-    confirmed = " (confirmed: a known block address or blockpage matched)" if it.confirmed else ""
+    confirmed = OONI_CONFIRMED_EN if it.confirmed else ""
     return Judgement(mapped, it.confirmed, f"{who}: {_MEANING[mapped]}{confirmed}{link}")
 
 
