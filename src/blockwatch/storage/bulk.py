@@ -597,15 +597,22 @@ class _SQLite:
         # missing rows are inserted by update_states
         out = {u: {**STATES.defaults, **{c: None for c in STATES.cols if c not in STATES.defaults},
                    "updated_at": now} for u in urls}
+        out.update(self._by_url("url_states", STATES, vantage_id, urls))
+        return out
+
+    def _by_url(self, table: str, t: Any, vantage_id: int, urls: list[str]
+                ) -> dict[str, dict[str, Any]]:
+        """The rows of `table` (columns and time columns of `t`) of these URLs at a vantage."""
+        out: dict[str, dict[str, Any]] = {}
         for lo in range(0, len(urls), self.CHUNK):
             part = urls[lo:lo + self.CHUNK]
             self.cur.execute(
-                f"SELECT url, {', '.join(STATES.cols)} FROM url_states"
+                f"SELECT url, {', '.join(t.cols)} FROM {table}"
                 f" WHERE vantage_id = ? AND url IN ({','.join('?' * len(part))})",
                 [vantage_id, *part])
             for url, *vals in self.cur:
-                out[url] = {c: _sqlite_parse(v) if c in STATES.times else v
-                            for c, v in zip(STATES.cols, vals, strict=True)}
+                out[url] = {c: _sqlite_parse(v) if c in t.times else v
+                            for c, v in zip(t.cols, vals, strict=True)}
         return out
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
@@ -642,17 +649,8 @@ class _SQLite:
 
     def load_runs(self, vantage_id: int, urls: list[str], lock: bool = False
                   ) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for lo in range(0, len(urls), self.CHUNK):
-            part = urls[lo:lo + self.CHUNK]
-            self.cur.execute(
-                f"SELECT url, {', '.join(RUNS.cols)} FROM runs"
-                f" WHERE vantage_id = ? AND url IN ({','.join('?' * len(part))})",
-                [vantage_id, *part])
-            for url, *vals in self.cur:
-                out[url] = _run_dict({c: _sqlite_parse(v) if c in RUNS.times else v
-                                      for c, v in zip(RUNS.cols, vals, strict=True)})
-        return out
+        return {url: _run_dict(row)
+                for url, row in self._by_url("runs", RUNS, vantage_id, urls).items()}
 
     def extend_runs(self, ext: list[tuple[int, int | None, int, datetime]]) -> None:
         vals = [(n, _sqlite_time(at), mid) for mid, _, n, at in ext]
