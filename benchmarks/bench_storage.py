@@ -34,12 +34,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import PG_URL, measurement
-from benchconfig import storage_config
+from benchconfig import pg_schema, storage_config
 
 from blockwatch import dbstats
 from blockwatch import round as rnd
@@ -179,20 +179,10 @@ def main() -> None:
             print(json.dumps(run(f"sqlite:///{tmp / 'bench.db'}", tmp, args.urls, args.days,
                                  not args.no_compact, pieces=not args.whole_evidence)), flush=True)
             continue
-        schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        with pg_schema(PG_URL) as url:
             print(json.dumps(run(url, tmp, args.urls, args.days, not args.no_compact,
                                  pieces=not args.whole_evidence,
                                  vacuum_every=args.vacuum_every)), flush=True)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
 
 
 if __name__ == "__main__":

@@ -21,12 +21,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import PG_URL, measurement
-from benchconfig import storage_config
+from benchconfig import pg_schema, storage_config
 
 from blockwatch import round as rnd
 from blockwatch.analysis.fingerprints import default_interception
@@ -99,18 +97,8 @@ def main() -> None:
         if kind == "sqlite":
             print(json.dumps(run(f"sqlite:///{tmp / 'bench.db'}", tmp, args.urls, args.rounds, args.batch)))
             continue
-        schema = f"bw_bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            print(json.dumps(run(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", tmp, args.urls,
-                                 args.rounds, args.batch)))
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        with pg_schema(PG_URL) as url:
+            print(json.dumps(run(url, tmp, args.urls, args.rounds, args.batch)))
 
 
 if __name__ == "__main__":
