@@ -39,7 +39,8 @@ async def main():
         info = dict(https_port=lab.https_port, vantage_resolver=lab.vantage_resolver,
                     control_resolver=lab.control_resolver, ca=str(lab.ca_pem_path),
                     control_resolvers=lab.control_resolvers,
-                    urls=[lab.url(f"site{{i:04d}}.test") for i in range({n})])
+                    urls=[lab.url(f"site{{i:04d}}.test") for i in range({n})],
+                    addresses=[lab.site(f"site{{i:04d}}.test").address for i in range({n})])
         print(json.dumps(info), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
@@ -61,17 +62,27 @@ def main() -> None:
                     help='[probe] control_reuse for the rounds (default 1h; "0": off)')
     args = ap.parse_args()
 
-    lab = subprocess.Popen([sys.executable, "-c", LAB_SCRIPT.format(
-        tests=str(ROOT / "tests"), latency=args.latency, n=args.urls)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert lab.stdout is not None
-    info = json.loads(lab.stdout.readline())
+    lab, info = start_lab(args.urls, args.latency)
     try:
         run(info, args, lab.pid)
     finally:
-        assert lab.stdin is not None
-        lab.stdin.close()
-        lab.wait(timeout=30)
+        stop_lab(lab)
+
+
+def start_lab(n: int, latency: float) -> tuple[subprocess.Popen[str], dict]:  # type: ignore[type-arg]
+    """The lab in its own process (its CPU is not the prober's): n sites, every step delayed
+    `latency` seconds; returns the process and its ports, CA, resolvers, URLs and addresses."""
+    lab = subprocess.Popen([sys.executable, "-c", LAB_SCRIPT.format(
+        tests=str(ROOT / "tests"), latency=latency, n=n)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert lab.stdout is not None
+    return lab, json.loads(lab.stdout.readline())
+
+
+def stop_lab(lab: subprocess.Popen[str]) -> None:
+    assert lab.stdin is not None
+    lab.stdin.close()
+    lab.wait(timeout=30)
 
 
 def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ignore[type-arg]
