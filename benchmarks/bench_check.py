@@ -6,18 +6,23 @@ CPU ms per URL (all steps, vantage and control), peak RSS, and the ideal: the la
 latency bound and the CPU bound.
 
     .venv/bin/python benchmarks/bench_check.py [--urls 1000] [--latency 0.05] [--concurrency 100]
-        [--steady] [--control-reuse 1h]
+        [--steady] [--control-reuse 1h] [--profile 30]
 
 --steady: the round measured is a second one over the same database (the steady state of a
 daemon or of repeated `check`s: most URLs fine, judged against the control stored by the first
 round, whose fetch is skipped while it is younger than `--control-reuse`; "0" fetches it again).
+
+--profile N: the measured round runs under cProfile (its CPU numbers then include the
+profiler's overhead); the N functions with the most own time are printed to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -60,6 +65,8 @@ def main() -> None:
                     help="measure a second round over the same database")
     ap.add_argument("--control-reuse", default="1h",
                     help='[probe] control_reuse for the rounds (default 1h; "0": off)')
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="profile the measured round; print the top N functions by own time")
     args = ap.parse_args()
 
     lab, info = start_lab(args.urls, args.latency)
@@ -113,11 +120,17 @@ def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ig
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     lab0 = _cpu_of(lab_pid)
     t0 = time.perf_counter()
-    report = aio.run(run_round(cfg, targets, db))
+    if args.profile:
+        profiler = cProfile.Profile()
+        report = profiler.runcall(aio.run, run_round(cfg, targets, db))
+    else:
+        report = aio.run(run_round(cfg, targets, db))
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     lab_cpu = _cpu_of(lab_pid) - lab0
     db.close()
+    if args.profile:
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     n = len(report.results)
     verdicts: dict[str, int] = {}
