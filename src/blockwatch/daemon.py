@@ -150,7 +150,8 @@ class Daemon:
     async def feeds(self) -> None:
         from blockwatch.feeds.commands import poll_feeds
 
-        summary = await poll_feeds(self.cfg, self.db)
+        # a stop cuts the poll short (a search stores what it found and goes on next time)
+        summary = await poll_feeds(self.cfg, self.db, stop=self.stopping)
         log.info("feeds: %s", summary)
         await self.alerts()
 

@@ -31,8 +31,15 @@ from blockwatch.feeds.fetch import (
     system_resolve,
 )
 from blockwatch.feeds.parse import parse_feed
-from blockwatch.feeds.search import Pacer, build_queries, pacer_key, run_search
-from blockwatch.storage import Database, open_database
+from blockwatch.feeds.search import (
+    Pacer,
+    Stopped,
+    build_queries,
+    pacer_key,
+    run_search,
+    unless_stopped,
+)
+from blockwatch.storage import Database, open_database, repo
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +143,7 @@ class _Got:
     notes: list[str] = field(default_factory=list)
     documents: int = 0
     after: Any = None  # more to write in the transaction that stores the entries
+    stopped: bool = False  # a stop request cut it short: due again at the next poll
 
 
 def _not_a_feed(content: bytes, content_type: str | None) -> str:
@@ -146,11 +154,17 @@ def _not_a_feed(content: bytes, content_type: str | None) -> str:
 async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
                      client: httpx.AsyncClient | None = None, now: datetime | None = None,
                      matcher: Matcher | None = None, resolve: Resolve | None = None,
-                     pacers: dict[str, Pacer] | None = None) -> PollSummary:
+                     pacers: dict[str, Pacer] | None = None,
+                     stop: asyncio.Event | None = None) -> PollSummary:
     """Fetch every due feed, RFE/RL site and search (every one with `force`), store new
     entries and incidents, link cases. A failing feed is a result (FeedResult.status "failed",
     its error stored on its row), never an exception. `resolve` and `pacers` are for tests
-    (host lookup for the redirect check; the search services' clocks)."""
+    (host lookup for the redirect check; the search services' clocks).
+
+    `stop` (the daemon's stop request) ends the poll promptly: a search stores what its
+    answered queries found and remembers the first query not answered, so the next poll asks
+    from there (and only the rest); a fetch in flight is abandoned with nothing recorded, so
+    the next poll takes that feed again."""
     fc = cfg.settings.feeds
     specs = feed_specs(cfg)
     if not specs:
@@ -169,8 +183,9 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
 
     async def fetch_one(url: str, etag: str | None = None, lm: str | None = None) -> FetchResult:
         async with sem:
-            return await fetch_feed(client, url, etag=etag, last_modified=lm,
-                                    max_bytes=fc.max_bytes, timeout=timeout, resolve=resolve)
+            return await unless_stopped(fetch_feed(client, url, etag=etag, last_modified=lm,
+                                                   max_bytes=fc.max_bytes, timeout=timeout,
+                                                   resolve=resolve), stop)
 
     async def plain(src: FeedSource, st: store.FeedState) -> _Got:
         res = await fetch_one(src.address, st.etag, st.last_modified)
@@ -248,18 +263,36 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         return _Got("ok", list(entries.values()), notes=notes, documents=len(entries),
                     after=lambda s: store.save_validators(s, st.id, validators, at))
 
-    async def searching(se: FeedSearch) -> _Got:
+    async def searching(se: FeedSearch, st: store.FeedState) -> _Got:
         key = pacer_key(se)
         pacer = pacers.setdefault(key, Pacer(se.setting("min_gap").total_seconds()))
         queries = build_queries(se, targets, people)
         if not queries:
             return _Got("failed", error="no names to search for (no targets, people or terms)")
+        resume_key = _resume_key(st.id)
+        resume = await asyncio.to_thread(_read, db, repo.get_kv, resume_key)
+        # a poll cut short by a stop goes on where it stopped; a query list changed since
+        # (edited names) starts from the beginning
+        start = next((i for i, q in enumerate(queries) if q.text == resume), 0)
         out = await run_search(client, se, queries, pacer, max_bytes=fc.max_bytes,
-                               timeout=timeout, resolve=resolve)
+                               timeout=timeout, resolve=resolve, stop=stop, start=start)
+        if out.resume_at is not None and out.answered == 0:
+            return _Got("failed", stopped=True)  # nothing answered: nothing to record
         if out.failed:
             return _Got("failed", error="; ".join(out.errors)[:2000])
         notes = [f"{out.answered} of {out.queries} queries answered", *out.errors]
-        return _Got("ok", out.entries, out.query_of, notes=notes, documents=out.documents)
+        if start:
+            notes.insert(0, f"went on from query {start + 1} of {len(queries)}")
+        after: Any = None
+        if out.resume_at is not None:
+            left = queries[out.resume_at].text
+            notes.append(f"stopped: queries {out.resume_at + 1} to {len(queries)} are asked "
+                         "at the next poll")
+            after = lambda s: repo.set_kv(s, resume_key, left)  # noqa: E731
+        elif resume is not None:
+            after = lambda s: repo.set_kv(s, resume_key, None)  # noqa: E731
+        return _Got("ok", out.entries, out.query_of, notes=notes, documents=out.documents,
+                    after=after, stopped=out.resume_at is not None)
 
     async def one(spec: store.FeedSpec, conf: FeedSource | FeedSearch) -> FeedResult:
         st = states[spec.name]
@@ -270,12 +303,18 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
             return FeedResult(spec.name, spec.url, "skipped", note=why,
                               next_attempt_at=st.next_attempt_at, kind=spec.kind)
         at = now or datetime.now(UTC)
-        if isinstance(conf, FeedSearch):
-            got = await searching(conf)
-        elif conf.kind == "rferl":
-            got = await rferl_site(conf, st, at)
-        else:
-            got = await plain(conf, st)
+        try:
+            if isinstance(conf, FeedSearch):
+                got = await searching(conf, st)
+            elif conf.kind == "rferl":
+                got = await rferl_site(conf, st, at)
+            else:
+                got = await plain(conf, st)
+        except Stopped:
+            got = _Got("failed", stopped=True)
+        if got.stopped and got.status == "failed":  # nothing fetched: nothing recorded
+            return FeedResult(spec.name, spec.url, "skipped", note="stopped before it was fetched",
+                              next_attempt_at=st.next_attempt_at, kind=spec.kind)
         if got.status == "not_modified":
             nxt = next_attempt(at, interval, 0)
             async with write_lock:
@@ -293,7 +332,8 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
             log.warning("feed %s (%s): %s", spec.name, spec.url, error)
             return FeedResult(spec.name, spec.url, "failed", error=error, next_attempt_at=nxt,
                               kind=spec.kind, failures=st.consecutive_failures + 1)
-        nxt = next_attempt(at, interval, 0)
+        # a search cut short is due again at once: the next poll asks the rest
+        nxt = at if got.stopped else next_attempt(at, interval, 0)
         async with write_lock:
             stored = await asyncio.to_thread(_store_ok, db, st.id, got.entries, matcher, at,
                                              got.etag, got.last_modified, nxt, got.query_of,
@@ -313,6 +353,11 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         if inc_id in by_incident:
             by_incident[inc_id].new_cases += 1
     return PollSummary(list(results), new_cases)
+
+
+def _resume_key(feed_id: int) -> str:
+    """kv: the text of the first query a search cut short by a stop did not ask."""
+    return f"feeds.search_resume.{feed_id}"
 
 
 def _sync(db: Database, sources: list[store.FeedSpec]) -> dict[str, store.FeedState]:

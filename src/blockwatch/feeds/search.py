@@ -6,6 +6,8 @@ one service are paced (GDELT: one every 5 s at most) and back off when the servi
 being asked too often (HTTP 429, or GDELT's plain-text "Please limit requests to one every 5
 seconds", which sometimes comes with HTTP 200). Building queries and URLs is pure; `run_search`
 does the I/O through `fetch_feed`, so feed safety (size caps, redirect checks) applies here too.
+A stop request (the daemon stopping) ends a run at once, pacing pauses and the request in
+flight included; the run says where it stopped (`resume_at`) so the next one asks the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -144,6 +146,33 @@ def build_queries(search: FeedSearch, targets: Iterable[_Named], people: Iterabl
 # --- pacing ----------------------------------------------------------------------------------
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A stop was requested while waiting (a pacing pause or a request): the run ends here."""
+
+
+async def unless_stopped(aw: Awaitable[T], stop: asyncio.Event | None) -> T:
+    """`aw`'s result, or Stopped as soon as `stop` is set (`aw` is then cancelled)."""
+    if stop is None:
+        return await aw
+    task = asyncio.ensure_future(aw)
+    if stop.is_set():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Stopped
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise Stopped
+    return task.result()
 
 
 class Pacer:
@@ -158,25 +187,27 @@ class Pacer:
         self.last: float | None = None
         self.lock = asyncio.Lock()
 
-    async def _gap(self) -> None:
+    async def _gap(self, stop: asyncio.Event | None) -> None:
         if self.last is not None:
             wait = self.last + self.min_gap - self.clock()
             if wait > 0:
-                await self.sleep(wait)
+                await unless_stopped(self.sleep(wait), stop)
         self.last = self.clock()
 
-    async def request(self, fn: Callable[[], Awaitable[FetchResult]]) -> tuple[FetchResult, int]:
+    async def request(self, fn: Callable[[], Awaitable[FetchResult]],
+                      stop: asyncio.Event | None = None) -> tuple[FetchResult, int]:
         """Run `fn` paced; retry with a doubling pause while the service says "too often".
-        Returns the last result and the number of throttled answers."""
+        Returns the last result and the number of throttled answers; Stopped when `stop` is
+        set before that (the request in flight is abandoned)."""
         async with self.lock:
             throttled = 0
             while True:
-                await self._gap()
-                res = await fn()
+                await self._gap(stop)
+                res = await unless_stopped(fn(), stop)
                 if not is_throttled(res) or throttled >= RETRIES:
                     return res, throttled + (1 if is_throttled(res) else 0)
                 throttled += 1
-                await self.sleep(self.min_gap * (2 ** throttled))
+                await unless_stopped(self.sleep(self.min_gap * (2 ** throttled)), stop)
 
 
 def is_throttled(res: FetchResult) -> bool:
@@ -193,6 +224,8 @@ class SearchOutcome:
     queries: int = 0
     answered: int = 0  # queries answered with a feed (empty or not)
     documents: int = 0  # items in the answers, before de-duplication
+    # a stop request ended the run before query `resume_at` was answered (None: it was not)
+    resume_at: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -208,15 +241,22 @@ def _plain_answer(res: FetchResult) -> str:
 
 async def run_search(client: httpx.AsyncClient, search: FeedSearch, queries: Sequence[SearchQuery],
                      pacer: Pacer, *, max_bytes: int, timeout: float,
-                     resolve: Resolve = system_resolve) -> SearchOutcome:
-    """Ask every query in turn. A throttled service stops the run (the rest is asked next
-    time); another failing query is an error and the next one is asked."""
-    out = SearchOutcome(queries=len(queries))
+                     resolve: Resolve = system_resolve, stop: asyncio.Event | None = None,
+                     start: int = 0) -> SearchOutcome:
+    """Ask every query from `start` in turn. A throttled service stops the run (the rest is
+    asked next time); another failing query is an error and the next one is asked. A set
+    `stop` ends the run at once with what was answered so far."""
+    out = SearchOutcome(queries=len(queries) - start)
     service = "GDELT" if search.kind == "gdelt" else "Google News"
-    for i, q in enumerate(queries):
-        res, throttled = await pacer.request(
-            lambda q=q: fetch_feed(client, q.url, max_bytes=max_bytes, timeout=timeout,  # type: ignore[misc]
-                                   resolve=resolve))
+    for i in range(start, len(queries)):
+        q = queries[i]
+        try:
+            res, throttled = await pacer.request(
+                lambda q=q: fetch_feed(client, q.url, max_bytes=max_bytes, timeout=timeout,  # type: ignore[misc]
+                                       resolve=resolve), stop)
+        except Stopped:
+            out.resume_at = i
+            break
         if is_throttled(res):
             out.errors.append(f"{service} rate limit: still refused after {throttled} tries "
                               f"({_plain_answer(res) or 'HTTP 429'}); {len(queries) - i - 1} of "
