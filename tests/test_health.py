@@ -162,3 +162,26 @@ def test_a_stored_job_error_is_scrubbed_when_shown(setup) -> None:  # type: igno
     assert "alerts keeps failing" in shown
     assert secret not in shown
     assert "https://hooks.example/" in shown  # the rest of the error is still there
+
+
+def test_before_any_job_ran_it_says_so_instead_of_an_empty_table(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg, _ = setup
+    assert main(["--config", str(cfg.path), "health"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("JOB") for line in lines)
+    assert lines[0] == "jobs: none has run yet (`blockwatch run` records each job's runs)"
+    assert "feeds: none configured" in lines and "feeds: 0 of 0 working" not in lines
+    assert lines[-1] == "UNHEALTHY: no job has run yet: is `blockwatch run` running?"
+    assert main(["--config", str(cfg.path), "health", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["jobs"] == [] and out["feeds"] == []
+    assert out["problems"] == ["no job has run yet: is `blockwatch run` running?"]
+
+
+def test_once_a_job_ran_the_job_table_is_shown(setup, capsys) -> None:  # type: ignore[no-untyped-def]
+    cfg, db = setup
+    probe_ran(db, datetime.now(UTC))
+    main(["--config", str(cfg.path), "health"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["JOB", "LAST", "RUN", "LAST", "OK", "LAG", "STATUS"]
+    assert lines[1].startswith("probe ") and lines[1].endswith(" ok")

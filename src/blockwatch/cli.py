@@ -527,10 +527,13 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
                     "outbox": h.outbox, "vantages": h.vantages, "feeds": h.feeds,
                     "storage": h.storage})
     else:
-        _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
-                 format_duration(j["lag_s"]) if j["lag_s"] is not None else "-",
-                 "OVERDUE" if j["overdue"] else (j["error"] or "ok")] for j in h.jobs],
-               ["JOB", "LAST RUN", "LAST OK", "LAG", "STATUS"])
+        if h.jobs:
+            _table([[j["job"], j["last_run"] or "never", j["last_ok"] or "never",
+                     format_duration(j["lag_s"]) if j["lag_s"] is not None else "-",
+                     "OVERDUE" if j["overdue"] else (j["error"] or "ok")] for j in h.jobs],
+                   ["JOB", "LAST RUN", "LAST OK", "LAG", "STATUS"])
+        else:  # as --json's empty "jobs": no table of nothing
+            print("jobs: none has run yet (`blockwatch run` records each job's runs)")
         if h.storage:
             print(h.storage["line"])
         print(f"outbox: {h.outbox.get('pending', 0)} pending, "
@@ -542,8 +545,11 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
                   f"{_measuring_mark(v)}")
         failing = [f for f in h.feeds if f["status"] == "failing"]
         never = sum(1 for f in h.feeds if f["status"] == "never fetched")
-        print(f"feeds: {len(h.feeds) - len(failing) - never} of {len(h.feeds)} working"
-              + (f", {never} never fetched" if never else ""))
+        if h.feeds:
+            print(f"feeds: {len(h.feeds) - len(failing) - never} of {len(h.feeds)} working"
+                  + (f", {never} never fetched" if never else ""))
+        else:
+            print("feeds: none configured")
         for f in failing:
             print(f"feed {f['feed']} FAILING ({f['consecutive_failures']}x, last ok "
                   f"{f['last_success'] or 'never'}): {f['error']}")
