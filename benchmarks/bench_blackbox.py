@@ -37,6 +37,8 @@ from urllib.parse import urlencode, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_check import _cpu_of, start_lab, stop_lab
 
+DEFAULT_BINARY = "prometheus-blackbox-exporter"  # the Debian package's name
+
 MODULE = """modules:
   https_2xx:
     prober: http
@@ -57,10 +59,12 @@ def main() -> None:
     ap.add_argument("--urls", type=int, default=1000)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=100)
-    ap.add_argument("--binary", default="prometheus-blackbox-exporter",
+    ap.add_argument("--binary", default=DEFAULT_BINARY,
                     help="blackbox_exporter executable (name on PATH or a path)")
     args = ap.parse_args()
-    binary = shutil.which(args.binary) or shutil.which("blackbox_exporter")
+    binary = shutil.which(args.binary)
+    if binary is None and args.binary == DEFAULT_BINARY:
+        binary = shutil.which("blackbox_exporter")  # the upstream release's name
     if binary is None:
         print(f"skipped: no blackbox_exporter binary ({args.binary!r} not on PATH); on "
               "Debian/Ubuntu: apt-get install prometheus-blackbox-exporter")
@@ -84,6 +88,7 @@ def main() -> None:
             bb.kill()
             bb.wait()
         stop_lab(lab)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(info: dict, args: argparse.Namespace, bb_pid: int, lab_pid: int, port: int) -> None:  # type: ignore[type-arg]
