@@ -32,6 +32,30 @@ def test_every_command_is_built() -> None:
     assert set(sub.choices) - {"agent", "demo"} == set(COMMANDS)  # these two need no config
 
 
+def test_every_option_of_every_command_says_what_it_takes() -> None:
+    import argparse
+
+    from blockwatch.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    bare = [f"{name} {'/'.join(a.option_strings) or a.dest}"
+            for name, sp in sub.choices.items() for a in sp._actions
+            if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert bare == []
+
+
+def test_export_help_says_what_target_since_and_until_take(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--target NAME the target to export (required): a target's name, alias, URL or " \
+           "host name, any case" in out
+    assert "--since T only measurements from T on: an ISO 8601 date or time" in out
+    assert "a duration back from now (48h, 7d)" in out
+    assert "--until T only measurements before T (same forms as --since)" in out
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_db_upgrade(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,6 +47,10 @@ def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="more log output")
 
 
+# what --target accepts, as `_select` and `_known_target` match it
+_TARGET_HELP = "a target's name, alias, URL or host name, any case"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="blockwatch", description="Watch whether news outlets can be reached from "
                 "inside a country; link blocking to incidents; tell people.")
@@ -66,15 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(c)
     c = cmd("check", "one probe round now, from every vantage this host can measure")
     c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    c.add_argument("--target", action="append", metavar="NAME", help="only this target (repeat)")
+    c.add_argument("--target", action="append", metavar="NAME",
+                   help="only this target (repeatable): " + _TARGET_HELP)
     c = cmd("run", "the daemon: probe rounds on schedule (and everything else as it is built)")
     c.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     c.add_argument("--shared", action="store_true",
                    help="PostgreSQL: one of several `run --shared` processes (any hosts); "
                         "each job runs once across them")
     c = cmd("serve", "only the HTTP side: collector API for agents and the status site")
-    c.add_argument("--host")
-    c.add_argument("--port", type=int)
+    c.add_argument("--host", help="address to listen on (default: [server] host, else 127.0.0.1)")
+    c.add_argument("--port", type=int,
+                   help="port to listen on (default: [server] port, else 8080)")
     c.add_argument("--workers", type=int, default=1,
                    help="processes accepting on one socket (judging is CPU work)")
     from blockwatch.agent.main import add_arguments
@@ -84,29 +90,42 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd("agent-token", "make a token for a new agent and print its [[vantage]] lines")
     c.add_argument("name", help="the agent's vantage name, e.g. almaty-1")
     c = cmd("verdicts", "latest verdict per target and vantage, from the database")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--target", metavar="NAME")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    c.add_argument("--target", metavar="NAME", help=_TARGET_HELP)
     c = cmd("feeds", "pull incident feeds now")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true",
+                   help="one JSON line per feed instead of a table")
     c = cmd("incidents", "list extracted incidents")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     c.add_argument("--limit", type=int, default=200, help="newest N (default 200)")
     c.add_argument("--country", metavar="CC",
                    help="only incidents tagged with this country (or naming its outlets)")
     c = cmd("digest", "build (and send) the daily digest")
-    c.add_argument("--send", action="store_true")
-    c.add_argument("--out", metavar="DIR")
-    c.add_argument("--since", metavar="T")
+    c.add_argument("--send", action="store_true",
+                   help="also send it to the recipients and Telegram chats with digest = true "
+                        "(default: only write the files)")
+    c.add_argument("--out", metavar="DIR",
+                   help="folder for the files (default: digests/ beside the site's folder)")
+    c.add_argument("--since", metavar="T",
+                   help="start of the period: a duration back from now (48h, 7d) or an ISO 8601 "
+                        "time (2026-11-27T07:00, read in alerts.timezone unless it has an "
+                        "offset or Z); default 24h")
     cmd("alerts-test", "send a test message to every configured channel")
     c = cmd("site", "build the static status site")
-    c.add_argument("--out", metavar="DIR")
+    c.add_argument("--out", metavar="DIR", help="folder to build it in (default: [site] out)")
     c.add_argument("--full", action="store_true",
                    help="render every page (default: only outlets whose data or freshness changed)")
     c = cmd("export", "evidence export for lawyers and researchers")
-    c.add_argument("--target", metavar="NAME")
-    c.add_argument("--since", metavar="T")
-    c.add_argument("--until", metavar="T")
-    c.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    c.add_argument("--target", metavar="NAME", help="the target to export (required): "
+                   + _TARGET_HELP)
+    c.add_argument("--since", metavar="T",
+                   help="only measurements from T on: an ISO 8601 date or time (2026-10-01, "
+                        "2026-10-01T06:00+05:00; UTC unless it says otherwise) or a duration "
+                        "back from now (48h, 7d); default: from the first")
+    c.add_argument("--until", metavar="T",
+                   help="only measurements before T (same forms as --since); default: now")
+    c.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
+                   help="one JSON record a line (default) or CSV")
     c.add_argument("--out", metavar="PATH", help="default: reports/export/<target>-<time>.<format>")
     c.add_argument("--include-agent-names", action="store_true",
                    help="name agent vantages (default: only their country and network)")
@@ -122,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "older evidence as pieces (resumable)")
     c.add_argument("--json", action="store_true", help="stats as JSON")
     c = cmd("health", "last run and lag of each job; non-zero exit when unhealthy")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="one JSON object instead of text")
     return p
 
 
