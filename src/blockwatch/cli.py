@@ -599,9 +599,15 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
             raise UsageError(f"no target named {args.target!r} in the database") from None
     finally:
         db.close()
-    print(f"wrote {res.records} records to {res.path} ({res.size} bytes)")
-    print(f"sha256 {res.sha256}  (manifest: {res.manifest}; hash chain: {res.chain})")
-    print(f"check it offline: blockwatch export --verify {res.path}")
+    import shlex
+
+    # absolute: the default folder is relative, and a supervisor's working directory is not
+    # the operator's
+    path, manifest = os.path.abspath(res.path), os.path.abspath(res.manifest)
+    chain_file = os.path.abspath(res.chain) if res.chain else "none"
+    print(f"wrote {res.records} records to {path} ({res.size} bytes)")
+    print(f"sha256 {res.sha256}  (manifest: {manifest}; hash chain: {chain_file})")
+    print(f"check it offline: blockwatch export --verify {shlex.quote(path)}")
     return EXIT_OK
 
 
