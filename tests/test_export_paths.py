@@ -53,3 +53,25 @@ def test_every_printed_path_is_absolute_and_the_verify_line_works(
         assert os.path.isabs(p) and Path(p).is_file(), p
     monkeypatch.chdir(tmp_path)  # elsewhere: the printed command still finds the files
     assert main(["export", "--verify", paths["verify"]]) == 0
+
+
+def test_the_default_folder_is_beside_the_site_not_the_working_directory(
+        cfg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["--config", str(cfg_path), "export", "--target", "Ratel.kz"]) == 0
+    written = Path(printed_paths(capsys.readouterr().out)["records"])
+    # the config's site is conf/site: the export goes to conf/export, as digests to conf/digests
+    assert written.parent == tmp_path / "conf" / "export"
+    assert re.fullmatch(r"Ratel\.kz-\d{8}T\d{6}Z\.jsonl", written.name)
+    assert not (work / "reports").exists()
+
+
+def test_the_shipped_config_still_exports_to_reports_export() -> None:
+    from blockwatch.cli import export_dir
+    from blockwatch.config import load
+
+    root = Path(__file__).resolve().parent.parent
+    assert export_dir(load(root / "config" / "blockwatch.toml")) == root / "reports" / "export"

@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blockwatch import __version__, aio
@@ -126,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only measurements before T (same forms as --since); default: now")
     c.add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
                    help="one JSON record a line (default) or CSV")
-    c.add_argument("--out", metavar="PATH", help="default: reports/export/<target>-<time>.<format>")
+    c.add_argument("--out", metavar="PATH",
+                   help="the records' file (default: export/<target>-<time>.<format> beside "
+                        "the status site's folder: reports/export with the shipped config)")
     c.add_argument("--include-agent-names", action="store_true",
                    help="name agent vantages (default: only their country and network)")
     c.add_argument("--verify", metavar="PATH", help="check an export offline (with the manifest "
@@ -576,9 +579,13 @@ def cmd_health(cfg: Config, args: argparse.Namespace) -> int:
     return EXIT_OK if h.healthy else EXIT_FAIL
 
 
-def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
-    from pathlib import Path
+def export_dir(cfg: Config) -> Path:
+    """`export` beside the status site's folder, as `digest`'s `digests`: reports/export with
+    the shipped config (whose site is ../reports/site) and with built-in defaults."""
+    return cfg.resolve(cfg.settings.site.out).parent / "export"
 
+
+def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
     from blockwatch.export import slug, write_export
 
     if not args.target:
@@ -590,7 +597,9 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
     try:
         with db.read() as s:  # as `verdicts` takes it: name, alias, URL or host, any case
             target = _known_target(s, args.target)
-        out = Path(args.out) if args.out else Path("reports/export") / (
+        # by default beside the status site's folder, as the digests are: where the config
+        # says, not wherever the command happens to be started
+        out = Path(args.out) if args.out else export_dir(cfg) / (
             f"{slug(target)}-{now.strftime('%Y%m%dT%H%M%SZ')}.{args.format}")
         try:
             res = write_export(db, target, out, fmt=args.format, since=since, until=until,
