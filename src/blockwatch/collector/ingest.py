@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from blockwatch.analysis.reuse import plainly_fine
 from blockwatch.analysis.verdict import Judgement, judge
-from blockwatch.collector.schema import MeasurementBatch
 from blockwatch.collector.state import CollectorState, Snapshot
 from blockwatch.config import AgentVantage
 from blockwatch.context import CONTROL
@@ -342,7 +341,8 @@ class Ingestor:
         self.state = state
         self.controls = Controls(state)
 
-    async def ingest(self, agent: AgentVantage, batch: MeasurementBatch) -> dict[str, object]:
+    async def ingest(self, agent: AgentVantage, batch: dict[str, Any]) -> dict[str, object]:
+        """One upload, as schema.UPLOAD reads it (MeasurementBatch's model_dump())."""
         snap = self.state.snapshot
         if agent.name not in snap.vantage_ids:  # revoked between authentication and here
             raise PermissionError(agent.name)
@@ -351,30 +351,31 @@ class Ingestor:
         rejected: list[dict[str, str]] = []
         seen: set[str] = set()
         dup_in_batch = 0
-        for mi in batch.measurements:
-            if mi.url not in snap.url_targets:
+        for data in batch["measurements"]:
+            url, auid = data["url"], data["uid"]
+            if url not in snap.url_targets:
                 # Never probe what an agent names: a seized token must not turn the collector
                 # into a fetcher of arbitrary (internal) URLs. Rejected, not retried.
-                rejected.append(_rejected(mi.uid, f"{printable(mi.url)} is not a target URL of "
+                rejected.append(_rejected(auid, f"{printable(url)} is not a target URL of "
                                           "this collector"))
                 continue
-            uid = f"{agent.name}/{mi.uid}"
+            uid = f"{agent.name}/{auid}"
             if uid in seen:
                 dup_in_batch += 1
                 continue
             seen.add(uid)
-            data = mi.model_dump(exclude={"vantage_ok", "round_id"})
+            vantage_ok, round_id = data.pop("vantage_ok"), data.pop("round_id")
             data.update(vantage=agent.name, role="vantage", source_address=None)
             try:
                 m = WebMeasurement.from_json(data)
             except (TypeError, ValueError) as exc:  # the schema and the records disagree: a bug
-                log.error("agent %s: measurement %s not readable: %s", agent.name, mi.uid, exc)
-                rejected.append(_rejected(mi.uid, "not a measurement this collector can read"))
+                log.error("agent %s: measurement %s not readable: %s", agent.name, auid, exc)
+                rejected.append(_rejected(auid, "not a measurement this collector can read"))
                 continue
             # `data` has exactly to_json()'s shape (the models mirror the records), without
             # rebuilding it from the dataclasses
-            items.append(Item(m, uid, repo.parse_time(m.measured_at), snap.url_targets[mi.url],
-                              mi.vantage_ok, mi.round_id, evidence=data))
+            items.append(Item(m, uid, repo.parse_time(m.measured_at), snap.url_targets[url],
+                              vantage_ok, round_id, evidence=data))
         known = await asyncio.to_thread(_known_uids, self.state.db, [it.uid for it in items]) \
             if items else set()
         fresh = [it for it in items if it.uid not in known]
@@ -384,7 +385,7 @@ class Ingestor:
             if not healthy:
                 for it in fresh:
                     it.control_ok = False
-        asn = agent.asn or batch.asn or ""
+        asn = agent.asn or batch.get("asn") or ""
         result = await asyncio.to_thread(store_batch, self.state.db, snap, vid, fresh, asn)
         if result.events:
             log.info("agent %s: %d new events", agent.name, len(result.events))
