@@ -111,6 +111,20 @@ def test_any_evidence_joins_back_to_its_hashed_text(data: dict[str, Any]) -> Non
         assert canonical_json(json.loads(p.text)) == p.text
 
 
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=40)
+       | st.builds(lambda a, b, c: a + b + c, st.text(max_size=10),
+                   st.sampled_from(["\\u", "\\b", "\\f", "\\n", "\\", "NaN", "Infinity", "Na",
+                                    "\x7f", "\x9f", "\ud800", "\ufffe", "\uffff", "\u00e9"]),
+                   st.text(max_size=10)))
+def test_the_quick_suspect_check_is_the_regular_expressions(text: str) -> None:
+    from blockwatch.textsafe import _JSON_SUSPECT, _json_suspect
+
+    assert _json_suspect(text) == (_JSON_SUSPECT.search(text) is not None)
+    assert _json_suspect(json.dumps(text, ensure_ascii=False)) == \
+        (_JSON_SUSPECT.search(json.dumps(text, ensure_ascii=False)) is not None)
+
 def _store(db: Database, items: list[dict[str, Any]], vantage: str = "vps",
            verdict: str = "ok") -> None:
     with db.write() as s:

@@ -29,6 +29,20 @@ _UNPRINTABLE = re.compile(_CHARS)
 # characters are written as \uXXXX or \b \f, a literal backslash as \\ , the rest raw. A match
 # only sends the text down the slow path, so false alarms cost time, never correctness.
 _JSON_SUSPECT = re.compile("\\\\[ubf]|[\x7f-\x9f\ud800-\udfff\ufffe\uffff]|NaN|Infinity")
+_JSON_SUSPECT_CHARS = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _json_suspect(text: str) -> bool:
+    """Whether _JSON_SUSPECT matches `text`, in a tenth of the regular expression's time (its
+    alternation defeats the regex engine's fast scan; ingest spent a tenth of its CPU here)."""
+    if "\\" in text and ("\\u" in text or "\\b" in text or "\\f" in text):
+        return True
+    if "NaN" in text or "Infinity" in text:
+        return True
+    if text.isascii():  # the one ASCII character of the class
+        return "\x7f" in text
+    return _JSON_SUSPECT_CHARS.search(text) is not None
+
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 # The explicit bidi controls (embeddings, overrides, isolates): legal text everywhere, but one
 # from a probed page inside a sentence of ours turns the rest of the line around (U+202E).
@@ -102,7 +116,7 @@ def storable_evidence(data: Any, text: str | None = None) -> tuple[Any, str]:
         except ValueError:  # NaN or Infinity somewhere
             clean = storable_data(data)
             return clean, canonical_json(clean)
-    if _JSON_SUSPECT.search(text) is None:
+    if not _json_suspect(text):
         return data, text
     clean = storable_data(json.loads(text) if data is None else data)
     return clean, canonical_json(clean)
