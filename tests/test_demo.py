@@ -112,6 +112,21 @@ def test_demo_shows_every_verdict(demo: dict[str, Any]) -> None:
     assert (out / "blockwatch.toml").is_file() and (out / "lab-ca.pem").is_file()
 
 
+def test_demo_site_is_in_every_language_the_product_ships(demo: dict[str, Any]) -> None:
+    from blockwatch.site.i18n import LANG_NAMES
+
+    assert demo["run"].returncode == 0, demo["run"].stderr[-3000:]
+    site = demo["out"] / "site"
+    assert set(LANG_NAMES) == {"en", "ru", "kk"}
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for lang in LANG_NAMES:
+        page = (site / lang / "index.html").read_text(encoding="utf-8")
+        assert f'<html lang="{lang}"' in page
+        if lang != "en":  # the English root links the others
+            assert f'hreflang="{lang}" href="{lang}/index.html"' in index
+    assert "Intercepted Review" in (site / "kk" / "index.html").read_text(encoding="utf-8")
+
+
 def test_demo_needs_no_extra(demo: dict[str, Any]) -> None:
     run, env = demo["run"], demo["env"]
     assert run.returncode == 0, run.stderr[-3000:]

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import gzip
 import io
+import json
 import socket
 import sys
 import tempfile
@@ -156,6 +157,7 @@ async def setup(lab: Any, out: Path) -> Path:
     """The lab's sites and censorship, and a real config for them in `out`."""
     from blockwatch.lab import DNS, ISSUER_KZ, Behaviour
     from blockwatch.lab.config import probe_config
+    from blockwatch.site.i18n import LANG_NAMES  # every language the site is written in
 
     await lab.add_site(CANARY)  # the vantage's own connectivity check
     behaviours = {
@@ -190,7 +192,8 @@ async def setup(lab: Any, out: Path) -> Path:
         + probe_config(targets="targets.toml", ca=str(ca), probe=probe, country="KZ",
                        vantage_resolver=lab.vantage_resolver,
                        control_resolvers=lab.control_resolvers)  # UDP and DoH
-        + '\n[site]\nout = "site"\ntitle = "blockwatch demo"\nlanguages = ["en", "ru"]\n'
+        + '\n[site]\nout = "site"\ntitle = "blockwatch demo"\n'
+        f'languages = {json.dumps(list(LANG_NAMES))}\n'
     )
     path = out / "blockwatch.toml"
     path.write_text(text, encoding="utf-8")
