@@ -6,7 +6,7 @@ CPU ms per URL (all steps, vantage and control), peak RSS, and the ideal: the la
 latency bound and the CPU bound.
 
     .venv/bin/python benchmarks/bench_check.py [--urls 1000] [--latency 0.05] [--concurrency 100]
-        [--steady] [--control-reuse 1h] [--profile 30]
+        [--steady] [--shipped-control] [--control-reuse 1h] [--profile 30 [--profile-out F]]
 
 --steady: the round measured is a second one over the same database (the steady state of a
 daemon or of repeated `check`s: most URLs fine, judged against the control stored by the first
@@ -67,6 +67,8 @@ def main() -> None:
                     help='[probe] control_reuse for the rounds (default 1h; "0": off)')
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="profile the measured round; print the top N functions by own time")
+    ap.add_argument("--profile-out", default="", metavar="FILE",
+                    help="with --profile: also write the whole profile to FILE (pstats format)")
     args = ap.parse_args()
 
     lab, info = start_lab(args.urls, args.latency)
@@ -131,6 +133,8 @@ def run(info: dict, args: argparse.Namespace, lab_pid: int) -> None:  # type: ig
     db.close()
     if args.profile:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     n = len(report.results)
     verdicts: dict[str, int] = {}

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from blockwatch.probe.runner import NetworkView, ProbeSettings
 
 
-DOH_CONNECTIONS = 16  # per view that has a DoH resolver (httpx's pool costs CPU per connection)
+DOH_CONNECTIONS = 16  # per view that has a DoH resolver
 
 
 class ResolverSet:
@@ -36,18 +36,20 @@ class ResolverSet:
         self._http: dnsprobe.DoHClient | None = None
         if any(s.transport == "doh" for s in self.specs):
             verified, _ = settings.ssl_contexts()
+            headers = {"user-agent": settings.user_agent}
+
+            def one_connection() -> httpx.AsyncClient:
+                transport = httpx.AsyncHTTPTransport(
+                    verify=verified, local_address=source, retries=0,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+                # trust_env=False: a proxy from the environment would ask DNS from another
+                # network
+                return httpx.AsyncClient(transport=transport, trust_env=False, headers=headers)
+
             # HTTP/1.1 has one query in flight per connection: a round's burst (two types per
             # URL, `concurrency` URLs) waits for one of a few kept-alive connections rather
             # than opening a hundred to one public resolver
-            transport = httpx.AsyncHTTPTransport(
-                verify=verified, local_address=source, retries=0,
-                limits=httpx.Limits(max_connections=DOH_CONNECTIONS,
-                                    max_keepalive_connections=DOH_CONNECTIONS))
-            # trust_env=False: a proxy from the environment would ask DNS from another network
-            self._http = dnsprobe.DoHClient(
-                httpx.AsyncClient(transport=transport, trust_env=False,
-                                  headers={"user-agent": settings.user_agent}),
-                DOH_CONNECTIONS)
+            self._http = dnsprobe.DoHClient(one_connection, DOH_CONNECTIONS)
 
     @classmethod
     def for_view(cls, view: NetworkView, settings: ProbeSettings) -> ResolverSet:
