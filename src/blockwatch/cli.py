@@ -1,5 +1,6 @@
 """The command line (the README documents it as a contract). Exit codes: 0 did its job (blocks are results),
-1 runtime failure, 2 usage or configuration error, 75 queued for retry but not delivered."""
+1 runtime failure, 2 usage or configuration error, 75 a temporary failure: queued for retry but
+not delivered, the database held by another `run`, or no space left on a disk."""
 
 from __future__ import annotations
 
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from blockwatch.storage.db import DatabaseError, InstanceLocked
 
     handler = COMMANDS[args.command]
+    cfg = None
     try:
         cfg = load(args.config)
         _register_secrets(cfg)
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blockwatch {args.command}: {exc}", file=sys.stderr)
         return EXIT_TEMPFAIL
     except DatabaseError as exc:  # cannot be opened or written; a missing [postgres] extra
+        if (full := _disk_full(exc, cfg)) is not None:
+            return _said_disk_full(args.command, full)
         print(f"blockwatch {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
@@ -212,11 +216,69 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:
         log.debug("failure", exc_info=True)
+        if (full := _disk_full(exc, cfg)) is not None:
+            return _said_disk_full(args.command, full)
         from blockwatch import redact
 
         print(redact.scrub(f"blockwatch {args.command}: failed: {type(exc).__name__}: {exc}"),
               file=sys.stderr)
         return EXIT_FAIL
+
+
+def _disk_full(exc: BaseException, cfg: Config | None) -> str | None:
+    """Where a failure that is a full disk (or an exhausted quota) happened: the file, "the
+    database ...", or "" when not known; None when it is another failure. A full disk is
+    temporary (space is freed, the command run again): exit 75, not a usage error or a bug."""
+    import errno
+    import sqlite3
+
+    db = _db_named(cfg)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:  # the exception, what it wraps (SQLAlchemy's .orig) and what it was raised from
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(e.filename) if e.filename else ""
+        code = getattr(e, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or getattr(e, "sqlstate", None) == "53100":  # DiskFull
+            return db
+        # SQLite says only "disk I/O error" when it cannot grow its -wal or -shm file
+        if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_IOERR and _no_room(cfg):
+            return db
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+    return None
+
+
+def _db_named(cfg: Config | None) -> str:
+    if cfg is None:
+        return "the database"
+    from blockwatch.storage.db import describe
+
+    return f"the database {describe(cfg.database_url)}"
+
+
+def _no_room(cfg: Config | None) -> bool:
+    """The SQLite database's folder has (almost) no space left."""
+    from blockwatch.storage.db import sqlite_path
+
+    path = sqlite_path(cfg.database_url) if cfg is not None else None
+    if path is None:
+        return False
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
+def _said_disk_full(command: str, where: str) -> int:
+    print(f"blockwatch {command}: no space left on the disk"
+          + (f" ({where})" if where else "")
+          + ": free some space, then run it again", file=sys.stderr)
+    return EXIT_TEMPFAIL
 
 
 # optional dependency groups (pyproject.toml), by the module a command failed to import
