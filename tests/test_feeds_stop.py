@@ -99,6 +99,7 @@ async def test_a_stop_ends_the_search_stores_what_it_found_and_the_next_poll_goe
     [res] = summary.feeds
     assert res.status == "ok" and res.new_entries == 3
     assert "stopped: queries 2 to 4 are asked at the next poll" in (res.note or "")
+    assert str(summary).endswith("; stopped before the end (the rest at the next poll): GDELT")
     assert entries(any_db) == 3
     _, nxt, resume = feed_row(any_db)
     assert nxt == NOW and resume == queries[1]  # due at once, from the second query
@@ -114,6 +115,7 @@ async def test_a_stop_ends_the_search_stores_what_it_found_and_the_next_poll_goe
     assert service2.asked == queries[1:]
     [res] = summary.feeds
     assert res.status == "ok" and res.new_entries == 0  # the same articles: stored once
+    assert not res.stopped and "stopped" not in str(summary)
     assert (res.note or "").startswith("went on from query 2 of 4; 3 of 3 queries answered")
     _, nxt, resume = feed_row(any_db)
     assert resume is None and nxt is not None and nxt > later

@@ -69,6 +69,7 @@ class FeedResult:
     incident_ids: list[int] = field(default_factory=list, repr=False)
     kind: str = "feed"  # feed | rferl | gdelt | google_news
     failures: int = 0  # consecutive failures, this one included
+    stopped: bool = False  # cut short by a stop request: the rest is fetched at the next poll
 
     def to_json(self) -> dict[str, Any]:
         return {"feed": self.feed, "kind": self.kind, "url": self.url, "status": self.status,
@@ -98,9 +99,12 @@ class PollSummary:
             by_status[f.status] = by_status.get(f.status, 0) + 1
         states = ", ".join(f"{n} {k}" for k, n in sorted(by_status.items())) or "none"
         failed = "; ".join(f"{f.feed}: {f.error}" for f in self.failed)
+        stopped = ", ".join(f.feed for f in self.feeds if f.stopped)
         return (f"{len(self.feeds)} feeds ({states}); {sum(f.new_entries for f in self.feeds)} new "
                 f"entries, {self.new_incidents} new incidents, {len(self.new_cases)} new cases"
-                + (f"; failed: {failed}" if failed else ""))
+                + (f"; failed: {failed}" if failed else "")
+                + (f"; stopped before the end (the rest at the next poll): {stopped}"
+                   if stopped else ""))
 
 
 def watched(cfg: Config) -> tuple[list[Any], list[Person]]:
@@ -314,7 +318,7 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
             got = _Got("failed", stopped=True)
         if got.stopped and got.status == "failed":  # nothing fetched: nothing recorded
             return FeedResult(spec.name, spec.url, "skipped", note="stopped before it was fetched",
-                              next_attempt_at=st.next_attempt_at, kind=spec.kind)
+                              next_attempt_at=st.next_attempt_at, kind=spec.kind, stopped=True)
         if got.status == "not_modified":
             nxt = next_attempt(at, interval, 0)
             async with write_lock:
@@ -340,7 +344,8 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
                                              conf.country or None, got.after)
         return FeedResult(spec.name, spec.url, "ok", stored.new_entries, len(stored.incident_ids),
                           entries=got.documents, note="; ".join(got.notes) or None,
-                          next_attempt_at=nxt, incident_ids=stored.incident_ids, kind=spec.kind)
+                          next_attempt_at=nxt, incident_ids=stored.incident_ids, kind=spec.kind,
+                          stopped=got.stopped)
 
     try:
         results = await asyncio.gather(*(one(sp, conf) for sp, conf in specs))
