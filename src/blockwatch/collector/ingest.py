@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import measure
 from blockwatch.storage import Database, bulk, evidence, repo
 from blockwatch.storage.controls import CachedControl, recent_controls
-from blockwatch.storage.models import Measurement, Vantage
+from blockwatch.storage.models import Measurement
 from blockwatch.textsafe import printable
 
 log = logging.getLogger(__name__)
@@ -398,7 +398,7 @@ class Ingestor:
 
 def _known_uids(db: Database, uids: list[str]) -> set[str]:
     with db.read() as s:
-        return set(s.scalars(select(M.c.uid).where(M.c.uid.in_(uids))))
+        return bulk.known_uids(db, s, uids)
 
 
 def _rejected(uid: str, error: str) -> dict[str, Any]:
@@ -438,8 +438,7 @@ def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[I
     now = repo.utcnow()
     try:
         with db.write() as s:
-            s.execute(update(Vantage).where(Vantage.id == vantage_id)
-                      .values(last_seen_at=now, **({"asn": asn} if asn else {})))
+            bulk.seen_vantage(db, s, vantage_id, now, asn)
             if not items:
                 return StoreResult(0, 0, [], failed)
             res = bulk_record(db, s, vantage_id, items, snap.confirm_after, now)

@@ -139,6 +139,16 @@ def store_pieces(db: Database, s: Session, need: dict[str, evidence_mod.Piece]) 
         _backend(db, s).store_pieces(need)
 
 
+def known_uids(db: Database, s: Session, uids: list[str]) -> set[str]:
+    """The uids among these that are stored."""
+    return _backend(db, s).known_uids(uids) if uids else set()
+
+
+def seen_vantage(db: Database, s: Session, vantage_id: int, at: datetime, asn: str = "") -> None:
+    """The vantage's last_seen_at set to `at` (and its ASN, when given): an agent's upload."""
+    _backend(db, s).seen_vantage(vantage_id, at, asn)
+
+
 @dataclass
 class _Plan:
     states: dict[str, dict[str, Any]]
@@ -677,6 +687,14 @@ class _SQLite:
         self.cur.execute("UPDATE vantages SET last_seen_at = ? WHERE id = ?"
                          " AND (last_seen_at IS NULL OR last_seen_at < ?)", (t, vantage_id, t))
 
+    def seen_vantage(self, vantage_id: int, at: datetime, asn: str) -> None:
+        if asn:
+            self.cur.execute("UPDATE vantages SET last_seen_at = ?, asn = ? WHERE id = ?",
+                             (_sqlite_time(at), asn, vantage_id))
+        else:
+            self.cur.execute("UPDATE vantages SET last_seen_at = ? WHERE id = ?",
+                             (_sqlite_time(at), vantage_id))
+
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, datetime):
@@ -848,3 +866,11 @@ class _Postgres:
         self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s WHERE id = %(vid)s"
                          " AND (last_seen_at IS NULL OR last_seen_at < %(at)s)",
                          {"at": at, "vid": vantage_id})
+
+    def seen_vantage(self, vantage_id: int, at: datetime, asn: str) -> None:
+        if asn:
+            self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s, asn = %(asn)s"
+                             " WHERE id = %(vid)s", {"at": at, "asn": asn, "vid": vantage_id})
+        else:
+            self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s WHERE id = %(vid)s",
+                             {"at": at, "vid": vantage_id})
