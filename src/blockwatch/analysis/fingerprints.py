@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -97,6 +98,37 @@ def prefilter(pattern: str) -> tuple[tuple[str, ...], bool]:
     return tuple(lits), caseless
 
 
+GRAM = 4
+
+
+class _Literals:
+    """Which of many (literal, fingerprint index) rows occur in a text, as `{i for lit, i in rows
+    if lit in text}` says, at a fraction of the CPU: each literal is filed under one of its
+    GRAM-character substrings, the one fewest other literals share; a literal can only occur
+    where that gram does, so only the literals filed under the text's own grams are looked
+    for. (One `in` per literal cost 0.1-0.3 ms even on a 150-byte page, milliseconds on 16 KiB.)"""
+
+    def __init__(self, rows: list[tuple[str, int]]):
+        def grams(lit: str) -> set[str]:
+            return {lit[j:j + GRAM] for j in range(len(lit) - GRAM + 1)}
+
+        shared = Counter(g for lit, _ in rows for g in grams(lit))
+        self.short = [(lit, i) for lit, i in rows if len(lit) < GRAM]  # no gram: looked for as is
+        self.by_gram: dict[str, list[tuple[str, int]]] = {}
+        for lit, i in rows:
+            if len(lit) >= GRAM:
+                key = min(grams(lit), key=lambda g: (shared[g], g))
+                self.by_gram.setdefault(key, []).append((lit, i))
+        self.keys = frozenset(self.by_gram)
+
+    def present(self, text: str) -> set[int]:
+        found = {i for lit, i in self.short if lit in text}
+        text_grams = map("".join, zip(*(text[k:] for k in range(GRAM)), strict=False))
+        for g in self.keys.intersection(text_grams):
+            found.update(i for lit, i in self.by_gram[g] if lit in text)
+        return found
+
+
 class Matcher:
     def __init__(self, data: dict[str, Any]):
         self.fingerprints: list[Fingerprint] = []
@@ -107,12 +139,12 @@ class Matcher:
                     e["id"], kind, re.compile(e["pattern"]), lits, caseless,
                     e.get("what", ""), e.get("source", "")))
         self.by_id = {f.id: f for f in self.fingerprints}
-        # flat (literal, caseless, index) rows: one tight loop of `in` checks, then regexes only
-        # for the few fingerprints whose literal is present
-        self._case = [(lit, i) for i, f in enumerate(self.fingerprints) if not f.caseless
-                      for lit in f.literals]
-        self._nocase = [(lit, i) for i, f in enumerate(self.fingerprints) if f.caseless
-                        for lit in f.literals]
+        # regexes only for the few fingerprints whose literal is present; the literals are
+        # looked for through their grams (see _Literals)
+        self._case = _Literals([(lit, i) for i, f in enumerate(self.fingerprints)
+                                if not f.caseless for lit in f.literals])
+        self._nocase = _Literals([(lit, i) for i, f in enumerate(self.fingerprints)
+                                  if f.caseless for lit in f.literals])
         self._always = [i for i, f in enumerate(self.fingerprints) if not f.literals]
 
     def __call__(self, body: bytes, headers: dict[str, str], status: int | None) -> list[str]:
@@ -125,8 +157,8 @@ class Matcher:
         head = "\r\n".join(f"{k.title() if k.islower() else k}: {v}" for k, v in headers.items())
         text = head + "\r\n\r\n" + body[:SCAN_BYTES].decode("utf-8", errors="replace")
         lower = text.lower()
-        candidates = {i for lit, i in self._case if lit in text}
-        candidates.update(i for lit, i in self._nocase if lit in lower)
+        candidates = self._case.present(text)
+        candidates.update(self._nocase.present(lower))
         candidates.update(self._always)
         fps = self.fingerprints
         return [fps[i].id for i in sorted(candidates) if fps[i].regex.search(text)]
