@@ -58,9 +58,9 @@ class Spy:
         self.incremental: set[int] = set()
         real = build_mod.render_target
 
-        def spy(m, info, lang, target_id, as_of=None):  # type: ignore[no-untyped-def]
+        def spy(m, info, lang, target_id, as_of=None, **kw):  # type: ignore[no-untyped-def]
             self.ids.add(target_id)
-            return real(m, info, lang, target_id, as_of)
+            return real(m, info, lang, target_id, as_of, **kw)
 
         monkeypatch.setattr(build_mod, "render_target", spy)
 
@@ -371,14 +371,17 @@ def test_changes_an_incremental_build_must_see(any_db: Database, tmp_path: Path,
 
 def test_history_marks_are_a_checksum_of_every_row() -> None:
     """Order-free (databases return rows in any order) and the same in every process (a
-    pinned value: no salted `hash`)."""
+    pinned value: no salted `hash`); of what the pages show."""
     rows = [RollupRec(1, v, date(2026, 3, 1) - timedelta(days=d), w, m, 8)
             for v, d, w, m in [(1, 0, "ok", 0), (2, 30, "dns", 300), (2, 31, "novel", 5)]]
     marks = inc.history_marks(rows)
     assert marks == inc.history_marks(list(reversed(rows)))
-    assert marks == {1: (3, 8191416424)}
+    assert marks == {1: (3, 2293300375)}
     changed = [*rows[:2], RollupRec(1, 2, rows[2].day, "novel", 6, 8)]
     assert inc.history_marks(changed) != marks
+    # the count of measurements is on no page: every round moves today's
+    counted = [*rows[:2], RollupRec(1, 2, rows[2].day, "novel", 5, 9)]
+    assert inc.history_marks(counted) == marks
 
 
 def test_the_build_time_is_read_once_the_folder_is_locked(db: Database, tmp_path: Path,

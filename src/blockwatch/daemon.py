@@ -94,6 +94,7 @@ class Daemon:
         self._reload_task: asyncio.Task[None] | None = None
         self._hup_pending = False
         self.joblocks: Any = None  # storage.joblock.JobLocks in a `run --shared`
+        self.site_cache: Any = None  # site.cache.SiteCache: what the site builds keep in memory
 
     # --- the jobs ------------------------------------------------------------------------------
 
@@ -166,9 +167,12 @@ class Daemon:
         await deliver_outbox(self.cfg, self.db)
 
     async def site(self) -> None:
+        from blockwatch.site.cache import SiteCache
         from blockwatch.site.commands import build_site
 
-        await asyncio.to_thread(build_site, self.cfg, self.db)
+        if self.site_cache is None:
+            self.site_cache = SiteCache()
+        await asyncio.to_thread(build_site, self.cfg, self.db, cache=self.site_cache)
 
     async def maintenance(self) -> None:
         from blockwatch.retention import prune

@@ -12,16 +12,19 @@ import gc
 import os
 import tempfile
 from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from markupsafe import Markup
 
 from blockwatch.analysis.display import Schedule
 from blockwatch.site import incremental as inc
+from blockwatch.site.cache import SiteCache, scope_of
 from blockwatch.site.load import load_snapshot
-from blockwatch.site.model import GROUPS, SiteModel, build_model, status_json
+from blockwatch.site.model import GROUPS, SiteModel, TargetStatus, build_model, status_json
 from blockwatch.site.render import (
     SiteInfo,
     filters,
@@ -78,11 +81,12 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
 
 def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None = None,
                  rows_kept: dict[str, dict[int, str]] | None = None,
-                 as_of: dict[int, datetime] | None = None,
+                 as_of: dict[int, datetime] | None = None, memo: dict[Any, Any] | None = None,
                  ) -> tuple[dict[str, bytes], dict[str, dict[int, Markup]]]:
     """Pure: the files to write, and every outlet's index row per language. `outlets`: those
     whose own pages and rows are rendered (None: all); the others' rows come from `rows_kept`
-    and their pages are left as they are. `as_of`: each outlet page's time (page_time)."""
+    and their pages are left as they are. `as_of`: each outlet page's time (page_time).
+    `memo`: page parts of earlier builds (site/cache.py), used and filled."""
     files: dict[str, bytes] = {}
     first = info.languages[0]
     kept = rows_kept or {}  # checked by incremental.plan (row_ok): of our own shape
@@ -91,7 +95,7 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
     # the root index is the first language's index (no extra hop on a slow link), links
     # pointing into that language's folder
     rows = {lang: {**{tid: Markup(html) for tid, html in kept.get(lang, {}).items()},  # noqa: S704 (rendered by us)
-                   **index_rows(m, lang, outlets)}
+                   **index_rows(m, lang, outlets, memo)}
             for lang in info.languages}
     files["index.html"] = render_index(m, info, first, root="", rows=rows[first]).encode()
     for lang in info.languages:
@@ -108,13 +112,23 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
             if outlets is not None and s.target.id not in outlets:
                 continue
             files[f"{lang}/t/{s.slug}.html"] = render_target(
-                m, info, lang, s.target.id, when[s.target.id]).encode()
-            files[f"{lang}/badge/{s.slug}.svg"] = render_badge(s.target.name, s.shown, lang).encode()
+                m, info, lang, s.target.id, when[s.target.id], memo=memo).encode()
+            files[f"{lang}/badge/{s.slug}.svg"] = _badge(s, lang, memo)
     files["feed.xml"] = files[f"{first}/feed.xml"]
     # textsafe.dumps: strict JSON (no NaN) of printable text, whatever older rows hold
     files["status.json"] = (dumps(status_json(m, title=info.title, languages=list(info.languages)),
                                   separators=(",", ":")) + "\n").encode()
     return files, rows
+
+
+def _badge(s: TargetStatus, lang: str, memo: dict[Any, Any] | None) -> bytes:
+    key, made_of = ("badge", s.target.id, lang), (s.target.name, s.shown.display, s.shown.kind)
+    if memo is not None and (hit := memo.get(key)) is not None and hit[0] == made_of:
+        return hit[1]  # type: ignore[no-any-return]
+    svg = render_badge(s.target.name, s.shown, lang).encode()
+    if memo is not None:
+        memo[key] = (made_of, svg)
+    return svg
 
 
 def _safe_rel(p: str) -> bool:
@@ -175,16 +189,20 @@ def write_site(out_dir: Path, files: dict[str, bytes],
 def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
                        now: datetime | None = None,
                        schedule: Schedule | None = None, quorum: int = 0, *,
-                       full: bool = False, config: str = "") -> BuildReport:
+                       full: bool = False, config: str = "",
+                       cache: SiteCache | None = None) -> BuildReport:
     """`schedule`: how often each vantage measures (`Schedule.of(cfg)`), which decides when a
     measurement is too old to be shown as the current state. `full`: render every page even if
     the folder's build state says it is current. `config`: a digest of the configuration the
-    pages depend on (a change renders everything)."""
-    with inc.folder_lock(out_dir):  # the daemon's build and a `blockwatch site` take turns
-        # the clock read once the folder is ours: a build that waited for another must not
-        # date its pages (and judge freshness) as of before the wait
+    pages depend on (a change renders everything). `cache`: the daemon's memory of earlier
+    builds (site/cache.py): rollup rows read again only where they changed, page parts kept;
+    the same files either way."""
+    with inc.folder_lock(out_dir), (cache.lock if cache is not None else nullcontext()):
+        # the daemon's build and a `blockwatch site` take turns; the clock read once the folder
+        # is ours: a build that waited for another must not date its pages (and judge
+        # freshness) as of before the wait
         at = (now or _clock()).astimezone(UTC)
-        return _build(db, out_dir, info, at, schedule, quorum, full, config)
+        return _build(db, out_dir, info, at, schedule, quorum, full, config, cache)
 
 
 def _clock() -> datetime:
@@ -192,29 +210,42 @@ def _clock() -> datetime:
 
 
 def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
-           schedule: Schedule | None, quorum: int, full: bool, config: str) -> BuildReport:
+           schedule: Schedule | None, quorum: int, full: bool, config: str,
+           cache: SiteCache | None) -> BuildReport:
     rolled = rollup_due(db, now)
     # The build allocates millions of short-lived objects and creates no cycles worth chasing:
     # the cyclic collector's passes over the growing heap cost a third of the build time.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with db.read() as s:
-            snap = load_snapshot(s, now, schedule, quorum)
-        marks = inc.history_marks(snap.rollups)
         state = None if full else inc.read_state(out_dir)
-        # the daily history (most of the model's time) only of the outlets that are rendered:
-        # the plan is made on a model without it
-        model = build_model(snap if state is None else replace(snap, rollups=[]))
-        plan = inc.plan(model, info, out_dir, state, marks, config=config, force=full)
-        if state is not None and (plan.full or plan.render):
-            model = build_model(snap if plan.full else replace(
-                snap, rollups=[r for r in snap.rollups if r.target_id in plan.render]))
+        with db.read() as s:
+            snap = load_snapshot(s, now, schedule, quorum, rollups=cache is None)
+            if cache is not None:
+                cache.use(scope_of(snap, out_dir, info, config))
+                if full:  # asked for everything from scratch: nothing kept is used
+                    cache.clear()
+                    cache.use(scope_of(snap, out_dir, info, config))
+                marks, histories = cache.history(s, snap)
+        if cache is not None:
+            # every outlet's daily history is at hand: one model, for the plan and the pages
+            model = build_model(snap, histories)
+            plan = inc.plan(model, info, out_dir, state, marks, config=config, force=full)
+        else:
+            marks = inc.history_marks(snap.rollups)
+            # the daily history (most of the model's time) only of the outlets that are
+            # rendered: the plan is made on a model without it
+            model = build_model(snap if state is None else replace(snap, rollups=[]))
+            plan = inc.plan(model, info, out_dir, state, marks, config=config, force=full)
+            if state is not None and (plan.full or plan.render):
+                model = build_model(snap if plan.full else replace(
+                    snap, rollups=[r for r in snap.rollups if r.target_id in plan.render]))
         kept_rows = None if state is None or plan.full else {
             lang: {tid: r for tid, r in rows.items() if tid not in plan.render}
             for lang, rows in state.rows.items()}
         files, rows = render_parts(model, info, None if plan.full else plan.render,
-                                   kept_rows, plan.as_of)
+                                   kept_rows, plan.as_of,
+                                   memo=cache.memo if cache is not None else None)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -10,6 +10,7 @@ from pathlib import Path
 from blockwatch.analysis.display import Schedule
 from blockwatch.config import Config
 from blockwatch.site.build import BuildReport, build_site_from_db, site_info
+from blockwatch.site.cache import SiteCache
 from blockwatch.storage import Database
 
 EXIT_OK = 0
@@ -30,16 +31,19 @@ def config_key(cfg: Config) -> str:
 
 
 def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
-               now: datetime | None = None, *, full: bool = False) -> BuildReport:
+               now: datetime | None = None, *, full: bool = False,
+               cache: SiteCache | None = None) -> BuildReport:
     """Build the site into `out_dir` (default: `[site] out`). The daemon calls this after each
-    round; incremental: only outlets whose data or freshness changed are rendered again (after
-    a local probe round that is every measured outlet: their pages show each network's last
-    check), and unchanged files are not rewritten. `full`: render every page."""
+    round with its `cache` (site/cache.py: rollup rows and page parts kept in memory between
+    builds); incremental: only outlets whose data or freshness changed are rendered again
+    (after a local probe round that is every measured outlet: their pages show each network's
+    last check, but only those checks and what moved are rendered anew when the cache is
+    warm), and unchanged files are not rewritten. `full`: render every page from scratch."""
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
     return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,
                               Schedule.of(cfg), cfg.settings.alerts.quorum, full=full,
-                              config=config_key(cfg))
+                              config=config_key(cfg), cache=cache)
 
 
 def cmd_site(cfg: Config, args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ from blockwatch.site.render import SiteInfo
 
 STATE = ".blockwatch-site-state.json"  # dot-files: `serve` never serves them
 LOCK = ".blockwatch-site.lock"
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def _digest(value: object) -> str:
@@ -119,17 +119,18 @@ def page_time(d: TargetDetail, now: datetime) -> datetime:
 _WORST = {w: i for i, w in enumerate(
     ("ok", "inconclusive", "dns", "tcp_ip", "tls", "http_blockpage", "http_diff", "throttled",
      "down", "unknown"))}
-_ROW = struct.Struct("<qqqqq")
+_ROW = struct.Struct("<qqqq")
 
 
 def history_marks(rollups: Iterable[RollupRec]) -> dict[int, tuple[object, ...]]:
     """Per target, a checksum of every rollup row of its window: how many rows, and the sum of
-    each row's CRC-32 over (vantage, day, worst, minutes, measurements). A sum, so the order the
-    database returns rows in does not matter; CRC-32 of packed integers, so the same rows give
-    the same value in every process (no salted `hash`). Any row rewritten, removed or added
-    changes it, an older day's included (`blockwatch db` tools, a restore, a hand fix).
-    About 70 ms for 180k rows under load. The window moves with the date, which is in the
-    site key."""
+    each row's CRC-32 over (vantage, day, worst, minutes): what the pages show of it (not the
+    measurement count, which every round moves). A sum, so the order the database returns
+    rows in does not matter; CRC-32 of packed integers, so the same rows give the same value
+    in every process (no salted `hash`). Any row rewritten, removed or added changes it, an
+    older day's included (`blockwatch db` tools, a restore, a hand fix). About 70 ms for 180k
+    rows under load (the daemon's cache computes it only for targets whose rows it read
+    again). The window moves with the date, which is in the site key."""
     count: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
     pack, crc, worst_of = _ROW.pack, zlib.crc32, _WORST.get
@@ -138,8 +139,7 @@ def history_marks(rollups: Iterable[RollupRec]) -> dict[int, tuple[object, ...]]
         if w is None:
             w = 1000 + crc(r.worst.encode("utf-8", "surrogatepass"))
         count[r.target_id] += 1
-        total[r.target_id] += crc(pack(r.vantage_id, r.day.toordinal(), w, r.minutes,
-                                       r.measurements))
+        total[r.target_id] += crc(pack(r.vantage_id, r.day.toordinal(), w, r.minutes))
     return {t: (n, total[t]) for t, n in count.items()}
 
 

@@ -4,12 +4,13 @@ besides writing files). Core selects, not ORM objects: 500 targets x 4 vantages 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import column, func, or_, select, table
 from sqlalchemy.orm import Session, aliased
 
 from blockwatch.analysis import reasons
@@ -156,8 +157,44 @@ def _publisher(source_url: str | None, feed: str) -> str:
     return host.removeprefix("www.") if host else feed
 
 
+# rollup_marks (migration 0007): per target, a counter that triggers on daily_rollups move on
+# any change of what the pages show; not an ORM model, nothing but the site reads it
+ROLLUP_MARKS = table("rollup_marks", column("target_id"), column("gen"))
+
+
+def rollup_gens(s: Session) -> dict[int, int]:
+    """Each target's rollup counter: read before its rows, so a change made meanwhile is seen
+    (its counter read here differs from the one the rows were read with at the next build)."""
+    return {int(t): int(g) for t, g in s.connection().execute(
+        select(ROLLUP_MARKS.c.target_id, ROLLUP_MARKS.c.gen))}
+
+
+def load_rollups(s: Session, now: datetime, tids: Collection[int], vids: Collection[int],
+                 only: Collection[int] | None = None) -> list[RollupRec]:
+    """The window's rollup rows of active targets at public vantages; `only`: of these targets
+    (None: of all)."""
+    first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
+    q = (select(DailyRollup.target_id, DailyRollup.vantage_id, DailyRollup.day,
+                DailyRollup.worst, DailyRollup.minutes_affected, DailyRollup.measurements)
+         .where(DailyRollup.day >= first_day, DailyRollup.day <= now.date()))
+    if only is None:
+        queries = [q]
+    else:  # in chunks: SQLite's bound-parameter limit
+        ids = sorted(only)
+        queries = [q.where(DailyRollup.target_id.in_(ids[i:i + 500]))
+                   for i in range(0, len(ids), 500)]
+    out = []
+    for qq in queries:
+        # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
+        for t, v, d, w, m, n in s.connection().execute(qq):
+            if t in tids and v in vids:
+                out.append(RollupRec(t, v, d, w, m or 0, n or 0))
+    return out
+
+
 def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
-                  quorum: int = 0) -> Snapshot:
+                  quorum: int = 0, *, rollups: bool = True) -> Snapshot:
+    """`rollups`: also read the window's rollup rows (the daemon's cache reads them itself)."""
     schedule = schedule or Schedule()
     snap = Snapshot(now=now, quorum=quorum)
     snap.targets = [
@@ -200,14 +237,8 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
             snap.states.append(UrlStateRec(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                            bool(row[7]), row[8] or "", bool(row[9]), row[10] or "",
                                            _aware(row[11]), row[12], row[13]))
-    first_day = now.date() - timedelta(days=HISTORY_DAYS - 1)
-    # the Core connection: the ORM's row machinery costs seconds over 180k rollup rows
-    for t, v, d, w, m, n in s.connection().execute(
-            select(DailyRollup.target_id, DailyRollup.vantage_id, DailyRollup.day,
-                   DailyRollup.worst, DailyRollup.minutes_affected, DailyRollup.measurements)
-            .where(DailyRollup.day >= first_day, DailyRollup.day <= now.date())):
-        if t in tids and v in vids:
-            snap.rollups.append(RollupRec(t, v, d, w, m or 0, n or 0))
+    if rollups:
+        snap.rollups = load_rollups(s, now, tids, vids)
     since = now - timedelta(days=EVENT_DAYS)
     q = (
         select(Event.id, Event.target_id, Event.vantage_id, Event.url, Event.state, Event.previous,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -409,6 +409,31 @@ class VantageHistory:
 
 
 @dataclass(frozen=True)
+class History:
+    """A target's daily history over the window: a function of its rollup rows, the date and
+    the vantages' public keys, so the daemon keeps it between builds (site/cache.py)."""
+
+    days: tuple[Day, ...]
+    bar: tuple[Segment, ...]
+    bar_index: tuple[Segment, ...]
+    vantages: tuple[VantageHistory, ...]
+
+
+def target_history(rolls: list[RollupRec], days: list[date],
+                   pv: dict[int, PublicVantage]) -> History:
+    tdays = days_from(rolls, days)
+    per_v: dict[int, list[RollupRec]] = defaultdict(list)
+    for r in rolls:
+        per_v[r.vantage_id].append(r)
+    hist = []
+    for vid in sorted(per_v, key=lambda v: int(pv[v].key[1:])):
+        vdays = days_from(per_v[vid], days)
+        hist.append(VantageHistory(pv[vid], tuple(vdays), tuple(segments(vdays))))
+    return History(tuple(tdays), tuple(segments(tdays)), tuple(segments(tdays, by_category=True)),
+                   tuple(hist))
+
+
+@dataclass(frozen=True)
 class TargetDetail:
     status: TargetStatus
     history: tuple[VantageHistory, ...]
@@ -484,8 +509,11 @@ class SiteModel:
         return [s for s in self.statuses if s.shown.display == D.REACHABLE_ABROAD]
 
 
-def build_model(snap: Snapshot) -> SiteModel:
+def build_model(snap: Snapshot, histories: Mapping[int, History] | None = None) -> SiteModel:
+    """`histories`: targets' daily history computed before (the daemon's cache); the others'
+    are computed from `snap.rollups`."""
     now = snap.now
+    known = histories or {}
     today = now.date()
     pv = public_vantages(snap.vantages, home_country(snap.targets))
     slug = slugs(snap.targets)
@@ -516,6 +544,7 @@ def build_model(snap: Snapshot) -> SiteModel:
         for o in {o.casefold() for o in inc.outlets}:
             mentions[o].append(inc)
     days = window(today)
+    empty: History | None = None
     statuses: list[TargetStatus] = []
     details: dict[int, TargetDetail] = {}
     for t in snap.targets:
@@ -535,25 +564,22 @@ def build_model(snap: Snapshot) -> SiteModel:
         state = shown.kind if measured else None
         since = shown.since if measured else None
         in_state = [c for c in present if c.shown.kind == state and measured]
-        rolls = roll_by_t.get(t.id, [])
-        tdays = days_from(rolls, days)
+        h = known.get(t.id)
+        if h is None:
+            rolls = roll_by_t.get(t.id)
+            if rolls:
+                h = target_history(rolls, days, pv)
+            else:  # no rows (a plan's model has none): the same for every target
+                h = empty = empty or target_history([], days, pv)
         status = TargetStatus(t, slug[t.id], state, since, any(c.confirmed for c in in_state),
-                              tuple(cells), tuple(tdays), tuple(segments(tdays)),
-                              tuple(segments(tdays, by_category=True)), shown, agree)
+                              tuple(cells), h.days, h.bar, h.bar_index, shown, agree)
         statuses.append(status)
-        per_v: dict[int, list[RollupRec]] = defaultdict(list)
-        for r in rolls:
-            per_v[r.vantage_id].append(r)
-        hist = []
-        for vid in sorted(per_v, key=lambda v: int(pv[v].key[1:])):
-            vdays = days_from(per_v[vid], days)
-            hist.append(VantageHistory(pv[vid], tuple(vdays), tuple(segments(vdays))))
         tev = ev_by_t.get(t.id, [])[:MAX_EVENTS_PER_TARGET]
         linked = {i.id: i for e in tev for i in cases_by_event.get(e.id, [])}
         mentioned = [i for i in mentions.get(t.name.casefold(), []) if i.id not in linked]
         incs = sorted([(i, True) for i in linked.values()] + [(i, False) for i in mentioned],
                       key=lambda p: (p[0].occurred_at, p[0].id), reverse=True)
-        details[t.id] = TargetDetail(status, tuple(hist), tuple(tev),
+        details[t.id] = TargetDetail(status, h.vantages, tuple(tev),
                                      {e.id: cases_by_event[e.id] for e in tev if e.id in cases_by_event},
                                      tuple(incs), held_until(tev, by_tv.get, snap.vantages, now))
     model = SiteModel(now, columns, pv, statuses, details, list(snap.incidents),

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from blockwatch.analysis import display as D
 from blockwatch.analysis.quorum import Agreement
@@ -29,6 +29,7 @@ from blockwatch.site.model import (
     PublicVantage,
     Segment,
     SiteModel,
+    TargetDetail,
     category_counts,
     feed_items,
     findings,
@@ -250,14 +251,35 @@ def filters(m: SiteModel) -> Filters:
     return Filters(tuple(counts.items()), tuple((slugs[c.key], c) for c in m.columns))
 
 
-def index_rows(m: SiteModel, lang: str, only: Collection[int] | None = None) -> dict[int, Markup]:
+def index_rows(m: SiteModel, lang: str, only: Collection[int] | None = None,
+               memo: dict[Any, Any] | None = None) -> dict[int, Markup]:
     """Each outlet's table row once per language, links relative to the language's folder
     ("t/x.html"): the index and the state pages share them (see `_relink`). `only`: those
-    outlets' rows (an incremental build keeps the others')."""
+    outlets' rows (an incremental build keeps the others'). `memo`: rows of earlier builds
+    (site/cache.py), kept while what a row shows is the same: the name, the history objects
+    (see `_history_parts`) and what may be said of the outlet and of each network, not when
+    each was last checked."""
     L = Lang(lang, m.now.date())
     row = environment().get_template("_row.html").module.row  # type: ignore[attr-defined]
-    return {s.target.id: row(L, s) for s in m.statuses  # Markup: autoescaped by jinja
-            if only is None or s.target.id in only}
+    out = {}
+    for s in m.statuses:
+        if only is not None and s.target.id not in only:
+            continue
+        if memo is None:
+            out[s.target.id] = row(L, s)  # Markup: autoescaped by jinja
+            continue
+        key = ("row", s.target.id, lang)
+        made_of = (s.slug, s.target.name, s.shown.display, s.shown.kind,
+                   tuple(None if c is None else (c.shown.display, c.shown.kind, c.shown.since)
+                         for c in s.cells))
+        hit = memo.get(key)
+        if (hit is not None and hit[0] is s.days and hit[1] is s.bar_index
+                and hit[2] == made_of):
+            out[s.target.id] = hit[3]
+            continue
+        out[s.target.id] = html = row(L, s)
+        memo[key] = (s.days, s.bar_index, made_of, html)
+    return out
 
 
 def _relink(html: Markup, prefix: str) -> Markup:
@@ -306,14 +328,42 @@ def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
 
 
 def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
-                  as_of: datetime | None = None) -> str:
+                  as_of: datetime | None = None, memo: dict[Any, Any] | None = None) -> str:
     """`as_of`: the time the page is written as of (its footer's "data as of" and the "for 3 h"
     of what still holds); `m.now` when not given. The incremental build passes the outlet's
     newest data (incremental.page_time), so a page is a function of its data and not of the
-    clock, and a page left unwritten reads byte for byte as a new one would."""
+    clock, and a page left unwritten reads byte for byte as a new one would.
+
+    `memo`: the daemon's parts of pages rendered by earlier builds (site/cache.py; one per
+    site-wide key, so the date, languages, labels and templates are those of this build): the
+    daily history (kept while the model's history tuples are the same objects: the cache hands
+    them on unchanged while the outlet's rollup rows are) and each timeline entry (kept while
+    what it is made of reads the same). A page is the same bytes with or without it: the parts
+    are made by the same code either way."""
     d = m.details[target_id]
     L = Lang(lang, m.now.date())
     at = as_of or m.now
+    top_bar, history = _history_parts(L, d, memo)
+    root = "../../"
+    timeline = Markup("").join(_event_part(L, m, d, e, at, root, memo) for e in d.events)
+    return environment().get_template("target.html").render(
+        # "Data as of": the page's time is its newest check or event, not the build's
+        **{**_common(m, info, lang, root, f"t/{d.status.slug}.html"), "now": at,
+           "stamp": "data_as_of"}, d=d, top_bar=top_bar, history_html=history,
+        timeline_html=timeline, found=findings(d.status, d.events, m.vantages))
+
+
+def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
+                   ) -> tuple[Markup, Markup]:
+    """The outlet's 90-day bar and its "per network" section (bars and affected days)."""
+    s = d.status
+    key = ("history", s.target.id, L.code)
+    if memo is not None:
+        hit = memo.get(key)
+        # the same objects, not equal ones: a check by identity costs nothing, and the cache
+        # hands on a target's history objects only while its rows are unchanged
+        if hit is not None and hit[0] is s.days and hit[1] is s.bar and hit[2] is d.history:
+            return hit[3], hit[4]
     # formatted here rather than in the template: up to 360 rows a page, 1000 pages a build
     affected = sorted(
         ((day.day.isoformat(), L.day(day.day), L.vlabel(h.vantage), code(day.state),
@@ -325,12 +375,39 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     rows = Markup("").join(
         Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
                '</small></td><td>{}</td></tr>\n').format(*r) for r in affected)
-    return environment().get_template("target.html").render(
-        # "Data as of": the page's time is its newest check or event, not the build's
-        **{**_common(m, info, lang, "../../", f"t/{d.status.slug}.html"), "now": at,
-           "stamp": "data_as_of"}, d=d,
-        affected=affected, affected_rows=rows, found=findings(d.status, d.events, m.vantages),
-        timeline=[(e, _event_text(L, m, e, at)) for e in d.events])
+    macro = environment().get_template("_history.html").module.history  # type: ignore[attr-defined]
+    top, section = bar_html(L, s.bar, s.days), Markup(macro(L, s, d, affected, rows))  # noqa: S704 (autoescaped)
+    if memo is not None:
+        memo[key] = (s.days, s.bar, d.history, top, section)
+    return top, section
+
+
+_DUR = Markup("<dur/>")  # where an open event's duration goes: no escaped text has a "<"
+
+
+def _event_part(L: Lang, m: SiteModel, d: TargetDetail, e: EventRec, at: datetime, root: str,
+                memo: dict[Any, Any] | None) -> Markup:
+    """One timeline entry. What it reads of the page's time (`at`) is an open event's duration,
+    "ongoing (3 d 4 h)", spliced in last: the rest is kept while the event, its cases and
+    whether it is only known to have held until its last usable measurement read the same."""
+    held = d.held_until.get(e.id)
+    cases = d.cases_by_event.get(e.id, [])
+    key = ("event", e.id, L.code)
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit[1] == held and hit[0] == e and hit[2] == cases:
+        html = hit[3]
+    else:
+        macro = environment().get_template("_event.html").module.event  # type: ignore[attr-defined]
+        x = _event_text(L, m, e, at)
+        if e.ended_at is None:
+            x["dur"] = _DUR
+        html = Markup(macro(L, e, x, held, cases, root, L.code))  # noqa: S704 (autoescaped)
+        if memo is not None:
+            memo[key] = (e, held, list(cases), html)
+    if e.ended_at is not None:
+        return html
+    # as the template would write it ({{ x.dur }}: printable, then escaped)
+    return Markup(html.replace(_DUR, escape(printable(L.dur(at - e.started_at)))))  # noqa: S704
 
 
 def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, str]:
