@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import dns.message
+
+from blockwatch.probe import dnsprobe
 from blockwatch.probe import failures as F
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.resolvers import DOH_CONNECTIONS, ResolverSet
@@ -55,3 +58,15 @@ async def test_two_doh_resolvers_in_one_set_each_answer_their_own(lab: Lab) -> N
     # each server got two queries per name; a connection carries several of them (one freed
     # may be handed to a query for the other resolver: then it is closed for a new one)
     assert all(0 < s.connections < len(names) for s in servers), [s.connections for s in servers]
+
+
+def test_a_doh_query_is_the_bytes_a_parsed_and_rendered_query_had() -> None:
+    """The query goes out as built, its id 0, with no parse and render in between: the same
+    bytes that parsing it, setting the id to 0 and rendering it again gave."""
+    names = ["ratel.test", "Ratel.KZ", "xn--80ak6aa92e.com", "a" * 63 + ".b" + ".c" * 90,
+             "sub.domain.example.org.", "под.рф".encode("idna").decode()]
+    for name in names:
+        for q in dnsprobe._queries(name, ("A", "AAAA", "HTTPS")):
+            msg = dns.message.from_wire(q.wire)
+            msg.id = 0
+            assert b"\0\0" + q.wire[2:] == msg.to_wire(), name

@@ -38,13 +38,14 @@ class ResolverSet:
             verified, _ = settings.ssl_contexts()
             headers = {"user-agent": settings.user_agent}
 
-            def one_connection() -> httpx.AsyncClient:
+            def one_connection() -> dnsprobe.Slot:
                 transport = httpx.AsyncHTTPTransport(
                     verify=verified, local_address=source, retries=0,
                     limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
                 # trust_env=False: a proxy from the environment would ask DNS from another
                 # network
-                return httpx.AsyncClient(transport=transport, trust_env=False, headers=headers)
+                client = httpx.AsyncClient(transport=transport, trust_env=False, headers=headers)
+                return client, transport
 
             # HTTP/1.1 has one query in flight per connection: a round's burst (two types per
             # URL, `concurrency` URLs) waits for one of a few kept-alive connections rather
