@@ -13,13 +13,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from blockwatch.cli import build_parser
 from blockwatch.site import build as build_mod
 from blockwatch.site import incremental as inc
 from blockwatch.site import render
 from blockwatch.site.build import BuildReport, build_site_from_db, site_info
+from blockwatch.site.cache import SiteCache
 from blockwatch.site.load import RollupRec
 from blockwatch.storage import Database
 from blockwatch.storage.models import (
@@ -79,6 +80,7 @@ def _same_as_full(db: Database, out: Path, tmp: Path, now: datetime, name: str,
     if spy is not None:
         spy.incremental = spy.take()
     full = tmp / f"full-{name}"
+    kw.pop("cache", None)  # the full build a cold process makes: nothing kept
     full_report = build_site_from_db(db, full, INFO, now=now, schedule=SCHED, full=True,
                                      **kw)  # type: ignore[arg-type]
     assert full_report.full == "asked for (--full)"
@@ -91,20 +93,28 @@ def _same_as_full(db: Database, out: Path, tmp: Path, now: datetime, name: str,
     return report
 
 
+@pytest.fixture(params=["cold", "daemon"])
+def cache(request: pytest.FixtureRequest) -> SiteCache | None:
+    """Each build as `blockwatch site` makes it (a cold process) or as the daemon does (one
+    SiteCache kept across the test's builds)."""
+    return SiteCache() if request.param == "daemon" else None
+
+
 def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              cache: SiteCache | None) -> None:
     w = populate(any_db)
     _ratel, vlast, _azattyq = (w.targets[n] for n in ("Ratel.kz", "Vlast.kz", "Azattyq"))
     out = tmp_path / "site"
     spy = Spy(monkeypatch)
 
-    first = _same_as_full(any_db, out, tmp_path, NOW, "first")
+    first = _same_as_full(any_db, out, tmp_path, NOW, "first", cache=cache)
     assert first.full == "no earlier build state" and first.rendered == first.outlets == 3
     spy.take()
 
     # nothing new, same time: nothing rendered, nothing written but the build state
     before = _mtimes(out)
-    again = build_site_from_db(any_db, out, INFO, now=NOW, schedule=SCHED)
+    again = build_site_from_db(any_db, out, INFO, now=NOW, schedule=SCHED, cache=cache)
     assert (again.full, again.rendered, again.written) == ("", 0, 0)
     assert spy.take() == set()
     assert {p for p, t in _mtimes(out).items() if before.get(p) != t} == {inc.STATE}
@@ -114,7 +124,7 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         _record(s, vlast, w.vantages["vps"], "https://vlast.kz/", NOW - timedelta(minutes=1),
                 "ok", "reachable: HTTP 200")
     before = _mtimes(out)
-    r = _same_as_full(any_db, out, tmp_path, NOW, "one-outlet", spy)
+    r = _same_as_full(any_db, out, tmp_path, NOW, "one-outlet", spy, cache=cache)
     assert spy.incremental == {vlast}
     assert (r.full, r.rendered) == ("", 1)
     changed = {p for p, t in _mtimes(out).items() if before.get(p) != t}
@@ -125,9 +135,9 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
     # time passes, nothing new, still fresh: nothing was measured, so the block and the outage
     # gain no minutes (they stop at their last measurement) and no outlet is rendered again
     later = NOW + timedelta(minutes=20)
-    r = build_site_from_db(any_db, out, INFO, now=later, schedule=SCHED)
+    r = build_site_from_db(any_db, out, INFO, now=later, schedule=SCHED, cache=cache)
     assert spy.take() == set() and r.rendered == 0
-    _same_as_full(any_db, out, tmp_path, later, "later")
+    _same_as_full(any_db, out, tmp_path, later, "later", cache=cache)
     spy.take()
 
     # a new incident names one outlet: its page lists it
@@ -142,7 +152,7 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         # reported late: older than the page's time, so only the outlet's key can tell
         s.add(Incident(entry_id=fe.id, types=["interrogation"], outlets=["Vlast.kz"], people=[],
                        occurred_at=NOW - timedelta(days=3), created_at=later))
-    r = _same_as_full(any_db, out, tmp_path, later, "incident", spy)
+    r = _same_as_full(any_db, out, tmp_path, later, "incident", spy, cache=cache)
     assert spy.incremental == {vlast} and r.rendered == 1
     assert "Vlast.kz editor questioned" in (out / "en/t/vlast-kz.html").read_text()
 
@@ -151,7 +161,7 @@ def test_incremental_equals_full_step_by_step(any_db: Database, tmp_path: Path,
         s.add(DailyRollup(target_id=vlast, vantage_id=w.vantages["ooni-kz:AS9198"],
                           day=NOW.date() - timedelta(days=40), worst="dns",
                           minutes_affected=600, measurements=1))
-    r = _same_as_full(any_db, out, tmp_path, later, "history", spy)
+    r = _same_as_full(any_db, out, tmp_path, later, "history", spy, cache=cache)
     assert spy.incremental == {vlast} and r.rendered == 1
 
 
@@ -280,7 +290,8 @@ def test_outlet_without_data_is_rendered_every_time(db: Database, tmp_path: Path
 
 
 def test_changes_an_incremental_build_must_see(any_db: Database, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               cache: SiteCache | None) -> None:
     """Each change below, then an incremental build and a full one at the same time: the same
     files byte for byte, and the incremental build rendered exactly the outlets it touched."""
     w = populate(any_db)
@@ -288,13 +299,23 @@ def test_changes_an_incremental_build_must_see(any_db: Database, tmp_path: Path,
     everyone = {ratel, vlast, azattyq}
     out = tmp_path / "site"
     t = NOW + timedelta(minutes=30)
-    build_site_from_db(any_db, out, INFO, now=t, schedule=SCHED)
+    build_site_from_db(any_db, out, INFO, now=t, schedule=SCHED, cache=cache)
     spy = Spy(monkeypatch)
 
     def same(name: str, rendered: set[int], now: datetime = t) -> None:
-        r = _same_as_full(any_db, out, tmp_path, now, name, spy)
+        r = _same_as_full(any_db, out, tmp_path, now, name, spy, cache=cache)
         assert spy.incremental == rendered, name
         assert r.rendered == len(rendered), name
+        if cache is not None and name in read_again:  # the rows of those outlets only
+            assert cache.reads == read_again[name], name
+
+    # the daemon reads again the rollup rows of a target whose counter moved, no others
+    with any_db.read() as s:
+        per_target = dict(s.execute(select(DailyRollup.target_id, func.count())
+                                    .where(DailyRollup.day >= t.date() - timedelta(days=89))
+                                    .group_by(DailyRollup.target_id)).all())
+    read_again = {"case linked": 0, "older rollup rewritten": per_target[vlast],
+                  "rollup removed and another added": per_target[ratel]}
 
     with any_db.write() as s:  # a case linking the raid at Vlast.kz to one of its events
         raid = s.scalars(select(Incident).where(Incident.types == ["raid"])).one()
@@ -356,7 +377,8 @@ def test_changes_an_incremental_build_must_see(any_db: Database, tmp_path: Path,
     # (the blocked and down outlets also gain minutes today on every build)
     stale_at = NOW + timedelta(hours=6)
     for when in (stale_at - timedelta(seconds=1), stale_at, stale_at + timedelta(seconds=1)):
-        r = _same_as_full(any_db, out, tmp_path, when, f"boundary {when.isoformat()}", spy)
+        r = _same_as_full(any_db, out, tmp_path, when, f"boundary {when.isoformat()}", spy,
+                          cache=cache)
         assert r.full == ""
     assert "no measurement since" in (out / "en/t/vlast-kz.html").read_text()
 
