@@ -24,6 +24,7 @@ from blockwatch.site.load import EventRec, IncidentRec
 from blockwatch.site.model import (
     GROUPS,
     HEADLINE_ORDER,
+    Cell,
     Day,
     FeedItem,
     PublicVantage,
@@ -346,11 +347,48 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     top_bar, history = _history_parts(L, d, memo)
     root = "../../"
     timeline = Markup("").join(_event_part(L, m, d, e, at, root, memo) for e in d.events)
+    cards = Markup("").join(_card_part(L, target_id, c, at, memo) for c in d.status.cells if c)
     return environment().get_template("target.html").render(
         # "Data as of": the page's time is its newest check or event, not the build's
         **{**_common(m, info, lang, root, f"t/{d.status.slug}.html"), "now": at,
            "stamp": "data_as_of"}, d=d, top_bar=top_bar, history_html=history,
-        timeline_html=timeline, found=findings(d.status, d.events, m.vantages))
+        timeline_html=timeline, cards_html=cards,
+        found=findings(d.status, d.events, m.vantages))
+
+
+# where a card's times go: no escaped text has a "<", so only our own markup can match
+_FOR, _CHECKED, _MEASURED = Markup("<x-for/>"), Markup("<x-checked/>"), Markup("<x-measured/>")
+
+
+def _text(s: str) -> Markup:
+    """As the templates write a value ({{ value }}: printable, then escaped)."""
+    return escape(printable(s))
+
+
+def _card_part(L: Lang, target_id: int, c: Cell, at: datetime,
+               memo: dict[Any, Any] | None) -> Markup:
+    """One network's card. Its times move with every check (the last check, the last usable
+    measurement, for how long the state has held as of the page's time) and are spliced in
+    last; the rest is kept while what may be said of the network reads the same."""
+    sh = c.shown
+    key = ("card", target_id, c.vantage.key, L.code)
+    made_of = (sh.display, sh.kind, sh.since, c.confirmed, c.reason, c.reason_keys, c.pending,
+               c.last_checked is None, sh.measured_at is None)
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit[0] == made_of:
+        html = hit[1]
+    else:
+        macro = environment().get_template("_card.html").module.card  # type: ignore[attr-defined]
+        html = Markup(macro(L, c, L.code, _FOR, _CHECKED, _MEASURED))  # noqa: S704 (autoescaped)
+        if memo is not None:
+            memo[key] = (made_of, html)
+    if sh.since is not None and sh.display in (D.REACHABLE, D.BLOCKED, D.DOWN):
+        html = html.replace(_FOR, _text(L.t("for", duration=L.dur(at - sh.since))))
+    if c.last_checked is not None:
+        html = html.replace(_CHECKED, _text(L.t("checked", when=L.time(c.last_checked))))
+    if sh.measured_at is not None:
+        html = html.replace(_MEASURED, _text(L.t("last_measured", when=L.time(sh.measured_at))))
+    return html
 
 
 def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
@@ -358,30 +396,49 @@ def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
     """The outlet's 90-day bar and its "per network" section (bars and affected days)."""
     s = d.status
     key = ("history", s.target.id, L.code)
-    if memo is not None:
-        hit = memo.get(key)
-        # the same objects, not equal ones: a check by identity costs nothing, and the cache
-        # hands on a target's history objects only while its rows are unchanged
-        if hit is not None and hit[0] is s.days and hit[1] is s.bar and hit[2] is d.history:
-            return hit[3], hit[4]
-    # formatted here rather than in the template: up to 360 rows a page, 1000 pages a build
-    affected = sorted(
-        ((day.day.isoformat(), L.day(day.day), L.vlabel(h.vantage), code(day.state),
-          f"{sym(day.state)} {L.word(day.state)}", L.how(day.state), L.mins(day.minutes))
-         for h in d.history for day in h.days
-         if day.state is not None and day.state not in ("ok", "inconclusive")),
-        key=lambda r: r[0], reverse=True)
-    # the rows as one escaped string: jinja's per-node cost over ~1,000 rows a page dominated
-    rows = Markup("").join(
-        Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
-               '</small></td><td>{}</td></tr>\n').format(*r) for r in affected)
+    old = memo.get(key) if memo is not None else None
+    # the same objects, not equal ones: a check by identity costs nothing, and the cache
+    # hands on a target's history objects only while its rows are unchanged
+    if old is not None and old[0] is s.days and old[1] is s.bar and old[2] is d.history:
+        return old[3], old[4]
+    # changed (today's minutes grow with every round while a block holds): the bars and rows
+    # that read the same as before are taken from the last rendering
+    old_bars, old_rows = (old[5], old[6]) if old is not None else ({}, {})
+    bars: dict[Any, Markup] = {}
+    rows: dict[Any, Markup] = {}
+
+    def bar(segs: tuple[Segment, ...], days: tuple[Day, ...]) -> Markup:
+        k = (segs, days)
+        html = old_bars.get(k) or bars.get(k) or bar_html(L, segs, days)
+        bars[k] = html
+        return html
+
+    affected = sorted(((day.day.isoformat(), h.vantage, day) for h in d.history for day in h.days
+                       if day.state is not None and day.state not in ("ok", "inconclusive")),
+                      key=lambda r: r[0], reverse=True)
+    # formatted here rather than in the template (up to 360 rows a page, 1000 pages a build),
+    # as one escaped string: jinja's per-node cost over ~1,000 rows a page dominated
+    parts = []
+    for day_iso, v, day in affected:
+        k = (day.day, v.key, day.state, day.minutes)
+        row = old_rows.get(k) or rows.get(k)
+        if row is None:
+            row = _AFFECTED.format(day_iso, L.day(day.day), L.vlabel(v), code(day.state),
+                                   f"{sym(day.state)} {L.word(day.state)}", L.how(day.state),
+                                   L.mins(day.minutes))
+        rows[k] = row
+        parts.append(row)
     macro = environment().get_template("_history.html").module.history  # type: ignore[attr-defined]
-    top, section = bar_html(L, s.bar, s.days), Markup(macro(L, s, d, affected, rows))  # noqa: S704 (autoescaped)
+    top = bar(s.bar, s.days)
+    section = Markup(macro(L, s, [(h, bar(h.bar, h.days)) for h in d.history], affected,  # noqa: S704 (autoescaped)
+                           Markup("").join(parts)))
     if memo is not None:
-        memo[key] = (s.days, s.bar, d.history, top, section)
+        memo[key] = (s.days, s.bar, d.history, top, section, bars, rows)
     return top, section
 
 
+_AFFECTED = Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
+                   '</small></td><td>{}</td></tr>\n')
 _DUR = Markup("<dur/>")  # where an open event's duration goes: no escaped text has a "<"
 
 
@@ -406,8 +463,7 @@ def _event_part(L: Lang, m: SiteModel, d: TargetDetail, e: EventRec, at: datetim
             memo[key] = (e, held, list(cases), html)
     if e.ended_at is not None:
         return html
-    # as the template would write it ({{ x.dur }}: printable, then escaped)
-    return Markup(html.replace(_DUR, escape(printable(L.dur(at - e.started_at)))))  # noqa: S704
+    return html.replace(_DUR, _text(L.dur(at - e.started_at)))
 
 
 def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, str]:
