@@ -9,8 +9,8 @@ that aggregate are rendered every time. `full=True` renders everything."""
 from __future__ import annotations
 
 import gc
+import itertools
 import os
-import tempfile
 from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -137,16 +137,34 @@ def _safe_rel(p: str) -> bool:
             and p not in (MANIFEST, inc.STATE, inc.LOCK))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_tmp_names = itertools.count()
+
+
+def _write_atomic(path: Path, data: bytes, *, parent_ready: bool = False) -> None:
+    """Write to a new file next to `path`, then rename it over `path`. O_EXCL|O_NOFOLLOW, as
+    mkstemp opens (the folder may be writable by others: a planted link is never followed),
+    with plain os calls: a build after a probe round writes a thousand pages."""
+    if not parent_ready:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".tmp-{os.getpid()}-{next(_tmp_names)}{path.suffix}"
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, 0o600)
+            break
+        except FileExistsError:  # left by a build that died: another name
+            continue
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # served by a web server running as another user
+        try:
+            os.fchmod(fd, 0o644)  # served by a web server running as another user
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -156,6 +174,7 @@ def write_site(out_dir: Path, files: dict[str, bytes],
     the site this build did not render (an incremental build's unchanged outlets)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
+    made: set[Path] = set()  # folders known to be there
     for rel, data in sorted(files.items()):
         path = out_dir / rel
         try:
@@ -163,7 +182,8 @@ def write_site(out_dir: Path, files: dict[str, bytes],
                 continue  # unchanged: keep its mtime, so caches and rsync see nothing new
         except FileNotFoundError:
             pass
-        _write_atomic(path, data)
+        _write_atomic(path, data, parent_ready=path.parent in made)
+        made.add(path.parent)
         written += 1
     removed = 0
     manifest = out_dir / MANIFEST

@@ -335,25 +335,70 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     newest data (incremental.page_time), so a page is a function of its data and not of the
     clock, and a page left unwritten reads byte for byte as a new one would.
 
-    `memo`: the daemon's parts of pages rendered by earlier builds (site/cache.py; one per
-    site-wide key, so the date, languages, labels and templates are those of this build): the
-    daily history (kept while the model's history tuples are the same objects: the cache hands
-    them on unchanged while the outlet's rollup rows are) and each timeline entry (kept while
-    what it is made of reads the same). A page is the same bytes with or without it: the parts
-    are made by the same code either way."""
+    The page is made of parts: the page around them, with marks where the parts and its times
+    go; the daily history; each timeline entry; each network's card. Its times (the footer's,
+    each "for 3 h", each card's last check) are spliced in last, formatted and escaped as the
+    templates would. `memo`: the daemon's parts of earlier builds (site/cache.py; valid in one
+    scope, so the date, languages, labels and templates are those of this build), each kept
+    while what it is made of reads the same (the history: while the model's history tuples
+    are the same objects, which the cache hands on while the outlet's rollup rows are
+    unchanged). A page is the same bytes with or without it: the parts are made and put
+    together by the same code either way."""
     d = m.details[target_id]
+    s = d.status
     L = Lang(lang, m.now.date())
     at = as_of or m.now
     top_bar, history = _history_parts(L, d, memo)
     root = "../../"
     timeline = Markup("").join(_event_part(L, m, d, e, at, root, memo) for e in d.events)
-    cards = Markup("").join(_card_part(L, target_id, c, at, memo) for c in d.status.cells if c)
-    return environment().get_template("target.html").render(
-        # "Data as of": the page's time is its newest check or event, not the build's
-        **{**_common(m, info, lang, root, f"t/{d.status.slug}.html"), "now": at,
-           "stamp": "data_as_of"}, d=d, top_bar=top_bar, history_html=history,
-        timeline_html=timeline, cards_html=cards,
-        found=findings(d.status, d.events, m.vantages))
+    cards = Markup("").join(_card_part(L, target_id, c, at, memo) for c in s.cells if c)
+    found = findings(s, d.events, m.vantages)
+    # the page around its parts and times: kept while what it shows of the outlet reads the same
+    key = ("page", target_id, lang)
+    sh = s.shown  # not its measured_at (every check moves it): the page does not show it
+    made_of = (s.target, s.slug, sh.display, sh.kind, sh.since, sh.in_country, s.state, s.since,
+               s.agreements, found, d.incidents, bool(d.events), any(s.cells))
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit[0] == made_of:
+        pieces = hit[1]
+    else:
+        html = environment().get_template("target.html").render(
+            **{**_common(m, info, lang, root, f"t/{s.slug}.html"), "stamp": "data_as_of"},
+            d=d, top_bar=_mark("top"), history_html=_mark("history"),
+            timeline_html=_mark("timeline"), cards_html=_mark("cards"),
+            stamp_html=_mark("stamp"), for_status=_mark("for"),
+            for_found=[_mark(f"found{i}") for i in range(len(found))], found=found)
+        pieces = _MARK.split(html)
+        if memo is not None:
+            memo[key] = (made_of, pieces)
+
+    def value(name: str) -> str:
+        if name == "top":
+            return top_bar
+        if name == "history":
+            return history
+        if name == "timeline":
+            return timeline
+        if name == "cards":
+            return cards
+        if name == "stamp":  # "Data as of": the page's time is its newest check or event
+            return _STAMP.format(_text(iso(at) or ""), _text(L.time(at)))
+        since = s.since if name == "for" else found[int(name.removeprefix("found"))].since
+        assert since is not None  # the template writes the mark only when there is one
+        return _text(L.t("for", duration=L.dur(at - since)))
+
+    # pieces: text, the name of a mark, text, ... (re.split with one group)
+    return "".join(p if i % 2 == 0 else value(p) for i, p in enumerate(pieces))
+
+
+# the marks a page's parts and times go in: no escaped text has a "<", so only our own markup
+# can match, and none of it is of this shape
+_MARK = re.compile(r"<x-mark-([a-z0-9]+)/>")
+_STAMP = Markup('<time datetime="{}">{}</time>')
+
+
+def _mark(name: str) -> Markup:
+    return Markup(f"<x-mark-{name}/>")  # noqa: S704 (a constant of ours)
 
 
 # where a card's times go: no escaped text has a "<", so only our own markup can match
