@@ -4,7 +4,8 @@ probes/kz.toml and a few people), then over the real headlines of the labelled s
 (tests/fixtures/incidents/, texts only), cycled to 10,000 entries, and once cold: every distinct
 real text once with the per-word caches emptied. Not a test: prints numbers.
 
-    .venv/bin/python benchmarks/bench_extract.py
+    .venv/bin/python benchmarks/bench_extract.py             # rules and model (as shipped)
+    .venv/bin/python benchmarks/bench_extract.py --no-model  # the rules alone
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from blockwatch.config import Person  # noqa: E402
-from blockwatch.feeds import kazakh, lemmas  # noqa: E402
+from blockwatch.feeds import kazakh, lemmas, model  # noqa: E402
 from blockwatch.feeds.extract import Matcher  # noqa: E402
 from blockwatch.targets import load_targets  # noqa: E402
 
@@ -88,6 +89,8 @@ def rate(m: Matcher, data: list[tuple[str, str]], runs: int = 5) -> list[float]:
 
 
 def main() -> None:
+    if "--no-model" in sys.argv[1:]:
+        model.ENABLED = False
     rng = random.Random(5)
     targets = load_targets([ROOT / "probes" / "kz.toml"])
     people = [Person(name="Aigul Saparova", aliases=["Айгуль Сапарова", "Сапарова"]),
@@ -110,6 +113,10 @@ def main() -> None:
         return
     lemmas.keys.cache_clear()
     kazakh.forms.cache_clear()
+    model.word_features.cache_clear()
+    learned = model.active()
+    if learned is not None:
+        learned.clear()
     cold = rate(m, real, runs=1)[0]
     cycled = [real[i % len(real)] for i in range(N)]
     rates = rate(m, cycled)

@@ -14,6 +14,15 @@ honest estimate). Only misses of the `rules` split are ever printed. Extraction 
 summary against the shipped target list probes/kz.toml and people list probes/people.toml,
 with no country fallback from a feed (the text, the named outlets or the language give it).
 
+The extractor includes its model (src/blockwatch/feeds/model.py), which was trained on all of
+these items: with it, these tables are scores on the training data, not an estimate. The honest
+comparison of rules and model is cross-validated (benchmarks/extract_cv.py); `--no-model` scores
+the rules alone, e.g. on a new holdout set:
+
+    .venv/bin/python benchmarks/extract_quality.py --no-model
+    .venv/bin/python benchmarks/extract_quality.py --devset PATH  # a .jsonl file or a folder
+    .venv/bin/python benchmarks/extract_quality.py --devset PATH --no-model
+
 `--extractor FILE` measures another version of extract.py (for a before/after comparison, e.g.
 `git show HEAD~5:src/blockwatch/feeds/extract.py > /tmp/old_extract.py`).
 """
@@ -44,7 +53,7 @@ SPLITS = ("rules", "measure", "holdout")
 
 def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:
     items = []
-    for path in sorted(folder.glob("devset_*.jsonl")):
+    for path in [folder] if folder.is_file() else sorted(folder.glob("devset_*.jsonl")):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -206,16 +215,25 @@ def main() -> None:
     ap.add_argument("--misses", action="store_true", help="print the rules split's misses")
     ap.add_argument("--extractor", type=Path, help="another extract.py to measure")
     ap.add_argument("--types", action="store_true", help="also print each type's precision and recall")
+    ap.add_argument("--no-model", action="store_true", help="the rules alone, without the model")
+    ap.add_argument("--devset", type=Path, default=DEVSET,
+                    help="a .jsonl file or a folder of devset_*.jsonl files")
     ap.add_argument("--split", choices=SPLITS,
                     help="score and print only this split (`rules` while writing rules)")
     args = ap.parse_args()
-    items = [i for i in load_items() if args.split is None or i["split"] == args.split]
+    if args.no_model:
+        from blockwatch.feeds import model
+
+        model.ENABLED = False
+    items = [i for i in load_items(args.devset) if args.split is None or i["split"] == args.split]
     scores = score(items, load_matcher(args.extractor))
-    print(table(scores, (args.split,) if args.split else SPLITS))
+    present = {i["split"] for i in items}  # another set may name its own splits
+    splits = [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+    print(table(scores, (args.split,) if args.split else splits))
     print("status: accuracy over labelled incidents; country: over items with a country label")
     if args.types:
         print()
-        print(type_table(scores, (args.split,) if args.split else SPLITS))
+        print(type_table(scores, (args.split,) if args.split else splits))
     if args.misses:
         for lang in ("en", "ru", "kk"):
             s = scores.get((lang, "rules"))

@@ -47,11 +47,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
-from blockwatch.feeds import lemmas, phrases, vocabulary
+from blockwatch.feeds import lemmas, model, phrases, vocabulary
 
 TYPES = ("detention", "arrest", "blocking", "raid", "criminal_case", "fine", "assault", "shutdown",
          "harassment")
@@ -207,10 +207,17 @@ class Extraction:
     # "country:KZ", "press" -> the words as written in the text
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     aggregate: bool = False  # a count or a ranking ("the number of detained rose to 100")
+    # the model's probability of an incident (None: the rules alone), see `model`
+    model: float | None = field(default=None, compare=False)
+    # the decision when the model overrode the rules' (None: the rules' decision stands)
+    verdict: bool | None = None
 
     @property
     def is_incident(self) -> bool:
-        """A type, and a watched outlet or person or the press; not a count or a ranking."""
+        """A type, and a watched outlet or person or the press; not a count or a ranking; unless
+        the model overrode that (`verdict`)."""
+        if self.verdict is not None:
+            return self.verdict
         return bool(self.types) and not self.aggregate and bool(self.outlets or self.people or self.press)
 
 
@@ -304,7 +311,15 @@ class Matcher:
     def extract(self, title: str, summary: str = "", *, country: str | None = None) -> Extraction:
         """What `title` and `summary` say. `country`: the fallback when the text names no
         country (the feed's or the target list's country); without it, the named outlets'
-        country, then Kazakhstan for a text in Kazakh."""
+        country, then Kazakhstan for a text in Kazakh. The rules decide, with the model's second
+        opinion when one is shipped (see `model`)."""
+        x, r = self.read(title, summary, country=country)
+        m = model.active()
+        return x if m is None else second_opinion(m, x, r)
+
+    def read(self, title: str, summary: str = "", *, country: str | None = None
+             ) -> tuple[Extraction, Reading]:
+        """The rules' extraction and the reading behind it (its words and matched phrases)."""
         text = f"{title}\n{summary}" if summary else title
         norm = normalise(text)
         evidence: dict[str, list[str]] = {}
@@ -344,7 +359,53 @@ class Matcher:
             if words not in have:
                 have.append(words)
         return Extraction(r.types, outlets, people, press is not None or r.press, r.status, found,
-                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate)
+                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate), r
+
+
+def model_inputs(x: Extraction, r: Reading, *, pairs: bool, rules: bool) -> model.Inputs:
+    """The model's inputs for an entry: its words (and pairs) and the rules' reading."""
+    lang = model.language(r.text)
+    units = model.word_bag(r.tokens, pairs)
+    if not rules:
+        return model.Inputs(units, model.rule_features(lang, rules=False), frozenset())
+    return model.Inputs(units, model.rule_features(
+        lang, x.is_incident, x.types, x.status, x.press, bool(x.outlets), bool(x.people), x.aggregate),
+        model.fired_labels(r.fired))
+
+
+def second_opinion(m: model.Model, x: Extraction, r: Reading) -> Extraction:
+    """`x` with the model's decisions where they differ from the rules', saying so in the
+    evidence: "model" -> ("incident: 0.91 (rules: no incident)", the words that weighed most),
+    and "model:<type>" for a type the model added or removed."""
+    inputs = model_inputs(x, r, pairs=m.pairs, rules=m.rules)
+    z = m.score_incident(inputs)
+    type_z: list[float] = []
+
+    def types_z() -> list[float]:
+        if not type_z:
+            type_z.extend(m.score_types(inputs))
+        return type_z
+
+    rule_incident = x.is_incident
+    incident, types = model.decide(m.margins, z, types_z, rule_incident, x.types)
+    p = round(model.sigmoid(z), 3)
+    if incident == rule_incident and types == x.types:
+        # (the constructor, not dataclasses.replace: this runs for every entry)
+        return Extraction(x.types, x.outlets, x.people, x.press, x.status, x.country, x.evidence,
+                          x.aggregate, p)
+    evidence = dict(x.evidence)
+    if incident != rule_incident:
+        said = "an incident" if rule_incident else "no incident"
+        evidence["model"] = (f"incident: {model.sigmoid(z):.2f} (rules: {said})",
+                             *model.explain(m, "incident", inputs, incident, r.tokens, r.text))
+    for t in sorted(set(types) ^ set(x.types), key=TYPES.index):
+        added = t in types
+        evidence.pop(t, None)
+        q = model.sigmoid(types_z()[TYPES.index(t)])
+        evidence[f"model:{t}"] = (f"{t}: {q:.2f} ({'added' if added else 'removed'})",
+                                  *model.explain(m, t, inputs, added, r.tokens, r.text))
+    return replace(x, types=types, evidence=evidence, model=p,
+                   verdict=incident if incident != rule_incident else None)
 
 
 _WORD = re.compile(r"\w+")
@@ -537,6 +598,9 @@ class Reading:
     press: bool
     aggregate: bool
     evidence: dict[str, list[str]]
+    text: str = ""
+    tokens: tuple[phrases.Token, ...] = ()
+    fired: tuple[str, ...] = ()  # the labels of every phrase that matched, also those set aside
 
 
 _CALL_WINDOW = 3  # words before a status that can make it a wish ("призвал ... освободить")
@@ -736,7 +800,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     country = None
     if country_score:
         country = min(country_score, key=lambda c: (-country_score[c][0], country_score[c][1]))
-    return Reading(tuple(t for t in TYPES if t in types), status, country, press, aggregate, evidence)
+    return Reading(tuple(t for t in TYPES if t in types), status, country, press, aggregate, evidence,
+                   text, tuple(tokens), tuple(h.label for h in hits))
 
 
 def incident_types(text: str) -> tuple[str, ...]:
