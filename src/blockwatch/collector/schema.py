@@ -199,8 +199,12 @@ def _as_dict(model: type[BaseModel]) -> Any:
     an upload. Built from the model, so the two cannot drift apart."""
     if model in _MIRRORS:
         return _MIRRORS[model]
+    decs = model.__pydantic_decorators__
+    if decs.model_validators or decs.field_serializers or decs.model_serializers \
+            or decs.computed_fields:  # what the mirror would not do as the model does
+        raise TypeError(f"{model.__name__}: only fields and after-validators can be mirrored")
     after: dict[str, list[Any]] = {}
-    for dec in model.__pydantic_decorators__.field_validators.values():
+    for dec in decs.field_validators.values():
         if dec.info.mode != "after":  # only "after" ones are used here
             raise TypeError(f"{model.__name__}: a {dec.info.mode} field validator")
         for f in dec.info.fields:
