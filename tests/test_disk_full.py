@@ -32,8 +32,10 @@ def cfg_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def database_cannot_grow() -> Iterator[None]:
+def database_cannot_grow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every SQLite connection made from now on may not add a page to its database file."""
+    (tmp_path / "sqlite-tmp").mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(tmp_path / "sqlite-tmp"))
 
     def limit(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA max_page_count = 1")  # clamped to the pages it has
@@ -50,8 +52,43 @@ def test_a_database_that_cannot_grow_exits_75_with_one_line(
     # `check` stores the 300 targets before measuring anything: that write needs new pages
     assert main(["--config", str(cfg_path), "check", "--json"]) == 75
     err = capsys.readouterr().err.strip()
+    # neither disk is really full here: both places SQLite writes are named
     assert err == (f"blockwatch check: no space left on the disk (the database "
-                   f"{cfg_path.parent / 'bw.db'}): free some space, then run it again")
+                   f"{cfg_path.parent / 'bw.db'}, or SQLite's temporary files in "
+                   f"{cfg_path.parent / 'sqlite-tmp'}): free some space, then run it again")
+
+
+def test_the_full_disk_named_is_the_one_that_is_full(
+        cfg_path: Path, database_cannot_grow: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from blockwatch import cli
+
+    tmp = cfg_path.parent / "sqlite-tmp"
+    monkeypatch.setattr(cli, "_folder_full", lambda folder: Path(folder) == tmp)
+    assert main(["--config", str(cfg_path), "check", "--json"]) == 75
+    assert capsys.readouterr().err.strip() == (
+        f"blockwatch check: no space left on the disk (SQLite's temporary files in {tmp}): "
+        "free some space, then run it again")
+    monkeypatch.setattr(cli, "_folder_full", lambda folder: Path(folder) == cfg_path.parent)
+    assert main(["--config", str(cfg_path), "check", "--json"]) == 75
+    assert capsys.readouterr().err.strip() == (
+        f"blockwatch check: no space left on the disk (the database {cfg_path.parent / 'bw.db'}): "
+        "free some space, then run it again")
+
+
+def test_a_postgresql_url_is_named_without_its_secrets() -> None:
+    from types import SimpleNamespace
+
+    from blockwatch.cli import _disk_full
+
+    class DiskFull(Exception):
+        sqlstate = "53100"
+
+    cfg: Any = SimpleNamespace(
+        database_url="postgresql+psycopg://bw:pw1secret@db.example/bw?password=S3cretPassw0rd")
+    where = _disk_full(DiskFull("could not extend file"), cfg) or ""
+    assert "db.example" in where
+    assert "S3cret" not in where and "pw1secret" not in where
 
 
 @pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs a writable /dev/full")
@@ -82,5 +119,6 @@ def test_a_new_database_on_a_full_disk_is_not_a_usage_error(
     p.write_text('[storage]\nurl = "sqlite:///new.db"\n', encoding="utf-8")
     assert main(["--config", str(p), "verdicts"]) == 75
     assert capsys.readouterr().err.strip() == (
-        f"blockwatch verdicts: no space left on the disk (the database {tmp_path / 'new.db'}): "
+        f"blockwatch verdicts: no space left on the disk (the database {tmp_path / 'new.db'}, "
+        f"or SQLite's temporary files in {tmp_path / 'sqlite-tmp'}): "
         "free some space, then run it again")

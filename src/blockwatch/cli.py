@@ -243,8 +243,10 @@ def _disk_full(exc: BaseException, cfg: Config | None) -> str | None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return str(e.filename) if e.filename else ""
         code = getattr(e, "sqlite_errorcode", None)
-        if code == sqlite3.SQLITE_FULL or getattr(e, "sqlstate", None) == "53100":  # DiskFull
+        if getattr(e, "sqlstate", None) == "53100":  # PostgreSQL's DiskFull
             return db
+        if code == sqlite3.SQLITE_FULL:
+            return _sqlite_full_where(cfg, db)
         # SQLite says only "disk I/O error" when it cannot grow its -wal or -shm file
         if isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_IOERR and _no_room(cfg):
             return db
@@ -265,13 +267,36 @@ def _no_room(cfg: Config | None) -> bool:
     from blockwatch.storage.db import sqlite_path
 
     path = sqlite_path(cfg.database_url) if cfg is not None else None
-    if path is None:
-        return False
+    return path is not None and _folder_full(path.parent)
+
+
+def _folder_full(folder: str | os.PathLike[str]) -> bool:
     try:
-        st = os.statvfs(path.parent)
+        st = os.statvfs(folder)
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < 1 << 20
+
+
+def _sqlite_temp_folder() -> str:
+    """Where SQLite's unix VFS puts its temporary files (big sorts, VACUUM): the first usable of
+    $SQLITE_TMPDIR, $TMPDIR, /var/tmp, /usr/tmp, /tmp, as SQLite picks it."""
+    for folder in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"),
+                   "/var/tmp", "/usr/tmp", "/tmp"):  # noqa: S108 (naming them, not using them)
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return "."
+
+
+def _sqlite_full_where(cfg: Config | None, db: str) -> str:
+    """SQLite's "database or disk is full" comes from the database's disk or from the disk of
+    its temporary files: name the one that is full, both when neither looks full."""
+    if _no_room(cfg):
+        return db
+    temp = _sqlite_temp_folder()
+    if _folder_full(temp):
+        return f"SQLite's temporary files in {temp}"
+    return f"{db}, or SQLite's temporary files in {temp}"
 
 
 def _said_disk_full(command: str, where: str) -> int:

@@ -95,9 +95,14 @@ def _first_file(p: Path) -> Path:
 
 
 def describe(url: str) -> str:
-    """A database as shown to people: the SQLite path, or the URL without its password."""
+    """A database as shown to people: the SQLite path, or the URL without its password and
+    query values (libpq also takes `?password=...`)."""
     path = sqlite_path(url)
-    return str(path) if path is not None else make_url(url).render_as_string(hide_password=True)
+    if path is not None:
+        return str(path)
+    parsed = make_url(url)
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    return shown + ("?" + "&".join(f"{k}=***" for k in parsed.query) if parsed.query else "")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
