@@ -6,6 +6,7 @@ stopped one did not (SQLite and PostgreSQL). HTTP is mocked with respx; the paci
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,7 +103,8 @@ async def test_a_stop_ends_the_search_stores_what_it_found_and_the_next_poll_goe
     assert str(summary).endswith("; stopped before the end (the rest at the next poll): GDELT")
     assert entries(any_db) == 3
     _, nxt, resume = feed_row(any_db)
-    assert nxt == NOW and resume == queries[1]  # due at once, from the second query
+    assert nxt == NOW and resume is not None  # due at once, from the second query
+    assert json.loads(resume)["next"] == queries[1]
 
     # the next poll (no stop, a pacer that does not really sleep) asks only the rest
     later = NOW + timedelta(minutes=1)
@@ -119,6 +121,33 @@ async def test_a_stop_ends_the_search_stores_what_it_found_and_the_next_poll_goe
     assert (res.note or "").startswith("went on from query 2 of 4; 3 of 3 queries answered")
     _, nxt, resume = feed_row(any_db)
     assert resume is None and nxt is not None and nxt > later
+
+
+async def test_names_added_after_a_stop_are_asked_at_the_next_poll(
+        cfg: Config, any_db: Database, write_config) -> None:  # type: ignore[no-untyped-def]
+    """The stopped poll's point is kept with its query list: names added before that point (an
+    edited list) must not be skipped, so the next poll starts from the beginning."""
+    service, stop = Service(), asyncio.Event()
+    with respx.mock:
+        respx.get(url__startswith=API).mock(side_effect=service)
+        poll = asyncio.create_task(poll_feeds(cfg, any_db, now=NOW, stop=stop))
+        await service.first.wait()
+        stop.set()
+        await asyncio.wait_for(poll, 60)
+    assert feed_row(any_db)[2] is not None
+    edited = write_config(CONFIG.replace("terms = [", 'terms = ["Newname000", "Newname001", '))
+    queries = queries_of(edited)
+    assert "Newname000" in queries[0]
+    nosleep = Pacer(3600, clock=lambda: 0.0, sleep=lambda s: asyncio.sleep(0))
+    service2 = Service()
+    with respx.mock:
+        respx.get(url__startswith=API).mock(side_effect=service2)
+        summary = await poll_feeds(edited, any_db, now=NOW + timedelta(minutes=1),
+                                   pacers={"gdelt.example.org": nosleep})
+    assert service2.asked == queries  # every query, the new names' first
+    [res] = summary.feeds
+    assert "went on" not in (res.note or "")
+    assert feed_row(any_db)[2] is None
 
 
 async def test_a_stop_before_any_answer_records_nothing(cfg: Config, any_db: Database) -> None:

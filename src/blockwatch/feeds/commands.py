@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import sys
@@ -276,8 +277,8 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
         resume_key = _resume_key(st.id)
         resume = await asyncio.to_thread(_read, db, repo.get_kv, resume_key)
         # a poll cut short by a stop goes on where it stopped; a query list changed since
-        # (edited names) starts from the beginning
-        start = next((i for i, q in enumerate(queries) if q.text == resume), 0)
+        # (names added, removed or edited anywhere in it) starts from the beginning
+        start = _resume_start(resume, [q.text for q in queries])
         out = await run_search(client, se, queries, pacer, max_bytes=fc.max_bytes,
                                timeout=timeout, resolve=resolve, stop=stop, start=start)
         if out.resume_at is not None and out.answered == 0:
@@ -289,7 +290,7 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
             notes.insert(0, f"went on from query {start + 1} of {len(queries)}")
         after: Any = None
         if out.resume_at is not None:
-            left = queries[out.resume_at].text
+            left = _resume_value([q.text for q in queries], out.resume_at)
             notes.append(f"stopped: queries {out.resume_at + 1} to {len(queries)} are asked "
                          "at the next poll")
             after = lambda s: repo.set_kv(s, resume_key, left)  # noqa: E731
@@ -361,8 +362,32 @@ async def poll_feeds(cfg: Config, db: Database, *, force: bool = False,
 
 
 def _resume_key(feed_id: int) -> str:
-    """kv: the text of the first query a search cut short by a stop did not ask."""
+    """kv: where a search cut short by a stop goes on (`_resume_value`)."""
     return f"feeds.search_resume.{feed_id}"
+
+
+def _query_list_hash(texts: list[str]) -> str:
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+
+
+def _resume_value(texts: list[str], at: int) -> str:
+    """The first query not asked, with a hash of the whole list it belongs to."""
+    return json.dumps({"queries": _query_list_hash(texts), "next": texts[at]}, ensure_ascii=False)
+
+
+def _resume_start(value: str | None, texts: list[str]) -> int:
+    """Where the next poll starts: at the stored query when the list is the one it was cut
+    from, else at the beginning (a query only matched by text could skip names added before
+    it)."""
+    if not value:
+        return 0
+    try:
+        saved = json.loads(value)
+    except ValueError:
+        return 0
+    if not isinstance(saved, dict) or saved.get("queries") != _query_list_hash(texts):
+        return 0
+    return next((i for i, t in enumerate(texts) if t == saved.get("next")), 0)
 
 
 def _sync(db: Database, sources: list[store.FeedSpec]) -> dict[str, store.FeedState]:
