@@ -28,6 +28,7 @@ from blockwatch.site.model import GROUPS, SiteModel, TargetStatus, build_model, 
 from blockwatch.site.render import (
     SiteInfo,
     filters,
+    fresh_templates,
     index_rows,
     render_badge,
     render_feed,
@@ -87,6 +88,7 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
     whose own pages and rows are rendered (None: all); the others' rows come from `rows_kept`
     and their pages are left as they are. `as_of`: each outlet page's time (page_time).
     `memo`: page parts of earlier builds (site/cache.py), used and filled."""
+    fresh_templates()
     files: dict[str, bytes] = {}
     first = info.languages[0]
     kept = rows_kept or {}  # checked by incremental.plan (row_ok): of our own shape

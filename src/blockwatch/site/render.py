@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup, escape
 
 from blockwatch.analysis import display as D
@@ -192,6 +192,23 @@ def environment() -> Environment:
     return env
 
 
+_templates: dict[str, Template] = {}
+
+
+def _template(name: str) -> Template:
+    """A template, looked up once per build (`fresh_templates`): Jinja's check for an edited
+    file is a stat per lookup, and a page is made of several parts."""
+    t = _templates.get(name)
+    if t is None:
+        t = _templates[name] = environment().get_template(name)
+    return t
+
+
+def fresh_templates() -> None:
+    """At the start of a build: a template edited since the last one is read again."""
+    _templates.clear()
+
+
 @dataclass(frozen=True)
 class SiteInfo:
     title: str
@@ -261,7 +278,7 @@ def index_rows(m: SiteModel, lang: str, only: Collection[int] | None = None,
     (see `_history_parts`) and what may be said of the outlet and of each network, not when
     each was last checked."""
     L = Lang(lang, m.now.date())
-    row = environment().get_template("_row.html").module.row  # type: ignore[attr-defined]
+    row = _template("_row.html").module.row  # type: ignore[attr-defined]
     out = {}
     for s in m.statuses:
         if only is not None and s.target.id not in only:
@@ -295,7 +312,7 @@ def render_index(m: SiteModel, info: SiteInfo, lang: str, *, root: str = "../",
     L = Lang(lang, m.now.date())
     rows = rows if rows is not None else index_rows(m, lang)
     prefix = "" if root == "../" else f"{root}{lang}/"
-    return environment().get_template("index.html").render(
+    return _template("index.html").render(
         **_common(m, info, lang, root, "index.html"), columns=m.columns,
         rows=[_relink(rows[s.target.id], prefix) for s in ordered(m.statuses)],
         empty=not m.statuses, problems=ordered(m.problems), legend=LEGEND,
@@ -309,7 +326,7 @@ def render_state(m: SiteModel, info: SiteInfo, lang: str, group: str, *,
     """The outlets in one state group, as the index shows them."""
     rows = rows if rows is not None else index_rows(m, lang)
     picked = [s for s in ordered(m.statuses) if group_of(s.shown) == group]
-    return environment().get_template("state.html").render(
+    return _template("state.html").render(
         **_common(m, info, lang, "../../", f"state/{group}.html"), columns=m.columns,
         rows=[_relink(rows[s.target.id], "../") for s in picked], group=group,
         filters=filters(m), fbase="../", current=f"state/{group}")
@@ -323,7 +340,7 @@ def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
                               p[0].target.name.casefold(), p[0].target.id))
     f = filters(m)
     slug = dict((c.key, sl) for sl, c in f.networks)[key]
-    return environment().get_template("network.html").render(
+    return _template("network.html").render(
         **_common(m, info, lang, "../../", f"network/{slug}.html"), net=m.columns[col],
         cells=cells, filters=f, fbase="../", current=f"network/{slug}")
 
@@ -350,7 +367,7 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     at = as_of or m.now
     top_bar, history = _history_parts(L, d, memo)
     root = "../../"
-    timeline = Markup("").join(_event_part(L, m, d, e, at, root, memo) for e in d.events)
+    timeline = _event_parts(L, m, d, at, root, memo)
     cards = Markup("").join(_card_part(L, target_id, c, at, memo) for c in s.cells if c)
     found = findings(s, d.events, m.vantages)
     # the page around its parts and times: kept while what it shows of the outlet reads the same
@@ -362,7 +379,7 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     if hit is not None and hit[0] == made_of:
         pieces = hit[1]
     else:
-        html = environment().get_template("target.html").render(
+        html = _template("target.html").render(
             **{**_common(m, info, lang, root, f"t/{s.slug}.html"), "stamp": "data_as_of"},
             d=d, top_bar=_mark("top"), history_html=_mark("history"),
             timeline_html=_mark("timeline"), cards_html=_mark("cards"),
@@ -423,7 +440,7 @@ def _card_part(L: Lang, target_id: int, c: Cell, at: datetime,
     if hit is not None and hit[0] == made_of:
         html = hit[1]
     else:
-        macro = environment().get_template("_card.html").module.card  # type: ignore[attr-defined]
+        macro = _template("_card.html").module.card  # type: ignore[attr-defined]
         html = Markup(macro(L, c, L.code, _FOR, _CHECKED, _MEASURED))  # noqa: S704 (autoescaped)
         if memo is not None:
             memo[key] = (made_of, html)
@@ -473,7 +490,7 @@ def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
                                    L.mins(day.minutes))
         rows[k] = row
         parts.append(row)
-    macro = environment().get_template("_history.html").module.history  # type: ignore[attr-defined]
+    macro = _template("_history.html").module.history  # type: ignore[attr-defined]
     top = bar(s.bar, s.days)
     section = Markup(macro(L, s, [(h, bar(h.bar, h.days)) for h in d.history], affected,  # noqa: S704 (autoescaped)
                            Markup("").join(parts)))
@@ -485,30 +502,45 @@ def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
 _AFFECTED = Markup('<tr><td><time datetime="{}">{}</time></td><td>{}</td><td class="{}">{}<small>{}'
                    '</small></td><td>{}</td></tr>\n')
 _DUR = Markup("<dur/>")  # where an open event's duration goes: no escaped text has a "<"
+_SEP = Markup("<x-sep/>")  # after each entry _event.html writes
 
 
-def _event_part(L: Lang, m: SiteModel, d: TargetDetail, e: EventRec, at: datetime, root: str,
-                memo: dict[Any, Any] | None) -> Markup:
-    """One timeline entry. What it reads of the page's time (`at`) is an open event's duration,
-    "ongoing (3 d 4 h)", spliced in last: the rest is kept while the event, its cases and
-    whether it is only known to have held until its last usable measurement read the same."""
-    held = d.held_until.get(e.id)
-    cases = d.cases_by_event.get(e.id, [])
-    key = ("event", e.id, L.code)
-    hit = memo.get(key) if memo is not None else None
-    if hit is not None and hit[1] == held and hit[0] == e and hit[2] == cases:
-        html = hit[3]
-    else:
-        macro = environment().get_template("_event.html").module.event  # type: ignore[attr-defined]
+def _event_parts(L: Lang, m: SiteModel, d: TargetDetail, at: datetime, root: str,
+                 memo: dict[Any, Any] | None) -> Markup:
+    """The timeline's entries. What one reads of the page's time (`at`) is an open event's
+    duration, "ongoing (3 d 4 h)", spliced in last: the rest is kept while the event, its cases
+    and whether it is only known to have held until its last usable measurement read the same.
+    Those not kept are rendered together (one template call a page, not one an entry)."""
+    got: list[Markup | None] = []
+    todo = []
+    for e in d.events:
+        held = d.held_until.get(e.id)
+        cases = d.cases_by_event.get(e.id, [])
+        hit = memo.get(("event", e.id, L.code)) if memo is not None else None
+        if hit is not None and hit[1] == held and hit[0] == e and hit[2] == cases:
+            got.append(hit[3])
+            continue
         x = _event_text(L, m, e, at)
         if e.ended_at is None:
             x["dur"] = _DUR
-        html = Markup(macro(L, e, x, held, cases, root, L.code))  # noqa: S704 (autoescaped)
-        if memo is not None:
-            memo[key] = (e, held, list(cases), html)
-    if e.ended_at is not None:
-        return html
-    return html.replace(_DUR, _text(L.dur(at - e.started_at)))
+        todo.append((e, x, held, cases))
+        got.append(None)
+    if todo:
+        html = _template("_event.html").render(
+            L=L, events=todo, sep=_SEP, root=root, lang=L.code)
+        made = iter(Markup(p) for p in html.split(_SEP)[:-1])  # noqa: S704 (autoescaped)
+        for i, part in enumerate(got):
+            if part is None:
+                e, _x, held, cases = todo.pop(0)
+                got[i] = html_part = next(made)
+                if memo is not None:
+                    memo[("event", e.id, L.code)] = (e, held, list(cases), html_part)
+    out = []
+    for e, part in zip(d.events, got, strict=True):
+        assert part is not None
+        out.append(part if e.ended_at is not None
+                   else part.replace(_DUR, _text(L.dur(at - e.started_at))))
+    return Markup("").join(out)
 
 
 def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, str]:
@@ -536,7 +568,7 @@ def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, 
 
 
 def render_incidents(m: SiteModel, info: SiteInfo, lang: str) -> str:
-    return environment().get_template("incidents.html").render(
+    return _template("incidents.html").render(
         **_common(m, info, lang, "../", "incidents.html"), incidents=m.incidents,
         incident_events=m.incident_events, by_name=m.targets_by_name,
         slug_of={s.target.id: s.slug for s in m.statuses},
@@ -551,7 +583,7 @@ def _text_width(s: str) -> int:
 def render_badge(name: str, shown: D.OutletShown, lang: str) -> str:
     value = f"{dsym(shown)} {i18n.display_word(lang, shown.display, shown.kind)}"
     lw, rw = _text_width(name), _text_width(value)
-    return environment().get_template("badge.svg").render(
+    return _template("badge.svg").render(
         label=name, value=value, lw=lw, rw=rw, w=lw + rw, color=BADGE_COLOR[dcode(shown)])
 
 
