@@ -4,7 +4,8 @@ half-written page), and remove files an earlier build made that are gone now.
 
 Incremental by default (site/incremental.py): an outlet's pages are rendered again only when its
 data, what may be said of it (fresh, stale, not measured) or a site-wide input changed; the pages
-that aggregate are rendered every time. `full=True` renders everything."""
+that aggregate are rendered every time. `full=True` renders everything. The daemon passes its
+in-memory cache (site/cache.py): rollup rows read only where they changed, page parts kept."""
 
 from __future__ import annotations
 

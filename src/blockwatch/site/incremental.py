@@ -14,10 +14,11 @@ computed at the build's time) and the date (the 90-day bars, "today"): the first
 outlet's fingerprint, the second of the site-wide one (the first build of a UTC day renders
 everything).
 
-What this saves in daemon use: every check moves its URL's last-check time, which an outlet page
-shows per network, so after a local probe round (or an agent's upload of a whole round) every
-measured outlet is rendered again. Builds with nothing new, after feed polls, or after OONI
-imports and agent uploads touching some outlets render only those.
+What this saves: every check moves its URL's last-check time, which an outlet page shows per
+network, so after a local probe round (or an agent's upload of a whole round) every measured
+outlet is rendered again; the daemon's in-memory cache (site/cache.py) then makes only the parts
+of those pages that changed (their times, mostly). Builds with nothing new, after feed polls, or
+after OONI imports and agent uploads touching some outlets render only those.
 
 Trust: the state file lives in a folder others may write. Index rows taken from it must have
 the shape our row template makes (`row_ok`: only its tags and attributes, escaped text, links to
