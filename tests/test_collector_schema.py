@@ -158,3 +158,21 @@ def test_any_change_reads_the_same(changes: list[tuple[tuple[Any, ...], Any]],
         except (KeyError, IndexError, TypeError):
             continue  # an earlier change took the path away
     _same(json.dumps({"measurements": [m]}).encode())
+
+
+@pytest.mark.parametrize("field", [
+    {"alias": "b"}, {"validation_alias": "b"}, {"serialization_alias": "b"}, {"exclude": True},
+    {"validate_default": True},
+])
+def test_field_options_the_mirror_would_not_honour_are_refused(field: dict[str, Any]) -> None:
+    """A model changed later (a field renamed by alias, or excluded from what is stored, as an
+    address might be) must not be read differently by the mirror: building it fails instead."""
+    from pydantic import BaseModel, Field
+
+    from blockwatch.collector.schema import _as_dict
+
+    class Changed(BaseModel):
+        a: int = Field(0, **field)
+
+    with pytest.raises(TypeError, match="cannot be mirrored"):
+        _as_dict(Changed)

@@ -211,6 +211,10 @@ def _as_dict(model: type[BaseModel]) -> Any:
             after.setdefault(f, []).append(AfterValidator(dec.func))
     fields: dict[str, Any] = {}
     for name, fi in model.model_fields.items():
+        if fi.alias or fi.validation_alias or fi.serialization_alias or fi.exclude \
+                or fi.validate_default:  # the mirror would read or dump it differently
+            raise TypeError(f"{model.__name__}.{name}: aliases, exclude and validate_default "
+                            "cannot be mirrored")
         kw: dict[str, Any] = {}
         if fi.default_factory is not None:
             kw["default_factory"] = fi.default_factory
