@@ -193,6 +193,18 @@ def upsert_rollups(s: Session, rows: list[RollupRow]) -> None:
         s.execute(stmt, values[i:i + 500])
 
 
+def _changed(s: Session, day: date, rows: list[RollupRow]) -> list[RollupRow]:
+    """The rows that differ from those stored: the site build rolls up today and yesterday
+    before every build, and most of yesterday's rows (and today's, between rounds) are the
+    same; an upsert of the same values would still be a write."""
+    have = {(t, v): (w, m, n) for t, v, w, m, n in s.connection().execute(
+        select(DailyRollup.target_id, DailyRollup.vantage_id, DailyRollup.worst,
+               DailyRollup.minutes_affected, DailyRollup.measurements)
+        .where(DailyRollup.day == day))}
+    return [r for r in rows if have.get((r.target_id, r.vantage_id))
+            != (r.worst, r.minutes_affected, r.measurements)]
+
+
 def rollup_range(db: Database, since: date, until: date, *, now: datetime | None = None) -> int:
     """Roll up every UTC day from `since` to `until` inclusive; returns the rows written.
     Days without verdicts write nothing (existing rows, e.g. older than raw retention, stay)."""
@@ -212,7 +224,7 @@ def rollup_range(db: Database, since: date, until: date, *, now: datetime | None
                 day_spans = [sp for sp in spans
                              if sp.start < end and (sp.end is None or sp.end >= start)]
                 rows = rollup_day(day_spans, counts, day, now, usable)
-                upsert_rollups(s, rows)
+                upsert_rollups(s, _changed(s, day, rows))
                 written += len(rows)
             day += DAY
     return written
