@@ -5,9 +5,10 @@ Deterministic: the same devset, code and dictionaries give the same file, byte f
     .venv/bin/python benchmarks/train_extract.py            # writes the weight file
     .venv/bin/python benchmarks/train_extract.py --check    # exit 1 if the file differs
 
-The settings (`CHOSEN`) were chosen by cross-validation, benchmarks/extract_cv.py, from a grid
-fixed before any run. Logistic regression with an L2 penalty, fitted by L-BFGS in plain Python:
-one model for "is an incident" and one per type (one against the rest, over all items).
+The settings (`CHOSEN`) come from cross-validation, benchmarks/extract_cv.py, over a grid fixed
+before any run (see there for the choice). Logistic regression with an L2 penalty, fitted by
+L-BFGS in plain Python: one model for "is an incident" and one per type (one against the rest,
+over all items).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ OUT = model.PATH
 NAMES = ("incident", *model.TYPES)
 MIN_COUNT = 2  # a feature must occur in this many training items
 DIGITS = 3  # weights are rounded (and the smallest dropped) so the file is small and the same everywhere
-# chosen by benchmarks/extract_cv.py (see its docstring for the grid)
+# from benchmarks/extract_cv.py (see its docstring): words + the rules' reading, no word pairs,
+# lam 3; the model decides "incident" only when it is sure (margin 0.3), the rules the types
 CHOSEN: dict[str, Any] = {"lam": 3.0, "pairs": False, "rules": True, "margins": (0.3, 0.0)}
 
 

@@ -28,12 +28,11 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from blockwatch.feeds.phrases import Token
 
@@ -115,8 +114,7 @@ def fired_labels(fired: tuple[str, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(NamedTuple):  # a tuple: made for every entry, so cheap to build
     """What the model sees of an entry (see `features`)."""
     units: list[frozenset[str] | str]  # distinct words (key sets) and word pairs
     rules: tuple[str, ...]  # `rule_features`
@@ -145,6 +143,7 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+@lru_cache(maxsize=64)
 def _bound(margin: float) -> float:
     """The log-odds beyond which the model overrides the rules: 0 for a margin of 0.5 (the model
     decides), infinite for 0 (the rules decide)."""
@@ -291,36 +290,31 @@ def _describe(f: str) -> str:
 
 def explain(model: Model, name: str, inputs: Inputs, toward: bool, tokens: Sequence[Token],
             text: str, n: int = 5) -> list[str]:
-    """The `n` features that pushed `name` most toward (True) or against its decision, in the
-    text's own words where they are words ("задержали +1.20", "rules: no incident -0.80")."""
-
-    def word(key: str) -> str:
-        return next((text[t.start:t.end] for t in tokens if key in t.keys), key[2:])
-
-    weighed = []
+    """The `n` words (or rule features) that pushed `name` most toward (True) or against its
+    decision, as the text writes them ("задержали +1.20", "rules: no incident -0.80"). A word's
+    weight is the sum over its keys (a lemma and its Kazakh forms count together)."""
     if name == "incident":
-        get = model.incident.get
-        for f, c in features(inputs).items():
-            w = get(f)
-            if w and (w > 0) == toward:
-                weighed.append((-abs(w * c), f, w * c))
+        weights = [*zip(inputs.units, map(model._units.__getitem__, inputs.units), strict=True),
+                   *((f, model.incident.get(f, 0.0)) for f in inputs.rules),
+                   *((f, model._fired.get(f, 0.0)) for f in sorted(inputs.fired))]
     else:
         i = TYPES.index(name)
-        vectors = model.types.get
-        for f, c in features(inputs).items():
-            v = vectors(f)
-            if v and v[i] and (v[i] > 0) == toward:
-                weighed.append((-abs(v[i] * c), f, v[i] * c))
-    out: list[str] = []
-    seen: set[str] = set()
-    for _, f, w in sorted(weighed):
-        if f[:2] in ("r:", "e:", "k:"):
-            label = " ".join(map(word, f.split(">")))  # a word, or a pair of words
+        vectors = [*zip(inputs.units, map(model._type_units.__getitem__, inputs.units), strict=True),
+                   *((f, model.types.get(f, ())) for f in inputs.rules),
+                   *((f, model._type_fired.get(f, ())) for f in sorted(inputs.fired))]
+        weights = [(u, v[i] if v else 0.0) for u, v in vectors]
+    ranked = sorted(((w, u) for u, w in weights if w and (w > 0) == toward),
+                    key=lambda wu: -abs(wu[0]))[:n]
+    out = []
+    for w, u in ranked:
+        if isinstance(u, frozenset):  # a word: as the text writes it
+            label = next((text[t.start:t.end] for t in tokens if t.keys is u or t.keys == u), "?")
+        elif ">" in u:  # a pair of words
+            label = " ".join(next((text[t.start:t.end] for t in tokens if k in t.keys), k[2:])
+                             for k in u.split(">"))
+        elif u in inputs.fired:
+            label = "phrase: " + u
         else:
-            label = _describe(f)
-        if label not in seen:  # one word's several keys (a lemma and a Kazakh form) count once
-            seen.add(label)
-            out.append(f"{label} {w:+.2f}")
-            if len(out) == n:
-                break
+            label = _describe(u)
+        out.append(f"{label} {w:+.2f}")
     return out
