@@ -20,7 +20,8 @@ Validity:
   render.index_rows): a part is the output of the same code the full build runs, given the
   same inputs, so a page built with the cache is byte for byte the page built without.
 
-About 20 MB for 500 outlets in two languages.
+Memory: about 80 MB for 500 outlets in two languages (measured: the daily histories 28 MB,
+timeline entries 24, the pages around their parts 14, the rest 12), dropped with the scope.
 """
 
 from __future__ import annotations
