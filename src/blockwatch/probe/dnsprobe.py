@@ -1,7 +1,8 @@
 """DNS step: one exchange per resolver and type, no cache, no rotation (dnspython low level).
 
-DoH is done here with httpx (POST application/dns-message), not with dnspython's own DoH, which
-needs another HTTP package."""
+DoH (POST application/dns-message) is spoken here over kept-alive HTTP/1.1 connections of our
+own (asyncio streams with the loop's TLS, h11 for the framing), not with dnspython's own DoH,
+which needs another HTTP package, nor through httpx, whose layers cost more CPU than the query."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import functools
 import ipaddress
 import os
 import socket
+import ssl
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import dns.asyncquery
 import dns.exception
@@ -28,10 +31,11 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
-import httpx
+import h11
 
 from blockwatch.hostport import check_doh_url, split_hostport
 from blockwatch.probe import failures as F
+from blockwatch.probe.httpprobe import _host_header, _target
 from blockwatch.probe.records import DnsQuery
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -214,12 +218,15 @@ def _queries(qname: str, qtypes: tuple[str, ...]) -> list[_Query]:
 
 
 def _failure(exc: BaseException) -> str:
-    if isinstance(exc, dns.exception.Timeout | TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, dns.exception.Timeout | TimeoutError):
         return F.DNS_TIMEOUT
+    if isinstance(exc, OSError | EOFError):
+        # before ValueError: a failed certificate check is both an SSLError and a ValueError
+        return F.classify(exc)  # EOFError: a TCP or DoH server closed without answering
     if isinstance(exc, dns.exception.DNSException | ValueError):
         return F.DNS_BOGUS  # a malformed or unusable reply
-    if isinstance(exc, httpx.HTTPError | OSError | EOFError):
-        return F.classify(exc)  # EOFError: a TCP server closed without answering
+    if isinstance(exc, DoHProtocolError):
+        return F.HTTP_PROTOCOL_ERROR
     raise exc
 
 
@@ -238,7 +245,7 @@ async def _stream(spec: ResolverSpec, query: _Query, timeout: float, source: str
         else:
             reply = await dns.asyncquery.tcp(query.message(), spec.host, timeout=timeout, port=spec.port,
                                              source=source)
-    except (dns.exception.DNSException, ValueError, httpx.HTTPError, OSError, EOFError) as exc:
+    except (dns.exception.DNSException, ValueError, DoHProtocolError, OSError, EOFError) as exc:
         reply = exc
     return reply, [], time.perf_counter()
 
@@ -516,78 +523,211 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
     return out
 
 
-Slot = tuple[httpx.AsyncClient, httpx.AsyncBaseTransport]  # a client and its transport
+class DoHProtocolError(Exception):
+    """A DoH server's answer that is not HTTP/1.1."""
+
+
+class _Stale(Exception):
+    """A kept-alive connection ended before any byte of the answer: the server had closed it
+    while it was idle (the query may be asked again on a new one)."""
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """A DoH URL taken apart once: where to connect and the request's fixed part."""
+
+    host: str
+    port: int
+    target: str
+    headers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, url: str, user_agent: str) -> _Origin:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 443
+        return cls(host, port, _target(parts), (
+            ("host", _host_header(host, port, True)), ("accept", "application/dns-message"),
+            ("user-agent", user_agent), ("content-type", "application/dns-message")))
+
+
+class _Connection:
+    """One kept-alive HTTP/1.1 connection to a DoH server: one exchange at a time."""
+
+    def __init__(self, origin: _Origin, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter):
+        self.server = (origin.host, origin.port)
+        self.reader, self.writer = reader, writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.used = False  # an exchange was completed on it
+
+    def idle_closed(self) -> bool:
+        """The server closed or reset it while it was idle (what httpx checked before reuse)."""
+        return (self.writer.transport.is_closing() or self.reader.at_eof()
+                or self.reader.exception() is not None)
+
+    async def ask(self, origin: _Origin, wire: bytes) -> bytes:
+        """POST one query and read its answer; the connection stays usable only when this
+        returns and `keep` is true."""
+        conn = self.h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        try:
+            data = conn.send(h11.Request(method="POST", target=origin.target, headers=[
+                *origin.headers, ("content-length", str(len(wire)))]))
+            data += conn.send(h11.Data(data=wire))  # type: ignore[operator]
+            data += conn.send(h11.EndOfMessage())  # type: ignore[operator]
+        except h11.LocalProtocolError as exc:  # a URL h11 will not put on the wire
+            raise DoHProtocolError(str(exc)) from exc
+        self.writer.write(data)  # one TLS record, one send
+        got = False  # any byte of the answer
+        eof = False
+        status = 0
+        body = b""
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if eof:
+                    raise EOFError("DoH server closed the connection mid-answer") from exc
+                raise DoHProtocolError(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await self.reader.read(65536)
+                except OSError as exc:
+                    if self.used and not got:
+                        raise _Stale from exc
+                    raise
+                if not chunk:
+                    if self.used and not got:
+                        raise _Stale
+                    eof = True
+                got = True
+                conn.receive_data(chunk)
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                if status != 200:
+                    raise dns.exception.DNSException(f"DoH server answered HTTP {status}")
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > DOH_MAX:  # a DNS message fits in 64 KiB
+                    raise dns.exception.DNSException("DoH reply larger than a DNS message")
+            elif isinstance(event, h11.EndOfMessage):
+                self.used = True
+                return body
+            elif isinstance(event, h11.ConnectionClosed):
+                raise EOFError("DoH server closed the connection without answering")
+            # an informational (1xx) response: the real one follows
+
+    @property
+    def keep(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    def close(self) -> None:
+        self.writer.transport.abort()  # nothing is owed to a server we stop asking
+
+
+class _Slot:
+    """One of the client's `slots`: the URL it last asked and its connection, if open."""
+
+    __slots__ = ("conn", "url")
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.conn: _Connection | None = None
 
 
 class DoHClient:
     """DoH exchanges (RFC 8484 POST), at most `slots` at once, each over one of up to `slots`
-    httpx clients of one kept-alive connection each. One client per connection, not one pool of
-    `slots`: httpx's pool rescans all its connections (a readability poll for each idle one)
-    and all its queued requests on every request start and end, which cost more CPU than the
-    queries themselves (measured: a round of 2,000 DoH queries on a pool of 16). A query waits
-    for a free client before its timeout starts: a timeout means a slow resolver, not our
-    queue.
+    kept-alive HTTP/1.1 connections. A query waits for a free slot before its timeout starts:
+    a timeout means a slow resolver, not our queue.
 
-    The client builds each request (its headers, timeout); its transport sends it. The client's
-    own sending adds nothing a DoH POST uses (authentication, redirects, cookies, event hooks)
-    and cost a fifth of a query's CPU."""
+    Each connection is asyncio's own TLS stream with h11 framing: httpx (through httpcore and
+    anyio, TLS in Python memory buffers) cost about as much CPU per query as a whole page fetch.
+    A connection the server closed while idle is replaced before use, and one that ends before
+    any byte of the answer (closed just as it was reused) is replaced once for that query."""
 
-    def __init__(self, make_slot: Callable[[], Slot], slots: int):
-        self.make_slot = make_slot
+    def __init__(self, ctx: ssl.SSLContext, slots: int, *, user_agent: str,
+                 source: str | None = None):
+        self.ctx = ctx  # verified: the system trust store plus the probe's CA bundle
+        self.user_agent = user_agent
+        self.source = source
         self.slots = asyncio.Semaphore(slots)
-        self._idle: list[tuple[str, Slot]] = []  # (last URL asked, slot)
-        self._all: list[Slot] = []
+        self._idle: list[_Slot] = []
+        self._all: list[_Slot] = []
+        self._origins: dict[str, _Origin] = {}
 
-    def _take(self, url: str) -> Slot:
+    def _take(self, url: str) -> _Slot:
         """An idle slot, the latest one used for this URL first (its connection is open to
         that resolver), else the latest one used, else a new one."""
         for i in range(len(self._idle) - 1, -1, -1):
-            if self._idle[i][0] == url:
-                return self._idle.pop(i)[1]
+            if self._idle[i].url == url:
+                return self._idle.pop(i)
         if self._idle:
-            return self._idle.pop()[1]
-        slot = self.make_slot()
+            return self._idle.pop()
+        slot = _Slot()
         self._all.append(slot)
         return slot
 
-    async def exchange(self, url: str, wire: bytes, timeout: float) -> dns.message.Message:
+    async def exchange(self, url: str, wire: bytes, timeout: float) -> Reply:
         """Ask one query (its wire form; its id is sent as 0, as RFC 8484 asks for cache
         friendliness)."""
+        origin = self._origins.get(url)
+        if origin is None:
+            origin = self._origins[url] = _Origin.of(url, self.user_agent)
         async with self.slots:
             slot = self._take(url)
             try:
-                return await self._exchange(slot, url, b"\0\0" + wire[2:], timeout)
+                async with asyncio.timeout(timeout):
+                    body = await self._exchange(slot, origin, b"\0\0" + wire[2:])
             finally:
-                self._idle.append((url, slot))
-
-    @staticmethod
-    async def _exchange(slot: Slot, url: str, wire: bytes, timeout: float
-                        ) -> dns.message.Message:
-        client, transport = slot
-        request = client.build_request(
-            "POST", url, content=wire, timeout=timeout,
-            headers={"content-type": "application/dns-message",
-                     "accept": "application/dns-message"})
-        async with asyncio.timeout(timeout):
-            response = await transport.handle_async_request(request)
-            try:
-                response.request = request
-                if response.status_code != 200:
-                    raise dns.exception.DNSException(
-                        f"DoH server answered HTTP {response.status_code}")
-                body = b""
-                async for chunk in response.aiter_bytes():  # a DNS message fits in 64 KiB
-                    body += chunk
-                    if len(body) > DOH_MAX:
-                        raise dns.exception.DNSException("DoH reply larger than a DNS message")
-            finally:
-                await response.aclose()
+                slot.url = url
+                self._idle.append(slot)
         return parse_reply(body)
 
+    async def _exchange(self, slot: _Slot, origin: _Origin, wire: bytes) -> bytes:
+        conn = slot.conn
+        if conn is not None and (conn.server != (origin.host, origin.port) or conn.idle_closed()):
+            conn.close()  # another resolver's, or closed by its server while idle
+            conn = slot.conn = None
+        for _ in range(2):
+            if conn is None:
+                conn = slot.conn = await self._connect(origin)
+            try:
+                body = await conn.ask(origin, wire)
+            except _Stale:
+                conn.close()
+                conn = slot.conn = None
+                continue  # a fresh connection (which is not `used`: never stale) asks again
+            except BaseException:
+                conn.close()  # mid-exchange: its state is unknown
+                slot.conn = None
+                raise
+            if not conn.keep:  # the server said it closes (Connection: close, HTTP/1.0)
+                conn.close()
+                slot.conn = None
+            return body
+        raise AssertionError("unreachable: a fresh connection is never stale")
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        local = None
+        if self.source:
+            local = (self.source, 0)
+        reader, writer = await asyncio.open_connection(
+            origin.host, origin.port, ssl=self.ctx, server_hostname=origin.host,
+            local_addr=local)
+        return _Connection(origin, reader, writer)
+
     async def aclose(self) -> None:
+        """Close every connection (TLS close_notify), waiting at most a second for servers."""
         slots, self._all, self._idle = self._all, [], []
-        for client, _ in slots:
-            await client.aclose()  # closes its transport too
+        writers = [slot.conn.writer for slot in slots if slot.conn is not None]
+        for writer in writers:
+            writer.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
+        for writer in writers:
+            writer.transport.abort()  # a server that did not answer the close
 
 
 DOH_MAX = 65535

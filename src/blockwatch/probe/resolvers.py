@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import httpx
-
 from blockwatch.probe import dnsprobe
 from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.records import DnsQuery
@@ -36,21 +34,12 @@ class ResolverSet:
         self._http: dnsprobe.DoHClient | None = None
         if any(s.transport == "doh" for s in self.specs):
             verified, _ = settings.ssl_contexts()
-            headers = {"user-agent": settings.user_agent}
-
-            def one_connection() -> dnsprobe.Slot:
-                transport = httpx.AsyncHTTPTransport(
-                    verify=verified, local_address=source, retries=0,
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-                # trust_env=False: a proxy from the environment would ask DNS from another
-                # network
-                client = httpx.AsyncClient(transport=transport, trust_env=False, headers=headers)
-                return client, transport
-
             # HTTP/1.1 has one query in flight per connection: a round's burst (two types per
             # URL, `concurrency` URLs) waits for one of a few kept-alive connections rather
-            # than opening a hundred to one public resolver
-            self._http = dnsprobe.DoHClient(one_connection, DOH_CONNECTIONS)
+            # than opening a hundred to one public resolver. No proxy from the environment:
+            # it would ask DNS from another network.
+            self._http = dnsprobe.DoHClient(verified, DOH_CONNECTIONS,
+                                            user_agent=settings.user_agent, source=source)
 
     @classmethod
     def for_view(cls, view: NetworkView, settings: ProbeSettings) -> ResolverSet:
