@@ -89,13 +89,16 @@ def tokenize(text: str, norm: str) -> list[Token]:
     breaks.append(len(norm) + 1)
     sentence = 0
     keys = lemmas.keys
+    new = tuple.__new__  # Token(...) without its Python-level __new__: this runs for every word
     if not lemmas.has_kazakh_letters(text):
+        nxt = breaks[0]
         for m in lemmas.TOKEN.finditer(norm):
             s, e = m.span()
-            while breaks[sentence] < s:
+            while nxt < s:
                 sentence += 1
-            word = m.group(0)
-            out.append(Token(s, e, word, keys(word, False), sentence))
+                nxt = breaks[sentence]
+            word = m.group()
+            out.append(new(Token, (s, e, word, keys(word, False), sentence)))
         return out
     spans = [m.span() for m in lemmas.TOKEN.finditer(norm)]
     marked = [lemmas.has_kazakh_letters(text[s:e]) for s, e in spans]
@@ -115,7 +118,7 @@ def tokenize(text: str, norm: str) -> list[Token]:
             sentence += 1
         if in_kazakh and not kk:
             ks = lemmas.kazakh_keys(ks)
-        out.append(Token(s, e, norm[s:e], ks, sentence))
+        out.append(new(Token, (s, e, norm[s:e], ks, sentence)))
     return out
 
 
@@ -211,11 +214,12 @@ class PhraseSet:
         longest: dict[tuple[str, int], int] = {}
         for h in hits:
             size = h.last - h.first
-            if any(longest.get((h.group, i), -1) > size for i in range(h.first, h.last + 1)):
+            group = h.entry.group
+            if any(longest.get((group, i), -1) > size for i in range(h.first, h.last + 1)):
                 continue
             kept.append(h)
             for i in range(h.first, h.last + 1):
-                longest.setdefault((h.group, i), size)
+                longest.setdefault((group, i), size)
         kept.sort(key=lambda h: h.first)
         return kept
 
