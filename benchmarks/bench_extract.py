@@ -4,8 +4,8 @@ probes/kz.toml and a few people), then over the real headlines of the labelled s
 (tests/fixtures/incidents/, texts only), cycled to 10,000 entries, and once cold: every distinct
 real text once with the per-word caches emptied. Not a test: prints numbers.
 
-    .venv/bin/python benchmarks/bench_extract.py             # rules and model (as shipped)
-    .venv/bin/python benchmarks/bench_extract.py --no-model  # the rules alone
+    .venv/bin/python benchmarks/bench_extract.py          # the rules (as shipped)
+    .venv/bin/python benchmarks/bench_extract.py --model  # with the learned model (off by default)
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def rate(m: Matcher, data: list[tuple[str, str]], runs: int = 5) -> list[float]:
 
 
 def main() -> None:
-    if "--no-model" in sys.argv[1:]:
-        model.ENABLED = False
+    if "--model" in sys.argv[1:]:
+        model.ENABLED = True
     rng = random.Random(5)
     targets = load_targets([ROOT / "probes" / "kz.toml"])
     people = [Person(name="Aigul Saparova", aliases=["Айгуль Сапарова", "Сапарова"]),

@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     model.ENABLED = False  # the rules' own reading is what the model sees
-    data = T.samples(extract_quality.load_items())
+    data = T.samples(T.training_items())
     _init(data)
     configs = [(name, lam, pairs, rules) for (name, pairs, rules), lam in product(FEATURES, LAMS)]
     tasks = [(seed, fold, lam, pairs, rules) for _, lam, pairs, rules in configs
