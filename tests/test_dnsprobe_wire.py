@@ -81,3 +81,38 @@ async def test_a_cancelled_query_leaves_no_unread_errors() -> None:
     finally:
         loop.set_exception_handler(None)
         silent.close()
+
+
+@pytest.mark.parametrize("rdclass", [3, 254, 255])  # CH, NONE, ANY
+async def test_an_address_record_of_another_class_is_not_an_answer(rdclass: int) -> None:
+    """An injected reply whose A record is not of class IN (dnspython leaves its data unparsed)
+    is recorded like any reply without an address, not an exception that loses the URL's round."""
+    import asyncio
+    import struct
+
+    def reply(query: bytes) -> bytes:
+        end = 12
+        while query[end]:
+            end += query[end] + 1
+        end += 5
+        return (query[:2] + struct.pack("!5H", 0x8180, 1, 1, 0, 0) + query[12:end]
+                + b"\xc0\x0c" + struct.pack("!HHIH", 1, rdclass, 60, 4) + bytes([192, 0, 2, 1]))
+
+    class Server(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(reply(data), addr)  # type: ignore[attr-defined]
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Server, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        spec = dnsprobe.ResolverSpec.parse(f"127.0.0.1:{port}")
+        got = await dnsprobe.query(spec, "site.test", "A", timeout=5, http=None, linger=0.2)
+    finally:
+        transport.close()
+    # no address (CH's data does not even parse as one: a bogus reply), never an exception
+    assert got.answers == [] and got.failure in ("dns_no_answer", "dns_bogus_reply")
+    assert "192.0.2.1" not in repr(got)  # nor in a second reply (linger)

@@ -29,6 +29,7 @@ import dns.ipv6
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import h11
@@ -274,6 +275,10 @@ def _addresses(reply: Reply, qtype: str) -> tuple[list[str], list[int], list[str
     ttls: list[int] = []
     cnames: list[str] = []
     for rrset in reply.answer:
+        # an address record of another class (CH, ANY, NONE) answers nothing we asked, and
+        # dnspython leaves its data unparsed (no .address): skipped, not a crash of the query
+        if getattr(rrset, "rdclass", dns.rdataclass.IN) != dns.rdataclass.IN:
+            continue
         if rrset.rdtype == want:
             for rd in rrset:
                 addrs.append(rd.address)
