@@ -278,3 +278,46 @@ def test_publishers_and_surveillance(shipped: Matcher, text: str, types: set[str
 def test_last_phrasings(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
     x = shipped.extract(text)
     assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+@pytest.mark.parametrize(("text", "incident"), [
+    # a watched outlet named only as the story's reporter does not make a protest a press incident
+    ("Шымкентте пикетке шыққан бес адамды полиция ұстады, деп хабарлайды Азаттық тілшісі.", False),
+    # the same outlet as the subject still does
+    ("Азаттық тілшісін полиция ұстады, деп хабарлайды Азаттық тілшісі.", True),
+    ("Полиция Азаттық тілшісін ұстады.", True),
+])
+def test_an_outlet_in_a_byline_is_the_reporter(shipped: Matcher, text: str, incident: bool) -> None:
+    x = shipped.extract(text)
+    assert x.is_incident is incident, x.evidence
+    assert "Azattyq" in x.outlets  # still named, for whoever reads the outlet list
+
+
+@pytest.mark.parametrize("text", [
+    # a question: "will the site be blocked?"
+    "Елімізде бұл мессенджер бұғаттала ма?",
+    "Редактор қамала ма, сот шешеді",
+    # a risk, a matter under discussion, an intention
+    "Блогерге қамалу қаупі төніп тұр",
+    "Министрлікте әлеуметтік желіні бұғаттау мәселесі талқыланды",
+    "Газет редакциясы тінтілмек",
+    # statistics, reports and rankings about the press
+    "Биыл журналистерге қатысты 12 жағдай тіркелді, олардың бірі – тілші ұсталды",
+    "Қорытынды баяндамада сайттар бұғатталғаны айтылды",
+    # awards and press days
+    "Журналистерге мемлекеттік сыйлықтар тапсырылды, бұрын қамалған тілші де марапатталды",
+    "Кәсіби мереке қарсаңында журналистер марапатталды",
+])
+def test_kazakh_possibilities_and_overviews_are_no_incident(shipped: Matcher, text: str) -> None:
+    x = shipped.extract(text)
+    assert not x.is_incident, x.evidence
+
+
+@pytest.mark.parametrize("text", [
+    # the same verbs stated as facts stay incidents
+    "Елімізде бұл мессенджер бұғатталды",
+    "Редактор он тәулікке қамалды",
+    "Газет редакциясы тінтілді",
+])
+def test_kazakh_facts_stay_incidents(shipped: Matcher, text: str) -> None:
+    assert shipped.extract(text).is_incident

@@ -212,6 +212,9 @@ class Extraction:
     model: float | None = field(default=None, compare=False)
     # the decision when the model overrode the rules' (None: the rules' decision stands)
     verdict: bool | None = None
+    # outlets named only in a byline ("..., деп хабарлайды Азаттық тілшісі"): who reports the
+    # story, not whom it is about; they stay in `outlets` but do not make it an incident
+    reporters: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_incident(self) -> bool:
@@ -219,7 +222,9 @@ class Extraction:
         the model overrode that (`verdict`)."""
         if self.verdict is not None:
             return self.verdict
-        return bool(self.types) and not self.aggregate and bool(self.outlets or self.people or self.press)
+        subjects = bool(self.outlets) and (
+            not self.reporters or bool(set(self.outlets) - set(self.reporters)))
+        return bool(self.types) and not self.aggregate and (subjects or bool(self.people or self.press))
 
 
 @dataclass(frozen=True)
@@ -346,6 +351,10 @@ class Matcher:
             found is not None and self._countries.get(k.alias.owner) == found)]
         outlet_set |= {k.alias.owner for k in kept if k.alias.kind == "parent"}
         outlets = tuple(sorted(outlet_set))
+        # a story's reporter is not its subject: an outlet whose every mention is in a byline
+        # ("полиция ұстады, деп хабарлайды Азаттық тілшісі" is a protest, not a press incident)
+        reporters = tuple(o for o in outlets if bylines and all(
+            _inside(k.start, bylines) for k in kept if k.alias.owner == o)) if bylines else ()
         reach: dict[str, tuple[int, int]] = {}  # owner -> the furthest-reaching match so far
         for k in sorted(kept, key=lambda k: (k.start, -(k.end - k.start))):
             far = reach.get(k.alias.owner)
@@ -360,7 +369,8 @@ class Matcher:
             if words not in have:
                 have.append(words)
         return Extraction(r.types, outlets, people, press is not None or r.press, r.status, found,
-                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate), r
+                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate,
+                          reporters=reporters), r
 
 
 def model_inputs(x: Extraction, r: Reading, *, pairs: bool, rules: bool) -> model.Inputs:
@@ -393,7 +403,7 @@ def second_opinion(m: model.Model, x: Extraction, r: Reading) -> Extraction:
     if incident == rule_incident and types == x.types:
         # (the constructor, not dataclasses.replace: this runs for every entry)
         return Extraction(x.types, x.outlets, x.people, x.press, x.status, x.country, x.evidence,
-                          x.aggregate, p)
+                          x.aggregate, p, reporters=x.reporters)
     evidence = dict(x.evidence)
     if incident != rule_incident:
         said = "an incident" if rule_incident else "no incident"
@@ -613,6 +623,14 @@ _ABLATIVE = ("нан", "нен", "дан", "ден", "тан", "тен")  # Kaza
 _ATTRIBUTIVE = frozenset(("jailed", "imprisoned"))  # "a jailed journalist": a description, not the news
 _DETERMINERS = frozenset(("a", "an", "the", "to", "of", "for", "with", "two", "three", "several"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
+# Kazakh intention or future on the verb itself: "жабылмақ" (is to be closed), "ұстамақшы" (means
+# to detain). The stem before it is long ("қамақ", arrest, is a noun that only looks like one).
+_INTENTION = re.compile(r"[аеыиуоөлнрй](?:ма|ме|ба|бе|па|пе)к(?:шы|ши)?$")
+
+
+def _intended(word: str) -> bool:
+    m = _INTENTION.search(word)
+    return m is not None and m.start() >= 3
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
 
@@ -710,7 +728,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 # (a call word inside the matched words is part of a fact: "decided to close the case")
                 if any(h.first - _CALL_WINDOW <= c <= h.first and sentence[c] == sentence[h.first]
                        for c in call_at) or lemmas.INFINITIVE in tokens[h.first].keys \
-                        or _negated(tokens, sentence, h.first, h.last) or followed(h) or past(h):
+                        or _negated(tokens, sentence, h.first, h.last) or followed(h) or past(h) \
+                        or _intended(tokens[h.last].text):
                     continue
                 if value == "sentenced" and "type:criminal_case" in h.labels:
                     prison = True
@@ -725,8 +744,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     detained_in.add(sentence[h.first])
                 if value != "criminal_case" and (any(
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
-                        for c in modal_at) or followed(h)):
-                    continue  # "may face a fine": not (yet) a fine
+                        for c in modal_at) or followed(h) or _intended(tokens[h.last].text)):
+                    continue  # "may face a fine", "жабылмақ": not (yet) a fine, a closure
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue

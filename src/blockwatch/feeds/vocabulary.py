@@ -378,7 +378,13 @@ MODALS: dict[str, list[str]] = {
 }
 # Kazakh puts the modal after the verb: "бас бостандығынан айырылуы мүмкін" (may be jailed)
 MODALS_AFTER: dict[str, list[str]] = {
-    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар"],
+    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар",
+           # a question is no fact: the particle after the verb ("бұғаттала ма?", will it be blocked)
+           "=ма", "=ме", "=ба", "=бе", "=па", "=пе",
+           # a danger, an intention or a matter under discussion: "қамалу қаупі" (the risk of
+           # jail), "жабылмақ" / "жабылатын болмақ" (is to be closed), "бұғаттау мәселесі" (the
+           # question of blocking)
+           "қауіп~", "қаупі~", "болмақ~", "мәселе~"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
@@ -421,7 +427,14 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
         "ru": ["число задержанных", "количество задержанных", "индекс свободы", "рейтинг свободы",
                "тысяч сайт", "тысячи сайт", "тысяча сайт"],
         "kk": ["ұсталғандар саны", "сөз бостандығы индекс~", "мыңнан астам сайт~", "мыңнан аса сайт~",
-               "мың сайт~", "мыңдаған сайт~"],
+               "мың сайт~", "мыңдаған сайт~",
+               # statistics and overviews: "5 жағдай тіркелді" (5 cases recorded), a monitoring's
+               # results, a report or a ranking
+               "жағдай тіркелді", "факт тіркелді", "факті тіркелді", "статистика~", "мониторинг~ нәтиже~",
+               "мониторинг~ қорытынды~", "баяндама~", "рейтинг~",
+               # the press honoured, not harmed: awards and press days
+               "сыйлығ~ тапсыр~", "сыйлығ~ иегер~", "марапатта~", "марапат~ табыс~", "кәсіби мереке~",
+               "қызметкерлері күн~"],
     },
 }
 
