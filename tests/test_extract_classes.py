@@ -321,3 +321,20 @@ def test_kazakh_possibilities_and_overviews_are_no_incident(shipped: Matcher, te
 ])
 def test_kazakh_facts_stay_incidents(shipped: Matcher, text: str) -> None:
     assert shipped.extract(text).is_incident
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    # violence against an official or the police is the charge, not an attack on the press
+    ("Тілшіге полиция қызметкеріне күш қолданды деген айып тағылды", {"criminal_case"}),
+    ("Блогера обвиняют в насилии в отношении представителя власти", {"criminal_case"}),
+    ("The editor was charged with violence against a police officer", {"criminal_case"}),
+    ("Полиция қызметкері тілшіге күш қолданды", {"assault"}),
+    # restrictions on the internet itself are a shutdown, on sites or a messenger a blocking
+    ("Қақтығыстан кейін облыста интернетке шектеу қойылды", {"shutdown"}),
+    ("Билік аймақта интернетке қолжетімділікті шектеді", {"shutdown"}),
+    ("Бірнеше интернет-ресурсқа шектеу қойылды", {"blocking"}),
+    ("WhatsApp жұмысына қойылған шектеулер алынбады", {"blocking"}),
+])
+def test_kazakh_charges_and_restrictions(shipped: Matcher, text: str, types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert set(x.types) == types, x.evidence

@@ -127,7 +127,10 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "kk": ["бұғат~", "блокта~", "қолжетімсіз", "қолжетімділігі шектел~", "қолжетімділік шектел~",
                "кіру шектел~", "ашылмай", "баяулат~", "интернет баяулады", "ашылмайды", "жұмыс істемей",
                "шектеу қой~", "ашылмай қалды", "кіре алмай", "VPN арқылы ғана", "кіру мүмкін емес",
-               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~"],
+               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~",
+               # the participle before its noun: "Telegram жұмысына қойылған шектеулер" (the
+               # restrictions placed on Telegram)
+               "қойылған шектеу~", "салынған шектеу~", "енгізілген шектеу~"],
     },
     "type:raid": {
         "en": ["raid", "=searched", "search of", "searches of", "=searched the", "=searching their",
@@ -251,6 +254,10 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "kk": ["интернет ажыратыл~", "интернет өшірілді", "интернет өшір~", "интернет тоқтатыл~",
                "жұмысы тоқтатылды", "шығарылымы тоқтатылды", "жабылды", "жабылып", "жабылған", "жабу",
                "жапты", "жабуға ұласты",
+               # restrictions on the internet itself (its dative or accusative; not
+               # "интернет-ресурстарға", sites): longer, they hide the blocking words inside them
+               "интернетк~ шектеу қой~", "интернетк~ қолжетімділік~ шекте~",
+               "интернетк~ қол жеткізу~ шекте~", "интернетт~ шекте~",
                "мобильді интернет өшір~", "эфирден алын~", "эфирден түсір~", "шығарылуы тоқтатыл~",
                "шығарылымы тоқтатыл~", "қызметін тоқтат~", "жұмысын тоқтат~", "лицензия~ қайтарып ал~",
                "лицензиясынан айыр~", "тіркеуден шығар~",
@@ -364,6 +371,21 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
                "=о давлении", "=о преследовании", "=о травле", "=о цензуре",
                "дело закрыть", "закрыть дело", "закрыть уголовное дело"],
         "kk": ["азаптауға қарсы", "жала жабу", "іс~ жабыл~"],
+    },
+    # violence against an official or the police is an offence someone is charged with, not an
+    # attack on the press ("accused of using violence against a police officer"): a charge, and
+    # being longer it hides the assault words inside it
+    "type:none+charge:": {
+        "en": ["=violence against a police officer", "=violence against police officers",
+               "=violence against a representative of the authorities",
+               "=violence against a representative of authority", "=violence against a law enforcement",
+               "=assaulting a police officer", "=assault on a police officer"],
+        "ru": ["насилие в отношении представителя власти", "насилие в отношении сотрудника полиции",
+               "насилие в отношении сотрудника правоохранительных органов",
+               "насилие в отношении полицейского", "насилие в отношении представителей власти"],
+        "kk": ["билік =өкіліне күш қолдан~", "полиция =қызметкеріне күш қолдан~",
+               "құқық қорғау =органы =қызметкеріне күш қолдан~", "билік =өкілдеріне күш қолдан~",
+               "полиция =қызметкерлеріне күш қолдан~"],
     },
 }
 
