@@ -370,7 +370,9 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
         "ru": ["комитет против пыток", "против пыток", "пресс-релиз", "ранее судимый", "судимость",
                "=о давлении", "=о преследовании", "=о травле", "=о цензуре",
                "дело закрыть", "закрыть дело", "закрыть уголовное дело"],
-        "kk": ["азаптауға қарсы", "жала жабу", "іс~ жабыл~"],
+        "kk": ["азаптауға қарсы", "жала жабу", "іс~ жабыл~",
+               # a crowd's violence, not an attack on the press: "митинг зорлық-зомбылыққа ұласты"
+               "зорлық-зомбылыққа айнал~", "зорлық-зомбылыққа ұлас~"],
     },
     # violence against an official or the police is an offence someone is charged with, not an
     # attack on the press ("accused of using violence against a police officer"): a charge, and
@@ -406,7 +408,12 @@ MODALS_AFTER: dict[str, list[str]] = {
            # a danger, an intention or a matter under discussion: "қамалу қаупі" (the risk of
            # jail), "жабылмақ" / "жабылатын болмақ" (is to be closed), "бұғаттау мәселесі" (the
            # question of blocking)
-           "қауіп~", "қаупі~", "болмақ~", "мәселе~"],
+           "қауіп~", "қаупі~", "болмақ~", "мәселе~",
+           # a norm, not an event: "кедергі жасауға жол берілмейді" (obstruction is not allowed),
+           # what a law provides for or allows ("бұғаттау қарастырылған", "бұғаттауға мүмкіндік
+           # береді", "бұғаттау құқығы")
+           "жол берілмей~", "жол берме~", "қарастырыл~", "көзделген", "көзделу~", "мүмкіндік~",
+           "құқығ~"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
@@ -453,7 +460,8 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
                # statistics and overviews: "5 жағдай тіркелді" (5 cases recorded), a monitoring's
                # results, a report or a ranking
                "жағдай тіркелді", "факт тіркелді", "факті тіркелді", "статистика~", "мониторинг~ нәтиже~",
-               "мониторинг~ қорытынды~", "баяндама~", "рейтинг~",
+               "мониторинг~ қорытынды~", "мониторинг~ бойынша", "мониторинг~ дерек~", "баяндама~",
+               "рейтинг~",
                # the press honoured, not harmed: awards and press days
                "сыйлығ~ тапсыр~", "сыйлығ~ иегер~", "марапатта~", "марапат~ табыс~", "кәсіби мереке~",
                "қызметкерлері күн~"],
