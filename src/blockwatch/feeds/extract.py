@@ -628,6 +628,16 @@ _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталға�
 _INTENTION = re.compile(r"[аеыиуоөлнрй](?:ма|ме|ба|бе|па|пе)к(?:шы|ши)?$")
 
 
+# Kazakh negation inside the verb, after a passive or a stem in -л/-н: "ұсталмады" (was not
+# detained), "бұғатталмайды" (will not be blocked), "айыппұл салмаған" (imposed no fine). (Not
+# after a vowel: "қамады", arrested, is қама-ды, not a negation.)
+_NEGATED_VERB = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:д[ыи]|йд[ыи]|й[мс]|г[аы]н|г[еи]н|с[ыи]|ст[ыи])")
+
+
+_SAYS_NO = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:~|$|\s|д|й|г|с)")
+_LIGHT_VERBS = ("сал", "кой", "жаса", "корсет", "таг", "колдан")  # impose, put, do, show, charge, use
+
+
 def _intended(word: str) -> bool:
     m = _INTENTION.search(word)
     return m is not None and m.start() >= 3
@@ -653,12 +663,32 @@ def _inside(at: int, spans: Sequence[tuple[int, int]]) -> bool:
     return any(s <= at < e for s, e in spans)
 
 
-def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: int, last: int) -> bool:
+@lru_cache(maxsize=4096)
+def _says_no(entry: str) -> bool:
+    """An entry that is itself a refusal ("аккредитация берілмеді"): its negation is the event."""
+    return _SAYS_NO.search(normalise(entry)) is not None
+
+
+def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: int, last: int,
+             entry: str = "") -> bool:
     for i in (first - 1, first - 2):
         if i >= 0 and sentence[i] == sentence[first] and (
                 tokens[i].text in _NEGATIONS or tokens[i].text.endswith("n't")):
             return True
-    return last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER
+    if last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER:
+        return True
+    if _says_no(entry):
+        return False
+    m = _NEGATED_VERB.search(tokens[last].text)
+    if m is not None and m.start() >= 2:
+        return True
+    # a noun's light verb right after it ("айыппұл салмаған", imposed no fine); not any verb:
+    # "шектеулер алынбады" (the restrictions were not lifted) says they go on
+    i = last + 1
+    if i < len(tokens) and sentence[i] == sentence[last] and tokens[i].text.startswith(_LIGHT_VERBS):
+        m = _NEGATED_VERB.search(tokens[i].text)
+        return m is not None and m.start() >= 2
+    return False
 
 
 def read_text(text: str, norm: str | None = None, *, title_end: int | None = None) -> Reading:
@@ -728,8 +758,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 # (a call word inside the matched words is part of a fact: "decided to close the case")
                 if any(h.first - _CALL_WINDOW <= c <= h.first and sentence[c] == sentence[h.first]
                        for c in call_at) or lemmas.INFINITIVE in tokens[h.first].keys \
-                        or _negated(tokens, sentence, h.first, h.last) or followed(h) or past(h) \
-                        or _intended(tokens[h.last].text):
+                        or _negated(tokens, sentence, h.first, h.last, h.entry.text) or followed(h) \
+                        or past(h) or _intended(tokens[h.last].text):
                     continue
                 if value == "sentenced" and "type:criminal_case" in h.labels:
                     prison = True
@@ -738,7 +768,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "admin":
                 days = True
             elif kind == "type":
-                if value == "none" or _negated(tokens, sentence, h.first, h.last):
+                if value == "none" or _negated(tokens, sentence, h.first, h.last, h.entry.text):
                     continue
                 if value == "detention":
                     detained_in.add(sentence[h.first])
@@ -757,7 +787,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
-                if not _negated(tokens, sentence, h.first, h.last):
+                if not _negated(tokens, sentence, h.first, h.last, h.entry.text):
                     charge_words.append(words)
             elif kind == "liability":
                 liability_words.append(words)
@@ -771,7 +801,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "case":
                 case_words.append(words)
             elif kind == "question":
-                if not _negated(tokens, sentence, h.first, h.last):
+                if not _negated(tokens, sentence, h.first, h.last, h.entry.text):
                     questioning.append((sentence[h.first], words))
             elif kind == "aggregate":
                 aggregate = True
