@@ -157,3 +157,63 @@ def test_full_with_a_cache_renders_from_scratch(db: Database, tmp_path: Path) ->
     kept = cache.memo
     r = build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED, cache=cache, full=True)
     assert r.full == "asked for (--full)" and cache.memo is not kept and cache.reads > 0
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["daemon", "cold"])
+def test_two_networks_changing_in_step_are_seen(any_db: Database, tmp_path: Path,
+                                                cached: bool) -> None:
+    """An older day blocked at two networks at once (a late import, a hand fix): with a linear
+    row checksum (CRC-32) the two changes cancelled out and the day stayed 'reachable' on the
+    page until midnight. Daemon (cache) and cold incremental builds both see it."""
+    from datetime import date
+
+    w = populate(any_db)
+    out = tmp_path / "site"
+    cache = SiteCache() if cached else None
+    _same_as_full(any_db, out, tmp_path, NOW, "first", cache=cache)
+    with any_db.write() as s:
+        n = s.execute(text("UPDATE daily_rollups SET worst='http_blockpage', minutes_affected=580 "
+                           "WHERE target_id=:t AND day=:d AND vantage_id IN (:a, :b)"),
+                      {"t": w.targets["Vlast.kz"], "d": date(2026, 3, 8),
+                       "a": w.vantages["vps"], "b": w.vantages["kz-isp-dns"]}).rowcount
+    assert n == 2
+    r = _same_as_full(any_db, out, tmp_path, NOW + timedelta(minutes=5), "after", cache=cache)
+    assert r.rendered >= 1
+
+
+def test_postgresql_counters_follow_the_install_not_the_writers_search_path(
+        pg_url: str) -> None:
+    """One install per schema: a hand fix of this install's rollups made with another
+    search_path (schema-qualified) still moves this install's counter; a TRUNCATE, which fires
+    no row trigger, moves every counter."""
+    from sqlalchemy import create_engine
+
+    from blockwatch.storage import open_database
+
+    db = open_database(pg_url)
+    try:
+        w = populate(db)
+        tid = w.targets["Vlast.kz"]
+        with db.read() as s:
+            schema = s.execute(text("SELECT current_schema()")).scalar_one()
+            before = rollup_gens(s)
+        plain = create_engine(pg_url.split("?")[0])  # search_path: the server's default
+        try:
+            with plain.begin() as conn:
+                conn.execute(text(f'UPDATE "{schema}".daily_rollups SET minutes_affected = 7 '
+                                  "WHERE target_id = :t AND minutes_affected <> 7"), {"t": tid})
+            with db.read() as s:
+                after = rollup_gens(s)
+            assert after[tid] != before.get(tid)
+            assert {t: g for t, g in after.items() if t != tid} == \
+                {t: g for t, g in before.items() if t != tid}
+            with plain.begin() as conn:
+                conn.execute(text(f'TRUNCATE "{schema}".daily_rollups'))
+            with db.read() as s:
+                truncated = rollup_gens(s)
+            assert set(w.targets.values()) <= set(truncated)
+            assert all(truncated[t] != after.get(t) for t in w.targets.values())
+        finally:
+            plain.dispose()
+    finally:
+        db.close()

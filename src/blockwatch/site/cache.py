@@ -82,9 +82,10 @@ class SiteCache:
             for t in changed:
                 mine = by_t.get(t, [])
                 mark = marks.get(t, ())
-                if t not in self.histories or self.marks.get(t) != mark:
-                    # the same objects while unchanged: render.py keeps page parts by identity
-                    self.histories[t] = target_history(mine, days, pv)
+                # built again whenever the counter moved (not only when the checksum did: the
+                # counter is exact), kept as the same object otherwise: render.py keeps page
+                # parts by identity
+                self.histories[t] = target_history(mine, days, pv)
                 self.marks[t], self.gens[t] = mark, gens.get(t)
         return ({t: self.marks[t] for t in tids if self.marks[t]},
                 {t: self.histories[t] for t in tids})

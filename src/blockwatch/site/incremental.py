@@ -52,7 +52,7 @@ from blockwatch.site.render import SiteInfo
 
 STATE = ".blockwatch-site-state.json"  # dot-files: `serve` never serves them
 LOCK = ".blockwatch-site.lock"
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 def _digest(value: object) -> str:
@@ -124,24 +124,28 @@ _ROW = struct.Struct("<qqqq")
 
 
 def history_marks(rollups: Iterable[RollupRec]) -> dict[int, tuple[object, ...]]:
-    """Per target, a checksum of every rollup row of its window: how many rows, and the sum of
-    each row's CRC-32 over (vantage, day, worst, minutes): what the pages show of it (not the
-    measurement count, which every round moves). A sum, so the order the database returns
-    rows in does not matter; CRC-32 of packed integers, so the same rows give the same value
-    in every process (no salted `hash`). Any row rewritten, removed or added changes it, an
-    older day's included (`blockwatch db` tools, a restore, a hand fix). About 70 ms for 180k
-    rows under load (the daemon's cache computes it only for targets whose rows it read
-    again). The window moves with the date, which is in the site key."""
+    """Per target, a checksum of every rollup row of its window: how many rows, and the sum
+    (mod 2**64) of each row's 8-byte BLAKE2b over (vantage, day, worst, minutes): what the pages
+    show of it (not the measurement count, which every round moves). A sum, so the order the
+    database returns rows in does not matter; an unkeyed cryptographic hash of packed
+    integers, so the same rows give the same value in every process and changes cannot cancel
+    out (CRC-32 is linear: two networks' rows changing in step, a day blocked at both, left
+    the sum as it was about once in 100,000 such changes). Any row rewritten, removed or added
+    changes it, an older day's included (`blockwatch db` tools, a restore, a hand fix). The
+    daemon's cache computes it only for targets whose rows it read again. The window moves with
+    the date, which is in the site key."""
     count: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
-    pack, crc, worst_of = _ROW.pack, zlib.crc32, _WORST.get
+    pack, crc, worst_of, blake, as_int = (_ROW.pack, zlib.crc32, _WORST.get, hashlib.blake2b,
+                                          int.from_bytes)
     for r in rollups:
         w = worst_of(r.worst)
         if w is None:
             w = 1000 + crc(r.worst.encode("utf-8", "surrogatepass"))
         count[r.target_id] += 1
-        total[r.target_id] += crc(pack(r.vantage_id, r.day.toordinal(), w, r.minutes))
-    return {t: (n, total[t]) for t, n in count.items()}
+        total[r.target_id] += as_int(
+            blake(pack(r.vantage_id, r.day.toordinal(), w, r.minutes), digest_size=8).digest())
+    return {t: (n, total[t] & 0xFFFF_FFFF_FFFF_FFFF) for t, n in count.items()}
 
 
 def outlet_key(d: TargetDetail, as_of: datetime, history: tuple[object, ...] = ()) -> str:

@@ -12,6 +12,9 @@ fix in psql or sqlite3): any row inserted or deleted, or updated in what the pag
 vantage, day, worst state, minutes affected). An update of the measurement count alone (every
 round's today row) does not count: no page shows it. Only a table and triggers: nothing is
 copied, and rows stored before simply have no counter yet (the first build reads them all).
+On PostgreSQL the functions keep the search_path they were created with (one install per
+schema: a hand fix run with another search_path still moves this install's counters), and a
+TRUNCATE, which fires no row trigger, moves every counter.
 """
 
 from alembic import op
@@ -28,7 +31,8 @@ SQLITE_BUMP = ("INSERT INTO rollup_marks (target_id, gen) VALUES ({}.target_id, 
                "ON CONFLICT (target_id) DO UPDATE SET gen = gen + 1;")
 
 PG_FUNCTION = """
-CREATE FUNCTION blockwatch_rollup_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION blockwatch_rollup_mark() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         INSERT INTO rollup_marks AS m (target_id, gen) VALUES (OLD.target_id, 1)
@@ -39,6 +43,18 @@ BEGIN
         INSERT INTO rollup_marks AS m (target_id, gen) VALUES (NEW.target_id, 1)
         ON CONFLICT (target_id) DO UPDATE SET gen = m.gen + 1;
     END IF;
+    RETURN NULL;
+END $$
+"""
+
+# TRUNCATE fires no row trigger: every counter moves (and one more for targets never marked)
+PG_TRUNCATE_FUNCTION = """
+CREATE FUNCTION blockwatch_rollup_mark_all() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE rollup_marks SET gen = gen + 1;
+    INSERT INTO rollup_marks (target_id, gen) SELECT id, 1 FROM targets
+    ON CONFLICT (target_id) DO NOTHING;
     RETURN NULL;
 END $$
 """
@@ -56,6 +72,9 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER daily_rollups_mark_update AFTER UPDATE ON daily_rollups "
                    f"FOR EACH ROW WHEN (({old}) IS DISTINCT FROM ({new})) "
                    "EXECUTE FUNCTION blockwatch_rollup_mark()")
+        op.execute(PG_TRUNCATE_FUNCTION)
+        op.execute("CREATE TRIGGER daily_rollups_mark_truncate AFTER TRUNCATE ON daily_rollups "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION blockwatch_rollup_mark_all()")
         return
     op.execute("CREATE TRIGGER daily_rollups_mark_insert AFTER INSERT ON daily_rollups "
                f"BEGIN {SQLITE_BUMP.format('NEW')} END")
@@ -72,7 +91,9 @@ def downgrade() -> None:
                (" ON daily_rollups" if op.get_bind().dialect.name == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS daily_rollups_mark ON daily_rollups")
+        op.execute("DROP TRIGGER IF EXISTS daily_rollups_mark_truncate ON daily_rollups")
         op.execute("DROP FUNCTION IF EXISTS blockwatch_rollup_mark()")
+        op.execute("DROP FUNCTION IF EXISTS blockwatch_rollup_mark_all()")
     else:
         op.execute("DROP TRIGGER IF EXISTS daily_rollups_mark_insert")
         op.execute("DROP TRIGGER IF EXISTS daily_rollups_mark_delete")
