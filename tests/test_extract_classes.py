@@ -351,3 +351,18 @@ def test_kazakh_facts_stay_incidents(shipped: Matcher, text: str) -> None:
 def test_kazakh_charges_and_restrictions(shipped: Matcher, text: str, types: set[str]) -> None:
     x = shipped.extract(text)
     assert set(x.types) == types, x.evidence
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    # an active participle before a press noun makes the press the doer
+    ("Тас лақтырып шабуыл жасаған блогерлер 10 тәулікке қамалды", {"arrest"}),
+    # the passive, or a doer named before it, makes the press the one attacked
+    ("Шабуыл жасалған тілші ауруханаға жеткізілді", {"assault"}),
+    ("Полиция ұрып-соққан блогер прокуратураға шағымданды", {"assault"}),
+    ("Тілшіге шабуыл жасаған екі адам анықталды", {"assault"}),
+    # a hedge is no fact
+    ("Редактор сын мақаласы үшін ұсталған сияқты", set()),
+])
+def test_kazakh_who_did_it(shipped: Matcher, text: str, types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert set(x.types) == types, x.evidence

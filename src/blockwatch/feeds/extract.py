@@ -635,6 +635,10 @@ _NEGATED_VERB = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:д[ыи]|
 
 
 _SAYS_NO = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:~|$|\s|д|й|г|с)")
+# a doer before a Kazakh participle makes its noun the one acted on (normalised nominatives)
+_AGENTS = frozenset(("полиция", "полицейлер", "белгисиз", "белгисиздер", "адамдар", "топ",
+                     "кызметкерлер", "кузетшилер", "кузетши", "шенеуник", "аким", "кауипсиздик"))
+_PARTICIPLE = ("ган", "ген", "кан", "кен")  # Kazakh past participle, normalised
 _LIGHT_VERBS = ("сал", "кой", "жаса", "корсет", "таг", "колдан")  # impose, put, do, show, charge, use
 
 
@@ -723,6 +727,24 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         """A Kazakh wish or possibility after the verb: "босатуды талап етті", "айырылуы мүмкін"."""
         return bool(after_at) and any(
             h.last < c <= h.last + _AFTER_WINDOW and sentence[c] == sentence[h.first] for c in after_at)
+    press_at = [h.first for h in by_group.get("press", ())]
+
+    def by_press(h: phrases.Hit) -> bool:
+        """A Kazakh participle right before a press noun describes it: "шабуыл жасаған блогерлер"
+        (bloggers who attacked) makes the press the doer ("блогерге шабуыл жасаған адам", the
+        man who attacked a blogger, has another noun after it; "шабуыл жасалған тілші", passive,
+        is the attacked correspondent)."""
+        if not press_at:
+            return False
+        if h.first > 0 and sentence[h.first - 1] == sentence[h.first] and tokens[h.first - 1].text in _AGENTS:
+            return False  # "полиция ұрып-соққан блогер": the blogger the police beat
+        j = h.last  # the verb, or the light verb after a noun ("шабуыл жасаған")
+        if j + 1 < len(tokens) and sentence[j + 1] == sentence[j] \
+                and tokens[j + 1].text.startswith(_LIGHT_VERBS):
+            j += 1
+        w = tokens[j].text  # active only: "соғылған журналист" (-л-, passive) is a beaten journalist
+        return w.endswith(_PARTICIPLE) and w[-4:-3] not in ("л", "н") and any(
+            j < p <= j + 3 and sentence[p] == sentence[j] for p in press_at)
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -770,6 +792,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "type":
                 if value == "none" or _negated(tokens, sentence, h.first, h.last, h.entry.text):
                     continue
+                if value == "assault" and by_press(h):
+                    continue  # "шабуыл жасаған блогерлер": the bloggers who attacked, not the attacked
                 if value == "detention":
                     detained_in.add(sentence[h.first])
                 if value != "criminal_case" and (any(

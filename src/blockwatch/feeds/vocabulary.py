@@ -413,7 +413,9 @@ MODALS_AFTER: dict[str, list[str]] = {
            # what a law provides for or allows ("бұғаттау қарастырылған", "бұғаттауға мүмкіндік
            # береді", "бұғаттау құқығы")
            "жол берілмей~", "жол берме~", "қарастырыл~", "көзделген", "көзделу~", "мүмкіндік~",
-           "құқығ~"],
+           "құқығ~",
+           # a hedge: "ұсталған сияқты" (seems to have been detained)
+           "сияқты", "секілді"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
