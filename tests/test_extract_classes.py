@@ -318,6 +318,11 @@ def test_an_outlet_in_a_byline_is_the_reporter(shipped: Matcher, text: str, inci
     "Тексеріс көрсеткендей, тілші ұсталмаған",
     "Министр: мессенджер бұғатталмайды",
     "Сот редакторға айыппұл салмады",
+    # a condition, and what a law envisages, allows or requires
+    "Егер мессенджер бұғатталса, тұрғындар VPN қолданады",
+    "Жаңа түзету шетелдік сайттарды бұғаттауды көздейді",
+    "Уәкілетті орган сайтты бұғаттауға құқылы",
+    "Депутат: журналистерге қысым көрсетуге болмайды",
 ])
 def test_kazakh_possibilities_and_overviews_are_no_incident(shipped: Matcher, text: str) -> None:
     x = shipped.extract(text)

@@ -625,7 +625,8 @@ _DETERMINERS = frozenset(("a", "an", "the", "to", "of", "for", "with", "two", "t
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
 # Kazakh intention or future on the verb itself: "жабылмақ" (is to be closed), "ұстамақшы" (means
 # to detain). The stem before it is long ("қамақ", arrest, is a noun that only looks like one).
-_INTENTION = re.compile(r"[аеыиуоөлнрй](?:ма|ме|ба|бе|па|пе)к(?:шы|ши)?$")
+# A condition is no fact either: "бұғатталса" (if it is blocked), after a passive -л/-н.
+_INTENTION = re.compile(r"[аеыиуоөлнрй](?:ма|ме|ба|бе|па|пе)к(?:шы|ши)?$|(?<=[лн])(?:са|се)$")
 
 
 # Kazakh negation inside the verb, after a passive or a stem in -л/-н: "ұсталмады" (was not

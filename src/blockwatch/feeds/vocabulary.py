@@ -415,7 +415,10 @@ MODALS_AFTER: dict[str, list[str]] = {
            "жол берілмей~", "жол берме~", "қарастырыл~", "көзделген", "көзделу~", "мүмкіндік~",
            "құқығ~",
            # a hedge: "ұсталған сияқты" (seems to have been detained)
-           "сияқты", "секілді"],
+           "сияқты", "секілді",
+           # what a law or a bill envisages, allows or requires: "бұғаттауды көздейді",
+           # "бұғаттауға құқылы", "жабылуы тиіс", "қысым көрсетуге болмайды" (must not be pressed)
+           "көздей~", "құқылы", "тиіс", "керек", "қажет", "=болмайды"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
