@@ -308,6 +308,8 @@ def test_an_outlet_in_a_byline_is_the_reporter(shipped: Matcher, text: str, inci
     "Журналистерге мемлекеттік сыйлықтар тапсырылды, бұрын қамалған тілші де марапатталды",
     "Кәсіби мереке қарсаңында журналистер марапатталды",
     "Бақылау тобының мониторингі бойынша жыл ішінде 30 тілші ұсталды",
+    "Жыл басынан бері 8 сайт бұғатталды",
+    "Тілшілер 7 жағдайда әкімшілік айыппұл алды",
     # norms and laws, not events
     "Тілшінің жұмысына кедергі жасауға жол берілмейді, деді министр",
     "Жаңа заң жобасында шетелдік сайттарды бұғаттау қарастырылған",
@@ -371,3 +373,17 @@ def test_kazakh_charges_and_restrictions(shipped: Matcher, text: str, types: set
 def test_kazakh_who_did_it(shipped: Matcher, text: str, types: set[str]) -> None:
     x = shipped.extract(text)
     assert set(x.types) == types, x.evidence
+
+
+def test_a_number_in_an_entry_is_any_number() -> None:
+    """"#" in an entry is a number in digits, not the word before a noun ("бұл жағдайда")."""
+    from blockwatch.feeds import phrases
+    from blockwatch.feeds.extract import normalise
+
+    ps = phrases.PhraseSet([("aggregate:", "kk", "# =жагдайда")], normalise)
+
+    def found(text: str) -> bool:
+        return bool(ps.find(phrases.tokenize(text, normalise(text))))
+
+    assert found("Тілшілер 12 жағдайда айыппұл алды")
+    assert not found("Тілші ұсталды, бұл жағдайда полиция үндемеді")
