@@ -67,6 +67,9 @@ class Scripted:
     cut       a DNS answer's head and half its body, then the connection closed
     huge      a DNS answer padded past what a DNS message can hold
     silent    no answer, the connection left open
+    twice     the DNS answer sent twice (one HTTP response more than asked for)
+    other     an answer to another question (other.test)
+    id        the DNS answer with an id other than the 0 asked with
     """
 
     def __init__(self, steps: list[str]):
@@ -82,6 +85,7 @@ class Scripted:
                 self.requests.append((conn, request.method, request.path, request.headers))
                 step = self.steps.pop(0) if self.steps else "ok"
                 wire = reply_to(request.body)
+                other = reply_to(b"\0\0" + dns.message.make_query("other.test", "A").to_wire()[2:])
                 if step == "swallow":
                     return
                 if step == "silent":
@@ -91,6 +95,9 @@ class Scripted:
                 data = {
                     "ok": head(200, "application/dns-message", len(wire)) + wire,
                     "ok_close": head(200, "application/dns-message", len(wire)) + wire,
+                    "twice": (head(200, "application/dns-message", len(wire)) + wire) * 2,
+                    "other": head(200, "application/dns-message", len(other)) + other,
+                    "id": head(200, "application/dns-message", len(wire)) + b"\x12\x34" + wire[2:],
                     "status": head(503, "text/plain", 4) + b"busy",
                     "html": head(200, "text/html", 13) + b"<html></html>",
                     "ctype": head(200, "text/plain", len(wire)) + wire,
@@ -190,6 +197,20 @@ async def test_http_failures_of_a_doh_server(lab: Lab) -> None:
     # the content type is not checked: a DNS answer labelled otherwise is still read
     async with scripted(["ctype"]) as (server, url):
         assert await ask(lab, url, ["a.test"]) == [(None, [ANSWER])]
+
+
+async def test_an_answer_to_another_query_is_bogus_and_ends_its_connection(lab: Lab) -> None:
+    # one HTTP response too many must not shift later answers onto later queries: the extra
+    # one waiting on the kept connection gets it dropped before reuse
+    async with scripted(["twice"]) as (server, url):
+        assert await ask(lab, url, ["a.test", "b.test", "c.test"]) == [(None, [ANSWER])] * 3
+    assert [r[0] for r in server.requests] == [1, 2, 2]
+    # an answer to another question, or with another id, answers nothing we asked
+    for step in ("other", "id"):
+        async with scripted([step]) as (server, url):
+            assert await ask(lab, url, ["a.test", "b.test"]) == [
+                (F.DNS_BOGUS, []), (None, [ANSWER])], step
+        assert [r[0] for r in server.requests] == [1, 2], step
 
 
 async def test_connection_and_tls_failures_of_a_doh_server(lab: Lab) -> None:

@@ -16,9 +16,9 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import dns.asyncquery
@@ -39,6 +39,7 @@ from blockwatch.probe import failures as F
 from blockwatch.probe.httpprobe import _host_header, _target
 from blockwatch.probe.records import DnsQuery
 
+T = TypeVar("T")
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -242,7 +243,7 @@ async def _stream(spec: ResolverSpec, query: _Query, timeout: float, source: str
     try:
         if spec.transport == "doh":
             assert http is not None  # checked in query_types
-            reply = await http.exchange(spec.url, query.wire, timeout)
+            reply = await http.exchange(spec.url, query, timeout)
         else:
             reply = await dns.asyncquery.tcp(query.message(), spec.host, timeout=timeout, port=spec.port,
                                              source=source)
@@ -532,6 +533,11 @@ class DoHProtocolError(Exception):
     """A DoH server's answer that is not HTTP/1.1."""
 
 
+class DoHMismatch(dns.exception.DNSException):
+    """A DoH answer that does not answer the query it came after (another question, an id
+    other than 0, no QR bit): the connection is out of step with its queries."""
+
+
 class _Stale(Exception):
     """A kept-alive connection ended before any byte of the answer: the server had closed it
     while it was idle (the query may be asked again on a new one)."""
@@ -566,9 +572,12 @@ class _Connection:
         self.used = False  # an exchange was completed on it
 
     def idle_closed(self) -> bool:
-        """The server closed or reset it while it was idle (what httpx checked before reuse)."""
+        """The server closed or reset it while it was idle (what httpx checked before reuse),
+        or sent bytes nobody asked for: an answer read from it now could be theirs."""
         return (self.writer.transport.is_closing() or self.reader.at_eof()
-                or self.reader.exception() is not None)
+                or self.reader.exception() is not None
+                or bool(self.reader._buffer)  # type: ignore[attr-defined]
+                or bool(self.h11.trailing_data[0]))
 
     async def ask(self, origin: _Origin, wire: bytes) -> bytes:
         """POST one query and read its answer; the connection stays usable only when this
@@ -641,6 +650,91 @@ class _Slot:
         self.conn: _Connection | None = None
 
 
+STAGGER = 0.25  # Happy Eyeballs: the next address is tried after this long (RFC 8305)
+
+
+async def _addrinfo(host: str, port: int, source: str | None) -> list[tuple[int, Any]]:
+    """(family, address) to try for a host; with a source address only its family's."""
+    family = socket.AF_UNSPEC
+    if source:
+        family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return interleave([(fam, addr) for fam, _, _, _, addr in infos])
+
+
+def interleave(addrs: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Addresses once each, families alternating from the first one's (RFC 8305): a dead
+    IPv6 path delays the first IPv4 address by one stagger, not by every IPv6 address."""
+    by_family: dict[int, list[tuple[int, Any]]] = {}
+    for fam, addr in dict.fromkeys(addrs):
+        by_family.setdefault(fam, []).append((fam, addr))
+    out: list[tuple[int, Any]] = []
+    queues = list(by_family.values())
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _tcp(family: int, addr: Any, source: str | None) -> Stream:
+    # the loop's own connect (not sock_connect on a socket of ours): the transport owns its
+    # socket from the start, closing it is never left to two owners
+    return await asyncio.open_connection(addr[0], addr[1], family=family,
+                                         local_addr=(source, 0) if source else None)
+
+
+def _abort(stream: Stream) -> None:
+    stream[1].transport.abort()
+
+
+async def first_connected(attempts: list[Callable[[], Awaitable[T]]],
+                          close: Callable[[T], None], delay: float = STAGGER) -> T:
+    """Race connection attempts, each started `delay` after the one before (or as soon as
+    one fails): the first connection wins, the others are cancelled or `close`d. When all
+    fail: the error, or asyncio's "Multiple exceptions" error when they differ (what
+    `asyncio.open_connection` raised for several addresses)."""
+    todo = list(attempts)
+    pending: set[asyncio.Future[T]] = set()
+    errors: list[BaseException] = []
+    try:
+        while todo or pending:
+            if todo:
+                pending.add(asyncio.ensure_future(todo.pop(0)()))
+            done, pending = await asyncio.wait(pending, timeout=delay if todo else None,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            won = [t.result() for t in done if t.exception() is None]
+            errors.extend(e for t in done if (e := t.exception()) is not None)
+            if won:
+                for extra in won[1:]:
+                    close(extra)
+                return won[0]
+    finally:
+        for t in pending:
+            t.cancel()
+        if pending:
+            for got in await asyncio.gather(*pending, return_exceptions=True):
+                if not isinstance(got, BaseException):
+                    close(got)  # connected just as it was cancelled
+    if not errors:
+        raise OSError("no address to connect to")
+    if len(errors) == 1 or len({str(e) for e in errors}) == 1:
+        raise errors[0]
+    raise OSError("Multiple exceptions: {}".format(", ".join(str(e) for e in errors)))
+
+
+async def happy_connect(host: str, port: int, source: str | None) -> Stream:
+    """A TCP connection to a host name's addresses, Happy Eyeballs style: a dead first address
+    (a blackholed IPv6 path) costs `STAGGER`, not the query's whole timeout."""
+    addrs = await _addrinfo(host, port, source)
+    return await first_connected([functools.partial(_tcp, fam, addr, source)
+                                  for fam, addr in addrs], _abort)
+
+
 class DoHClient:
     """DoH exchanges (RFC 8484 POST), at most `slots` at once, each over one of up to `slots`
     kept-alive HTTP/1.1 connections. A query waits for a free slot before its timeout starts:
@@ -674,9 +768,9 @@ class DoHClient:
         self._all.append(slot)
         return slot
 
-    async def exchange(self, url: str, wire: bytes, timeout: float) -> Reply:
-        """Ask one query (its wire form; its id is sent as 0, as RFC 8484 asks for cache
-        friendliness)."""
+    async def exchange(self, url: str, query: _Query, timeout: float) -> Reply:
+        """Ask one query (its id is sent as 0, as RFC 8484 asks for cache friendliness). An
+        answer to another question (or id) is `DoHMismatch`, and its connection is dropped."""
         origin = self._origins.get(url)
         if origin is None:
             origin = self._origins[url] = _Origin.of(url, self.user_agent)
@@ -684,13 +778,14 @@ class DoHClient:
             slot = self._take(url)
             try:
                 async with asyncio.timeout(timeout):
-                    body = await self._exchange(slot, origin, b"\0\0" + wire[2:])
+                    body = await self._exchange(slot, origin, query)
             finally:
                 slot.url = url
                 self._idle.append(slot)
         return parse_reply(body)
 
-    async def _exchange(self, slot: _Slot, origin: _Origin, wire: bytes) -> bytes:
+    async def _exchange(self, slot: _Slot, origin: _Origin, query: _Query) -> bytes:
+        wire = b"\0\0" + query.wire[2:]
         conn = slot.conn
         if conn is not None and (conn.server != (origin.host, origin.port) or conn.idle_closed()):
             conn.close()  # another resolver's, or closed by its server while idle
@@ -708,6 +803,13 @@ class DoHClient:
                 conn.close()  # mid-exchange: its state is unknown
                 slot.conn = None
                 raise
+            if body[:2] != b"\0\0" or not query.answered_by(body):
+                if len(body) >= 12 and body[2] & 0x80:
+                    # a DNS answer to another query: the connection is out of step, every
+                    # later answer on it could be for the query before
+                    conn.close()
+                    slot.conn = None
+                raise DoHMismatch("DoH answer to another query")
             if not conn.keep:  # the server said it closes (Connection: close, HTTP/1.0)
                 conn.close()
                 slot.conn = None
@@ -715,13 +817,24 @@ class DoHClient:
         raise AssertionError("unreachable: a fresh connection is never stale")
 
     async def _connect(self, origin: _Origin) -> _Connection:
-        local = None
-        if self.source:
-            local = (self.source, 0)
-        reader, writer = await asyncio.open_connection(
-            origin.host, origin.port, ssl=self.ctx, server_hostname=origin.host,
-            local_addr=local)
-        return _Connection(origin, reader, writer)
+        reader, writer = await happy_connect(origin.host, origin.port, self.source)
+        try:
+            # server_hostname: SNI and the name checked; an IP literal is checked as an
+            # address and sent without SNI (the ssl module leaves it out)
+            await writer.start_tls(self.ctx, server_hostname=origin.host)
+        except ConnectionResetError as exc:
+            writer.transport.abort()
+            if exc.errno is not None:
+                raise
+            # the loop's TLS reports the server's FIN mid-handshake as a reset without an
+            # errno (a real RST carries ECONNRESET); raised outside the handler so that the
+            # reset is not in its context for `failures.classify`
+        except BaseException:
+            writer.transport.abort()
+            raise
+        else:
+            return _Connection(origin, reader, writer)
+        raise EOFError("DoH server closed the connection during the handshake")
 
     async def aclose(self) -> None:
         """Close every connection (TLS close_notify), waiting at most a second for servers."""
