@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import dns.message
 import dns.rrset
 from lab.certs import server_context
+from lab.net import rst_close
 from lab.web import read_request
 
 from blockwatch.probe import failures as F
@@ -232,6 +233,37 @@ async def test_connection_and_tls_failures_of_a_doh_server(lab: Lab) -> None:
     # nothing listening
     assert await ask(lab, f"https://127.0.9.67:{port}/dns-query", ["a.test"]) == [
         (F.CONNECTION_REFUSED, [])]
+
+
+@contextlib.asynccontextmanager
+async def closing_after_hello(host: str, rst: bool) -> AsyncIterator[str]:
+    """A server that reads the start of the ClientHello, then sends a FIN (and waits for the
+    client to close) or resets the connection."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(5)
+        if rst:
+            rst_close(writer.get_extra_info("socket"))
+            writer.transport.abort()
+            return
+        writer.write_eof()
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    listener = await asyncio.start_server(serve, host, 0)
+    try:
+        yield f"https://{host}:{listener.sockets[0].getsockname()[1]}/dns-query"
+    finally:
+        listener.close()
+
+
+async def test_a_server_closing_during_the_handshake(lab: Lab) -> None:
+    # the loop's TLS reports a FIN during the handshake as a reset without an errno: it is an
+    # end of stream (as it was through httpx); a real reset stays one
+    async with closing_after_hello("127.0.9.68", rst=False) as url:
+        assert await ask(lab, url, ["a.test"]) == [(F.EOF_ERROR, [])]
+    async with closing_after_hello("127.0.9.69", rst=True) as url:
+        assert await ask(lab, url, ["a.test"]) == [(F.CONNECTION_RESET, [])]
 
 
 async def test_a_doh_server_named_by_a_host_name(lab: Lab) -> None:
