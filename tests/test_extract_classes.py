@@ -325,6 +325,8 @@ def test_an_outlet_in_a_byline_is_the_reporter(shipped: Matcher, text: str, inci
     "Жаңа түзету шетелдік сайттарды бұғаттауды көздейді",
     "Уәкілетті орган сайтты бұғаттауға құқылы",
     "Депутат: журналистерге қысым көрсетуге болмайды",
+    # talk about a topic
+    "Конференцияда тілшілерге қысым туралы айтылды",
 ])
 def test_kazakh_possibilities_and_overviews_are_no_incident(shipped: Matcher, text: str) -> None:
     x = shipped.extract(text)

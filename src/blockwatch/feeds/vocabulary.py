@@ -372,7 +372,10 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
                "дело закрыть", "закрыть дело", "закрыть уголовное дело"],
         "kk": ["азаптауға қарсы", "жала жабу", "іс~ жабыл~",
                # a crowd's violence, not an attack on the press: "митинг зорлық-зомбылыққа ұласты"
-               "зорлық-зомбылыққа айнал~", "зорлық-зомбылыққа ұлас~"],
+               "зорлық-зомбылыққа айнал~", "зорлық-зомбылыққа ұлас~",
+               # talk about a topic, not an event (as "about pressure" in English)
+               "=кысым туралы", "=кысым жайлы", "=кудалау туралы", "=кудалау жайлы", "=цензура туралы",
+               "=цензура жайлы"],
     },
     # violence against an official or the police is an offence someone is charged with, not an
     # attack on the press ("accused of using violence against a police officer"): a charge, and
