@@ -149,6 +149,10 @@ async def connect(
     except (OSError, TimeoutError, ssl.SSLError, EOFError) as exc:
         rec.t_ms = round((time.perf_counter() - t1) * 1000, 2)
         rec.failure = F.classify(exc)
+        if isinstance(exc, ConnectionResetError) and exc.errno is None:
+            # the loop's TLS reports the server's FIN mid-handshake as a reset without an
+            # errno; a real RST carries ECONNRESET
+            rec.failure = F.EOF_ERROR
         rec.verify_error = F.verify_error_text(exc)
         writer.transport.abort()
         if rec.verify_error is not None:
