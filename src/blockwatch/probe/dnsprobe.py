@@ -576,6 +576,7 @@ class _Connection:
         or sent bytes nobody asked for: an answer read from it now could be theirs."""
         return (self.writer.transport.is_closing() or self.reader.at_eof()
                 or self.reader.exception() is not None
+                # no public way to ask a StreamReader whether bytes wait in it
                 or bool(self.reader._buffer)  # type: ignore[attr-defined]
                 or bool(self.h11.trailing_data[0]))
 
@@ -743,8 +744,10 @@ class DoHClient:
     Each connection is asyncio's own TLS stream with h11 framing: httpx (through httpcore and
     anyio, TLS in Python memory buffers) cost 0.6-0.7 ms more CPU per query (measured with
     `bench_check.py --steady --shipped-control`, two DoH queries per URL).
-    A connection the server closed while idle is replaced before use, and one that ends before
-    any byte of the answer (closed just as it was reused) is replaced once for that query."""
+    A connection the server closed while idle (or sent unasked-for bytes on) is replaced before
+    use, and one that ends before any byte of the answer (closed just as it was reused) is
+    replaced once for that query. A host name's addresses are raced (`happy_connect`), and an
+    answer must answer its query as over UDP (`_Query.answered_by`, id 0)."""
 
     def __init__(self, ctx: ssl.SSLContext, slots: int, *, user_agent: str,
                  source: str | None = None):
