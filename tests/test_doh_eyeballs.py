@@ -16,7 +16,6 @@ from lab.certs import server_context
 from lab.net import blackhole_socket
 
 from blockwatch.probe import dnsprobe
-from blockwatch.probe import failures as F
 from blockwatch.probe.dnsprobe import STAGGER, first_connected, interleave
 from lab import Lab
 from test_doh_connections import ANSWER, Scripted, ask
@@ -91,10 +90,10 @@ async def test_when_every_attempt_fails() -> None:
     with pytest.raises(OSError, match="Multiple exceptions") as info:
         await first_connected([a.fail("x", ConnectionRefusedError(111, "refused")),
                                a.fail("y", OSError(113, "No route to host"))], close)
-    assert F.classify(info.value) == F.classify(OSError("Multiple exceptions: a, b"))
+    assert "refused" in str(info.value) and "No route to host" in str(info.value)
 
 
-async def test_cancelled_while_racing_leaves_no_socket_open() -> None:
+async def test_cancelled_while_racing_cancels_every_attempt() -> None:
     a = Attempts()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(STAGGER * 1.5):
