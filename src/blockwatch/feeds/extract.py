@@ -643,9 +643,17 @@ _PARTICIPLE = ("ган", "ген", "кан", "кен")  # Kazakh past participle
 _LIGHT_VERBS = ("сал", "кой", "жаса", "корсет", "таг", "колдан")  # impose, put, do, show, charge, use
 
 
+@lru_cache(maxsize=65536)
 def _intended(word: str) -> bool:
     m = _INTENTION.search(word)
     return m is not None and m.start() >= 3
+
+
+@lru_cache(maxsize=65536)
+def _says_not(word: str) -> bool:
+    """A Kazakh verb negated inside: "ұсталмады" (cached: words repeat)."""
+    m = _NEGATED_VERB.search(word)
+    return m is not None and m.start() >= 2
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
 
@@ -682,18 +690,13 @@ def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: in
             return True
     if last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER:
         return True
-    if _says_no(entry):
-        return False
-    m = _NEGATED_VERB.search(tokens[last].text)
-    if m is not None and m.start() >= 2:
-        return True
+    if _says_not(tokens[last].text):
+        return not _says_no(entry)
     # a noun's light verb right after it ("айыппұл салмаған", imposed no fine); not any verb:
     # "шектеулер алынбады" (the restrictions were not lifted) says they go on
     i = last + 1
-    if i < len(tokens) and sentence[i] == sentence[last] and tokens[i].text.startswith(_LIGHT_VERBS):
-        m = _NEGATED_VERB.search(tokens[i].text)
-        return m is not None and m.start() >= 2
-    return False
+    return i < len(tokens) and sentence[i] == sentence[last] and tokens[i].text.startswith(_LIGHT_VERBS) \
+        and _says_not(tokens[i].text) and not _says_no(entry)
 
 
 def read_text(text: str, norm: str | None = None, *, title_end: int | None = None) -> Reading:
