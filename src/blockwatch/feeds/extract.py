@@ -212,9 +212,6 @@ class Extraction:
     model: float | None = field(default=None, compare=False)
     # the decision when the model overrode the rules' (None: the rules' decision stands)
     verdict: bool | None = None
-    # outlets named only in a byline ("..., деп хабарлайды Азаттық тілшісі"): who reports the
-    # story, not whom it is about; they stay in `outlets` but do not make it an incident
-    reporters: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def is_incident(self) -> bool:
@@ -222,9 +219,7 @@ class Extraction:
         the model overrode that (`verdict`)."""
         if self.verdict is not None:
             return self.verdict
-        subjects = bool(self.outlets) and (
-            not self.reporters or bool(set(self.outlets) - set(self.reporters)))
-        return bool(self.types) and not self.aggregate and (subjects or bool(self.people or self.press))
+        return bool(self.types) and not self.aggregate and bool(self.outlets or self.people or self.press)
 
 
 @dataclass(frozen=True)
@@ -351,10 +346,6 @@ class Matcher:
             found is not None and self._countries.get(k.alias.owner) == found)]
         outlet_set |= {k.alias.owner for k in kept if k.alias.kind == "parent"}
         outlets = tuple(sorted(outlet_set))
-        # a story's reporter is not its subject: an outlet whose every mention is in a byline
-        # ("полиция ұстады, деп хабарлайды Азаттық тілшісі" is a protest, not a press incident)
-        reporters = tuple(o for o in outlets if bylines and all(
-            _inside(k.start, bylines) for k in kept if k.alias.owner == o)) if bylines else ()
         reach: dict[str, tuple[int, int]] = {}  # owner -> the furthest-reaching match so far
         for k in sorted(kept, key=lambda k: (k.start, -(k.end - k.start))):
             far = reach.get(k.alias.owner)
@@ -369,8 +360,7 @@ class Matcher:
             if words not in have:
                 have.append(words)
         return Extraction(r.types, outlets, people, press is not None or r.press, r.status, found,
-                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate,
-                          reporters=reporters), r
+                          {k: tuple(v) for k, v in evidence.items()}, r.aggregate), r
 
 
 def model_inputs(x: Extraction, r: Reading, *, pairs: bool, rules: bool) -> model.Inputs:
@@ -403,7 +393,7 @@ def second_opinion(m: model.Model, x: Extraction, r: Reading) -> Extraction:
     if incident == rule_incident and types == x.types:
         # (the constructor, not dataclasses.replace: this runs for every entry)
         return Extraction(x.types, x.outlets, x.people, x.press, x.status, x.country, x.evidence,
-                          x.aggregate, p, reporters=x.reporters)
+                          x.aggregate, p)
     evidence = dict(x.evidence)
     if incident != rule_incident:
         said = "an incident" if rule_incident else "no incident"
@@ -623,37 +613,6 @@ _ABLATIVE = ("нан", "нен", "дан", "ден", "тан", "тен")  # Kaza
 _ATTRIBUTIVE = frozenset(("jailed", "imprisoned"))  # "a jailed journalist": a description, not the news
 _DETERMINERS = frozenset(("a", "an", "the", "to", "of", "for", "with", "two", "three", "several"))
 _NEGATIONS_AFTER = frozenset(("жок", "емес"))  # Kazakh: "ұсталған жоқ" (was not detained)
-# Kazakh intention or future on the verb itself: "жабылмақ" (is to be closed), "ұстамақшы" (means
-# to detain). The stem before it is long ("қамақ", arrest, is a noun that only looks like one).
-# A condition is no fact either: "бұғатталса" (if it is blocked), after a passive -л/-н.
-_INTENTION = re.compile(r"[аеыиуоөлнрй](?:ма|ме|ба|бе|па|пе)к(?:шы|ши)?$|(?<=[лн])(?:са|се)$")
-
-
-# Kazakh negation inside the verb, after a passive or a stem in -л/-н: "ұсталмады" (was not
-# detained), "бұғатталмайды" (will not be blocked), "айыппұл салмаған" (imposed no fine). (Not
-# after a vowel: "қамады", arrested, is қама-ды, not a negation.)
-_NEGATED_VERB = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:д[ыи]|йд[ыи]|й[мс]|г[аы]н|г[еи]н|с[ыи]|ст[ыи])")
-
-
-_SAYS_NO = re.compile(r"[лн](?:ма|ме|ба|бе|па|пе)(?:~|$|\s|д|й|г|с)")
-# a doer before a Kazakh participle makes its noun the one acted on (normalised nominatives)
-_AGENTS = frozenset(("полиция", "полицейлер", "белгисиз", "белгисиздер", "адамдар", "топ",
-                     "кызметкерлер", "кузетшилер", "кузетши", "шенеуник", "аким", "кауипсиздик"))
-_PARTICIPLE = ("ган", "ген", "кан", "кен")  # Kazakh past participle, normalised
-_LIGHT_VERBS = ("сал", "кой", "жаса", "корсет", "таг", "колдан")  # impose, put, do, show, charge, use
-
-
-@lru_cache(maxsize=65536)
-def _intended(word: str) -> bool:
-    m = _INTENTION.search(word)
-    return m is not None and m.start() >= 3
-
-
-@lru_cache(maxsize=65536)
-def _says_not(word: str) -> bool:
-    """A Kazakh verb negated inside: "ұсталмады" (cached: words repeat)."""
-    m = _NEGATED_VERB.search(word)
-    return m is not None and m.start() >= 2
 # a domain in the text says where a story is: "24.kg", "Taftish.uz"
 _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|by|az|ge|am|ua)(?![\w.])")
 
@@ -676,27 +635,12 @@ def _inside(at: int, spans: Sequence[tuple[int, int]]) -> bool:
     return any(s <= at < e for s, e in spans)
 
 
-@lru_cache(maxsize=4096)
-def _says_no(entry: str) -> bool:
-    """An entry that is itself a refusal ("аккредитация берілмеді"): its negation is the event."""
-    return _SAYS_NO.search(normalise(entry)) is not None
-
-
-def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: int, last: int,
-             entry: str = "") -> bool:
+def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: int, last: int) -> bool:
     for i in (first - 1, first - 2):
         if i >= 0 and sentence[i] == sentence[first] and (
                 tokens[i].text in _NEGATIONS or tokens[i].text.endswith("n't")):
             return True
-    if last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER:
-        return True
-    if _says_not(tokens[last].text):
-        return not _says_no(entry)
-    # a noun's light verb right after it ("айыппұл салмаған", imposed no fine); not any verb:
-    # "шектеулер алынбады" (the restrictions were not lifted) says they go on
-    i = last + 1
-    return i < len(tokens) and sentence[i] == sentence[last] and tokens[i].text.startswith(_LIGHT_VERBS) \
-        and _says_not(tokens[i].text) and not _says_no(entry)
+    return last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER
 
 
 def read_text(text: str, norm: str | None = None, *, title_end: int | None = None) -> Reading:
@@ -731,24 +675,6 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
         """A Kazakh wish or possibility after the verb: "босатуды талап етті", "айырылуы мүмкін"."""
         return bool(after_at) and any(
             h.last < c <= h.last + _AFTER_WINDOW and sentence[c] == sentence[h.first] for c in after_at)
-    press_at = [h.first for h in by_group.get("press", ())]
-
-    def by_press(h: phrases.Hit) -> bool:
-        """A Kazakh participle right before a press noun describes it: "шабуыл жасаған блогерлер"
-        (bloggers who attacked) makes the press the doer ("блогерге шабуыл жасаған адам", the
-        man who attacked a blogger, has another noun after it; "шабуыл жасалған тілші", passive,
-        is the attacked correspondent)."""
-        if not press_at:
-            return False
-        if h.first > 0 and sentence[h.first - 1] == sentence[h.first] and tokens[h.first - 1].text in _AGENTS:
-            return False  # "полиция ұрып-соққан блогер": the blogger the police beat
-        j = h.last  # the verb, or the light verb after a noun ("шабуыл жасаған")
-        if j + 1 < len(tokens) and sentence[j + 1] == sentence[j] \
-                and tokens[j + 1].text.startswith(_LIGHT_VERBS):
-            j += 1
-        w = tokens[j].text  # active only: "соғылған журналист" (-л-, passive) is a beaten journalist
-        return w.endswith(_PARTICIPLE) and w[-4:-3] not in ("л", "н") and any(
-            j < p <= j + 3 and sentence[p] == sentence[j] for p in press_at)
     evidence: dict[str, list[str]] = {}
     types: set[str] = set()
     statuses: set[str] = set()
@@ -784,8 +710,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 # (a call word inside the matched words is part of a fact: "decided to close the case")
                 if any(h.first - _CALL_WINDOW <= c <= h.first and sentence[c] == sentence[h.first]
                        for c in call_at) or lemmas.INFINITIVE in tokens[h.first].keys \
-                        or _negated(tokens, sentence, h.first, h.last, h.entry.text) or followed(h) \
-                        or past(h) or _intended(tokens[h.last].text):
+                        or _negated(tokens, sentence, h.first, h.last) or followed(h) or past(h):
                     continue
                 if value == "sentenced" and "type:criminal_case" in h.labels:
                     prison = True
@@ -794,16 +719,14 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "admin":
                 days = True
             elif kind == "type":
-                if value == "none" or _negated(tokens, sentence, h.first, h.last, h.entry.text):
+                if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
-                if value == "assault" and by_press(h):
-                    continue  # "шабуыл жасаған блогерлер": the bloggers who attacked, not the attacked
                 if value == "detention":
                     detained_in.add(sentence[h.first])
                 if value != "criminal_case" and (any(
                         h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
-                        for c in modal_at) or followed(h) or _intended(tokens[h.last].text)):
-                    continue  # "may face a fine", "жабылмақ": not (yet) a fine, a closure
+                        for c in modal_at) or followed(h)):
+                    continue  # "may face a fine": not (yet) a fine
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue
@@ -815,7 +738,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
-                if not _negated(tokens, sentence, h.first, h.last, h.entry.text):
+                if not _negated(tokens, sentence, h.first, h.last):
                     charge_words.append(words)
             elif kind == "liability":
                 liability_words.append(words)
@@ -829,7 +752,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "case":
                 case_words.append(words)
             elif kind == "question":
-                if not _negated(tokens, sentence, h.first, h.last, h.entry.text):
+                if not _negated(tokens, sentence, h.first, h.last):
                     questioning.append((sentence[h.first], words))
             elif kind == "aggregate":
                 aggregate = True

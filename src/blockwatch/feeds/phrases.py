@@ -9,7 +9,6 @@ Entry syntax, word by word (separated by spaces):
 - `word~`: any normalised surface form starting with these letters (a Kazakh derivation family
   such as "бұғат~" for бұғаттау, бұғатталды, бұғатталған);
 - `*`: any one word (a number, a name);
-- `#`: a number written in digits ("# жағдайда", in 12 cases);
 - `...`: up to `FAR` words of the same sentence ("уголовное дело ... прекращено").
 Between two other words of an entry up to `GAP` other words may stand ("charged him with").
 """
@@ -133,8 +132,6 @@ def _compile_word(word: str, lang: str, first: bool, surface: bool,
         return _Word("any")
     if word == "...":
         return _Word("far")
-    if word == "#":
-        return _Word("keys", frozenset(("#num",)))
     if surface or word.startswith("="):
         return _Word("surface", text=normalise(word.removeprefix("=")))
     if word.endswith("~"):
@@ -236,7 +233,7 @@ def _split(entry: str) -> list[str]:
     """Words of an entry, split as text is ("нур-султан", "rfe/rl" are two words each)."""
     out: list[str] = []
     for w in entry.split():
-        if w in ("*", "...", "#"):
+        if w in ("*", "..."):
             out.append(w)
             continue
         eq, tilde = w.startswith("="), w.endswith("~")
