@@ -69,6 +69,7 @@ class Scripted:
     huge      a DNS answer padded past what a DNS message can hold
     silent    no answer, the connection left open
     twice     the DNS answer sent twice (one HTTP response more than asked for)
+    html_close  a 200 that is not DNS, saying Connection: close, the connection left open
     other     an answer to another question (other.test)
     id        the DNS answer with an id other than the 0 asked with
     """
@@ -101,6 +102,7 @@ class Scripted:
                     "id": head(200, "application/dns-message", len(wire)) + b"\x12\x34" + wire[2:],
                     "status": head(503, "text/plain", 4) + b"busy",
                     "html": head(200, "text/html", 13) + b"<html></html>",
+                    "html_close": head(200, "text/html", 4, "Connection: close") + b"nope",
                     "ctype": head(200, "text/plain", len(wire)) + wire,
                     "garbage": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
                     "cut": head(200, "application/dns-message", len(wire)) + wire[:len(wire) // 2],
@@ -212,6 +214,10 @@ async def test_an_answer_to_another_query_is_bogus_and_ends_its_connection(lab: 
             assert await ask(lab, url, ["a.test", "b.test"]) == [
                 (F.DNS_BOGUS, []), (None, [ANSWER])], step
         assert [r[0] for r in server.requests] == [1, 2], step
+    # a server that said it closes is done with, even when its answer was not DNS
+    async with scripted(["html_close"]) as (server, url):
+        assert await ask(lab, url, ["a.test", "b.test"]) == [(F.DNS_BOGUS, []), (None, [ANSWER])]
+    assert [r[0] for r in server.requests] == [1, 2]
 
 
 async def test_connection_and_tls_failures_of_a_doh_server(lab: Lab) -> None:

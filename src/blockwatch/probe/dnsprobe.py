@@ -702,6 +702,7 @@ async def first_connected(attempts: list[Callable[[], Awaitable[T]]],
     todo = list(attempts)
     pending: set[asyncio.Future[T]] = set()
     errors: list[BaseException] = []
+    winner: T | None = None
     try:
         while todo or pending:
             if todo:
@@ -713,19 +714,34 @@ async def first_connected(attempts: list[Callable[[], Awaitable[T]]],
             if won:
                 for extra in won[1:]:
                     close(extra)
-                return won[0]
+                winner = won[0]
+                return winner
     finally:
+        # a loser that connected as it was cancelled is closed by its callback, whenever it
+        # ends; the wait only lets the cancellations land before we return. Should the query's
+        # timeout cancel that wait, the winner is closed too (it would never be returned)
         for t in pending:
             t.cancel()
+            t.add_done_callback(functools.partial(_close_connected, close))
         if pending:
-            for got in await asyncio.gather(*pending, return_exceptions=True):
-                if not isinstance(got, BaseException):
-                    close(got)  # connected just as it was cancelled
+            try:
+                await asyncio.wait(pending)
+            except BaseException:
+                if winner is not None:
+                    close(winner)
+                raise
     if not errors:
         raise OSError("no address to connect to")
     if len(errors) == 1 or len({str(e) for e in errors}) == 1:
         raise errors[0]
     raise OSError("Multiple exceptions: {}".format(", ".join(str(e) for e in errors)))
+
+
+def _close_connected(close: Callable[[T], None], task: asyncio.Future[T]) -> None:
+    """A losing attempt that connected just as it was cancelled is closed (and a failed one's
+    error retrieved, so asyncio does not log it)."""
+    if not task.cancelled() and task.exception() is None:
+        close(task.result())
 
 
 async def happy_connect(host: str, port: int, source: str | None) -> Stream:
@@ -806,16 +822,15 @@ class DoHClient:
                 conn.close()  # mid-exchange: its state is unknown
                 slot.conn = None
                 raise
-            if body[:2] != b"\0\0" or not query.answered_by(body):
-                if len(body) >= 12 and body[2] & 0x80:
-                    # a DNS answer to another query: the connection is out of step, every
-                    # later answer on it could be for the query before
-                    conn.close()
-                    slot.conn = None
-                raise DoHMismatch("DoH answer to another query")
-            if not conn.keep:  # the server said it closes (Connection: close, HTTP/1.0)
+            mismatch = body[:2] != b"\0\0" or not query.answered_by(body)
+            # a DNS answer to another query puts the connection out of step (every later
+            # answer on it could be for the query before); a server that said it closes
+            # (Connection: close, HTTP/1.0) is done either way
+            if not conn.keep or (mismatch and len(body) >= 12 and body[2] & 0x80):
                 conn.close()
                 slot.conn = None
+            if mismatch:
+                raise DoHMismatch("DoH answer to another query")
             return body
         raise AssertionError("unreachable: a fresh connection is never stale")
 
@@ -827,8 +842,8 @@ class DoHClient:
             await writer.start_tls(self.ctx, server_hostname=origin.host)
         except ConnectionResetError as exc:
             writer.transport.abort()
-            if exc.errno is not None:
-                raise
+            if exc.errno is not None or exc.args:
+                raise  # an RST (ECONNRESET, or "Connection lost" from the drain before TLS)
             # the loop's TLS reports the server's FIN mid-handshake as a reset without an
             # errno (a real RST carries ECONNRESET); raised outside the handler so that the
             # reset is not in its context for `failures.classify`

@@ -149,9 +149,9 @@ async def connect(
     except (OSError, TimeoutError, ssl.SSLError, EOFError) as exc:
         rec.t_ms = round((time.perf_counter() - t1) * 1000, 2)
         rec.failure = F.classify(exc)
-        if isinstance(exc, ConnectionResetError) and exc.errno is None:
-            # the loop's TLS reports the server's FIN mid-handshake as a reset without an
-            # errno; a real RST carries ECONNRESET
+        if isinstance(exc, ConnectionResetError) and exc.errno is None and not exc.args:
+            # the loop's TLS reports the server's FIN mid-handshake as a bare reset (no errno,
+            # no message); a real RST carries ECONNRESET, or is the drain's "Connection lost"
             rec.failure = F.EOF_ERROR
         rec.verify_error = F.verify_error_text(exc)
         writer.transport.abort()
