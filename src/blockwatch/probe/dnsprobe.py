@@ -842,11 +842,10 @@ class DoHClient:
             await writer.start_tls(self.ctx, server_hostname=origin.host)
         except ConnectionResetError as exc:
             writer.transport.abort()
-            if exc.errno is not None or exc.args:
-                raise  # an RST (ECONNRESET, or "Connection lost" from the drain before TLS)
-            # the loop's TLS reports the server's FIN mid-handshake as a reset without an
-            # errno (a real RST carries ECONNRESET); raised outside the handler so that the
-            # reset is not in its context for `failures.classify`
+            if not F.fin_in_handshake(exc):
+                raise
+            # a FIN, raised as EOF outside the handler so that the reset is not in its
+            # context for `failures.classify`
         except BaseException:
             writer.transport.abort()
             raise

@@ -71,6 +71,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def fin_in_handshake(exc: BaseException) -> bool:
+    """The loop's TLS reports a server's FIN during the handshake as a bare reset (no errno, no
+    message); a real RST carries ECONNRESET, or is the drain's "Connection lost" before TLS."""
+    return isinstance(exc, ConnectionResetError) and exc.errno is None and not exc.args
+
+
 def classify(exc: BaseException) -> str:
     """The failure string for an exception from a TCP, TLS or HTTP step."""
     chain = _chain(exc)

@@ -149,9 +149,7 @@ async def connect(
     except (OSError, TimeoutError, ssl.SSLError, EOFError) as exc:
         rec.t_ms = round((time.perf_counter() - t1) * 1000, 2)
         rec.failure = F.classify(exc)
-        if isinstance(exc, ConnectionResetError) and exc.errno is None and not exc.args:
-            # the loop's TLS reports the server's FIN mid-handshake as a bare reset (no errno,
-            # no message); a real RST carries ECONNRESET, or is the drain's "Connection lost"
+        if F.fin_in_handshake(exc):
             rec.failure = F.EOF_ERROR
         rec.verify_error = F.verify_error_text(exc)
         writer.transport.abort()
