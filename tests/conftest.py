@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import uuid
@@ -26,6 +27,25 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
     """Async tests run on the loop the commands use (`blockwatch.aio`): uvloop where installed."""
     factory = aio.loop_factory()
     return {"loop": factory} if factory is not None else None
+
+
+@pytest.fixture(autouse=True)
+def _process_logging_put_back() -> Iterator[None]:
+    """A command run in-process (`cli.main`) sets up logging for the whole process, as it
+    should in its own: `logs.setup` puts a stderr handler on the root logger and sets levels.
+    Left there, every later test would print its log lines to stderr (and log at the levels
+    that command chose); each test gets back the logging it started with."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: (lg.level, lg.disabled) for name, lg in logging.Logger.manager.loggerDict.items()
+              if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lg in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            lg.setLevel(levels.get(name, (logging.NOTSET, False))[0])
+            lg.disabled = levels.get(name, (logging.NOTSET, False))[1]
 
 
 PG_URL = os.environ.get("BLOCKWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
