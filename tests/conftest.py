@@ -24,9 +24,10 @@ from lab.fixtures import *  # noqa: F403  (the `lab` fixtures)
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
                                    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
-    """Async tests run on the loop the commands use (`blockwatch.aio`): uvloop where installed."""
-    factory = aio.loop_factory()
-    return {"loop": factory} if factory is not None else None
+    """Async tests run on the loop the commands use (`blockwatch.aio`): uvloop where installed,
+    asyncio's with BLOCKWATCH_LOOP=asyncio. The hook must name a factory either way (None is a
+    usage error); asyncio's is the one `asyncio.Runner` makes when given none."""
+    return {"loop": aio.loop_factory() or asyncio.new_event_loop}
 
 
 @pytest.fixture(autouse=True)
