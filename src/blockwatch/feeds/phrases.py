@@ -252,8 +252,8 @@ def _match_rest(words: Sequence[_Word], tokens: Sequence[Token], i: int) -> int 
             continue
         reach = FAR if far else (0 if w.kind == "any" else GAP)
         for j in range(pos + 1, min(pos + 2 + reach, len(tokens))):
-            if far and tokens[j].sentence != tokens[i].sentence:
-                return None
+            if tokens[j].sentence != tokens[i].sentence:
+                return None  # a phrase is one sentence's: "called unfounded. In" is no "called in"
             if w.matches(tokens[j]):
                 pos = j
                 break
