@@ -23,3 +23,41 @@ def test_a_phrase_does_not_run_across_a_sentence_end() -> None:
     # "=called in" (summoned) must not join "called" and "In" of the next sentence
     assert "harassment" not in _types("The editor said the charges were called unfounded. In May he left.")
     assert "harassment" in _types("The editor was called in by the police.")
+
+
+# --- a power, a plan, a threat or a question is not the thing itself ---------------------------
+
+@pytest.mark.parametrize("text", [
+    "The new law means the government can shut down newspapers",
+    "Officials are considering blocking TikTok",
+    "The ministry is exploring the possibility of restricting access to Telegram",
+    "The ministry may restrict access to the website",
+    "В министерстве ответили на вопрос о блокировке TikTok",
+    "Депутаты обсудили предложение о блокировке мессенджеров",
+    "Заблокируют ли Telegram в Казахстане",
+    "Қазақстанда TikTok бұғаттала ма",
+    "Министр TikTok желісін бұғаттау мәселесі қаралатынын айтты",
+])
+def test_a_possibility_is_no_incident(text: str) -> None:
+    assert not _types(text) & {"blocking", "shutdown"}, text
+
+
+@pytest.mark.parametrize("text", [
+    "The website was blocked in May",
+    "On 3 May the website was blocked",
+    "Сайт газеты заблокирован",
+    "Газеттің сайты бұғатталды",
+])
+def test_the_fact_stays(text: str) -> None:
+    assert "blocking" in _types(text), text
+
+
+def test_may_next_to_a_number_is_the_month() -> None:
+    assert "fine" in _types("A court on May 13 fined the journalist for an article")
+    assert "fine" not in _types("The journalist may be fined for the article")
+
+
+def test_a_threat_to_block_is_harassment(matcher: Matcher) -> None:
+    x = matcher.extract("Authorities threaten to block the news website")
+    assert x.types == ("harassment",)
+    assert x.is_incident

@@ -643,6 +643,12 @@ def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: in
     return last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER
 
 
+def _month(tokens: Sequence[phrases.Token], i: int) -> bool:
+    """"may" next to a number is the month."""
+    return tokens[i].text == "may" and any(
+        0 <= j < len(tokens) and tokens[j].text.isdigit() for j in (i - 1, i + 1))
+
+
 def read_text(text: str, norm: str | None = None, *, title_end: int | None = None) -> Reading:
     """Incident types, status and country named in `text`, with the words that said so.
     `title_end`: where the title ends; a country in the title outweighs one in the summary."""
@@ -655,7 +661,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     for h in hits:
         by_group.setdefault(h.group, []).append(h)
     call_at = {h.first for h in by_group.get("call", ())}
-    modal_at = {h.first for h in by_group.get("modal", ())}
+    # (not "May 13", "13 May": a month)
+    modal_at = {h.first for h in by_group.get("modal", ()) if not _month(tokens, h.first)}
     after_at = {h.first for g in ("callafter", "modalafter") for h in by_group.get(g, ())}
     suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
     stop_to = {h.last for h in by_group.get("stop", ())}

@@ -258,7 +258,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
     },
     "type:harassment": {
         "en": ["harass", "harassment", "intimidate", "intimidation", "=threats", "=threatened",
-               "=threatening", "pressure on", "pressure against", "=under pressure", "summon", "=called in",
+               "=threatening", "=threaten", "=threatens", "pressure on", "pressure against",
+               "=under pressure", "summon", "=called in",
                "=called to the police", "=called for questioning", "=called for a talk",
                "official warning", "=was warned by", "=were warned by", "=warning to", "=visited by police",
                "=police visited",
@@ -372,13 +373,23 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
 # criminal case.
 MODALS: dict[str, list[str]] = {
     "en": ["=may face", "=may be", "=may have", "=might", "=could", "=risk", "=risks", "=fear", "=fears",
-           "=feared", "=would", "=wants to", "=want to", "=plans to", "=seeks to", "=sought to"],
+           "=feared", "=would", "=wants to", "=want to", "=plans to", "=seeks to", "=sought to",
+           # a power, a plan, a threat or a question: "can shut down", "threatens to block",
+           # "the possibility of restricting access"
+           "=can", "=will", "=may", "=possibility", "=possible", "=considering", "=consider",
+           "=exploring", "=proposal", "=proposed", "=threaten to", "=threatens to", "=threatened to"],
     "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна", "хотеть",
-           "намереваться", "планировать", "добиваться"],
+           "намереваться", "планировать", "добиваться",
+           "вопрос", "рассматривать", "предложение", "предлагать", "угрожать", "пригрозить",
+           "=будет", "=будут"],
 }
-# Kazakh puts the modal after the verb: "бас бостандығынан айырылуы мүмкін" (may be jailed)
+# Kazakh puts the modal after the verb: "бас бостандығынан айырылуы мүмкін" (may be jailed); a
+# question particle makes a question of it ("бұғаттала ма": will it be blocked?), and so does the
+# Russian "ли" ("заблокируют ли")
 MODALS_AFTER: dict[str, list[str]] = {
-    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар"],
+    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар", "=ма", "=ме", "=ба", "=бе", "=па",
+           "=пе", "мәселе~", "ұсыныс~"],
+    "ru": ["=ли"],
 }
 
 # Questioning: pressure on its own ("the editor was questioned for five hours"), part of the
