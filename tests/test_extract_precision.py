@@ -61,3 +61,24 @@ def test_a_threat_to_block_is_harassment(matcher: Matcher) -> None:
     x = matcher.extract("Authorities threaten to block the news website")
     assert x.types == ("harassment",)
     assert x.is_incident
+
+
+# --- incidents counted are a statistic ---------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "347 attacks and threats against journalists were recorded in 2024",
+    "Фонд зафиксировал 32 случая нападения на журналистов",
+    "За год выявлено 12 фактов давления на редакции",
+])
+def test_a_count_of_incidents_is_no_incident(matcher: Matcher, text: str) -> None:
+    x = matcher.extract(text)
+    assert x.aggregate and not x.is_incident, text
+
+
+@pytest.mark.parametrize("text", [
+    "In 2024 two journalists were detained in Almaty",
+    "Журналиста оштрафовали на 50 МРП",
+    "The reporter was attacked on 1 March",
+])
+def test_a_number_that_counts_no_incidents_changes_nothing(matcher: Matcher, text: str) -> None:
+    assert matcher.extract(text).is_incident, text

@@ -643,6 +643,22 @@ def _negated(tokens: Sequence[phrases.Token], sentence: Sequence[int], first: in
     return last + 1 < len(tokens) and tokens[last + 1].text in _NEGATIONS_AFTER
 
 
+# Incidents counted: "347 attacks", "32 случая нападения", "12 фактов давления" (a statistic, not a case)
+_COUNTED = frozenset(("e:attack", "e:incid", "e:violat", "e:threat", "r:случай", "r:факт", "r:инцидент",
+                      "r:нарушение", "k:факт", "k:факти", "k:жагдай"))
+
+
+def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> str:
+    """The words of a count of incidents in the text, or ""."""
+    for i, t in enumerate(tokens):
+        if not t.text.isdigit() or t.text in ("0", "1") or (len(t.text) == 4 and t.text[:2] in ("19", "20")):
+            continue  # (a year is no count)
+        for j in range(i + 1, min(i + 3, len(tokens))):
+            if sentence[j] == sentence[i] and not _COUNTED.isdisjoint(tokens[j].keys):
+                return f"{t.text} {tokens[j].text}"
+    return ""
+
+
 def _month(tokens: Sequence[phrases.Token], i: int) -> bool:
     """"may" next to a number is the month."""
     return tokens[i].text == "may" and any(
@@ -695,7 +711,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     foreground = False  # a type word that is not a mention of someone's past
     of_suspects: list[tuple[str, str]] = []  # detentions and cases of suspects, maybe the attackers
     stopped: list[str] = []  # pressure someone is called on to stop
-    aggregate = False
+    counted = _counted(tokens, sentence)
+    aggregate = bool(counted)
+    if counted:
+        evidence["aggregate"] = [counted]
     country_score: dict[str, tuple[int, int]] = {}
 
     def add(key: str, words: str) -> None:
