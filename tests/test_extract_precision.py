@@ -82,3 +82,15 @@ def test_a_count_of_incidents_is_no_incident(matcher: Matcher, text: str) -> Non
 ])
 def test_a_number_that_counts_no_incidents_changes_nothing(matcher: Matcher, text: str) -> None:
     assert matcher.extract(text).is_incident, text
+
+
+# --- a document that surveys a period is no case -------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "This paper provides an overview of the persecution of journalists in the region",
+    "Бюллетень содержит обзор основных событий: преследование блогеров и журналистов",
+    "Материал содержит хронологию преследования журналистов",
+])
+def test_an_overview_is_no_incident(matcher: Matcher, text: str) -> None:
+    x = matcher.extract(text)
+    assert x.aggregate and not x.is_incident, text

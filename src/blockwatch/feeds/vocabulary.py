@@ -428,11 +428,17 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
     "aggregate:": {
         "en": ["=number of detained", "=number of those detained", "=number of people detained",
                "press freedom index", "=world press freedom index", "=thousand websites",
-               "=thousands of websites", "=thousand sites", "=thousands of sites"],
+               "=thousands of websites", "=thousand sites", "=thousands of sites",
+               "=provides an overview", "=gives an overview", "=contains a chronology",
+               "=in the course of the study"],
         "ru": ["число задержанных", "количество задержанных", "индекс свободы", "рейтинг свободы",
-               "тысяч сайт", "тысячи сайт", "тысяча сайт"],
+               "тысяч сайт", "тысячи сайт", "тысяча сайт",
+               "содержать обзор", "обзор основных событий", "содержать хронологию",
+               "хронология основных событий"],
         "kk": ["ұсталғандар саны", "сөз бостандығы индекс~", "мыңнан астам сайт~", "мыңнан аса сайт~",
-               "мың сайт~", "мыңдаған сайт~"],
+               "мың сайт~", "мыңдаған сайт~",
+               # a document that surveys a period: a report's overview or chronology
+               "шолу жаса~", "шолу ұсын~"],
     },
 }
 
