@@ -94,3 +94,23 @@ def test_a_number_that_counts_no_incidents_changes_nothing(matcher: Matcher, tex
 def test_an_overview_is_no_incident(matcher: Matcher, text: str) -> None:
     x = matcher.extract(text)
     assert x.aggregate and not x.is_incident, text
+
+
+# --- a prison term named beside its sentence is that sentence, not an arrest --------------------
+
+@pytest.mark.parametrize("text", [
+    "CPJ condemned the imprisonment of the journalist, who was sentenced to 7 years in prison",
+    "The blogger was sentenced to 3 years in prison, and his jailing drew protests",
+])
+def test_imprisonment_with_a_sentence_is_the_criminal_case(text: str) -> None:
+    assert _types(text) == {"criminal_case"}, text
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("The journalist was jailed pending trial", {"arrest"}),
+    ("The blogger was sentenced to 10 days in jail", {"arrest"}),
+    ("The editor, sentenced to 5 years in prison, was first held in pretrial detention",
+     {"arrest", "criminal_case"}),
+])
+def test_custody_before_a_sentence_stays_an_arrest(text: str, types: set[str]) -> None:
+    assert _types(text) == types, text

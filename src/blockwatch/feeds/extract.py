@@ -659,6 +659,16 @@ def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> str:
     return ""
 
 
+# words for serving a prison term: with a prison sentence in the text they are that sentence
+_PRISON = ("imprison", "jail", "prison", "тюрьм", "турм", "туткын", "колони")
+
+
+def _in_prison(h: phrases.Hit, tokens: Sequence[phrases.Token]) -> bool:
+    """An arrest word that names a prison term ("imprisonment", "jailed", "түрмеде"), not custody
+    before a trial or days in jail."""
+    return "admin:days" not in h.labels and tokens[h.first].text.startswith(_PRISON)
+
+
 def _month(tokens: Sequence[phrases.Token], i: int) -> bool:
     """"may" next to a number is the month."""
     return tokens[i].text == "may" and any(
@@ -713,6 +723,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     stopped: list[str] = []  # pressure someone is called on to stop
     counted = _counted(tokens, sentence)
     aggregate = bool(counted)
+    arrests: list[bool] = []  # per arrest word: does it name a prison term
     if counted:
         evidence["aggregate"] = [counted]
     country_score: dict[str, tuple[int, int]] = {}
@@ -761,6 +772,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     continue
                 if not past(h):
                     foreground = True  # not "a jailed journalist", "ранее задержанный", "бұрын сотталған"
+                if value == "arrest":
+                    arrests.append(_in_prison(h, tokens))
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
@@ -817,6 +830,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             add("fine", words)
     if days and not prison:
         statuses.discard("sentenced")  # "sentenced to 10 days" is an arrest, not a prison sentence
+    if "arrest" in types and not days and statuses & {"sentenced", "convicted"} and all(arrests):
+        # "sentenced to 7 years; CPJ condemned his imprisonment": the prison is the sentence's
+        types.discard("arrest")
+        evidence.pop("arrest", None)
     if "acquitted" in statuses and "criminal_case" not in types:
         types.add("criminal_case")  # an acquittal ends a court case ("ақтап шығарды")
         add("criminal_case", evidence["status:acquitted"][0])
