@@ -90,9 +90,10 @@ def measurement(url: str, i: int, at: datetime, *, role: str, blocked: bool = Fa
 
 # one collector process: `serve` on a port, optionally under cProfile (written at SIGINT)
 # (the worker threads of asyncio.to_thread, where judging and storing run, each get a profiler
-# of their own at their first event; merged at the end)
+# of their own at their first event; merged at the end). The profilers count each thread's CPU
+# time, not wall time: on a loaded machine wall time mostly says who waited for a core.
 SERVE = """
-import argparse, cProfile, logging, os, pstats, sys, threading
+import argparse, cProfile, logging, os, pstats, sys, threading, time
 from blockwatch.collector.commands import cmd_serve
 from blockwatch.config import load
 logging.basicConfig(level=logging.WARNING)
@@ -100,9 +101,9 @@ cfg, port, workers, prof = load(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ns = argparse.Namespace(host=None, port=port, workers=workers)
 if not prof:
     sys.exit(cmd_serve(cfg, ns))
-profs = [cProfile.Profile()]
+profs = [cProfile.Profile(time.thread_time)]
 def per_thread(*_):
-    p = cProfile.Profile()
+    p = cProfile.Profile(time.thread_time)
     profs.append(p)
     p.enable()
 threading.setprofile(per_thread)
