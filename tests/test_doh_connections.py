@@ -72,6 +72,9 @@ class Scripted:
     html_close  a 200 that is not DNS, saying Connection: close, the connection left open
     other     an answer to another question (other.test)
     id        the DNS answer with an id other than the 0 asked with
+    chunked   the DNS answer in chunks (Transfer-Encoding: chunked)
+    continue  "100 Continue", then the DNS answer
+    said_close  the DNS answer saying Connection: close, the connection left open
     """
 
     def __init__(self, steps: list[str]):
@@ -104,6 +107,12 @@ class Scripted:
                     "html": head(200, "text/html", 13) + b"<html></html>",
                     "html_close": head(200, "text/html", 4, "Connection: close") + b"nope",
                     "ctype": head(200, "text/plain", len(wire)) + wire,
+                    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (5, wire[:5], len(wire) - 5, wire[5:]),
+                    "continue": b"HTTP/1.1 100 Continue\r\n\r\n"
+                    + head(200, "application/dns-message", len(wire)) + wire,
+                    "said_close": head(200, "application/dns-message", len(wire),
+                                       "Connection: close") + wire,
                     "garbage": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
                     "cut": head(200, "application/dns-message", len(wire)) + wire[:len(wire) // 2],
                     "huge": head(200, "application/dns-message", len(wire) + 70_000) + wire
@@ -178,6 +187,19 @@ async def test_a_kept_connection_closed_as_it_is_reused_is_replaced_once(lab: La
     async with scripted(["ok", "cut"]) as (server, url):
         assert await ask(lab, url, ["a.test", "b.test"]) == [(None, [ANSWER]), (F.EOF_ERROR, [])]
     assert len(server.requests) == 2
+
+
+async def test_answers_the_plain_reader_leaves_to_h11(lab: Lab) -> None:
+    # read by h11 from their first byte, and so is every later answer on their connection
+    for step in ("chunked", "continue"):
+        async with scripted(["ok", step, "ok", step]) as (server, url):
+            names = ["a.test", "b.test", "c.test", "d.test", "e.test"]
+            assert await ask(lab, url, names) == [(None, [ANSWER])] * 5, step
+        assert [r[0] for r in server.requests] == [1] * 5, step  # one connection, kept
+    # an answer that says the connection closes is the last one asked on it
+    async with scripted(["ok", "said_close", "ok"]) as (server, url):
+        assert await ask(lab, url, ["a.test", "b.test", "c.test"]) == [(None, [ANSWER])] * 3
+    assert [r[0] for r in server.requests] == [1, 1, 2]
 
 
 async def test_http_failures_of_a_doh_server(lab: Lab) -> None:
