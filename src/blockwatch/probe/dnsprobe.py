@@ -409,7 +409,9 @@ def _plain_reply(wire: bytes) -> _Reply | None:
 def _wire_name(wire: bytes, pos: int, end: int) -> tuple[list[bytes], int] | None:
     """(labels, where the name ends) of the name at `pos`, read within `end` with dnspython's
     rules (compression pointers point backwards, at most 16 of them, each target ends before
-    the part that pointed to it, 255 bytes at most); None where dnspython would object."""
+    the part that pointed to it, 255 bytes at most); None where dnspython would object. The
+    length is checked label by label: a crafted name of thousands of labels is given up after
+    255 bytes, not read whole first (dnspython, which then reads it, refuses it as before)."""
     labels: list[bytes] = []
     biggest = start = pos
     after: int | None = None
@@ -425,8 +427,10 @@ def _wire_name(wire: bytes, pos: int, end: int) -> tuple[list[bytes], int] | Non
         if count < 64:
             if pos + count > end:
                 return None
-            labels.append(wire[pos:pos + count])
             length += count + 1
+            if length > 255:
+                return None
+            labels.append(wire[pos:pos + count])
             pos += count
         elif count >= 192:
             if pos >= end:
@@ -441,8 +445,6 @@ def _wire_name(wire: bytes, pos: int, end: int) -> tuple[list[bytes], int] | Non
             end, start, biggest, pos = start, target, target, target  # the target ends before
         else:
             return None
-    if length > 255:
-        return None
     labels.append(b"")
     return labels, after if after is not None else pos
 
