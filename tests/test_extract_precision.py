@@ -114,3 +114,23 @@ def test_imprisonment_with_a_sentence_is_the_criminal_case(text: str) -> None:
 ])
 def test_custody_before_a_sentence_stays_an_arrest(text: str, types: set[str]) -> None:
     assert _types(text) == types, text
+
+
+# --- a word for pressure beside a concrete act says what the act is ------------------------------
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("Eleven journalists were detained in a move aimed at intimidating the press", {"detention"}),
+    ("The court ordered the closure of the newspaper, part of a campaign of harassment", {"shutdown"}),
+    ("Журналиста задержали; коллеги называют это преследованием", {"detention"}),
+])
+def test_pressure_beside_a_concrete_act_is_that_act(text: str, types: set[str]) -> None:
+    assert _types(text) == types, text
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("Journalists face growing harassment", {"harassment"}),
+    ("The reporter was threatened and later detained", {"harassment", "detention"}),
+    ("Журналиста вызвали на допрос и задержали на сутки", {"harassment", "detention"}),
+])
+def test_pressure_alone_or_named_acts_stay(text: str, types: set[str]) -> None:
+    assert _types(text) == types, text

@@ -659,6 +659,14 @@ def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> str:
     return ""
 
 
+# Words for pressure in general ("harassment", "persecution", "давление", "қысым"): beside a
+# concrete act (a detention, a case, a closure) they say what the act is, not another incident.
+_PRESSURE = ("harass", "intimidat", "persecut", "pressur", "давлен", "давит", "преследова", "запугива",
+             "травл", "кысым", "кудала")
+_CONCRETE = frozenset(("detention", "arrest", "blocking", "raid", "criminal_case", "fine", "assault",
+                       "shutdown"))
+
+
 # words for serving a prison term: with a prison sentence in the text they are that sentence
 _PRISON = ("imprison", "jail", "prison", "тюрьм", "турм", "туткын", "колони")
 
@@ -724,6 +732,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     counted = _counted(tokens, sentence)
     aggregate = bool(counted)
     arrests: list[bool] = []  # per arrest word: does it name a prison term
+    pressures: list[bool] = []  # per harassment word: is it a word for pressure in general
     if counted:
         evidence["aggregate"] = [counted]
     country_score: dict[str, tuple[int, int]] = {}
@@ -774,6 +783,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     foreground = True  # not "a jailed journalist", "ранее задержанный", "бұрын сотталған"
                 if value == "arrest":
                     arrests.append(_in_prison(h, tokens))
+                elif value == "harassment":
+                    pressures.append(tokens[h.first].text.startswith(_PRESSURE))
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
@@ -830,6 +841,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             add("fine", words)
     if days and not prison:
         statuses.discard("sentenced")  # "sentenced to 10 days" is an arrest, not a prison sentence
+    if "harassment" in types and pressures and all(pressures) and types & _CONCRETE:
+        # "11 journalists detained in a move aimed at intimidating them": the detention is the pressure
+        types.discard("harassment")
+        evidence.pop("harassment", None)
     if "arrest" in types and not days and statuses & {"sentenced", "convicted"} and all(arrests):
         # "sentenced to 7 years; CPJ condemned his imprisonment": the prison is the sentence's
         types.discard("arrest")
