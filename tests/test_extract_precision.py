@@ -134,3 +134,8 @@ def test_pressure_beside_a_concrete_act_is_that_act(text: str, types: set[str]) 
 ])
 def test_pressure_alone_or_named_acts_stay(text: str, types: set[str]) -> None:
     assert _types(text) == types, text
+
+
+def test_a_detention_center_is_custody_by_a_court() -> None:
+    assert _types("The editor was released from the security service's detention center") == {"arrest"}
+    assert _types("The editor was detained by the security service") == {"detention"}

@@ -76,7 +76,9 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "pretrial detention",
                "=imprisoned", "imprisonment", "=behind bars", "=house arrest", "remand", "=remanded",
                "=remains in custody", "=remains in detention", "=still in custody", "=kept in custody",
-               "=held since", "=been held since"],
+               "=held since", "=been held since",
+               # a place of custody, not a detention: "released from the detention center"
+               "=detention center", "=detention centre", "=detention facility", "=pretrial detention center"],
         "ru": ["арест", "арестовать", "арестованный", "взять под стражу", "заключить под стражу",
                "за решетку", "за решеткой",
                "административный арест",
