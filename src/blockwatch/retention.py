@@ -5,17 +5,27 @@ row refers to any more go (`sweep_pieces`), and kept rows are linked into their 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
 
-from blockwatch.storage import Database, chain
+from blockwatch.storage import Database, chain, repo
 from blockwatch.storage import evidence as E
 from blockwatch.storage.bulk import PIECES_LOCK
-from blockwatch.storage.models import EvidencePiece, Measurement
+from blockwatch.storage.convert import CURSORS as COMPACT_CURSORS
+from blockwatch.storage.models import EvidencePiece, KeyValue, Measurement
+
+log = logging.getLogger(__name__)
 
 BATCH = 5000  # short write transactions: the prober keeps writing meanwhile
+SWEEP_BATCH = 1000  # evidence pieces looked at, and at most deleted, per sweep transaction
+SCAN_BATCH = 5000  # measurement rows read per read transaction of the sweep's scan
+SWEEP_PENDING = "retention:sweep_pending"  # kv: a sweep began and has not finished
 
 
 def prunable(cutoff: datetime) -> Any:
@@ -35,24 +45,145 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
             # verdicts go with their measurement (ON DELETE CASCADE)
             s.execute(delete(Measurement).where(Measurement.id.in_(ids)))
             total += len(ids)
-    if total:
+    if total or _sweep_pending(db):  # a sweep cut short (killed, or stopped) goes on now
         sweep_pieces(db)
     return total
 
 
-def sweep_pieces(db: Database) -> int:
-    """Delete the evidence pieces no measurement refers to; returns how many. Under the write
-    lock (SQLite) or the pieces' advisory lock taken alone (PostgreSQL: writers take it shared
-    before they find a piece stored), so a piece a writer is about to refer to is never
-    deleted."""
+# --- the sweep of unreferenced evidence pieces -------------------------------------------------
+#
+# Which pieces are referred to is only known by reading every row's references, and that read
+# is long on a large database: it runs in read transactions of SCAN_BATCH rows (no lock; on
+# SQLite a reader does not stop the writer). The deletes then go in write transactions of at
+# most SWEEP_BATCH pieces. Rows can come to refer to a piece after the read saw none do:
+#   - a writer stores a measurement (bulk.py): it looks up which of its pieces are stored and
+#     stores only the others, all in one transaction under the pieces' lock (SQLite: the write
+#     lock; PostgreSQL: PIECES_LOCK, shared);
+#   - `db compact` rewrites whole evidence as pieces in older rows, in place.
+# Each delete transaction therefore first takes the pieces' lock itself (alone on PostgreSQL:
+# no writer is between finding a piece and committing) and reads what changed since the read:
+# the rows above the highest id it covered (`top`). Ids only grow for new rows on PostgreSQL;
+# SQLite gives a new row the highest id + 1, so an id below `top` is reused only once row `top`
+# is gone: then, as when `db compact` moved its cursor (rows rewritten in place, anywhere), the
+# sweep stops there, having deleted nothing it was not sure of, and goes on at the next prune
+# (compact sweeps by itself when it is done). A writer that comes after a delete finds the
+# piece gone and stores it again.
+
+
+@dataclass
+class _Mark:
+    """How far the sweep's knowledge of references reaches."""
+
+    top: int  # every row with id <= top has its references in the sweep's set
+    top_uid: str | None  # row `top`'s uid (SQLite: ids below are not reused while it stands)
+    compact: tuple[Any, Any] | None  # db compact's evidence cursor: (value, updated_at)
+
+
+def _lock(db: Database, s: Session) -> None:
+    """The pieces' lock, alone (SQLite: the write transaction holds the write lock already)."""
+    if db.dialect == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(PIECES_LOCK)))
+
+
+def _compact_cursor(s: Session) -> tuple[Any, Any] | None:
+    row = s.execute(select(KeyValue.value, KeyValue.updated_at)
+                    .where(KeyValue.key == COMPACT_CURSORS["pieces"])).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def _digests(refs: bytes | None) -> Iterable[bytes]:
+    if refs:
+        refs = bytes(refs)  # PostgreSQL hands back a memoryview
+        for i in range(0, len(refs), E.DIGEST):
+            yield refs[i:i + E.DIGEST]
+
+
+def _sweep_pending(db: Database) -> bool:
+    with db.read() as s:
+        return bool(repo.get_kv(s, SWEEP_PENDING))
+
+
+def _begin(db: Database) -> _Mark:
+    """The starting mark, under the lock: every row that refers to pieces at or below `top`
+    has committed (none is between finding a piece stored and committing)."""
     with db.write() as s:
-        if db.dialect == "postgresql":
-            s.execute(select(func.pg_advisory_xact_lock(PIECES_LOCK)))
-        used: set[str] = set()
-        for refs in s.scalars(select(Measurement.evidence_refs)
-                              .where(Measurement.evidence_refs.is_not(None))).yield_per(5000):
-            used.update(E.ref_hashes(refs))
-        gone = [h for h in s.scalars(select(EvidencePiece.sha256)) if h not in used]
-        for lo in range(0, len(gone), 500):
-            s.execute(delete(EvidencePiece).where(EvidencePiece.sha256.in_(gone[lo:lo + 500])))
-        return len(gone)
+        _lock(db, s)
+        top = s.scalar(select(func.max(Measurement.id))) or 0
+        uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
+        repo.set_kv(s, SWEEP_PENDING, True)
+        return _Mark(top, uid, _compact_cursor(s))
+
+
+def _scan(db: Database, top: int, used: set[bytes]) -> None:
+    """The references of the rows up to `top`, in short read transactions."""
+    after = 0
+    while True:
+        with db.read() as s:
+            rows = s.execute(select(Measurement.id, Measurement.evidence_refs)
+                             .where(Measurement.id > after, Measurement.id <= top,
+                                    Measurement.evidence_refs.is_not(None))
+                             .order_by(Measurement.id).limit(SCAN_BATCH)).all()
+        if not rows:
+            return
+        for _, refs in rows:
+            used.update(_digests(refs))
+        after = rows[-1][0]
+
+
+def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
+    """Under the lock: add the references of rows stored since `mark` and move it; False when
+    rows may have come to refer to pieces where that cannot tell (see above)."""
+    if _compact_cursor(s) != mark.compact:
+        log.info("evidence sweep stopped: db compact is rewriting evidence as pieces (it sweeps "
+                 "when done; else the next prune goes on)")
+        return False
+    if db.dialect == "sqlite" and mark.top and s.scalar(
+            select(Measurement.uid).where(Measurement.id == mark.top)) != mark.top_uid:
+        log.info("evidence sweep stopped: the newest row it knew was deleted (SQLite may reuse "
+                 "ids below it); the next prune goes on")
+        return False
+    for mid, uid, refs in s.execute(select(Measurement.id, Measurement.uid,
+                                           Measurement.evidence_refs)
+                                    .where(Measurement.id > mark.top).order_by(Measurement.id)):
+        used.update(_digests(refs))
+        mark.top, mark.top_uid = mid, uid
+    return True
+
+
+def sweep_pieces(db: Database, *, batch: int | None = None,
+                 after_batch: Callable[[int], None] | None = None) -> int:
+    """Delete the evidence pieces no measurement refers to; returns how many. In short
+    transactions (at most `batch` pieces each, default SWEEP_BATCH), never deleting a piece a
+    row stored or rewritten meanwhile refers to (see above); `after_batch(n)` is called after
+    each batch of pieces looked at (tests store rows there). A sweep cut short leaves the kv
+    mark `retention:sweep_pending`, and the next prune sweeps even with nothing to prune."""
+    size = batch or SWEEP_BATCH
+    mark = _begin(db)
+    used: set[bytes] = set()
+    _scan(db, mark.top, used)
+    deleted = 0
+    after = ""
+    n = 0
+    while True:
+        with db.read() as s:
+            page = list(s.scalars(select(EvidencePiece.sha256).where(EvidencePiece.sha256 > after)
+                                  .order_by(EvidencePiece.sha256).limit(size)))
+        if not page:
+            break
+        after = page[-1]
+        maybe = [h for h in page if bytes.fromhex(h) not in used]
+        if maybe:
+            with db.write() as s:
+                _lock(db, s)
+                if not _catch_up(db, s, mark, used):
+                    return deleted
+                gone = [h for h in maybe if bytes.fromhex(h) not in used]
+                for lo in range(0, len(gone), 500):
+                    s.execute(delete(EvidencePiece).where(EvidencePiece.sha256.in_(gone[lo:lo + 500])))
+            deleted += len(gone)
+        n += 1
+        if after_batch is not None:
+            after_batch(n)
+    with db.write() as s:
+        repo.set_kv(s, SWEEP_PENDING, None)
+    return deleted

@@ -1,0 +1,255 @@
+"""Retention's sweep of unreferenced evidence pieces (retention.sweep_pieces), on SQLite and
+PostgreSQL: it deletes in short transactions of a bounded number of pieces, writers store between
+them, a sweep cut short goes on at the next prune, and a piece the sweep found unreferenced is
+kept when a row comes to refer to it before its batch is deleted: a new measurement that finds it
+stored, a new row on an id SQLite reused, a row `db compact` rewrote as pieces in place."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from blockwatch import retention
+from blockwatch.storage import Database, bulk, open_database, repo
+from blockwatch.storage import evidence as E
+from blockwatch.storage.models import EvidencePiece, Measurement
+from blockwatch.textsafe import storable_evidence
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def _evidence(*chains: int) -> dict[str, Any]:
+    """Evidence with one certificate chain per number: each chain is a piece of its own."""
+    return {"url": "https://x.test/",
+            "tls": [{"ip": "192.0.2.1", "chain": [f"certificate {k} " + "c" * 64]} for k in chains]}
+
+
+def _piece(k: int) -> str:
+    (p,) = E.split(storable_evidence(_evidence(k))[1]).pieces
+    return p.sha256
+
+
+def _store(db: Database, uid: str, data: dict[str, Any]) -> int:
+    with db.write() as s:
+        vid = repo.ensure_vantage(s, "vps", "local")
+        ids = bulk.insert_measurements(db, s, vid, "vantage", [
+            bulk.Row(uid, None, "https://x.test/", T0, data)])
+    return ids[uid]
+
+
+def _pieces(db: Database) -> set[str]:
+    with db.read() as s:
+        return set(s.scalars(select(EvidencePiece.sha256)))
+
+
+def _referenced(db: Database) -> set[str]:
+    with db.read() as s:
+        return {h for refs in s.scalars(select(Measurement.evidence_refs))
+                for h in E.ref_hashes(refs)}
+
+
+def _evidence_reads_back(db: Database, uid: str) -> bool:
+    with db.read() as s:
+        row = s.execute(select(Measurement.evidence_sha256, *E.columns())
+                        .where(Measurement.uid == uid)).one()
+        return hashlib.sha256(E.texts(s, [row[1:]])[0].encode()).hexdigest() == row[0]
+
+
+def _unreferenced(db: Database, numbers: range) -> list[str]:
+    """Pieces stored by rows that are gone again (as retention leaves them), sorted."""
+    for k in numbers:
+        _store(db, f"gone{k}", _evidence(k))
+    with db.write() as s:
+        s.execute(delete(Measurement).where(Measurement.uid.in_([f"gone{k}" for k in numbers])))
+    return sorted(_piece(k) for k in numbers)
+
+
+@pytest.fixture
+def other(any_db: Database) -> Iterator[Database]:
+    """A second process's view of the same database (its own engine and connections)."""
+    d = open_database(any_db.url)
+    yield d
+    d.close()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_the_sweep_deletes_in_bounded_transactions_and_writers_store_between(
+        any_db: Database, other: Database) -> None:
+    for k in range(100, 107):
+        _store(any_db, f"kept{k}", _evidence(k))
+    unused = _unreferenced(any_db, range(10))
+    before = _pieces(any_db)
+    seen: list[int] = []  # pieces stored at each step, before its writer stores one more
+
+    def between(n: int) -> None:
+        seen.append(len(_pieces(any_db)))
+        # a round stores meanwhile (a new piece): with the write lock (SQLite) or the pieces'
+        # lock alone (PostgreSQL) held across batches this would wait and fail
+        _store(other, f"new{n}", _evidence(200 + n))
+
+    assert retention.sweep_pieces(any_db, batch=3, after_batch=between) == len(unused)
+    assert len(seen) >= -(-len(before) // 3)  # a step per 3 pieces looked at
+    steps = [len(before) - seen[0]] + [a + 1 - b for a, b in pairwise(seen)]
+    assert max(steps) <= 3 and sum(steps) == len(unused)
+    after = _pieces(any_db)
+    assert after == _referenced(any_db) and not after & set(unused)
+    assert {_piece(k) for k in range(100, 107)} <= after
+    assert all(_evidence_reads_back(any_db, f"new{n}") for n in range(1, len(seen) + 1))
+    with any_db.read() as s:  # done: nothing left for the next prune to finish
+        assert not repo.get_kv(s, retention.SWEEP_PENDING)
+
+
+def test_no_transaction_of_the_sweep_deletes_more_than_a_batch(
+        any_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "SWEEP_BATCH", 3, raising=False)
+    unused = _unreferenced(any_db, range(10))
+    per_transaction: list[int] = []
+    write = any_db.write
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        with write() as s:
+            n = s.scalar(select(func.count()).select_from(EvidencePiece))
+            yield s
+            s.flush()
+            per_transaction.append(n - s.scalar(select(func.count()).select_from(EvidencePiece)))
+
+    monkeypatch.setattr(any_db, "write", counted)
+    assert retention.sweep_pieces(any_db) == len(unused)
+    assert sum(per_transaction) == len(unused) and max(per_transaction) <= 3
+
+
+def test_a_piece_stored_again_before_its_batch_is_kept(any_db: Database, other: Database) -> None:
+    """The race: the sweep's scan finds a piece unreferenced, then a measurement that refers to
+    it is stored (finding it stored, it stores only the reference) before the sweep's batch that
+    holds it is deleted."""
+    for k in range(100, 104):
+        _store(any_db, f"kept{k}", _evidence(k))
+    unused = _unreferenced(any_db, range(10))
+    late = unused[-1]  # the last batch's
+    k_late = next(k for k in range(10) if _piece(k) == late)
+
+    def between(n: int) -> None:
+        if n == 1:
+            assert late in _pieces(any_db)  # found unreferenced, not deleted yet
+            _store(other, "late", _evidence(k_late, 300))
+
+    deleted = retention.sweep_pieces(any_db, batch=2, after_batch=between)
+    assert late in _pieces(any_db)
+    assert _evidence_reads_back(any_db, "late")
+    assert deleted == len(unused) - 1
+    assert _pieces(any_db) == _referenced(any_db)
+
+
+def test_a_row_on_an_id_sqlite_reused_keeps_its_pieces(any_db: Database, other: Database) -> None:
+    """SQLite gives a new row the highest id + 1: once the newest row is deleted, a new row can
+    take an id the sweep's scan already covered."""
+    unused = _unreferenced(any_db, range(10))
+    newest = _store(any_db, "newest", _evidence(100))
+    late = unused[-1]
+    k_late = next(k for k in range(10) if _piece(k) == late)
+    got: list[int] = []
+
+    def between(n: int) -> None:
+        if n == 1:
+            assert late in _pieces(any_db)
+            with other.write() as s:
+                s.execute(delete(Measurement).where(Measurement.id == newest))
+            got.append(_store(other, "late", _evidence(k_late)))
+
+    retention.sweep_pieces(any_db, batch=2, after_batch=between)
+    if any_db.dialect == "sqlite":
+        assert got == [newest]  # the id was reused: what this test is about
+    else:
+        assert got[0] > newest  # PostgreSQL's ids only grow
+    assert late in _pieces(any_db)
+    assert _evidence_reads_back(any_db, "late")
+    retention.sweep_pieces(any_db)  # a later sweep finishes (SQLite's stopped there)
+    assert _pieces(any_db) == _referenced(any_db)
+    assert late in _pieces(any_db) and _piece(100) not in _pieces(any_db)
+
+
+def test_evidence_db_compact_rewrites_meanwhile_keeps_its_pieces(any_db: Database,
+                                                                 other: Database) -> None:
+    """`db compact` rewrites a row stored whole as pieces in place (an id the scan covered),
+    finding one of them stored and unreferenced."""
+    from blockwatch.storage.convert import compact_history
+
+    unused = _unreferenced(any_db, range(10))
+    late = unused[-1]
+    k_late = next(k for k in range(10) if _piece(k) == late)
+    any_db.evidence_pieces = False  # as stored before pieces
+    try:
+        _store(any_db, "whole", _evidence(k_late, 400))
+    finally:
+        any_db.evidence_pieces = True
+    assert _referenced(any_db) == set()
+
+    def between(n: int) -> None:
+        if n == 1:
+            assert late in _pieces(any_db)
+            compact_history(other)  # its own sweep keeps the piece: it sees the row rewritten
+            assert late in _pieces(any_db) and late in _referenced(any_db)
+
+    retention.sweep_pieces(any_db, batch=2, after_batch=between)
+    assert late in _pieces(any_db)
+    assert _evidence_reads_back(any_db, "whole")
+    retention.sweep_pieces(any_db)
+    assert _pieces(any_db) == _referenced(any_db) and late in _referenced(any_db)
+
+
+def test_a_sweep_cut_short_goes_on_at_the_next_prune(any_db: Database) -> None:
+    _store(any_db, "kept", _evidence(100))
+    unused = _unreferenced(any_db, range(6))
+
+    def kill(n: int) -> None:
+        if n == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        retention.sweep_pieces(any_db, batch=2, after_batch=kill)
+    left = _pieces(any_db) & set(unused)
+    assert 0 < len(left) < len(unused)  # stopped part way, what it deleted is gone for good
+    with any_db.read() as s:
+        assert repo.get_kv(s, retention.SWEEP_PENDING)
+    # nothing is old enough to prune: the prune still finishes the sweep
+    assert retention.prune(any_db, timedelta(days=3650), T0 + timedelta(days=1)) == 0
+    assert _pieces(any_db) == {_piece(100)}
+    with any_db.read() as s:
+        assert not repo.get_kv(s, retention.SWEEP_PENDING)
+        assert s.scalar(select(func.count()).select_from(Measurement)) == 1
+
+
+def test_writers_wait_while_a_batch_is_decided_and_deleted(pg_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: each delete transaction holds the pieces' lock alone from before it reads
+    what was stored since its scan until it commits, so no writer is between finding a piece
+    stored and committing meanwhile (writers take the lock shared; test_evidence_store)."""
+    db = open_database(pg_url)
+    try:
+        _unreferenced(db, range(4))
+        tried: list[bool] = []
+        catch_up = retention._catch_up
+
+        def checked(*args: Any) -> bool:
+            with db.engine.connect() as writer:
+                tried.append(writer.execute(select(func.pg_try_advisory_xact_lock_shared(
+                    bulk.PIECES_LOCK))).scalar_one())
+                writer.rollback()
+            return catch_up(*args)
+
+        monkeypatch.setattr(retention, "_catch_up", checked)
+        assert retention.sweep_pieces(db, batch=2) == 4
+        assert tried and not any(tried)  # a writer would have waited, every time
+    finally:
+        db.close()
