@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-from collections.abc import Collection
+from collections.abc import Collection, MutableMapping
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -83,7 +83,8 @@ def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
 
 def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None = None,
                  rows_kept: dict[str, dict[int, str]] | None = None,
-                 as_of: dict[int, datetime] | None = None, memo: dict[Any, Any] | None = None,
+                 as_of: dict[int, datetime] | None = None,
+                 memo: MutableMapping[Any, Any] | None = None,
                  ) -> tuple[dict[str, bytes], dict[str, dict[int, Markup]]]:
     """Pure: the files to write, and every outlet's index row per language. `outlets`: those
     whose own pages and rows are rendered (None: all); the others' rows come from `rows_kept`
@@ -124,7 +125,7 @@ def render_parts(m: SiteModel, info: SiteInfo, outlets: Collection[int] | None =
     return files, rows
 
 
-def _badge(s: TargetStatus, lang: str, memo: dict[Any, Any] | None) -> bytes:
+def _badge(s: TargetStatus, lang: str, memo: MutableMapping[Any, Any] | None) -> bytes:
     key, made_of = ("badge", s.target.id, lang), (s.target.name, s.shown.display, s.shown.kind)
     if memo is not None and (hit := memo.get(key)) is not None and hit[0] == made_of:
         return hit[1]  # type: ignore[no-any-return]
@@ -225,6 +226,9 @@ def build_site_from_db(db: Database, out_dir: Path, info: SiteInfo,
         # is ours: a build that waited for another must not date its pages (and judge
         # freshness) as of before the wait
         at = (now or _clock()).astimezone(UTC)
+        if cache is not None and cache.limit == 0:  # `[site] cache_limit = 0`: nothing kept
+            cache.clear()
+            cache = None
         return _build(db, out_dir, info, at, schedule, quorum, full, config, cache)
 
 
@@ -254,6 +258,7 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
             # every outlet's daily history is at hand: one model, for the plan and the pages
             model = build_model(snap, histories)
             plan = inc.plan(model, info, out_dir, state, marks, config=config, force=full)
+            cache.begin(plan.render)  # evicts, if it must, outlets this build does not render
         else:
             marks = inc.history_marks(snap.rollups)
             # the daily history (most of the model's time) only of the outlets that are
@@ -269,6 +274,8 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
         files, rows = render_parts(model, info, None if plan.full else plan.render,
                                    kept_rows, plan.as_of,
                                    memo=cache.memo if cache is not None else None)
+        if cache is not None:
+            cache.end()  # what the pages no longer use goes
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Collection
+from collections.abc import Collection, MutableMapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -270,7 +270,7 @@ def filters(m: SiteModel) -> Filters:
 
 
 def index_rows(m: SiteModel, lang: str, only: Collection[int] | None = None,
-               memo: dict[Any, Any] | None = None) -> dict[int, Markup]:
+               memo: MutableMapping[Any, Any] | None = None) -> dict[int, Markup]:
     """Each outlet's table row once per language, links relative to the language's folder
     ("t/x.html"): the index and the state pages share them (see `_relink`). `only`: those
     outlets' rows (an incremental build keeps the others'). `memo`: rows of earlier builds
@@ -346,7 +346,8 @@ def render_network(m: SiteModel, info: SiteInfo, lang: str, key: str) -> str:
 
 
 def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
-                  as_of: datetime | None = None, memo: dict[Any, Any] | None = None) -> str:
+                  as_of: datetime | None = None,
+                  memo: MutableMapping[Any, Any] | None = None) -> str:
     """`as_of`: the time the page is written as of (its footer's "data as of" and the "for 3 h"
     of what still holds); `m.now` when not given. The incremental build passes the outlet's
     newest data (incremental.page_time), so a page is a function of its data and not of the
@@ -360,7 +361,8 @@ def render_target(m: SiteModel, info: SiteInfo, lang: str, target_id: int,
     while what it is made of reads the same (the history: while the model's history tuples
     are the same objects, which the cache hands on while the outlet's rollup rows are
     unchanged). A page is the same bytes with or without it: the parts are made and put
-    together by the same code either way."""
+    together by the same code either way. Every part's key starts with its kind and the
+    outlet's id: the cache keeps and evicts an outlet's parts together."""
     d = m.details[target_id]
     s = d.status
     L = Lang(lang, m.now.date())
@@ -428,7 +430,7 @@ def _text(s: str) -> Markup:
 
 
 def _card_part(L: Lang, target_id: int, c: Cell, at: datetime,
-               memo: dict[Any, Any] | None) -> Markup:
+               memo: MutableMapping[Any, Any] | None) -> Markup:
     """One network's card. Its times move with every check (the last check, the last usable
     measurement, for how long the state has held as of the page's time) and are spliced in
     last; the rest is kept while what may be said of the network reads the same."""
@@ -453,7 +455,7 @@ def _card_part(L: Lang, target_id: int, c: Cell, at: datetime,
     return html
 
 
-def _history_parts(L: Lang, d: TargetDetail, memo: dict[Any, Any] | None
+def _history_parts(L: Lang, d: TargetDetail, memo: MutableMapping[Any, Any] | None
                    ) -> tuple[Markup, Markup]:
     """The outlet's 90-day bar and its "per network" section (bars and affected days)."""
     s = d.status
@@ -506,7 +508,7 @@ _SEP = Markup("<x-sep/>")  # after each entry _event.html writes
 
 
 def _event_parts(L: Lang, m: SiteModel, d: TargetDetail, at: datetime, root: str,
-                 memo: dict[Any, Any] | None) -> Markup:
+                 memo: MutableMapping[Any, Any] | None) -> Markup:
     """The timeline's entries. What one reads of the page's time (`at`) is an open event's
     duration, "ongoing (3 d 4 h)", spliced in last: the rest is kept while the event, its cases
     and whether it is only known to have held until its last usable measurement read the same.
@@ -516,7 +518,7 @@ def _event_parts(L: Lang, m: SiteModel, d: TargetDetail, at: datetime, root: str
     for e in d.events:
         held = d.held_until.get(e.id)
         cases = d.cases_by_event.get(e.id, [])
-        hit = memo.get(("event", e.id, L.code)) if memo is not None else None
+        hit = memo.get(("event", e.target_id, e.id, L.code)) if memo is not None else None
         if hit is not None and hit[1] == held and hit[0] == e and hit[2] == cases:
             got.append(hit[3])
             continue
@@ -534,7 +536,7 @@ def _event_parts(L: Lang, m: SiteModel, d: TargetDetail, at: datetime, root: str
                 e, _x, held, cases = todo.pop(0)
                 got[i] = html_part = next(made)
                 if memo is not None:
-                    memo[("event", e.id, L.code)] = (e, held, list(cases), html_part)
+                    memo[("event", e.target_id, e.id, L.code)] = (e, held, list(cases), html_part)
     out = []
     for e, part in zip(d.events, got, strict=True):
         assert part is not None
