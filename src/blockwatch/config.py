@@ -85,6 +85,7 @@ def _size(v: Any) -> Any:
 
 
 Size = Annotated[int, BeforeValidator(_size), Field(gt=0)]
+SizeOrOff = Annotated[int, BeforeValidator(_size), Field(ge=0)]  # 0: the feature is off
 
 
 class _Strict(BaseModel):
@@ -500,6 +501,11 @@ class SiteConfig(_Strict):
     base_url: str = ""
     languages: list[Literal["en", "ru", "kk"]] = Field(default_factory=lambda: ["en", "ru"])
     title: str = "blockwatch"
+    # the most memory (estimated) the daemon's site cache keeps between builds; 0: no cache.
+    # The default holds 500 outlets in two languages (about 80 MB) or 1,000 in three (about
+    # 200 MB) whole; more is held to it (site/cache.py). Not part of what the pages depend on:
+    # a change renders nothing again
+    cache_limit: SizeOrOff = 256 * 10**6
 
 
 class AsnConfig(_Strict):

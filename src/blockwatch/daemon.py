@@ -170,8 +170,13 @@ class Daemon:
         from blockwatch.site.cache import SiteCache
         from blockwatch.site.commands import build_site
 
-        if self.site_cache is None:
-            self.site_cache = SiteCache()
+        limit = self.cfg.settings.site.cache_limit  # read on each build: a reload applies
+        if not limit:  # no cache: what was kept goes
+            self.site_cache = None
+        elif self.site_cache is None:
+            self.site_cache = SiteCache(limit=limit)
+        else:
+            self.site_cache.set_limit(limit)
         await asyncio.to_thread(build_site, self.cfg, self.db, cache=self.site_cache)
 
     async def maintenance(self) -> None:
