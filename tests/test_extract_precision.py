@@ -139,3 +139,16 @@ def test_pressure_alone_or_named_acts_stay(text: str, types: set[str]) -> None:
 def test_a_detention_center_is_custody_by_a_court() -> None:
     assert _types("The editor was released from the security service's detention center") == {"arrest"}
     assert _types("The editor was detained by the security service") == {"detention"}
+
+
+# --- the internet cut is a shutdown; a site, a service, or a slowdown is a blocking --------------
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("Доступ в интернет был полностью заблокирован на два дня", {"shutdown"}),
+    ("Интернет недоступен в Каракалпакстане третий день", {"shutdown"}),
+    ("Доступ к интернет-ресурсам издания заблокирован", {"blocking"}),
+    ("Сайт издания заблокирован", {"blocking"}),
+    ("The government is throttling the internet every evening", {"blocking"}),
+])
+def test_the_network_or_a_site(text: str, types: set[str]) -> None:
+    assert _types(text) == types, text

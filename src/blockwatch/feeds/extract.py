@@ -659,6 +659,27 @@ def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> str:
     return ""
 
 
+# A restriction of the internet itself is a network shutdown; of a site, service or platform on
+# it, a blocking ("интернет-ресурсы", "internet platform TikTok")
+_NETWORK = ("интернет", "internet", "галамтор")
+_ON_THE_NETWORK = ("сайт", "site", "web", "ресурс", "resource", "платформ", "platform", "мессенджер",
+                   "messenger", "соцсет", "social", "жели", "telegram", "телеграм", "youtube", "ютуб",
+                   "tiktok", "тикток", "whatsapp", "facebook", "instagram", "vpn", "впн", "google", "яндекс",
+                   "сервис", "service", "app", "издани", "outlet", "портал", "portal", "канал", "channel",
+                   "трафик", "traffic")
+_NETWORK_WINDOW = 3
+_PARTIAL = ("throttl", "slow", "restrict", "замедл", "огранич", "баяула", "шектеу", "шектел", "тоскауыл")
+
+
+def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
+    at = sentence[h.first]
+    near = [t.text for t in tokens[max(0, h.first - _NETWORK_WINDOW):h.last + 1 + _NETWORK_WINDOW]
+            if t.sentence == at]
+    if tokens[h.first].text.startswith(_PARTIAL):
+        return False  # slowed or restricted, not cut
+    return any(w.startswith(_NETWORK) for w in near) and not any(w.startswith(_ON_THE_NETWORK) for w in near)
+
+
 # Words for pressure in general ("harassment", "persecution", "давление", "қысым"): beside a
 # concrete act (a detention, a case, a closure) they say what the act is, not another incident.
 _PRESSURE = ("harass", "intimidat", "persecut", "pressur", "давлен", "давит", "преследова", "запугива",
@@ -776,6 +797,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue
+                if value == "blocking" and _the_internet(h, tokens, sentence):
+                    value = "shutdown"  # "доступ в интернет заблокирован": the network, not a site
                 if value in ("detention", "arrest", "criminal_case") and sentence[h.first] in suspects_in:
                     of_suspects.append((value, words))  # decided below: whose detention is it?
                     continue
