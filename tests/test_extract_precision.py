@@ -152,3 +152,14 @@ def test_a_detention_center_is_custody_by_a_court() -> None:
 ])
 def test_the_network_or_a_site(text: str, types: set[str]) -> None:
     assert _types(text) == types, text
+
+
+@pytest.mark.parametrize("text", [
+    "Residents of the region have been without access to the internet for a week",
+    "The town was plunged into an information blackout",
+    "Жители области остались без доступа к интернету",
+    "В столице возобновили работу отсутствовавшего сутки интернета",
+    "Мобильный интернет, который был отключен в понедельник, заработал",
+])
+def test_the_network_gone_is_a_shutdown(text: str) -> None:
+    assert "shutdown" in _types(text), text
