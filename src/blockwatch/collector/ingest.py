@@ -148,6 +148,10 @@ class Controls:
                 best = c
         return best
 
+    def in_memory(self, items: Sequence[Item]) -> bool:
+        """Whether every item has a control in memory (for_items would read or fetch none)."""
+        return all(self._pick(it.m.url, it.at) is not None for it in items)
+
     def remember(self, url: str, c: Control) -> None:
         items = self._recent.setdefault(url, [])
         if all(x.id != c.id for x in items):
@@ -376,8 +380,12 @@ class Ingestor:
             # rebuilding it from the dataclasses
             items.append(Item(m, uid, repo.parse_time(m.measured_at), snap.url_targets[url],
                               vantage_ok, round_id, evidence=data))
-        known = await asyncio.to_thread(_known_uids, self.state.db, [it.uid for it in items]) \
-            if items else set()
+        # Already stored uids (a re-delivery) must not make the collector fetch controls: when
+        # some item has no control in memory, they are left out first (a read of its own);
+        # else store_batch leaves them out in its transaction, before judging.
+        known: set[str] = set()
+        if items and not self.controls.in_memory(items):
+            known = await asyncio.to_thread(_known_uids, self.state.db, [it.uid for it in items])
         fresh = [it for it in items if it.uid not in known]
         if fresh:
             healthy = await self.controls.healthy(snap)
@@ -426,25 +434,39 @@ def judge_items(snap: Snapshot, items: Sequence[Item]) -> list[tuple[Item, str]]
 
 def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[Item],
                 asn: str = "") -> StoreResult:
-    """Judge and store one upload in one transaction. Safe against concurrent uploads of the
-    same uids (ON CONFLICT DO NOTHING: the later one counts them as duplicates) and of the same
-    (URL, vantage) (its state rows are locked before they are read). When the database refuses
-    the upload's data (not its connection), each item is stored alone so that one bad item is
+    """Judge and store one upload in one transaction. Its items already stored (a re-delivery)
+    are counted as duplicates, neither judged nor stored again. Safe against concurrent uploads
+    of the same uids (the vantage's row, updated first, makes one agent's uploads take turns;
+    and ON CONFLICT DO NOTHING: the later one counts them as duplicates) and of the same (URL,
+    vantage) (its state rows are locked before they are read). When the database refuses the
+    upload's data (not its connection), each item is stored alone so that one bad item is
     rejected and the rest kept."""
-    failed = judge_items(snap, items)
-    if failed:
-        bad = {id(it) for it, _ in failed}
-        items = [it for it in items if id(it) not in bad]
     now = repo.utcnow()
+    failed: list[tuple[Item, str]] = []
+    known: set[str] = set()
     try:
         with db.write() as s:
+            # first: the vantage's row stays locked until commit, so no other upload of this
+            # agent (the only writer of its uids) stores any of these uids meanwhile
             bulk.seen_vantage(db, s, vantage_id, now, asn)
+            if items:
+                known = bulk.known_uids(db, s, [it.uid for it in items])
+                items = [it for it in items if it.uid not in known]
+            failed = judge_items(snap, items)
+            if failed:
+                bad = {id(it) for it, _ in failed}
+                items = [it for it in items if id(it) not in bad]
             if not items:
-                return StoreResult(0, 0, [], failed)
-            res = bulk_record(db, s, vantage_id, items, snap.confirm_after, now)
+                return StoreResult(0, len(known), [], failed)
+            res = bulk_record(db, s, vantage_id, items, snap.confirm_after, now, known=known)
     except DATA_ERRORS:
         log.exception("storing an upload of %d measurements failed: storing one by one",
                       len(items))
+        more = judge_items(snap, items)  # none when judging came before the error
+        if more:
+            bad = {id(it) for it, _ in more}
+            items = [it for it in items if id(it) not in bad]
+            failed += more
         res = StoreResult(0, 0, [])
         for it in items:
             try:
@@ -457,14 +479,17 @@ def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[I
             res.accepted += one.accepted
             res.duplicates += one.duplicates
             res.events += one.events
+    res.duplicates += len(known)
     res.rejected = failed
     return res
 
 
 def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item],
-                confirm_after: int, now: datetime) -> StoreResult:
+                confirm_after: int, now: datetime, *, known: set[str] | None = None
+                ) -> StoreResult:
     """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage
-    (storage/bulk.py; the vantage's last_seen_at is the caller's)."""
+    (storage/bulk.py; the vantage's last_seen_at is the caller's). `known`: the stored uids
+    among them, read under the vantage's row lock (bulk.record)."""
     rows = []
     for it in items:
         j = it.judgement
@@ -475,5 +500,6 @@ def bulk_record(db: Database, s: Session, vantage_id: int, items: Sequence[Item]
             failure=it.m.failure(), round_id=it.round_id, verdict=j.verdict,
             confirmed=j.confirmed, reason=j.reason, reason_keys=j.keys() or None,
             control_id=it.control.id if it.control else None))
-    res = bulk.record(db, s, vantage_id, rows, confirm_after, now, touch_vantage=False)
+    res = bulk.record(db, s, vantage_id, rows, confirm_after, now, touch_vantage=False,
+                      known=known)
     return StoreResult(res.accepted, res.duplicates, res.events)

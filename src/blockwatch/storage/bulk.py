@@ -160,7 +160,7 @@ class _Plan:
 
 
 def _plan(be: Any, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
-          compact: bool, now: datetime) -> _Plan:
+          compact: bool, now: datetime, known: set[str] | None = None) -> _Plan:
     """Pass 1 of record(), in time order, writing nothing (but the missing state rows that
     PostgreSQL's lock creates): lateness, the state machine, and which rows extend a run. A run
     is named by its head: ("id", (measurement id, verdict id)) when stored before, ("uid", uid)
@@ -168,7 +168,7 @@ def _plan(be: Any, s: Session, vantage_id: int, rows: Sequence[Row], confirm_aft
     urls = sorted({r.url for r in rows})
     states = be.lock_states(vantage_id, urls, now)  # first: the lock orders concurrent writers
     runs = be.load_runs(vantage_id, urls) if compact else {}
-    stored = be.known_uids([r.uid for r in rows])
+    stored = be.known_uids([r.uid for r in rows]) if known is None else known
     cand: dict[str, Row] = {}
     for r in rows:  # a uid given twice is stored (and judged) once: the first one
         if r.uid not in stored:
@@ -231,7 +231,7 @@ def full_uids(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], co
 
 def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confirm_after: int,
            now: datetime | None = None, *, touch_vantage: bool = True,
-           compact: bool | None = None) -> Recorded:
+           compact: bool | None = None, known: set[str] | None = None) -> Recorded:
     """`repo.add_measurement` + `repo.record_verdict` for many measurements of one vantage: the
     measurements (role "vantage"), their verdicts, the (URL, vantage) state machines (stepped in
     time order, whatever order the rows came in; a row older than the newest one already judged
@@ -248,14 +248,19 @@ def record(db: Database, s: Session, vantage_id: int, rows: Sequence[Row], confi
     Safe against concurrent writers of the same uids (the later one counts them as duplicates)
     and of the same (URL, vantage) (its state rows are locked before they are read). With
     `touch_vantage` the vantage's last_seen_at moves up to its newest measurement (the collector
-    sets it to the upload's time itself)."""
+    sets it to the upload's time itself).
+
+    `known`: the uids among the rows that are stored, when the caller read them in this
+    transaction under a lock that keeps every other writer of these uids out until it ends (the
+    collector: its agent's vantage row); else they are read here, once the state rows are
+    locked."""
     now = now or utcnow()
     if not rows:
         return Recorded(0, 0)
     compact = db.compact_runs if compact is None else compact
     rows = storable_rows(rows)
     be = _backend(db, s)
-    p = _plan(be, s, vantage_id, rows, confirm_after, compact, now)
+    p = _plan(be, s, vantage_id, rows, confirm_after, compact, now, known)
     states, runs, full, steps, repeats, opened_runs = (
         p.states, p.runs, p.full, p.steps, p.repeats, p.opened_runs)
     out = Recorded(len(steps), len(rows) - len(steps), stored={r.uid for r, *_ in steps})
