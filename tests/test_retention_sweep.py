@@ -84,10 +84,13 @@ class Killed(Exception):
 
 
 def test_the_sweep_deletes_in_bounded_transactions_and_writers_store_between(
-        any_db: Database, other: Database) -> None:
-    for k in range(100, 107):
+        any_db: Database, other: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "SCAN_BATCH", 2)  # the scan in ranges, over gaps of ids
+    for k in range(100, 104):
         _store(any_db, f"kept{k}", _evidence(k))
     unused = _unreferenced(any_db, range(10))
+    for k in range(104, 107):
+        _store(any_db, f"kept{k}", _evidence(k))
     before = _pieces(any_db)
     seen: list[int] = []  # pieces stored at each step, before its writer stores one more
 
