@@ -116,3 +116,53 @@ async def test_an_address_record_of_another_class_is_not_an_answer(rdclass: int)
     # no address (CH's data does not even parse as one: a bogus reply), never an exception
     assert got.answers == [] and got.failure in ("dns_no_answer", "dns_bogus_reply")
     assert "192.0.2.1" not in repr(got)  # nor in a second reply (linger)
+
+
+def _answer(query: bytes, address: str) -> bytes:
+    msg = dns.message.make_response(dns.message.from_wire(query))
+    msg.answer.append(dns.rrset.from_text(msg.question[0].name, 60, "IN", "A", address))
+    return msg.to_wire()
+
+
+@pytest.mark.parametrize("resolver", ["127.0.0.1", "localhost"])  # an address, a name
+async def test_udp_queries_leave_from_the_source_on_a_socket_connected_to_the_resolver(
+        resolver: str) -> None:
+    """From the view's source address; a reply from any other address (here sent first, with
+    another answer) is not read, whatever the resolver is named by."""
+    import asyncio
+
+    sources: list[str] = []
+    spoofer: list[asyncio.DatagramTransport] = []
+
+    class Server(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            sources.append(addr[0])
+            spoofer[0].sendto(_answer(data, "192.0.2.66"), addr)
+            self.transport.sendto(_answer(data, "192.0.2.1"), addr)  # type: ignore[attr-defined]
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Server, local_addr=("127.0.0.1", 0))
+    other, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                   local_addr=("127.0.0.2", 0))
+    spoofer.append(other)
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        spec = dnsprobe.ResolverSpec.parse(f"{resolver}:{port}")
+        got = await dnsprobe.query(spec, "site.test", "A", timeout=5, http=None,
+                                   source="127.0.0.9", linger=0.2)
+    finally:
+        transport.close()
+        other.close()
+    assert sources == ["127.0.0.9"]
+    assert (got.failure, got.answers, got.extra_replies) == (None, ["192.0.2.1"], [])
+
+
+async def test_a_source_address_not_on_this_host_fails_alike_for_an_address_and_a_name() -> None:
+    got = [await dnsprobe.query(dnsprobe.ResolverSpec.parse(f"{host}:53"), "site.test", "A",
+                                timeout=2, http=None, source="192.0.2.55")
+           for host in ("127.0.0.1", "localhost")]
+    assert got[0].failure is not None and got[0].failure == got[1].failure
+    assert got[0].answers == got[1].answers == []
