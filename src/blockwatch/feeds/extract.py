@@ -648,8 +648,14 @@ _COUNTED = frozenset(("e:attack", "e:incid", "e:violat", "e:threat", "r:случ
                       "r:нарушение", "k:факт", "k:факти", "k:жагдай"))
 
 
-def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> str:
+# (a scan at C speed first: most texts count nothing)
+_COUNT_GATE = re.compile(r"\d\s+(?:\w+\s+)?(?:attack|incid|violat|threat|случа|факт|инцидент|нарушен|жагда)")
+
+
+def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int], norm: str) -> str:
     """The words of a count of incidents in the text, or ""."""
+    if _COUNT_GATE.search(norm) is None:
+        return ""
     for i, t in enumerate(tokens):
         if not t.text.isdigit() or t.text in ("0", "1") or (len(t.text) == 4 and t.text[:2] in ("19", "20")):
             continue  # (a year is no count)
@@ -750,7 +756,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     foreground = False  # a type word that is not a mention of someone's past
     of_suspects: list[tuple[str, str]] = []  # detentions and cases of suspects, maybe the attackers
     stopped: list[str] = []  # pressure someone is called on to stop
-    counted = _counted(tokens, sentence)
+    counted = _counted(tokens, sentence, norm)
     aggregate = bool(counted)
     arrests: list[bool] = []  # per arrest word: does it name a prison term
     pressures: list[bool] = []  # per harassment word: is it a word for pressure in general
