@@ -163,3 +163,17 @@ def test_the_network_or_a_site(text: str, types: set[str]) -> None:
 ])
 def test_the_network_gone_is_a_shutdown(text: str) -> None:
     assert "shutdown" in _types(text), text
+
+
+# --- sent out of the country, or refused accreditation: pressure ---------------------------------
+
+@pytest.mark.parametrize("text", [
+    "A court ordered the reporter to leave the country and banned her from re-entering",
+    "The ministry decided to withhold accreditation from 16 journalists",
+    "Власти выслали российского журналиста",
+    "МИД прекратил аккредитацию журналистов",
+    "Министерство отказало агентству в аккредитации",
+    "Телеарнаның қызметкері жағымсыз деп танылып, ел аумағынан шығарылды",
+])
+def test_expulsion_and_accreditation_are_harassment(text: str) -> None:
+    assert "harassment" in _types(text), text

@@ -291,6 +291,12 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=denied access to the", "=barred from covering", "=police came to", "=visited by",
                "spyware", "=pegasus", "=phone tapped", "=blacklisted", "=entry ban",
                "=barred from entering", "=undesirable organization", "=undesirable organisation",
+               # sent out of the country or refused accreditation
+               "expel", "expulsion", "deport", "deportation", "=leave the country",
+               "=banned from re-entering",
+               "withhold accreditation", "deny accreditation", "refuse accreditation", "revoke accreditation",
+               "withdraw accreditation", "accreditation ... revok", "accreditation ... withdrawn",
+               "accreditation ... denied", "accreditation ... refused",
                # kept from reporting
                "=not allowed to film", "=not allowed to cover", "=not allowed to enter",
                "=not allowed to report",
@@ -336,6 +342,11 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "наружное наблюдение", "запугать", "требование удалить", "потребовать удалить",
                "заставить удалить", "судебный иск", "иск к редакции", "преследоваться",
                "выдворить", "не пустить на", "иск о ликвидации", "обратиться с иском", "иск о закрытии",
+               # sent out of the country or refused accreditation
+               "выслать журналиста", "выслать корреспондента", "выслать из", "высылка",
+               "признать нежелательным",
+               "прекратить аккредитацию", "аннулировать аккредитацию", "отказать ... в аккредитации",
+               "аккредитация ... прекратить", "аккредитация ... отозвать", "аккредитация ... аннулировать",
                # kept from reporting
                "запретить снимать", "помешать снимать",
                "мешать снимать", "стереть видео", "стереть запись", "стереть фото", "удалить запись",
@@ -363,7 +374,10 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "өшір~ талап", "өшір~ мәжбүрле~", "өшірт~", "ар-намыс~ қорға~",
                "кедергі~", "камера~ көлегейле~", "ҰҚК~ шақыр~", "КНБ~ шақыр~", "куә ретінде",
                "аккредитация~ берілме~", "аккредитация~ бас тарт~", "аккредитациясыз", "сотқа тарт~",
-               "жасырын бақылау", "аңдып жүр~"],
+               "жасырын бақылау", "аңдып жүр~",
+               # sent out of the country or refused accreditation
+               "жағымсыз деп таны~", "аумағынан шығарыл~", "аумағынан шығар~", "елден шығарыл~",
+               "аккредитация~ ... айыр~", "аккредитация~ ... тоқтат~"],
     },
 }
 
