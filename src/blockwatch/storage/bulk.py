@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -736,7 +736,9 @@ ORDER BY url FOR UPDATE"""
 _PG_STATES_UPDATE = (
     f"UPDATE url_states AS s SET {', '.join(f'{c} = x.{c}' for c in STATES.cols)}"
     f" FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(url text, {STATES.pg_record()})"
-    " WHERE s.url = x.url AND s.vantage_id = %(vid)s")
+    # the URLs again as an array: the planner then reads the rows through the primary key
+    # instead of scanning every vantage's state rows (a hash join on the JSON's estimate)
+    " WHERE s.url = x.url AND s.vantage_id = %(vid)s AND s.url = ANY(CAST(%(urls)s AS text[]))")
 
 _PG_EVENTS_CLOSE = """
 UPDATE events AS e SET ended_at = x.ended_at
@@ -760,7 +762,7 @@ WHERE t.id = x.id"""
 
 _PG_KEEP = """
 UPDATE measurements SET keep = true WHERE id IN (
-    SELECT id FROM measurements WHERE id = ANY(%(ids)s) AND NOT keep ORDER BY id
+    SELECT id FROM measurements WHERE id = ANY(CAST(%(ids)s AS bigint[])) AND NOT keep ORDER BY id
     FOR NO KEY UPDATE)"""
 
 
@@ -775,6 +777,18 @@ def _pg_bytes(b: bytes | None) -> str | None:
     return None if b is None else "\\x" + b.hex()
 
 
+# Array parameters go as the text of an array literal, cast in the statement: psycopg adapts a
+# Python list element by element in Python (~0.6 us each, a tenth of a 100-row upload's time).
+def _pg_texts(values: Iterable[str]) -> str:
+    """A text[] literal: every element quoted, backslash and double quote escaped."""
+    return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for v in values]) + "}"
+
+
+def _pg_ints(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 class _Postgres:
     def __init__(self, raw: Any, pieces: bool = True):
         self.cur = raw.cursor()
@@ -782,8 +796,8 @@ class _Postgres:
 
     def store_pieces(self, need: dict[str, evidence_mod.Piece]) -> None:
         self.cur.execute("SELECT pg_advisory_xact_lock_shared(%(k)s)", {"k": PIECES_LOCK})
-        self.cur.execute("SELECT sha256 FROM evidence_pieces WHERE sha256 = ANY(%(s)s)",
-                         {"s": list(need)})
+        self.cur.execute("SELECT sha256 FROM evidence_pieces"
+                         " WHERE sha256 = ANY(CAST(%(s)s AS text[]))", {"s": _pg_texts(need)})
         have = {x for (x,) in self.cur.fetchall()}
         new = [{"sha256": p.sha256, "kind": p.kind, "size": len(p.text),
                 "data": _pg_bytes(evidence_mod.pack(p.text))}
@@ -818,13 +832,15 @@ class _Postgres:
                     ) -> dict[str, dict[str, Any]]:
         """Created when missing, then locked: two uploads touching one (URL, vantage) take turns
         instead of overwriting each other's step."""
-        self.cur.execute(_PG_STATES_NEW, {"vid": vantage_id, "now": now, "urls": urls})
-        self.cur.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": urls})
+        p = {"vid": vantage_id, "now": now, "urls": _pg_texts(urls)}
+        self.cur.execute(_PG_STATES_NEW, p)
+        self.cur.execute(_PG_STATES_LOCK, p)
         return {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
         rows = [{"url": url, **STATES.complete(st)} for url, st in states.items()]
-        self.cur.execute(_PG_STATES_UPDATE, {"rows": _dumps(rows), "vid": vantage_id})
+        self.cur.execute(_PG_STATES_UPDATE, {"rows": _dumps(rows), "vid": vantage_id,
+                                             "urls": _pg_texts(states)})
 
     def close_events(self, closes: list[tuple[int, datetime]]) -> None:
         self.cur.execute(_PG_EVENTS_CLOSE,
@@ -838,16 +854,17 @@ class _Postgres:
     def keep(self, ids: list[int]) -> None:
         # rows locked in id order (and those already kept not at all): concurrent uploads that
         # keep the same controls wait for each other instead of deadlocking
-        self.cur.execute(_PG_KEEP, {"ids": ids})
+        self.cur.execute(_PG_KEEP, {"ids": _pg_ints(ids)})
 
     def known_uids(self, uids: list[str]) -> set[str]:
-        self.cur.execute("SELECT uid FROM measurements WHERE uid = ANY(%(u)s)", {"u": uids})
+        self.cur.execute("SELECT uid FROM measurements WHERE uid = ANY(CAST(%(u)s AS text[]))",
+                         {"u": _pg_texts(uids)})
         return {u for (u,) in self.cur.fetchall()}
 
     def load_runs(self, vantage_id: int, urls: list[str], lock: bool = False
                   ) -> dict[str, dict[str, Any]]:
         self.cur.execute(_PG_RUNS_LOAD + (" ORDER BY url FOR UPDATE" if lock else ""),
-                         {"vid": vantage_id, "urls": urls})
+                         {"vid": vantage_id, "urls": _pg_texts(urls)})
         return {r[0]: _run_dict(dict(zip(RUNS.cols, r[1:], strict=True)))
                 for r in self.cur.fetchall()}
 
@@ -861,8 +878,9 @@ class _Postgres:
     def save_runs(self, vantage_id: int, runs: dict[str, dict[str, Any] | None]) -> None:
         gone = [u for u, r in runs.items() if r is None]
         if gone:
-            self.cur.execute("DELETE FROM runs WHERE vantage_id = %(vid)s AND url = ANY(%(u)s)",
-                             {"vid": vantage_id, "u": gone})
+            self.cur.execute("DELETE FROM runs WHERE vantage_id = %(vid)s"
+                             " AND url = ANY(CAST(%(u)s AS text[]))",
+                             {"vid": vantage_id, "u": _pg_texts(gone)})
         keep = [{"url": u, **r} for u, r in runs.items() if r is not None]
         if keep:
             self.cur.execute(_PG_RUNS_SAVE, {"vid": vantage_id, "rows": _dumps(keep)})
