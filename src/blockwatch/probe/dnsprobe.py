@@ -478,6 +478,17 @@ class _Replies(asyncio.DatagramProtocol):
                                       list[dns.message.Message]]] = {
             q.id: (q, loop.create_future(), []) for q in queries}
         self.done: dict[int, float] = {}  # id -> when its first reply came
+        # set once every query has its first reply (or error): one future to wait on, not
+        # asyncio.wait's per-future callbacks
+        self.settled = loop.create_future()
+        self.unsettled = len(self.waiting)
+        if not self.unsettled:
+            self.settled.set_result(None)
+
+    def _settle(self) -> None:
+        self.unsettled -= 1
+        if not self.unsettled and not self.settled.done():
+            self.settled.set_result(None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         entry = self.waiting.get(int.from_bytes(data[:2], "big")) if len(data) >= 2 else None
@@ -491,12 +502,14 @@ class _Replies(asyncio.DatagramProtocol):
         except (dns.exception.DNSException, ValueError) as exc:
             if not first.done():
                 first.set_exception(exc)
+                self._settle()
             return
         if first.done():
             extra.append(reply)
         else:
             self.done[q.id] = time.perf_counter()
             first.set_result(reply)
+            self._settle()
 
     def error_received(self, exc: Exception) -> None:
         # An ICMP error on the connected socket. Ignored, as an unconnected socket would: one
@@ -508,6 +521,7 @@ class _Replies(asyncio.DatagramProtocol):
         for _, first, _ in self.waiting.values():
             if not first.done():
                 first.set_exception(exc or ConnectionAbortedError("socket closed"))
+                self._settle()
 
 
 @functools.lru_cache(maxsize=256)
@@ -527,9 +541,8 @@ def _connected_udp(host: str, port: int, family: int,
     """A non-blocking UDP socket bound to `src` (else to any port) and connected to the
     resolver, as the loop's `create_datagram_endpoint(local_addr=, remote_addr=)` makes it: that
     path looks the address up first and cost three to four times the CPU of making it here."""
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)  # no fcntl calls
     try:
-        sock.setblocking(False)
         if src is not None:
             sock.bind(src)
         sock.connect((host, port))
@@ -568,9 +581,11 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
             transport.sendto(m.wire)
         futures = [proto.waiting[m.id][1] for m in msgs]
         deadline = loop.time() + timeout
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                await asyncio.wait(futures)
+        timer = loop.call_at(deadline, _set_if_pending, proto.settled)
+        try:
+            await proto.settled
+        finally:
+            timer.cancel()
         if linger > 0 and all(f.done() for f in futures):
             await asyncio.sleep(max(0.0, min(linger, deadline - loop.time())))
         now = time.perf_counter()
@@ -587,6 +602,11 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
             first.cancel()  # cancelled from outside: nobody will read these any more
         transport.close()
     return out
+
+
+def _set_if_pending(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class DoHProtocolError(Exception):
@@ -1035,6 +1055,9 @@ async def resolve_all(
         pass
     else:
         return []
+    if len(specs) == 1:  # no task to gather one resolver's queries in
+        return await query_types(specs[0], host, qtypes, timeout=timeout, source=source,
+                                 http=http, allow=allow)
     per = await asyncio.gather(*(query_types(s, host, qtypes, timeout=timeout, source=source,
                                              http=http, allow=allow) for s in specs))
     return [q for qs in per for q in qs]

@@ -85,11 +85,12 @@ async def measure(url: str, view: NetworkView, settings: ProbeSettings,
               for a in (v6 if not m.ipv6 else [])]
     verified, unverified = settings.ssl_contexts()
     https = parts.scheme == "https"
-    results = await asyncio.gather(*(
-        netsteps.connect(a, port, host if https else None, timeout=settings.timeout,
-                         source=view.source_address, verified=verified, unverified=unverified,
-                         keep=True)
-        for a in reachable))
+    steps = [netsteps.connect(a, port, host if https else None, timeout=settings.timeout,
+                              source=view.source_address, verified=verified,
+                              unverified=unverified, keep=True)
+             for a in reachable]
+    # one address (the common case): no task to gather it in
+    results = [await steps[0]] if len(steps) == 1 else await asyncio.gather(*steps)
     opened: list[tuple[str, httpprobe.Stream]] = []
     for tcp, tls, conn in results:
         m.tcp.append(tcp)
