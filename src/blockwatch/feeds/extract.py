@@ -694,6 +694,19 @@ _CONCRETE = frozenset(("detention", "arrest", "blocking", "raid", "criminal_case
                        "shutdown"))
 
 
+_PRESSURE_NOUNS = frozenset(("pressure", "harassment", "intimidation", "persecution", "r:давление",
+                             "r:преследование", "r:травля", "r:запугивание"))
+
+
+def _pressure_noun(h: phrases.Hit, tokens: Sequence[phrases.Token]) -> bool:
+    """Pressure named by a noun ("pressure on", "давления", "қысым"), not done by a verb ("pressured",
+    "оказывают давление", "қысым көрсетті")."""
+    first = tokens[h.first]
+    if first.text in _PRESSURE_NOUNS or not _PRESSURE_NOUNS.isdisjoint(first.keys):
+        return h.first == h.last or tokens[h.first + 1].text in ("on", "against", "на")
+    return first.text == "кысым" and h.first == h.last
+
+
 # words for serving a prison term: with a prison sentence in the text they are that sentence
 _PRISON = ("imprison", "jail", "prison", "тюрьм", "турм", "туткын", "колони")
 
@@ -760,6 +773,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     aggregate = bool(counted)
     arrests: list[bool] = []  # per arrest word: does it name a prison term
     pressures: list[bool] = []  # per harassment word: is it a word for pressure in general
+    topics: list[bool] = []  # ... and a noun for it ("pressure on journalists", "давление")
     if counted:
         evidence["aggregate"] = [counted]
     country_score: dict[str, tuple[int, int]] = {}
@@ -814,6 +828,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     arrests.append(_in_prison(h, tokens))
                 elif value == "harassment":
                     pressures.append(tokens[h.first].text.startswith(_PRESSURE))
+                    topics.append(_pressure_noun(h, tokens))
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
@@ -870,6 +885,11 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             add("fine", words)
     if days and not prison:
         statuses.discard("sentenced")  # "sentenced to 10 days" is an arrest, not a prison sentence
+    if types == {"harassment"} and topics and all(topics) and not questioning and not stopped:
+        # "amid pressure on journalists", "на фоне давления на журналистов": pressure named as a
+        # topic, with nothing done to anyone
+        types.clear()
+        evidence.pop("harassment", None)
     if "harassment" in types and pressures and all(pressures) and types & _CONCRETE:
         # "11 journalists detained in a move aimed at intimidating them": the detention is the pressure
         types.discard("harassment")
