@@ -198,3 +198,7 @@ def test_pressure_as_a_topic_is_no_incident(matcher: Matcher, text: str) -> None
 ])
 def test_pressure_done_to_someone_stays(matcher: Matcher, text: str) -> None:
     assert matcher.extract(text).types == ("harassment",), text
+
+
+def test_pressure_on_someone_named_stays(matcher: Matcher) -> None:
+    assert matcher.extract("Watchdog condemns harassment of Kursiv reporters").types == ("harassment",)

@@ -698,13 +698,17 @@ _PRESSURE_NOUNS = frozenset(("pressure", "harassment", "intimidation", "persecut
                              "r:преследование", "r:травля", "r:запугивание"))
 
 
-def _pressure_noun(h: phrases.Hit, tokens: Sequence[phrases.Token]) -> bool:
-    """Pressure named by a noun ("pressure on", "давления", "қысым"), not done by a verb ("pressured",
-    "оказывают давление", "қысым көрсетті")."""
+def _pressure_noun(h: phrases.Hit, tokens: Sequence[phrases.Token], text: str) -> bool:
+    """Pressure named by a noun as a topic ("pressure on journalists", "давления", "қысым"), not
+    done by a verb ("pressured", "оказывают давление", "қысым көрсетті") nor of someone named
+    ("harassment of Kursiv reporters": a capital within three words)."""
     first = tokens[h.first]
     if first.text in _PRESSURE_NOUNS or not _PRESSURE_NOUNS.isdisjoint(first.keys):
-        return h.first == h.last or tokens[h.first + 1].text in ("on", "against", "на")
-    return first.text == "кысым" and h.first == h.last
+        noun = h.first == h.last or tokens[h.first + 1].text in ("on", "against", "на")
+    else:
+        noun = first.text == "кысым" and h.first == h.last
+    return noun and not any(text[t.start].isupper() for t in tokens[h.last + 1:h.last + 4]
+                            if t.sentence == first.sentence)
 
 
 # words for serving a prison term: with a prison sentence in the text they are that sentence
@@ -828,7 +832,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     arrests.append(_in_prison(h, tokens))
                 elif value == "harassment":
                     pressures.append(tokens[h.first].text.startswith(_PRESSURE))
-                    topics.append(_pressure_noun(h, tokens))
+                    topics.append(_pressure_noun(h, tokens, text))
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
