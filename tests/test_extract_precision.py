@@ -202,3 +202,20 @@ def test_pressure_done_to_someone_stays(matcher: Matcher, text: str) -> None:
 
 def test_pressure_on_someone_named_stays(matcher: Matcher) -> None:
     assert matcher.extract("Watchdog condemns harassment of Kursiv reporters").types == ("harassment",)
+
+
+# --- shot at, attacked, left in hospital: an assault ----------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "Unknown assailants left the journalist hospitalised with severe injuries",
+    "Gunmen shot at the reporter's car",
+    "В Киеве стреляли в журналиста",
+    "Женщины попросили прощения за атаку на репортеров",
+    "Журналисті пышақпен жаралап, ол ауруханаға түсті",
+])
+def test_attacks_are_assaults(text: str) -> None:
+    assert "assault" in _types(text), text
+
+
+def test_a_cyberattack_stays_harassment() -> None:
+    assert _types("На сайт издания совершена хакерская атака") == {"harassment"}
