@@ -219,3 +219,13 @@ def test_attacks_are_assaults(text: str) -> None:
 
 def test_a_cyberattack_stays_harassment() -> None:
     assert _types("На сайт издания совершена хакерская атака") == {"harassment"}
+
+
+@pytest.mark.parametrize(("text", "types"), [
+    ("Ministry blocks RFE/RL website over border report", {"blocking"}),
+    ("The ministry announced a two-month block of the website of the radio", {"blocking"}),
+    ("Telegram жұмысына қойылған шектеулер сақталады", {"blocking"}),
+    ("A block of flats collapsed near the newspaper's office", set()),
+])
+def test_block_with_what_is_blocked(text: str, types: set[str]) -> None:
+    assert _types(text) == types, text

@@ -115,7 +115,10 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=not accessible", "=cannot be accessed", "=can't be accessed", "=banned website",
                "=access to * was blocked", "=went offline", "=declared extremist",
                "=blocked access", "outage of social", "=website was banned", "=site was banned",
-               "=access was blocked", "=blocked in", "=disrupted access", "=vpn services"],
+               "=access was blocked", "=blocked in", "=disrupted access", "=vpn services",
+               # "block" with what is blocked after it ("blocks RFE/RL website", "a block of the website")
+               "block ... website", "block ... site", "block ... portal", "block ... outlet",
+               "block ... telegram", "block ... youtube", "block ... app", "suspend access"],
         "ru": ["заблокировать", "блокировка", "блокировать", "разблокировать", "ограничить доступ",
                "ограничение доступа", "доступ ограничен", "недоступный", "недоступен",
                "заблокированный", "доступ * ограничен", "замедление", "замедлить",
@@ -129,7 +132,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "kk": ["бұғат~", "блокта~", "қолжетімсіз", "қолжетімділігі шектел~", "қолжетімділік шектел~",
                "кіру шектел~", "ашылмай", "баяулат~", "интернет баяулады", "ашылмайды", "жұмыс істемей",
                "шектеу қой~", "ашылмай қалды", "кіре алмай", "VPN арқылы ғана", "кіру мүмкін емес",
-               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~"],
+               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~", "қойылған шектеу~"],
     },
     "type:raid": {
         "en": ["raid", "=searched", "search of", "searches of", "=searched the", "=searching their",
