@@ -229,3 +229,19 @@ def test_a_cyberattack_stays_harassment() -> None:
 ])
 def test_block_with_what_is_blocked(text: str, types: set[str]) -> None:
     assert _types(text) == types, text
+
+
+# --- what usually happens is no case ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "Journalists are often prosecuted under article 274 of the criminal code",
+    "Журналистов нередко преследуют по статье 274 УК, обвинения часто оказываются необоснованными",
+    "Приговоры в отношении журналистов были всегда",
+])
+def test_a_generality_is_no_incident(matcher: Matcher, text: str) -> None:
+    assert not matcher.extract(text).is_incident, text
+
+
+def test_a_case_beside_a_generality_stays(matcher: Matcher) -> None:
+    x = matcher.extract("Журналиста задержали в Алматы. Такое случается часто.")
+    assert x.types == ("detention",) and x.is_incident

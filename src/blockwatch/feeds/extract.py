@@ -579,7 +579,7 @@ def _vocabulary() -> phrases.PhraseSet:
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
                              vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING,
                              vocabulary.CHARGES, vocabulary.LIABILITY, vocabulary.BACKGROUND,
-                             vocabulary.SUSPECTS, vocabulary.STOPS)
+                             vocabulary.SUSPECTS, vocabulary.STOPS, vocabulary.GENERIC)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -746,12 +746,16 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     stop_to = {h.last for h in by_group.get("stop", ())}
     # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
     # ("мерзімінен бұрын босатылды" is released before the end of the term, not previously)
+    generic_in = {sentence[h.first] for h in by_group.get("generic", ())}
     background_to = [h.last for h in by_group.get("background", ()) if h.last - h.first < len(h.entry.words)
                      and not (h.first > 0 and tokens[h.first - 1].text.endswith(_ABLATIVE))]
 
     def past(h: phrases.Hit) -> bool:
         """Right after a word that puts it in someone's past ("previously jailed", "бұрын
-        сотталған"), or an English participle used as an adjective ("a jailed journalist")."""
+        сотталған"), an English participle used as an adjective ("a jailed journalist"), or in a
+        sentence about what usually happens ("journalists are often prosecuted")."""
+        if generic_in and sentence[h.first] in generic_in:
+            return True
         if h.first > 0 and tokens[h.first].text in _ATTRIBUTIVE and tokens[h.first - 1].text in _DETERMINERS:
             return True
         return bool(background_to) and any(h.first - 1 <= b <= h.last for b in background_to)
@@ -836,7 +840,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 types.add(value)
                 add(value, words)
             elif kind == "charge":
-                if not _negated(tokens, sentence, h.first, h.last):
+                if not _negated(tokens, sentence, h.first, h.last) and sentence[h.first] not in generic_in:
                     charge_words.append(words)
             elif kind == "liability":
                 liability_words.append(words)
@@ -848,7 +852,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 press = True
                 add("press", words)
             elif kind == "case":
-                case_words.append(words)
+                if sentence[h.first] not in generic_in:
+                    case_words.append(words)
             elif kind == "question":
                 if not _negated(tokens, sentence, h.first, h.last):
                     questioning.append((sentence[h.first], words))

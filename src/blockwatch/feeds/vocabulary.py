@@ -540,6 +540,18 @@ BACKGROUND: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Words that make a sentence about what usually happens, not about one case: "journalists are
+# often prosecuted under article 274", "приговоры журналистам были всегда". Every type word,
+# charge and case of such a sentence is a generality.
+GENERIC: dict[str, dict[str, list[str]]] = {
+    "generic:": {
+        "en": ["=often", "=frequently", "=routinely", "=regularly", "=always", "=usually", "=systematically",
+               "=increasingly"],
+        "ru": ["часто", "нередко", "зачастую", "всегда", "регулярно", "обычно", "систематически"],
+        "kk": ["жиі", "үнемі", "әрдайым", "әдетте", "жүйелі түрде"],
+    },
+}
+
 # What the text says happened in the end (one status; the first of STATUSES that is found).
 STATUSES = ("acquitted", "charges_dropped", "unblocked", "released", "sentenced", "convicted")
 STATUS: dict[str, dict[str, list[str]]] = {
