@@ -245,3 +245,19 @@ def test_a_generality_is_no_incident(matcher: Matcher, text: str) -> None:
 def test_a_case_beside_a_generality_stays(matcher: Matcher) -> None:
     x = matcher.extract("Журналиста задержали в Алматы. Такое случается часто.")
     assert x.types == ("detention",) and x.is_incident
+
+
+# --- a prison term served or being served is a criminal case -------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "The court suspended her 18-month sentence",
+    "The editor, serving a seven-year sentence, was moved to another prison",
+    "Главный редактор вышел на свободу, отсидевший три года",
+    "Журналист отбывает наказание в колонии",
+])
+def test_a_term_served_is_a_criminal_case(text: str) -> None:
+    assert "criminal_case" in _types(text), text
+
+
+def test_years_of_a_newspaper_are_no_term() -> None:
+    assert _types("Газет 105 жыл бойы оқырманымен бірге отыр") == set()

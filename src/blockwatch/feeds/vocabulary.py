@@ -98,15 +98,23 @@ TYPES: dict[str, dict[str, list[str]]] = {
     "type:criminal_case+status:sentenced": {
         "en": ["sentence to * year", "sentence to * month", "jail for * year", "jail for * month",
                "years in prison", "prison sentence", "years in jail", "sentence to prison",
-               "year sentence", "suspended sentence", "prison term", "=prison colony"],
+               "year sentence", "suspended sentence", "prison term", "=prison colony",
+               # a term served or being served
+               "month sentence", "=serving a sentence", "=serving a * sentence", "=serving a * * sentence",
+               "=served * years", "=serving * years", "=served a * sentence", "=served his sentence",
+               "=served her sentence"],
         "ru": ["приговорить к * год", "приговорить к * месяц", "осудить на * год", "осудить на * лет",
                "приговорить к * лет", "осудить к * год", "осудить к * лет", "приговорить к * лишения",
                "приговорить к лишению свободы", "срок * год", "реальный срок", "лет колонии",
                "лет лишения свободы", "год лишения свободы", "лет тюрьмы", "условный срок",
                "ограничение свободы", "год ограничения свободы", "лет ограничения свободы",
-               "за решетку на * год", "за решетку на * лет", "по приговору"],
+               "за решетку на * год", "за решетку на * лет", "по приговору",
+               # a term served or being served
+               "отбывать наказание", "отбывать срок", "отсидеть * год", "отсидеть * лет", "отсидеть срок"],
         "kk": ["жылға сотталды", "жылға бас бостандығынан", "жыл түрме", "жылға кесілді",
-               "бас бостандығын шектеу", "бас бостандығынан айыр~"],
+               "бас бостандығын шектеу", "бас бостандығынан айыр~",
+               # a term served or being served
+               "жазасын өте~", "жаза өте~", "жазасын өтеп~"],
     },
     "type:blocking": {
         "en": ["=blocked", "=blocking", "=blocks access", "=block access", "unblock",
