@@ -707,8 +707,8 @@ def _json_default(v: Any) -> Any:
     raise TypeError(type(v).__name__)
 
 
-def _dumps(v: Any) -> str:
-    return json.dumps(v, default=_json_default, separators=(",", ":"), allow_nan=False)
+# json.dumps(v, default=_json_default, separators=(",", ":"), allow_nan=False)
+_dumps = runs_mod.compact_json(ensure_ascii=True, allow_nan=False, default=_json_default)
 
 
 def _pg_insert(t: _Table, tail: str) -> str:
