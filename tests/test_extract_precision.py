@@ -261,3 +261,12 @@ def test_a_term_served_is_a_criminal_case(text: str) -> None:
 
 def test_years_of_a_newspaper_are_no_term() -> None:
     assert _types("Газет 105 жыл бойы оқырманымен бірге отыр") == set()
+
+
+@pytest.mark.parametrize("text", [
+    "The outlet asked for explanations about the blocking of its bank accounts",
+    "У издания заблокировали банковские счета",
+    "Authorities froze the outlet's bank accounts",
+])
+def test_blocked_bank_accounts_are_harassment(text: str) -> None:
+    assert _types(text) == {"harassment"}, text

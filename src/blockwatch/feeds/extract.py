@@ -686,6 +686,17 @@ def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Seq
     return any(w.startswith(_NETWORK) for w in near) and not any(w.startswith(_ON_THE_NETWORK) for w in near)
 
 
+# Bank accounts blocked or frozen: financial pressure (harassment), not a blocked site
+_MONEY = ("bank", "банк", "счет", "шот")
+
+
+def _near(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int], words: tuple[str, ...],
+          window: int = 3) -> bool:
+    at = sentence[h.first]
+    return any(t.text.startswith(words) for t in tokens[max(0, h.first - window):h.last + 1 + window]
+               if t.sentence == at)
+
+
 # Words for pressure in general ("harassment", "persecution", "давление", "қысым"): beside a
 # concrete act (a detention, a case, a closure) they say what the act is, not another incident.
 _PRESSURE = ("harass", "intimidat", "persecut", "pressur", "давлен", "давит", "преследова", "запугива",
@@ -825,6 +836,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue
+                if value == "blocking" and _near(h, tokens, sentence, _MONEY):
+                    value = "harassment"  # "the blocking of bank accounts": pressure on money, not a site
                 if value == "blocking" and _the_internet(h, tokens, sentence):
                     value = "shutdown"  # "доступ в интернет заблокирован": the network, not a site
                 if value in ("detention", "arrest", "criminal_case") and sentence[h.first] in suspects_in:

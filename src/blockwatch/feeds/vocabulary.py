@@ -315,6 +315,9 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "withhold accreditation", "deny accreditation", "refuse accreditation", "revoke accreditation",
                "withdraw accreditation", "accreditation ... revok", "accreditation ... withdrawn",
                "accreditation ... denied", "accreditation ... refused",
+               # money: accounts frozen or seized
+               "=froze * bank accounts", "=freezing of bank accounts", "=freezing of * bank accounts",
+               "=frozen bank accounts", "=bank accounts were frozen", "=froze its bank accounts",
                # kept from reporting
                "=not allowed to film", "=not allowed to cover", "=not allowed to enter",
                "=not allowed to report",
@@ -365,6 +368,9 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "признать нежелательным",
                "прекратить аккредитацию", "аннулировать аккредитацию", "отказать ... в аккредитации",
                "аккредитация ... прекратить", "аккредитация ... отозвать", "аккредитация ... аннулировать",
+               # money: accounts frozen or seized
+               "заморозить счета", "арестовать счета", "арест счетов", "арест банковских счетов",
+               "блокировка счетов", "заблокировать счета", "заморозка счетов",
                # kept from reporting
                "запретить снимать", "помешать снимать",
                "мешать снимать", "стереть видео", "стереть запись", "стереть фото", "удалить запись",
