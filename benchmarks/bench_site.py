@@ -18,22 +18,37 @@ Each of the first four is timed twice: as `blockwatch site` builds (a cold proce
 row read, every page part rendered) and, into a second folder, as the daemon builds after each
 round (`daemon:` lines: builds in one process with the in-memory cache of site/cache.py, warm
 from the builds before it; its first build is as cold as the other).
+Memory of the daemon's cache, after each `daemon:` build: its own estimate (what `[site]
+cache_limit` is held to), the outlets it keeps, the process's resident memory (RSS) after the
+build and at the build's peak (the peak counter reset before each build; the cold builds before
+it in the same process leave memory the allocator keeps, so `--only daemon` for RSS numbers),
+and with `--deep` its real size (every object it holds, walked; slow, off the clock).
+`--cache-limit`: the daemon cache's limit ("0" off, "none" no limit; default `[site]
+cache_limit`'s); `--events N`: closed events per outlet and network (25 fills every outlet's
+100-entry timeline); `--rounds N`: the realistic round N times.
 Run: .venv/bin/python benchmarks/bench_site.py [--targets N] [--days N] [--languages en,ru]
-     [--stress] [--changed N]
+     [--stress] [--changed N] [--events N] [--rounds N] [--only site|daemon]
+     [--cache-limit SIZE] [--deep]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import random
+import re
+import resource
+import sys
 import tempfile
 import time
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
+from blockwatch.config import _size
 from blockwatch.site.build import build_site_from_db, site_info
 from blockwatch.site.cache import SiteCache
 from blockwatch.storage import open_database
@@ -55,7 +70,8 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 STATES = ["dns", "tls", "tcp_ip", "http_blockpage", "throttled", "down", "http_diff"]
 
 
-def populate(url: str, n_targets: int, days: int, seed: int = 7, stress: bool = False) -> None:
+def populate(url: str, n_targets: int, days: int, seed: int = 7, stress: bool = False,
+             closed: int = 3) -> None:
     """Realistic by default: one outlet in ten has a blocking history (runs of days), the rest
     an odd day down. `stress`: every outlet at every vantage churns all year."""
     rnd = random.Random(seed)
@@ -120,9 +136,9 @@ def populate(url: str, n_targets: int, days: int, seed: int = 7, stress: bool = 
                                "confirmed": st != "ok", "reason": verd[-1]["reason"],
                                "started_at": since, "detected_at": since, "ended_at": None,
                                "verdict_id": mid})
-                for k in range(3):  # closed events of the past year
+                for k in range(closed):  # closed events of the past year
                     a = NOW - timedelta(days=rnd.randint(61, 364))
-                    events.append({"id": 100_000 + mid * 10 + k, "target_id": t, "vantage_id": v,
+                    events.append({"id": 100_000 + mid * max(10, closed) + k, "target_id": t, "vantage_id": v,
                                    "url": ev["url"], "state": rnd.choice(STATES), "previous": "ok",
                                    "confirmed": False, "reason": "historic", "started_at": a,
                                    "detected_at": a, "ended_at": a + timedelta(hours=5),
@@ -191,6 +207,77 @@ def checked_again(url: str, at: datetime) -> None:
     db.close()
 
 
+def rss_mb() -> float:
+    """Resident memory now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def reset_peak() -> None:
+    """Start the kernel's peak RSS counter (VmHWM) afresh (Linux 4.0+)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+    if m:
+        return int(m.group(1)) / 1e3
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+_SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def deep_size(root: object, seen: set[int]) -> int:
+    """Bytes of every object reachable from `root` not in `seen` (which it fills): what the
+    cache alone holds once a build's model is gone. Classes, modules and functions left out."""
+    total, todo = 0, [root]
+    while todo:
+        o = todo.pop()
+        if id(o) in seen or isinstance(o, _SKIP):
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        todo.extend(gc.get_referents(o))
+    return total
+
+
+def deep_report(cache: SiteCache) -> str:
+    """The cache's real size, by what it holds (objects shared between kinds counted with the
+    first), and its estimate by the same kinds where it keeps one."""
+    memo = cache.memo
+    seen: set[int] = {id(cache.lock)}
+    outlets = getattr(memo, "outlets", None)
+    real: dict[str, int] = {}
+    est: dict[str, int] = {}
+    if outlets is None:  # the cache before it had a limit: one dict of parts
+        real["history"] = deep_size(getattr(cache, "histories", {}), seen)
+        by_kind: dict[str, list[object]] = {}
+        for k, v in memo.items():
+            by_kind.setdefault(k[0], []).append((k, v))
+    else:
+        from blockwatch.site.cache import _history_size, _part_size
+
+        real["history"] = sum(deep_size(o.history, seen) for o in outlets.values())
+        est["history"] = sum(_history_size(o.history) for o in outlets.values() if o.history)
+        by_kind = {}
+        for o in outlets.values():
+            for k, v in o.parts.items():
+                by_kind.setdefault(k[0], []).append((k, v))
+                est[f"part {k[0]}"] = est.get(f"part {k[0]}", 0) + _part_size(k, v)
+    for kind, items in sorted(by_kind.items()):
+        real[f"part {kind}"] = sum(deep_size(kv, seen) for kv in items)
+    real["rest"] = deep_size(cache, seen)
+    parts = ", ".join(f"{k} {v / 1e6:.1f}" + (f" (est. {est[k] / 1e6:.1f})" if k in est else "")
+                      for k, v in real.items())
+    return f"{sum(real.values()) / 1e6:.1f} MB real: {parts}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", type=int, default=500)
@@ -198,60 +285,92 @@ def main() -> None:
     ap.add_argument("--languages", default="en,ru")
     ap.add_argument("--stress", action="store_true", help="every outlet's history churns")
     ap.add_argument("--changed", type=int, default=5, help="outlets the round changes")
+    ap.add_argument("--events", type=int, default=3,
+                    help="closed events per outlet and network (25: full timelines)")
+    ap.add_argument("--rounds", type=int, default=1, help="realistic rounds")
+    ap.add_argument("--only", choices=("site", "daemon"), help="only the cold or daemon builds")
+    ap.add_argument("--cache-limit", default=None,
+                    help='the daemon cache\'s limit ("256MB", "0" off, "none" no limit)')
+    ap.add_argument("--deep", action="store_true", help="also the cache's real size (slow)")
     a = ap.parse_args()
+    limit: int | None = None
+    if a.cache_limit is None:
+        cache = SiteCache()  # the default limit (the cache of old code: none)
+    elif a.cache_limit == "none":
+        cache = SiteCache(limit=None)
+    else:
+        limit = _size(a.cache_limit)
+        cache = SiteCache(limit=limit)
+    print(f"daemon cache limit: {getattr(cache, 'limit', None)}")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         t0 = time.perf_counter()
-        populate(url, a.targets, a.days, stress=a.stress)
+        populate(url, a.targets, a.days, stress=a.stress, closed=a.events)
         kind = "stress" if a.stress else "realistic"
-        print(f"populated ({kind}) {a.targets} targets x 4 vantages x {a.days} days "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(f"populated ({kind}) {a.targets} targets x 4 vantages x {a.days} days, "
+              f"{a.events} closed events per outlet and network, in {time.perf_counter() - t0:.1f} s")
         db = open_database(url)
         info = site_info("blockwatch", "https://status.example.org/", a.languages.split(","))
         later = NOW + timedelta(minutes=15)
-        latest = later + timedelta(minutes=15)
         step = max(1, a.targets // max(1, a.changed))
         picked = list(range(1, a.targets + 1, step))[:a.changed]
-        others = [t + 1 for t in picked if t + 1 <= a.targets]  # not those of the first round
 
         def five_only() -> None:
             round_changes(url, picked, later)
 
-        def realistic() -> None:
-            round_changes(url, others, latest)
-            checked_again(url, latest)
+        def realistic(n: int, at: datetime) -> None:
+            # other outlets than the round before (an outlet changes once: its events by id)
+            round_changes(url, [t + 1 + n for t in picked if t + 1 + n <= a.targets], at)
+            checked_again(url, at)
 
         runs: list[tuple[str, datetime, bool, float, object]] = [
             ("cold, full", NOW, False, 5.0, None), ("nothing new", NOW, False, 1.0, None),
-            (f"{a.changed} outlets only", later, False, 1.0, five_only),
-            (f"realistic round ({len(others)} changed)", latest, False, 1.0, realistic),
-            ("--full", latest, True, 5.0, None)]
+            (f"{a.changed} outlets only", later, False, 1.0, five_only)]
+        latest = later
+        for n in range(a.rounds):
+            latest += timedelta(minutes=15)
+            runs.append((f"realistic round {n + 1}" if a.rounds > 1 else "realistic round",
+                         latest, False, 1.0, (lambda n=n, at=latest: realistic(n, at))))
+        runs.append(("--full", latest, True, 5.0, None))
         table = []
-        cache = SiteCache()  # the daemon's, kept across its builds
         try:
             for run, now, full, aim, change in runs:
                 if callable(change):
                     change()
-                kinds = [(run, "site", None)]
-                if not full:  # the daemon never builds with --full
+                kinds = [] if a.only == "daemon" else [(run, "site", None)]
+                if not full and a.only != "site":  # the daemon never builds with --full
                     kinds.append((f"daemon: {run}", "daemon-site", cache))
                 for name, folder, c in kinds:
+                    gc.collect()
+                    reset_peak()
                     t0, c0 = time.perf_counter(), time.process_time()
                     report = build_site_from_db(db, Path(tmp) / folder, info, now=now, full=full,
                                                 cache=c)
                     took, cpu = time.perf_counter() - t0, time.process_time() - c0
-                    table.append((name, report.rendered, report.outlets, cpu, took, aim))
+                    peak, now_mb = peak_mb(), rss_mb()
+                    mem = ""
+                    if c is not None:
+                        size = getattr(c, "size", None)
+                        kept = len(getattr(c.memo, "outlets", {})) if size is not None else "-"
+                        mem = (f"cache {size / 1e6:.0f} MB est., {kept} outlets kept"
+                               if size is not None else "cache (no estimate)")
+                        mem += f"; RSS {now_mb:.0f} MB, build peak {peak:.0f} MB"
+                    table.append((name, report.rendered, report.outlets, cpu, took, aim, mem))
                     print(f"build ({name}): {cpu:.2f} s CPU, {took:.2f} s wall  "
-                          f"(aim <= {aim:g} s)  {report.summary()}")
+                          f"(aim <= {aim:g} s)  {report.summary()}" + (f"  [{mem}]" if mem else ""))
+                    if c is not None and a.deep:
+                        print(f"  cache: {deep_report(c)}")
         finally:
             db.close()
-        print("\n| build | outlets rendered | CPU s | wall s | aim s |\n|---|---|---|---|---|")
-        for run, rendered, outlets, cpu, took, aim in table:
-            print(f"| {run} | {rendered} of {outlets} | {cpu:.2f} | {took:.2f} | {aim:g} |")
+        print("\n| build | outlets rendered | CPU s | wall s | aim s | memory |"
+              "\n|---|---|---|---|---|---|")
+        for run, rendered, outlets, cpu, took, aim, mem in table:
+            print(f"| {run} | {rendered} of {outlets} | {cpu:.2f} | {took:.2f} | {aim:g} | {mem} |")
+        folder = Path(tmp) / ("daemon-site" if a.only == "daemon" else "site")
         for lang in info.languages:
-            size = (Path(tmp) / "site" / lang / "index.html").stat().st_size
+            size = (folder / lang / "index.html").stat().st_size
             print(f"{lang}/index.html: {size / 1000:.1f} KB  (aim <= 300 KB)")
-        pages = sorted((Path(tmp) / "site" / info.languages[0] / "t").glob("*.html"))
+        pages = sorted((folder / info.languages[0] / "t").glob("*.html"))
         print(f"largest outlet page: {max(p.stat().st_size for p in pages) / 1000:.1f} KB")
 
 

@@ -32,8 +32,10 @@ build is about to use. After each build, the parts of the outlets it rendered th
 use are dropped (timeline entries of events the page no longer shows, the card of a network
 that no longer measures the outlet): what is kept is what the pages are made of now.
 
-Memory (measured without a limit): about 80 MB for 500 outlets in two languages (the daily
-histories 28 MB, timeline entries 24, the pages around their parts 14, the rest 12).
+Memory (benchmarks/bench_site.py --deep; the estimate within 6% of the real size): 76 MB for
+500 outlets in two languages (the daily histories 26 MB, timeline entries 24, the pages around
+their parts 14, the rest 12), 197 MB for 1,000 outlets in three; 583 MB when each of those has
+a full 100-event timeline (timeline entries 447), which the default limit holds to 247 MB.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ from blockwatch.site import incremental as inc
 from blockwatch.site.load import RollupRec, Snapshot, load_rollups, rollup_gens
 from blockwatch.site.model import History, home_country, public_vantages, target_history, window
 
-# 256 MB: the caches measured whole (500 outlets in two languages about 80 MB, 1,000 in three
-# about 200 MB) fit with room; 1,000 outlets each with a full 100-event timeline in three
-# languages (about 600 MB) are held to it, so on a 1 GB machine the daemon stays well clear
+# 256 MB: the caches measured (500 outlets in two languages 76 MB, 1,000 in three 197 MB, its
+# estimate 200) are kept whole, with a quarter to spare for longer names and reasons; 1,000
+# outlets each with a full 100-event timeline in three languages (583 MB) are held to it, so a
+# 1 GB machine is not run out of memory by a cache
 DEFAULT_LIMIT = 256 * 10**6
 
 # What the size estimate counts (sys.getsizeof of every kept string and bytes object, which is
