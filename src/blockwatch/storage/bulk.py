@@ -760,6 +760,9 @@ UPDATE {table} AS t SET repeats = t.repeats + x.n, repeated_until = x.at
 FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS x(id bigint, n int, at timestamptz)
 WHERE t.id = x.id"""
 
+_PG_EXTEND_BOTH = ("WITH m AS (" + _PG_EXTEND.format(table="measurements").replace("%(rows)s", "%(m)s")
+                   + ")" + _PG_EXTEND.format(table="verdicts"))
+
 _PG_KEEP = """
 UPDATE measurements SET keep = true WHERE id IN (
     SELECT id FROM measurements WHERE id = ANY(CAST(%(ids)s AS bigint[])) AND NOT keep ORDER BY id
@@ -830,12 +833,22 @@ class _Postgres:
 
     def lock_states(self, vantage_id: int, urls: list[str], now: datetime
                     ) -> dict[str, dict[str, Any]]:
-        """Created when missing, then locked: two uploads touching one (URL, vantage) take turns
-        instead of overwriting each other's step."""
-        p = {"vid": vantage_id, "now": now, "urls": _pg_texts(urls)}
-        self.cur.execute(_PG_STATES_NEW, p)
-        self.cur.execute(_PG_STATES_LOCK, p)
-        return {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
+        """Locked, those missing created first: two uploads touching one (URL, vantage) take
+        turns instead of overwriting each other's step. Nearly always every row exists: one
+        statement. Else the missing ones are inserted (in URL order, after the existing ones
+        were locked in URL order) and locked; two writers of one vantage could then deadlock
+        only if a third created one of their rows between their first statements (PostgreSQL
+        would fail one of them; the collector's uploads of one agent take turns before this)."""
+        self.cur.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": _pg_texts(urls)})
+        out = {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
+        missing = [u for u in urls if u not in out]
+        if missing:
+            p = {"vid": vantage_id, "now": now, "urls": _pg_texts(missing)}
+            self.cur.execute(_PG_STATES_NEW, p)
+            self.cur.execute(_PG_STATES_LOCK, p)
+            out.update((r[0], dict(zip(STATES.cols, r[1:], strict=True)))
+                       for r in self.cur.fetchall())
+        return out
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
         rows = [{"url": url, **STATES.complete(st)} for url, st in states.items()]
@@ -869,11 +882,12 @@ class _Postgres:
                 for r in self.cur.fetchall()}
 
     def extend_runs(self, ext: list[tuple[int, int | None, int, datetime]]) -> None:
-        self.cur.execute(_PG_EXTEND.format(table="measurements"), {"rows": _dumps(
-            [{"id": mid, "n": n, "at": at} for mid, _, n, at in ext])})
+        mrows = _dumps([{"id": mid, "n": n, "at": at} for mid, _, n, at in ext])
         vrows = [{"id": vid, "n": n, "at": at} for _, vid, n, at in ext if vid is not None]
-        if vrows:
-            self.cur.execute(_PG_EXTEND.format(table="verdicts"), {"rows": _dumps(vrows)})
+        if vrows:  # both in one statement (a WITH's update runs whether it is read or not)
+            self.cur.execute(_PG_EXTEND_BOTH, {"m": mrows, "rows": _dumps(vrows)})
+        else:
+            self.cur.execute(_PG_EXTEND.format(table="measurements"), {"rows": mrows})
 
     def save_runs(self, vantage_id: int, runs: dict[str, dict[str, Any] | None]) -> None:
         gone = [u for u, r in runs.items() if r is None]
