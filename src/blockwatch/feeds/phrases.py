@@ -246,15 +246,18 @@ def _split(entry: str) -> list[str]:
 def _match_rest(words: Sequence[_Word], tokens: Sequence[Token], i: int) -> int | None:
     pos = i
     far = False
+    at = tokens[i].sentence
+    n = len(tokens)
     for w in words[1:]:
         if w.kind == "far":
             far = True
             continue
         reach = FAR if far else (0 if w.kind == "any" else GAP)
-        for j in range(pos + 1, min(pos + 2 + reach, len(tokens))):
-            if tokens[j].sentence != tokens[i].sentence:
+        for j in range(pos + 1, min(pos + 2 + reach, n)):
+            tok = tokens[j]
+            if tok.sentence != at:
                 return None  # a phrase is one sentence's: "called unfounded. In" is no "called in"
-            if w.matches(tokens[j]):
+            if w.matches(tok):
                 pos = j
                 break
         else:
