@@ -41,6 +41,14 @@ person, or a press or internet word (journalist, editor, media, website, interne
 Activists alone do not make one: a detention at a protest is not a press-freedom incident.
 General news feeds report many detentions that are not press-freedom incidents. The result
 carries its evidence: which words made each type, status, country and name.
+
+What a text says could happen, usually happens or is counted is no case: a possibility, plan,
+threat or question ("can shut down", "вопрос блокировки", "бұғаттала ма"), a count of incidents or
+a survey ("347 attacks", "содержит обзор"), a sentence about what usually happens ("часто",
+"often"), and pressure named as a topic by a noun ("amid pressure on journalists"). Some words
+say which type: a prison term beside its sentence is the criminal case, not an arrest; a word for
+pressure in general beside a concrete act says what the act is; the internet itself cut off is a
+shutdown, a site or service a blocking; blocked bank accounts are harassment.
 """
 
 from __future__ import annotations
