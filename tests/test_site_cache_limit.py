@@ -157,6 +157,35 @@ def test_parts_no_page_uses_are_dropped(any_db: Database, tmp_path: Path,
     assert kept("card", azattyq) == fewer
 
 
+def test_a_build_that_fails_halfway_leaves_a_usable_cache(db: Database, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that raises while rendering (after some parts went in and some outlets were
+    evicted) never ends its bookkeeping: the next build starts it afresh and equals a cold one."""
+    from blockwatch.site import build as build_mod
+
+    populate(db)
+    cache = SiteCache(limit=int(_need(db, tmp_path) * 0.5))
+    out = tmp_path / "site"
+    build_site_from_db(db, out, INFO, now=NOW, schedule=SCHED, cache=cache)
+    real, calls = build_mod.render_target, []
+
+    def fails(*a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("disk on fire")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(build_mod, "render_target", fails)
+    at = NOW + timedelta(minutes=15)
+    with db.write() as s:
+        s.execute(update(UrlState).values(last_seen_at=at))
+    with pytest.raises(RuntimeError):
+        build_site_from_db(db, out, INFO, now=at, schedule=SCHED, cache=cache)
+    monkeypatch.setattr(build_mod, "render_target", real)
+    r = _same_as_full(db, out, tmp_path, at, "after the failure", cache=cache)
+    assert r.outlets == 3 and cache.size <= cache.limit  # type: ignore[operator]
+
+
 def test_a_lower_limit_applies_at_the_next_build(db: Database, tmp_path: Path) -> None:
     populate(db)
     cache = SiteCache(limit=None)

@@ -244,9 +244,13 @@ class Parts(MutableMapping[Any, Any]):
             gone = [k for k in o.parts if k not in self._seen]
             for k in gone:
                 del self[k]
+        self.start()
+        self._shrink()
+
+    def start(self) -> None:
+        """No build under way (also at the start of one: a build that failed did not end)."""
         self._render, self._seen, self._refused = frozenset(), set(), set()
         self._stale, self._rendered = [], []
-        self._shrink()
 
     def _room(self, n: int) -> bool:
         """Whether an outlet not kept may come in with `n` bytes: within the limit, or by
@@ -332,6 +336,7 @@ class SiteCache:
             self.clear()
             self.scope = scope
         self.memo.limit = self.limit
+        self.memo.start()
         self.memo.build += 1
 
     def history(self, s: Session, snap: Snapshot
