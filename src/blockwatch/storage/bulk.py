@@ -701,16 +701,6 @@ class _SQLite:
                              (_sqlite_time(at), vantage_id))
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    raise TypeError(type(v).__name__)
-
-
-# json.dumps(v, default=_json_default, separators=(",", ":"), allow_nan=False)
-_dumps = runs_mod.compact_json(ensure_ascii=True, allow_nan=False, default=_json_default)
-
-
 def _pg_insert(t: _Table, tail: str) -> str:
     return (f"INSERT INTO {t.name} ({', '.join(t.cols)})"
             f" SELECT {', '.join('x.' + c for c in t.cols)}"
@@ -796,6 +786,20 @@ class _Postgres:
     def __init__(self, raw: Any, pieces: bool = True):
         self.cur = raw.cursor()
         self.pieces = pieces
+        # A row's time is written in several statements (its measurement, verdict, state and
+        # run; the upload's time in every state row): each value formatted once per record().
+        times: dict[datetime, str] = {}
+
+        def default(v: Any) -> Any:
+            if isinstance(v, datetime):
+                t = times.get(v)
+                if t is None:
+                    t = times[v] = v.isoformat()
+                return t
+            raise TypeError(type(v).__name__)
+
+        # json.dumps(v, default=default, separators=(",", ":"), allow_nan=False)
+        self._dumps = runs_mod.compact_json(ensure_ascii=True, allow_nan=False, default=default)
 
     def store_pieces(self, need: dict[str, evidence_mod.Piece]) -> None:
         self.cur.execute("SELECT pg_advisory_xact_lock_shared(%(k)s)", {"k": PIECES_LOCK})
@@ -806,7 +810,7 @@ class _Postgres:
                 "data": _pg_bytes(evidence_mod.pack(p.text))}
                for sha, p in need.items() if sha not in have]
         if new:
-            self.cur.execute(_PG_PIECES, {"rows": _dumps(new)})
+            self.cur.execute(_PG_PIECES, {"rows": self._dumps(new)})
 
     def insert_measurements(self, vantage_id: int, role: str, rows: Sequence[Row],
                             keep: Sequence[bool] | None) -> dict[str, int]:
@@ -821,12 +825,12 @@ class _Postgres:
             plain = MEASUREMENTS.complete(d)
             plain.pop("evidence", None)
             # the evidence's text goes in as it is: serialised once, never parsed back here
-            parts.append(_dumps(plain)[:-1] + ',"evidence":' + ("null" if sp else text) + "}")
+            parts.append(self._dumps(plain)[:-1] + ',"evidence":' + ("null" if sp else text) + "}")
         self.cur.execute(_PG_MEASUREMENTS, {"rows": "[" + ",".join(parts) + "]"})
         return {uid: mid for mid, uid in self.cur.fetchall()}
 
     def insert_verdicts(self, vantage_id: int, rows: list[tuple[int, Row]]) -> list[int]:
-        self.cur.execute(_PG_VERDICTS, {"rows": _dumps([
+        self.cur.execute(_PG_VERDICTS, {"rows": self._dumps([
             VERDICTS.complete(_verdict(vantage_id, mid, r)) for mid, r in rows])})
         by_m = {mid: vid for vid, mid in self.cur.fetchall()}
         return [by_m[mid] for mid, _ in rows]
@@ -852,15 +856,15 @@ class _Postgres:
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
         rows = [{"url": url, **STATES.complete(st)} for url, st in states.items()]
-        self.cur.execute(_PG_STATES_UPDATE, {"rows": _dumps(rows), "vid": vantage_id,
+        self.cur.execute(_PG_STATES_UPDATE, {"rows": self._dumps(rows), "vid": vantage_id,
                                              "urls": _pg_texts(states)})
 
     def close_events(self, closes: list[tuple[int, datetime]]) -> None:
         self.cur.execute(_PG_EVENTS_CLOSE,
-                         {"rows": _dumps([{"id": eid, "ended_at": at} for eid, at in closes])})
+                         {"rows": self._dumps([{"id": eid, "ended_at": at} for eid, at in closes])})
 
     def insert_events(self, rows: list[dict[str, Any]]) -> list[int]:
-        self.cur.execute(_PG_EVENTS, {"rows": _dumps([EVENTS.complete(e) for e in rows])})
+        self.cur.execute(_PG_EVENTS, {"rows": self._dumps([EVENTS.complete(e) for e in rows])})
         by_v = {vid: eid for eid, vid in self.cur.fetchall()}  # one event per verdict at most
         return [by_v[e["verdict_id"]] for e in rows]
 
@@ -882,10 +886,10 @@ class _Postgres:
                 for r in self.cur.fetchall()}
 
     def extend_runs(self, ext: list[tuple[int, int | None, int, datetime]]) -> None:
-        mrows = _dumps([{"id": mid, "n": n, "at": at} for mid, _, n, at in ext])
+        mrows = self._dumps([{"id": mid, "n": n, "at": at} for mid, _, n, at in ext])
         vrows = [{"id": vid, "n": n, "at": at} for _, vid, n, at in ext if vid is not None]
         if vrows:  # both in one statement (a WITH's update runs whether it is read or not)
-            self.cur.execute(_PG_EXTEND_BOTH, {"m": mrows, "rows": _dumps(vrows)})
+            self.cur.execute(_PG_EXTEND_BOTH, {"m": mrows, "rows": self._dumps(vrows)})
         else:
             self.cur.execute(_PG_EXTEND.format(table="measurements"), {"rows": mrows})
 
@@ -897,7 +901,7 @@ class _Postgres:
                              {"vid": vantage_id, "u": _pg_texts(gone)})
         keep = [{"url": u, **r} for u, r in runs.items() if r is not None]
         if keep:
-            self.cur.execute(_PG_RUNS_SAVE, {"vid": vantage_id, "rows": _dumps(keep)})
+            self.cur.execute(_PG_RUNS_SAVE, {"vid": vantage_id, "rows": self._dumps(keep)})
 
     def touch_vantage(self, vantage_id: int, at: datetime) -> None:
         self.cur.execute("UPDATE vantages SET last_seen_at = %(at)s WHERE id = %(vid)s"
