@@ -256,3 +256,33 @@ def test_writers_wait_while_a_batch_is_decided_and_deleted(pg_url: str,
         assert tried and not any(tried)  # a writer would have waited, every time
     finally:
         db.close()
+
+
+def test_the_scan_reads_a_batch_of_rows_per_transaction_however_sparse_the_ids(
+        any_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After retention the ids left are sparse: the scan's read transactions are counted in rows
+    (SCAN_BATCH each), not in ids, else a database pruned to one row in thousands takes a
+    transaction per row."""
+    monkeypatch.setattr(retention, "SCAN_BATCH", 3)
+    with any_db.write() as s:
+        vid = repo.ensure_vantage(s, "vps", "local")
+        ids = bulk.insert_measurements(any_db, s, vid, "vantage", [
+            bulk.Row(f"m{i}", None, "https://x.test/", T0, _evidence(i)) for i in range(40)])
+    kept = sorted(ids.values())[::4]  # every fourth id left: 10 rows, 4 ids apart
+    with any_db.write() as s:
+        s.execute(delete(Measurement).where(Measurement.id.not_in(kept)))
+    reads = 0
+    read = any_db.read
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        nonlocal reads
+        reads += 1
+        with read() as s:
+            yield s
+
+    monkeypatch.setattr(any_db, "read", counted)
+    used: set[bytes] = set()
+    retention._scan(any_db, max(kept), used)
+    assert reads == 4  # 3 + 3 + 3 + 1 rows
+    assert {u.hex() for u in used} == _referenced(any_db) and len(used) == 10

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 5000  # short write transactions: the prober keeps writing meanwhile
 SWEEP_BATCH = 1000  # evidence pieces looked at, and at most deleted, per sweep transaction
-SCAN_BATCH = 10_000  # measurement ids read per read transaction of the sweep's scan
+SCAN_BATCH = 10_000  # measurement rows read per read transaction of the sweep's scan
 SWEEP_PENDING = "retention:sweep_pending"  # kv: a sweep began and has not finished
 
 
@@ -53,7 +53,7 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
 # --- the sweep of unreferenced evidence pieces -------------------------------------------------
 #
 # Which pieces are referred to is only known by reading every row's references, and that read
-# is long on a large database: it runs in read transactions of SCAN_BATCH ids (no lock; on
+# is long on a large database: it runs in read transactions of SCAN_BATCH rows (no lock; on
 # SQLite a reader does not stop the writer). The deletes then go in write transactions of at
 # most SWEEP_BATCH pieces. Rows can come to refer to a piece after the read saw none do:
 #   - a writer stores a measurement (bulk.py): it looks up which of its pieces are stored and
@@ -114,21 +114,25 @@ def _begin(db: Database) -> _Mark:
         return _Mark(top, uid, _compact_cursor(s))
 
 
-def _scan(db: Database, top: int, used: set[bytes]) -> None:
-    """The references of the rows up to `top`, in short read transactions of a range of at
-    most SCAN_BATCH ids each (a stretch of ids pruned away is stepped over in one lookup)."""
-    lo = 0  # the rows up to lo are read
+def _read_refs(db: Database, lo: int, top: int, used: set[bytes]) -> None:
+    """The references of the rows lo < id <= top, in short read transactions of at most
+    SCAN_BATCH rows each: each range ends at the SCAN_BATCH-th id found (an index walk), so ids
+    left sparse by retention cost no more transactions than dense ones."""
     while lo < top:
         with db.read() as s:
-            first = s.scalar(select(func.min(Measurement.id)).where(Measurement.id > lo))
-            if first is None or first > top:
-                return
-            hi = min(first + SCAN_BATCH - 1, top)
+            hi = s.scalar(select(Measurement.id).where(Measurement.id > lo)
+                          .order_by(Measurement.id).limit(1).offset(SCAN_BATCH - 1))
+            hi = top if hi is None or hi > top else hi
             for refs in s.scalars(select(Measurement.evidence_refs)
-                                  .where(Measurement.id >= first, Measurement.id <= hi,
+                                  .where(Measurement.id > lo, Measurement.id <= hi,
                                          Measurement.evidence_refs.is_not(None))):
                 used.update(_digests(refs))
         lo = hi
+
+
+def _scan(db: Database, top: int, used: set[bytes]) -> None:
+    """The references of the rows up to `top`."""
+    _read_refs(db, 0, top, used)
 
 
 def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
