@@ -286,3 +286,31 @@ def test_the_scan_reads_a_batch_of_rows_per_transaction_however_sparse_the_ids(
     retention._scan(any_db, max(kept), used)
     assert reads == 4  # 3 + 3 + 3 + 1 rows
     assert {u.hex() for u in used} == _referenced(any_db) and len(used) == 10
+
+
+def test_the_same_measurement_stored_again_on_the_newest_id_keeps_its_pieces(
+        any_db: Database, other: Database) -> None:
+    """The newest row is deleted (e.g. db compact folds it) before the scan reaches it, and the
+    same measurement is delivered again after: SQLite gives it the same id and uid, so the check
+    that the newest row the sweep knew still stands passes; its references must still count."""
+    _store(any_db, "old", _evidence(100))
+    top = _store(any_db, "U", _evidence(1))  # the newest row; refers to P
+    scan = retention._scan
+    got: list[int] = []
+
+    def gone_and_back(db: Database, t: int, used: set[bytes]) -> None:
+        with other.write() as s:
+            s.execute(delete(Measurement).where(Measurement.id == top))
+        scan(db, t, used)  # row `top` is gone: P unreferenced
+        got.append(_store(other, "U", _evidence(1)))  # finds P stored
+
+    retention._scan = gone_and_back  # type: ignore[assignment]
+    try:
+        retention.sweep_pieces(any_db)
+    finally:
+        retention._scan = scan  # type: ignore[assignment]
+    if any_db.dialect == "sqlite":
+        assert got == [top]  # the id was reused: what this test is about
+    assert _piece(1) in _pieces(any_db)
+    assert _evidence_reads_back(any_db, "U")
+    assert _pieces(any_db) == _referenced(any_db)

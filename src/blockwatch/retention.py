@@ -149,7 +149,11 @@ def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
         return False
     for mid, uid, refs in s.execute(select(Measurement.id, Measurement.uid,
                                            Measurement.evidence_refs)
-                                    .where(Measurement.id > mark.top).order_by(Measurement.id)):
+                                    # row `top` again: the same uid stored again on SQLite
+                                    # takes the same id (row gone, re-delivered) and passes
+                                    # the check above
+                                    .where(Measurement.id >= mark.top)
+                                    .order_by(Measurement.id)):
         used.update(_digests(refs))
         mark.top, mark.top_uid = mid, uid
     return True
