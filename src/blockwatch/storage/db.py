@@ -139,7 +139,11 @@ def make_engine(url: str) -> Engine:
         if u.get_driver_name() != "psycopg":
             raise DatabaseError(f"{url}: use the psycopg driver, postgresql+psycopg://...")
         try:
-            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # READ COMMITTED whatever the server's default_transaction_isolation: the pieces'
+            # lock protocol (bulk.py, retention.sweep_pieces) needs each statement after the lock
+            # to see what committed before it was granted; export asks REPEATABLE READ itself
+            return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                 isolation_level="READ COMMITTED")
         except ImportError:
             raise MissingExtra("postgres", "a PostgreSQL storage.url") from None
     raise DatabaseError(f"unsupported database URL {u.render_as_string(hide_password=True)}")
