@@ -75,14 +75,23 @@ def compact_json(*, ensure_ascii: bool, allow_nan: bool,
     """json.dumps(v, separators=(",", ":"), ensure_ascii=..., allow_nan=..., default=...),
     the same text, for data without reference cycles (JSON read back never has any): CPython's
     C encoder made once instead of on every call (a microsecond each, many per measurement)."""
+    slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii,
+                            allow_nan=allow_nan, default=default).encode
     make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C encoder (another Python): the same text, made as json.dumps does
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii,
-                                allow_nan=allow_nan, default=default).encode
-    esc = json.encoder.c_encode_basestring_ascii if ensure_ascii else json.encoder.c_encode_basestring
-    enc = make(None, default or json.JSONEncoder().default, esc, None, ":", ",", False, False,
-               allow_nan)
-    return lambda v: "".join(enc(v, 0))
+    esc = getattr(json.encoder, "c_encode_basestring_ascii" if ensure_ascii
+                  else "c_encode_basestring", None)
+    try:  # no C encoder or another signature (another Python): TypeError
+        enc = make(None, default or json.JSONEncoder().default, esc, None, ":", ",", False,
+                   False, allow_nan)  # type: ignore[misc]
+
+        def fast(v: Any) -> str:
+            return "".join(enc(v, 0))
+
+        probe = [{"a": [1, 2.5, None, True]}, "\u00e4\"\\", ("t",)]
+        same = fast(probe) == slow(probe)
+    except (TypeError, ValueError):
+        same = False
+    return fast if same else slow  # else the same text, made as json.dumps does
 
 
 _KEY_JSON = compact_json(ensure_ascii=False, allow_nan=True, default=str)
