@@ -314,3 +314,37 @@ def test_the_same_measurement_stored_again_on_the_newest_id_keeps_its_pieces(
     assert _piece(1) in _pieces(any_db)
     assert _evidence_reads_back(any_db, "U")
     assert _pieces(any_db) == _referenced(any_db)
+
+
+def test_a_sweep_that_ends_leaves_a_later_one_cut_short_pending(any_db: Database,
+                                                                 other: Database) -> None:
+    """Sweep A runs long; meanwhile a row is pruned (its piece Q unreferenced: A's scan saw it
+    referred to) and sweep B begins and is killed before it reaches Q. A ends: B must stay
+    pending, so the next prune deletes Q."""
+    for k in range(100, 104):
+        _store(any_db, f"kept{k}", _evidence(k))
+    unused = _unreferenced(any_db, range(6))
+    first = min([*unused, *(_piece(k) for k in range(100, 105))])
+    q = next(k for k in range(50, 80) if _piece(k) > first)  # not in B's first batch
+    _store(any_db, "late", _evidence(q))
+    _store(any_db, "newest", _evidence(104))  # SQLite: A's id-reuse check must not stop it
+
+    def kill(n: int) -> None:
+        raise Killed
+
+    def between(n: int) -> None:
+        if n == 1:
+            with other.write() as s:
+                s.execute(delete(Measurement).where(Measurement.uid == "late"))
+            with pytest.raises(Killed):
+                retention.sweep_pieces(other, batch=1, after_batch=kill)
+            assert _piece(q) in _pieces(any_db)
+
+    retention.sweep_pieces(any_db, batch=2, after_batch=between)
+    assert _piece(q) in _pieces(any_db)  # A saw it referred to
+    with any_db.read() as s:
+        assert repo.get_kv(s, retention.SWEEP_PENDING)
+    assert retention.prune(any_db, timedelta(days=3650), T0 + timedelta(days=1)) == 0
+    assert _pieces(any_db) == _referenced(any_db) and _piece(q) not in _pieces(any_db)
+    with any_db.read() as s:
+        assert not repo.get_kv(s, retention.SWEEP_PENDING)

@@ -6,6 +6,7 @@ row refers to any more go (`sweep_pieces`), and kept rows are linked into their 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 BATCH = 5000  # short write transactions: the prober keeps writing meanwhile
 SWEEP_BATCH = 1000  # evidence pieces looked at, and at most deleted, per sweep transaction
 SCAN_BATCH = 10_000  # measurement rows read per read transaction of the sweep's scan
-SWEEP_PENDING = "retention:sweep_pending"  # kv: a sweep began and has not finished
+SWEEP_PENDING = "retention:sweep_pending"  # kv: the token of the last sweep begun, until it ends
 
 
 def prunable(cutoff: datetime) -> Any:
@@ -77,6 +78,7 @@ class _Mark:
     top: int  # every row with id <= top has its references in the sweep's set
     top_uid: str | None  # row `top`'s uid (SQLite: ids below are not reused while it stands)
     compact: tuple[Any, Any] | None  # db compact's evidence cursor: (value, updated_at)
+    token: str  # this sweep's value of SWEEP_PENDING
 
 
 def _lock(db: Database, s: Session) -> None:
@@ -110,8 +112,9 @@ def _begin(db: Database) -> _Mark:
         _lock(db, s)
         top = s.scalar(select(func.max(Measurement.id))) or 0
         uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
-        repo.set_kv(s, SWEEP_PENDING, True)
-        return _Mark(top, uid, _compact_cursor(s))
+        token = uuid.uuid4().hex
+        repo.set_kv(s, SWEEP_PENDING, token)
+        return _Mark(top, uid, _compact_cursor(s), token)
 
 
 def _read_refs(db: Database, lo: int, top: int, used: set[bytes]) -> None:
@@ -194,5 +197,8 @@ def sweep_pieces(db: Database, *, batch: int | None = None,
         if after_batch is not None:
             after_batch(n)
     with db.write() as s:
-        repo.set_kv(s, SWEEP_PENDING, None)
+        # only if no sweep began since: one that is cut short must stay pending (one that ends
+        # clears it for this one too: it began later and looked at every piece)
+        if repo.get_kv(s, SWEEP_PENDING) == mark.token:
+            repo.set_kv(s, SWEEP_PENDING, None)
     return deleted
