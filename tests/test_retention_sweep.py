@@ -283,7 +283,7 @@ def test_the_scan_reads_a_batch_of_rows_per_transaction_however_sparse_the_ids(
 
     monkeypatch.setattr(any_db, "read", counted)
     used: set[bytes] = set()
-    retention._scan(any_db, max(kept), used)
+    retention._scan(any_db, retention._Mark(max(kept), None, None, "t"), used)
     assert reads == 4  # 3 + 3 + 3 + 1 rows
     assert {u.hex() for u in used} == _referenced(any_db) and len(used) == 10
 
@@ -298,10 +298,10 @@ def test_the_same_measurement_stored_again_on_the_newest_id_keeps_its_pieces(
     scan = retention._scan
     got: list[int] = []
 
-    def gone_and_back(db: Database, t: int, used: set[bytes]) -> None:
+    def gone_and_back(db: Database, mark: Any, used: set[bytes]) -> None:
         with other.write() as s:
             s.execute(delete(Measurement).where(Measurement.id == top))
-        scan(db, t, used)  # row `top` is gone: P unreferenced
+        scan(db, mark, used)  # row `top` is gone: P unreferenced
         got.append(_store(other, "U", _evidence(1)))  # finds P stored
 
     retention._scan = gone_and_back  # type: ignore[assignment]
@@ -348,3 +348,94 @@ def test_a_sweep_that_ends_leaves_a_later_one_cut_short_pending(any_db: Database
     assert _pieces(any_db) == _referenced(any_db) and _piece(q) not in _pieces(any_db)
     with any_db.read() as s:
         assert not repo.get_kv(s, retention.SWEEP_PENDING)
+
+
+def test_with_no_piece_stored_the_sweep_reads_no_row(any_db: Database,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces off (or all swept): no scan, no write; a sweep left pending is done."""
+    any_db.evidence_pieces = False
+    _store(any_db, "whole", _evidence(1))
+    with any_db.write() as s:
+        repo.set_kv(s, retention.SWEEP_PENDING, "cut short")
+
+    def no_scan(*args: Any) -> None:
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr(retention, "_scan", no_scan)
+    assert retention.sweep_pieces(any_db) == 0
+    with any_db.read() as s:
+        assert not repo.get_kv(s, retention.SWEEP_PENDING)
+    writes: list[int] = []
+    write = any_db.write
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        writes.append(1)
+        with write() as s:
+            yield s
+
+    monkeypatch.setattr(any_db, "write", counted)
+    assert retention.sweep_pieces(any_db) == 0
+    assert writes == []
+
+
+def test_a_sweep_stops_reading_once_db_compact_moves(any_db: Database, other: Database,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """db compact rewriting rows as pieces stops the sweep (it sweeps when done): the sweep's
+    scan stops at its next read transaction instead of reading every row first."""
+    from blockwatch.storage.convert import CURSORS
+
+    monkeypatch.setattr(retention, "SCAN_BATCH", 2)
+    for k in range(100, 110):
+        _store(any_db, f"kept{k}", _evidence(k))
+    unused = _unreferenced(any_db, range(4))
+    reads: list[int] = []
+    read, begin = any_db.read, retention._begin
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        reads.append(1)
+        with read() as s:
+            yield s
+
+    def begin_then_compact(db: Database) -> Any:
+        mark = begin(db)
+        with other.write() as s:  # as compact's first transaction does
+            repo.set_kv(s, CURSORS["pieces"], 1)
+        monkeypatch.setattr(any_db, "read", counted)
+        return mark
+
+    monkeypatch.setattr(retention, "_begin", begin_then_compact)
+    assert retention.sweep_pieces(any_db) == 0
+    assert len(reads) == 1  # the scan's first read transaction saw the cursor moved
+    assert set(unused) <= _pieces(any_db)
+    with any_db.read() as s:
+        assert repo.get_kv(s, retention.SWEEP_PENDING)
+
+
+def test_rows_stored_during_the_scan_are_read_before_the_lock_is_held(
+        any_db: Database, other: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long scan: much is stored meanwhile. The first locked catch-up must not read it all
+    while writers wait: it finds the mark moved past them already."""
+    unused = _unreferenced(any_db, range(4))
+    scan, catch_up = retention._scan, retention._catch_up
+    stored: list[int] = []
+    tops: list[int] = []
+
+    def scan_while_stored(db: Database, mark: Any, used: set[bytes]) -> None:
+        scan(db, mark, used)
+        for k in range(100, 105):
+            stored.append(_store(other, f"during{k}", _evidence(k, unused_k[0])))
+
+    def catch_up_seen(db: Database, s: Any, mark: Any, used: set[bytes]) -> bool:
+        tops.append(mark.top)
+        return catch_up(db, s, mark, used)
+
+    unused_k = [next(k for k in range(4) if _piece(k) == unused[0])]
+    monkeypatch.setattr(retention, "_scan", scan_while_stored)
+    monkeypatch.setattr(retention, "_catch_up", catch_up_seen)
+    assert retention.sweep_pieces(any_db, batch=2) == len(unused) - 1
+    assert tops and tops[0] == max(stored)  # read before the locked catch-up
+    assert unused[0] in _pieces(any_db)  # the rows stored meanwhile refer to it
+    assert _pieces(any_db) == _referenced(any_db)
+    assert all(_evidence_reads_back(any_db, f"during{k}") for k in range(100, 105))

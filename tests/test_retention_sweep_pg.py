@@ -77,8 +77,8 @@ def _writer_commits_while_the_sweep_waits(sweep_db: Database, other: Database) -
     errors: list[BaseException] = []
     scan = retention._scan
 
-    def scan_then_writers(db: Database, top: int, used: set[bytes]) -> None:
-        scan(db, top, used)  # P unreferenced here
+    def scan_then_writers(db: Database, mark: Any, used: set[bytes]) -> None:
+        scan(db, mark, used)  # P unreferenced here
         w1 = other._write()
         w1.begin()
         got["n"] = _insert(other, w1, "w1", _evidence(1, 2))  # finds P stored: refers to it

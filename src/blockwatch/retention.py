@@ -63,12 +63,18 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
 #   - `db compact` rewrites whole evidence as pieces in older rows, in place.
 # Each delete transaction therefore first takes the pieces' lock itself (alone on PostgreSQL:
 # no writer is between finding a piece and committing) and reads what changed since the read:
-# the rows above the highest id it covered (`top`). Ids only grow for new rows on PostgreSQL;
+# the rows from the highest id it covered (`top`) on. What was stored during the long scan is
+# read once before, without the lock held (only the new `top` is taken under it), so the
+# catch-ups under the lock read only what came since. Ids only grow for new rows on
+# PostgreSQL (and a writer that refers to pieces takes the lock before its ids, so under the
+# lock none below the highest is still to commit);
 # SQLite gives a new row the highest id + 1, so an id below `top` is reused only once row `top`
 # is gone: then, as when `db compact` moved its cursor (rows rewritten in place, anywhere), the
 # sweep stops there, having deleted nothing it was not sure of, and goes on at the next prune
-# (compact sweeps by itself when it is done). A writer that comes after a delete finds the
-# piece gone and stores it again.
+# (compact sweeps by itself when it is done; its cursor is also looked at by every read of the
+# scan, which stops reading then). A writer that comes after a delete finds the piece gone and
+# stores it again. All this relies on READ COMMITTED on PostgreSQL (storage/db.py pins it):
+# each statement after the lock is granted sees what committed before.
 
 
 @dataclass
@@ -105,6 +111,25 @@ def _sweep_pending(db: Database) -> bool:
         return bool(repo.get_kv(s, SWEEP_PENDING))
 
 
+def _any_piece(s: Session) -> bool:
+    return s.scalar(select(EvidencePiece.sha256).limit(1)) is not None
+
+
+def _nothing_to_sweep(db: Database) -> bool:
+    """No piece is stored (pieces off, or all swept): no scan. A pending sweep is done then."""
+    with db.read() as s:
+        if _any_piece(s):
+            return False
+        pending = repo.get_kv(s, SWEEP_PENDING)
+    if pending:
+        with db.write() as s:
+            _lock(db, s)  # a writer storing pieces now has them when this looks
+            if _any_piece(s):
+                return False
+            repo.set_kv(s, SWEEP_PENDING, None)
+    return True
+
+
 def _begin(db: Database) -> _Mark:
     """The starting mark, under the lock: every row that refers to pieces at or below `top`
     has committed (none is between finding a piece stored and committing)."""
@@ -117,12 +142,16 @@ def _begin(db: Database) -> _Mark:
         return _Mark(top, uid, _compact_cursor(s), token)
 
 
-def _read_refs(db: Database, lo: int, top: int, used: set[bytes]) -> None:
+def _read_refs(db: Database, lo: int, top: int, used: set[bytes],
+               compact: tuple[Any, Any] | None) -> None:
     """The references of the rows lo < id <= top, in short read transactions of at most
     SCAN_BATCH rows each: each range ends at the SCAN_BATCH-th id found (an index walk), so ids
-    left sparse by retention cost no more transactions than dense ones."""
+    left sparse by retention cost no more transactions than dense ones. Cut short once db
+    compact's cursor is no longer `compact` (the sweep stops then: see _unchanged)."""
     while lo < top:
         with db.read() as s:
+            if _compact_cursor(s) != compact:
+                return
             hi = s.scalar(select(Measurement.id).where(Measurement.id > lo)
                           .order_by(Measurement.id).limit(1).offset(SCAN_BATCH - 1))
             hi = top if hi is None or hi > top else hi
@@ -133,14 +162,14 @@ def _read_refs(db: Database, lo: int, top: int, used: set[bytes]) -> None:
         lo = hi
 
 
-def _scan(db: Database, top: int, used: set[bytes]) -> None:
-    """The references of the rows up to `top`."""
-    _read_refs(db, 0, top, used)
+def _scan(db: Database, mark: _Mark, used: set[bytes]) -> None:
+    """The references of the rows up to `mark.top`."""
+    _read_refs(db, 0, mark.top, used, mark.compact)
 
 
-def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
-    """Under the lock: add the references of rows stored since `mark` and move it; False when
-    rows may have come to refer to pieces where that cannot tell (see above)."""
+def _unchanged(db: Database, s: Session, mark: _Mark) -> bool:
+    """Under the lock: False (logged) when rows may have come to refer to pieces where reading
+    the rows after `mark` cannot tell (see above)."""
     if _compact_cursor(s) != mark.compact:
         log.info("evidence sweep stopped: db compact is rewriting evidence as pieces (it sweeps "
                  "when done; else the next prune goes on)")
@@ -149,6 +178,31 @@ def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
             select(Measurement.uid).where(Measurement.id == mark.top)) != mark.top_uid:
         log.info("evidence sweep stopped: the newest row it knew was deleted (SQLite may reuse "
                  "ids below it); the next prune goes on")
+        return False
+    return True
+
+
+def _catch_up_unlocked(db: Database, mark: _Mark, used: set[bytes]) -> bool:
+    """What was stored during the scan, read without the lock held: under it only the new top
+    is taken (no row at or below it that refers to pieces is uncommitted then: writers take
+    the lock before their ids), and the rows up to it are read after in short read
+    transactions, so the locked catch-ups read only what came since. False as _unchanged."""
+    with db.write() as s:
+        _lock(db, s)
+        if not _unchanged(db, s, mark):
+            return False
+        top = s.scalar(select(func.max(Measurement.id))) or 0
+        uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
+    if top > mark.top:
+        _read_refs(db, max(mark.top - 1, 0), top, used, mark.compact)  # row `top` again
+        mark.top, mark.top_uid = top, uid
+    return True
+
+
+def _catch_up(db: Database, s: Session, mark: _Mark, used: set[bytes]) -> bool:
+    """Under the lock: add the references of rows stored since `mark` and move it; False as
+    _unchanged."""
+    if not _unchanged(db, s, mark):
         return False
     for mid, uid, refs in s.execute(select(Measurement.id, Measurement.uid,
                                            Measurement.evidence_refs)
@@ -168,11 +222,16 @@ def sweep_pieces(db: Database, *, batch: int | None = None,
     transactions (at most `batch` pieces each, default SWEEP_BATCH), never deleting a piece a
     row stored or rewritten meanwhile refers to (see above); `after_batch(n)` is called after
     each batch of pieces looked at (tests store rows there). A sweep cut short leaves the kv
-    mark `retention:sweep_pending`, and the next prune sweeps even with nothing to prune."""
+    mark `retention:sweep_pending`, and the next prune sweeps even with nothing to prune.
+    With no piece stored it reads nothing more."""
     size = batch or SWEEP_BATCH
+    if _nothing_to_sweep(db):
+        return 0
     mark = _begin(db)
     used: set[bytes] = set()
-    _scan(db, mark.top, used)
+    _scan(db, mark, used)
+    if not _catch_up_unlocked(db, mark, used):
+        return 0
     deleted = 0
     after = ""
     n = 0
