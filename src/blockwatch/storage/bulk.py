@@ -816,7 +816,7 @@ class _Postgres:
                             keep: Sequence[bool] | None) -> dict[str, int]:
         parts = []
         enc, need = _encoded(rows, self.pieces)
-        if need:  # the pieces. lock before the rows get ids: retention.sweep_pieces relies on it
+        if need:  # the pieces' lock before the rows get ids: retention.sweep_pieces relies on it
             self.store_pieces(need)
         for i, (r, (text, sha, sp)) in enumerate(zip(rows, enc, strict=True)):
             d = _measurement(vantage_id, role, r, sha, bool(keep is not None and keep[i]))
