@@ -47,8 +47,10 @@ DEVSET = ROOT / "tests" / "fixtures" / "incidents"
 # rules: may be read while writing rules; measure: never read (the set's own estimate);
 # holdout: collected later by someone who never saw the rules, from other articles, and scored
 # once (devset_holdout.jsonl; its sources in SOURCES_holdout.md); holdout2: collected the same
-# way after the rules and the learned model were written, scored once (devset_holdout2.jsonl)
-SPLITS = ("rules", "measure", "holdout", "holdout2")
+# way after the rules and the learned model were written, scored once (devset_holdout2.jsonl);
+# holdout and holdout2 were read later, while writing rules; holdout3: collected the same way
+# after that, scored once (devset_holdout3.jsonl)
+SPLITS = ("rules", "measure", "holdout", "holdout2", "holdout3")
 
 
 def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:

@@ -3,11 +3,12 @@ SOURCES_*.md beside them): every item's labels are well-formed, and quality stay
 set just below what was measured, so a regression fails. The `measure` split was never read
 while writing rules; its scores are the honest estimate of the rules alone (FLOORS). The
 `holdout` and `holdout2` splits were honest estimates when first scored, and have since been read
-while writing the precision rules (so, like `rules`, they now only guard against regressions).
-The learned model (feeds/model.py, off in the product) was
-trained on every item but holdout2's, so its scores on the other splits are training scores:
-they only guard the weights and their wiring (MODEL_FLOORS); its honest estimates are
-cross-validated (benchmarks/extract_cv.py) and holdout2's. Scoring is the one of benchmarks/extract_quality.py
+while writing the precision rules (so, like `rules`, they now only guard against regressions);
+`holdout3`, collected after that by someone who never saw the extractor, was scored once and is
+the honest estimate now. The learned model (feeds/model.py, off in the product) was trained on
+the rules, measure and holdout items, so its scores there are training scores: they only guard
+the weights and their wiring (MODEL_FLOORS); its honest estimates are cross-validated
+(benchmarks/extract_cv.py) and holdout3's. Scoring is the one of benchmarks/extract_quality.py
 (which prints the numbers and the `rules` split's misses)."""
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ FLOORS: dict[tuple[str, str], tuple[float, float, float, float, float, float]] =
     # collected after the rules and the model, scored once (0.85, 0.69, 0.95, 0.92, 0.94, 0.93);
     # read since, while writing the precision rules
     ("holdout2", "all"): (0.88, 0.76, 0.92, 0.88, 0.90, 0.90),
+    # collected after the precision rules, scored once (0.84, 0.65, 0.87, 0.89, 0.91, 0.82)
+    ("holdout3", "all"): (0.82, 0.63, 0.85, 0.86, 0.89, 0.80),
 }
 
 
