@@ -439,3 +439,46 @@ def test_rows_stored_during_the_scan_are_read_before_the_lock_is_held(
     assert unused[0] in _pieces(any_db)  # the rows stored meanwhile refer to it
     assert _pieces(any_db) == _referenced(any_db)
     assert all(_evidence_reads_back(any_db, f"during{k}") for k in range(100, 105))
+
+
+def test_rows_pruned_and_replaced_below_the_newest_keep_their_pieces(
+        any_db: Database, other: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process prunes the two newest rows during the scan, then a new measurement and
+    a re-delivery of the newest one are stored: SQLite gives them the same two ids, so row `top`
+    holds the uid the sweep knew and only the pruning shows the row below it is another."""
+    old = T0 - timedelta(days=400)
+
+    def store_at(db: Database, uid: str, at: datetime, data: dict[str, Any]) -> int:
+        with db.write() as s:
+            vid = repo.ensure_vantage(s, "vps", "local")
+            return bulk.insert_measurements(db, s, vid, "vantage", [
+                bulk.Row(uid, None, "https://x.test/", at, data)])[uid]
+
+    _store(any_db, "kept", _evidence(100))
+    unused = _unreferenced(any_db, range(4))
+    k_p = next(k for k in range(4) if _piece(k) == unused[0])
+    below = store_at(any_db, "old-a", old, _evidence(101))
+    top = store_at(any_db, "old-U", old, _evidence(102))
+    scan, sweep = retention._scan, retention.sweep_pieces
+    got: list[int] = []
+
+    def pruned_and_replaced(db: Database, mark: Any, used: set[bytes]) -> None:
+        scan(db, mark, used)
+        # the other process's prune; its own sweep comes later (it is not what this is about)
+        retention.sweep_pieces = lambda *a, **k: 0  # type: ignore[assignment]
+        try:
+            assert retention.prune(other, timedelta(days=90), T0) == 2
+        finally:
+            retention.sweep_pieces = sweep  # type: ignore[assignment]
+        got.append(store_at(other, "A", T0, _evidence(k_p)))  # refers to P, found stored
+        got.append(store_at(other, "old-U", old, _evidence(102)))  # delivered again
+
+    monkeypatch.setattr(retention, "_scan", pruned_and_replaced)
+    sweep(any_db)
+    monkeypatch.setattr(retention, "_scan", scan)
+    if any_db.dialect == "sqlite":
+        assert got == [below, top]  # the ids were reused: what this test is about
+    assert unused[0] in _pieces(any_db)
+    assert _evidence_reads_back(any_db, "A")
+    sweep(any_db)  # a later sweep finishes (SQLite's stopped)
+    assert _pieces(any_db) == _referenced(any_db) and unused[0] in _pieces(any_db)

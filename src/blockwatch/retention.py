@@ -27,6 +27,7 @@ BATCH = 5000  # short write transactions: the prober keeps writing meanwhile
 SWEEP_BATCH = 1000  # evidence pieces looked at, and at most deleted, per sweep transaction
 SCAN_BATCH = 10_000  # measurement rows read per read transaction of the sweep's scan
 SWEEP_PENDING = "retention:sweep_pending"  # kv: the token of the last sweep begun, until it ends
+PRUNED = "retention:pruned"  # kv: measurements pruned, ever (a sweep on SQLite watches it)
 
 
 def prunable(cutoff: datetime) -> Any:
@@ -45,6 +46,7 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
                 break
             # verdicts go with their measurement (ON DELETE CASCADE)
             s.execute(delete(Measurement).where(Measurement.id.in_(ids)))
+            repo.set_kv(s, PRUNED, (repo.get_kv(s, PRUNED) or 0) + len(ids))
             total += len(ids)
     if total or _sweep_pending(db):  # a sweep cut short (killed, or stopped) goes on now
         sweep_pieces(db)
@@ -69,8 +71,10 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
 # PostgreSQL (and a writer that refers to pieces takes the lock before its ids, so under the
 # lock none below the highest is still to commit);
 # SQLite gives a new row the highest id + 1, so an id below `top` is reused only once row `top`
-# is gone: then, as when `db compact` moved its cursor (rows rewritten in place, anywhere), the
-# sweep stops there, having deleted nothing it was not sure of, and goes on at the next prune
+# is gone (seen as another uid there, or as prune or compact's folding having deleted rows: the
+# same measurement delivered again takes id `top` back): then, as when `db compact` moved its
+# cursor (rows rewritten in place, anywhere), the sweep stops there, having deleted nothing it
+# was not sure of, and goes on at the next prune
 # (compact sweeps by itself when it is done; its cursor is also looked at by every read of the
 # scan, which stops reading then). A writer that comes after a delete finds the piece gone and
 # stores it again. All this relies on READ COMMITTED on PostgreSQL (storage/db.py pins it):
@@ -85,6 +89,7 @@ class _Mark:
     top_uid: str | None  # row `top`'s uid (SQLite: ids below are not reused while it stands)
     compact: tuple[Any, Any] | None  # db compact's evidence cursor: (value, updated_at)
     token: str  # this sweep's value of SWEEP_PENDING
+    deletions: tuple[Any, ...] = ()  # SQLite: _deletions when the sweep began
 
 
 def _lock(db: Database, s: Session) -> None:
@@ -93,10 +98,19 @@ def _lock(db: Database, s: Session) -> None:
         s.execute(select(func.pg_advisory_xact_lock(PIECES_LOCK)))
 
 
-def _compact_cursor(s: Session) -> tuple[Any, Any] | None:
+def _compact_cursor(s: Session, kind: str = "pieces") -> tuple[Any, Any] | None:
     row = s.execute(select(KeyValue.value, KeyValue.updated_at)
-                    .where(KeyValue.key == COMPACT_CURSORS["pieces"])).one_or_none()
+                    .where(KeyValue.key == COMPACT_CURSORS[kind])).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+def _deletions(db: Database, s: Session) -> tuple[Any, ...]:
+    """SQLite: what moves when measurements are deleted (prune's count, db compact's folding
+    cursors): after a delete SQLite may give a new row an id at or below `top`, and the same
+    uid on row `top` again does not show that rows below it were replaced."""
+    if db.dialect != "sqlite":
+        return ()
+    return repo.get_kv(s, PRUNED), _compact_cursor(s, "vantage"), _compact_cursor(s, "control")
 
 
 def _digests(refs: bytes | None) -> Iterable[bytes]:
@@ -139,7 +153,7 @@ def _begin(db: Database) -> _Mark:
         uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
         token = uuid.uuid4().hex
         repo.set_kv(s, SWEEP_PENDING, token)
-        return _Mark(top, uid, _compact_cursor(s), token)
+        return _Mark(top, uid, _compact_cursor(s), token, _deletions(db, s))
 
 
 def _read_refs(db: Database, lo: int, top: int, used: set[bytes],
@@ -173,6 +187,10 @@ def _unchanged(db: Database, s: Session, mark: _Mark) -> bool:
     if _compact_cursor(s) != mark.compact:
         log.info("evidence sweep stopped: db compact is rewriting evidence as pieces (it sweeps "
                  "when done; else the next prune goes on)")
+        return False
+    if _deletions(db, s) != mark.deletions:
+        log.info("evidence sweep stopped: measurements were pruned or folded meanwhile (SQLite "
+                 "may reuse their ids); the next prune goes on")
         return False
     if db.dialect == "sqlite" and mark.top and s.scalar(
             select(Measurement.uid).where(Measurement.id == mark.top)) != mark.top_uid:
