@@ -485,6 +485,11 @@ class _Replies(asyncio.DatagramProtocol):
         if not self.unsettled:
             self.settled.set_result(None)
 
+    transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
     def _settle(self) -> None:
         self.unsettled -= 1
         if not self.unsettled and not self.settled.done():
@@ -562,19 +567,31 @@ async def _udp(msgs: list[_Query], host: str, port: int, timeout: float,
     src = (source, 0) if source and (":" in source) == (family == socket.AF_INET6) else None
     out: list[Outcome] = []
     sock: socket.socket | None = None
+    made: list[_Replies] = []
+
+    def factory() -> _Replies:
+        made.append(_Replies(msgs))
+        return made[-1]
     try:
-        if _ip_literal(host):  # no look-up to wait for: the socket made here, connected
+        # no look-up to wait for: the socket made here, connected; a zoned (link-local) source
+        # goes the loop's way, whose look-up keeps the zone that a plain bind() drops
+        if _ip_literal(host) and (src is None or "%" not in src[0]):
             sock = _connected_udp(host, port, family, src)
-            transport, proto = await loop.create_datagram_endpoint(
-                lambda: _Replies(msgs), sock=sock)
+            transport, proto = await loop.create_datagram_endpoint(factory, sock=sock)
         else:
             async with asyncio.timeout(timeout):
                 transport, proto = await loop.create_datagram_endpoint(
-                    lambda: _Replies(msgs), local_addr=src, remote_addr=(host, port),
-                    family=family)
-    except (OSError, TimeoutError) as exc:
+                    factory, local_addr=src, remote_addr=(host, port), family=family)
+    except BaseException as exc:
+        # a creation cut short (cancelled): uvloop leaves the transport it made open, asyncio
+        # closes it; close it (and so its socket) either way
+        if made and made[0].transport is not None:
+            made[0].transport.close()
+            sock = None
         if sock is not None:
             sock.close()
+        if not isinstance(exc, (OSError, TimeoutError)):
+            raise
         return [(exc, [], time.perf_counter()) for _ in msgs]
     try:
         for m in msgs:
