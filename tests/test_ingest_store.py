@@ -94,3 +94,37 @@ def test_an_item_judging_fails_on_is_rejected_and_the_rest_stored(any_db: Databa
         assert set(s.scalars(select(Measurement.url))) == set(URLS[:3])
         # no state row for the URL whose only measurement was not judged
         assert set(s.scalars(select(UrlState.url))) == set(URLS[:3])
+
+
+def test_each_item_stored_alone_holds_the_vantage_row_first(any_db: Database, judged: list[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the database refuses an upload and its items are stored one by one, each of those
+    transactions takes the agent's vantage row first, as the upload's did: a concurrent upload
+    of the same uids (another collector process) then reads them as stored instead of planning
+    them again."""
+    with any_db.write() as s:
+        vid = repo.ensure_vantage(s, "a1", "agent", "KZ")
+    calls: list[tuple[str, int]] = []
+    real_seen, real_record = ingest.bulk.seen_vantage, ingest.bulk_record
+    refused = [False]
+
+    def seen(db: Database, s: Any, *a: Any, **kw: Any) -> None:
+        calls.append(("vantage", id(s)))
+        real_seen(db, s, *a, **kw)
+
+    def record(db: Database, s: Any, vantage_id: int, items: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(("store", id(s)))
+        if len(items) > 1 and not refused[0]:
+            refused[0] = True
+            raise ingest.DATA_ERRORS[0]("refused", None, Exception("refused"))
+        return real_record(db, s, vantage_id, items, *a, **kw)
+
+    monkeypatch.setattr(ingest.bulk, "seen_vantage", seen)
+    monkeypatch.setattr(ingest, "bulk_record", record)
+    res = store_batch(any_db, SNAP, vid, [_item(u, T0) for u in URLS[:3]], "")
+    assert refused[0] and res.accepted == 3
+    stores = [i for i, (what, _) in enumerate(calls) if what == "store"]
+    assert len(stores) == 4  # the upload, then each of its three items
+    for i in stores[1:]:  # each item's transaction: the vantage row, then the store
+        assert calls[i - 1] == ("vantage", calls[i][1]), calls
+    assert _count(any_db, Measurement) == 3

@@ -471,6 +471,9 @@ def store_batch(db: Database, snap: Snapshot, vantage_id: int, items: Sequence[I
         for it in items:
             try:
                 with db.write() as s:
+                    # the vantage's row first, as above: every writer of this agent's uids
+                    # holds it, so a concurrent upload of the same uids reads them as stored
+                    bulk.seen_vantage(db, s, vantage_id, now, asn)
                     one = bulk_record(db, s, vantage_id, [it], snap.confirm_after, now)
             except DATA_ERRORS as exc:
                 log.error("measurement %s refused by the database: %s", it.uid, exc)

@@ -837,22 +837,14 @@ class _Postgres:
 
     def lock_states(self, vantage_id: int, urls: list[str], now: datetime
                     ) -> dict[str, dict[str, Any]]:
-        """Locked, those missing created first: two uploads touching one (URL, vantage) take
-        turns instead of overwriting each other's step. Nearly always every row exists: one
-        statement. Else the missing ones are inserted (in URL order, after the existing ones
-        were locked in URL order) and locked; two writers of one vantage could then deadlock
-        only if a third created one of their rows between their first statements (PostgreSQL
-        would fail one of them; the collector's uploads of one agent take turns before this)."""
-        self.cur.execute(_PG_STATES_LOCK, {"vid": vantage_id, "urls": _pg_texts(urls)})
-        out = {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
-        missing = [u for u in urls if u not in out]
-        if missing:
-            p = {"vid": vantage_id, "now": now, "urls": _pg_texts(missing)}
-            self.cur.execute(_PG_STATES_NEW, p)
-            self.cur.execute(_PG_STATES_LOCK, p)
-            out.update((r[0], dict(zip(STATES.cols, r[1:], strict=True)))
-                       for r in self.cur.fetchall())
-        return out
+        """Created when missing, then locked (in URL order): two uploads touching one (URL,
+        vantage) take turns instead of overwriting each other's step. Two statements even when
+        every row exists: locking the existing rows first and inserting the missing ones after
+        deadlocks three writers of one vantage (a round, `check` and an OONI import can be)."""
+        p = {"vid": vantage_id, "now": now, "urls": _pg_texts(urls)}
+        self.cur.execute(_PG_STATES_NEW, p)
+        self.cur.execute(_PG_STATES_LOCK, p)
+        return {r[0]: dict(zip(STATES.cols, r[1:], strict=True)) for r in self.cur.fetchall()}
 
     def update_states(self, vantage_id: int, states: dict[str, dict[str, Any]]) -> None:
         rows = [{"url": url, **STATES.complete(st)} for url, st in states.items()]
