@@ -87,8 +87,18 @@ def compact_json(*, ensure_ascii: bool, allow_nan: bool,
         def fast(v: Any) -> str:
             return "".join(enc(v, 0))
 
-        probe = [{"a": [1, 2.5, None, True]}, "\u00e4\"\\", ("t",)]
+        # key order kept (no sort), a non-str key, NaN as the slow one treats it
+        probe = [{"b": [1, 2.5, None, True], "a": 1, 3: 0}, "\u00e4\"\\", ("t",)]
         same = fast(probe) == slow(probe)
+        if same:
+            try:
+                same = fast([float("nan")]) == slow([float("nan")])
+            except ValueError:  # allow_nan=False: both must refuse it
+                try:
+                    slow([float("nan")])
+                    same = False
+                except ValueError:
+                    pass
     except (TypeError, ValueError):
         same = False
     return fast if same else slow  # else the same text, made as json.dumps does
