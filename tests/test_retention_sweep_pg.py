@@ -16,20 +16,10 @@ from blockwatch import export, retention
 from blockwatch.storage import Database, bulk, open_database, repo
 from blockwatch.storage import evidence as E
 from blockwatch.storage.models import EvidencePiece, Measurement
-from blockwatch.textsafe import storable_evidence
+from test_retention_sweep import _evidence, _piece
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 REPEATABLE_READ = "%20-cdefault_transaction_isolation%3Drepeatable%5C%20read"  # libpq options
-
-
-def _evidence(*chains: int) -> dict[str, Any]:
-    return {"url": "https://x.test/",
-            "tls": [{"ip": "192.0.2.1", "chain": [f"certificate {k} " + "c" * 64]} for k in chains]}
-
-
-def _piece(k: int) -> str:
-    (p,) = E.split(storable_evidence(_evidence(k))[1]).pieces
-    return p.sha256
 
 
 def _insert(db: Database, s: Any, uid: str, data: dict[str, Any]) -> int:
