@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 import dns.message
 import dns.rrset
 from lab.certs import server_context
-from lab.net import rst_close
 from lab.web import read_request
 
 from blockwatch.probe import failures as F
@@ -21,6 +20,7 @@ from blockwatch.probe.dnsprobe import ResolverSpec
 from blockwatch.probe.resolvers import ResolverSet
 from blockwatch.probe.runner import ProbeSettings
 from lab import CONTROL, DNS, Behaviour, Lab
+from test_tls_step_close import after_hello
 
 ANSWER = "192.0.2.7"
 
@@ -265,24 +265,10 @@ async def test_connection_and_tls_failures_of_a_doh_server(lab: Lab) -> None:
 
 @contextlib.asynccontextmanager
 async def closing_after_hello(host: str, rst: bool) -> AsyncIterator[str]:
-    """A server that reads the start of the ClientHello, then sends a FIN (and waits for the
-    client to close) or resets the connection."""
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(5)
-        if rst:
-            rst_close(writer.get_extra_info("socket"))
-            writer.transport.abort()
-            return
-        writer.write_eof()
-        while await reader.read(65536):
-            pass
-        writer.close()
-
-    listener = await asyncio.start_server(serve, host, 0)
-    try:
-        yield f"https://{host}:{listener.sockets[0].getsockname()[1]}/dns-query"
-    finally:
-        listener.close()
+    """A DoH URL of a server that reads the start of the ClientHello, then sends a FIN (and
+    waits for the client to close) or resets the connection."""
+    async with after_hello(host, rst) as port:
+        yield f"https://{host}:{port}/dns-query"
 
 
 async def test_a_server_closing_during_the_handshake(lab: Lab) -> None:
