@@ -50,7 +50,7 @@ from sqlalchemy import insert, select, update
 
 from blockwatch.config import _size
 from blockwatch.site.build import build_site_from_db, site_info
-from blockwatch.site.cache import SiteCache
+from blockwatch.site.cache import SiteCache, _history_size, _part_size
 from blockwatch.storage import open_database
 from blockwatch.storage.models import (
     Case,
@@ -252,24 +252,16 @@ def deep_report(cache: SiteCache) -> str:
     first), and its estimate by the same kinds where it keeps one."""
     memo = cache.memo
     seen: set[int] = {id(cache.lock)}
-    outlets = getattr(memo, "outlets", None)
+    outlets = memo.outlets
     real: dict[str, int] = {}
     est: dict[str, int] = {}
-    if outlets is None:  # the cache before it had a limit: one dict of parts
-        real["history"] = deep_size(getattr(cache, "histories", {}), seen)
-        by_kind: dict[str, list[object]] = {}
-        for k, v in memo.items():
+    real["history"] = sum(deep_size(o.history, seen) for o in outlets.values())
+    est["history"] = sum(_history_size(o.history) for o in outlets.values() if o.history)
+    by_kind: dict[str, list[object]] = {}
+    for o in outlets.values():
+        for k, v in o.parts.items():
             by_kind.setdefault(k[0], []).append((k, v))
-    else:
-        from blockwatch.site.cache import _history_size, _part_size
-
-        real["history"] = sum(deep_size(o.history, seen) for o in outlets.values())
-        est["history"] = sum(_history_size(o.history) for o in outlets.values() if o.history)
-        by_kind = {}
-        for o in outlets.values():
-            for k, v in o.parts.items():
-                by_kind.setdefault(k[0], []).append((k, v))
-                est[f"part {k[0]}"] = est.get(f"part {k[0]}", 0) + _part_size(k, v)
+            est[f"part {k[0]}"] = est.get(f"part {k[0]}", 0) + _part_size(k, v)
     for kind, items in sorted(by_kind.items()):
         real[f"part {kind}"] = sum(deep_size(kv, seen) for kv in items)
     real["rest"] = deep_size(cache, seen)
@@ -293,15 +285,13 @@ def main() -> None:
                     help='the daemon cache\'s limit ("256MB", "0" off, "none" no limit)')
     ap.add_argument("--deep", action="store_true", help="also the cache's real size (slow)")
     a = ap.parse_args()
-    limit: int | None = None
     if a.cache_limit is None:
-        cache = SiteCache()  # the default limit (the cache of old code: none)
+        cache = SiteCache()  # the default limit
     elif a.cache_limit == "none":
         cache = SiteCache(limit=None)
     else:
-        limit = _size(a.cache_limit)
-        cache = SiteCache(limit=limit)
-    print(f"daemon cache limit: {getattr(cache, 'limit', None)}")
+        cache = SiteCache(limit=_size(a.cache_limit))
+    print(f"daemon cache limit: {cache.limit}")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         t0 = time.perf_counter()
@@ -350,11 +340,8 @@ def main() -> None:
                     peak, now_mb = peak_mb(), rss_mb()
                     mem = ""
                     if c is not None:
-                        size = getattr(c, "size", None)
-                        kept = len(getattr(c.memo, "outlets", {})) if size is not None else "-"
-                        mem = (f"cache {size / 1e6:.0f} MB est., {kept} outlets kept"
-                               if size is not None else "cache (no estimate)")
-                        mem += f"; RSS {now_mb:.0f} MB, build peak {peak:.0f} MB"
+                        mem = (f"cache {c.size / 1e6:.0f} MB est., {len(c.memo.outlets)} outlets"
+                               f" kept; RSS {now_mb:.0f} MB, build peak {peak:.0f} MB")
                     table.append((name, report.rendered, report.outlets, cpu, took, aim, mem))
                     print(f"build ({name}): {cpu:.2f} s CPU, {took:.2f} s wall  "
                           f"(aim <= {aim:g} s)  {report.summary()}" + (f"  [{mem}]" if mem else ""))

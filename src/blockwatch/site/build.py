@@ -249,10 +249,9 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
         with db.read() as s:
             snap = load_snapshot(s, now, schedule, quorum, rollups=cache is None)
             if cache is not None:
-                cache.use(scope_of(snap, out_dir, info, config))
                 if full:  # asked for everything from scratch: nothing kept is used
                     cache.clear()
-                    cache.use(scope_of(snap, out_dir, info, config))
+                cache.use(scope_of(snap, out_dir, info, config))
                 marks, histories = cache.history(s, snap)
         if cache is not None:
             # every outlet's daily history is at hand: one model, for the plan and the pages

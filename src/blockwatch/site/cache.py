@@ -335,7 +335,6 @@ class SiteCache:
         if scope != self.scope:
             self.clear()
             self.scope = scope
-        self.memo.limit = self.limit
         self.memo.start()
         self.memo.build += 1
 
