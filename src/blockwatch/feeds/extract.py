@@ -62,8 +62,7 @@ from typing import Protocol
 
 from blockwatch.feeds import lemmas, model, phrases, vocabulary
 
-TYPES = ("detention", "arrest", "blocking", "raid", "criminal_case", "fine", "assault", "shutdown",
-         "harassment")
+TYPES = model.TYPES  # one list: the model's scores come in this order
 STATUSES = vocabulary.STATUSES
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -686,12 +685,10 @@ _PARTIAL = ("throttl", "slow", "restrict", "замедл", "огранич", "б
 
 
 def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
-    at = sentence[h.first]
-    near = [t.text for t in tokens[max(0, h.first - _NETWORK_WINDOW):h.last + 1 + _NETWORK_WINDOW]
-            if t.sentence == at]
     if tokens[h.first].text.startswith(_PARTIAL):
         return False  # slowed or restricted, not cut
-    return any(w.startswith(_NETWORK) for w in near) and not any(w.startswith(_ON_THE_NETWORK) for w in near)
+    return (_near(h, tokens, sentence, _NETWORK, _NETWORK_WINDOW)
+            and not _near(h, tokens, sentence, _ON_THE_NETWORK, _NETWORK_WINDOW))
 
 
 # Bank accounts blocked or frozen: financial pressure (harassment), not a blocked site
@@ -709,8 +706,7 @@ def _near(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[in
 # concrete act (a detention, a case, a closure) they say what the act is, not another incident.
 _PRESSURE = ("harass", "intimidat", "persecut", "pressur", "давлен", "давит", "преследова", "запугива",
              "травл", "кысым", "кудала")
-_CONCRETE = frozenset(("detention", "arrest", "blocking", "raid", "criminal_case", "fine", "assault",
-                       "shutdown"))
+_CONCRETE = frozenset(TYPES) - {"harassment"}
 
 
 _PRESSURE_NOUNS = frozenset(("pressure", "harassment", "intimidation", "persecution", "r:давление",

@@ -188,7 +188,6 @@ class Model:
         self.rules: bool = bool(data["rules"])
         # for "incident" and for the types; see `decide`
         self.margins: tuple[float, float] = (float(data["margins"][0]), float(data["margins"][1]))
-        self.names: tuple[str, ...] = ("incident", *TYPES)
         models = data["models"]
         self.bias = float(models["incident"]["bias"])
         self.type_bias = tuple(float(models[t]["bias"]) for t in TYPES)
