@@ -46,7 +46,8 @@ def prune(db: Database, keep_for: timedelta, now: datetime) -> int:
                 break
             # verdicts go with their measurement (ON DELETE CASCADE)
             s.execute(delete(Measurement).where(Measurement.id.in_(ids)))
-            repo.set_kv(s, PRUNED, (repo.get_kv(s, PRUNED) or 0) + len(ids))
+            if db.dialect == "sqlite":  # only a SQLite sweep reads it (see _deletions)
+                repo.set_kv(s, PRUNED, (repo.get_kv(s, PRUNED) or 0) + len(ids))
             total += len(ids)
     if total or _sweep_pending(db):  # a sweep cut short (killed, or stopped) goes on now
         sweep_pieces(db)
@@ -144,13 +145,19 @@ def _nothing_to_sweep(db: Database) -> bool:
     return True
 
 
+def _newest(s: Session) -> tuple[int, str | None]:
+    """The highest measurement id and its uid, (0, None) with no measurement."""
+    row = s.execute(select(Measurement.id, Measurement.uid)
+                    .order_by(Measurement.id.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else (0, None)
+
+
 def _begin(db: Database) -> _Mark:
     """The starting mark, under the lock: every row that refers to pieces at or below `top`
     has committed (none is between finding a piece stored and committing)."""
     with db.write() as s:
         _lock(db, s)
-        top = s.scalar(select(func.max(Measurement.id))) or 0
-        uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
+        top, uid = _newest(s)
         token = uuid.uuid4().hex
         repo.set_kv(s, SWEEP_PENDING, token)
         return _Mark(top, uid, _compact_cursor(s), token, _deletions(db, s))
@@ -209,8 +216,7 @@ def _catch_up_unlocked(db: Database, mark: _Mark, used: set[bytes]) -> bool:
         _lock(db, s)
         if not _unchanged(db, s, mark):
             return False
-        top = s.scalar(select(func.max(Measurement.id))) or 0
-        uid = s.scalar(select(Measurement.uid).where(Measurement.id == top)) if top else None
+        top, uid = _newest(s)
     if top > mark.top:
         _read_refs(db, max(mark.top - 1, 0), top, used, mark.compact)  # row `top` again
         mark.top, mark.top_uid = top, uid
@@ -260,13 +266,13 @@ def sweep_pieces(db: Database, *, batch: int | None = None,
         if not page:
             break
         after = page[-1]
-        maybe = [h for h in page if bytes.fromhex(h) not in used]
+        maybe = [(h, d) for h in page if (d := bytes.fromhex(h)) not in used]
         if maybe:
             with db.write() as s:
                 _lock(db, s)
                 if not _catch_up(db, s, mark, used):
                     return deleted
-                gone = [h for h in maybe if bytes.fromhex(h) not in used]
+                gone = [h for h, d in maybe if d not in used]
                 for lo in range(0, len(gone), 500):
                     s.execute(delete(EvidencePiece).where(EvidencePiece.sha256.in_(gone[lo:lo + 500])))
             deleted += len(gone)
