@@ -189,15 +189,10 @@ def create_app(state: CollectorState) -> Any:
         refused: list[Rejected] = []
         try:
             batch = UPLOAD.validate_json(raw)
-        except ValidationError:
-            pass
-        else:
-            return await _ingest(request, batch, refused)
-        try:  # the models name what is wrong
-            parsed = MeasurementBatch.model_validate_json(raw)
         except ValidationError as whole:
             # One bad measurement must not sink the others (the agent would resend the same
-            # upload forever): read them one by one, store the valid ones, name the others.
+            # upload forever): read them one by one with the models (which name what is
+            # wrong), store the valid ones, name the others.
             try:
                 parsed, refused = parse_per_item(raw)
             except ValidationError as exc:
@@ -209,7 +204,8 @@ def create_app(state: CollectorState) -> Any:
             log.warning("upload from %s: %d of %d measurements rejected (first: %s)",
                         request.state.agent.name, len(refused),
                         len(refused) + len(parsed.measurements), refused[0].error if refused else "")
-        return await _ingest(request, parsed.model_dump(), refused)
+            return await _ingest(request, parsed.model_dump(), refused)
+        return await _ingest(request, batch, refused)
 
     async def _ingest(request: Request, batch: dict[str, Any], refused: list[Rejected]) -> Any:
         agent: AgentVantage = request.state.agent
