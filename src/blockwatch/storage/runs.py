@@ -12,6 +12,7 @@ Pure functions: no I/O."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import json.encoder
@@ -70,38 +71,61 @@ def outcome(evidence: dict[str, Any] | None, verdict: str) -> Outcome | None:
     return Outcome(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), length)
 
 
+def _c_encoder(ensure_ascii: bool, allow_nan: bool, default: Callable[[Any], Any]
+               ) -> Callable[[Any, int], Any] | None:
+    """CPython's C encoder with these settings, or None where there is none (another Python,
+    another signature)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    esc = getattr(json.encoder, "c_encode_basestring_ascii" if ensure_ascii
+                  else "c_encode_basestring", None)
+    try:
+        return make(None, default, esc, None, ":", ",", False, False,  # type: ignore[misc]
+                    allow_nan)
+    except TypeError:
+        return None
+
+
+@functools.cache
+def _c_encoder_ok(ensure_ascii: bool, allow_nan: bool) -> bool:
+    """Whether the C encoder writes what json.dumps writes with these settings: checked once
+    per setting (the probe's data never reaches `default`, so it does not matter here): key
+    order kept (no sort), a non-str key, NaN as the slow one treats it."""
+    enc = _c_encoder(ensure_ascii, allow_nan, json.JSONEncoder().default)
+    if enc is None:
+        return False
+    slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii,
+                            allow_nan=allow_nan).encode
+
+    def fast(v: Any) -> str:
+        return "".join(enc(v, 0))
+
+    def refused(f: Callable[[Any], str], v: Any) -> str | None:
+        try:
+            return f(v)
+        except ValueError:
+            return None
+
+    probe = [{"b": [1, 2.5, None, True], "a": 1, 3: 0}, "\u00e4\"\\", ("t",)]
+    nan = [float("nan")]
+    return refused(fast, probe) == refused(slow, probe) is not None and \
+        refused(fast, nan) == refused(slow, nan)
+
+
 def compact_json(*, ensure_ascii: bool, allow_nan: bool,
                  default: Callable[[Any], Any] | None) -> Callable[[Any], str]:
     """json.dumps(v, separators=(",", ":"), ensure_ascii=..., allow_nan=..., default=...),
     the same text, for data without reference cycles (JSON read back never has any): CPython's
     C encoder made once instead of on every call (a microsecond each, many per measurement)."""
-    slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii,
-                            allow_nan=allow_nan, default=default).encode
-    make = getattr(json.encoder, "c_make_encoder", None)
-    esc = getattr(json.encoder, "c_encode_basestring_ascii" if ensure_ascii
-                  else "c_encode_basestring", None)
-    try:  # no C encoder or another signature (another Python): TypeError
-        enc = make(None, default or json.JSONEncoder().default, esc, None, ":", ",", False,
-                   False, allow_nan)  # type: ignore[misc]
+    enc = _c_encoder(ensure_ascii, allow_nan, default or json.JSONEncoder().default) \
+        if _c_encoder_ok(ensure_ascii, allow_nan) else None
+    if enc is None:  # the same text, made as json.dumps does
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii,
+                                allow_nan=allow_nan, default=default).encode
 
-        def fast(v: Any) -> str:
-            return "".join(enc(v, 0))
+    def fast(v: Any) -> str:
+        return "".join(enc(v, 0))
 
-        # key order kept (no sort), a non-str key, NaN as the slow one treats it
-        probe = [{"b": [1, 2.5, None, True], "a": 1, 3: 0}, "\u00e4\"\\", ("t",)]
-        same = fast(probe) == slow(probe)
-        if same:
-            try:
-                same = fast([float("nan")]) == slow([float("nan")])
-            except ValueError:  # allow_nan=False: both must refuse it
-                try:
-                    slow([float("nan")])
-                    same = False
-                except ValueError:
-                    pass
-    except (TypeError, ValueError):
-        same = False
-    return fast if same else slow  # else the same text, made as json.dumps does
+    return fast
 
 
 _KEY_JSON = compact_json(ensure_ascii=False, allow_nan=True, default=str)
