@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -201,16 +201,25 @@ class InterceptionCA:
         return all(v.lower() in attrs.get(k.upper(), frozenset()) for k, v in self.match.items())
 
 
+_CA_NAMES = 20_000  # names whose interception CA an Interception remembers
+
+
 @dataclass(frozen=True)
 class Interception:
     cas: tuple[InterceptionCA, ...]
     block_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # ca_for's answer per name: every DN is parsed against every CA, and the same issuers and
+    # subjects recur in every round and upload
+    _by_name: dict[str, InterceptionCA | None] = field(default_factory=dict, compare=False,
+                                                       repr=False)
 
     def with_block_addresses(self, extra: list[str]) -> Interception:
         nets = tuple(ipaddress.ip_network(a, strict=False) for a in extra)
         return Interception(self.cas, self.block_networks + nets)
 
     def is_block_address(self, address: str) -> bool:
+        if not self.block_networks:  # none known (the default): nothing to parse
+            return False
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -218,10 +227,15 @@ class Interception:
         return any(ip in n for n in self.block_networks if n.version == ip.version)
 
     def ca_for(self, dns_names: list[str]) -> InterceptionCA | None:
+        memo = self._by_name
         for dn in dns_names:
-            for ca in self.cas:
-                if ca.matches(dn):
-                    return ca
+            ca = memo.get(dn, memo)
+            if ca is memo:
+                if len(memo) >= _CA_NAMES:
+                    memo.clear()
+                ca = memo[dn] = next((c for c in self.cas if c.matches(dn)), None)
+            if ca is not None:
+                return ca
         return None
 
 

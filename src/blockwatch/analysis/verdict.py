@@ -214,8 +214,7 @@ def _dns(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
                       **keys)
         return _J(Verdict.DNS, False, "dns_failure", vantage_failure=vf, **keys)
     vaddrs = v.addresses()
-    blocked = [a for a in vaddrs if interception.is_block_address(a)] \
-        if interception.block_networks else []  # none known (the default): nothing to parse
+    blocked = [a for a in vaddrs if interception.is_block_address(a)]
     if blocked:
         return _J(Verdict.DNS, True, "dns_block_address", vantage_addresses=tuple(blocked), **keys)
     injected = [r for q in v.dns for r in q.extra_replies if r and set(r) != set(q.answers)]
@@ -294,30 +293,9 @@ def _tcp(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-
 
 # --- TLS ---------------------------------------------------------------------------------------
 
-# Interception.ca_for per name, remembered: the same issuers and subjects recur in every upload
-# (the interception a judgement uses is one of a few: the default and the config's)
-_CA_OF: dict[int, tuple[Interception, dict[str, Any]]] = {}
-_CA_NAMES = 20_000
-
-
 def _interception_ca(handshakes: list[TlsHandshake], interception: Interception):  # type: ignore[no-untyped-def]
-    got = _CA_OF.get(id(interception))
-    if got is None or got[0] is not interception:
-        if len(_CA_OF) >= 8:
-            _CA_OF.clear()
-        got = _CA_OF[id(interception)] = (interception, {})
-    known = got[1]
-    for t in handshakes:
-        for cert in t.chain:
-            for n in (cert.issuer, cert.subject):
-                ca = known.get(n, known)
-                if ca is known:
-                    if len(known) >= _CA_NAMES:
-                        known.clear()
-                    ca = known[n] = interception.ca_for([n])
-                if ca is not None:
-                    return ca
-    return None
+    names = [n for t in handshakes for cert in t.chain for n in (cert.issuer, cert.subject)]
+    return interception.ca_for(names)
 
 
 def _tls(v, c, host, asn, matcher, interception, s):  # type: ignore[no-untyped-def]

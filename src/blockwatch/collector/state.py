@@ -22,35 +22,6 @@ from blockwatch.targets import Target, load_targets
 log = logging.getLogger(__name__)
 
 
-class MemoInterception:
-    """`Interception` with `ca_for` remembered per chain of names: it parses every DN against
-    every known CA (~0.3 ms per chain, the largest single cost of judging an upload), while
-    real chains repeat the same few issuers. judge() uses only these two methods."""
-
-    MAX = 20_000
-
-    def __init__(self, inner: Interception):
-        self.inner = inner
-        self._ca: dict[tuple[str, ...], object] = {}
-
-    def is_block_address(self, address: str) -> bool:
-        return self.inner.is_block_address(address)
-
-    def ca_for(self, dns_names: list[str]) -> object:
-        key = tuple(dns_names)
-        try:
-            return self._ca[key]
-        except KeyError:
-            pass
-        if len(self._ca) >= self.MAX:
-            self._ca.clear()
-        found = self._ca[key] = self.inner.ca_for(dns_names)
-        return found
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-
 def token_hash(token: str) -> str:
     """What `[[vantage]] token_sha256` holds: SHA-256 (hex) of the token's text, stripped."""
     return hashlib.sha256(token.strip().encode("utf-8")).hexdigest()
@@ -64,7 +35,7 @@ class Snapshot:
     url_targets: dict[str, int | None]  # URL -> target id (what agents may report)
     vantage_ids: dict[str, int]  # agent name (and "control") -> vantages.id
     context: MeasureContext  # built by the command (or here), shared with its rounds
-    interception: Interception | MemoInterception  # the context's, with ca_for remembered
+    interception: Interception  # the context's
     confirm_after: int
 
     @property
@@ -119,7 +90,7 @@ def build_snapshot(cfg: Config, db: Database, *, context: MeasureContext | None 
             url_targets.setdefault(u, tids.get(t.name))
     return Snapshot(
         cfg=cfg, agents=agents, targets=tuple(targets), url_targets=url_targets, vantage_ids=vids,
-        context=ctx, interception=MemoInterception(ctx.interception),
+        context=ctx, interception=ctx.interception,
         confirm_after=cfg.settings.probe.confirm_after,
     )
 
