@@ -133,7 +133,7 @@ def dumps(v: Any, **kw: Any) -> str:
     except ValueError:
         out = json.dumps(storable_data(v, printable), allow_nan=False, **kw)
     else:
-        if _JSON_SUSPECT.search(out) is not None:
+        if _json_suspect(out):
             out = json.dumps(storable_data(v, printable), allow_nan=False, **kw)
     if "\u2028" in out or "\u2029" in out:  # only inside strings: JSON has no other place for them
         out = out.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
