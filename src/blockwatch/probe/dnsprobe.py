@@ -45,6 +45,9 @@ T = TypeVar("T")
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
+# a round meets the same addresses again and again (CDNs, one site's A records from every
+# resolver); `ipaddress`'s checks cost more than the rest of reading a reply
+@functools.lru_cache(maxsize=8192)
 def is_bogon(address: str, allow: Networks = ()) -> bool:
     """Addresses no public site lives at: private, loopback, link-local, reserved, unspecified
     (unless inside an explicitly allowed network: an intranet, a test lab)."""
@@ -68,9 +71,6 @@ def is_bogon(address: str, allow: Networks = ()) -> bool:
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
-# a round meets the same addresses again and again (CDNs, one site's A records from every
-# resolver); `ipaddress`'s checks cost more than the rest of reading a reply
-_bogon_cached = functools.lru_cache(maxsize=8192)(is_bogon)
 
 
 @dataclass(frozen=True)
@@ -266,8 +266,7 @@ def _fill(rec: DnsQuery, reply: Reply, qtype: str, allow: Networks = ()) -> None
     rec.rcode = _rcode_text(rc)
     addrs, ttls, cnames = _addresses(reply, qtype)
     rec.answers, rec.ttls, rec.cnames = addrs, ttls, cnames
-    bogon = _bogon_cached if isinstance(allow, tuple) else is_bogon  # a list is not hashable
-    rec.bogons = [a for a in addrs if bogon(a, allow)]
+    rec.bogons = [a for a in addrs if is_bogon(a, allow)]
     if rc == dns.rcode.NXDOMAIN:
         rec.failure = F.DNS_NXDOMAIN
     elif rc == dns.rcode.SERVFAIL:

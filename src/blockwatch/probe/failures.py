@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import ssl
 
-import httpx
-
 # The strings live in the neutral vocabulary; re-exported so `failures.X` keeps working.
 from blockwatch.vocabulary import (
     CONNECTION_REFUSED,
@@ -91,12 +89,8 @@ def classify(exc: BaseException) -> str:
         if isinstance(e, OSError) and e.errno in _ERRNO:
             return _ERRNO[e.errno]
     for e in chain:
-        if isinstance(e, TimeoutError | httpx.TimeoutException):
+        if isinstance(e, TimeoutError):
             return GENERIC_TIMEOUT
-        if isinstance(e, httpx.RemoteProtocolError):
-            # httpx reports a server closing the connection mid-response this way
-            return EOF_ERROR if "closed" in str(e).lower() or "disconnected" in str(e).lower() \
-                else HTTP_PROTOCOL_ERROR
         if isinstance(e, EOFError | ConnectionAbortedError):
             return EOF_ERROR
         if isinstance(e, ssl.SSLError):
