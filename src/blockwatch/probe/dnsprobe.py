@@ -744,6 +744,19 @@ class _Connection:
                 or bool(self.reader._buffer)  # type: ignore[attr-defined]
                 or (self.h11 is not None and bool(self.h11.trailing_data[0])))
 
+    async def _read(self, got: bool) -> bytes:
+        """The next bytes of an answer (b"" at its end); `_Stale` when a kept connection ends
+        before any byte of it (`got`: some came already)."""
+        try:
+            chunk = await self.reader.read(65536)
+        except OSError as exc:
+            if self.used and not got:
+                raise _Stale from exc
+            raise
+        if not chunk and self.used and not got:
+            raise _Stale
+        return chunk
+
     async def ask(self, origin: _Origin, wire: bytes) -> bytes:
         """POST one query and read its answer; the connection stays usable only when this
         returns and `keep` is true. An answer that arrives whole and plain in the first read
@@ -752,14 +765,7 @@ class _Connection:
         if self.h11 is not None:
             return await self._ask_h11(origin, wire, None)
         self.writer.write(origin.plain_request(wire))  # one TLS record, one send
-        try:
-            chunk = await self.reader.read(65536)
-        except OSError as exc:
-            if self.used:
-                raise _Stale from exc
-            raise
-        if not chunk and self.used:
-            raise _Stale
+        chunk = await self._read(got=False)
         plain = _plain_response(chunk)
         if plain is not None:
             body, self._keep = plain
@@ -793,16 +799,8 @@ class _Connection:
                     raise EOFError("DoH server closed the connection mid-answer") from exc
                 raise DoHProtocolError(str(exc)) from exc
             if event is h11.NEED_DATA:
-                try:
-                    chunk = await self.reader.read(65536)
-                except OSError as exc:
-                    if self.used and not got:
-                        raise _Stale from exc
-                    raise
-                if not chunk:
-                    if self.used and not got:
-                        raise _Stale
-                    eof = True
+                chunk = await self._read(got)
+                eof = eof or not chunk
                 got = True
                 conn.receive_data(chunk)
             elif isinstance(event, h11.Response):
