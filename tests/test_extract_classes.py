@@ -181,7 +181,7 @@ CONTEXT: list[tuple[str, set[str], str | None]] = [
     ("Блогера оштрафовали за распространение заведомо ложной информации", {"fine"}, None),
     ("Блогера обвинили в распространении заведомо ложной информации", {"criminal_case"}, None),
     # a call to stop pressure, beside another incident, is no new incident; alone, it is the story
-    ("Reporter arrested; RSF calls on the authorities to stop harassing reporters", {"arrest"}, None),
+    ("Reporter arrested; RSF calls on the authorities to stop harassing reporters", {"detention"}, None),
     ("Kazakhstan must stop harassing journalists, says RSF", {"harassment"}, None),
     # a topic is not an event
     ("Во время подготовки материала о давлении на журналистов сайт издания заблокировали", {"blocking"},
@@ -278,3 +278,40 @@ def test_publishers_and_surveillance(shipped: Matcher, text: str, types: set[str
 def test_last_phrasings(shipped: Matcher, text: str, types: set[str], status: str | None) -> None:
     x = shipped.extract(text)
     assert (set(x.types), x.status) == (types, status), x.evidence
+
+
+# English "arrest": a police taking is a detention, custody a court orders an arrest
+CUSTODY = [
+    ("Police arrested the editor in Almaty on Friday", {"detention"}),
+    ("Editor arrested in Kazakhstan", {"detention"}),
+    ("Security officers arrested two bloggers at their homes", {"detention"}),
+    ("A court in Almaty ordered the arrest of the editor", {"arrest"}),
+    ("The judge extended the arrest of the journalist by two months", {"arrest"}),
+    ("The reporter was placed under house arrest", {"arrest"}),
+    ("The blogger was placed under arrest for 10 days for a post", {"arrest"}),
+    ("Police arrested the reporter; two days later a court remanded him in custody", {"detention", "arrest"}),
+]
+
+
+@pytest.mark.parametrize(("text", "types"), CUSTODY, ids=[row[0][:48] for row in CUSTODY])
+def test_custody(shipped: Matcher, text: str, types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert set(x.types) == types, x.evidence
+
+
+# Latin letters with diacritics are their bare letters: Kazakh Latin spellings of names
+@pytest.mark.parametrize(("text", "outlet"), [
+    ("Azattyq Rýhy journalist detained in Aktobe", "Azattyq Ruhy"),
+    ("Azattyq Ryhy journalist detained in Aktobe", "Azattyq Ruhy"),
+    ("Azattyq Ruhy journalist detained in Aktobe", "Azattyq Ruhy"),
+])
+def test_diacritics(shipped: Matcher, text: str, outlet: str) -> None:
+    assert outlet in shipped.extract(text).outlets
+
+
+def test_normalise_keeps_length_and_cyrillic() -> None:
+    from blockwatch.feeds.extract import normalise
+    text = "Şymkent Rýhy Qazaqstan ıslam Йошкар-Ола ёж"
+    out = normalise(text)
+    assert len(out) == len(text)
+    assert out == "symkent ryhy kazakstan islam йошкар-ола еж"

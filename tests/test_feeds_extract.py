@@ -38,7 +38,7 @@ TABLE: list[tuple[str, set[str], set[str], set[str], bool]] = [
      {"harassment"}, True),
     ("Article 19 of the Constitution guarantees freedom of speech", set(), set(), set(), False),
     ("The ratel, or honey badger, is famously fearless", set(), set(), set(), False),
-    ("Aigul Saparova arrested after Facebook post", set(), {"Aigul Saparova"}, {"arrest"}, True),
+    ("Aigul Saparova arrested after Facebook post", set(), {"Aigul Saparova"}, {"detention"}, True),
     ("Court fines journalist Yerlan Kassymov over 'false information'", set(), {"Yerlan Kassymov"},
      {"fine"}, True),
     ("Current Time reporter questioned by police in Astana", {"Current Time"}, set(),

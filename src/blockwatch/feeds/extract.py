@@ -54,6 +54,7 @@ shutdown, a site or service a blocking; blocked bank accounts are harassment.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -73,6 +74,14 @@ _FOLD = str.maketrans({
     "і": "и", "«": '"', "»": '"', "“": '"', "”": '"', "„": '"', "‟": '"', "‘": "'", "’": "'",
     "ʼ": "'", "`": "'", "–": "-", "—": "-", "‑": "-", "\u00a0": " ",
 })
+
+
+# Latin letters with diacritics fold to the bare letter: Kazakh and Turkic Latin spellings
+# ("Azattyq Rýhy", "Qazaqstan", "Şymkent") and names written with or without their accents
+_FOLD.update({cp: ord(base) for cp, base in (
+    (cp, unicodedata.normalize("NFD", chr(cp))[0]) for cp in range(0xC0, 0x250))
+    if base != chr(cp) and base.isascii() and base.isalpha()})
+_FOLD.update({ord("ı"): "i"})  # dotless i has no decomposition
 
 
 def normalise(text: str) -> str:
@@ -736,6 +745,12 @@ def _in_prison(h: phrases.Hit, tokens: Sequence[phrases.Token]) -> bool:
     return "admin:days" not in h.labels and tokens[h.first].text.startswith(_PRISON)
 
 
+# English "arrested" is custody ordered by a court only with a court beside it ("a court ordered
+# his arrest", "remanded"); said of the police it is a detention
+_COURT = ("court", "judge", "remand", "pretrial", "pre-trial", "tribunal", "warrant", "absentia", "extend")
+_COURT_WINDOW = 6
+
+
 def _month(tokens: Sequence[phrases.Token], i: int) -> bool:
     """"may" next to a number is the month."""
     return tokens[i].text == "may" and any(
@@ -758,6 +773,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     modal_at = {h.first for h in by_group.get("modal", ()) if not _month(tokens, h.first)}
     after_at = {h.first for g in ("callafter", "modalafter") for h in by_group.get(g, ())}
     suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
+    court_custody = [h for h in hits if "type:arrest" in h.labels]
     stop_to = {h.last for h in by_group.get("stop", ())}
     # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
     # ("мерзімінен бұрын босатылды" is released before the end of the term, not previously)
@@ -831,6 +847,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "type":
                 if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
+                if value == "custody":
+                    if any(a.first <= h.first and h.last <= a.last for a in court_custody):
+                        continue  # part of "house arrest", "days of administrative arrest"
+                    value = "arrest" if _near(h, tokens, sentence, _COURT, _COURT_WINDOW) else "detention"
                 if value == "detention":
                     detained_in.add(sentence[h.first])
                 if value != "criminal_case" and (any(

@@ -64,15 +64,21 @@ TYPES: dict[str, dict[str, list[str]]] = {
         "en": ["sentence to * day", "=days in jail", "=days of administrative arrest", "=days in detention",
                "=given * days", "=got * days", "=received * days", "=days of administrative detention",
                "=day jail", "=day administrative", "=day detention", "jail for * day",
-               "=days' administrative detention", "=days’ administrative detention", "=days of detention"],
+               "=days' administrative detention", "=days’ administrative detention", "=days of detention",
+               "=arrest for * days", "=arrested for * days", "=arrest for * day", "=arrested for * day"],
         "ru": ["суток ареста", "получить * сутки", "на * сутки ареста", "приговорить к * сутки",
                "сутки административного ареста", "арестовать на * сутки", "дать * сутки", "получить * суток",
                "сутки ареста"],
         "kk": ["тәулікке қамады", "тәулікке қамалды", "тәулік әкімшілік қамақ", "тәулікке", "тәулік~ қама~",
                "тәулік қамақ~", "тәулік әкімшілік қамау~"],
     },
+    # English "arrest" is said of the police as often as of a court: `extract` reads it as a
+    # detention unless a court is named beside it
+    "type:custody": {
+        "en": ["arrest"],
+    },
     "type:arrest": {
-        "en": ["arrest", "administrative detention", "=jailed", "jail", "remanded in custody",
+        "en": ["administrative detention", "=jailed", "jail", "remanded in custody",
                "pretrial detention",
                "=imprisoned", "imprisonment", "=behind bars", "=house arrest", "remand", "=remanded",
                "=remains in custody", "=remains in detention", "=still in custody", "=kept in custody",
