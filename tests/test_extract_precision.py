@@ -141,14 +141,22 @@ def test_a_detention_center_is_custody_by_a_court() -> None:
     assert _types("The editor was detained by the security service") == {"detention"}
 
 
-# --- the internet cut is a shutdown; a site, a service, or a slowdown is a blocking --------------
+# --- the internet cut or slowed is a shutdown; a site or a service a blocking ---------------------
 
 @pytest.mark.parametrize(("text", "types"), [
     ("Доступ в интернет был полностью заблокирован на два дня", {"shutdown"}),
     ("Интернет недоступен в Каракалпакстане третий день", {"shutdown"}),
     ("Доступ к интернет-ресурсам издания заблокирован", {"blocking"}),
     ("Сайт издания заблокирован", {"blocking"}),
-    ("The government is throttling the internet every evening", {"blocking"}),
+    ("The government is throttling the internet every evening", {"shutdown"}),
+    ("Власти замедлили интернет в Алматы", {"shutdown"}),
+    ("Власти замедлили Telegram в Алматы", {"blocking"}),
+    # an outlet or its materials declared extremist is a closure; broadcasting banned too
+    ("A court declared the outlet's materials extremist", {"shutdown"}),
+    ("Суд признал материалы сайта издания экстремистскими", {"shutdown"}),
+    ("Министрлік «Радио Свобода» интернет-ресурсын экстремистік деп таныды", {"shutdown"}),
+    ("Регулятор объявил об отзыве лицензии телеканала", {"shutdown"}),
+    ("В Гонконге закрылась газета Apple Daily", {"shutdown"}),
 ])
 def test_the_network_or_a_site(text: str, types: set[str]) -> None:
     assert _types(text) == types, text

@@ -681,8 +681,8 @@ def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int], norm: str
     return ""
 
 
-# A restriction of the internet itself is a network shutdown; of a site, service or platform on
-# it, a blocking ("интернет-ресурсы", "internet platform TikTok")
+# A restriction of the internet itself, cut, slowed or throttled, is a network shutdown; of a
+# site, service or platform on it, a blocking ("интернет-ресурсы", "internet platform TikTok")
 _NETWORK = ("интернет", "internet", "галамтор")
 _ON_THE_NETWORK = ("сайт", "site", "web", "ресурс", "resource", "платформ", "platform", "мессенджер",
                    "messenger", "соцсет", "social", "жели", "telegram", "телеграм", "youtube", "ютуб",
@@ -690,12 +690,9 @@ _ON_THE_NETWORK = ("сайт", "site", "web", "ресурс", "resource", "пл�
                    "сервис", "service", "app", "издани", "outlet", "портал", "portal", "канал", "channel",
                    "трафик", "traffic")
 _NETWORK_WINDOW = 3
-_PARTIAL = ("throttl", "slow", "restrict", "замедл", "огранич", "баяула", "шектеу", "шектел", "тоскауыл")
 
 
 def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
-    if tokens[h.first].text.startswith(_PARTIAL):
-        return False  # slowed or restricted, not cut
     return (_near(h, tokens, sentence, _NETWORK, _NETWORK_WINDOW)
             and not _near(h, tokens, sentence, _ON_THE_NETWORK, _NETWORK_WINDOW))
 
