@@ -34,7 +34,9 @@ CLASSES: list[tuple[str, set[str], str | None]] = [
     ("Блогер 10 тәулікке қамалды", {"arrest"}, None),
     ("Журналистке 15 тәулік әкімшілік қамақ берілді", {"arrest"}, None),
     ("Сот журналисті екі айға қамауға алу туралы шешім шығарды", {"arrest"}, None),
-    ("Тілші уақытша ұстау изоляторына қамалды", {"arrest"}, None),
+    # a temporary holding cell is police custody (LABELLING.md, detention); days in it an arrest
+    ("Тілші уақытша ұстау изоляторына қамалды", {"detention"}, None),
+    ("Тілші уақытша ұстау изоляторына 10 тәулікке қамалды", {"arrest"}, None),
     ("Блогер тергеу изоляторында отыр", {"arrest"}, None),
     ("Журналист үй қамағына шығарылды", {"arrest"}, None),
     # --- Kazakh: criminal case, court and sentence
@@ -150,7 +152,7 @@ MORE: list[tuple[str, set[str], str | None]] = [
     ("Тілші таяқ жеді", {"assault"}, None),
     ("Журналист ҰҚК-ға шақырылды", {"harassment"}, None),
     ("Тілшілерге аккредитация берілмеді", {"harassment"}, None),
-    ("Журналист қамаудан шықты", {"arrest"}, "released"),
+    ("Журналист қамаудан шықты", {"detention"}, "released"),
     ("Журналистке қатысты қылмыстық іс жабылды", {"criminal_case"}, "charges_dropped"),
     ("Уголовное дело против блогера закрыли", {"criminal_case"}, "charges_dropped"),
     ("Журналиста водворили в ИВС", {"arrest"}, None),
@@ -290,6 +292,11 @@ CUSTODY = [
     ("The reporter was placed under house arrest", {"arrest"}),
     ("The blogger was placed under arrest for 10 days for a post", {"arrest"}),
     ("Police arrested the reporter; two days later a court remanded him in custody", {"detention", "arrest"}),
+    # Kazakh custody words: police custody unless a court, months or days are named
+    ("Қызылордада журналист қамауға алынды", {"detention"}),
+    ("Ресейде журналист тұтқындалды", {"detention"}),
+    ("Сот журналисті екі айға қамауға алды", {"arrest"}),
+    ("Блогер 15 тәулікке әкімшілік қамауға алынды", {"arrest"}),
 ]
 
 

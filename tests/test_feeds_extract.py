@@ -105,7 +105,7 @@ TABLE: list[tuple[str, set[str], set[str], set[str], bool]] = [
     ("Блогерге 200 мың теңге айыппұл салынды", set(), set(), {"fine"}, True),
     ("Рательдің тілшісі сотқа шақырылды", {"Ratel.kz"}, set(), set(), False),
     ("Қазақстанда мобильді интернет өшірілді", set(), set(), {"shutdown"}, True),
-    ("Айгүл Сапарова қамауға алынды", set(), {"Aigul Saparova"}, {"arrest"}, True),
+    ("Айгүл Сапарова қамауға алынды", set(), {"Aigul Saparova"}, {"detention"}, True),
     ("Азаттық радиосының журналисіне шабуыл жасалды", {"Azattyq"}, set(), {"assault"}, True),
     ("Тілшінің үйінде тінту жүрді", set(), set(), {"raid"}, True),
     ("Azattyq Ruhy басылымының редакторына қысым көрсетілді", {"Azattyq Ruhy"}, set(),

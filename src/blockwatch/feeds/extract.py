@@ -742,9 +742,11 @@ def _in_prison(h: phrases.Hit, tokens: Sequence[phrases.Token]) -> bool:
     return "admin:days" not in h.labels and tokens[h.first].text.startswith(_PRISON)
 
 
-# English "arrested" is custody ordered by a court only with a court beside it ("a court ordered
-# his arrest", "remanded"); said of the police it is a detention
-_COURT = ("court", "judge", "remand", "pretrial", "pre-trial", "tribunal", "warrant", "absentia", "extend")
+# English "arrested", Kazakh "қамауға алынды", "тұтқындалды" are custody ordered by a court only
+# with a court beside it ("a court ordered his arrest", "remanded", "сот ... 2 айға"); said of the
+# police they are a detention
+_COURT = ("court", "judge", "remand", "pretrial", "pre-trial", "tribunal", "warrant", "absentia", "extend",
+          "сот", "судья", "санкция", "айга", "бултартпау", "акимшилик")
 _COURT_WINDOW = 6
 
 
@@ -845,8 +847,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
                 if value == "custody":
-                    if any(a.first <= h.first and h.last <= a.last for a in court_custody):
-                        continue  # part of "house arrest", "days of administrative arrest"
+                    if any(a.first - 2 <= h.last and h.first <= a.last + 2 for a in court_custody):
+                        # part of "house arrest", "days of administrative arrest", "15 тәулікке
+                        # қамауға", or where: "тергеу изоляторына қамалды"
+                        continue
                     value = "arrest" if _near(h, tokens, sentence, _COURT, _COURT_WINDOW) else "detention"
                 if value == "detention":
                     detained_in.add(sentence[h.first])
