@@ -80,7 +80,8 @@ CLASSES: list[tuple[str, set[str], str | None]] = [
     ("Тілшілердің жұмысына кедергі келтірілді", {"harassment"}, None),
     # --- Kazakh: blocking and shutdown
     ("Сайтқа кіру мүмкін емес, ол бұғатталған", {"blocking"}, None),
-    ("Басылымның сайты ашылмай тұр", {"blocking"}, None),
+    ("Басылымның сайты ашылмай тұр", set(), None),  # an outage nobody caused
+    ("Министрліктің талабымен басылымның сайты ашылмай тұр", {"blocking"}, None),
     ("Сайт бұғаттан шығарылды", {"blocking"}, "unblocked"),
     ("Облыста мобильді интернет өшірілді", {"shutdown"}, None),
     ("Газеттің шығарылымы тоқтатылды", {"shutdown"}, None),
@@ -322,3 +323,27 @@ def test_normalise_keeps_length_and_cyrillic() -> None:
     out = normalise(text)
     assert len(out) == len(text)
     assert out == "symkent ryhy kazakstan islam йошкар-ола еж"
+
+
+# An outage is a restriction only where someone restricted it; a hoax is no press incident
+@pytest.mark.parametrize(("text", "incident", "types"), [
+    ("Глобальный сбой в работе WhatsApp наблюдается по всему миру", False, set()),
+    ("Telegram went offline for two hours on Monday", False, set()),
+    ("Роскомнадзор подтвердил: сбой в работе Telegram вызван ограничениями", True, {"blocking"}),
+    ("Authorities blamed for an internet outage during the protests in Almaty", True, {"shutdown"}),
+    ("26yo detained in Aktobe after false bomb threat, the press service said", False, set()),
+    ("В Мариуполе задержали мужчину, сообщившего о ложном минировании школы", False, set()),
+    ("Мектепке шабуыл жасалады деген жалған ақпарат таратқан жасөспірім ұсталды", False, set()),
+    # the press service of the police is not the press; an AFP correspondent at a rally is its reporter
+    ("Police detained a man for drunk driving, the city police press service said", False, {"detention"}),
+    ("An AFP correspondent saw police detain around 30 activists", False, {"detention"}),
+    ("Police detained an AFP correspondent covering the rally", True, {"detention"}),
+    # the Russian disclaimer after Meta is no designation; an agenda is no summons
+    ("Сбой в работе Instagram (принадлежит Meta, признана экстремистской и запрещена в РФ)", False, set()),
+    ("Депутаты сняли законопроект о СМИ с повестки дня", False, set()),
+    # plans
+    ("Kazakhstan is planning to block access to online platforms", False, set()),
+])
+def test_outages_hoaxes_and_bylines(shipped: Matcher, text: str, incident: bool, types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert (x.is_incident, set(x.types)) == (incident, types), x.evidence

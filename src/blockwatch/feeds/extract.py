@@ -568,12 +568,19 @@ def _capitalised_neighbour(text: str, c: _Match) -> bool:
 
 # --- incident types, statuses, countries ---------------------------------------------------------
 
+# "press service", "press secretary", "press release": an authority's own spokesman, not the press
+_OFFICIAL_PRESS = r"(?:service|centre|center|office|secretary|release|conference|officer|team)s?\b"
+_OFFICIAL_PRESS_WORDS = frozenset(("service", "services", "centre", "center", "office", "secretary",
+                                   "release", "conference", "officer", "team"))
+
+
 def _rx(*alternatives: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
 
 
 _PRESS = _rx(
-    r"journalist\w*", r"reporter\w*", r"editor\w*", r"media", r"press", r"newspaper\w*",
+    r"journalist\w*", r"reporter\w*", r"editor\w*", r"media", r"press(?![ -]" + _OFFICIAL_PRESS + ")",
+    r"newspaper\w*",
     r"outlet\w*", r"website\w*", r"blog\w*", r"correspondent\w*", r"broadcaster\w*", r"internet",
     r"telegram", r"whatsapp", r"youtube", r"facebook", r"instagram", r"tiktok", r"vpn",
     r"social (?:media|networks?)", r"human rights defender\w*",
@@ -595,7 +602,8 @@ def _vocabulary() -> phrases.PhraseSet:
                for table in (vocabulary.TYPES, vocabulary.STATUS, vocabulary.CASE_OPENED,
                              vocabulary.AGGREGATE, vocabulary.NOT_TYPES, vocabulary.QUESTIONING,
                              vocabulary.CHARGES, vocabulary.LIABILITY, vocabulary.BACKGROUND,
-                             vocabulary.SUSPECTS, vocabulary.STOPS, vocabulary.GENERIC)
+                             vocabulary.SUSPECTS, vocabulary.STOPS, vocabulary.GENERIC, vocabulary.OUTAGES,
+                             vocabulary.HOAXES)
                for label, by_lang in table.items() for lang, es in by_lang.items() for e in es]
     entries += [(f"country:{code}", lang, e) for code, by_lang in vocabulary.COUNTRIES.items()
                 for lang, es in by_lang.items() for e in es]
@@ -639,12 +647,16 @@ _COUNTRY_DOMAIN = re.compile(r"(?<![\w.])[a-z0-9][a-z0-9-]*\.(kz|kg|uz|tj|tm|ru|
 # correspondent is no press-freedom incident). Named outlets still count (see the module docstring).
 _BYLINE = re.compile(
     r"(?:деп (?:хабарла|жаз|малимде)\w*|(?:сообщает|сообщил[аио]?|передает|пишет|информирует) "
-    r"(?:корреспондент|журналист|собкор)\w*)[^\n]{0,60}?(?=[.!?](?:\s|$)|$|\n)")
+    r"(?:корреспондент|журналист|собкор)\w*)[^\n]{0,60}?(?=[.!?](?:\s|$)|$|\n)"
+    # English: the reporter of the story at work ("an AFP correspondent saw", "reported from the scene")
+    r"|(?:correspondent|reporter)s? "
+    r"(?:saw|reported|reports|said|says|witnessed|told|at the scene|on the scene)")
 
 
 def _bylines(norm: str) -> list[tuple[int, int]]:
     return [m.span() for m in _BYLINE.finditer(norm)] if "деп " in norm or "сообщ" in norm \
-        or "переда" in norm or "пишет" in norm or "информир" in norm else []
+        or "переда" in norm or "пишет" in norm or "информир" in norm or "correspondent" in norm \
+        or "reporter" in norm else []
 
 
 def _inside(at: int, spans: Sequence[tuple[int, int]]) -> bool:
@@ -695,6 +707,13 @@ _NETWORK_WINDOW = 3
 def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
     return (_near(h, tokens, sentence, _NETWORK, _NETWORK_WINDOW)
             and not _near(h, tokens, sentence, _ON_THE_NETWORK, _NETWORK_WINDOW))
+
+
+# Who restricts a site or the network: with one named, an outage is a restriction
+_RESTRICTOR = _rx(r"government\w*", r"authorit\w*", r"regulator\w*", r"ministr\w*", r"officials",
+                  r"roskomnadzor", r"власт(?!ь)\w*", r"правительств\w*", r"роскомнадзор\w*", r"ркн",
+                  r"министерств\w*", r"ведомств\w*", r"регулятор\w*", r"прокуратур\w*", r"кнб", r"гкнб",
+                  r"силовик\w*", r"билик\w*", r"укимет\w*", r"министрлик\w*", r"ведомство\w*")
 
 
 # Bank accounts blocked or frozen: financial pressure (harassment), not a blocked site
@@ -810,6 +829,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     counted = _counted(tokens, sentence, norm)
     aggregate = bool(counted)
     arrests: list[bool] = []  # per arrest word: does it name a prison term
+    outages: list[tuple[phrases.Hit, str]] = []  # a site or the network not working
+    hoax = False  # a bomb or terror hoax: whatever was done to its author is no press incident
     pressures: list[bool] = []  # per harassment word: is it a word for pressure in general
     topics: list[bool] = []  # ... and a noun for it ("pressure on journalists", "давление")
     if counted:
@@ -861,6 +882,9 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue
+                if value == "outage":
+                    outages.append((h, words))  # decided below: did anyone restrict it?
+                    continue
                 if value == "blocking" and _near(h, tokens, sentence, _MONEY):
                     value = "harassment"  # "the blocking of bank accounts": pressure on money, not a site
                 if value == "blocking" and _the_internet(h, tokens, sentence):
@@ -887,6 +911,9 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "press":
                 if _inside(h.start, bylines):
                     continue  # the reporter of the story, not a subject of it
+                if tokens[h.first].text == "press" and h.first == h.last and h.last + 1 < len(tokens) \
+                        and tokens[h.last + 1].text in _OFFICIAL_PRESS_WORDS:
+                    continue  # "the press service of the police"
                 press = True
                 add("press", words)
             elif kind == "case":
@@ -898,11 +925,20 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "aggregate":
                 aggregate = True
                 add("aggregate", words)
+            elif kind == "hoax":
+                hoax = True
+                add("hoax", words)
     for at, words in questioning:
         if at not in detained_in:
             types.add("harassment")
             foreground = True
             add("harassment", words)
+    if outages and (types & {"blocking", "shutdown"} or _RESTRICTOR.search(norm)):
+        for h, words in outages:  # someone restricted it, or a blocking is named besides
+            value = "shutdown" if _the_internet(h, tokens, sentence) else "blocking"
+            types.add(value)
+            foreground = foreground or not past(h)
+            add(value, words)
     if case_words and not types & {"assault", "harassment"}:
         types.add("criminal_case")
         foreground = True
@@ -948,6 +984,11 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     if "acquitted" in statuses and "criminal_case" not in types:
         types.add("criminal_case")  # an acquittal ends a court case ("ақтап шығарды")
         add("criminal_case", evidence["status:acquitted"][0])
+    if hoax:
+        for t in types:
+            evidence.pop(t, None)
+        types.clear()
+        statuses.clear()
     if types and not foreground and not statuses:
         types.clear()  # every type word is someone's past in a story about something else
     for m in _COUNTRY_DOMAIN.finditer(norm):

@@ -130,8 +130,8 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "inaccessible", "restrict access", "access restrict", "access to * restricted",
                "=censored", "censorship", "=geo-blocked", "=throttled", "throttling", "=unavailable in",
                "=not accessible", "=cannot be accessed", "=can't be accessed", "=banned website",
-               "=access to * was blocked", "=went offline",
-               "=blocked access", "outage of social", "=website was banned", "=site was banned",
+               "=access to * was blocked",
+               "=blocked access", "=website was banned", "=site was banned",
                "=access was blocked", "=blocked in", "=disrupted access", "=vpn services",
                # "block" with what is blocked after it ("blocks RFE/RL website", "a block of the website")
                "block ... website", "block ... site", "block ... portal", "block ... outlet",
@@ -140,16 +140,14 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "ограничение доступа", "доступ ограничен", "недоступный", "недоступен",
                "заблокированный", "доступ * ограничен", "замедление", "замедлить",
                "запретить доступ", "открываться только через впн", "цензура",
-               "не работать сайт", "сайт не работать", "сайты не открываться", "не открываться",
-               "проблема с доступом", "перебой с доступом", "перебой в работе", "сбой в работе",
                "отключить соцсеть", "отключить социальные сети", "отключить мессенджер",
                "ограничить работу", "ограничение работы", "реестр запрещенных",
-               "перестать открываться", "приостановить доступ", "ограничить доступ к сайту",
+               "приостановить доступ", "ограничить доступ к сайту",
                "блокироваться"],
         "kk": ["бұғат~", "блокта~", "қолжетімсіз", "қолжетімділігі шектел~", "қолжетімділік шектел~",
-               "кіру шектел~", "ашылмай", "баяулат~", "интернет баяулады", "ашылмайды", "жұмыс істемей",
-               "шектеу қой~", "ашылмай қалды", "кіре алмай", "VPN арқылы ғана", "кіру мүмкін емес",
-               "тосқауыл қой~", "ашылмай~", "қолжетімсіз~", "қолжетімділігі шектел~", "қойылған шектеу~"],
+               "кіру шектел~", "баяулат~", "интернет баяулады",
+               "шектеу қой~", "VPN арқылы ғана", "кіру мүмкін емес",
+               "тосқауыл қой~", "қолжетімсіз~", "қолжетімділігі шектел~", "қойылған шектеу~"],
     },
     "type:raid": {
         "en": ["raid", "=searched", "search of", "searches of", "=searched the", "=searching their",
@@ -250,7 +248,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "ауруханаға түс~"],
     },
     "type:shutdown": {
-        "en": ["=shut down", "=shutdown", "=shuts down", "internet outage", "internet blackout",
+        "en": ["=shut down", "=shutdown", "=shuts down", "internet blackout",
                "internet shutdown", "=internet cut", "=internet was cut", "=internet has been cut",
                "=internet switched off", "=internet disconnected", "=internet suspended",
                "taken off the air", "=taken off air", "forced to close", "=closed down", "liquidate",
@@ -274,7 +272,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=information blackout", "=communications blackout", "=without internet",
                "=without access to the internet", "=no access to the internet", "=access to internet",
                "=cut off from the internet", "=internet connectivity", "=internet access was cut",
-               "=internet was restored", "=restored internet", "=internet outages"],
+               "=internet was restored", "=restored internet"],
         "ru": ["шатдаун", "отключение интернета", "отключить интернет", "отключение мобильного интернета",
                "отключить мобильный интернет", "интернет отключить", "интернет отключен",
                "приостановить выпуск", "приостановить деятельность", "приостановить вещание",
@@ -283,7 +281,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "ликвидация", "закрыть издание", "закрыть газету", "закрыть сайт", "закрыть телеканал",
                "закрыть редакцию", "прекратить выпуск", "прекратить выход", "прекращение выпуска",
                "закрытие издания",
-               "закрытие газеты", "отсутствие интернета", "интернет не работать",
+               "закрытие газеты", "отсутствие интернета",
                "аннулировать регистрацию", "лишить регистрации", "аннулировать свидетельство",
                "признать экстремистским", "признать ... экстремистский", "признание ... экстремистский",
                "прекратить вещание", "прекращение вещания", "запретить вещание", "запрет на вещание",
@@ -437,8 +435,40 @@ NOT_TYPES: dict[str, dict[str, list[str]]] = {
                "=about pressure", "=about harassment", "=about censorship"],
         "ru": ["комитет против пыток", "против пыток", "пресс-релиз", "ранее судимый", "судимость",
                "=о давлении", "=о преследовании", "=о травле", "=о цензуре",
-               "дело закрыть", "закрыть дело", "закрыть уголовное дело"],
+               "дело закрыть", "закрыть дело", "закрыть уголовное дело",
+               "повестка дня", "снять с повестки", "с повестки дня",
+               # "(Meta признана экстремистской и запрещена в РФ)": a disclaimer Russian law requires
+               "признать экстремистский и запретить", "экстремистский и запрещенный",
+               "признать экстремистский и запрещенный"],
         "kk": ["азаптауға қарсы", "жала жабу", "іс~ жабыл~"],
+    },
+}
+
+# Bomb and terror hoaxes and swatting: a false alarm punished is no press incident, whoever made it
+HOAXES: dict[str, dict[str, list[str]]] = {
+    "hoax:": {
+        "en": ["bomb threat", "bomb hoax", "=false bomb", "=hoax call", "=hoax calls", "swatting",
+               "=bomb scare", "=false alarm", "=false report of a bomb", "=fake bomb"],
+        "ru": ["ложное минирование", "ложный вызов", "ложное сообщение о минировании", "минирование",
+               "заминировать", "ложное сообщение об акте терроризма", "ложное сообщение о теракте",
+               "сваттинг", "телефонный терроризм", "телефонный террорист", "псевдоминер", "лжеминирование"],
+        "kk": ["жарылғыш зат", "жарылғыш құрылғы", "мина қойылды", "сваттинг", "теракт ... жалған",
+               "жалған ... теракт", "шабуыл жасалады деген жалған", "жарылыс ... жалған хабар"],
+    },
+}
+
+# A site, service or the network not working: a blocking (or a shutdown, for the network) only
+# where the text names who restricts it or names a blocking besides; an outage nobody caused
+# ("сбой в работе WhatsApp", "Telegram went offline") is no incident.
+OUTAGES: dict[str, dict[str, list[str]]] = {
+    "type:outage": {
+        "en": ["=went offline", "outage of social", "internet outage", "=internet outages",
+               "=internet was down",
+               "=outage", "=outages"],
+        "ru": ["не работать сайт", "сайт не работать", "сайты не открываться", "не открываться",
+               "проблема с доступом", "перебой с доступом", "перебой в работе", "сбой в работе",
+               "перестать открываться", "интернет не работать", "сбой", "перебой"],
+        "kk": ["ашылмай", "ашылмайды", "жұмыс істемей", "ашылмай қалды", "кіре алмай", "ашылмай~"],
     },
 }
 
@@ -451,7 +481,8 @@ MODALS: dict[str, list[str]] = {
            # a power, a plan, a threat or a question: "can shut down", "threatens to block",
            # "the possibility of restricting access"
            "=can", "=will", "=may", "=possibility", "=possible", "=considering", "=consider",
-           "=exploring", "=proposal", "=proposed", "=threaten to", "=threatens to", "=threatened to"],
+           "=exploring", "=proposal", "=proposed", "=threaten to", "=threatens to", "=threatened to",
+           "=planning to", "=plan to", "=planned to", "=intends to", "=intend to", "=draft"],
     "ru": ["мочь", "грозить", "рисковать", "опасаться", "=возможно", "=возможен", "=возможна", "хотеть",
            "намереваться", "планировать", "добиваться",
            "вопрос", "рассматривать", "предложение", "предлагать", "угрожать", "пригрозить",
@@ -461,7 +492,7 @@ MODALS: dict[str, list[str]] = {
 # question particle makes a question of it ("бұғаттала ма": will it be blocked?), and so does the
 # Russian "ли" ("заблокируют ли")
 MODALS_AFTER: dict[str, list[str]] = {
-    "kk": ["мүмкін", "ықтимал", "жоспарла~", "ниет~", "қаупі бар", "=ма", "=ме", "=ба", "=бе", "=па",
+    "kk": ["мүмкін", "ықтимал", "жоспар~", "ниет~", "қаупі бар", "=ма", "=ме", "=ба", "=бе", "=па",
            "=пе", "мәселе~", "ұсыныс~"],
     "ru": ["=ли"],
 }
@@ -470,7 +501,7 @@ MODALS_AFTER: dict[str, list[str]] = {
 # detention when the same sentence says someone was detained ("detained for questioning").
 QUESTIONING: dict[str, dict[str, list[str]]] = {
     "question:": {
-        "en": ["interrogate", "interrogation", "=questioned", "questioning"],
+        "en": ["interrogate", "interrogation", "=questioned", "=questioning"],
         "ru": ["допрос", "допросить", "допрашивать", "допрашиваться"],
         "kk": ["жауап алды", "жауап алу", "=тергеді", "=тергелді", "сұраққа алды", "сұраққа алын~"],
     },
@@ -764,14 +795,18 @@ COUNTRIES: dict[str, dict[str, list[str]]] = {
 # people): an incident needs one. Speech offences count: a detention for "false information" is
 # a press-freedom incident even when no journalist is named.
 PRESS: dict[str, list[str]] = {
-    "en": ["journalist", "reporter", "editor", "newspaper", "media", "press", "outlet", "website",
+    # (surface forms where the stem is an ordinary word: "reporter" stems to "report", "publication"
+    # to "public", "publisher" to "publish")
+    "en": ["journalist", "reporter", "editor", "newspaper", "media", "press",
+           "outlet", "website",
            "blogger", "correspondent", "broadcaster", "radio", "television", "tv channel", "=rfe/rl",
            "internet", "social media", "social network", "telegram channel",
            "freedom of speech", "freedom of expression", "=false information", "defamation", "libel",
            "slander", "=facebook post", "=social media post", "news agency", "news site", "podcast",
-           "cameraman", "photographer", "publication", "=covering", "=while covering", "=post", "=posts",
+           "cameraman", "photographer", "=publication", "=publications", "=covering", "=while covering",
+           "=post", "=posts",
            "=posted", "=repost", "=reposted", "=video", "=online", "film crew", "camera crew", "news crew",
-           "tv crew", "cameraman", "=footage", "publishing house", "publisher", "newsroom",
+           "tv crew", "cameraman", "=footage", "publishing house", "=publisher", "=publishers", "newsroom",
            "editorial office"],
     "ru": ["журналист", "журналистка", "репортер", "редактор", "главред", "редакция", "сми", "издание",
            "газета", "сайт", "портал", "блогер", "корреспондент", "телеканал", "радио", "интернет",
