@@ -341,6 +341,7 @@ def test_normalise_keeps_length_and_cyrillic() -> None:
     # the Russian disclaimer after Meta is no designation; an agenda is no summons
     ("Сбой в работе Instagram (принадлежит Meta, признана экстремистской и запрещена в РФ)", False, set()),
     ("Депутаты сняли законопроект о СМИ с повестки дня", False, set()),
+    ("Суд запретил рекламу в соцсети Instagram (признана в России экстремистской)", False, set()),
     # plans
     ("Kazakhstan is planning to block access to online platforms", False, set()),
 ])

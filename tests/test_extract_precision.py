@@ -151,6 +151,9 @@ def test_a_detention_center_is_custody_by_a_court() -> None:
     ("The government is throttling the internet every evening", {"shutdown"}),
     ("Власти замедлили интернет в Алматы", {"shutdown"}),
     ("Власти замедлили Telegram в Алматы", {"blocking"}),
+    # a site named by a compound with "internet" is on it; internet traffic is the network
+    ("Роскомнадзор заблокировал доступ к интернет-изданию «Полит.ру»", {"blocking"}),
+    ("Власти ведут блокировку и контроль интернет трафика", {"shutdown"}),
     # an outlet or its materials declared extremist is a closure; broadcasting banned too
     ("A court declared the outlet's materials extremist", {"shutdown"}),
     ("Суд признал материалы сайта издания экстремистскими", {"shutdown"}),

@@ -702,11 +702,18 @@ _ON_THE_NETWORK = ("сайт", "site", "web", "ресурс", "resource", "пл�
                    "сервис", "service", "app", "издани", "outlet", "портал", "portal", "канал", "channel",
                    "трафик", "traffic")
 _NETWORK_WINDOW = 3
+# "интернет-трафик" is the network itself
+_A_SITE = tuple(w for w in _ON_THE_NETWORK if w not in ("трафик", "traffic"))
 
 
 def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
-    return (_near(h, tokens, sentence, _NETWORK, _NETWORK_WINDOW)
-            and not _near(h, tokens, sentence, _ON_THE_NETWORK, _NETWORK_WINDOW))
+    at, first, last = sentence[h.first], h.first - _NETWORK_WINDOW, h.last + 1 + _NETWORK_WINDOW
+    near = [i for i in range(max(0, first), min(len(tokens), last))
+            if tokens[i].sentence == at and tokens[i].text.startswith(_NETWORK)]
+    # "интернет-изданию", "internet platform": the word after "internet" says what on it
+    return bool(near) and not _near(h, tokens, sentence, _ON_THE_NETWORK, _NETWORK_WINDOW) and not all(
+        i + 1 < len(tokens) and tokens[i + 1].sentence == at and tokens[i + 1].text.startswith(_A_SITE)
+        for i in near)
 
 
 # Who restricts a site or the network: with one named, an outage is a restriction

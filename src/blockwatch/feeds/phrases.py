@@ -24,6 +24,7 @@ from blockwatch.feeds import kazakh, lemmas
 
 GAP = 1  # other words allowed between two words of an entry
 FAR = 8  # words that `...` may skip
+NONE = "type:none"  # the label of words that look like a type and are none
 
 
 class Token(NamedTuple):  # a tuple: made for every word of every entry, so cheap to build
@@ -207,11 +208,12 @@ class PhraseSet:
                 last = _match_rest(e.words, tokens, i)
                 if last is not None:
                     hits.append(Hit(e.label, tok.start, tokens[last].end, i, last, e))
-        hits.sort(key=lambda h: (-(h.last - h.first), h.first, h.label))
+        hits.sort(key=lambda h: (-(h.last - h.first), h.first, h.label != NONE, h.label))
         kept: list[Hit] = []
         # per kind of label and word: the longest kept match covering it (longest come first, so
-        # one look at the words of a match tells whether a longer one overlaps it)
-        longest: dict[tuple[str, int], int] = {}
+        # one look at the words of a match tells whether a longer one overlaps it); a "none"
+        # match ("type:none": not a type) also wins over others of its own length
+        longest: dict[tuple[str, int], float] = {}
         for h in hits:
             size = h.last - h.first
             group = h.entry.group
@@ -219,7 +221,7 @@ class PhraseSet:
                 continue
             kept.append(h)
             for i in range(h.first, h.last + 1):
-                longest.setdefault((group, i), size)
+                longest.setdefault((group, i), size + 0.5 if h.label == NONE else size)
         kept.sort(key=lambda h: h.first)
         return kept
 
