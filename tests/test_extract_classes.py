@@ -348,3 +348,24 @@ def test_normalise_keeps_length_and_cyrillic() -> None:
 def test_outages_hoaxes_and_bylines(shipped: Matcher, text: str, incident: bool, types: set[str]) -> None:
     x = shipped.extract(text)
     assert (x.is_incident, set(x.types)) == (incident, types), x.evidence
+
+
+# An offence of speech says that what someone said or wrote is punished: a private person's
+# case for it is an incident without a word for the press (LABELLING.md: people punished for
+# what they said or posted)
+@pytest.mark.parametrize("text", [
+    "21 жастағы алматылық қазақ тілі туралы айтқан бейәдеп сөздері үшін екі жылға сотталды",
+    "Жансұлуға ұлтаралық араздықты қоздырды деген айыппен екі жылға бас бостандығынан айыру "
+    "жазасы тағайындалды",
+    "Жителя Петропавловска осудили на три года за разжигание межнациональной розни",
+    "A Kazakh man was sentenced to two years for inciting ethnic hatred",
+])
+def test_speech_offences_are_about_speech(shipped: Matcher, text: str) -> None:
+    x = shipped.extract(text)
+    assert x.is_incident and "criminal_case" in x.types, x.evidence
+
+
+def test_a_sentence_for_something_else_needs_the_press() -> None:
+    from blockwatch.feeds.extract import Matcher as M
+    x = M().extract("Жителя Петропавловска осудили на три года за кражу")
+    assert x.types and not x.is_incident, x.evidence
