@@ -369,3 +369,16 @@ def test_a_sentence_for_something_else_needs_the_press() -> None:
     from blockwatch.feeds.extract import Matcher as M
     x = M().extract("Жителя Петропавловска осудили на три года за кражу")
     assert x.types and not x.is_incident, x.evidence
+
+
+# Countries beyond the region: an incident anywhere is an incident, and its country a field
+@pytest.mark.parametrize(("text", "country"), [
+    ("Iran arrests journalists, bans newspaper ahead of elections", "IR"),
+    ("Two Afghan journalists released after Taliban detention", "AF"),
+    ("Occupation court in Crimea fines a social media user", "UA"),
+    ("A Pakistani journalist was shot dead in Peshawar", "PK"),
+    ("Турецкий суд арестовал журналиста в Стамбуле", "TR"),
+    ("Газа: погибли ещё два журналиста", "PS"),
+])
+def test_countries_further_afield(shipped: Matcher, text: str, country: str) -> None:
+    assert shipped.extract(text).country == country

@@ -6,11 +6,12 @@ while writing rules; its scores are the honest estimate of the rules alone (FLOO
 while writing the precision rules (so, like `rules`, they now only guard against regressions);
 `holdout3` and `holdout4`, each collected by people who never saw the extractor, were scored once
 when they arrived and read afterwards, as was `holdout5`; `holdout6`, collected the same way
-last, was scored once and is the honest estimate now. The learned model (feeds/model.py, off in the product) was
-trained on the rules, measure and holdout items, so its scores there are training scores: they
-only guard the weights and their wiring (MODEL_FLOORS); its honest estimates are cross-validated
-(benchmarks/extract_cv.py) and those of the held-out sets it was not trained on. Scoring is the
-one of benchmarks/extract_quality.py (which prints the numbers and the `rules` split's misses)."""
+last, was scored once and is the honest estimate now. The learned model (feeds/model.py, off in
+the product) was trained on the rules, measure and holdout items, so its scores there are
+training scores: they only guard the weights and their wiring (MODEL_FLOORS); its honest
+estimates are cross-validated (benchmarks/extract_cv.py) and those of the held-out sets it was
+not trained on. Scoring is the one of benchmarks/extract_quality.py (which prints the numbers
+and the `rules` split's misses)."""
 
 from __future__ import annotations
 
