@@ -569,9 +569,9 @@ def _capitalised_neighbour(text: str, c: _Match) -> bool:
 # --- incident types, statuses, countries ---------------------------------------------------------
 
 # "press service", "press secretary", "press release": an authority's own spokesman, not the press
-_OFFICIAL_PRESS = r"(?:service|centre|center|office|secretary|release|conference|officer|team)s?\b"
-_OFFICIAL_PRESS_WORDS = frozenset(("service", "services", "centre", "center", "office", "secretary",
-                                   "release", "conference", "officer", "team"))
+_OFFICIAL = ("service", "centre", "center", "office", "secretary", "release", "conference", "officer", "team")
+_OFFICIAL_PRESS = r"(?:" + "|".join(_OFFICIAL) + r")s?\b"
+_OFFICIAL_PRESS_WORDS = frozenset(_OFFICIAL + tuple(w + "s" for w in _OFFICIAL))
 
 
 def _rx(*alternatives: str) -> re.Pattern[str]:
@@ -720,7 +720,7 @@ def _the_internet(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Seq
 _RESTRICTOR = _rx(r"government\w*", r"authorit\w*", r"regulator\w*", r"ministr\w*", r"officials",
                   r"roskomnadzor", r"власт(?!ь)\w*", r"правительств\w*", r"роскомнадзор\w*", r"ркн",
                   r"министерств\w*", r"ведомств\w*", r"регулятор\w*", r"прокуратур\w*", r"кнб", r"гкнб",
-                  r"силовик\w*", r"билик\w*", r"укимет\w*", r"министрлик\w*", r"ведомство\w*")
+                  r"силовик\w*", r"билик\w*", r"укимет\w*", r"министрлик\w*")
 
 
 # Bank accounts blocked or frozen: financial pressure (harassment), not a blocked site
