@@ -17,7 +17,8 @@ with no country fallback from a feed (the text, the named outlets or the languag
 The extractor as shipped is the rules alone. `--model` adds the learned model
 (src/blockwatch/feeds/model.py, off by default), which was trained on the rules, measure and
 holdout items: with it, those splits are scores on its training data, not an estimate; the honest
-comparison is cross-validated (benchmarks/extract_cv.py) and holdout2, which it never saw:
+comparison is cross-validated (benchmarks/extract_cv.py) and the later held-out sets, which it
+never saw:
 
     .venv/bin/python benchmarks/extract_quality.py --model
     .venv/bin/python benchmarks/extract_quality.py --devset PATH  # a .jsonl file or a folder
