@@ -382,3 +382,19 @@ def test_a_sentence_for_something_else_needs_the_press() -> None:
 ])
 def test_countries_further_afield(shipped: Matcher, text: str, country: str) -> None:
     assert shipped.extract(text).country == country
+
+
+# Outlets closed, editors dismissed by officials, people left without social networks; censorship
+# named as a topic is no blocking
+@pytest.mark.parametrize(("text", "incident", "types"), [
+    ("Tajik authorities close opposition publishing house", True, {"shutdown"}),
+    ("Суд запретил работу сайта издания на три месяца", True, {"shutdown"}),
+    ("Мэр уволил главного редактора местной газеты за поддержку оппозиции", True, {"harassment"}),
+    ("Жители Таджикистана остались без доступа к ряду социальных сетей", True, {"blocking"}),
+    ("Journalism and censorship in Kazakhstan: between freedom of speech and state control", False, set()),
+    ("The article was censored by the newspaper's owner on the governor's demand", True, {"blocking"}),
+])
+def test_closures_dismissals_and_censorship(shipped: Matcher, text: str, incident: bool,
+                                            types: set[str]) -> None:
+    x = shipped.extract(text)
+    assert (x.is_incident, set(x.types)) == (incident, types), x.evidence
