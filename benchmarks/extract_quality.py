@@ -53,8 +53,10 @@ DEVSET = ROOT / "tests" / "fixtures" / "incidents"
 # after that, scored once (devset_holdout3.jsonl), then read; holdout4: collected the same way
 # after the labels were aligned to LABELLING.md and the rules that followed, scored once, then
 # read; holdout5: collected the same way after the rules written on holdout4, scored once, then
-# read; holdout6: collected the same way after the rules written on holdout5, scored once
-SPLITS = ("rules", "measure", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
+# read; holdout6: collected the same way after the rules written on holdout5, scored once, then
+# read; holdout7 (en, ru): collected the same way after the rules written on holdout6, scored once
+SPLITS = ("rules", "measure", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6",
+          "holdout7")
 
 
 def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:
