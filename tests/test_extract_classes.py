@@ -325,7 +325,8 @@ def test_normalise_keeps_length_and_cyrillic() -> None:
     assert out == "symkent ryhy kazakstan islam йошкар-ола еж"
 
 
-# An outage is a restriction only where someone restricted it; a hoax is no press incident
+# Incident or not, and which types: an outage is a restriction only where someone restricted it;
+# a hoax is no press incident
 @pytest.mark.parametrize(("text", "incident", "types"), [
     ("Глобальный сбой в работе WhatsApp наблюдается по всему миру", False, set()),
     ("Telegram went offline for two hours on Monday", False, set()),
@@ -344,8 +345,16 @@ def test_normalise_keeps_length_and_cyrillic() -> None:
     ("Суд запретил рекламу в соцсети Instagram (признана в России экстремистской)", False, set()),
     # plans
     ("Kazakhstan is planning to block access to online platforms", False, set()),
+    # outlets closed, editors dismissed by officials, people left without social networks;
+    # censorship named as a topic is no blocking
+    ("Tajik authorities close opposition publishing house", True, {"shutdown"}),
+    ("Суд запретил работу сайта издания на три месяца", True, {"shutdown"}),
+    ("Мэр уволил главного редактора местной газеты за поддержку оппозиции", True, {"harassment"}),
+    ("Жители Таджикистана остались без доступа к ряду социальных сетей", True, {"blocking"}),
+    ("Journalism and censorship in Kazakhstan: between freedom of speech and state control", False, set()),
+    ("The article was censored by the newspaper's owner on the governor's demand", True, {"blocking"}),
 ])
-def test_outages_hoaxes_and_bylines(shipped: Matcher, text: str, incident: bool, types: set[str]) -> None:
+def test_incident_or_not(shipped: Matcher, text: str, incident: bool, types: set[str]) -> None:
     x = shipped.extract(text)
     assert (x.is_incident, set(x.types)) == (incident, types), x.evidence
 
@@ -383,18 +392,3 @@ def test_a_sentence_for_something_else_needs_the_press() -> None:
 def test_countries_further_afield(shipped: Matcher, text: str, country: str) -> None:
     assert shipped.extract(text).country == country
 
-
-# Outlets closed, editors dismissed by officials, people left without social networks; censorship
-# named as a topic is no blocking
-@pytest.mark.parametrize(("text", "incident", "types"), [
-    ("Tajik authorities close opposition publishing house", True, {"shutdown"}),
-    ("Суд запретил работу сайта издания на три месяца", True, {"shutdown"}),
-    ("Мэр уволил главного редактора местной газеты за поддержку оппозиции", True, {"harassment"}),
-    ("Жители Таджикистана остались без доступа к ряду социальных сетей", True, {"blocking"}),
-    ("Journalism and censorship in Kazakhstan: between freedom of speech and state control", False, set()),
-    ("The article was censored by the newspaper's owner on the governor's demand", True, {"blocking"}),
-])
-def test_closures_dismissals_and_censorship(shipped: Matcher, text: str, incident: bool,
-                                            types: set[str]) -> None:
-    x = shipped.extract(text)
-    assert (x.is_incident, set(x.types)) == (incident, types), x.evidence

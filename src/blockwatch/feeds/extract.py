@@ -798,7 +798,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     modal_at = {h.first for h in by_group.get("modal", ()) if not _month(tokens, h.first)}
     after_at = {h.first for g in ("callafter", "modalafter") for h in by_group.get(g, ())}
     suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
-    court_custody = [h for h in hits if "type:arrest" in h.labels]
+    court_custody: list[phrases.Hit] | None = None  # arrest phrases, read once a custody word needs them
     stop_to = {h.last for h in by_group.get("stop", ())}
     # (only words side by side: "convicted of extremism, jailed" is no "of jailed")
     # ("мерзімінен бұрын босатылды" is released before the end of the term, not previously)
@@ -875,6 +875,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "none" or _negated(tokens, sentence, h.first, h.last):
                     continue
                 if value == "custody":
+                    if court_custody is None:
+                        court_custody = [a for a in hits if "type:arrest" in a.labels]
                     if any(a.first - 2 <= h.last and h.first <= a.last + 2 for a in court_custody):
                         # part of "house arrest", "days of administrative arrest", "15 тәулікке
                         # қамауға", or where: "тергеу изоляторына қамалды"
