@@ -54,9 +54,11 @@ DEVSET = ROOT / "tests" / "fixtures" / "incidents"
 # after the labels were aligned to LABELLING.md and the rules that followed, scored once, then
 # read; holdout5: collected the same way after the rules written on holdout4, scored once, then
 # read; holdout6: collected the same way after the rules written on holdout5, scored once, then
-# read; holdout7 (en, ru): collected the same way after the rules written on holdout6, scored once
+# read; holdout7 (en, ru): collected the same way after the rules written on holdout6, scored once;
+# field: every item of listing pages of the default feeds' publishers, whatever it is about, so
+# incidents are as rare as in the feeds (15%), scored once (devset_field.jsonl, SOURCES_field.md)
 SPLITS = ("rules", "measure", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6",
-          "holdout7")
+          "holdout7", "field")
 
 
 def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:

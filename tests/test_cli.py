@@ -37,9 +37,16 @@ def test_every_option_of_every_command_says_what_it_takes() -> None:
 
     from blockwatch.cli import build_parser
 
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    def parsers(p: argparse.ArgumentParser, name: str) -> list[tuple[str, argparse.ArgumentParser]]:
+        out = [(name, p)]  # and the actions of commands that have them (review mark, ...)
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub_name, sp in a.choices.items():
+                    out += parsers(sp, f"{name} {sub_name}".strip())
+        return out
+
     bare = [f"{name} {'/'.join(a.option_strings) or a.dest}"
-            for name, sp in sub.choices.items() for a in sp._actions
+            for name, sp in parsers(build_parser(), "") for a in sp._actions
             if not a.help and not isinstance(a, argparse._HelpAction)]
     assert bare == []
 

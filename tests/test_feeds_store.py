@@ -264,9 +264,10 @@ def test_cmd_feeds_and_incidents_json(cfg: Config, capsys: pytest.CaptureFixture
     out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(out) == 3
     first = out[0]
-    assert set(first) == {"title", "url", "published", "first_seen", "occurred_at", "feed",
-                          "feed_kind", "query", "publisher_url", "country", "status", "evidence",
-                          "outlets", "people", "types", "linked_events"}
+    assert set(first) == {"id", "entry", "title", "url", "published", "first_seen", "occurred_at",
+                          "feed", "feed_kind", "query", "publisher_url", "country", "status",
+                          "evidence", "outlets", "people", "types", "linked_events", "review"}
+    assert first["review"] is None and isinstance(first["entry"], int)
     assert [x["title"] for x in out] == [
         "Азаттық радиосының тілшісі Астанада ұсталды",  # 05:15Z
         "Kazakhstan: Journalist Detained After Reporting on Protests",  # 01:00Z

@@ -14,7 +14,8 @@ from blockwatch.targets import Target
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 TABLES = {"targets", "vantages", "measurements", "verdicts", "events", "url_states", "feeds",
-          "feed_entries", "incidents", "cases", "outbox", "daily_rollups", "job_runs", "kv"}
+          "feed_entries", "incidents", "incident_reviews", "cases", "outbox", "daily_rollups", "job_runs",
+          "kv"}
 
 
 def test_schema_is_created_and_upgrade_is_idempotent(any_db_url: str) -> None:

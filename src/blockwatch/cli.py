@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "inside a country; link blocking to incidents; tell people.")
     p.add_argument("--version", action="version", version=f"blockwatch {__version__}")
     _common(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                           help="what to do (each has its own --help)")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, default=200, help="newest N (default 200)")
     c.add_argument("--country", metavar="CC",
                    help="only incidents tagged with this country (or naming its outlets)")
+    c = cmd("review", "correct the extractor's reading of feed entries, and measure it on them")
+    from blockwatch.feeds.review_args import add_arguments as review_arguments
+
+    review_arguments(c, lambda sp: _common(sp, top=False), _Parser)
     c = cmd("digest", "build (and send) the daily digest")
     c.add_argument("--send", action="store_true",
                    help="also send it to the recipients and Telegram chats with digest = true "
@@ -710,6 +715,7 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "feeds": _lazy("blockwatch.feeds.commands", "cmd_feeds"),
     "incidents": _lazy("blockwatch.feeds.commands", "cmd_incidents"),
+    "review": _lazy("blockwatch.feeds.review_commands", "cmd_review"),
     "digest": _lazy("blockwatch.alerts.commands", "cmd_digest"),
     "alerts-test": _lazy("blockwatch.alerts.commands", "cmd_alerts_test"),
     "site": _lazy("blockwatch.site.commands", "cmd_site"),

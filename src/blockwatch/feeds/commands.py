@@ -476,6 +476,7 @@ def cmd_feeds(cfg: Config, args: argparse.Namespace) -> int:
 
 def incident_json(r: store.IncidentRow) -> dict[str, Any]:
     return {
+        "id": r.id, "entry": r.entry_id,  # `blockwatch review mark ENTRY` corrects it
         "title": r.title, "url": r.url, "published": iso(r.published),
         "first_seen": iso(r.first_seen), "occurred_at": iso(r.occurred_at), "feed": r.feed,
         "feed_kind": r.feed_kind,  # feed | rferl | gdelt | google_news
@@ -486,6 +487,9 @@ def incident_json(r: store.IncidentRow) -> dict[str, Any]:
         "outlets": list(r.outlets), "people": list(r.people), "types": list(r.types),
         "linked_events": [{"id": e.id, "target": e.target, "vantage": e.vantage, "state": e.state,
                            "started_at": iso(e.started_at)} for e in r.linked_events],
+        # a person's review decided what this says (null: the extractor's reading)
+        "review": ({"reviewed_at": iso(r.reviewed_at), "note": r.review_note}
+                   if r.reviewed_at else None),
     }
 
 
@@ -511,6 +515,10 @@ def cmd_incidents(cfg: Config, args: argparse.Namespace) -> int:
         about = ", ".join([*r.outlets, *r.people]) or "-"
         linked = ", ".join(f"{e.target} {e.state}@{e.vantage}" for e in r.linked_events) or "-"
         when = (iso(r.occurred_at) or "")[:16].replace("T", " ") + "Z"
-        table.append([when, r.feed, r.country or "-", ",".join(r.types), about, linked, r.title])
-    _table(table, ["DATE (UTC)", "FEED", "CC", "TYPES", "ABOUT", "BLOCKING", "TITLE"])
+        entry = f"{r.entry_id}" + ("*" if r.reviewed_at else "")
+        table.append([when, entry, r.feed, r.country or "-", ",".join(r.types), about, linked,
+                      r.title])
+    _table(table, ["DATE (UTC)", "ENTRY", "FEED", "CC", "TYPES", "ABOUT", "BLOCKING", "TITLE"])
+    print("\nENTRY: the feed entry's id (* reviewed); `blockwatch review mark ENTRY ...` "
+          "corrects a reading", file=sys.stderr)
     return 0

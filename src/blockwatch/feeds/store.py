@@ -22,6 +22,7 @@ from blockwatch.storage.models import (
     Feed,
     FeedEntry,
     Incident,
+    IncidentReview,
     KeyValue,
     Target,
     Vantage,
@@ -303,15 +304,20 @@ class IncidentRow:
     country: str | None = None
     status: str | None = None
     evidence: Any = None
+    entry_id: int = 0
+    reviewed_at: datetime | None = None  # a person's review decided it (blockwatch review)
+    review_note: str | None = None
 
 
 def list_incidents(s: Session, *, limit: int | None = None,
                    country: str | None = None) -> list[IncidentRow]:
     """Incidents, newest first, with the blocking events linked to them. `country`: those the
     extractor tagged with it, and those it could not tag that name an outlet of that country."""
-    q = (select(Incident, FeedEntry, Feed.name, Feed.kind)
+    q = (select(Incident, FeedEntry, Feed.name, Feed.kind, IncidentReview.reviewed_at,
+                IncidentReview.note)
          .join(FeedEntry, FeedEntry.id == Incident.entry_id)
          .join(Feed, Feed.id == FeedEntry.feed_id)
+         .outerjoin(IncidentReview, IncidentReview.entry_id == Incident.entry_id)
          .order_by(Incident.occurred_at.desc(), Incident.id.desc()))
     if country:
         cc = country.upper()
@@ -338,6 +344,7 @@ def list_incidents(s: Session, *, limit: int | None = None,
         IncidentRow(inc.id, entry.title, entry.link, entry.published_at, entry.first_seen_at,
                     inc.occurred_at, feed, tuple(inc.outlets or ()), tuple(inc.people or ()),
                     tuple(inc.types or ()), tuple(links.get(inc.id, ())), kind or "feed",
-                    entry.query, entry.source_url, inc.country, inc.status, inc.evidence)
-        for inc, entry, feed, kind in rows
+                    entry.query, entry.source_url, inc.country, inc.status, inc.evidence,
+                    entry.id, reviewed_at, note)
+        for inc, entry, feed, kind, reviewed_at, note in rows
     ]

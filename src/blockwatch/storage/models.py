@@ -316,6 +316,28 @@ class Incident(Base):
                       Index("ix_incidents_country", "country"))
 
 
+class IncidentReview(Base):
+    """A person's reading of a feed entry. It overrides the extractor's: the incidents table holds
+    the reviewed reading (an entry reviewed as no incident has no incident row), so every reader
+    shows what the person decided. With the extractor's reading it replaced (`extracted`), it is
+    labelled text from the feeds this installation reads."""
+
+    __tablename__ = "incident_reviews"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("feed_entries.id", ondelete="CASCADE"),
+                                          unique=True)
+    incident: Mapped[bool] = mapped_column(Boolean)
+    types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    outlets: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    people: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    # the stored reading before the first review: {"incident": bool, "types": [...], ...}
+    extracted: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Case(Base):
     """An incident linked with a blocking event of the same outlet."""
 

@@ -1,0 +1,296 @@
+"""`blockwatch review`: a person's reading of a feed entry overrides the extractor everywhere, is
+kept across polls, and measures the extractor on the feeds this installation reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import func, select
+
+from blockwatch.cli import main
+from blockwatch.config import Config
+from blockwatch.feeds import review_store, store
+from blockwatch.feeds.commands import poll_feeds
+from blockwatch.feeds.review import Labels, ReviewError, checked, score
+from blockwatch.storage import Database, open_database, repo
+from blockwatch.storage.models import Case, Event, FeedEntry, IncidentReview
+from blockwatch.targets import load_targets
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+ROOT = Path(__file__).resolve().parent.parent
+ADIL = "https://feeds.example.org/adilsoz/feed/"
+NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(hours=72)
+
+CONFIG = f"""
+[storage]
+url = "sqlite:///bw.db"
+[probe]
+targets = ["targets.toml"]
+[feeds]
+interval = "30m"
+[[feeds.source]]
+name = "Adil Soz"
+url = "{ADIL}"
+language = "ru"
+"""
+
+RATEL = "В Алматы задержан журналист Ratel.kz"
+VLAST = "Сайт издания «Власть» заблокирован на территории Казахстана"
+RULES = "Власти объявили о новых правилах аккредитации"
+
+
+@pytest.fixture
+def cfg(write_config, tmp_path: Path) -> Config:  # type: ignore[no-untyped-def]
+    shutil.copy(FIXTURES / "targets.toml", tmp_path / "targets.toml")
+    return write_config(CONFIG)
+
+
+def mock_feed(router: respx.MockRouter, etag: str = '"v1"') -> respx.Route:
+    return router.get(ADIL).mock(return_value=httpx.Response(
+        200, content=(FIXTURES / "rss20_adilsoz.xml").read_bytes(), headers={"ETag": etag}))
+
+
+async def poll(cfg: Config, db: Database, etag: str = '"v1"') -> None:
+    with respx.mock as router:
+        mock_feed(router, etag)
+        await poll_feeds(cfg, db, force=True, now=NOW)
+
+
+def entry_id(db: Database, title: str) -> int:
+    with db.read() as s:
+        return s.scalars(select(FeedEntry.id).where(FeedEntry.title == title)
+                         .order_by(FeedEntry.id)).first()  # type: ignore[return-value]
+
+
+def incidents(db: Database) -> dict[str, store.IncidentRow]:
+    with db.read() as s:
+        return {r.title: r for r in store.list_incidents(s)}
+
+
+def count(db: Database, model: type) -> int:
+    with db.read() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def blocking_events(cfg: Config, db: Database) -> dict[str, int]:
+    """A DNS block of Ratel.kz and of Vlast.kz the night before, at one agent."""
+    with db.write() as s:
+        ids = repo.sync_targets(s, load_targets(cfg.target_files))
+        v = repo.ensure_vantage(s, "almaty-1", "agent", "KZ")
+        out = {}
+        for name in ("Ratel.kz", "Vlast.kz"):
+            e = Event(target_id=ids[name], vantage_id=v, url="https://example.kz/", state="dns",
+                      previous="ok", confirmed=True, reason="", started_at=NOW - timedelta(hours=14),
+                      detected_at=NOW - timedelta(hours=14))
+            s.add(e)
+            s.flush()
+            out[name] = e.id
+    return out
+
+
+def apply(db: Database, entry: int, labels: Labels, note: str = "") -> review_store.Applied:
+    with db.write() as s:
+        return review_store.apply(s, entry, labels, note=note, now=NOW, window=WINDOW)
+
+
+async def test_a_review_overrides_the_extractor_and_survives_polls(cfg: Config, any_db: Database) -> None:
+    events = blocking_events(cfg, any_db)
+    await poll(cfg, any_db)
+    before = incidents(any_db)
+    assert RATEL in before and VLAST in before and RULES not in before
+    assert count(any_db, Case) == 2  # Ratel's and Vlast's incidents, each with its outlet's block
+    ratel, vlast, rules = (entry_id(any_db, t) for t in (RATEL, VLAST, RULES))
+
+    # dismissed: the incident and its case go; the extractor's reading is kept with the review
+    res = apply(any_db, ratel, Labels(False), note="a court reporter, not detained")
+    assert (res.action, res.cases_removed, res.incident_id) == ("dismissed", 1, None)
+    assert RATEL not in incidents(any_db)
+    assert count(any_db, Case) == 1
+    with any_db.read() as s:
+        rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == ratel))
+        assert rev is not None and rev.incident is False and rev.note == "a court reporter, not detained"
+        assert rev.extracted["incident"] is True and rev.extracted["types"] == ["detention"]
+        assert rev.extracted["outlets"] == ["Ratel.kz"]
+
+    # added: an entry the extractor passed over becomes an incident, linked to the outlet's block
+    res = apply(any_db, rules, Labels(True, ("harassment",), None, ("Ratel.kz",), (), "KZ"))
+    assert (res.action, res.cases_added) == ("added", 1)
+    added = incidents(any_db)[RULES]
+    assert added.types == ("harassment",) and added.country == "KZ" and added.reviewed_at == NOW
+    assert [e.id for e in added.linked_events] == [events["Ratel.kz"]]
+
+    # corrected: other types, the outlet taken away, so its case goes
+    res = apply(any_db, vlast, Labels(True, ("blocking", "shutdown"), None, (), (), "KZ"))
+    assert (res.action, res.cases_removed, res.cases_added) == ("corrected", 1, 0)
+    row = incidents(any_db)[VLAST]
+    assert row.types == ("blocking", "shutdown") and row.outlets == () and row.linked_events == ()
+
+    # the same entries again, under a new ETag: nothing comes back, nothing is stored twice
+    entries, cases = count(any_db, FeedEntry), count(any_db, Case)
+    await poll(cfg, any_db, etag='"v2"')
+    assert count(any_db, FeedEntry) == entries and count(any_db, Case) == cases
+    after = incidents(any_db)
+    assert RATEL not in after and after[VLAST].types == ("blocking", "shutdown")
+    assert after[RULES].types == ("harassment",)
+
+    # a second review of the same entry replaces the first and keeps the first reading
+    apply(any_db, ratel, Labels(True, ("detention",), "released", ("Ratel.kz",), (), "KZ"))
+    assert count(any_db, IncidentReview) == 3
+    with any_db.read() as s:
+        rows = {r.entry.id: r for r in review_store.reviews(s)}
+    assert rows[ratel].labels.status == "released"
+    assert rows[ratel].extracted is not None and rows[ratel].extracted.types == ("detention",)
+    assert rows[rules].extracted == Labels(False)
+
+
+async def test_deleting_an_entry_takes_its_review(cfg: Config, any_db: Database) -> None:
+    await poll(cfg, any_db)
+    apply(any_db, entry_id(any_db, RULES), Labels(False))
+    with any_db.write() as s:
+        s.execute(FeedEntry.__table__.delete().where(FeedEntry.title == RULES))
+    assert count(any_db, IncidentReview) == 0
+
+
+def test_labels_are_checked_field_by_field() -> None:
+    outlets = ["Ratel.kz", "Vlast.kz"]
+    cases = [
+        (Labels(True, ("jailed",)), "types: unknown jailed"),
+        (Labels(True, ()), "types: an incident needs at least one type"),
+        (Labels(True, ("detention",), "freed"), "status: unknown 'freed'"),
+        (Labels(True, ("detention",), None, ("Ratel",)), "outlets: Ratel not in the target lists"),
+        (Labels(True, ("detention",), None, (), (), "Kazakhstan"), "country: 'Kazakhstan'"),
+        (Labels(False, (), "released"), "--not-incident takes no types and no status"),
+    ]
+    for labels, message in cases:
+        with pytest.raises(ReviewError, match=message.replace("(", r"\(")):
+            checked(labels, outlets=outlets)
+    ok = checked(Labels(True, ("fine", "fine"), "convicted", ("Vlast.kz",), ("A", "A"), "KZ"),
+                 outlets=outlets)
+    assert ok.types == ("fine",) and ok.people == ("A",)
+
+
+def test_score_counts_like_the_labelled_sets() -> None:
+    det = Labels(True, ("detention",), None, ("Ratel.kz",), (), "KZ")
+    pairs = [
+        ("ru", det, det),  # right
+        ("ru", Labels(False, country="KZ"), det),  # a false incident
+        ("en", Labels(True, ("fine",), "convicted", ("Vlast.kz",), (), "KZ"),
+         Labels(False, outlets=("Vlast.kz",), country="KZ")),  # a missed one
+        ("en", Labels(True, ("detention", "raid"), None, (), (), "KG"),
+         Labels(True, ("detention",), None, (), (), "KZ")),  # a type and the country wrong
+    ]
+    s = score(pairs)
+    assert set(s) == {"ru", "en", "all"}
+    a = s["all"]
+    assert (a.tp, a.fp, a.fn) == (2, 1, 1)
+    assert (a.type_tp, a.type_fp, a.type_fn) == (2, 1, 2)
+    assert a.outlet_recall() == 1.0 and a.outlets == 2
+    assert a.status_accuracy() == pytest.approx(2 / 3) and a.country_accuracy() == 0.75
+    assert s["ru"].incident_prf() == (0.5, 1.0, pytest.approx(2 / 3))
+
+
+def shown(site: Path) -> str:
+    """Every page and status.json of a built site, as one text."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(site.rglob("*"))
+                     if p.suffix in (".html", ".json", ".xml"))
+
+
+# --- the command, as an operator runs it --------------------------------------------------------
+
+def run(cfg: Config, *argv: str) -> int:
+    return main(["--config", str(cfg.source), *argv])
+
+
+def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = open_database(cfg.database_url)
+    try:
+        blocking_events(cfg, db)
+        import asyncio
+
+        asyncio.run(poll(cfg, db))
+        ratel, rules = entry_id(db, RATEL), entry_id(db, RULES)
+    finally:
+        db.close()
+
+    assert run(cfg, "incidents", "--json") == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {x["entry"] for x in listed if x["title"] == RATEL} == {ratel}
+
+    assert run(cfg, "review", "entries", "--search", "аккредитации", "--no-incident") == 0
+    out = capsys.readouterr().out
+    assert f"{rules}  Adil Soz [ru]  no incident" in out and RATEL not in out
+
+    site = tmp_path / "site"
+    assert run(cfg, "site", "--out", str(site)) == 0
+    assert RATEL in shown(site)
+    capsys.readouterr()
+
+    assert run(cfg, "review", "mark", str(ratel), "--not-incident", "--note", "not detained") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"entry {ratel}: dismissed (was: detention outlets Ratel.kz")
+    assert "cases 1 removed, 0 linked" in out
+    assert run(cfg, "review", "mark", str(rules), "--types", "harassment", "--outlets", "Ratel.kz",
+               "--country", "kz") == 0
+    assert "added" in capsys.readouterr().out
+
+    # what is wrong is named, and nothing is stored
+    assert run(cfg, "review", "mark", str(rules), "--types", "jailed") == 2
+    assert "blockwatch review mark: types: unknown jailed" in capsys.readouterr().err
+    assert run(cfg, "review", "mark", "999999", "--types", "fine") == 2
+    assert "entry 999999: no such feed entry" in capsys.readouterr().err
+    assert run(cfg, "review", "mark", str(rules), "--not-incident", "--status", "released") == 2
+    assert "--not-incident takes no status" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # --types or --not-incident is required
+        run(cfg, "review", "mark", str(rules))
+    assert usage.value.code == 2
+    assert "one of the arguments --not-incident --types is required" in capsys.readouterr().err
+
+    # the next build (only what changed) no longer shows it, on any page or in status.json
+    assert run(cfg, "site", "--out", str(site)) == 0
+    assert RATEL not in shown(site) and RULES in shown(site)
+    capsys.readouterr()
+
+    assert run(cfg, "incidents", "--json") == 0
+    now = {x["title"]: x for x in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert RATEL not in now and now[RULES]["types"] == ["harassment"]
+    assert now[RULES]["review"]["reviewed_at"] and now[RULES]["country"] == "KZ"
+
+    assert run(cfg, "review", "list", "--json") == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["entry"], r["extracted"]["incident"], r["reviewed"]["incident"]) for r in rows] == [
+        (ratel, True, False), (rules, False, True)]
+
+    # stats: the extractor as it is now, against the two reviews: one false incident, one missed
+    assert run(cfg, "review", "stats", "--json") == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["reviewed"] == 2
+    assert st["extractor_now"]["all"]["incident_precision"] == 0.0
+    assert st["extractor_now"]["all"]["incident_recall"] == 0.0
+    assert st["as_stored"]["ru"]["entries"] == 2
+    assert run(cfg, "review", "stats") == 0
+    assert "2 reviewed entries" in capsys.readouterr().out
+
+    # export: the labelled sets' schema, which the quality benchmark reads as it is
+    out_file = tmp_path / "field.jsonl"
+    assert run(cfg, "review", "export", "--out", str(out_file)) == 0
+    items = [json.loads(x) for x in out_file.read_text(encoding="utf-8").splitlines()]
+    assert [(i["id"], i["split"], i["incident"], i["types"]) for i in items] == [
+        (f"field-{ratel}", "field", False, []), (f"field-{rules}", "field", True, ["harassment"])]
+    spec = importlib.util.spec_from_file_location("extract_quality",
+                                                  ROOT / "benchmarks" / "extract_quality.py")
+    assert spec is not None and spec.loader is not None
+    quality = importlib.util.module_from_spec(spec)
+    sys.modules["extract_quality"] = quality
+    spec.loader.exec_module(quality)
+    loaded = quality.load_items(out_file)
+    scores = quality.score(loaded, quality.load_matcher(None))
+    assert scores[("all", "field")].n == 2 and scores[("all", "field")].fp == 1
