@@ -77,8 +77,8 @@ FLOORS: dict[tuple[str, str], tuple[float, float, float, float, float, float]] =
     # collected last (English and Russian only), the same way, scored once: the honest estimate now
     ("holdout7", "all"): (0.83, 0.70, 0.93, 0.84, 0.94, 0.86),
     # every item of listing pages of the default feeds' publishers (15% incidents), scored once
-    # (0.64, 0.47, 0.86, 1.00, 0.94, 0.78): precision on ordinary news is the weak side
-    ("field", "all"): (0.62, 0.45, 0.84, 0.95, 0.90, 0.75),
+    # (0.64, 0.47, 0.86, 1.00, 0.94, 0.78): precision on ordinary news is the weak side; read since
+    ("field", "all"): (0.80, 0.70, 0.84, 0.95, 0.90, 0.75),
 }
 
 

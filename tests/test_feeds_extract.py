@@ -236,7 +236,34 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     ("Журналиста задержали в Бишкеке, сообщает «Власть»", {"Vlast.kz"}, {"detention"}, None, "KG"),
     ("Police searched the office of Orda, an independent news site", {"Orda.kz"}, {"raid"}, None, "KZ"),
     ("Офис Orda — независимого издания — обыскали", {"Orda.kz"}, {"raid"}, None, "KZ"),
+    # a court's own custody is an arrest; people counted are not incidents counted; taken by force
+    ("A Tashkent court detains a blogger over his posts", set(), {"arrest"}, None, "UZ"),
+    ("Reporter in hospital after an assault by 3 attackers in Almaty", set(), {"assault"}, None, "KZ"),
+    ("Two journalists kidnapped in Syria have been held captive for months", set(), {"assault"},
+     None, None),
+    # a case announced is pressure, not (yet) a case
+    ("The ministry said it planned to indict the editor of the news site", set(), {"harassment"},
+     None, None),
 ]
+
+
+@pytest.mark.parametrize("text", [
+    # a report's or a series' title over a year or the world
+    "Attacks on the Press in 2023: Tajikistan. Two reporters were jailed and a site was blocked",
+    "Journalists killed in 2023: a worldwide roundup",
+    # pressure as a state of things; access to the internet asked for, not cut
+    "Bloggers under pressure in Turkmenistan",
+    "Rights groups urge the authorities to guarantee access to the internet during the vote",
+])
+def test_no_case(shipped: Matcher, text: str) -> None:
+    x = shipped.extract(text)
+    assert not x.is_incident, (x.types, x.evidence)
+
+
+def test_people_counted_are_not_incidents_counted(shipped: Matcher) -> None:
+    x = shipped.extract("Reporter in hospital after an assault by 3 attackers in Almaty")
+    assert x.is_incident and "aggregate" not in x.evidence
+    assert not shipped.extract("3 attacks on reporters were recorded in Almaty this year").is_incident
 
 
 @pytest.mark.parametrize(("text", "outlets", "types", "status", "country"), WORDS,

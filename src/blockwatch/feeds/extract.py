@@ -676,6 +676,8 @@ _COUNTED = frozenset(("e:attack", "e:incid", "e:violat", "e:threat", "r:случ
                       "r:нарушение", "k:факт", "k:факти", "k:жагдай"))
 
 
+# "3 attackers" counts people, not attacks (English stems "attackers" to "attack")
+_AGENT_NOUN = ("er", "ers")
 # (a scan at C speed first: most texts count nothing)
 _COUNT_GATE = re.compile(r"\d\s+(?:\w+\s+)?(?:attack|incid|violat|threat|случа|факт|инцидент|нарушен|жагда)")
 
@@ -688,7 +690,8 @@ def _counted(tokens: Sequence[phrases.Token], sentence: Sequence[int], norm: str
         if not t.text.isdigit() or t.text in ("0", "1") or (len(t.text) == 4 and t.text[:2] in ("19", "20")):
             continue  # (a year is no count)
         for j in range(i + 1, min(i + 3, len(tokens))):
-            if sentence[j] == sentence[i] and not _COUNTED.isdisjoint(tokens[j].keys):
+            if sentence[j] == sentence[i] and not _COUNTED.isdisjoint(tokens[j].keys) \
+                    and not tokens[j].text.endswith(_AGENT_NOUN):
                 return f"{t.text} {tokens[j].text}"
     return ""
 
@@ -750,6 +753,8 @@ def _pressure_noun(h: phrases.Hit, tokens: Sequence[phrases.Token], text: str) -
     done by a verb ("pressured", "оказывают давление", "қысым көрсетті") nor of someone named
     ("harassment of Kursiv reporters": a capital within three words)."""
     first = tokens[h.first]
+    if first.text == "under" and h.last == h.first + 1:
+        return True  # "Bloggers Under Pressure": a state of things, not something done
     if first.text in _PRESSURE_NOUNS or not _PRESSURE_NOUNS.isdisjoint(first.keys):
         noun = h.first == h.last or tokens[h.first + 1].text in ("on", "against", "на")
     else:
@@ -776,6 +781,21 @@ _COURT = ("court", "judge", "remand", "pretrial", "pre-trial", "tribunal", "warr
 _COURT_WINDOW = 6
 
 
+_THREATS = ("threaten", "угрож", "пригроз")
+_WISHES = ("want", "хоте", "seek", "sought")
+# The modals that plan or threaten (see plan_at)
+_PLANS = ("plan", "intend", "threaten", "want", "seek", "sought", "планир", "намерева", "угрож", "пригроз",
+          "хоте")
+
+
+def _court_does_it(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
+    """A court is the word right before the custody verb: "court detains", «суд задержал» (not
+    «суд отправил задержанного», the police's detainee sent on by a court)."""
+    at = sentence[h.first]
+    return any(t.sentence == at and t.text in ("court", "суд", "сот", "сотты")
+               for t in tokens[max(0, h.first - 1):h.first])
+
+
 def _month(tokens: Sequence[phrases.Token], i: int) -> bool:
     """"may" next to a number is the month."""
     return tokens[i].text == "may" and any(
@@ -796,6 +816,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     call_at = {h.first for h in by_group.get("call", ())}
     # (not "May 13", "13 May": a month)
     modal_at = {h.first for h in by_group.get("modal", ()) if not _month(tokens, h.first)}
+    # of these, a plan or a threat: a case only planned is not (yet) a case ("planned to indict")
+    plan_at = {c for c in modal_at if tokens[c].text.startswith(_PLANS)}
     after_at = {h.first for g in ("callafter", "modalafter") for h in by_group.get(g, ())}
     suspects_in = {sentence[h.first] for h in by_group.get("suspect", ())}
     court_custody: list[phrases.Hit] | None = None  # arrest phrases, read once a custody word needs them
@@ -882,12 +904,23 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                         # қамауға", or where: "тергеу изоляторына қамалды"
                         continue
                     value = "arrest" if _near(h, tokens, sentence, _COURT, _COURT_WINDOW) else "detention"
+                if value == "detention" and _court_does_it(h, tokens, sentence):
+                    value = "arrest"  # "Moscow court detains journalist", «суд задержал»: a court's custody
                 if value == "detention":
                     detained_in.add(sentence[h.first])
-                if value != "criminal_case" and (any(
-                        h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]
-                        for c in modal_at) or followed(h)):
-                    continue  # "may face a fine": not (yet) a fine
+                before = [c for c in (plan_at if value == "criminal_case" else modal_at)
+                          if h.first - _MODAL_WINDOW <= c < h.first and sentence[c] == sentence[h.first]]
+                if before or (value != "criminal_case" and followed(h)):
+                    # "may face a fine": not (yet) a fine; but a case announced or a block
+                    # threatened against someone is pressure on them ("planned to indict her",
+                    # "threatened to block the site")
+                    if value != "harassment" and any(
+                            c in plan_at and not tokens[c].text.startswith(_WISHES) for c in before) \
+                            and (value == "criminal_case" or tokens[min(before)].text.startswith(_THREATS)):
+                        types.add("harassment")
+                        add("harassment", words)
+                        foreground = foreground or not past(h)
+                    continue
                 if value == "harassment" and stop_to and any(h.first - 2 <= c < h.first for c in stop_to):
                     stopped.append(words)  # "... to stop harassing reporters": decided below
                     continue

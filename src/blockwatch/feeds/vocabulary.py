@@ -227,7 +227,9 @@ TYPES: dict[str, dict[str, list[str]]] = {
                # shot at, attacked by assailants, left in hospital
                "=shot at", "=opened fire", "=fired at", "=assailants", "=hospitalised", "=hospitalized",
                "=left him hospitalized", "=beat him", "=beat her", "=beat the journalist",
-               "=beat the reporter"],
+               "=beat the reporter",
+               # taken by force: "kidnapped", "held captive in Syria"
+               "=kidnapped", "=abducted", "=held captive", "=held hostage"],
         "ru": ["напасть", "нападение", "избить", "избиение", "побить", "ударить", "применить силу",
                "нападавший", "насилие в отношении", "покушение", "облить зеленкой", "поджог",
                "поджечь автомобиль", "поджечь машину", "побои", "нанести побои", "убить", "убийство",
@@ -274,7 +276,7 @@ TYPES: dict[str, dict[str, list[str]]] = {
                "=internet was down", "=mobile internet was",
                # the network gone or given back: "no access to the internet", "connectivity restored"
                "=information blackout", "=communications blackout", "=without internet",
-               "=without access to the internet", "=no access to the internet", "=access to internet",
+               "=without access to the internet", "=no access to the internet",
                "=cut off from the internet", "=internet connectivity", "=internet access was cut",
                "=internet was restored", "=restored internet"],
         "ru": ["шатдаун", "отключение интернета", "отключить интернет", "отключение мобильного интернета",
@@ -546,11 +548,15 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
                "press freedom index", "=world press freedom index", "=thousand websites",
                "=thousands of websites", "=thousand sites", "=thousands of sites",
                "=provides an overview", "=gives an overview", "=contains a chronology",
-               "=in the course of the study"],
+               "=in the course of the study",
+               # a report's or a series' title over a year or the world: "Attacks on the Press in
+               # 2012: Belarus", "Killed in 2012: A Worldwide Roundup", "Prison Census 2012"
+               "=attacks on the press in", "=worldwide roundup", "=prison census", "=year in review",
+               "=annual report"],
         "ru": ["число задержанных", "количество задержанных", "индекс свободы", "рейтинг свободы",
                "тысяч сайт", "тысячи сайт", "тысяча сайт",
                "содержать обзор", "обзор основных событий", "содержать хронологию",
-               "хронология основных событий"],
+               "хронология основных событий", "=итоги года", "=ежегодный доклад", "=годовой доклад"],
         "kk": ["ұсталғандар саны", "сөз бостандығы индекс~", "мыңнан астам сайт~", "мыңнан аса сайт~",
                "мың сайт~", "мыңдаған сайт~",
                # a document that surveys a period: a report's overview or chronology
