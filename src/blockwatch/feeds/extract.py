@@ -676,6 +676,11 @@ _COUNTED = frozenset(("e:attack", "e:incid", "e:violat", "e:threat", "r:случ
                       "r:нарушение", "k:факт", "k:факти", "k:жагдай"))
 
 
+# The title of a report over a year: CPJ's "Attacks on the Press 2009: Kazakhstan", "Attacks on
+# the Press in 2012", "Killed in 2012: A Worldwide Roundup"
+_REPORT_TITLE = re.compile(r"\battacks on the press:? (?:in )?(?:19|20)\d\d\b"
+                           r"|\bin (?:19|20)\d\d: a worldwide\b")
+
 # "3 attackers" counts people, not attacks (English stems "attackers" to "attack")
 _AGENT_NOUN = ("er", "ers")
 # (a scan at C speed first: most texts count nothing)
@@ -788,6 +793,20 @@ _PLANS = ("plan", "intend", "threaten", "want", "seek", "sought", "планир"
           "хоте")
 
 
+# A type word that names what a law or a bill is about: "the 'foreign agents' law", "criminal
+# defamation laws", «закон об иноагентах», «законопроект о блокировке»
+_LAWS = ("law", "laws", "bill", "bills", "legislation", "закон", "законы", "законопроект", "законопроекты",
+         "заң", "заңы", "заңын", "заң жобасы")
+
+
+def _names_a_law(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
+    at = sentence[h.first]
+    after = [t.text for t in tokens[h.last + 1:h.last + 3] if t.sentence == at]
+    before = [t.text for t in tokens[max(0, h.first - 3):h.first] if t.sentence == at]
+    return bool(after and after[0] in _LAWS) or (
+        len(before) >= 2 and before[-2] in _LAWS and before[-1] in ("on", "о", "об", "about"))
+
+
 def _court_does_it(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
     """A court is the word right before the custody verb: "court detains", «суд задержал» (not
     «суд отправил задержанного», the police's detainee sent on by a court)."""
@@ -856,6 +875,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
     of_suspects: list[tuple[str, str]] = []  # detentions and cases of suspects, maybe the attackers
     stopped: list[str] = []  # pressure someone is called on to stop
     counted = _counted(tokens, sentence, norm)
+    if not counted and (report := _REPORT_TITLE.search(norm)) is not None:
+        counted = text[report.start():report.end()]
     aggregate = bool(counted)
     arrests: list[bool] = []  # per arrest word: does it name a prison term
     outages: list[tuple[phrases.Hit, str]] = []  # a site or the network not working
@@ -927,6 +948,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "outage":
                     outages.append((h, words))  # decided below: did anyone restrict it?
                     continue
+                if _names_a_law(h, tokens, sentence):
+                    continue  # "the foreign agents law", «закон об иноагентах»: what a law is about
                 if value == "blocking" and _near(h, tokens, sentence, _MONEY):
                     value = "harassment"  # "the blocking of bank accounts": pressure on money, not a site
                 if value == "blocking" and _the_internet(h, tokens, sentence):
@@ -953,6 +976,8 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
             elif kind == "press":
                 if _inside(h.start, bylines):
                     continue  # the reporter of the story, not a subject of it
+                if tokens[h.first].text == "reportedly" and h.first == h.last:
+                    continue  # "homes reportedly attacked": hearsay, not the press
                 if tokens[h.first].text == "press" and h.first == h.last and h.last + 1 < len(tokens) \
                         and tokens[h.last + 1].text in _OFFICIAL_PRESS_WORDS:
                     continue  # "the press service of the police"
