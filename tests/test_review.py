@@ -258,6 +258,16 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
     assert run(cfg, "site", "--out", str(site)) == 0
     assert RATEL not in shown(site) and RULES in shown(site)
     capsys.readouterr()
+    # each report says whether a person checked it
+    page = (site / "en" / "incidents.html").read_text(encoding="utf-8")
+    assert "Those marked “checked” were read and confirmed by a person" in page
+    entry = page[page.index(RULES):]
+    assert entry.index("· checked</p>") < entry.index("</li>")
+    entry = page[page.index(VLAST):]
+    assert entry.index("· found automatically</p>") < entry.index("</li>")
+    cases = [c for t in json.loads((site / "status.json").read_text(encoding="utf-8"))["targets"]
+             for c in t.get("cases", [])]
+    assert {c["title"]: c["reviewed"] for c in cases} == {RULES: True, VLAST: False}
 
     assert run(cfg, "incidents", "--json") == 0
     now = {x["title"]: x for x in map(json.loads, capsys.readouterr().out.splitlines())}
@@ -294,3 +304,25 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
     loaded = quality.load_items(out_file)
     scores = quality.score(loaded, quality.load_matcher(None))
     assert scores[("all", "field")].n == 2 and scores[("all", "field")].fp == 1
+
+
+def test_public_pages_can_show_only_reviewed_incidents(write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copy(FIXTURES / "targets.toml", tmp_path / "targets.toml")
+    cfg = write_config(CONFIG.replace("[feeds]", '[site]\nincidents = "reviewed"\n[feeds]'))
+    assert cfg.settings.site.incidents == "reviewed"
+    db = open_database(cfg.database_url)
+    try:
+        blocking_events(cfg, db)
+        import asyncio
+
+        asyncio.run(poll(cfg, db))
+        apply(db, entry_id(db, VLAST), Labels(True, ("blocking",), None, ("Vlast.kz",), (), "KZ"))
+    finally:
+        db.close()
+    site = tmp_path / "site"
+    assert run(cfg, "site", "--out", str(site)) == 0
+    text = shown(site)
+    assert VLAST in text and RATEL not in text  # Ratel's report was never reviewed
+    page = (site / "ru" / "incidents.html").read_text(encoding="utf-8")
+    assert "Показаны только сообщения, прочитанные и подтверждённые человеком." in page
+

@@ -501,6 +501,9 @@ class SiteConfig(_Strict):
     base_url: str = ""
     languages: list[Literal["en", "ru", "kk"]] = Field(default_factory=lambda: ["en", "ru"])
     title: str = "blockwatch"
+    # which incidents the public pages and status.json show: "all" (each marked checked or found
+    # automatically) or "reviewed" (only those a person confirmed with `blockwatch review`)
+    incidents: Literal["all", "reviewed"] = "all"
     # the most memory (estimated) the daemon's site cache keeps between builds; 0: no cache.
     # The default holds 500 outlets in two languages (about 80 MB) or 1,000 in three (about
     # 200 MB) whole; more is held to it (site/cache.py). Not part of what the pages depend on:

@@ -68,12 +68,13 @@ class BuildReport:
                 f"index {self.index_bytes / 1024:.1f} KiB; {how})")
 
 
-def site_info(title: str, base_url: str, languages: list[str] | tuple[str, ...]) -> SiteInfo:
+def site_info(title: str, base_url: str, languages: list[str] | tuple[str, ...],
+              incidents: str = "all") -> SiteInfo:
     base = base_url.strip()
     if base and not base.endswith("/"):
         base += "/"
     langs = tuple(dict.fromkeys(languages)) or ("en",)
-    return SiteInfo(title=title, base_url=base, languages=langs)
+    return SiteInfo(title=title, base_url=base, languages=langs, incidents=incidents)
 
 
 def render_site(m: SiteModel, info: SiteInfo) -> dict[str, bytes]:
@@ -247,7 +248,8 @@ def _build(db: Database, out_dir: Path, info: SiteInfo, now: datetime,
     try:
         state = None if full else inc.read_state(out_dir)
         with db.read() as s:
-            snap = load_snapshot(s, now, schedule, quorum, rollups=cache is None)
+            snap = load_snapshot(s, now, schedule, quorum, rollups=cache is None,
+                                 reviewed_only=info.incidents == "reviewed")
             if cache is not None:
                 if full:  # asked for everything from scratch: nothing kept is used
                     cache.clear()

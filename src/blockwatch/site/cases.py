@@ -59,6 +59,7 @@ def cases_json(events: Iterable[EventRec], cases_by_event: Mapping[int, list[Inc
             out.append((i.occurred_at, i.id, e.id, {
                 "incident": i.id, "title": i.title, "url": i.link, "publisher": i.publisher,
                 "source": i.source, "types": list(i.types), "status": i.status,
+                "reviewed": i.reviewed,  # a person confirmed it (else found by the extractor alone)
                 "published": iso(i.occurred_at), "event": e.id, "kind": e.state,
                 "started_at": iso(e.started_at)}))
     out.sort(key=lambda x: (x[0], x[1], x[2]), reverse=True)

@@ -27,7 +27,7 @@ def config_key(cfg: Config) -> str:
     s = cfg.settings
     site = s.site
     return hashlib.sha256(repr((site.title, site.base_url, tuple(site.languages),
-                                s.alerts.quorum, Schedule.of(cfg))).encode()).hexdigest()
+                                s.alerts.quorum, Schedule.of(cfg), site.incidents)).encode()).hexdigest()
 
 
 def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
@@ -41,7 +41,8 @@ def build_site(cfg: Config, db: Database, out_dir: Path | str | None = None,
     warm), and unchanged files are not rewritten. `full`: render every page from scratch."""
     s = cfg.settings.site
     out = Path(out_dir) if out_dir is not None else default_out(cfg)
-    return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages)), now,
+    return build_site_from_db(db, out, site_info(s.title, s.base_url, list(s.languages),
+                                                 s.incidents), now,
                               Schedule.of(cfg), cfg.settings.alerts.quorum, full=full,
                               config=config_key(cfg), cache=cache)
 

@@ -39,6 +39,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "incidents_title": "Incidents",
         "incidents_intro": "Reports about outlets and journalists, collected from news and NGO "
                            "feeds, and which blocking they may be linked with.",
+        "incidents_auto": "They are found automatically, by word rules, and may be wrong: check "
+                          "the source. Those marked “checked” were read and confirmed by a person.",
+        "incidents_reviewed_only": "Only reports read and confirmed by a person are shown.",
+        "reviewed": "checked",
+        "unchecked": "found automatically",
         "no_incidents": "No incidents recorded.",
         "source": "Source",
         "people": "People",
@@ -142,6 +147,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "incidents_intro": "Сообщения об изданиях и журналистах из новостей и лент "
                            "правозащитных организаций и блокировки, с которыми они могут быть "
                            "связаны.",
+        "incidents_auto": "Они найдены автоматически, по правилам для слов, и могут быть "
+                          "ошибочны: сверяйтесь с источником. Отмеченные «проверено» прочитаны и "
+                          "подтверждены человеком.",
+        "incidents_reviewed_only": "Показаны только сообщения, прочитанные и подтверждённые "
+                                   "человеком.",
+        "reviewed": "проверено",
+        "unchecked": "найдено автоматически",
         "no_incidents": "Инцидентов нет.",
         "source": "Источник",
         "people": "Люди",
@@ -638,6 +650,12 @@ STRINGS["kk"].update({
     "incidents_intro": "Жаңалықтар мен құқық қорғау ұйымдарының арналарынан жиналған "
                        "басылымдар мен журналистер туралы хабарлар және олар байланысты болуы "
                        "мүмкін бұғаттаулар.",
+    "incidents_auto": "Олар сөз ережелері бойынша автоматты түрде табылады және қате болуы "
+                      "мүмкін: дереккөзді тексеріңіз. «Тексерілген» деп белгіленгендерін адам "
+                      "оқып, растаған.",
+    "incidents_reviewed_only": "Тек адам оқып, растаған хабарлар көрсетіледі.",
+    "reviewed": "тексерілген",
+    "unchecked": "автоматты түрде табылған",
     "incidents_linked": "Байланысты оқиғалар",
     "json": "status.json",
     "latest_check": "соңғы тексеру: {word} (әлі расталмаған)",

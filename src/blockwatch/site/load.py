@@ -22,6 +22,7 @@ from blockwatch.storage.models import (
     Feed,
     FeedEntry,
     Incident,
+    IncidentReview,
     Measurement,
     Target,
     UrlState,
@@ -119,6 +120,7 @@ class IncidentRec:
     occurred_at: datetime  # published, else when a feed first showed it
     status: str | None = None  # released, sentenced... as the report says
     publisher: str = ""  # the site an aggregator (a news search) names, else the feed
+    reviewed: bool = False  # a person confirmed or corrected it (blockwatch review)
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,9 @@ def load_rollups(s: Session, now: datetime, tids: Collection[int], vids: Collect
 
 
 def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
-                  quorum: int = 0, *, rollups: bool = True) -> Snapshot:
-    """`rollups`: also read the window's rollup rows (the daemon's cache reads them itself)."""
+                  quorum: int = 0, *, rollups: bool = True, reviewed_only: bool = False) -> Snapshot:
+    """`rollups`: also read the window's rollup rows (the daemon's cache reads them itself).
+    `reviewed_only`: only incidents a person reviewed (`[site] incidents = "reviewed"`)."""
     schedule = schedule or Schedule()
     snap = Snapshot(now=now, quorum=quorum)
     snap.targets = [
@@ -256,16 +259,19 @@ def load_snapshot(s: Session, now: datetime, schedule: Schedule | None = None,
     q = (
         select(Incident.id, FeedEntry.title, FeedEntry.link, Feed.name, Incident.types,
                Incident.outlets, Incident.people, Incident.occurred_at, Incident.status,
-               FeedEntry.source_url)
+               FeedEntry.source_url, IncidentReview.id)
         .join(FeedEntry, FeedEntry.id == Incident.entry_id)
         .join(Feed, Feed.id == FeedEntry.feed_id)
+        .outerjoin(IncidentReview, IncidentReview.entry_id == Incident.entry_id)
         .order_by(Incident.occurred_at.desc(), Incident.id.desc())
         .limit(MAX_INCIDENTS)
     )
+    if reviewed_only:
+        q = q.where(IncidentReview.id.is_not(None))
     snap.incidents = [
         IncidentRec(i, ti or "", li or "", src or "", tuple(ty or ()), tuple(o or ()),
-                    tuple(p or ()), at, st, _publisher(su, src or ""))
-        for i, ti, li, src, ty, o, p, at, st, su in s.execute(q)
+                    tuple(p or ()), at, st, _publisher(su, src or ""), rid is not None)
+        for i, ti, li, src, ty, o, p, at, st, su, rid in s.execute(q)
     ]
     iids = {i.id for i in snap.incidents}
     eids = {e.id for e in snap.events}

@@ -214,6 +214,7 @@ class SiteInfo:
     title: str
     base_url: str  # "" or ending in "/"
     languages: tuple[str, ...]
+    incidents: str = "all"  # all | reviewed: only incidents a person reviewed (blockwatch review)
 
 
 def _common(m: SiteModel, info: SiteInfo, lang: str, root: str, page: str) -> dict[str, object]:
@@ -572,6 +573,7 @@ def _event_text(L: Lang, m: SiteModel, e: EventRec, now: datetime) -> dict[str, 
 def render_incidents(m: SiteModel, info: SiteInfo, lang: str) -> str:
     return _template("incidents.html").render(
         **_common(m, info, lang, "../", "incidents.html"), incidents=m.incidents,
+        reviewed_only=info.incidents == "reviewed",
         incident_events=m.incident_events, by_name=m.targets_by_name,
         slug_of={s.target.id: s.slug for s in m.statuses},
         names={s.target.id: s.target.name for s in m.statuses})
