@@ -198,6 +198,14 @@ def test_score_counts_like_the_labelled_sets() -> None:
     assert s["ru"].incident_prf() == (0.5, 1.0, pytest.approx(2 / 3))
 
 
+def entry_id_in(cfg: Config, title: str) -> int:
+    db = open_database(cfg.database_url)
+    try:
+        return entry_id(db, title)
+    finally:
+        db.close()
+
+
 def shown(site: Path) -> str:
     """Every page and status.json of a built site, as one text."""
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(site.rglob("*"))
@@ -278,6 +286,16 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(r["entry"], r["extracted"]["incident"], r["reviewed"]["incident"]) for r in rows] == [
         (ratel, True, False), (rules, False, True)]
+
+    # the digest tells staff each report's entry, whether it was checked, and how to correct it
+    digests = tmp_path / "digests"
+    assert run(cfg, "digest", "--out", str(digests), "--since", "2026-11-01T00:00Z") == 0
+    capsys.readouterr()
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(digests.rglob("*.txt")))
+    assert f"entry {rules}, checked by a person: blockwatch review mark {rules} ... corrects it" in text
+    vlast = entry_id_in(cfg, VLAST)
+    assert f"entry {vlast}, found automatically: blockwatch review mark {vlast}" in text
+    assert f"entry {ratel}," not in text  # dismissed: no longer an incident
 
     # stats: the extractor as it is now, against the two reviews: one false incident, one missed
     assert run(cfg, "review", "stats", "--json") == 0

@@ -47,6 +47,8 @@ class IncidentInfo:
     occurred_at: datetime | None = None
     linked: bool = False  # part of a case (correlated with blocking)
     status: str | None = None  # released, sentenced... as the report says
+    entry: int = 0  # the feed entry's id, for `blockwatch review` (digest only)
+    reviewed: bool = False  # a person confirmed or corrected it
 
 
 @dataclass(frozen=True)

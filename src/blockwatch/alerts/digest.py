@@ -42,6 +42,7 @@ from blockwatch.storage.models import (
     Feed,
     FeedEntry,
     Incident,
+    IncidentReview,
     KeyValue,
     Outbox,
     Target,
@@ -140,12 +141,14 @@ def collect(s: Session, cfg: Config, since: datetime, until: datetime) -> C.Dige
         elif kind in ("unblocked", "recovered"):
             ended.append(event_item(e, t, v, kind, keys))
     linked = exists().where(Case.incident_id == Incident.id)
-    q2 = (select(Incident, FeedEntry, Feed, linked.label("linked"))
+    reviewed = exists().where(IncidentReview.entry_id == Incident.entry_id)
+    q2 = (select(Incident, FeedEntry, Feed, linked.label("linked"), reviewed.label("reviewed"))
           .join(FeedEntry, FeedEntry.id == Incident.entry_id)
           .join(Feed, Feed.id == FeedEntry.feed_id)
           .where(Incident.created_at >= since, Incident.created_at < until)
           .order_by(Incident.occurred_at, Incident.id).limit(MAX_ROWS))
-    incidents = tuple(incident_info(i, en, f, bool(lk)) for i, en, f, lk in s.execute(q2))
+    incidents = tuple(incident_info(i, en, f, bool(lk), bool(rv))
+                      for i, en, f, lk, rv in s.execute(q2))
     configured = cfg.settings.feeds.names
     rows = {f.name: f for f in s.scalars(select(Feed).order_by(Feed.name))}
     # failing: failures in a row, or configured and never fetched successfully

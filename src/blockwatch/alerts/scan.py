@@ -72,10 +72,12 @@ def event_keys() -> Any:
             .correlate(Event).scalar_subquery())
 
 
-def incident_info(inc: Incident, entry: FeedEntry, feed: Feed, linked: bool) -> C.IncidentInfo:
+def incident_info(inc: Incident, entry: FeedEntry, feed: Feed, linked: bool,
+                  reviewed: bool = False) -> C.IncidentInfo:
     return C.IncidentInfo(title=entry.title, link=entry.link, source=feed.name,
                           types=tuple(inc.types or ()), outlets=tuple(inc.outlets or ()),
-                          occurred_at=inc.occurred_at, linked=linked, status=inc.status)
+                          occurred_at=inc.occurred_at, linked=linked, status=inc.status,
+                          entry=entry.id, reviewed=reviewed)
 
 
 def silent_after(cfg: Config, v: Any) -> timedelta:
