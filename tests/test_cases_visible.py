@@ -132,7 +132,7 @@ async def test_case_in_alert_digest_page_and_status_json(any_db, write_config,
     ratel = next(t for t in st["targets"] if t["name"] == "Ratel.kz")
     assert ratel["cases"] == [{
         "incident": 1, "title": TITLE, "url": LINK, "publisher": "vlast.kz",
-        "source": "Google News: Ratel", "types": ["detention"], "status": "released",
+        "source": "Google News: Ratel", "types": ["detention"], "status": "released", "reviewed": False,
         "published": "2026-11-27T01:00:00Z", "event": e, "kind": "http_blockpage",
         "started_at": "2026-11-27T01:45:00Z"}]
 
