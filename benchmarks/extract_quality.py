@@ -57,9 +57,10 @@ DEVSET = ROOT / "tests" / "fixtures" / "incidents"
 # read; holdout7 (en, ru): collected the same way after the rules written on holdout6, scored once;
 # field: every item of listing pages of the default feeds' publishers, whatever it is about, so
 # incidents are as rare as in the feeds (15%), scored once (devset_field.jsonl, SOURCES_field.md),
-# then read; field2: collected the same way after the rules written on field, scored once
+# then read; field2: collected the same way after the rules written on field, scored once, then
+# read; field3: collected the same way after the rules written on field2, scored once
 SPLITS = ("rules", "measure", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6",
-          "holdout7", "field", "field2")
+          "holdout7", "field", "field2", "field3")
 
 
 def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:

@@ -1,20 +1,19 @@
 """Extraction against labelled real headlines (tests/fixtures/incidents/devset_*.jsonl, sources in
-SOURCES_*.md beside them): every item's labels are well-formed, and quality stays above floors
-set just below what was measured, so a regression fails. The `measure` split was never read
-while writing rules; its scores are the honest estimate of the rules alone (FLOORS). The
-`holdout` and `holdout2` splits were honest estimates when first scored, and have since been read
-while writing the precision rules (so, like `rules`, they now only guard against regressions);
-`holdout3` and `holdout4`, each collected by people who never saw the extractor, were scored once
-when they arrived and read afterwards, as were `holdout5` and `holdout6`; `holdout7`, collected
-the same way last, was scored once and is the honest estimate now; `field` (every item of listing
-pages of the default feeds' publishers, so incidents are as rare as in the feeds) was scored once
-too, and `second_labels.jsonl` is a second labeller's reading of 240 held-out items, which must
-stay in agreement with the first. The learned model (feeds/model.py, off in
-the product) was trained on the rules, measure and holdout items, so its scores there are
-training scores: they only guard the weights and their wiring (MODEL_FLOORS); its honest
-estimates are cross-validated (benchmarks/extract_cv.py) and those of the held-out sets it was
-not trained on. Scoring is the one of benchmarks/extract_quality.py (which prints the numbers
-and the `rules` split's misses)."""
+SOURCES_*.md beside them): every item's labels are well-formed, and quality stays above floors set
+just below what was measured, so a regression fails. The `measure` split was never read while
+writing rules; its scores are the honest estimate of the rules alone (FLOORS). The `holdout` and
+`holdout2` splits were honest estimates when first scored, and have since been read while writing
+the precision rules (so, like `rules`, they now only guard against regressions); `holdout3` and
+`holdout4`, each collected by people who never saw the extractor, were scored once when they
+arrived and read afterwards, as were `holdout5` and `holdout6`; `holdout7`, collected the same way
+last, was scored once and is the honest estimate now; `field`, `field2` and `field3` (every item of
+listing pages of the feeds' publishers, so incidents are as rare as in the feeds) were each scored
+once too, field3 last; `second_labels.jsonl` is a second labeller's reading of 240 held-out items,
+which must stay in agreement with the first. The learned model (feeds/model.py, off in the product)
+was trained on the rules, measure and holdout items, so its scores there are training scores: they
+only guard the weights and their wiring (MODEL_FLOORS); its honest estimates are cross-validated
+(benchmarks/extract_cv.py) and those of the held-out sets it was not trained on. Scoring is the one
+of benchmarks/extract_quality.py (which prints the numbers and the `rules` split's misses)."""
 
 from __future__ import annotations
 
@@ -80,8 +79,11 @@ FLOORS: dict[tuple[str, str], tuple[float, float, float, float, float, float]] =
     # (0.64, 0.47, 0.86, 1.00, 0.94, 0.78): precision on ordinary news is the weak side; read since
     ("field", "all"): (0.80, 0.70, 0.84, 0.95, 0.90, 0.75),
     # collected the same way after the rules written on field, scored once (0.57, 0.46, 1.00, 0.86,
-    # 1.00, 0.75)
-    ("field2", "all"): (0.55, 0.44, 0.95, 0.82, 0.95, 0.72),
+    # 1.00, 0.75); read since
+    ("field2", "all"): (0.60, 0.49, 0.95, 0.82, 0.95, 0.72),
+    # collected the same way after the rules written on field2, scored once: the honest estimate for
+    # feed text (0.63, 0.57, 1.00, 1.00, 0.88, 0.55)
+    ("field3", "all"): (0.61, 0.55, 0.95, 0.95, 0.85, 0.52),
 }
 
 
