@@ -41,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from blockwatch.feeds import review  # noqa: E402
 from blockwatch.feeds.people import load_people  # noqa: E402
 from blockwatch.targets import load_targets  # noqa: E402
 
@@ -79,47 +80,21 @@ def load_items(folder: Path = DEVSET) -> list[dict[str, Any]]:
 
 
 @dataclass
-class Score:
-    n: int = 0
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    type_tp: int = 0
-    type_fp: int = 0
-    type_fn: int = 0
-    outlets: int = 0
-    outlets_found: int = 0
+class Score(review.Score):
+    """The product's scores (blockwatch.feeds.review, which `blockwatch review stats` prints),
+    plus the extractor's outlet precision and the `rules` split's misses."""
+
     outlets_named: int = 0  # by the extractor
-    status_n: int = 0
-    status_ok: int = 0
-    country_n: int = 0
-    country_ok: int = 0
-    by_type: dict[str, list[int]] = field(default_factory=dict)  # type -> [tp, fp, fn]
     misses: list[str] = field(default_factory=list)
 
-    @staticmethod
-    def f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-        p = tp / (tp + fp) if tp + fp else 1.0
-        r = tp / (tp + fn) if tp + fn else 1.0
-        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
     def incident(self) -> tuple[float, float, float]:
-        return self.f1(self.tp, self.fp, self.fn)
+        return self.incident_prf()
 
     def types(self) -> float:
-        return self.f1(self.type_tp, self.type_fp, self.type_fn)[2]
-
-    def outlet_recall(self) -> float:
-        return self.outlets_found / self.outlets if self.outlets else 1.0
+        return self.type_f1()
 
     def outlet_precision(self) -> float:
         return self.outlets_found / self.outlets_named if self.outlets_named else 1.0
-
-    def status_accuracy(self) -> float:
-        return self.status_ok / self.status_n if self.status_n else 1.0
-
-    def country_accuracy(self) -> float:
-        return self.country_ok / self.country_n if self.country_n else 1.0
 
 
 def _extract(matcher: Any, item: dict[str, Any]) -> Any:
@@ -134,35 +109,21 @@ def score(items: Iterable[dict[str, Any]], matcher: Any) -> dict[tuple[str, str]
     out: dict[tuple[str, str], Score] = {}
     for item in items:
         x = _extract(matcher, item)
+        labels = review.Labels(bool(item["incident"]), tuple(item["types"] or ()), item.get("status"),
+                               tuple(item["outlets"] or ()), (), item.get("country"))
+        # the extractor's status and country as it gives them, on an incident or not
+        read = review.Labels(bool(x.is_incident), tuple(x.types), getattr(x, "status", None),
+                             tuple(x.outlets), (), getattr(x, "country", None))
         for key in ((item["lang"], item["split"]), ("all", item["split"])):
             s = out.setdefault(key, Score())
-            s.n += 1
-            want, got = bool(item["incident"]), bool(x.is_incident)
-            s.tp += want and got
-            s.fp += got and not want
-            s.fn += want and not got
-            want_types = set(item["types"] or ()) if want else set()
-            got_types = set(x.types) if got else set()
-            s.type_tp += len(want_types & got_types)
-            s.type_fp += len(got_types - want_types)
-            s.type_fn += len(want_types - got_types)
-            for t in want_types | got_types:
-                c = s.by_type.setdefault(t, [0, 0, 0])
-                c[0] += t in want_types and t in got_types
-                c[1] += t in got_types and t not in want_types
-                c[2] += t in want_types and t not in got_types
-            want_outlets = set(item["outlets"] or ())
-            s.outlets += len(want_outlets)
-            s.outlets_found += len(want_outlets & set(x.outlets))
+            s.add(labels, read)
             s.outlets_named += len(x.outlets)
-            if want:
-                s.status_n += 1
-                s.status_ok += (getattr(x, "status", None) == item.get("status"))
-            if item.get("country"):
-                s.country_n += 1
-                s.country_ok += getattr(x, "country", None) == item["country"]
             if key[0] == "all" or item["split"] != "rules":
                 continue  # only the rules split's misses may be shown
+            want, got = labels.incident, read.incident
+            want_types = set(labels.types) if want else set()
+            got_types = set(read.types) if got else set()
+            want_outlets = set(labels.outlets)
             wrong = []
             if want != got:
                 wrong.append(f"incident {got} (want {want})")
