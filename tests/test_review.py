@@ -344,3 +344,60 @@ def test_public_pages_can_show_only_reviewed_incidents(write_config, tmp_path: P
     page = (site / "ru" / "incidents.html").read_text(encoding="utf-8")
     assert "Показаны только сообщения, прочитанные и подтверждённые человеком." in page
 
+
+
+async def test_a_review_and_case_linking_take_turns_on_postgresql(cfg: Config, pg_url: str) -> None:
+    """While a review's transaction is open, a linker cannot take the cases' lock (and so waits
+    for it): it never links from an incident the review is changing or deleting."""
+    from sqlalchemy import create_engine, text
+
+    db = open_database(pg_url)
+    other = create_engine(pg_url)
+    try:
+        await poll(cfg, db)
+        ratel = entry_id(db, RATEL)
+        probe = text("SELECT pg_try_advisory_xact_lock(:k)")
+        with db.write() as s:
+            review_store.apply(s, ratel, Labels(False), note="", now=NOW, window=WINDOW)
+            with other.begin() as conn:
+                assert conn.execute(probe, {"k": store.CASES_LOCK}).scalar_one() is False
+        with other.begin() as conn:  # released at commit
+            assert conn.execute(probe, {"k": store.CASES_LOCK}).scalar_one() is True
+        with db.write() as s:
+            store.link_cases(s, window=WINDOW, now=NOW)
+            with other.begin() as conn:
+                assert conn.execute(probe, {"k": store.CASES_LOCK}).scalar_one() is False
+    finally:
+        other.dispose()
+        db.close()
+
+
+def test_review_options_are_checked_and_forgiving(cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    db = open_database(cfg.database_url)
+    try:
+        import asyncio
+
+        asyncio.run(poll(cfg, db))
+        rules = entry_id(db, RULES)
+    finally:
+        db.close()
+    for bad in (["--sample", "0"], ["--limit", "-1"], ["--sample", "many"]):
+        with pytest.raises(SystemExit) as usage:
+            run(cfg, "review", "entries", *bad)
+        assert usage.value.code == 2
+        assert "expected a whole number of 1 or more" in capsys.readouterr().err
+    # a sample of what matches the search, not of everything
+    assert run(cfg, "review", "entries", "--search", "Ratel", "--sample", "5", "--json") == 0
+    titles = [json.loads(x)["title"] for x in capsys.readouterr().out.splitlines()]
+    assert titles and all("Ratel" in t for t in titles)
+    # any case for types; "None" clears; people split on ";" only (a name may hold a comma)
+    assert run(cfg, "review", "mark", str(rules), "--types", "Harassment", "--people",
+               "Ivanov, Ivan; Aigul Saparova", "--note", "first") == 0
+    assert "people Ivanov, Ivan; Aigul Saparova" in capsys.readouterr().out
+    assert run(cfg, "review", "mark", str(rules), "--not-incident", "--status", "None") == 0
+    assert run(cfg, "review", "confirm", str(rules)) == 0  # no note: the earlier one stays
+    capsys.readouterr()
+    assert run(cfg, "review", "list", "--json") == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert row["reviewed"]["incident"] is False and row["note"] == "first"
+    assert row["reviewed"]["people"] == ["Ivanov, Ivan", "Aigul Saparova"]

@@ -677,9 +677,15 @@ _COUNTED = frozenset(("e:attack", "e:incid", "e:violat", "e:threat", "r:случ
 
 
 # The title of a report over a year: CPJ's "Attacks on the Press 2009: Kazakhstan", "Attacks on
-# the Press in 2012", "Killed in 2012: A Worldwide Roundup"
+# the Press in 2012", "Killed in 2012: A Worldwide Roundup", "Annual report: ...", "Our annual
+# report analyzes..." (not "CPJ condemns attacks on the press in ...", nor "..., it said in its
+# annual report")
 _REPORT_TITLE = re.compile(r"\battacks on the press:? (?:in )?(?:19|20)\d\d\b"
-                           r"|\bin (?:19|20)\d\d: a worldwide\b")
+                           r"|\bin (?:19|20)\d\d: a worldwide\b"
+                           # a title that begins with a report's name; a report telling what it does
+                           r"|^\W*(?:attacks on the press|annual report)\b"
+                           r"|\b(?:our|this|the|a new) (?:annual |new )?report (?:analy[sz]es|finds|shows"
+                           r"|documents|reveals|examines|tracks)\b")
 
 # "3 attackers" counts people, not attacks (English stems "attackers" to "attack")
 _AGENT_NOUN = ("er", "ers")
@@ -759,7 +765,8 @@ def _pressure_noun(h: phrases.Hit, tokens: Sequence[phrases.Token], text: str) -
     ("harassment of Kursiv reporters": a capital within three words)."""
     first = tokens[h.first]
     if first.text == "under" and h.last == h.first + 1:
-        return True  # "Bloggers Under Pressure": a state of things, not something done
+        # "Bloggers Under Pressure": a state of things; "came under pressure from police": done
+        return not (h.last + 1 < len(tokens) and tokens[h.last + 1].text in ("from", "by"))
     if first.text in _PRESSURE_NOUNS or not _PRESSURE_NOUNS.isdisjoint(first.keys):
         noun = h.first == h.last or tokens[h.first + 1].text in ("on", "against", "на")
     else:
@@ -794,17 +801,23 @@ _PLANS = ("plan", "intend", "threaten", "want", "seek", "sought", "планир"
 
 
 # A type word that names what a law or a bill is about: "the 'foreign agents' law", "criminal
-# defamation laws", «закон об иноагентах», «законопроект о блокировке»
+# defamation laws", «закон об иноагентах», «законопроект о блокировке». The law word must follow
+# at once (quotes aside: "detained, law enforcement said" is no law) and not begin another noun
+# ("law enforcement", "law student").
 _LAWS = ("law", "laws", "bill", "bills", "legislation", "закон", "законы", "законопроект", "законопроекты",
-         "заң", "заңы", "заңын", "заң жобасы")
+         "заң", "заңы", "заңын")
+_NOT_LAWS = ("enforcement", "student", "students", "firm", "firms", "professor", "school", "faculty",
+             "graduate", "officers", "officer", "agencies", "agency")
 
 
-def _names_a_law(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
-    at = sentence[h.first]
-    after = [t.text for t in tokens[h.last + 1:h.last + 3] if t.sentence == at]
+def _names_a_law(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int],
+                 text: str) -> bool:
+    at, nxt = sentence[h.first], h.last + 1
+    if nxt < len(tokens) and tokens[nxt].sentence == at and tokens[nxt].text in _LAWS \
+            and not text[tokens[h.last].end:tokens[nxt].start].strip(" '\"«»“”‘’"):
+        return not (nxt + 1 < len(tokens) and tokens[nxt + 1].text in _NOT_LAWS)
     before = [t.text for t in tokens[max(0, h.first - 3):h.first] if t.sentence == at]
-    return bool(after and after[0] in _LAWS) or (
-        len(before) >= 2 and before[-2] in _LAWS and before[-1] in ("on", "о", "об", "about"))
+    return len(before) >= 2 and before[-2] in _LAWS and before[-1] in ("on", "о", "об", "about")
 
 
 def _court_does_it(h: phrases.Hit, tokens: Sequence[phrases.Token], sentence: Sequence[int]) -> bool:
@@ -948,7 +961,7 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                 if value == "outage":
                     outages.append((h, words))  # decided below: did anyone restrict it?
                     continue
-                if _names_a_law(h, tokens, sentence):
+                if _names_a_law(h, tokens, sentence, text):
                     continue  # "the foreign agents law", «закон об иноагентах»: what a law is about
                 if value == "blocking" and _near(h, tokens, sentence, _MONEY):
                     value = "harassment"  # "the blocking of bank accounts": pressure on money, not a site

@@ -59,11 +59,12 @@ class Labels:
                    tuple(x.outlets), tuple(x.people), x.country or None)
 
 
-def split_list(text: str | None) -> tuple[str, ...]:
-    """"a, b" or "a;b" as a list: names may hold neither a comma nor a semicolon."""
+def split_list(text: str | None, separators: str = ",;") -> tuple[str, ...]:
+    """"a, b" or "a;b" as a list (people: ";" only, since a name may hold a comma)."""
     if not text:
         return ()
-    return tuple(dict.fromkeys(p.strip() for p in re.split(r"[,;]", text) if p.strip()))
+    parts = re.split(f"[{re.escape(separators)}]", text)
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
 def checked(labels: Labels, *, outlets: Iterable[str]) -> Labels:
@@ -173,8 +174,10 @@ def score_lines(scores: dict[str, Score], languages: Sequence[str]) -> list[str]
         if s is None:
             continue
         p, r, f = s.incident_prf()
+        status = f"{s.status_accuracy():7.2f}" if s.status_n else f"{'-':>7}"
+        country = f"{s.country_accuracy():8.2f}" if s.country_n else f"{'-':>8}"  # nothing to score
         rows.append(f"{lang:5} {s.n:7} {p:6.2f} {r:6.2f} {f:7.2f} {s.type_f1():8.2f} "
-                    f"{s.outlet_recall():9.2f} {s.status_accuracy():7.2f} {s.country_accuracy():8.2f}")
+                    f"{s.outlet_recall():9.2f} {status} {country}")
     return rows
 
 

@@ -7,6 +7,16 @@ import argparse
 from collections.abc import Callable
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None],
                   parser_class: type[argparse.ArgumentParser]) -> None:
     sub = p.add_subparsers(dest="review_action", metavar="ACTION", parser_class=parser_class,
@@ -22,12 +32,13 @@ def add_arguments(p: argparse.ArgumentParser, common: Callable[[argparse.Argumen
     a.add_argument("--search", metavar="TEXT", help="only entries whose title or summary holds "
                    "TEXT (any case)")
     a.add_argument("--no-incident", action="store_true",
-                   help="only entries the extractor found no incident in (what it may have missed)")
+                   help="only entries with no incident now (the extractor found none, or a person "
+                        "dismissed it): what it may have missed")
     a.add_argument("--unreviewed", action="store_true", help="only entries not reviewed yet")
-    a.add_argument("--sample", type=int, metavar="N",
+    a.add_argument("--sample", type=_positive, metavar="N",
                    help="N entries drawn at random instead of the newest (review them all, "
                         "incident or not, for a fair measure of what the extractor misses)")
-    a.add_argument("--limit", type=int, default=50, help="at most N (default 50)")
+    a.add_argument("--limit", type=_positive, default=50, help="at most N (default 50)")
     a.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     a = action("mark", "say what an entry reports: it overrides the extractor everywhere "
                "(site, status.json, digest, alerts, incidents)")
@@ -45,8 +56,8 @@ def add_arguments(p: argparse.ArgumentParser, common: Callable[[argparse.Argumen
                    "(default: as stored)")
     a.add_argument("--outlets", metavar="A,B", help="the watched outlets it names, as in the "
                    "target lists, or none (default: as stored)")
-    a.add_argument("--people", metavar="A;B", help="the people it names, or none "
-                   "(default: as stored)")
+    a.add_argument("--people", metavar="A;B", help="the people it names, separated by ';' (a "
+                   "name may hold a comma), or none (default: as stored)")
     a.add_argument("--note", default="", help="why (kept with the review)")
     a = action("confirm", "the stored reading of an entry is right, incident or not")
     a.add_argument("entry", type=int, help="the entry's id")

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def _said(labels: Labels) -> str:
         bits.append("outlets " + ",".join(labels.outlets))
     if labels.country:
         bits.append(labels.country)
+    if labels.people:
+        bits.append("people " + "; ".join(labels.people))
     return " ".join(bits)
 
 
@@ -59,24 +62,31 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
+def _cleared(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("none", "-", "")
+
+
 def _none_or(value: str | None, default: Any, conv: Callable[[str], Any]) -> Any:
     if value is None:
         return default
-    return None if value.strip().lower() in ("none", "-", "") else conv(value.strip())
+    return None if _cleared(value) else conv(value.strip())
+
+
+def _people(text: str) -> tuple[str, ...]:
+    return split_list(text, ";")
 
 
 def _labels_from(args: argparse.Namespace, stored: Labels) -> Labels:
+    outlets = tuple(_none_or(args.outlets, stored.outlets, split_list) or ())
+    people = tuple(_none_or(args.people, stored.people, _people) or ())
+    country = _none_or(args.country, stored.country, str.upper)
     if args.not_incident:
-        if args.status not in (None, "none"):
+        if args.status is not None and not _cleared(args.status):
             raise ReviewError("--not-incident takes no status")
-        return Labels(False, (), None, tuple(_none_or(args.outlets, stored.outlets, split_list) or ()),
-                      tuple(_none_or(args.people, stored.people, split_list) or ()),
-                      _none_or(args.country, stored.country, str.upper))
-    return Labels(True, split_list(args.types),
+        return Labels(False, (), None, outlets, people, country)
+    return Labels(True, split_list(args.types.lower()),
                   _none_or(args.status, stored.status if stored.incident else None, str.lower),
-                  tuple(_none_or(args.outlets, stored.outlets, split_list) or ()),
-                  tuple(_none_or(args.people, stored.people, split_list) or ()),
-                  _none_or(args.country, stored.country, str.upper))
+                  outlets, people, country)
 
 
 def _entry_json(r: review_store.EntryRow) -> dict[str, Any]:
@@ -188,7 +198,9 @@ def _stats(cfg: Config, args: argparse.Namespace) -> int:
                  Labels.of(matcher.extract(r.entry.title, r.entry.summary,
                                            country=country_of.get(r.entry.feed))))
                 for r in rows)
-    then = score((r.entry.language, r.labels, r.extracted) for r in rows if r.extracted)
+    # (an entry stored without an incident kept no country: "as stored" scores no country)
+    then = score((r.entry.language, replace(r.labels, country=None), r.extracted)
+                 for r in rows if r.extracted)
     langs = ("en", "ru", "kk")
     if args.json:
         def js(sc: dict[str, Any]) -> dict[str, Any]:
@@ -198,8 +210,8 @@ def _stats(cfg: Config, args: argparse.Namespace) -> int:
                 out[k] = {"entries": v.n, "incident_precision": round(p, 4),
                           "incident_recall": round(rc, 4), "incident_f1": round(f, 4),
                           "type_f1": round(v.type_f1(), 4), "outlet_recall": round(v.outlet_recall(), 4),
-                          "status_accuracy": round(v.status_accuracy(), 4),
-                          "country_accuracy": round(v.country_accuracy(), 4),
+                          "status_accuracy": round(v.status_accuracy(), 4) if v.status_n else None,
+                          "country_accuracy": round(v.country_accuracy(), 4) if v.country_n else None,
                           "types": {t: dict(zip(("tp", "fp", "fn"), c, strict=True))
                                     for t, c in sorted(v.by_type.items())}}
             return out

@@ -11,6 +11,7 @@ back; the extractor's reading before the first review is kept in the review row.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,18 +49,24 @@ class Applied:
 
 
 def current(s: Session, entry_id: int) -> tuple[FeedEntry, Labels]:
-    """The entry and its reading as stored now (reviewed or extracted)."""
+    """The entry and its reading as stored now: the last review's, else the extractor's."""
     entry = s.get(FeedEntry, entry_id)
     if entry is None:
         raise ReviewError(f"entry {entry_id}: no such feed entry (`blockwatch review entries` "
                           "lists them; `blockwatch incidents` shows each incident's entry)")
+    rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == entry_id))
+    if rev is not None:  # (it also keeps the outlets, people and country of "no incident")
+        return entry, _review_labels(rev)
     inc = s.scalar(select(Incident).where(Incident.entry_id == entry_id))
     return entry, _labels_of(inc)
 
 
 def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime,
           window: timedelta) -> Applied:
-    """Store a person's reading of an entry and make its incident row say it."""
+    """Store a person's reading of an entry and make its incident row say it. Under the cases'
+    lock (store.lock_cases), so two reviews of one entry, or a review and the daemon's linking,
+    take turns on PostgreSQL too."""
+    store.lock_cases(s)
     entry, before = current(s, entry_id)
     inc = s.scalar(select(Incident).where(Incident.entry_id == entry_id))
     rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == entry_id))
@@ -68,7 +75,9 @@ def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime
         s.add(rev)
     rev.incident, rev.types, rev.status = labels.incident, list(labels.types), labels.status
     rev.outlets, rev.people = list(labels.outlets), [storable(p) for p in labels.people]
-    rev.country, rev.note, rev.reviewed_at = labels.country, storable(note), now
+    rev.country, rev.reviewed_at = labels.country, now
+    if note or not rev.note:  # a confirmation without a note keeps the earlier review's
+        rev.note = storable(note)
     removed = added = 0
     if not labels.incident:
         if inc is not None:
@@ -96,8 +105,7 @@ def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime
     if stale:
         s.execute(delete(Case).where(Case.id.in_(stale)))
         removed = len(stale)
-    added = sum(1 for i, _ in store.link_cases(s, window=window, now=now, since=inc.occurred_at)
-                if i == inc.id)
+    added = len(store.link_cases(s, window=window, now=now, only=inc.id))
     if not before.incident:
         action = "added"
     else:
@@ -141,7 +149,7 @@ def entries(s: Session, *, search: str | None = None, no_incident: bool = False,
         q = q.where(Incident.id.is_(None))
     if unreviewed:
         q = q.where(IncidentReview.id.is_(None))
-    if sample:
+    if sample and not search:
         return list(_rows(s, q.order_by(func.random()).limit(sample)))
     q = q.order_by(FeedEntry.first_seen_at.desc(), FeedEntry.id.desc())
     if not search:
@@ -152,9 +160,9 @@ def entries(s: Session, *, search: str | None = None, no_incident: bool = False,
     for row in _rows(s, q.execution_options(yield_per=1000)):
         if needle in row.title.casefold() or needle in row.summary.casefold():
             out.append(row)
-            if len(out) >= limit:
+            if not sample and len(out) >= limit:
                 break
-    return out
+    return random.sample(out, min(sample, len(out))) if sample else out
 
 
 @dataclass(frozen=True)
@@ -177,15 +185,4 @@ def reviews(s: Session) -> list[ReviewRow]:
                        entry.published_at, entry.first_seen_at, _labels_of(inc), True)
         out.append(ReviewRow(row, _review_labels(rev), Labels.from_json(rev.extracted),
                              rev.note or "", rev.reviewed_at))
-    return out
-
-
-def reviewed_entries(s: Session, entry_ids: list[int]) -> dict[int, tuple[str, datetime]]:
-    """Of these entries, the reviewed ones: entry id -> (note, reviewed at)."""
-    out: dict[int, tuple[str, datetime]] = {}
-    for i in range(0, len(entry_ids), 500):
-        for eid, note, at in s.execute(
-                select(IncidentReview.entry_id, IncidentReview.note, IncidentReview.reviewed_at)
-                .where(IncidentReview.entry_id.in_(entry_ids[i:i + 500]))):
-            out[eid] = (note or "", at)
     return out

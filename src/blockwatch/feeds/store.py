@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -231,14 +231,28 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
     return out
 
 
+# PostgreSQL advisory lock ("bwCs") held by whoever writes cases or the incidents they are made
+# from after storing (link_cases, a review): a review that moves an incident's outlets or
+# deletes it must not interleave with a linker that read it before (SQLite's write lock is it)
+CASES_LOCK = 0x62774373
+
+
+def lock_cases(s: Session) -> None:
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(func.pg_advisory_xact_lock(CASES_LOCK)))
+
+
 def link_cases(s: Session, *, window: timedelta, now: datetime,
-               since: datetime | None = None) -> list[tuple[int, int]]:
-    """Create the missing Case rows for incidents (occurred since `since`, or all) and blocking
-    events of the same outlet within `window`. Returns the new (incident id, event id) pairs;
-    running it again creates nothing."""
+               since: datetime | None = None, only: int | None = None) -> list[tuple[int, int]]:
+    """Create the missing Case rows for incidents (occurred since `since`, or all; `only`: this
+    incident alone) and blocking events of the same outlet within `window`. Returns the new
+    (incident id, event id) pairs; running it again creates nothing."""
+    lock_cases(s)
     q = select(Incident.id, Incident.outlets, Incident.occurred_at)
     if since is not None:
         q = q.where(Incident.occurred_at >= since)
+    if only is not None:
+        q = q.where(Incident.id == only)
     incidents = [IncidentRef(i, tuple(o or ()), t) for i, o, t in s.execute(q) if o]
     if not incidents:
         return []

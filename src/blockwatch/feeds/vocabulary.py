@@ -549,10 +549,10 @@ AGGREGATE: dict[str, dict[str, list[str]]] = {
                "=thousands of websites", "=thousand sites", "=thousands of sites",
                "=provides an overview", "=gives an overview", "=contains a chronology",
                "=in the course of the study",
-               # a report's or a series' title over a year or the world: "Attacks on the Press in
-               # 2012: Belarus", "Killed in 2012: A Worldwide Roundup", "Prison Census 2012"
-               "=attacks on the press in", "=worldwide roundup", "=prison census", "=year in review",
-               "=annual report"],
+               # a report's or a series' title over the world or a year: "Killed in 2012: A
+               # Worldwide Roundup", "Prison Census 2012" (and, in extract, "Attacks on the Press
+               # in 2012: Belarus")
+               "=worldwide roundup", "=prison census", "=year in review"],
         "ru": ["число задержанных", "количество задержанных", "индекс свободы", "рейтинг свободы",
                "тысяч сайт", "тысячи сайт", "тысяча сайт",
                "содержать обзор", "обзор основных событий", "содержать хронологию",
