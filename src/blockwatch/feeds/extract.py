@@ -948,9 +948,10 @@ def read_text(text: str, norm: str | None = None, *, title_end: int | None = Non
                     # "may face a fine": not (yet) a fine; but a case announced or a block
                     # threatened against someone is pressure on them ("planned to indict her",
                     # "threatened to block the site")
-                    if value != "harassment" and any(
-                            c in plan_at and not tokens[c].text.startswith(_WISHES) for c in before) \
-                            and (value == "criminal_case" or tokens[min(before)].text.startswith(_THREATS)):
+                    threat = any(tokens[c].text.startswith(_THREATS) for c in before)
+                    planned = value == "criminal_case" and any(
+                        not tokens[c].text.startswith(_WISHES) for c in before)
+                    if value != "harassment" and (threat or planned):
                         types.add("harassment")
                         add("harassment", words)
                         foreground = foreground or not past(h)
