@@ -386,6 +386,11 @@ def test_review_options_are_checked_and_forgiving(cfg: Config, capsys: pytest.Ca
             run(cfg, "review", "entries", *bad)
         assert usage.value.code == 2
         assert "expected a whole number of 1 or more" in capsys.readouterr().err
+    # what to check for false alarms: incidents nobody reviewed yet
+    assert run(cfg, "review", "entries", "--incident", "--unreviewed", "--json") == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert listed and all(r["stored"]["incident"] and not r["reviewed"] for r in listed)
+    assert RULES not in {r["title"] for r in listed}
     # a sample of what matches the search, not of everything
     assert run(cfg, "review", "entries", "--search", "Ratel", "--sample", "5", "--json") == 0
     titles = [json.loads(x)["title"] for x in capsys.readouterr().out.splitlines()]

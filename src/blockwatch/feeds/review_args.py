@@ -31,9 +31,13 @@ def add_arguments(p: argparse.ArgumentParser, common: Callable[[argparse.Argumen
     a = action("entries", "stored feed entries with their id, newest first: find one to review")
     a.add_argument("--search", metavar="TEXT", help="only entries whose title or summary holds "
                    "TEXT (any case)")
-    a.add_argument("--no-incident", action="store_true",
-                   help="only entries with no incident now (the extractor found none, or a person "
-                        "dismissed it): what it may have missed")
+    which = a.add_mutually_exclusive_group()
+    which.add_argument("--incident", action="store_true",
+                       help="only entries that are an incident now (with --unreviewed: what to check "
+                            "for false alarms)")
+    which.add_argument("--no-incident", action="store_true",
+                       help="only entries with no incident now (the extractor found none, or a "
+                            "person dismissed it): what it may have missed")
     a.add_argument("--unreviewed", action="store_true", help="only entries not reviewed yet")
     a.add_argument("--sample", type=_positive, metavar="N",
                    help="N entries drawn at random instead of the newest (review them all, "

@@ -1,6 +1,6 @@
 """`blockwatch review`: correct the extractor, and measure it on the feeds this installation reads.
 
-    review entries [--search TEXT] [--no-incident] [--unreviewed] [--sample N] [--json]
+    review entries [--search TEXT] [--incident | --no-incident] [--unreviewed] [--sample N] [--json]
     review mark ENTRY (--not-incident | --types T,T) [--status S] [--country CC] [--outlets A,B]
                 [--people "A;B"] [--note TEXT]
     review confirm ENTRY [--note TEXT]
@@ -109,8 +109,8 @@ def _entries(cfg: Config, args: argparse.Namespace) -> int:
     try:
         with db.read() as s:
             rows = review_store.entries(s, search=args.search, no_incident=args.no_incident,
-                                        unreviewed=args.unreviewed, sample=args.sample,
-                                        limit=args.limit)
+                                        incident=args.incident, unreviewed=args.unreviewed,
+                                        sample=args.sample, limit=args.limit)
     finally:
         db.close()
     if args.json:

@@ -141,12 +141,16 @@ def _entries_query():  # type: ignore[no-untyped-def]
 
 
 def entries(s: Session, *, search: str | None = None, no_incident: bool = False,
-            unreviewed: bool = False, sample: int | None = None, limit: int = 50) -> list[EntryRow]:
+            incident: bool = False, unreviewed: bool = False, sample: int | None = None,
+            limit: int = 50) -> list[EntryRow]:
     """Stored entries, newest first (or `sample` drawn at random): those matching `search` in
-    title or summary (any case, any script), those with no incident, those not yet reviewed."""
+    title or summary (any case, any script), those with (or with no) incident, those not yet
+    reviewed."""
     q = _entries_query()
     if no_incident:
         q = q.where(Incident.id.is_(None))
+    if incident:
+        q = q.where(Incident.id.is_not(None))
     if unreviewed:
         q = q.where(IncidentReview.id.is_(None))
     if sample and not search:
