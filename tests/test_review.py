@@ -284,7 +284,7 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert run(cfg, "review", "list", "--json") == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [(r["entry"], r["extracted"]["incident"], r["reviewed"]["incident"]) for r in rows] == [
+    assert [(r["entry"], r["extracted"]["incident"], r["review"]["incident"]) for r in rows] == [
         (ratel, True, False), (rules, False, True)]
 
     # the digest tells staff each report's entry, whether it was checked, and how to correct it
@@ -308,11 +308,12 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "2 reviewed entries" in capsys.readouterr().out
 
     # export: the labelled sets' schema, which the quality benchmark reads as it is
-    out_file = tmp_path / "field.jsonl"
+    out_file = tmp_path / "reviewed.jsonl"
     assert run(cfg, "review", "export", "--out", str(out_file)) == 0
     items = [json.loads(x) for x in out_file.read_text(encoding="utf-8").splitlines()]
     assert [(i["id"], i["split"], i["incident"], i["types"]) for i in items] == [
-        (f"field-{ratel}", "field", False, []), (f"field-{rules}", "field", True, ["harassment"])]
+        (f"reviewed-{ratel}", "reviewed", False, []),
+        (f"reviewed-{rules}", "reviewed", True, ["harassment"])]
     spec = importlib.util.spec_from_file_location("extract_quality",
                                                   ROOT / "benchmarks" / "extract_quality.py")
     assert spec is not None and spec.loader is not None
@@ -321,7 +322,7 @@ def test_review_commands(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixt
     spec.loader.exec_module(quality)
     loaded = quality.load_items(out_file)
     scores = quality.score(loaded, quality.load_matcher(None))
-    assert scores[("all", "field")].n == 2 and scores[("all", "field")].fp == 1
+    assert scores[("all", "reviewed")].n == 2 and scores[("all", "reviewed")].fp == 1
 
 
 def test_public_pages_can_show_only_reviewed_incidents(write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -404,5 +405,5 @@ def test_review_options_are_checked_and_forgiving(cfg: Config, capsys: pytest.Ca
     capsys.readouterr()
     assert run(cfg, "review", "list", "--json") == 0
     (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert row["reviewed"]["incident"] is False and row["note"] == "first"
-    assert row["reviewed"]["people"] == ["Ivanov, Ivan", "Aigul Saparova"]
+    assert row["review"]["incident"] is False and row["note"] == "first"
+    assert row["review"]["people"] == ["Ivanov, Ivan", "Aigul Saparova"]

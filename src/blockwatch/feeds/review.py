@@ -184,13 +184,13 @@ def score_lines(scores: dict[str, Score], languages: Sequence[str]) -> list[str]
 def labelled_item(*, entry_id: int, lang: str, title: str, summary: str, url: str,
                   published: str | None, labels: Labels, note: str, feed: str,
                   extracted: Labels | None) -> dict[str, Any]:
-    """A reviewed entry in the labelled sets' schema (split "field"); `extracted` is what the
+    """A reviewed entry in the labelled sets' schema (split "reviewed"); `extracted` is what the
     extractor said before the review, kept beside the labels."""
     return {
-        "id": f"field-{entry_id}", "lang": lang, "title": title, "summary": summary,
+        "id": f"reviewed-{entry_id}", "lang": lang, "title": title, "summary": summary,
         "source_url": url, "published": (published or "")[:10] or None,
         "incident": labels.incident, "types": list(labels.types), "status": labels.status,
         "outlets": list(labels.outlets), "people": list(labels.people),
-        "country": labels.country, "notes": note, "split": "field", "feed": feed,
+        "country": labels.country, "notes": note, "split": "reviewed", "feed": feed,
         "extracted": extracted.to_json() if extracted else None,
     }

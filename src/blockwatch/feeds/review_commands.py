@@ -170,7 +170,7 @@ def _list(cfg: Config, args: argparse.Namespace) -> int:
     rows = _reviews(cfg)
     if args.json:
         for r in rows:
-            _emit({**_entry_json(r.entry), "reviewed": r.labels.to_json(),
+            _emit({**_entry_json(r.entry), "review": r.labels.to_json(),
                    "extracted": r.extracted.to_json() if r.extracted else None,
                    "note": r.note, "reviewed_at": iso(r.reviewed_at)})
         return EXIT_OK
