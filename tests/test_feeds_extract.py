@@ -247,7 +247,7 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize("text", [
+NO_CASE = [
     # a report's or a series' title over a year or the world
     "Attacks on the Press in 2023: Tajikistan. Two reporters were jailed and a site was blocked",
     "Journalists killed in 2023: a worldwide roundup",
@@ -259,23 +259,22 @@ WORDS: list[tuple[str, set[str], set[str], str | None, str | None]] = [
     "Parliament debates a 'foreign agents' bill that would brand media outlets",
     "Shops reportedly attacked after a football match in Osh",
     "Our annual report analyzes every internet shutdown and blocked website of 2023",
-])
-def test_no_case(shipped: Matcher, text: str) -> None:
-    x = shipped.extract(text)
-    assert not x.is_incident, (x.types, x.evidence)
-
-
-@pytest.mark.parametrize("text", [
+]
+STILL_A_CASE = [
     # near misses of the no-case rules above: these are cases
     "Vlast.kz reporter detained, law enforcement sources said",
     "Police detained law student and blogger Askar Ospanov in Almaty",
     "CPJ condemns attacks on the press in Kazakhstan after police detained a Vlast.kz reporter",
     "Reporter detained in Almaty, CPJ said in its annual report",
     "Vlast.kz journalists came under pressure from police after the story",
-])
-def test_still_a_case(shipped: Matcher, text: str) -> None:
+]
+
+
+@pytest.mark.parametrize(("text", "incident"),
+                         [(t, False) for t in NO_CASE] + [(t, True) for t in STILL_A_CASE])
+def test_case_or_no_case(shipped: Matcher, text: str, incident: bool) -> None:
     x = shipped.extract(text)
-    assert x.is_incident, (x.types, x.evidence)
+    assert x.is_incident == incident, (x.types, x.evidence)
 
 
 def test_people_counted_are_not_incidents_counted(shipped: Matcher) -> None:
