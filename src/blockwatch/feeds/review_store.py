@@ -48,17 +48,27 @@ class Applied:
     cases_added: int
 
 
-def current(s: Session, entry_id: int) -> tuple[FeedEntry, Labels]:
-    """The entry and its reading as stored now: the last review's, else the extractor's."""
+def _load(s: Session, entry_id: int) -> tuple[FeedEntry, Incident | None, IncidentReview | None]:
     entry = s.get(FeedEntry, entry_id)
     if entry is None:
         raise ReviewError(f"entry {entry_id}: no such feed entry (`blockwatch review entries` "
                           "lists them; `blockwatch incidents` shows each incident's entry)")
-    rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == entry_id))
-    if rev is not None:  # (it also keeps the outlets, people and country of "no incident")
-        return entry, _review_labels(rev)
     inc = s.scalar(select(Incident).where(Incident.entry_id == entry_id))
-    return entry, _labels_of(inc)
+    rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == entry_id))
+    return entry, inc, rev
+
+
+def _reading(inc: Incident | None, rev: IncidentReview | None) -> Labels:
+    # the review's, if any (it also keeps the outlets, people and country of "no incident")
+    return _review_labels(rev) if rev is not None else _labels_of(inc)
+
+
+def current(s: Session, entry_id: int) -> tuple[FeedEntry, Labels]:
+    """The entry and its reading as stored now: the last review's, else the extractor's. Takes
+    the cases' lock, so the reading stays the stored one until the transaction's review."""
+    store.lock_cases(s)
+    entry, inc, rev = _load(s, entry_id)
+    return entry, _reading(inc, rev)
 
 
 def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime,
@@ -67,9 +77,8 @@ def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime
     lock (store.lock_cases), so two reviews of one entry, or a review and the daemon's linking,
     take turns on PostgreSQL too."""
     store.lock_cases(s)
-    entry, before = current(s, entry_id)
-    inc = s.scalar(select(Incident).where(Incident.entry_id == entry_id))
-    rev = s.scalar(select(IncidentReview).where(IncidentReview.entry_id == entry_id))
+    entry, inc, rev = _load(s, entry_id)
+    before = _reading(inc, rev)
     if rev is None:
         rev = IncidentReview(entry_id=entry_id, extracted=before.to_json())
         s.add(rev)
@@ -88,10 +97,8 @@ def apply(s: Session, entry_id: int, labels: Labels, *, note: str, now: datetime
         action = "dismissed" if before.incident else "confirmed no incident"
         return Applied(entry_id, action, before, labels, None, removed, 0)
     if inc is None:
-        published = entry.published_at
-        occurred = (published if published and published <= now + store.FUTURE_SLACK
-                    else entry.first_seen_at)
-        inc = Incident(entry_id=entry_id, occurred_at=occurred, created_at=now, evidence=None)
+        inc = Incident(entry_id=entry_id, created_at=now, evidence=None,
+                       occurred_at=store.occurred_at(entry.published_at, entry.first_seen_at))
         s.add(inc)
     inc.types, inc.outlets = list(labels.types), list(labels.outlets)
     inc.people, inc.status, inc.country = list(rev.people), labels.status, labels.country

@@ -34,6 +34,12 @@ from blockwatch.textsafe import storable, storable_data, storable_opt
 FUTURE_SLACK = timedelta(days=1)
 
 
+def occurred_at(published: datetime | None, first_seen: datetime) -> datetime:
+    """When an incident happened: the entry's published time, else (none, or one past the slack)
+    when it was first seen."""
+    return published if published and published <= first_seen + FUTURE_SLACK else first_seen
+
+
 def _insert(s: Session, model: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the session's dialect: two pollers (two processes on
     PostgreSQL) may store the same entry; the second one must not fail."""
@@ -216,7 +222,7 @@ def store_entries(s: Session, feed_id: int, entries: Iterable[ParsedEntry], matc
         x = matcher.extract(e.title, e.summary, country=country or None)
         if not x.is_incident:
             continue
-        occurred = e.published_at if e.published_at and e.published_at <= now + FUTURE_SLACK else now
+        occurred = occurred_at(e.published_at, now)
         incident_id = s.execute(
             _insert(s, Incident).values(
                 entry_id=entry_id, types=list(x.types), outlets=list(x.outlets),
